@@ -1,0 +1,38 @@
+# Two commands: `make run` starts the whole system, `make test` runs the whole suite.
+# Both create the virtualenv and install what is needed first.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: run test lint format migrate clean
+
+$(INSTALLED): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --editable '.[dev]'
+	touch $(INSTALLED)
+
+migrate: $(INSTALLED)
+	$(PY) manage.py migrate --noinput
+
+run: migrate
+	$(PY) manage.py setupdemo
+	$(PY) manage.py runmail
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(INSTALLED)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: $(INSTALLED) lint
+	bash scripts/install-test-deps.sh
+	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var

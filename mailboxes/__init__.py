@@ -1,0 +1,1 @@
+"""The mail store: domains, accounts, aliases, folders and messages, and the services that write them."""

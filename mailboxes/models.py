@@ -1,0 +1,240 @@
+"""The mail store shared by every protocol and the webmail.
+
+Only `mailboxes.services` writes these tables (Django admin aside, for domains, accounts and aliases).
+Raw message bytes live in `MessageBody`, apart from `Message`, so list queries never load them; one body is
+shared by every copy of a message (multi-recipient delivery, COPY).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+
+def split_address(address: str) -> tuple[str, str]:
+    """(local part, domain), both lower-cased; the domain without a trailing dot."""
+    local, _, domain = address.strip().rpartition("@")
+    return local.lower(), domain.lower().rstrip(".")
+
+
+class Domain(models.Model):
+    name = models.CharField(max_length=253, unique=True, help_text="Lower-case domain name, e.g. example.com")
+    active = models.BooleanField(default=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        self.name = self.name.strip().lower().rstrip(".")
+        super().save(*args, **kwargs)
+
+
+class AccountManager(BaseUserManager["Account"]):
+    def create_user(self, address: str, password: str | None = None, **extra) -> Account:
+        from mailboxes import services  # the service creates the standard folders with the account
+
+        return services.create_account(address, password, **extra)
+
+    def create_superuser(self, address: str, password: str | None = None, **extra) -> Account:
+        extra.update(is_staff=True, is_superuser=True)
+        return self.create_user(address, password, **extra)
+
+
+class Account(AbstractBaseUser, PermissionsMixin):
+    """A mailbox owner. The login is the full address; staff accounts may also use Django admin."""
+
+    address = models.CharField(max_length=320, unique=True)
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="accounts")
+    local_part = models.CharField(max_length=64)
+    display_name = models.CharField(max_length=200, blank=True)
+    quota_bytes = models.BigIntegerField(default=0, help_text="0 means no limit")
+    used_bytes = models.BigIntegerField(default=0, editable=False)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False, help_text="May sign in to this admin site")
+    created = models.DateTimeField(default=timezone.now)
+
+    objects = AccountManager()
+
+    USERNAME_FIELD = "address"
+    EMAIL_FIELD = "address"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        ordering = ["address"]
+        constraints = [models.UniqueConstraint(fields=["domain", "local_part"], name="account_unique_local_part")]
+
+    def __str__(self) -> str:
+        return self.address
+
+    def get_full_name(self) -> str:
+        return self.display_name or self.address
+
+    def get_short_name(self) -> str:
+        return self.local_part
+
+
+class Alias(models.Model):
+    """An address (or, with an empty local part, every unknown address of the domain) forwarded elsewhere."""
+
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="aliases")
+    local_part = models.CharField(max_length=64, blank=True, help_text="Empty for a catch-all of the whole domain")
+    destinations = models.TextField(help_text="One or more addresses, local or external, separated by commas")
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["domain__name", "local_part"]
+        verbose_name_plural = "aliases"
+        constraints = [models.UniqueConstraint(fields=["domain", "local_part"], name="alias_unique_local_part")]
+
+    def __str__(self) -> str:
+        return f"{self.local_part or '*'}@{self.domain.name}"
+
+    def save(self, *args, **kwargs) -> None:
+        self.local_part = self.local_part.strip().lower()
+        super().save(*args, **kwargs)
+
+    @property
+    def destination_list(self) -> list[str]:
+        return [item.strip() for item in self.destinations.replace("\n", ",").split(",") if item.strip()]
+
+
+class Role(models.TextChoices):
+    """Special-use folders (RFC 6154), created with every account."""
+
+    INBOX = "inbox", "Inbox"
+    SENT = "sent", "Sent"
+    DRAFTS = "drafts", "Drafts"
+    TRASH = "trash", "Trash"
+    JUNK = "junk", "Junk"
+    ARCHIVE = "archive", "Archive"
+
+
+STANDARD_FOLDERS = [
+    ("INBOX", Role.INBOX),
+    ("Sent", Role.SENT),
+    ("Drafts", Role.DRAFTS),
+    ("Trash", Role.TRASH),
+    ("Junk", Role.JUNK),
+    ("Archive", Role.ARCHIVE),
+]
+
+
+def new_uidvalidity() -> int:
+    # RFC 3501 2.3.1.1: a folder re-created under the same name must get a different UIDVALIDITY; a random
+    # 31-bit value (never 0) makes a repeat practically impossible without shared state.
+    return secrets.randbelow(2**31 - 1) + 1
+
+
+class Mailbox(models.Model):
+    """A folder. `name` is the full path with "/" as the hierarchy delimiter; the Inbox is always "INBOX"."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="mailboxes")
+    name = models.CharField(max_length=512)
+    role = models.CharField(max_length=16, choices=Role.choices, blank=True)
+    subscribed = models.BooleanField(default=True)
+    uidvalidity = models.BigIntegerField(default=new_uidvalidity)
+    uidnext = models.BigIntegerField(default=1, help_text="The UID the next message will get")
+    highestmodseq = models.BigIntegerField(default=1, help_text="Raised by every change in the folder")
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["account", "name"]
+        verbose_name = "folder"
+        constraints = [
+            models.UniqueConstraint(fields=["account", "name"], name="mailbox_unique_name"),
+            models.UniqueConstraint(
+                fields=["account", "role"], condition=~models.Q(role=""), name="mailbox_unique_role"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account.address}: {self.name}"
+
+
+class MessageBody(models.Model):
+    """The raw RFC 5322 bytes exactly as stored (received bytes plus our trace headers)."""
+
+    raw = models.BinaryField()
+    size = models.BigIntegerField()
+
+    class Meta:
+        verbose_name = "message body"
+
+    def __str__(self) -> str:
+        return f"body {self.pk} ({self.size} bytes)"
+
+
+class Message(models.Model):
+    """One message in one folder. Header columns are parsed once at delivery; the bytes are in `body`."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="messages")
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="messages")
+    uid = models.BigIntegerField()
+    body = models.ForeignKey(MessageBody, on_delete=models.PROTECT, related_name="messages")
+    modseq = models.BigIntegerField(default=1)
+    # System flags (RFC 3501 2.3.2) as columns so SEARCH and unread counts use indexes.
+    seen = models.BooleanField(default=False)
+    answered = models.BooleanField(default=False)
+    flagged = models.BooleanField(default=False)
+    deleted = models.BooleanField(default=False)
+    draft = models.BooleanField(default=False)
+    # Keywords as " kw1 kw2 " (space-delimited with spaces at both ends) so `contains " kw "` finds one exactly.
+    keywords = models.TextField(blank=True, default="")
+    internal_date = models.DateTimeField(default=timezone.now)
+    size = models.BigIntegerField()
+    # Parsed once at delivery.
+    subject = models.TextField(blank=True, default="")
+    from_name = models.CharField(max_length=300, blank=True, default="")
+    from_address = models.CharField(max_length=320, blank=True, default="")
+    to_addresses = models.TextField(blank=True, default="", help_text="Decoded To header, comma separated")
+    cc_addresses = models.TextField(blank=True, default="")
+    bcc_addresses = models.TextField(blank=True, default="")
+    sent_date = models.DateTimeField(null=True, blank=True, help_text="The Date header")
+    message_id = models.CharField(max_length=998, blank=True, default="")
+    in_reply_to = models.CharField(max_length=998, blank=True, default="")
+    references = models.TextField(blank=True, default="")
+    thread_id = models.UUIDField(default=uuid.uuid4)
+    has_attachments = models.BooleanField(default=False)
+    snippet = models.CharField(max_length=200, blank=True, default="")
+    search_text = models.TextField(blank=True, default="", help_text="Decoded readable text, for search")
+    envelope = models.JSONField(help_text="IMAP ENVELOPE fields (mailcore.mime.Envelope)")
+    structure = models.JSONField(help_text="MIME tree with byte offsets (mailcore.mime.MimePart)")
+
+    class Meta:
+        ordering = ["mailbox", "uid"]
+        constraints = [models.UniqueConstraint(fields=["mailbox", "uid"], name="message_unique_uid")]
+        indexes = [
+            models.Index(fields=["mailbox", "-internal_date"], name="message_list"),
+            models.Index(fields=["account", "thread_id"], name="message_thread"),
+            models.Index(fields=["account", "message_id"], name="message_message_id"),
+            models.Index(fields=["mailbox", "seen"], name="message_unseen"),
+            models.Index(Lower("from_address"), "account", name="message_from"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.mailbox_id}/{self.uid}: {self.subject}"
+
+    @property
+    def keyword_list(self) -> list[str]:
+        return self.keywords.split()
+
+
+class AuthFailure(models.Model):
+    """Recent failed logins, shared by every protocol and process for throttling (one row per failure)."""
+
+    address = models.CharField(max_length=320, db_index=True)
+    remote_ip = models.GenericIPAddressField(null=True, blank=True, db_index=True)
+    protocol = models.CharField(max_length=16)
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.address} from {self.remote_ip} ({self.protocol})"

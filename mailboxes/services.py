@@ -1,0 +1,726 @@
+"""Every change to mail state goes through a function here, and each function is one transaction.
+
+Lock order, kept by every function so concurrent sessions cannot deadlock: folder rows (ascending id), then
+account rows (ascending id), then message rows. Taking a folder's row lock is also how UIDs are allocated:
+`UPDATE ... SET uidnext = uidnext + n ... RETURNING` both locks the row and reserves the UIDs, so UIDs in a
+folder ascend in commit order even with many concurrent deliveries (RFC 3501 2.3.1.1).
+
+Every change raises the folder's `highestmodseq` and, on PostgreSQL, sends a NOTIFY on `changes.CHANNEL`
+inside the transaction, so other processes hear of it exactly when it commits.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.contrib.auth.hashers import check_password, make_password
+from django.db import connection, transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from mailboxes import changes
+from mailboxes.models import (
+    STANDARD_FOLDERS,
+    Account,
+    Alias,
+    AuthFailure,
+    Domain,
+    Mailbox,
+    Message,
+    MessageBody,
+    Role,
+    split_address,
+)
+from mailcore.mime import ParsedMessage, parse_message
+from mailcore.subject import base_subject
+
+# --- Errors --------------------------------------------------------------------------------------------------
+
+
+class ServiceError(Exception):
+    """A request the store refuses; the message is safe to show to the user."""
+
+
+class UnknownDomain(ServiceError):
+    pass
+
+
+class AlreadyExists(ServiceError):
+    pass
+
+
+class NotFound(ServiceError):
+    pass
+
+
+class InvalidName(ServiceError):
+    pass
+
+
+class OverQuota(ServiceError):
+    pass
+
+
+# --- Domains and accounts -------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_domain(name: str) -> Domain:
+    name = name.strip().lower().rstrip(".")
+    if not name or "@" in name or " " in name:
+        raise InvalidName(f"{name!r} is not a domain name")
+    if Domain.objects.filter(name=name).exists():
+        raise AlreadyExists(f"domain {name} exists already")
+    return Domain.objects.create(name=name)
+
+
+@transaction.atomic
+def create_account(
+    address: str,
+    password: str | None,
+    *,
+    quota_bytes: int = 0,
+    display_name: str = "",
+    is_staff: bool = False,
+    is_superuser: bool = False,
+) -> Account:
+    """A new account with its standard folders (Inbox, Sent, Drafts, Trash, Junk, Archive)."""
+    local, domain_name = split_address(address)
+    if not local or not domain_name or len(local) > 64:
+        raise InvalidName(f"{address!r} is not a valid address")
+    domain = Domain.objects.filter(name=domain_name).first()
+    if domain is None:
+        raise UnknownDomain(f"domain {domain_name} does not exist; create it first")
+    if Account.objects.filter(domain=domain, local_part=local).exists():
+        raise AlreadyExists(f"account {local}@{domain_name} exists already")
+    account = Account(
+        address=f"{local}@{domain_name}",
+        domain=domain,
+        local_part=local,
+        display_name=display_name,
+        quota_bytes=quota_bytes,
+        is_staff=is_staff,
+        is_superuser=is_superuser,
+    )
+    account.set_password(password)
+    account.save()
+    Mailbox.objects.bulk_create(Mailbox(account=account, name=name, role=role) for name, role in STANDARD_FOLDERS)
+    return account
+
+
+@transaction.atomic
+def set_password(account: Account, password: str) -> None:
+    account.set_password(password)
+    account.save(update_fields=["password"])
+
+
+@transaction.atomic
+def create_alias(address: str, destinations: Sequence[str]) -> Alias:
+    """An alias; an address like "@example.com" makes a catch-all for the whole domain."""
+    local, domain_name = split_address(address)
+    domain = Domain.objects.filter(name=domain_name).first()
+    if domain is None:
+        raise UnknownDomain(f"domain {domain_name} does not exist; create it first")
+    if not destinations:
+        raise InvalidName("an alias needs at least one destination")
+    return Alias.objects.create(domain=domain, local_part=local, destinations=", ".join(destinations))
+
+
+# --- Authentication -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    account: Account | None
+    throttled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.account is not None
+
+
+_dummy_hash: str | None = None
+
+
+def _spend_hash_time(password: str) -> None:
+    """Check against a fixed hash so an unknown address costs the same time as a wrong password."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = make_password("not the password of anyone")
+    check_password(password, _dummy_hash)
+
+
+@transaction.atomic
+def authenticate(address: str, password: str, *, remote_ip: str | None, protocol: str) -> AuthResult:
+    """Check a login for any protocol, throttled per address and per client IP.
+
+    Unknown addresses, wrong passwords and disabled accounts all fail the same way and take the same time.
+    After MAILSITE_AUTH_MAX_FAILURES failures for an address (or MAILSITE_AUTH_MAX_IP_FAILURES from one IP)
+    within MAILSITE_AUTH_WINDOW seconds, further attempts fail without checking the password.
+    """
+    address = address.strip().lower()
+    now = timezone.now()
+    since = now - datetime.timedelta(seconds=settings.MAILSITE_AUTH_WINDOW)
+    recent = AuthFailure.objects.filter(created__gte=since)
+    if recent.filter(address=address).count() >= settings.MAILSITE_AUTH_MAX_FAILURES or (
+        remote_ip and recent.filter(remote_ip=remote_ip).count() >= settings.MAILSITE_AUTH_MAX_IP_FAILURES
+    ):
+        return AuthResult(None, throttled=True)
+    account = Account.objects.filter(address=address).first()
+    if account is None:
+        _spend_hash_time(password)
+    elif account.check_password(password) and account.is_active and account.domain.active:
+        AuthFailure.objects.filter(address=address).delete()
+        return AuthResult(account)
+    AuthFailure.objects.filter(created__lt=since).delete()
+    AuthFailure.objects.create(address=address[:320], remote_ip=remote_ip or None, protocol=protocol)
+    return AuthResult(None)
+
+
+# --- Recipients -----------------------------------------------------------------------------------------------
+
+
+class RecipientStatus(enum.StrEnum):
+    LOCAL = "local"  # resolves to local accounts and/or external forwarding addresses
+    UNKNOWN = "unknown"  # a local domain, but no such account or alias
+    REMOTE = "remote"  # not one of our domains
+    OVER_QUOTA = "over_quota"  # every local account it resolves to is full
+
+
+@dataclass(frozen=True)
+class Resolution:
+    address: str
+    status: RecipientStatus
+    account_ids: tuple[int, ...] = ()
+    external: tuple[str, ...] = ()
+
+
+_MAX_ALIAS_DEPTH = 10
+
+
+def _expand(address: str, depth: int, accounts: dict[int, Account], external: list[str]) -> bool | None:
+    """Add what `address` resolves to. True: found; False: local domain, nothing found; None: not local."""
+    local, domain_name = split_address(address)
+    domain = Domain.objects.filter(name=domain_name, active=True).first()
+    if domain is None:
+        if depth == 0:
+            return None
+        if address not in external:
+            external.append(address)
+        return True
+    if depth > _MAX_ALIAS_DEPTH:
+        return False
+    # Precedence, as most mail servers do it: an exact alias, then an account, then user+tag, then catch-all.
+    alias = Alias.objects.filter(domain=domain, local_part=local, active=True).first()
+    if alias is None:
+        account = Account.objects.filter(domain=domain, local_part=local, is_active=True).first()
+        if account is None and (delimiter := settings.MAILSITE_RECIPIENT_DELIMITER) and delimiter in local:
+            base = local.split(delimiter, 1)[0]
+            alias = Alias.objects.filter(domain=domain, local_part=base, active=True).first()
+            if alias is None:
+                account = Account.objects.filter(domain=domain, local_part=base, is_active=True).first()
+        if account is not None:
+            accounts[account.pk] = account
+            return True
+    if alias is None:
+        alias = Alias.objects.filter(domain=domain, local_part="", active=True).first()
+    if alias is None:
+        return False
+    found = False
+    for destination in alias.destination_list:
+        found = bool(_expand(destination, depth + 1, accounts, external)) or found
+    return found
+
+
+def resolve_recipient(address: str, *, size: int = 0) -> Resolution:
+    """What a recipient address means here (aliases, user+tag and catch-all expanded); reads only."""
+    accounts: dict[int, Account] = {}
+    external: list[str] = []
+    found = _expand(address, 0, accounts, external)
+    if found is None:
+        return Resolution(address, RecipientStatus.REMOTE)
+    if not found or not (accounts or external):
+        return Resolution(address, RecipientStatus.UNKNOWN)
+    roomy = tuple(pk for pk, account in accounts.items() if _has_room(account, size))
+    if accounts and not roomy and not external:
+        return Resolution(address, RecipientStatus.OVER_QUOTA)
+    return Resolution(address, RecipientStatus.LOCAL, roomy, tuple(external))
+
+
+def _has_room(account: Account, size: int) -> bool:
+    return account.quota_bytes == 0 or account.used_bytes + max(size, 1) <= account.quota_bytes
+
+
+def is_local_domain(domain_name: str) -> bool:
+    return Domain.objects.filter(name=domain_name.strip().lower().rstrip("."), active=True).exists()
+
+
+# --- Delivery -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DeliveryReport:
+    """What became of each envelope recipient of one `deliver` call."""
+
+    message_ids: list[int] = field(default_factory=list)  # stored Message rows
+    results: dict[str, RecipientStatus] = field(default_factory=dict)  # per envelope recipient
+    forward: list[str] = field(default_factory=list)  # external addresses reached through aliases
+
+    @property
+    def accepted(self) -> list[str]:
+        return [rcpt for rcpt, status in self.results.items() if status is RecipientStatus.LOCAL]
+
+
+def _allocate_uids(mailbox_id: int, count: int) -> tuple[int, int]:
+    """Lock the folder row and reserve `count` UIDs. Returns (first uid, new modseq)."""
+    table = Mailbox._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET uidnext = uidnext + %s, highestmodseq = highestmodseq + 1 "
+            "WHERE id = %s RETURNING uidnext, highestmodseq",
+            [count, mailbox_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFound("the folder no longer exists")
+    return row[0] - count, row[1]
+
+
+def _bump_modseq(mailbox_id: int) -> int:
+    return _allocate_uids(mailbox_id, 0)[1]
+
+
+def _charge_quota(account_id: int, size: int) -> bool:
+    """Add `size` to the account's usage if it fits its quota; False (and no change) if it does not."""
+    table = Account._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET used_bytes = used_bytes + %s "
+            "WHERE id = %s AND (quota_bytes = 0 OR used_bytes + %s <= quota_bytes)",
+            [size, account_id, size],
+        )
+        return cursor.rowcount == 1
+
+
+def _release_quota(account_id: int, size: int) -> None:
+    table = Account._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET used_bytes = CASE WHEN used_bytes > %s THEN used_bytes - %s ELSE 0 END WHERE id = %s",
+            [size, size, account_id],
+        )
+
+
+def _thread_for(account_id: int, parsed: ParsedMessage) -> uuid.UUID:
+    """The conversation a new message joins: by References/In-Reply-To, then by reply subject."""
+    references = [ref for ref in [*parsed.references, parsed.in_reply_to] if ref]
+    if references:
+        found = (
+            Message.objects.filter(account_id=account_id, message_id__in=references)
+            .values_list("thread_id", flat=True)
+            .first()
+        )
+        if found:
+            return found
+    subject = base_subject(parsed.subject)
+    if subject and subject != parsed.subject.strip().casefold():
+        # A "Re:"/"Fwd:" subject without usable references joins the latest conversation of that subject.
+        since = timezone.now() - datetime.timedelta(days=60)
+        for thread_id, candidate in (
+            Message.objects.filter(account_id=account_id, internal_date__gte=since, subject__icontains=subject)
+            .order_by("-internal_date")
+            .values_list("thread_id", "subject")[:20]
+        ):
+            if base_subject(candidate) == subject:
+                return thread_id
+    return uuid.uuid4()
+
+
+def _join(addresses: Iterable) -> str:
+    return ", ".join(f"{a.name} <{a.address}>" if a.name else a.address for a in addresses)
+
+
+def _message_row(
+    parsed: ParsedMessage, *, account_id: int, mailbox_id: int, uid: int, modseq: int, body: MessageBody
+) -> Message:
+    sender = parsed.from_[0] if parsed.from_ else None
+    return Message(
+        account_id=account_id,
+        mailbox_id=mailbox_id,
+        uid=uid,
+        modseq=modseq,
+        body=body,
+        size=body.size,
+        subject=parsed.subject,
+        from_name=(sender.name if sender else "")[:300],
+        from_address=(sender.address if sender else "")[:320],
+        to_addresses=_join(parsed.to),
+        cc_addresses=_join(parsed.cc),
+        bcc_addresses=_join(parsed.bcc),
+        sent_date=parsed.date,
+        message_id=parsed.message_id[:998],
+        in_reply_to=parsed.in_reply_to[:998],
+        references=" ".join(parsed.references),
+        thread_id=_thread_for(account_id, parsed),
+        has_attachments=parsed.has_attachments,
+        snippet=parsed.snippet[:200],
+        search_text=parsed.text,
+        envelope=parsed.envelope_json(),
+        structure=parsed.structure_json(),
+    )
+
+
+def with_return_path(raw: bytes, envelope_sender: str) -> bytes:
+    """Prepend the Return-Path header the final delivery adds (RFC 5321 4.4)."""
+    return b"Return-Path: <" + envelope_sender.encode("utf-8") + b">\r\n" + raw
+
+
+@transaction.atomic
+def deliver(raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> DeliveryReport:
+    """Store one received message for its local recipients, in one transaction.
+
+    `raw` is the message as received (with the SMTP layer's Received header); a Return-Path header is added.
+    One body is stored and shared by every local account reached (duplicates after alias expansion are
+    stored once). Recipients outside our domains are reported REMOTE and left to the caller (the outbound
+    queue); external addresses reached through aliases are listed in `forward`.
+
+    Raises mailcore.mime.MimeTooDeep / HeaderTooLarge for structurally hostile mail (nothing is stored).
+    """
+    stored = with_return_path(raw, envelope_sender)
+    report = DeliveryReport()
+    targets: dict[int, Account] = {}
+    for rcpt in recipients:
+        resolution = resolve_recipient(rcpt, size=len(stored))
+        report.results[rcpt] = resolution.status
+        for pk in resolution.account_ids:
+            targets.setdefault(pk, Account(pk=pk))
+        report.forward.extend(a for a in resolution.external if a not in report.forward)
+    if not targets:
+        return report
+    parsed = parse_message(stored)
+    inboxes = dict(Mailbox.objects.filter(account_id__in=targets, role=Role.INBOX).values_list("account_id", "id"))
+    allocated = {account_id: _allocate_uids(inboxes[account_id], 1) for account_id in sorted(targets)}
+    charged = [account_id for account_id in sorted(targets) if _charge_quota(account_id, len(stored))]
+    if charged:
+        body = MessageBody.objects.create(raw=stored, size=len(stored))
+        rows = [
+            _message_row(
+                parsed,
+                account_id=account_id,
+                mailbox_id=inboxes[account_id],
+                uid=allocated[account_id][0],
+                modseq=allocated[account_id][1],
+                body=body,
+            )
+            for account_id in charged
+        ]
+        report.message_ids = [message.pk for message in Message.objects.bulk_create(rows)]
+        changes.notify_many((account_id, inboxes[account_id]) for account_id in charged)
+    if len(charged) < len(targets):
+        # Some accounts filled up between RCPT and DATA: those recipients are refused, not silently dropped.
+        full = set(targets) - set(charged)
+        for rcpt in report.results:
+            resolution = resolve_recipient(rcpt)
+            if resolution.account_ids and set(resolution.account_ids) <= full and not resolution.external:
+                report.results[rcpt] = RecipientStatus.OVER_QUOTA
+    return report
+
+
+# --- Folder contents ------------------------------------------------------------------------------------------
+
+SYSTEM_FLAGS = {
+    "\\seen": "seen",
+    "\\answered": "answered",
+    "\\flagged": "flagged",
+    "\\deleted": "deleted",
+    "\\draft": "draft",
+}
+
+
+def flag_names(message: Message) -> list[str]:
+    """IMAP flags of a message: system flags in their canonical spelling, then keywords."""
+    names = [f"\\{column.capitalize()}" for column in SYSTEM_FLAGS.values() if getattr(message, column)]
+    return names + message.keyword_list
+
+
+def _split_flags(flags: Iterable[str]) -> tuple[dict[str, bool], list[str]]:
+    system: dict[str, bool] = {}
+    keywords: list[str] = []
+    for flag in flags:
+        column = SYSTEM_FLAGS.get(flag.lower())
+        if column:
+            system[column] = True
+        elif flag.startswith("\\"):
+            continue  # \Recent and unknown system flags are not stored (RFC 3501 2.3.2)
+        elif flag not in keywords:
+            keywords.append(flag)
+    return system, keywords
+
+
+def _locked_mailbox(account: Account, mailbox_id: int) -> tuple[Mailbox, int]:
+    mailbox = Mailbox.objects.filter(account=account, pk=mailbox_id).first()
+    if mailbox is None:
+        raise NotFound("no such folder")
+    return mailbox, _bump_modseq(mailbox.pk)
+
+
+@transaction.atomic
+def append(
+    account: Account,
+    mailbox_id: int,
+    raw: bytes,
+    *,
+    flags: Iterable[str] = (),
+    internal_date: datetime.datetime | None = None,
+) -> Message:
+    """Store a message the user supplies (IMAP APPEND, webmail Sent copy and drafts)."""
+    mailbox = Mailbox.objects.filter(account=account, pk=mailbox_id).first()
+    if mailbox is None:
+        raise NotFound("no such folder")
+    parsed = parse_message(raw)
+    uid, modseq = _allocate_uids(mailbox.pk, 1)
+    if not _charge_quota(account.pk, len(raw)):
+        raise OverQuota("the mailbox is full")
+    body = MessageBody.objects.create(raw=raw, size=len(raw))
+    message = _message_row(parsed, account_id=account.pk, mailbox_id=mailbox.pk, uid=uid, modseq=modseq, body=body)
+    system, keywords = _split_flags(flags)
+    for column, value in system.items():
+        setattr(message, column, value)
+    message.keywords = f" {' '.join(keywords)} " if keywords else ""
+    message.internal_date = internal_date or timezone.now()
+    message.save(force_insert=True)
+    changes.notify(account.pk, mailbox.pk)
+    return message
+
+
+class FlagMode(enum.StrEnum):
+    REPLACE = "replace"  # STORE FLAGS
+    ADD = "add"  # STORE +FLAGS
+    REMOVE = "remove"  # STORE -FLAGS
+
+
+@transaction.atomic
+def set_flags(
+    account: Account, mailbox_id: int, uids: Sequence[int], flags: Iterable[str], mode: FlagMode
+) -> list[Message]:
+    """Change flags of the messages with these UIDs; returns the changed messages with their new flags."""
+    _, modseq = _locked_mailbox(account, mailbox_id)
+    system, keywords = _split_flags(flags)
+    messages = list(
+        Message.objects.filter(mailbox_id=mailbox_id, uid__in=uids)
+        .only("id", "uid", "modseq", "keywords", *SYSTEM_FLAGS.values())
+        .order_by("uid")
+    )
+    changed = []
+    for message in messages:
+        before = (tuple(getattr(message, c) for c in SYSTEM_FLAGS.values()), message.keywords)
+        current = message.keyword_list
+        if mode is FlagMode.REPLACE:
+            for column in SYSTEM_FLAGS.values():
+                setattr(message, column, system.get(column, False))
+            current = keywords
+        else:
+            for column in system:
+                setattr(message, column, mode is FlagMode.ADD)
+            if mode is FlagMode.ADD:
+                current = current + [k for k in keywords if k not in current]
+            else:
+                current = [k for k in current if k not in keywords]
+        message.keywords = f" {' '.join(current)} " if current else ""
+        if (tuple(getattr(message, c) for c in SYSTEM_FLAGS.values()), message.keywords) != before:
+            message.modseq = modseq
+            changed.append(message)
+    Message.objects.bulk_update(changed, ["modseq", "keywords", *SYSTEM_FLAGS.values()])
+    if changed:
+        changes.notify(account.pk, mailbox_id)
+    return changed
+
+
+@transaction.atomic
+def copy(account: Account, mailbox_id: int, uids: Sequence[int], target_id: int) -> list[tuple[int, int]]:
+    """Copy messages (sharing their bodies) into another folder; returns (source uid, new uid) pairs.
+
+    INTERNALDATE and flags are kept (RFC 3501 6.4.7). Counts against the quota.
+    """
+    target = Mailbox.objects.filter(account=account, pk=target_id).first()
+    if target is None or not Mailbox.objects.filter(account=account, pk=mailbox_id).exists():
+        raise NotFound("no such folder")
+    for pk in sorted({mailbox_id, target_id}):
+        _bump_modseq(pk)
+    messages = list(Message.objects.filter(mailbox_id=mailbox_id, uid__in=uids).order_by("uid"))
+    if not messages:
+        return []
+    total = sum(m.size for m in messages)
+    if not _charge_quota(account.pk, total):
+        raise OverQuota("the mailbox is full")
+    source_uids = [m.uid for m in messages]
+    first_uid, modseq = _allocate_uids(target.pk, len(messages))
+    for offset, message in enumerate(messages):
+        message.pk = None
+        message.mailbox_id = target.pk
+        message.uid = first_uid + offset
+        message.modseq = modseq
+    Message.objects.bulk_create(messages)
+    changes.notify(account.pk, target.pk)
+    return list(zip(source_uids, [m.uid for m in messages], strict=True))
+
+
+@transaction.atomic
+def move(account: Account, mailbox_id: int, uids: Sequence[int], target_id: int) -> list[tuple[int, int]]:
+    """Move messages to another folder (RFC 6851); returns (source uid, new uid) pairs.
+
+    The rows keep their identity, flags and INTERNALDATE and get new UIDs in the target folder.
+    """
+    if mailbox_id == target_id:
+        raise InvalidName("source and target are the same folder")
+    target = Mailbox.objects.filter(account=account, pk=target_id).first()
+    if target is None or not Mailbox.objects.filter(account=account, pk=mailbox_id).exists():
+        raise NotFound("no such folder")
+    modseqs = {pk: _bump_modseq(pk) for pk in sorted({mailbox_id, target_id})}
+    messages = list(Message.objects.filter(mailbox_id=mailbox_id, uid__in=uids).only("id", "uid").order_by("uid"))
+    if not messages:
+        return []
+    first_uid, modseq = _allocate_uids(target.pk, len(messages))
+    mapping = []
+    for offset, message in enumerate(messages):
+        mapping.append((message.uid, first_uid + offset))
+        message.mailbox_id = target.pk
+        message.uid = first_uid + offset
+        message.modseq = max(modseq, modseqs[target_id])
+    Message.objects.bulk_update(messages, ["mailbox", "uid", "modseq"])
+    changes.notify_many([(account.pk, mailbox_id), (account.pk, target.pk)])
+    return mapping
+
+
+def _remove(account_id: int, messages: Q) -> list[int]:
+    """Delete message rows, release their quota and drop bodies no other message shares."""
+    rows = list(Message.objects.filter(messages).values_list("id", "uid", "size", "body_id"))
+    if not rows:
+        return []
+    _release_quota(account_id, sum(size for _, _, size, _ in rows))
+    Message.objects.filter(pk__in=[pk for pk, *_ in rows]).delete()
+    MessageBody.objects.filter(pk__in={body for *_, body in rows}, messages__isnull=True).delete()
+    return sorted(uid for _, uid, _, _ in rows)
+
+
+@transaction.atomic
+def expunge(account: Account, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
+    """Remove messages flagged \\Deleted (only those among `uids` when given, for UID EXPUNGE).
+
+    Returns the removed UIDs in ascending order.
+    """
+    _locked_mailbox(account, mailbox_id)
+    condition = Q(mailbox_id=mailbox_id, deleted=True)
+    if uids is not None:
+        condition &= Q(uid__in=uids)
+    removed = _remove(account.pk, condition)
+    if removed:
+        changes.notify(account.pk, mailbox_id)
+    return removed
+
+
+@transaction.atomic
+def delete_messages(account: Account, mailbox_id: int, uids: Sequence[int]) -> list[int]:
+    """Remove these messages whatever their flags (POP3 DELE at QUIT, webmail "delete forever")."""
+    _locked_mailbox(account, mailbox_id)
+    removed = _remove(account.pk, Q(mailbox_id=mailbox_id, uid__in=uids))
+    if removed:
+        changes.notify(account.pk, mailbox_id)
+    return removed
+
+
+# --- Folders ---------------------------------------------------------------------------------------------------
+
+MAX_FOLDER_DEPTH = 20
+
+
+def normalise_folder_name(name: str) -> str:
+    """Validate a folder path ("/"-separated); INBOX in any case is the Inbox (RFC 3501 5.1)."""
+    if name.upper() == "INBOX":
+        return "INBOX"
+    parts = name.split("/")
+    if (
+        not name
+        or len(name) > 512
+        or any(not part or part in {".", ".."} or part != part.strip() for part in parts)
+        or len(parts) > MAX_FOLDER_DEPTH
+        or any(ord(ch) < 32 or ch in "\x7f*%" for ch in name)
+    ):
+        raise InvalidName(f"{name!r} is not a valid folder name")
+    if parts[0].upper() == "INBOX":
+        parts[0] = "INBOX"
+    return "/".join(parts)
+
+
+@transaction.atomic
+def create_mailbox(account: Account, name: str) -> Mailbox:
+    """Create a folder and any missing parents (RFC 3501 6.3.3)."""
+    name = normalise_folder_name(name)
+    if Mailbox.objects.filter(account=account, name=name).exists():
+        raise AlreadyExists("a folder of that name exists already")
+    parts = name.split("/")
+    created = None
+    for depth in range(1, len(parts) + 1):
+        path = "/".join(parts[:depth])
+        created, _ = Mailbox.objects.get_or_create(account=account, name=path)
+    assert created is not None
+    return created
+
+
+@transaction.atomic
+def delete_mailbox(account: Account, mailbox_id: int) -> None:
+    """Delete a folder and its messages; the Inbox and folders with subfolders cannot be deleted."""
+    mailbox, _ = _locked_mailbox(account, mailbox_id)
+    if mailbox.role == Role.INBOX:
+        raise InvalidName("the Inbox cannot be deleted")
+    if Mailbox.objects.filter(account=account, name__startswith=mailbox.name + "/").exists():
+        raise InvalidName("the folder has subfolders; delete them first")
+    _remove(account.pk, Q(mailbox_id=mailbox.pk))
+    mailbox.delete()
+    changes.notify(account.pk, mailbox_id)
+
+
+@transaction.atomic
+def rename_mailbox(account: Account, mailbox_id: int, new_name: str) -> Mailbox:
+    """Rename a folder with its subfolders, keeping UIDs and UIDVALIDITY (RFC 3501 6.3.5).
+
+    Renaming the Inbox moves its messages into a new folder of that name and leaves the Inbox empty.
+    """
+    mailbox, _ = _locked_mailbox(account, mailbox_id)
+    new_name = normalise_folder_name(new_name)
+    if new_name == "INBOX" or Mailbox.objects.filter(account=account, name=new_name).exists():
+        raise AlreadyExists("a folder of that name exists already")
+    parent = new_name.rpartition("/")[0]
+    if parent:
+        for depth in range(1, parent.count("/") + 2):
+            Mailbox.objects.get_or_create(account=account, name="/".join(parent.split("/")[:depth]))
+    if mailbox.role == Role.INBOX:
+        target = Mailbox.objects.create(account=account, name=new_name)
+        uids = list(Message.objects.filter(mailbox=mailbox).values_list("uid", flat=True))
+        move(account, mailbox.pk, uids, target.pk)
+        return target
+    old_prefix = mailbox.name + "/"
+    for child in Mailbox.objects.filter(account=account, name__startswith=old_prefix):
+        child.name = new_name + "/" + child.name.removeprefix(old_prefix)
+        child.save(update_fields=["name"])
+    mailbox.name = new_name
+    mailbox.save(update_fields=["name"])
+    changes.notify(account.pk, mailbox.pk)
+    return mailbox
+
+
+@transaction.atomic
+def set_subscribed(account: Account, name: str, subscribed: bool) -> None:
+    updated = Mailbox.objects.filter(account=account, name=normalise_folder_name(name)).update(subscribed=subscribed)
+    if not updated:
+        raise NotFound("no such folder")
+
+
+def usage_bytes(account: Account) -> int:
+    """Recount an account's usage from its messages (what `used_bytes` tracks incrementally)."""
+    return Message.objects.filter(account=account).aggregate(total=Sum("size"))["total"] or 0

@@ -1,0 +1,124 @@
+"""Running the listeners: the contract every protocol package follows, and the foreground runner.
+
+A protocol package has a `server` module with `async def start_listeners() -> list[Listener]`: it binds its
+sockets (SO_REUSEPORT, so several processes can share a port) and returns at once, leaving the servers running
+in the current event loop. `runmail` starts every package's listeners, the web server and a Celery worker in
+one process tree; the per-protocol commands (`smtpd`, `pop3d`, `imapd`) start one package each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+
+log = logging.getLogger("mailsite")
+
+PROTOCOL_MODULES = {"smtpd": "smtpd.server", "pop3d": "pop3d.server", "imapd": "imapd.server"}
+
+
+@dataclass
+class Listener:
+    name: str  # e.g. "smtp", "submission", "imaps"
+    host: str
+    port: int
+    close: Callable[[], Awaitable[None]]
+
+    def __str__(self) -> str:
+        return f"{self.name} listening on {self.host}:{self.port}"
+
+
+async def start_protocols(names: Sequence[str]) -> list[Listener]:
+    """Start the listeners of these protocol packages; packages without a server yet are skipped."""
+    listeners: list[Listener] = []
+    for name in names:
+        try:
+            module = importlib.import_module(PROTOCOL_MODULES[name])
+        except ModuleNotFoundError as exc:
+            if exc.name != PROTOCOL_MODULES[name]:
+                raise
+            module = None
+        start = getattr(module, "start_listeners", None)
+        if start is None:
+            log.info("%s: not built yet, not started", name)
+            continue
+        for listener in await start():
+            log.info("%s", listener)
+            listeners.append(listener)
+    return listeners
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def serve(names: Sequence[str], *, web: bool = False, worker: bool = False) -> None:
+    """Run listeners (and optionally the web server and a Celery worker) until SIGINT or SIGTERM."""
+    celery = _start_worker() if worker else None
+    listeners = await start_protocols(names)
+    web_server = None
+    web_task = None
+    if web:
+        import uvicorn
+
+        config = uvicorn.Config(
+            "mailsite.asgi:application",
+            host=settings.MAILSITE_BIND,
+            port=settings.MAILSITE_HTTP_PORT,
+            log_level="warning",
+            lifespan="off",
+        )
+        web_server = uvicorn.Server(config)
+        # The runner owns the signals; uvicorn must not install its own handlers.
+        web_server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        web_task = asyncio.create_task(web_server.serve())
+        log.info("web listening on http://%s:%s/", settings.MAILSITE_BIND, settings.MAILSITE_HTTP_PORT)
+    try:
+        await _until_signalled()
+    finally:
+        log.info("shutting down")
+        for listener in listeners:
+            await listener.close()
+        if web_server is not None and web_task is not None:
+            web_server.should_exit = True
+            await web_task
+        if celery is not None:
+            celery.terminate()
+            try:
+                celery.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                celery.kill()
+        log.info("stopped")
+
+
+def _start_worker() -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "--app",
+        "mailsite",
+        "worker",
+        "--beat",
+        "--schedule",
+        settings.CELERY_BEAT_SCHEDULE_FILENAME,
+        "--concurrency",
+        "2",
+        "--loglevel",
+        "WARNING",
+    ]
+    process = subprocess.Popen(command)
+    log.info("worker started (celery, pid %s, broker %s)", process.pid, settings.CELERY_BROKER_URL.split("://")[0])
+    return process

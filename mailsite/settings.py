@@ -1,0 +1,198 @@
+"""Mailsite settings. Every option is read from the environment here, in one place.
+
+| Variable                        | Default                               | Meaning                                    |
+|---------------------------------|---------------------------------------|--------------------------------------------|
+| MAILSITE_DATA_DIR               | var/ (in the checkout)                | SQLite file, broker spool, TLS pair, keys  |
+| DATABASE_URL                    | sqlite:///<data dir>/mailsite.sqlite3 | postgres://user@host:5432/db in production |
+| MAILSITE_BROKER_URL             | filesystem:// spool under data dir    | redis://host:6379/0 in production          |
+| MAILSITE_HOSTNAME               | this machine's FQDN                   | HELO/EHLO name, Received headers, banners  |
+| MAILSITE_SECRET_KEY             | generated once into the data dir      | Django's signing key                       |
+| MAILSITE_DEBUG                  | false                                 | Django debug pages (never in production)   |
+| MAILSITE_ALLOWED_HOSTS          | hostname, localhost, 127.0.0.1        | web host names, comma separated            |
+| MAILSITE_MAX_MESSAGE_SIZE       | 25M                                   | largest message accepted (bytes, K/M/G)    |
+| MAILSITE_TLS_CERT / _TLS_KEY    | self-signed pair made in the data dir | PEM certificate chain and private key      |
+| MAILSITE_BIND                   | 127.0.0.1                             | address every listener binds to            |
+| MAILSITE_SMTP_PORT              | 2525                                  | MX (inbound SMTP)                          |
+| MAILSITE_SUBMISSION_PORT        | 2587                                  | submission with STARTTLS                   |
+| MAILSITE_SMTPS_PORT             | 2465                                  | submission with implicit TLS               |
+| MAILSITE_POP3_PORT / _POP3S_PORT| 1110 / 1995                           | POP3 with STLS / implicit TLS              |
+| MAILSITE_IMAP_PORT / _IMAPS_PORT| 1143 / 1993                           | IMAP with STARTTLS / implicit TLS          |
+| MAILSITE_HTTP_PORT              | 8000                                  | webmail and admin                          |
+| MAILSITE_ALLOW_PLAINTEXT_AUTH   | false                                 | allow passwords without TLS off loopback   |
+| MAILSITE_RECIPIENT_DELIMITER    | +                                     | user+tag@domain reaches user@domain        |
+| MAILSITE_AUTH_MAX_FAILURES      | 5                                     | failures per address before throttling    |
+| MAILSITE_AUTH_MAX_IP_FAILURES   | 20                                    | failures per client IP before throttling  |
+| MAILSITE_AUTH_WINDOW            | 900                                   | seconds failures are counted for           |
+| MAILSITE_AUTH_FAILURE_DELAY     | 2                                     | seconds a protocol waits before "failed"   |
+| MAILSITE_DB_THREADS             | 8                                     | database threads per listener process      |
+
+Listener-specific options (timeouts, limits) are documented next to their listener below.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import sys
+from pathlib import Path
+
+import dj_database_url
+
+from mailsite.env import Env, SettingError
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = Env()
+
+
+try:
+    DATA_DIR = env.path("MAILSITE_DATA_DIR", Path("var"), base=BASE_DIR)
+    MAILSITE_HOSTNAME = env.str("MAILSITE_HOSTNAME", socket.getfqdn() or "localhost").lower()
+    DEBUG = env.bool("MAILSITE_DEBUG", False)
+    MAILSITE_MAX_MESSAGE_SIZE = env.size("MAILSITE_MAX_MESSAGE_SIZE", 25 * 1024 * 1024)
+    MAILSITE_BIND = env.str("MAILSITE_BIND", "127.0.0.1")
+    MAILSITE_SMTP_PORT = env.port("MAILSITE_SMTP_PORT", 2525)
+    MAILSITE_SUBMISSION_PORT = env.port("MAILSITE_SUBMISSION_PORT", 2587)
+    MAILSITE_SMTPS_PORT = env.port("MAILSITE_SMTPS_PORT", 2465)
+    MAILSITE_POP3_PORT = env.port("MAILSITE_POP3_PORT", 1110)
+    MAILSITE_POP3S_PORT = env.port("MAILSITE_POP3S_PORT", 1995)
+    MAILSITE_IMAP_PORT = env.port("MAILSITE_IMAP_PORT", 1143)
+    MAILSITE_IMAPS_PORT = env.port("MAILSITE_IMAPS_PORT", 1993)
+    MAILSITE_HTTP_PORT = env.port("MAILSITE_HTTP_PORT", 8000)
+    MAILSITE_TLS_CERT = env.optional_path("MAILSITE_TLS_CERT", base=BASE_DIR)
+    MAILSITE_TLS_KEY = env.optional_path("MAILSITE_TLS_KEY", base=BASE_DIR)
+    if (MAILSITE_TLS_CERT is None) != (MAILSITE_TLS_KEY is None):
+        raise SettingError("MAILSITE_TLS_CERT and MAILSITE_TLS_KEY must be given together")
+    MAILSITE_ALLOW_PLAINTEXT_AUTH = env.bool("MAILSITE_ALLOW_PLAINTEXT_AUTH", False)
+    MAILSITE_RECIPIENT_DELIMITER = env.str("MAILSITE_RECIPIENT_DELIMITER", "+")
+    MAILSITE_AUTH_MAX_FAILURES = env.int("MAILSITE_AUTH_MAX_FAILURES", 5, minimum=1)
+    MAILSITE_AUTH_MAX_IP_FAILURES = env.int("MAILSITE_AUTH_MAX_IP_FAILURES", 20, minimum=1)
+    MAILSITE_AUTH_WINDOW = env.int("MAILSITE_AUTH_WINDOW", 900, minimum=1)
+    MAILSITE_AUTH_FAILURE_DELAY = env.float("MAILSITE_AUTH_FAILURE_DELAY", 2.0)
+    MAILSITE_DB_THREADS = env.int("MAILSITE_DB_THREADS", 8, minimum=1, maximum=256)
+    ALLOWED_HOSTS = env.list("MAILSITE_ALLOWED_HOSTS", [MAILSITE_HOSTNAME, "localhost", "127.0.0.1", "[::1]"])
+    _database_url = env.str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'mailsite.sqlite3'}")
+    try:
+        _database = dj_database_url.parse(_database_url, conn_max_age=0)
+    except Exception as exc:  # dj-database-url raises several types for unknown schemes and bad ports
+        raise SettingError(f"DATABASE_URL is not a usable database URL: {exc}") from None
+    MAILSITE_BROKER_URL = env.str("MAILSITE_BROKER_URL", "filesystem://")
+    if "://" not in MAILSITE_BROKER_URL:
+        raise SettingError(
+            f"MAILSITE_BROKER_URL must be a URL such as redis://127.0.0.1:6379/0, got {MAILSITE_BROKER_URL!r}"
+        )
+    _secret_key = env.str("MAILSITE_SECRET_KEY", "")
+except SettingError as exc:
+    # One clear line instead of a traceback: the message names the variable.
+    sys.stderr.write(f"mailsite: configuration error: {exc}\n")
+    raise SystemExit(2) from None
+
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key_from_data_dir() -> str:
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key or _secret_key_from_data_dir()
+
+# --- Database -----------------------------------------------------------------------------------------------
+if _database["ENGINE"] == "django.db.backends.sqlite3":
+    Path(_database["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    _database["OPTIONS"] = {
+        # WAL lets readers run beside the single writer; FULL sync keeps a 250 reply honest on power loss.
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
+        # Take the write lock at BEGIN so two writers queue on the busy timeout instead of deadlocking.
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+DATABASES = {"default": _database}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Django ---------------------------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "mailboxes",
+]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+ROOT_URLCONF = "mailsite.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+WSGI_APPLICATION = "mailsite.wsgi.application"
+ASGI_APPLICATION = "mailsite.asgi.application"
+AUTH_USER_MODEL = "mailboxes.Account"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+WHITENOISE_USE_FINDERS = True  # serve app static files without a collectstatic step
+LOGIN_URL = "/admin/login/"
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "SAMEORIGIN"
+
+# --- Celery ---------------------------------------------------------------------------------------------------
+CELERY_BROKER_URL = MAILSITE_BROKER_URL
+if MAILSITE_BROKER_URL.startswith("filesystem://"):
+    # The embedded broker: a spool directory, so `make run` needs no broker server.
+    _spool = DATA_DIR / "broker"
+    (_spool / "queue").mkdir(parents=True, exist_ok=True)
+    (_spool / "processed").mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_spool / "queue"),
+        "data_folder_out": str(_spool / "queue"),
+        "processed_folder": str(_spool / "processed"),
+        "store_processed": False,
+    }
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the task for another worker
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+
+# --- Logging --------------------------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"line": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "line"}},
+    "root": {"handlers": ["stderr"], "level": "INFO"},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "mail.log": {"level": "INFO"},
+    },
+}

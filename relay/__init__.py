@@ -1,0 +1,1 @@
+"""Outbound relay: Celery tasks that deliver queued mail to remote MX hosts."""

@@ -1,0 +1,1 @@
+"""SMTP ingress: the MX listener and the submission listeners (aiosmtpd)."""

@@ -1,0 +1,1 @@
+"""Webmail: read, search, organise and send mail in the browser."""
