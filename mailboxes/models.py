@@ -219,6 +219,8 @@ class Message(models.Model):
             models.Index(fields=["mailbox", "seen"], name="message_unseen"),
             models.Index(Lower("from_address"), "account", name="message_from"),
         ]
+        # Full-text search (webmail) uses a PostgreSQL-only GIN index on a to_tsvector expression, created by
+        # migration 0002_message_search rather than declared here so the model stays portable to SQLite.
 
     def __str__(self) -> str:
         return f"{self.mailbox_id}/{self.uid}: {self.subject}"
