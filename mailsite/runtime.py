@@ -110,6 +110,7 @@ def _start_worker() -> subprocess.Popen[bytes]:
         "celery",
         "--app",
         "mailsite",
+        "--quiet",
         "worker",
         "--beat",
         "--schedule",

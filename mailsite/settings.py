@@ -157,6 +157,7 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)  # collectstatic fills it for production; WhiteNoise expects it to exist
 WHITENOISE_USE_FINDERS = True  # serve app static files without a collectstatic step
 LOGIN_URL = "/admin/login/"
 SESSION_COOKIE_HTTPONLY = True
@@ -174,6 +175,7 @@ if MAILSITE_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_spool / "queue"),
         "data_folder_out": str(_spool / "queue"),
         "processed_folder": str(_spool / "processed"),
+        "control_folder": str(_spool / "control"),
         "store_processed": False,
     }
 CELERY_TASK_IGNORE_RESULT = True

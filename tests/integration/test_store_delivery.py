@@ -1,0 +1,185 @@
+"""Delivery into the store: recipient resolution (aliases, catch-all, user+tag), one shared body, quota."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailboxes import services
+from mailboxes.models import Message, MessageBody, Role
+from mailboxes.services import RecipientStatus
+
+RAW = (
+    b"From: Sender <sender@remote.test>\r\n"
+    b"To: alice@example.com\r\n"
+    b"Subject: Hello there\r\n"
+    b"Message-ID: <m1@remote.test>\r\n"
+    b"Date: Sun, 22 Nov 2026 10:00:00 +0000\r\n"
+    b"\r\n"
+    b"Hi Alice,\r\nthis is the body.\r\n"
+)
+
+
+def inbox_messages(account) -> list[Message]:
+    return list(Message.objects.filter(mailbox__account=account, mailbox__role=Role.INBOX).order_by("uid"))
+
+
+@pytest.fixture
+def people(make_account):
+    alice = make_account("alice@example.com")
+    bob = make_account("bob@example.com")
+    carol = make_account("carol@example.com")
+    return alice, bob, carol
+
+
+def test_delivery_stores_raw_bytes_with_return_path_and_parsed_columns(people) -> None:
+    alice, _, _ = people
+    report = services.deliver(RAW, "sender@remote.test", ["alice@example.com"])
+    assert report.results == {"alice@example.com": RecipientStatus.LOCAL}
+    [message] = inbox_messages(alice)
+    assert bytes(message.body.raw) == b"Return-Path: <sender@remote.test>\r\n" + RAW
+    assert message.size == len(message.body.raw)
+    assert message.uid == 1
+    assert message.subject == "Hello there"
+    assert (message.from_name, message.from_address) == ("Sender", "sender@remote.test")
+    assert message.message_id == "<m1@remote.test>"
+    assert message.snippet.startswith("Hi Alice, this is the body.")
+    alice.refresh_from_db()
+    assert alice.used_bytes == message.size
+
+
+def test_three_recipients_and_an_alias_share_one_body(people) -> None:
+    alice, bob, carol = people
+    services.create_alias("team@example.com", ["alice@example.com", "bob@example.com"])
+    report = services.deliver(
+        RAW, "sender@remote.test", ["alice@example.com", "bob@example.com", "carol@example.com", "team@example.com"]
+    )
+    assert set(report.results.values()) == {RecipientStatus.LOCAL}
+    assert MessageBody.objects.count() == 1
+    for account in (alice, bob, carol):
+        assert len(inbox_messages(account)) == 1, f"{account} should get exactly one copy"
+
+
+def test_alias_precedence_tag_and_catch_all(people) -> None:
+    alice, _bob, carol = people
+    services.create_alias("@example.com", ["carol@example.com"])
+    services.create_alias("bob@example.com", ["alice@example.com"])  # an exact alias overrides the account
+    cases = {
+        "alice@example.com": alice,
+        "ALICE@Example.COM": alice,
+        "alice+news@example.com": alice,
+        "bob@example.com": alice,
+        "nobody@example.com": carol,
+    }
+    for address, expected in cases.items():
+        resolution = services.resolve_recipient(address)
+        assert resolution.status is RecipientStatus.LOCAL, address
+        assert resolution.account_ids == (expected.pk,), address
+
+
+def test_unknown_and_remote_recipients(people) -> None:
+    assert services.resolve_recipient("nobody@example.com").status is RecipientStatus.UNKNOWN
+    assert services.resolve_recipient("someone@elsewhere.test").status is RecipientStatus.REMOTE
+    report = services.deliver(RAW, "s@remote.test", ["nobody@example.com", "x@elsewhere.test"])
+    assert report.results == {"nobody@example.com": RecipientStatus.UNKNOWN, "x@elsewhere.test": RecipientStatus.REMOTE}
+    assert Message.objects.count() == 0
+
+
+def test_alias_to_external_address_is_reported_for_forwarding(people) -> None:
+    alice, _, _ = people
+    services.create_alias("fwd@example.com", ["alice@example.com", "friend@elsewhere.test"])
+    report = services.deliver(RAW, "s@remote.test", ["fwd@example.com"])
+    assert report.results == {"fwd@example.com": RecipientStatus.LOCAL}
+    assert report.forward == ["friend@elsewhere.test"]
+    assert len(inbox_messages(alice)) == 1
+
+
+def test_alias_loops_terminate(people) -> None:
+    services.create_alias("loop1@example.com", ["loop2@example.com"])
+    services.create_alias("loop2@example.com", ["loop1@example.com"])
+    assert services.resolve_recipient("loop1@example.com").status is RecipientStatus.UNKNOWN
+
+
+def test_quota_refuses_when_full_and_keeps_other_recipients(make_account) -> None:
+    small = make_account("small@example.com", quota_bytes=len(RAW) + 100)
+    roomy = make_account("roomy@example.com")
+    first = services.deliver(RAW, "s@remote.test", ["small@example.com"])
+    assert first.results["small@example.com"] is RecipientStatus.LOCAL
+    assert services.resolve_recipient("small@example.com", size=len(RAW)).status is RecipientStatus.OVER_QUOTA
+    second = services.deliver(RAW, "s@remote.test", ["small@example.com", "roomy@example.com"])
+    assert second.results == {
+        "small@example.com": RecipientStatus.OVER_QUOTA,
+        "roomy@example.com": RecipientStatus.LOCAL,
+    }
+    assert len(inbox_messages(small)) == 1
+    assert len(inbox_messages(roomy)) == 1
+    small.refresh_from_db()
+    assert small.used_bytes <= small.quota_bytes
+
+
+def test_expunge_and_delete_release_quota_and_orphaned_bodies(people) -> None:
+    alice, bob, _ = people
+    services.deliver(RAW, "s@remote.test", ["alice@example.com", "bob@example.com"])
+    inbox = alice.mailboxes.get(role=Role.INBOX)
+    services.set_flags(alice, inbox.pk, [1], ["\\Deleted"], services.FlagMode.ADD)
+    assert services.expunge(alice, inbox.pk) == [1]
+    alice.refresh_from_db()
+    assert alice.used_bytes == 0
+    assert MessageBody.objects.count() == 1, "bob's copy still uses the body"
+    bob_inbox = bob.mailboxes.get(role=Role.INBOX)
+    assert services.delete_messages(bob, bob_inbox.pk, [1]) == [1]
+    assert MessageBody.objects.count() == 0
+
+
+def test_flags_copy_and_move_keep_internal_date(people) -> None:
+    alice, _, _ = people
+    services.deliver(RAW, "s@remote.test", ["alice@example.com"])
+    inbox = alice.mailboxes.get(role=Role.INBOX)
+    archive = alice.mailboxes.get(role=Role.ARCHIVE)
+    changed = services.set_flags(alice, inbox.pk, [1], ["\\Seen", "\\flagged", "$Label1"], services.FlagMode.ADD)
+    assert [services.flag_names(m) for m in changed] == [["\\Seen", "\\Flagged", "$Label1"]]
+    assert services.set_flags(alice, inbox.pk, [1], ["\\Seen"], services.FlagMode.ADD) == []
+    original = Message.objects.get(mailbox=inbox, uid=1)
+    assert services.copy(alice, inbox.pk, [1], archive.pk) == [(1, 1)]
+    assert services.move(alice, inbox.pk, [1], archive.pk) == [(1, 2)]
+    copies = list(Message.objects.filter(mailbox=archive).order_by("uid"))
+    assert [m.internal_date for m in copies] == [original.internal_date] * 2
+    assert all(services.flag_names(m) == ["\\Seen", "\\Flagged", "$Label1"] for m in copies)
+    assert not Message.objects.filter(mailbox=inbox).exists()
+    alice.refresh_from_db()
+    assert alice.used_bytes == 2 * original.size
+
+
+def test_folders_create_rename_delete(people) -> None:
+    alice, _, _ = people
+    work = services.create_mailbox(alice, "Work/Projects/2026")
+    assert set(alice.mailboxes.filter(name__startswith="Work").values_list("name", flat=True)) == {
+        "Work",
+        "Work/Projects",
+        "Work/Projects/2026",
+    }
+    uidvalidity = work.uidvalidity
+    services.rename_mailbox(alice, alice.mailboxes.get(name="Work").pk, "Jobs")
+    renamed = alice.mailboxes.get(pk=work.pk)
+    assert (renamed.name, renamed.uidvalidity) == ("Jobs/Projects/2026", uidvalidity)
+    with pytest.raises(services.InvalidName):
+        services.delete_mailbox(alice, alice.mailboxes.get(name="Jobs").pk)
+    with pytest.raises(services.InvalidName):
+        services.delete_mailbox(alice, alice.mailboxes.get(role=Role.INBOX).pk)
+    for bad in ["", "a//b", "../x", "a/./b", "x*", "trailing/"]:
+        with pytest.raises(services.InvalidName):
+            services.create_mailbox(alice, bad)
+    assert services.normalise_folder_name("inbox") == "INBOX"
+
+
+def test_replies_join_the_conversation(people) -> None:
+    alice, _, _ = people
+    services.deliver(RAW, "s@remote.test", ["alice@example.com"])
+    reply = RAW.replace(b"Subject: Hello there", b"Subject: Re: Hello there").replace(
+        b"Message-ID: <m1@remote.test>", b"Message-ID: <m2@remote.test>\r\nIn-Reply-To: <m1@remote.test>"
+    )
+    unrelated = RAW.replace(b"Hello there", b"Something else").replace(b"<m1@", b"<m3@")
+    services.deliver(reply, "s@remote.test", ["alice@example.com"])
+    services.deliver(unrelated, "s@remote.test", ["alice@example.com"])
+    first, second, third = inbox_messages(alice)
+    assert first.thread_id == second.thread_id
+    assert third.thread_id != first.thread_id
