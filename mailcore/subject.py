@@ -1,33 +1,40 @@
-"""Base subject for grouping conversations (RFC 5256 section 2.1), on an already decoded subject."""
+"""Base subject for grouping a conversation (RFC 5256 2.1)."""
 
 from __future__ import annotations
 
 import re
 
-_BLOB = r"\[[^\[\]]*\]\s*"
-# subj-leader: any number of [blob] then "re"/"fw"/"fwd" with optional [blob] and a colon.
-_LEADER = re.compile(rf"^\s*(?:{_BLOB})*(?:re|fwd?)\s*(?:{_BLOB})?:\s*", re.IGNORECASE)
-_BLOB_LEADER = re.compile(rf"^\s*{_BLOB}")
-_TRAILER = re.compile(r"\s*\(fwd\)\s*$", re.IGNORECASE)
-_FWD_WRAP = re.compile(r"^\[fwd:\s*(.*)\]$", re.IGNORECASE | re.DOTALL)
+from mailcore.headers import decode_words
+
+# RFC 5256 5 ABNF: subj-blob = "[" *BLOBCHAR "]" *WSP, where BLOBCHAR excludes "[" and "]";
+# subj-refwd = ("re" / ("fw" ["d"])) *WSP [subj-blob] ":"; subj-leader = (*subj-blob subj-refwd) / WSP.
+_BLOB = r"\[[^\[\]]*\][ \t]*"
+_LEADER = re.compile(rf"(?:(?:{_BLOB})*(?:re|fwd?)[ \t]*(?:{_BLOB})?:|[ \t])", re.I)
+_BLOB_PREFIX = re.compile(_BLOB)
+_TRAILER = re.compile(r"(?:\(fwd\)|[ \t])+$", re.I)  # subj-trailer = "(fwd)" / WSP
+_WHITESPACE = re.compile(r"\s+")
 
 
 def base_subject(subject: str) -> str:
-    """Strip reply/forward leaders, blobs and (fwd) trailers; collapse white space; case-fold."""
-    text = " ".join(subject.split())
+    """The RFC 5256 base subject, case-folded so that it can be compared directly."""
+    # Step 1: decode encoded words (harmless on already-decoded text) and collapse whitespace to single spaces.
+    text = _WHITESPACE.sub(" ", decode_words(subject))
     while True:
-        previous = text
+        # Step 2: remove trailers such as "(fwd)" and trailing spaces.
         text = _TRAILER.sub("", text)
+        # Steps 3-5: remove leaders ("Re:", "Fwd:", "[list] Re:") and a leading [blob] that is not everything.
         while True:
-            stripped = _LEADER.sub("", text, count=1)
-            # A leading [blob] is removed only if something remains after it (RFC 5256 2.1 step 3).
-            blob_stripped = _BLOB_LEADER.sub("", stripped, count=1)
-            stripped = blob_stripped if blob_stripped.strip() else stripped
-            if stripped == text:
-                break
-            text = stripped
-        wrapped = _FWD_WRAP.match(text)
-        if wrapped:
-            text = wrapped.group(1).strip()
-        if text == previous:
-            return text.casefold()
+            m = _LEADER.match(text)
+            if m is not None:
+                text = text[m.end() :]
+                continue
+            m = _BLOB_PREFIX.match(text)
+            if m is not None and text[m.end() :].strip():
+                text = text[m.end() :]
+                continue
+            break
+        # Step 6: "[fwd: ...]" wrappers are removed and the whole procedure repeated.
+        if text[:5].lower() == "[fwd:" and text.endswith("]"):
+            text = text[5:-1]
+            continue
+        return text.casefold()
