@@ -204,33 +204,46 @@ _MAX_ALIAS_DEPTH = 10
 
 
 def _expand(address: str, depth: int, accounts: dict[int, Account], external: list[str]) -> bool | None:
-    """Add what `address` resolves to. True: found; False: local domain, nothing found; None: not local."""
+    """Add what `address` resolves to. True: found; False: local domain, nothing found; None: not local.
+
+    Precedence, as most mail servers do it: an exact alias, then an account, then the same two for the
+    address without its +tag, then the domain's catch-all. Two queries on the common path.
+    """
     local, domain_name = split_address(address)
-    domain = Domain.objects.filter(name=domain_name, active=True).first()
-    if domain is None:
+    if depth > _MAX_ALIAS_DEPTH:
+        return False
+    delimiter = settings.MAILSITE_RECIPIENT_DELIMITER
+    base = local.split(delimiter, 1)[0] if delimiter and delimiter in local else local
+    aliases = {
+        alias.local_part: alias
+        for alias in Alias.objects.filter(
+            domain__name=domain_name, domain__active=True, active=True, local_part__in={local, base, ""}
+        )
+    }
+    alias = aliases.get(local)
+    if alias is None:
+        candidates = {
+            account.local_part: account
+            for account in Account.objects.filter(
+                domain__name=domain_name, domain__active=True, is_active=True, local_part__in={local, base}
+            )
+        }
+        account = candidates.get(local)
+        if account is None:
+            alias = aliases.get(base)
+            account = None if alias else candidates.get(base)
+        if account is not None:
+            accounts[account.pk] = account
+            return True
+    alias = alias or aliases.get("")
+    if alias is None:
+        if Domain.objects.filter(name=domain_name, active=True).exists():
+            return False
         if depth == 0:
             return None
         if address not in external:
             external.append(address)
         return True
-    if depth > _MAX_ALIAS_DEPTH:
-        return False
-    # Precedence, as most mail servers do it: an exact alias, then an account, then user+tag, then catch-all.
-    alias = Alias.objects.filter(domain=domain, local_part=local, active=True).first()
-    if alias is None:
-        account = Account.objects.filter(domain=domain, local_part=local, is_active=True).first()
-        if account is None and (delimiter := settings.MAILSITE_RECIPIENT_DELIMITER) and delimiter in local:
-            base = local.split(delimiter, 1)[0]
-            alias = Alias.objects.filter(domain=domain, local_part=base, active=True).first()
-            if alias is None:
-                account = Account.objects.filter(domain=domain, local_part=base, is_active=True).first()
-        if account is not None:
-            accounts[account.pk] = account
-            return True
-    if alias is None:
-        alias = Alias.objects.filter(domain=domain, local_part="", active=True).first()
-    if alias is None:
-        return False
     found = False
     for destination in alias.destination_list:
         found = bool(_expand(destination, depth + 1, accounts, external)) or found

@@ -68,6 +68,7 @@ def test_alias_precedence_tag_and_catch_all(people) -> None:
         "ALICE@Example.COM": alice,
         "alice+news@example.com": alice,
         "bob@example.com": alice,
+        "bob+tag@example.com": alice,  # the alias of the untagged address still comes before its account
         "nobody@example.com": carol,
     }
     for address, expected in cases.items():
