@@ -28,7 +28,8 @@ def test_top_level_structure() -> None:
             assert source.startswith(("/", ".")) or source in COMPOSE["volumes"], f"{name}: volume {source}"
         for mapping in spec.get("ports", []):
             host, _, container = str(mapping).partition(":")
-            assert host.isdigit() and container.isdigit(), f"{name}: port {mapping}"
+            assert host.isdigit(), f"{name}: port {mapping}"
+            assert container.isdigit(), f"{name}: port {mapping}"
 
 
 def test_every_process_of_the_system_has_a_service() -> None:
