@@ -27,6 +27,18 @@
 | MAILSITE_DB_THREADS             | 8                                     | database threads per listener process      |
 
 Listener-specific options (timeouts, limits) are documented next to their listener below.
+
+SMTP listeners (smtpd/):
+
+| Variable                             | Default | Meaning                                                   |
+|--------------------------------------|---------|-----------------------------------------------------------|
+| MAILSITE_SMTP_PROCESSES              | 1       | listener processes `manage.py smtpd` runs (SO_REUSEPORT)  |
+| MAILSITE_SMTP_COMMAND_TIMEOUT        | 300     | seconds to wait for the next command (RFC 5321 4.5.3.2.7) |
+| MAILSITE_SMTP_LINE_DEADLINE          | 60      | seconds a started command line has to arrive completely   |
+| MAILSITE_SMTP_DATA_BLOCK_TIMEOUT     | 180     | seconds of silence allowed inside DATA (4.5.3.2.5)        |
+| MAILSITE_SMTP_DATA_DEADLINE          | 600     | seconds the whole DATA transfer may take                  |
+| MAILSITE_SMTP_MAX_CONNECTIONS_PER_IP | 20      | concurrent connections per client IP, per process         |
+| MAILSITE_SMTP_MAX_ERRORS             | 10      | error replies in a session before 421 and disconnect      |
 """
 
 from __future__ import annotations
@@ -69,6 +81,13 @@ try:
     MAILSITE_AUTH_WINDOW = env.int("MAILSITE_AUTH_WINDOW", 900, minimum=1)
     MAILSITE_AUTH_FAILURE_DELAY = env.float("MAILSITE_AUTH_FAILURE_DELAY", 2.0)
     MAILSITE_DB_THREADS = env.int("MAILSITE_DB_THREADS", 8, minimum=1, maximum=256)
+    MAILSITE_SMTP_PROCESSES = env.int("MAILSITE_SMTP_PROCESSES", 1, minimum=1, maximum=64)
+    MAILSITE_SMTP_COMMAND_TIMEOUT = env.float("MAILSITE_SMTP_COMMAND_TIMEOUT", 300.0, minimum=0.1)
+    MAILSITE_SMTP_LINE_DEADLINE = env.float("MAILSITE_SMTP_LINE_DEADLINE", 60.0, minimum=0.1)
+    MAILSITE_SMTP_DATA_BLOCK_TIMEOUT = env.float("MAILSITE_SMTP_DATA_BLOCK_TIMEOUT", 180.0, minimum=0.1)
+    MAILSITE_SMTP_DATA_DEADLINE = env.float("MAILSITE_SMTP_DATA_DEADLINE", 600.0, minimum=0.1)
+    MAILSITE_SMTP_MAX_CONNECTIONS_PER_IP = env.int("MAILSITE_SMTP_MAX_CONNECTIONS_PER_IP", 20, minimum=1)
+    MAILSITE_SMTP_MAX_ERRORS = env.int("MAILSITE_SMTP_MAX_ERRORS", 10, minimum=1)
     ALLOWED_HOSTS = env.list("MAILSITE_ALLOWED_HOSTS", [MAILSITE_HOSTNAME, "localhost", "127.0.0.1", "[::1]"])
     _database_url = env.str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'mailsite.sqlite3'}")
     try:
