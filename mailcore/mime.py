@@ -581,32 +581,38 @@ def html_to_text(markup: str) -> str:
     return _BLANK_LINES.sub("\n", text).strip()
 
 
-def _contains(part: MimePart, content_type: str) -> bool:
-    return any(p.content_type == content_type and p.disposition != "attachment" for p in part.walk())
+def _has_text(raw: bytes, part: MimePart, content_type: str) -> bool:
+    """Whether a non-attachment `content_type` leaf below `part` has a body that is not just whitespace."""
+    return any(
+        p.content_type == content_type
+        and p.disposition != "attachment"
+        and raw[p.body_start : min(p.body_end, p.body_start + 1024)].strip()
+        for p in part.walk()
+    )
 
 
-def _readable_parts(part: MimePart, out: list[MimePart]) -> None:
+def _readable_parts(raw: bytes, part: MimePart, out: list[MimePart]) -> None:
     """Append the text/plain and text/html leaves that make up the readable text of `part`."""
     if part.disposition == "attachment":
         return
     if part.content_type in ("text/plain", "text/html"):
         out.append(part)
     elif part.content_type == "multipart/alternative":
-        # Plain text is preferred (it needs no stripping); otherwise the last HTML alternative, as RFC 2046
-        # 5.1.4 orders alternatives by increasing faithfulness.
-        chosen = next((c for c in part.children if _contains(c, "text/plain")), None)
+        # Plain text is preferred (it needs no stripping) unless it is empty, as some mailers send it; otherwise
+        # the last HTML alternative, as RFC 2046 5.1.4 orders alternatives by increasing faithfulness.
+        chosen = next((c for c in part.children if _has_text(raw, c, "text/plain")), None)
         if chosen is None:
-            chosen = next((c for c in reversed(part.children) if _contains(c, "text/html")), None)
+            chosen = next((c for c in reversed(part.children) if _has_text(raw, c, "text/html")), None)
         if chosen is not None:
-            _readable_parts(chosen, out)
+            _readable_parts(raw, chosen, out)
     elif part.maintype == "multipart" or part.content_type == "message/rfc822":
         for child in part.children:
-            _readable_parts(child, out)
+            _readable_parts(raw, child, out)
 
 
 def _readable_text(raw: bytes, root: MimePart) -> str:
     parts: list[MimePart] = []
-    _readable_parts(root, parts)
+    _readable_parts(raw, root, parts)
     pieces: list[str] = []
     length = 0
     for part in parts:

@@ -320,6 +320,14 @@ def test_text_is_capped_and_snippet_collapses_whitespace() -> None:
     assert parsed.snippet == ("word " * 40).strip()
 
 
+def test_empty_plain_alternative_falls_back_to_html() -> None:
+    raw = (
+        b"Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n \r\n"
+        b"--b\r\nContent-Type: text/html\r\n\r\n<p>from html</p>\r\n--b--\r\n"
+    )
+    assert parse_message(raw).snippet == "from html"
+
+
 def test_snippet_when_the_text_starts_with_much_whitespace() -> None:
     parsed = parse_message(b"Subject: x\r\n\r\n" + b"\r\n" * 2000 + b"late text")
     assert parsed.snippet == "late text"
