@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from mailcore.mime import (
@@ -15,6 +19,8 @@ from mailcore.mime import (
     html_to_text,
     parse_message,
 )
+
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def nested_multiparts(levels: int) -> bytes:
@@ -34,6 +40,25 @@ def test_max_depth_nesting_is_accepted() -> None:
     assert leaf is not None
     assert leaf.content_type == "text/plain"
     assert parsed.text == "bottom"
+
+
+def test_max_depth_fits_in_a_small_stack() -> None:
+    """Parsing and the JSON round trip of MAX_DEPTH levels use about one frame per level, so they work even
+    when the caller already sits deep in a stack (asyncio, Django) with little headroom left."""
+    raw = nested_multiparts(MAX_DEPTH)
+    depth = 0
+    frame = sys._getframe()
+    while frame is not None:
+        depth += 1
+        frame = frame.f_back
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(depth + MAX_DEPTH + 30)
+    try:
+        parsed = parse_message(raw)
+        rebuilt = MimePart.from_json(parsed.structure_json())
+    finally:
+        sys.setrecursionlimit(limit)
+    assert rebuilt == parsed.root  # dataclass equality itself takes several frames per level
 
 
 def test_one_level_deeper_raises() -> None:
@@ -347,3 +372,8 @@ def test_snippet_when_the_text_starts_with_much_whitespace() -> None:
 )
 def test_html_to_text(markup: str, text: str) -> None:
     assert html_to_text(markup) == text
+
+
+def test_mailcore_does_not_import_django() -> None:
+    code = "import sys, mailcore.mime, mailcore.subject; sys.exit('django' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False, cwd=ROOT).returncode == 0
