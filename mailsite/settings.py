@@ -81,6 +81,9 @@ try:
     MAILSITE_AUTH_WINDOW = env.int("MAILSITE_AUTH_WINDOW", 900, minimum=1)
     MAILSITE_AUTH_FAILURE_DELAY = env.float("MAILSITE_AUTH_FAILURE_DELAY", 2.0)
     MAILSITE_DB_THREADS = env.int("MAILSITE_DB_THREADS", 8, minimum=1, maximum=256)
+    # IMAP (imapd/): seconds without client input before the session is closed (RFC 3501 5.4 asks for at least
+    # 30 minutes; lower values are for tests).
+    MAILSITE_IMAP_IDLE_TIMEOUT = env.float("MAILSITE_IMAP_IDLE_TIMEOUT", 1800.0, minimum=0.1)
     MAILSITE_SMTP_PROCESSES = env.int("MAILSITE_SMTP_PROCESSES", 1, minimum=1, maximum=64)
     MAILSITE_SMTP_COMMAND_TIMEOUT = env.float("MAILSITE_SMTP_COMMAND_TIMEOUT", 300.0, minimum=0.1)
     MAILSITE_SMTP_LINE_DEADLINE = env.float("MAILSITE_SMTP_LINE_DEADLINE", 60.0, minimum=0.1)
