@@ -10,6 +10,7 @@ from concurrent.futures import Future
 
 import pytest
 from django.conf import settings
+from django.conf import settings as django_settings
 
 from mailboxes import asyncdb, services
 from mailboxes.models import Account, Domain
@@ -68,7 +69,8 @@ def listeners(transactional_db, settings) -> Iterator[Callable[..., dict[str, Li
 
     Every port setting is 0 so the OS picks free ports; each Listener reports the port it got.
     """
-    for name in dir(settings):
+    # dir() of pytest-django's settings wrapper lists none of the settings; list them on Django's object.
+    for name in dir(django_settings):
         if name.startswith("MAILSITE_") and name.endswith("_PORT"):
             setattr(settings, name, 0)
     loop = LoopThread()
