@@ -1,0 +1,58 @@
+"""Message bytes as POP3 sends them: CRLF line endings, byte-stuffed, cut for TOP.
+
+RFC 1939 3 counts sizes in octets "as if" every line ended in CRLF, and the scan listing (LIST, STAT) must equal
+what RETR sends before byte-stuffing. Mail stored by SMTP delivery is CRLF already; a message APPENDed over IMAP
+with bare LF line endings is converted here, and `crlf_size` gives the size of the converted form.
+"""
+
+from __future__ import annotations
+
+import re
+
+_LINE_END = re.compile(rb"\r?\n")
+
+
+def to_crlf(raw: bytes) -> bytes:
+    """`raw` with every bare LF turned into CRLF (the common, already-CRLF case returns `raw` unchanged)."""
+    if raw.count(b"\n") == raw.count(b"\r\n"):
+        return raw
+    return _LINE_END.sub(b"\r\n", raw)
+
+
+def crlf_size(raw: bytes) -> int:
+    """The octets RETR sends for `raw` before byte-stuffing."""
+    return len(raw) + raw.count(b"\n") - raw.count(b"\r\n")
+
+
+def multiline(data: bytes) -> bytes:
+    """A multi-line response body (RFC 1939 3): dot-stuffed and ended by the termination line.
+
+    A message whose last line lacks CRLF gets one before the terminator: the terminator must start a line.
+    """
+    stuffed = data.replace(b"\r\n.", b"\r\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    if stuffed and not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    return stuffed + b".\r\n"
+
+
+def top(data: bytes, lines: int) -> bytes:
+    """The header, the blank line after it and the first `lines` body lines of a CRLF message (RFC 1939 7 TOP).
+
+    A message without a blank line is all header. `data` must already be CRLF (see `to_crlf`).
+    """
+    if data.startswith(b"\r\n"):
+        body_start = 2  # no header fields at all: the blank line is the first line
+    else:
+        blank = data.find(b"\r\n\r\n")
+        if blank < 0:
+            return data
+        body_start = blank + 4
+    end = body_start
+    for _ in range(lines):
+        next_end = data.find(b"\r\n", end)
+        if next_end < 0:
+            return data
+        end = next_end + 2
+    return data[:end]
