@@ -143,6 +143,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "mailboxes",
+    "webmail",
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -153,6 +154,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "webmail.middleware.ContentSecurityPolicyMiddleware",
 ]
 ROOT_URLCONF = "mailsite.urls"
 TEMPLATES = [

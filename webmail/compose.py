@@ -1,0 +1,171 @@
+"""Building and sending mail written in the webmail.
+
+Messages are built with the standard library's email package (EmailMessage, SMTP policy) from plain strings
+the user typed, never by copying parsed header objects: a parsed header whose encoded-word decodes to CR/LF
+would otherwise be re-folded into a new header line. Every value is checked for line breaks after decoding;
+values copied from a stored message (a reply's subject, a sender's display name) are flattened onto one line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+
+from django.db import transaction
+from django.utils import timezone
+
+from mailboxes import services
+from mailboxes.models import Account, Mailbox, Message, Role
+from webmail.addresses import AddressError, flatten, has_line_break
+
+_MSG_ID = re.compile(r"^<[^<>\s]{1,900}>$")
+_CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
+MAX_REFERENCES = 20  # keep References short; the first and the latest ids identify the thread (RFC 5322 3.6.4)
+
+
+@dataclass
+class Attachment:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass
+class Outgoing:
+    """A message as the compose form describes it; addresses already parsed and validated."""
+
+    sender: Account
+    to: list[Address]
+    cc: list[Address]
+    bcc: list[Address]
+    subject: str
+    body: str
+    attachments: list[Attachment] = field(default_factory=list)
+    in_reply_to: str = ""
+    references: list[str] = field(default_factory=list)
+
+    @property
+    def recipients(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for address in [*self.to, *self.cc, *self.bcc]:
+            seen.setdefault(address.addr_spec, None)
+        return list(seen)
+
+
+def check_text(value: str, label: str) -> str:
+    """A typed single-line value, refused if it holds a line break (header injection)."""
+    if has_line_break(value):
+        raise AddressError(f"{label}: line breaks are not allowed")
+    return value.strip()
+
+
+def message_ids(values: list[str]) -> list[str]:
+    """Only well-formed msg-ids survive; anything else (including decoded line breaks) is dropped."""
+    return [value for value in values if _MSG_ID.match(value)]
+
+
+def reply_references(original: Message) -> list[str]:
+    references = message_ids([*original.references.split(), original.message_id])
+    if len(references) > MAX_REFERENCES:
+        references = references[:1] + references[-(MAX_REFERENCES - 1) :]
+    return references
+
+
+def build(outgoing: Outgoing, *, message_id: str, include_bcc: bool) -> bytes:
+    """The RFC 5322 bytes of the message. Bcc is kept only in the sender's own copy."""
+    msg = EmailMessage(policy=policy.SMTP)
+    display = flatten(outgoing.sender.display_name)
+    msg["From"] = Address(display_name=display, addr_spec=outgoing.sender.address)
+    if outgoing.to:
+        msg["To"] = outgoing.to
+    if outgoing.cc:
+        msg["Cc"] = outgoing.cc
+    if include_bcc and outgoing.bcc:
+        msg["Bcc"] = outgoing.bcc
+    msg["Subject"] = check_text(outgoing.subject, "Subject")
+    msg["Date"] = format_datetime(timezone.now())
+    msg["Message-ID"] = message_id
+    in_reply_to = message_ids([outgoing.in_reply_to])
+    if in_reply_to:
+        msg["In-Reply-To"] = in_reply_to[0]
+    references = message_ids(outgoing.references)
+    if references:
+        msg["References"] = " ".join(references)
+    msg.set_content(outgoing.body.replace("\r\n", "\n"))
+    for attachment in outgoing.attachments:
+        content_type = attachment.content_type.lower()
+        if not _CONTENT_TYPE.match(content_type):
+            content_type = "application/octet-stream"
+        maintype, subtype = content_type.split("/", 1)
+        msg.add_attachment(
+            attachment.data, maintype=maintype, subtype=subtype, filename=flatten(attachment.filename) or "file"
+        )
+    return msg.as_bytes()
+
+
+def new_message_id(account: Account) -> str:
+    return make_msgid(domain=account.domain.name)
+
+
+class SendError(services.ServiceError):
+    pass
+
+
+def remote_recipients(addresses: list[str]) -> list[str]:
+    return [a for a in addresses if not services.is_local_domain(a.rpartition("@")[2])]
+
+
+def unknown_recipients(addresses: list[str]) -> list[str]:
+    """Local addresses nobody receives (no account, alias or catch-all)."""
+    return [
+        a
+        for a in addresses
+        if services.resolve_recipient(a).status is services.RecipientStatus.UNKNOWN
+        and services.is_local_domain(a.rpartition("@")[2])
+    ]
+
+
+def _role_folder(account: Account, role: Role) -> Mailbox:
+    folder = Mailbox.objects.filter(account=account, role=role).first()
+    if folder is None:
+        raise SendError(f"the {role.label} folder is missing")
+    return folder
+
+
+@transaction.atomic
+def send(outgoing: Outgoing, *, replying_to: Message | None = None, draft: Message | None = None) -> Message:
+    """Deliver to local recipients, keep a copy in Sent, mark the original answered and drop the draft.
+
+    One transaction: either the recipients have it and Sent holds the copy, or nothing happened. Recipients in
+    other domains are refused by the form before this is called (see `remote_recipients`).
+    """
+    account = outgoing.sender
+    message_id = new_message_id(account)
+    transmitted = build(outgoing, message_id=message_id, include_bcc=False)
+    report = services.deliver(transmitted, account.address, outgoing.recipients)
+    refused = [rcpt for rcpt, status in report.results.items() if status is not services.RecipientStatus.LOCAL]
+    if refused:
+        raise SendError(f"could not deliver to {', '.join(refused)}")
+    copy = build(outgoing, message_id=message_id, include_bcc=True) if outgoing.bcc else transmitted
+    sent = services.append(account, _role_folder(account, Role.SENT).pk, copy, flags=["\\Seen"])
+    if replying_to is not None:
+        services.set_flags(account, replying_to.mailbox_id, [replying_to.uid], ["\\Answered"], services.FlagMode.ADD)
+    if draft is not None:
+        services.delete_messages(account, draft.mailbox_id, [draft.uid])
+    return sent
+
+
+@transaction.atomic
+def save_draft(outgoing: Outgoing, *, previous: Message | None) -> Message:
+    """Store the message in Drafts (replacing the previous version of the same draft)."""
+    account = outgoing.sender
+    raw = build(outgoing, message_id=new_message_id(account), include_bcc=True)
+    drafts = _role_folder(account, Role.DRAFTS)
+    stored = services.append(account, drafts.pk, raw, flags=["\\Draft", "\\Seen"])
+    if previous is not None:
+        services.delete_messages(account, previous.mailbox_id, [previous.uid])
+    return stored

@@ -1,0 +1,88 @@
+"""Forms of the webmail. Header fields refuse line breaks here, before anything is built."""
+
+from __future__ import annotations
+
+from django import forms
+
+from webmail.addresses import AddressError, has_line_break, parse_field
+
+
+class LoginForm(forms.Form):
+    address = forms.CharField(
+        label="Address", max_length=320, widget=forms.TextInput(attrs={"autocomplete": "username", "autofocus": True})
+    )
+    password = forms.CharField(
+        label="Password",
+        max_length=1024,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        single = super().clean
+        if isinstance(data, list | tuple):
+            return [single(item, initial) for item in data if item]
+        return [single(data, initial)] if data else []
+
+
+class _SingleLine(forms.CharField):
+    """A header value: a line break anywhere (after the browser and Django are done with it) is refused."""
+
+    def to_python(self, value):
+        if isinstance(value, str) and has_line_break(value):
+            raise forms.ValidationError("Line breaks are not allowed here.")
+        return super().to_python(value)
+
+
+class ComposeForm(forms.Form):
+    to = _SingleLine(label="To", required=False, max_length=10000)
+    cc = _SingleLine(label="Cc", required=False, max_length=10000)
+    bcc = _SingleLine(label="Bcc", required=False, max_length=10000)
+    subject = _SingleLine(label="Subject", required=False, max_length=998)
+    body = forms.CharField(label="Message", required=False, strip=False, widget=forms.Textarea(attrs={"rows": 16}))
+    attachments = MultipleFileField(label="Attach files", required=False)
+    in_reply_to = _SingleLine(required=False, widget=forms.HiddenInput, max_length=998)
+    references = _SingleLine(required=False, widget=forms.HiddenInput, max_length=20000)
+    replying = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    draft = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, sending: bool = True, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.sending = sending
+        for name in ("to", "cc", "bcc"):
+            self.fields[name].widget.attrs.update({"autocomplete": "off", "data-contacts": "1", "list": f"{name}-list"})
+
+    def _addresses(self, name: str):
+        try:
+            return parse_field(self.cleaned_data.get(name, ""), self.fields[name].label)
+        except AddressError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def clean_to(self):
+        return self._addresses("to")
+
+    def clean_cc(self):
+        return self._addresses("cc")
+
+    def clean_bcc(self):
+        return self._addresses("bcc")
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.sending and not self.errors and not (cleaned.get("to") or cleaned.get("cc") or cleaned.get("bcc")):
+            raise forms.ValidationError("Add at least one recipient.")
+        return cleaned
+
+
+class FolderForm(forms.Form):
+    name = _SingleLine(label="Folder name", max_length=512)

@@ -1,0 +1,212 @@
+"""Reads for the webmail: folder lists, message pages, conversations, search and contact suggestions.
+
+Every function runs a fixed number of queries whatever the page size, and list queries load only the columns a
+list shows (never the raw body, the MIME structure or the search text).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from django.db import connection
+from django.db.models import BooleanField, Count, Max, Q, QuerySet
+from django.db.models.expressions import RawSQL
+
+from mailboxes.models import Account, Mailbox, Message, Role
+from webmail.addresses import split_addresses
+
+PAGE_SIZE = 50
+LIST_COLUMNS = (
+    "id",
+    "mailbox_id",
+    "uid",
+    "seen",
+    "flagged",
+    "answered",
+    "draft",
+    "internal_date",
+    "sent_date",
+    "subject",
+    "from_name",
+    "from_address",
+    "to_addresses",
+    "snippet",
+    "has_attachments",
+    "thread_id",
+)
+# Must match the expression of the GIN index in mailboxes/migrations/0002_message_search.py exactly, or
+# PostgreSQL falls back to a sequential scan.
+SEARCH_DOCUMENT = (
+    "to_tsvector('simple'::regconfig, subject || ' ' || from_name || ' ' || from_address || ' ' || "
+    "translate(from_address, '@.', '  ') || ' ' || to_addresses || ' ' || translate(to_addresses, '@.<>', '    ') "
+    "|| ' ' || cc_addresses || ' ' || translate(cc_addresses, '@.<>', '    ') || ' ' || search_text)"
+)
+# Folders in the order mail clients show them; other folders follow alphabetically.
+ROLE_ORDER = [Role.INBOX, Role.DRAFTS, Role.SENT, Role.ARCHIVE, Role.JUNK, Role.TRASH]
+
+
+@dataclass
+class Page:
+    items: list
+    number: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // PAGE_SIZE))
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.pages
+
+    @property
+    def first_index(self) -> int:
+        return (self.number - 1) * PAGE_SIZE + 1 if self.items else 0
+
+    @property
+    def last_index(self) -> int:
+        return (self.number - 1) * PAGE_SIZE + len(self.items)
+
+
+def folders(account: Account) -> list[Mailbox]:
+    """Every folder with `unread` and `total` counts, special folders first (one query)."""
+    rows = list(
+        Mailbox.objects.filter(account=account).annotate(
+            unread=Count("messages", filter=Q(messages__seen=False)), total=Count("messages")
+        )
+    )
+    rank = {role: index for index, role in enumerate(ROLE_ORDER)}
+    return sorted(rows, key=lambda m: (rank.get(m.role, len(rank)), m.name.casefold()))
+
+
+def _bounded(number: int, total: int) -> int:
+    return min(max(number, 1), max(1, -(-total // PAGE_SIZE)))
+
+
+def message_page(mailbox: Mailbox, number: int) -> Page:
+    """One page of a folder, newest first (two queries: a count and the page)."""
+    messages = Message.objects.filter(mailbox=mailbox)
+    total = messages.count()
+    number = _bounded(number, total)
+    start = (number - 1) * PAGE_SIZE
+    items = list(messages.only(*LIST_COLUMNS).order_by("-internal_date", "-id")[start : start + PAGE_SIZE])
+    return Page(items, number, total)
+
+
+@dataclass
+class Conversation:
+    latest: Message  # the newest message of the thread in this folder, shown as the row
+    count: int
+    unread: int
+    flagged: bool
+
+
+def conversation_page(mailbox: Mailbox, number: int) -> Page:
+    """One page of a folder's conversations, most recently active first (three queries)."""
+    threads = Message.objects.filter(mailbox=mailbox).values("thread_id")
+    total = threads.distinct().count()
+    number = _bounded(number, total)
+    start = (number - 1) * PAGE_SIZE
+    groups = list(
+        threads.annotate(
+            newest=Max("internal_date"),
+            count=Count("id"),
+            unread=Count("id", filter=Q(seen=False)),
+            starred=Count("id", filter=Q(flagged=True)),
+        ).order_by("-newest", "thread_id")[start : start + PAGE_SIZE]
+    )
+    latest: dict[uuid.UUID, Message] = {}
+    for message in (
+        Message.objects.filter(mailbox=mailbox, thread_id__in=[g["thread_id"] for g in groups])
+        .only(*LIST_COLUMNS)
+        .order_by("-internal_date", "-id")
+    ):
+        latest.setdefault(message.thread_id, message)
+    items = [
+        Conversation(latest[g["thread_id"]], g["count"], g["unread"], g["starred"] > 0)
+        for g in groups
+        if g["thread_id"] in latest
+    ]
+    return Page(items, number, total)
+
+
+def thread_messages(account: Account, thread_id: uuid.UUID) -> list[Message]:
+    """Every message of a conversation in every folder, oldest first, with its folder (one query)."""
+    return list(
+        Message.objects.filter(account=account, thread_id=thread_id)
+        .select_related("mailbox")
+        .defer("search_text", "envelope")
+        .order_by("internal_date", "id")
+    )
+
+
+def search(account: Account, text: str, mailbox: Mailbox | None, number: int) -> Page:
+    """Messages matching `text` in sender, recipients, subject or body, newest first (two queries).
+
+    PostgreSQL uses the full-text index (words, with web-search syntax: "quoted phrases", -exclusions, or);
+    SQLite matches each word as a substring of the same columns.
+    """
+    messages: QuerySet[Message] = Message.objects.filter(account=account)
+    if mailbox is not None:
+        messages = messages.filter(mailbox=mailbox)
+    if connection.vendor == "postgresql":
+        messages = messages.filter(
+            RawSQL(
+                f"{SEARCH_DOCUMENT} @@ websearch_to_tsquery('simple'::regconfig, %s)",
+                [text],
+                output_field=BooleanField(),
+            )
+        )
+    else:
+        for word in text.split():
+            messages = messages.filter(
+                Q(subject__icontains=word)
+                | Q(from_name__icontains=word)
+                | Q(from_address__icontains=word)
+                | Q(to_addresses__icontains=word)
+                | Q(cc_addresses__icontains=word)
+                | Q(search_text__icontains=word)
+            )
+    total = messages.count()
+    number = _bounded(number, total)
+    start = (number - 1) * PAGE_SIZE
+    items = list(
+        messages.select_related("mailbox")
+        .only(*LIST_COLUMNS, "mailbox__name", "mailbox__role")
+        .order_by("-internal_date", "-id")[start : start + PAGE_SIZE]
+    )
+    return Page(items, number, total)
+
+
+def contacts(account: Account, prefix: str, limit: int = 10) -> list[str]:
+    """Addresses the user has received mail from or sent mail to that start with `prefix` (name or address)."""
+    prefix = prefix.strip()
+    if not prefix:
+        return []
+    found: dict[str, str] = {}
+    senders = (
+        Message.objects.filter(account=account)
+        .filter(Q(from_address__istartswith=prefix) | Q(from_name__istartswith=prefix))
+        .exclude(from_address="")
+        .values_list("from_name", "from_address")
+        .order_by("-internal_date")[:200]
+    )
+    for name, address in senders:
+        found.setdefault(address.lower(), f"{name} <{address}>" if name else address)
+    sent = (
+        Message.objects.filter(account=account, mailbox__role=Role.SENT, to_addresses__icontains=prefix)
+        .values_list("to_addresses", "cc_addresses")
+        .order_by("-internal_date")[:100]
+    )
+
+    needle = prefix.casefold()
+    for to, cc in sent:
+        for name, address in split_addresses(f"{to}, {cc}"):
+            if address.casefold().startswith(needle) or name.casefold().startswith(needle):
+                found.setdefault(address.lower(), f"{name} <{address}>" if name else address)
+    return sorted(found.values(), key=str.casefold)[:limit]

@@ -1,0 +1,26 @@
+from django.urls import path
+
+from webmail.views import auth, compose, events, folders, mail
+
+app_name = "webmail"
+
+urlpatterns = [
+    path("", mail.home, name="home"),
+    path("login/", auth.login, name="login"),
+    path("logout/", auth.logout, name="logout"),
+    path("f/<int:folder_id>/", mail.folder, name="folder"),
+    path("f/<int:folder_id>/act/", mail.act, name="act"),
+    path("trash/empty/", mail.empty_trash, name="empty_trash"),
+    path("search/", mail.search, name="search"),
+    path("m/<int:message_id>/", mail.message, name="message"),
+    path("m/<int:message_id>/frame/<int:index>/", mail.frame, name="frame"),
+    path("m/<int:message_id>/part/<int:index>/", mail.attachment, name="attachment"),
+    path("t/<uuid:thread_id>/", mail.thread, name="thread"),
+    path("compose/", compose.compose_view, name="compose"),
+    path("contacts/", compose.contacts, name="contacts"),
+    path("folders/", folders.manage, name="folders"),
+    path("folders/create/", folders.create, name="folder_create"),
+    path("folders/<int:folder_id>/rename/", folders.rename, name="folder_rename"),
+    path("folders/<int:folder_id>/delete/", folders.delete, name="folder_delete"),
+    path("events/", events.events, name="events"),
+]

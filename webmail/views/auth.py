@@ -1,0 +1,55 @@
+"""Signing in with the mail account's address and password, throttled like every protocol."""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.contrib.auth import login as start_session
+from django.contrib.auth import logout as end_session
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_POST
+
+from mailboxes import services
+from webmail.forms import LoginForm
+
+
+@sensitive_post_parameters("password")
+@csrf_protect
+@never_cache
+def login(request: HttpRequest) -> HttpResponse:
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, require_https=request.is_secure()):
+        next_url = ""
+    form = LoginForm(request.POST or None)
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        result = services.authenticate(
+            form.cleaned_data["address"],
+            form.cleaned_data["password"],
+            remote_ip=request.META.get("REMOTE_ADDR"),
+            protocol="web",
+        )
+        if result.account is not None:
+            start_session(request, result.account, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect(next_url or "webmail:home")
+        # The same pause every protocol makes, so guessing is slow here too.
+        time.sleep(settings.MAILSITE_AUTH_FAILURE_DELAY)
+        if result.throttled:
+            form.add_error(None, "Too many failed sign-ins. Wait a few minutes and try again.")
+            status = 429
+        else:
+            form.add_error(None, "The address or password is wrong.")
+            status = 401
+    return render(request, "webmail/login.html", {"form": form, "next": next_url}, status=status)
+
+
+@require_POST
+def logout(request: HttpRequest) -> HttpResponse:
+    end_session(request)
+    return redirect("webmail:login")

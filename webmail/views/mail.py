@@ -1,0 +1,237 @@
+"""Reading mail: the three-pane page, list fragments, the reading pane, the mail frame and attachments."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from django.contrib import messages as notices
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import content_disposition_header, urlencode
+from django.views.decorators.http import require_POST
+
+from mailboxes import services
+from mailboxes.models import Mailbox, Message, Role
+from mailcore.mime import decode_body, part_text
+from webmail import queries, sanitize
+from webmail.reading import Reading
+from webmail.views.common import account, account_required, folder_of, message_of, page_number, role_folder
+
+_SAFE_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
+
+
+@account_required
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect("webmail:folder", folder_id=role_folder(request, Role.INBOX).pk)
+
+
+def _list_context(request: HttpRequest, folder: Mailbox | None) -> dict:
+    """The folder pane and message list for a folder (or for a search, everywhere or within the folder)."""
+    query = request.GET.get("q", "").strip()[:500]
+    threads = request.GET.get("view") == "threads" and not query
+    number = page_number(request)
+    if query:
+        page = queries.search(account(request), query, folder if request.GET.get("in") != "all" else None, number)
+    elif threads:
+        assert folder is not None
+        page = queries.conversation_page(folder, number)
+    else:
+        assert folder is not None
+        page = queries.message_page(folder, number)
+    all_folders = queries.folders(account(request))
+    params = {
+        k: v for k, v in (("q", query), ("in", request.GET.get("in", "")), ("view", "threads" if threads else "")) if v
+    }
+    return {
+        "folder": folder,
+        "folders": all_folders,
+        "page": page,
+        "query": query,
+        "search_all": request.GET.get("in") == "all",
+        "threads": threads,
+        "list_params": urlencode(params),
+        "move_targets": [f for f in all_folders if folder is None or f.pk != folder.pk],
+    }
+
+
+@account_required
+def folder(request: HttpRequest, folder_id: int) -> HttpResponse:
+    current = folder_of(request, folder_id)
+    context = _list_context(request, current)
+    if request.GET.get("fragment") == "list":
+        return render(request, "webmail/_list.html", context)
+    if request.GET.get("fragment") == "folders":
+        return render(request, "webmail/_folders.html", context)
+    return render(request, "webmail/mailbox.html", context)
+
+
+def _reading_context(request: HttpRequest, message: Message) -> dict:
+    reading = Reading(message)
+    raw = None
+    texts = []
+    for body in reading.bodies:
+        if not body.is_html:
+            raw = raw if raw is not None else message.body.raw
+            part = reading.part(body.index)
+            assert part is not None
+            texts.append((body, sanitize.linkify(part_text(bytes(raw), part))))
+        else:
+            texts.append((body, ""))
+    return {
+        "message": message,
+        "reading": reading,
+        "bodies": texts,
+        "sandbox": sanitize.FRAME_SANDBOX,
+        "show_images": request.GET.get("images") == "1",
+    }
+
+
+@account_required
+def message(request: HttpRequest, message_id: int) -> HttpResponse:
+    """The reading pane; opening a message marks it read, as every mail client does."""
+    shown = message_of(request, message_id)
+    if not shown.seen:
+        services.set_flags(account(request), shown.mailbox_id, [shown.uid], ["\\Seen"], services.FlagMode.ADD)
+        shown.seen = True
+    context = _reading_context(request, shown)
+    if request.GET.get("fragment") == "1":
+        return render(request, "webmail/_message.html", context)
+    context.update(_list_context(request, shown.mailbox))
+    return render(request, "webmail/mailbox.html", context)
+
+
+@account_required
+def frame(request: HttpRequest, message_id: int, index: int) -> HttpResponse:
+    """A sanitised HTML body as its own document, for the sandboxed frame of the reading pane."""
+    shown = message_of(request, message_id)
+    reading = Reading(shown)
+    part = reading.part(index)
+    if part is None or part.content_type != "text/html":
+        raise Http404("No such part")
+    raw = bytes(shown.body.raw)
+    show_images = request.GET.get("images") == "1"
+    cleaned = sanitize.clean(part_text(raw, part), show_images=show_images, inline=lambda cid: reading.inline(raw, cid))
+    document = (
+        '<!DOCTYPE html><html><head><meta charset="utf-8">'
+        '<meta name="referrer" content="no-referrer">'
+        "<style>body{font-family:system-ui,sans-serif;margin:12px;overflow-wrap:anywhere;color:#111;"
+        "background:#fff}img{max-width:100%;height:auto}table{max-width:100%}</style>"
+        f"</head><body>{cleaned.html}</body></html>"
+    )
+    response = HttpResponse(document, content_type="text/html; charset=utf-8")
+    response["Content-Security-Policy"] = sanitize.frame_policy(show_images)
+    response["Referrer-Policy"] = "no-referrer"
+    response["X-Blocked-Images"] = str(cleaned.blocked_images)
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@account_required
+def attachment(request: HttpRequest, message_id: int, index: int) -> HttpResponse:
+    shown = message_of(request, message_id)
+    reading = Reading(shown)
+    found = next((a for a in reading.attachments if a.index == index), None)
+    part = reading.part(index)
+    if found is None or part is None:
+        raise Http404("No such attachment")
+    data = decode_body(bytes(shown.body.raw), part)
+    content_type = found.content_type if _SAFE_TYPE.match(found.content_type) else "application/octet-stream"
+    response = HttpResponse(data, content_type=content_type)
+    response["Content-Disposition"] = content_disposition_header(True, found.filename)
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@account_required
+def thread(request: HttpRequest, thread_id: uuid.UUID) -> HttpResponse:
+    """A whole conversation across folders, the user's replies in Sent included."""
+    found = queries.thread_messages(account(request), thread_id)
+    if not found:
+        raise Http404("No such conversation")
+    unread = [m for m in found if not m.seen]
+    for mailbox_id in {m.mailbox_id for m in unread}:
+        uids = [m.uid for m in unread if m.mailbox_id == mailbox_id]
+        services.set_flags(account(request), mailbox_id, uids, ["\\Seen"], services.FlagMode.ADD)
+    for m in unread:
+        m.seen = True
+    items = [_reading_context(request, m) for m in found]
+    context = _list_context(request, found[-1].mailbox)
+    context.update({"conversation": items, "subject": found[0].subject})
+    return render(request, "webmail/thread.html", context)
+
+
+_FLAG_ACTIONS = {
+    "read": (["\\Seen"], services.FlagMode.ADD),
+    "unread": (["\\Seen"], services.FlagMode.REMOVE),
+    "star": (["\\Flagged"], services.FlagMode.ADD),
+    "unstar": (["\\Flagged"], services.FlagMode.REMOVE),
+}
+
+
+def _back(request: HttpRequest, current: Mailbox) -> str:
+    target = request.POST.get("next", "")
+    if target.startswith("/") and not target.startswith("//"):
+        return target
+    return reverse("webmail:folder", kwargs={"folder_id": current.pk})
+
+
+@require_POST
+@account_required
+def act(request: HttpRequest, folder_id: int) -> HttpResponse:
+    """One action on the selected messages of a folder: flags, move, delete to Trash, delete forever."""
+    current = folder_of(request, folder_id)
+    me = account(request)
+    try:
+        uids = sorted({int(uid) for uid in request.POST.getlist("uid")})
+    except ValueError:
+        return HttpResponseBadRequest("bad message selection")
+    action = request.POST.get("action", "")
+    back = _back(request, current)
+    if not uids:
+        notices.error(request, "Select at least one message first.")
+        return redirect(back)
+    try:
+        if action in _FLAG_ACTIONS:
+            flags, mode = _FLAG_ACTIONS[action]
+            services.set_flags(me, current.pk, uids, flags, mode)
+        elif action == "move":
+            target = folder_of(request, int(request.POST.get("target") or 0))
+            moved = services.move(me, current.pk, uids, target.pk)
+            notices.success(request, f"Moved {len(moved)} message(s) to {target.name}.")
+        elif action == "trash" and current.role != Role.TRASH:
+            moved = services.move(me, current.pk, uids, role_folder(request, Role.TRASH).pk)
+            notices.success(request, f"Moved {len(moved)} message(s) to Trash.")
+        elif action in ("trash", "delete") and current.role == Role.TRASH:
+            removed = services.delete_messages(me, current.pk, uids)
+            notices.success(request, f"Deleted {len(removed)} message(s) forever.")
+        else:
+            return HttpResponseBadRequest("unknown action")
+    except (ValueError, services.ServiceError) as exc:
+        notices.error(request, f"Nothing was changed: {exc}")
+    if action in ("move", "trash", "delete") and back.startswith("/m/"):
+        back = reverse("webmail:folder", kwargs={"folder_id": current.pk})
+    return redirect(back)
+
+
+@require_POST
+@account_required
+def empty_trash(request: HttpRequest) -> HttpResponse:
+    trash = role_folder(request, Role.TRASH)
+    uids = list(Message.objects.filter(mailbox=trash).values_list("uid", flat=True))
+    removed = services.delete_messages(account(request), trash.pk, uids)
+    notices.success(request, f"Trash emptied ({len(removed)} message(s) deleted forever).")
+    return redirect("webmail:folder", folder_id=trash.pk)
+
+
+@account_required
+def search(request: HttpRequest) -> HttpResponse:
+    """Search everywhere (the folder-scoped search is the folder page with ?q=)."""
+    if not request.GET.get("q", "").strip():
+        return redirect("webmail:home")
+    context = _list_context(request, None)
+    if request.GET.get("fragment") == "list":
+        return render(request, "webmail/_list.html", context)
+    return render(request, "webmail/mailbox.html", context)
