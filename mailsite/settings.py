@@ -25,6 +25,7 @@
 | MAILSITE_AUTH_WINDOW            | 900                                   | seconds failures are counted for           |
 | MAILSITE_AUTH_FAILURE_DELAY     | 2                                     | seconds a protocol waits before "failed"   |
 | MAILSITE_DB_THREADS             | 8                                     | database threads per listener process      |
+| MAILSITE_DB_CONN_MAX_AGE        | 300                                   | seconds a database connection is reused    |
 
 Listener-specific options (timeouts, limits) are documented next to their listener below.
 
@@ -94,7 +95,11 @@ try:
     ALLOWED_HOSTS = env.list("MAILSITE_ALLOWED_HOSTS", [MAILSITE_HOSTNAME, "localhost", "127.0.0.1", "[::1]"])
     _database_url = env.str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'mailsite.sqlite3'}")
     try:
-        _database = dj_database_url.parse(_database_url, conn_max_age=0)
+        # Listeners keep one connection per database thread between calls: connecting per protocol step would
+        # cost a PostgreSQL backend start each time. A broken connection is replaced by mailboxes.asyncdb.
+        _database = dj_database_url.parse(
+            _database_url, conn_max_age=env.int("MAILSITE_DB_CONN_MAX_AGE", 300, minimum=0)
+        )
     except Exception as exc:  # dj-database-url raises several types for unknown schemes and bad ports
         raise SettingError(f"DATABASE_URL is not a usable database URL: {exc}") from None
     MAILSITE_BROKER_URL = env.str("MAILSITE_BROKER_URL", "filesystem://")
@@ -219,6 +224,6 @@ LOGGING = {
     "root": {"handlers": ["stderr"], "level": "INFO"},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
-        "mail.log": {"level": "INFO"},
+        "mail.log": {"level": "WARNING"},  # aiosmtpd logs every SMTP command line there at INFO
     },
 }
