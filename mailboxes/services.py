@@ -444,6 +444,23 @@ def deliver(raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> Deli
     return report
 
 
+@transaction.atomic
+def deliver_many(deliveries: Sequence[tuple[bytes, str, Sequence[str]]]) -> list[DeliveryReport | Exception]:
+    """Several `deliver` calls in one transaction: one commit (one WAL flush) for a group of messages.
+
+    Each delivery runs in its own savepoint, so a message the store refuses (MimeTooDeep, HeaderTooLarge, or
+    any other error) is rolled back alone and returned as its exception; the others commit together. An error
+    that breaks the transaction itself (a lost connection) propagates and nothing is stored.
+    """
+    results: list[DeliveryReport | Exception] = []
+    for raw, envelope_sender, recipients in deliveries:
+        try:
+            results.append(deliver(raw, envelope_sender, recipients))
+        except Exception as exc:  # the savepoint of this delivery is rolled back; the rest go on
+            results.append(exc)
+    return results
+
+
 # --- Folder contents ------------------------------------------------------------------------------------------
 
 SYSTEM_FLAGS = {
