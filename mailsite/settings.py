@@ -25,7 +25,18 @@
 | MAILSITE_AUTH_WINDOW            | 900                                   | seconds failures are counted for           |
 | MAILSITE_AUTH_FAILURE_DELAY     | 2                                     | seconds a protocol waits before "failed"   |
 | MAILSITE_DB_THREADS             | 8                                     | database threads per listener process      |
-| MAILSITE_DB_CONN_MAX_AGE        | 300                                   | seconds a database connection is reused    |
+| MAILSITE_DNS_NAMESERVERS        | the system's resolvers                | host[:port],... the relay asks for MX      |
+| MAILSITE_DNS_TIMEOUT            | 10                                    | seconds one DNS lookup may take            |
+| MAILSITE_RELAY_PORT             | 25                                    | port the relay connects to on MX hosts     |
+| MAILSITE_RELAY_TIMEOUT          | 120                                   | seconds per SMTP command of the relay      |
+| MAILSITE_RELAY_RETRY_SCHEDULE   | 1m,5m,15m,30m,1h                      | waits after each failure; the last repeats |
+| MAILSITE_RELAY_MAX_AGE          | 5d                                    | give up (bounce) after this long in queue  |
+| MAILSITE_RELAY_DELAY_WARNING    | 4h                                    | tell the sender of a delay after this long |
+| MAILSITE_RELAY_CLAIM_TIMEOUT    | 30m                                   | a killed attempt is retried after this     |
+| MAILSITE_RELAY_SWEEP_INTERVAL   | 60s                                   | how often the sweep looks for lost tasks   |
+| MAILSITE_RELAY_SWEEP_GRACE      | 5m                                    | overdue this long = the task was lost      |
+| MAILSITE_RELAY_QUEUE            | celery                                | Celery queue of the relay's tasks          |
+| MAILSITE_DKIM_SELECTOR          | mailsite                              | selector of generated DKIM keys            |
 
 Listener-specific options (timeouts, limits) are documented next to their listener below.
 
@@ -52,9 +63,25 @@ from pathlib import Path
 import dj_database_url
 
 from mailsite.env import Env, SettingError
+from relay.policy import parse_schedule
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = Env()
+
+
+def _durations(name: str, default: str) -> tuple[int, ...]:
+    """Seconds from a list of durations such as "1m,5m,4h,5d" (the relay's retry schedule and limits)."""
+    try:
+        return parse_schedule(env.str(name, default))
+    except ValueError as exc:
+        raise SettingError(f"{name}: {exc}") from None
+
+
+def _duration(name: str, default: str) -> int:
+    values = _durations(name, default)
+    if len(values) != 1:
+        raise SettingError(f"{name} must be one duration such as 30s, 15m, 4h or 5d")
+    return values[0]
 
 
 try:
@@ -92,14 +119,23 @@ try:
     MAILSITE_SMTP_DATA_DEADLINE = env.float("MAILSITE_SMTP_DATA_DEADLINE", 600.0, minimum=0.1)
     MAILSITE_SMTP_MAX_CONNECTIONS_PER_IP = env.int("MAILSITE_SMTP_MAX_CONNECTIONS_PER_IP", 20, minimum=1)
     MAILSITE_SMTP_MAX_ERRORS = env.int("MAILSITE_SMTP_MAX_ERRORS", 10, minimum=1)
+    MAILSITE_DNS_NAMESERVERS = env.host_ports("MAILSITE_DNS_NAMESERVERS")
+    MAILSITE_DNS_TIMEOUT = env.float("MAILSITE_DNS_TIMEOUT", 10.0, minimum=0.1)
+    MAILSITE_RELAY_PORT = env.port("MAILSITE_RELAY_PORT", 25)
+    MAILSITE_RELAY_TIMEOUT = env.float("MAILSITE_RELAY_TIMEOUT", 120.0, minimum=0.1)
+    MAILSITE_RELAY_RETRY_SCHEDULE = _durations("MAILSITE_RELAY_RETRY_SCHEDULE", "1m,5m,15m,30m,1h")
+    MAILSITE_RELAY_MAX_AGE = _duration("MAILSITE_RELAY_MAX_AGE", "5d")
+    MAILSITE_RELAY_DELAY_WARNING = _duration("MAILSITE_RELAY_DELAY_WARNING", "4h")
+    MAILSITE_RELAY_CLAIM_TIMEOUT = _duration("MAILSITE_RELAY_CLAIM_TIMEOUT", "30m")
+    MAILSITE_RELAY_SWEEP_INTERVAL = _duration("MAILSITE_RELAY_SWEEP_INTERVAL", "60s")
+    MAILSITE_RELAY_SWEEP_GRACE = _duration("MAILSITE_RELAY_SWEEP_GRACE", "5m")
+    MAILSITE_RELAY_SWEEP_BATCH = 1000  # tasks one sweep sends at most; the next sweep continues
+    MAILSITE_RELAY_QUEUE = env.str("MAILSITE_RELAY_QUEUE", "celery")
+    MAILSITE_DKIM_SELECTOR = env.str("MAILSITE_DKIM_SELECTOR", "mailsite")
     ALLOWED_HOSTS = env.list("MAILSITE_ALLOWED_HOSTS", [MAILSITE_HOSTNAME, "localhost", "127.0.0.1", "[::1]"])
     _database_url = env.str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'mailsite.sqlite3'}")
     try:
-        # Listeners keep one connection per database thread between calls: connecting per protocol step would
-        # cost a PostgreSQL backend start each time. A broken connection is replaced by mailboxes.asyncdb.
-        _database = dj_database_url.parse(
-            _database_url, conn_max_age=env.int("MAILSITE_DB_CONN_MAX_AGE", 300, minimum=0)
-        )
+        _database = dj_database_url.parse(_database_url, conn_max_age=0)
     except Exception as exc:  # dj-database-url raises several types for unknown schemes and bad ports
         raise SettingError(f"DATABASE_URL is not a usable database URL: {exc}") from None
     MAILSITE_BROKER_URL = env.str("MAILSITE_BROKER_URL", "filesystem://")
@@ -149,6 +185,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "mailboxes",
     "webmail",
+    "relay",
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -212,7 +249,14 @@ CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the task for ano
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    # The queue rows are the truth; this re-sends what is due but lost its task (broker flushed, worker killed).
+    "relay-sweep": {
+        "task": "relay.sweep",
+        "schedule": float(MAILSITE_RELAY_SWEEP_INTERVAL),
+        "options": {"queue": MAILSITE_RELAY_QUEUE},
+    },
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
 # --- Logging --------------------------------------------------------------------------------------------------
@@ -224,6 +268,6 @@ LOGGING = {
     "root": {"handlers": ["stderr"], "level": "INFO"},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
-        "mail.log": {"level": "WARNING"},  # aiosmtpd logs every SMTP command line there at INFO
+        "mail.log": {"level": "INFO"},
     },
 }

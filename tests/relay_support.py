@@ -1,0 +1,227 @@
+"""Real parts for relay tests: aiosmtpd sinks on loopback addresses and Celery worker processes.
+
+Sinks of one test process share one port (the relay connects to MAILSITE_RELAY_PORT on every MX) and live on
+their own loopback network 127.0.<20 + xdist worker number>.0/24, so parallel test processes never meet.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from django.conf import settings
+from django.db import connection
+
+WORKER_NUMBER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+NETWORK = f"127.0.{20 + WORKER_NUMBER}"
+RELAY_QUEUE = f"relay-test-gw{WORKER_NUMBER}"
+
+
+def address(host: int) -> str:
+    """The loopback address number `host` of this test process's network, e.g. 127.0.20.2."""
+    return f"{NETWORK}.{host}"
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 15.0, interval: float = 0.05) -> object:
+    """Poll until `predicate()` is truthy and return it; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    content: bytes
+    tls: bool
+    helo: str
+
+
+class SinkHandler:
+    """Accepts everything unless told otherwise: per-recipient RCPT replies, queued DATA replies, stalling."""
+
+    def __init__(self) -> None:
+        self.messages: list[Received] = []
+        self.rcpt_replies: dict[str, str] = {}
+        self.data_replies: collections.deque[str] = collections.deque()
+        self.stall_seconds = 0.0
+        self.data_started = 0
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        reply = self.rcpt_replies.get(address.lower())
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        import asyncio
+
+        self.data_started += 1
+        if self.stall_seconds:
+            await asyncio.sleep(self.stall_seconds)
+        if self.data_replies:
+            reply = self.data_replies.popleft()
+            if not reply.startswith("2"):
+                return reply
+        self.messages.append(
+            Received(
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                bytes(envelope.original_content),
+                session.ssl is not None,
+                session.host_name or "",
+            )
+        )
+        return "250 2.0.0 OK queued"
+
+
+def _sink_tls_context() -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.MAILSITE_TLS_CERT, settings.MAILSITE_TLS_KEY)
+    return context
+
+
+class Sinks:
+    """SMTP sinks on addresses of this process's loopback network, all on one port."""
+
+    def __init__(self) -> None:
+        self.port = free_port(address(2))
+        self.handlers: dict[str, SinkHandler] = {}
+        self._controllers: dict[str, Controller] = {}
+
+    def start(self, host: str, *, starttls: bool = True) -> SinkHandler:
+        handler = SinkHandler()
+        controller = Controller(
+            handler,
+            hostname=host,
+            port=self.port,
+            server_hostname="sink.example.net",
+            tls_context=_sink_tls_context() if starttls else None,
+            require_starttls=False,
+        )
+        controller.start()
+        self.handlers[host] = handler
+        self._controllers[host] = controller
+        return handler
+
+    def stop(self, host: str) -> None:
+        self._controllers.pop(host).stop()
+        self.handlers.pop(host)
+
+    def stop_all(self) -> None:
+        for host in list(self._controllers):
+            self.stop(host)
+
+    def received(self) -> list[Received]:
+        return [message for handler in self.handlers.values() for message in handler.messages]
+
+
+def worker_database_url() -> str:
+    """The URL of the database pytest-django created for this test process (test_ms_relay_gw0 etc.)."""
+    db = connection.settings_dict
+    user = db.get("USER") or "postgres"
+    return f"postgres://{user}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+class CeleryWorker:
+    """A real `celery worker --beat` process on the test database, the test broker and this process's queue."""
+
+    def __init__(self, workdir: Path, extra_env: dict[str, str], concurrency: int = 2) -> None:
+        self.workdir = workdir
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": worker_database_url(),
+            "MAILSITE_BROKER_URL": settings.CELERY_BROKER_URL,
+            "MAILSITE_RELAY_QUEUE": RELAY_QUEUE,
+            "MAILSITE_DATA_DIR": str(workdir),
+            **extra_env,
+        }
+        self.concurrency = concurrency
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / "worker.log"
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        offset = self.log_path.stat().st_size
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "--app",
+            "mailsite",
+            "worker",
+            "--beat",
+            "--schedule",
+            str(self.workdir / f"beat-{uuid.uuid4().hex}"),
+            "--queues",
+            RELAY_QUEUE,
+            "--hostname",
+            f"relay-{uuid.uuid4().hex[:8]}@%h",
+            "--concurrency",
+            str(self.concurrency),
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "INFO",
+        ]
+        cwd = Path(__file__).resolve().parent.parent
+        # Its own session, so the test can kill the worker with all its pool processes at once.
+        self.process = subprocess.Popen(
+            command, cwd=cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+
+        def ready() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"celery worker exited:\n{self.log()}")
+            return b" ready." in self.log_path.read_bytes()[offset:]
+
+        wait_for(ready, timeout=30, interval=0.1)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool: nothing gets to clean up, as in a crash or an OOM kill."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self.process = None
