@@ -91,6 +91,7 @@ def _split_commas(text: str) -> list[str]:
 def format_address(name: str, address: str) -> str:
     """One address as a user would type it, with a copied display name flattened and quoted when needed."""
     name = flatten(name)
-    if not name:
+    try:
+        return str(Address(display_name=name, addr_spec=address)) if name else address
+    except (HeaderParseError, ValueError, IndexError):
         return address
-    return str(Address(display_name=name, addr_spec=address))

@@ -53,6 +53,7 @@ STYLE_PROPERTIES = {
 _DATA_IMAGE = re.compile(r"^data:image/(?:png|gif|jpe?g|webp|bmp);base64,[A-Za-z0-9+/=\s]*$", re.I)
 _REMOTE = re.compile(r"^\s*(?:https?:)?//", re.I)
 _LINK_SCHEMES = re.compile(r"^\s*(?:https?:|mailto:)", re.I)
+_CSS_HAZARD = re.compile(r"expression|url\s*\(|image-set|@import|javascript:|\\|/\*", re.I)
 INLINE_IMAGE_LIMIT = 5 * 1024 * 1024  # bytes of one cid: image inlined as a data: URL
 
 
@@ -72,9 +73,10 @@ def clean(markup: str, *, show_images: bool, inline: Callable[[str], tuple[str, 
             return _image_source(value, show_images, inline, result)
         if tag == "a" and attribute == "href":
             return value if _LINK_SCHEMES.match(value) else None
-        if attribute == "style" and re.search(r"expression|url\s*\(|@import|javascript:|\\", value, re.I):
-            # Escapes and functions in CSS values hide URLs and scripts from the property filter.
-            return None
+        if attribute == "style":
+            # Escapes and functions in CSS values can hide URLs and scripts from the property filter, so any
+            # declaration holding one is dropped whole; nh3 then keeps only the allowed properties.
+            return ";".join(d for d in value.split(";") if not _CSS_HAZARD.search(d)) or None
         return value
 
     result.html = nh3.clean(

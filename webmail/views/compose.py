@@ -12,10 +12,10 @@ from django.utils import timezone
 from mailboxes import services
 from mailboxes.models import Message, Role
 from mailcore.headers import decode_words
-from mailcore.mime import Envelope, decode_body
+from mailcore.mime import Envelope, EnvelopeAddress, decode_body
 from mailcore.subject import base_subject
 from webmail import compose, queries
-from webmail.addresses import flatten, format_address, split_addresses
+from webmail.addresses import flatten, format_address
 from webmail.forms import ComposeForm
 from webmail.reading import Reading
 from webmail.views.common import account, account_required
@@ -69,11 +69,23 @@ def _attachment_data(kept: list[Kept], uploads: list) -> list[compose.Attachment
     return result
 
 
+def _addresses(items: list[EnvelopeAddress]) -> list[tuple[str, str]]:
+    """(decoded display name, address) of parsed header addresses; group markers are skipped.
+
+    The structured envelope is used rather than the comma-joined display columns, whose decoded names may
+    themselves contain commas, colons or line breaks.
+    """
+    return [(decode_words(a.name or ""), f"{a.mailbox}@{a.host}") for a in items if a.mailbox and a.host]
+
+
+def _field(items: list[EnvelopeAddress]) -> str:
+    return ", ".join(format_address(name, address) for name, address in _addresses(items))
+
+
 def _reply_address(message: Message) -> tuple[str, str]:
     envelope = Envelope.from_json(message.envelope)
-    for item in envelope.reply_to:
-        if item.mailbox and item.host:
-            return decode_words(item.name or ""), f"{item.mailbox}@{item.host}"
+    for name, address in _addresses(envelope.reply_to):
+        return name, address
     return message.from_name, message.from_address
 
 
@@ -102,11 +114,12 @@ def _initial(request: HttpRequest) -> tuple[dict, list[Kept], Message | None]:
         when = timezone.localtime(original.sent_date or original.internal_date).strftime("%a, %d %b %Y %H:%M")
         sender = format_address(original.from_name, original.from_address) if original.from_address else "someone"
         if mode == "draft":
+            envelope = Envelope.from_json(original.envelope)
             return (
                 {
-                    "to": flatten(original.to_addresses),
-                    "cc": flatten(original.cc_addresses),
-                    "bcc": flatten(original.bcc_addresses),
+                    "to": _field(envelope.to),
+                    "cc": _field(envelope.cc),
+                    "bcc": _field(envelope.bcc),
                     "subject": flatten(original.subject),
                     "body": Reading(original).text(bytes(original.body.raw)),
                     "in_reply_to": original.in_reply_to,
@@ -127,9 +140,10 @@ def _initial(request: HttpRequest) -> tuple[dict, list[Kept], Message | None]:
         name, address = _reply_address(original)
         initial["to"] = format_address(name, address)
         if mode == "replyall":
+            envelope = Envelope.from_json(original.envelope)
             others = [
                 format_address(n, a)
-                for n, a in split_addresses(f"{original.to_addresses}, {original.cc_addresses}")
+                for n, a in _addresses([*envelope.to, *envelope.cc])
                 if a.lower() not in (me.address.lower(), address.lower())
             ]
             initial["cc"] = ", ".join(dict.fromkeys(others))
