@@ -445,8 +445,25 @@ def deliver(raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> Deli
 
 
 @transaction.atomic
+def receive(raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> DeliveryReport:
+    """`deliver`, and in the same transaction queue the external addresses reached through aliases (`forward`)
+    for the outbound relay, with the original envelope sender (no SRS rewriting)."""
+    from relay import queue  # the relay is built on the store, so the store imports it only when used
+
+    return queue.accept(raw, envelope_sender, recipients, relay_remote=False)
+
+
+def submit(raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> DeliveryReport:
+    """Send a local user's message (submission, webmail): local recipients get it now; remote recipients and
+    external alias destinations go to the outbound queue (DKIM-signed), all in one transaction. Recipients
+    reported REMOTE were queued; delivery attempts start when the transaction commits."""
+    from relay import queue
+
+    return queue.accept(raw, envelope_sender, recipients, relay_remote=True)
+
+
 def deliver_many(deliveries: Sequence[tuple[bytes, str, Sequence[str]]]) -> list[DeliveryReport | Exception]:
-    """Several `deliver` calls in one transaction: one commit (one WAL flush) for a group of messages.
+    """Several `receive` calls in one transaction: one commit (one WAL flush) for a group of messages.
 
     Each delivery runs in its own savepoint, so a message the store refuses (MimeTooDeep, HeaderTooLarge, or
     any other error) is rolled back alone and returned as its exception; the others commit together. An error
@@ -455,7 +472,7 @@ def deliver_many(deliveries: Sequence[tuple[bytes, str, Sequence[str]]]) -> list
     results: list[DeliveryReport | Exception] = []
     for raw, envelope_sender, recipients in deliveries:
         try:
-            results.append(deliver(raw, envelope_sender, recipients))
+            results.append(receive(raw, envelope_sender, recipients))
         except Exception as exc:  # the savepoint of this delivery is rolled back; the rest go on
             results.append(exc)
     return results
