@@ -9,7 +9,7 @@ rebuilds it without touching the raw bytes. `decode_body` and `part_text` turn a
 
 Hostile input: nesting deeper than MAX_DEPTH raises `MimeTooDeep`; a header block larger than
 MAX_HEADER_BYTES raises `HeaderTooLarge`. Anything else that is merely malformed is parsed best-effort and never
-raises.
+raises; past MAX_PARTS parts the rest of a message is not split further.
 
 Structure is found with bytes.find over the raw message (no line-by-line Python loop over bodies), so the cost
 is linear in the size times the nesting depth, and only header blocks are examined line by line.
@@ -41,6 +41,9 @@ from mailcore.headers import (
 
 MAX_DEPTH = 100
 MAX_HEADER_BYTES = 100 * 1024
+# Parts per message, as Dovecot's max_total_mime_parts: past it the rest of a multipart is the body of its last
+# part. This bounds the work (about 10 us per part) and the stored structure of a message made of tiny parts.
+MAX_PARTS = 10_000
 SNIPPET_CHARS = 200
 TEXT_CHARS = 64 * 1024  # cap on ParsedMessage.text
 # Raw body bytes read per part when extracting text: enough for TEXT_CHARS after base64 and HTML markup, and
@@ -165,7 +168,8 @@ class MimePart:
     occurs, is invalid (RFC 2046 5.1.1 requires both) and is parsed as text/plain; charset=us-ascii like any
     invalid Content-Type (RFC 2045 5.2). A message/rfc822 part has exactly one child (the encapsulated
     message's root) and an envelope, unless it is base64 or quoted-printable encoded (forbidden by RFC 2046
-    5.2.1), in which case it is a leaf with envelope None.
+    5.2.1), in which case it is a leaf with envelope None. Once a message has MAX_PARTS parts, the last one
+    runs to the end of its multipart, and a container with no room left for a child is read the same ways.
     """
 
     header_start: int
@@ -396,9 +400,9 @@ def _read_header(raw: bytes, start: int, end: int) -> tuple[_Fields, int, int]:
     return {name: b"".join(pieces).strip() for name, pieces in fields.items()}, header_end, body_start
 
 
-def _delimiters(raw: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int, bool]]:
+def _delimiters(raw: bytes, start: int, end: int, boundary: bytes, limit: int) -> list[tuple[int, int, bool]]:
     """(line start, line end after the line break, is close delimiter) of each boundary delimiter line in
-    raw[start:end], up to and including the close delimiter."""
+    raw[start:end], up to and including the close delimiter, at most `limit` of them."""
     dash = b"--" + boundary
     needle = b"\n" + dash
     found: list[tuple[int, int, bool]] = []
@@ -412,7 +416,7 @@ def _delimiters(raw: bytes, start: int, end: int, boundary: bytes) -> list[tuple
         if m is not None:
             close = m[1] is not None
             found.append((candidate, m.end(), close))
-            if close:
+            if close or len(found) == limit:
                 break
             # The delimiter line's own line break may precede the next delimiter directly (an empty part).
             search_from = m.end() - 1
@@ -430,64 +434,86 @@ def _line_count(raw: bytes, start: int, end: int) -> int:
     return count
 
 
-def _parse_entity(raw: bytes, start: int, end: int, nesting: int, in_digest: bool) -> tuple[MimePart, _Fields]:
-    """The entity at raw[start:end] and its header fields; `nesting` counts the containers around it."""
-    fields, header_end, body_start = _read_header(raw, start, end)
-    content_type = fields.get(b"content-type")
-    if content_type is None and in_digest:
-        ctype, params = "message/rfc822", {}  # RFC 2046 5.1.5
-    else:
-        ctype, params = parse_content_type(None if content_type is None else header_str(content_type))
-    part = MimePart(start, header_end, body_start, end, ctype, params)
-    if (value := fields.get(b"content-transfer-encoding")) is not None:
-        part.encoding = first_token(header_str(value)) or "7bit"
-    if (value := fields.get(b"content-disposition")) is not None:
-        part.disposition, part.disposition_params = parse_disposition(header_str(value))
-    if (value := fields.get(b"content-id")) is not None:
-        part.content_id = header_str(value)
-    if (value := fields.get(b"content-description")) is not None:
-        part.description = header_str(value)
-    if (value := fields.get(b"content-language")) is not None:
-        part.language = header_str(value)
-    if (value := fields.get(b"content-location")) is not None:
-        part.location = header_str(value)
-    if (value := fields.get(b"content-md5")) is not None:
-        part.md5 = header_str(value)
+class _Parser:
+    """One parse of `raw`, counting the parts created so far against MAX_PARTS."""
 
-    is_multipart = part.maintype == "multipart"
-    is_message = ctype == "message/rfc822" and part.encoding not in _OPAQUE_ENCODINGS
-    if (is_multipart or is_message) and nesting >= MAX_DEPTH:
-        raise MimeTooDeep(f"MIME nesting deeper than {MAX_DEPTH} levels")
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self.parts = 0
 
-    if is_multipart:
-        boundary = params.get("boundary", "")
-        delimiters = _delimiters(raw, body_start, end, boundary.encode("utf-8")) if boundary else []
-        if not delimiters or delimiters[0][2]:
-            part.content_type, part.params = "text/plain", {"charset": "us-ascii"}
-            is_multipart = False
+    def entity(self, start: int, end: int, nesting: int, in_digest: bool) -> tuple[MimePart, _Fields]:
+        """The entity at raw[start:end] and its header fields; `nesting` counts the containers around it."""
+        raw = self.raw
+        fields, header_end, body_start = _read_header(raw, start, end)
+        content_type = fields.get(b"content-type")
+        if content_type is None and in_digest:
+            ctype, params = "message/rfc822", {}  # RFC 2046 5.1.5
         else:
-            digest = ctype == "multipart/digest"
-            for i, (_, child_start, close) in enumerate(delimiters):
-                if close:
-                    break
-                if i + 1 < len(delimiters):
-                    # The line break before a delimiter belongs to the delimiter (RFC 2046 5.1.1).
-                    child_end = delimiters[i + 1][0]
-                    if child_end > child_start and raw[child_end - 1] == 10:
-                        child_end -= 1
-                        if child_end > child_start and raw[child_end - 1] == 13:
+            ctype, params = parse_content_type(None if content_type is None else header_str(content_type))
+        part = MimePart(start, header_end, body_start, end, ctype, params)
+        self.parts += 1
+        if (value := fields.get(b"content-transfer-encoding")) is not None:
+            part.encoding = first_token(header_str(value)) or "7bit"
+        if (value := fields.get(b"content-disposition")) is not None:
+            part.disposition, part.disposition_params = parse_disposition(header_str(value))
+        if (value := fields.get(b"content-id")) is not None:
+            part.content_id = header_str(value)
+        if (value := fields.get(b"content-description")) is not None:
+            part.description = header_str(value)
+        if (value := fields.get(b"content-language")) is not None:
+            part.language = header_str(value)
+        if (value := fields.get(b"content-location")) is not None:
+            part.location = header_str(value)
+        if (value := fields.get(b"content-md5")) is not None:
+            part.md5 = header_str(value)
+
+        is_multipart = part.maintype == "multipart"
+        is_message = ctype == "message/rfc822" and part.encoding not in _OPAQUE_ENCODINGS
+        if (is_multipart or is_message) and nesting >= MAX_DEPTH:
+            raise MimeTooDeep(f"MIME nesting deeper than {MAX_DEPTH} levels")
+        if self.parts >= MAX_PARTS:
+            # No room for a child: containers are read as leaves, like an invalid multipart or an encoded
+            # message/rfc822 (see MimePart).
+            is_message = False
+            boundary = ""
+        else:
+            boundary = params.get("boundary", "")
+
+        if is_multipart:
+            # One delimiter per part that still fits, and one more to tell whether the last of them is final.
+            room = MAX_PARTS - self.parts
+            delimiters = _delimiters(raw, body_start, end, boundary.encode("utf-8"), room + 1) if boundary else []
+            if not delimiters or delimiters[0][2]:
+                part.content_type, part.params = "text/plain", {"charset": "us-ascii"}
+                is_multipart = False
+            else:
+                digest = ctype == "multipart/digest"
+                for i, (_, child_start, close) in enumerate(delimiters):
+                    if close:
+                        break
+                    full = self.parts + 1 >= MAX_PARTS
+                    last = i + 1 == len(delimiters) or (full and not delimiters[i + 1][2])
+                    if last:
+                        # No close delimiter, or no room for the parts still to come: this one runs to the end.
+                        child_end = end
+                    else:
+                        # The line break before a delimiter belongs to the delimiter (RFC 2046 5.1.1).
+                        child_end = delimiters[i + 1][0]
+                        if child_end > child_start and raw[child_end - 1] == 10:
                             child_end -= 1
-                else:
-                    child_end = end  # no close delimiter: the last part runs to the end
-                child, _ = _parse_entity(raw, child_start, child_end, nesting + 1, digest)
-                part.children.append(child)
-    elif is_message:
-        child, child_fields = _parse_entity(raw, body_start, end, nesting + 1, False)
-        part.children.append(child)
-        part.envelope = _envelope(child_fields, {})
-    if not is_multipart:
-        part.lines = _line_count(raw, body_start, end)
-    return part, fields
+                            if child_end > child_start and raw[child_end - 1] == 13:
+                                child_end -= 1
+                    child, _ = self.entity(child_start, child_end, nesting + 1, digest)
+                    part.children.append(child)
+                    if last or full:
+                        break
+        elif is_message:
+            child, child_fields = self.entity(body_start, end, nesting + 1, False)
+            part.children.append(child)
+            part.envelope = _envelope(child_fields, {})
+        if not is_multipart:
+            part.lines = _line_count(raw, body_start, end)
+        return part, fields
 
 
 _ADDRESS_FIELDS = (b"from", b"sender", b"reply-to", b"to", b"cc", b"bcc")
@@ -654,7 +680,7 @@ def _is_attachment(part: MimePart) -> bool:
 
 def parse_message(raw: bytes) -> ParsedMessage:
     """Parse a whole message; raises MimeTooDeep or HeaderTooLarge for hostile input, nothing else."""
-    root, fields = _parse_entity(raw, 0, len(raw), 0, False)
+    root, fields = _Parser(raw).entity(0, len(raw), 0, False)
     addresses: dict[bytes, list[AddressItem]] = {}
     envelope = _envelope(fields, addresses)
     subject = fields.get(b"subject")

@@ -11,6 +11,7 @@ import pytest
 from mailcore.mime import (
     MAX_DEPTH,
     MAX_HEADER_BYTES,
+    MAX_PARTS,
     Envelope,
     EnvelopeAddress,
     HeaderTooLarge,
@@ -114,6 +115,38 @@ def test_many_parts_parse_linearly_and_correctly() -> None:
         child = root.children[i]
         assert child.filename == f"f{i}.bin"
         assert raw[child.body_start : child.body_end] == b"payload %d" % i
+
+
+def test_parts_beyond_max_parts_are_not_split() -> None:
+    raw = (
+        b"Content-Type: multipart/mixed; boundary=s\r\n\r\n"
+        + b"--s\r\n\r\nx\r\n" * (MAX_PARTS + 10)
+        + b"--s\r\nContent-Type: multipart/mixed; boundary=t\r\n\r\n--t\r\n\r\ny\r\n--t--\r\n--s--\r\n"
+    )
+    root = parse_message(raw).root
+    assert len(root.walk()) == MAX_PARTS
+    last = root.children[-1]
+    assert last.body_end == len(raw)
+    rest = raw[last.body_start :]
+    assert rest.startswith(b"x\r\n--s\r\n\r\nx\r\n")
+    assert rest.count(b"--s\r\n") == 12  # root + 9999 children leaves 11 x parts and the nested one unsplit
+    assert rest.endswith(b"--t--\r\n--s--\r\n")
+
+
+def test_container_without_room_for_a_child_is_a_leaf() -> None:
+    inner = b"Content-Type: multipart/mixed; boundary=t\r\n\r\n--t\r\n\r\ny\r\n--t--\r\n"
+    raw = (
+        b"Content-Type: multipart/mixed; boundary=s\r\n\r\n"
+        + b"--s\r\n\r\nx\r\n" * (MAX_PARTS - 2)
+        + b"--s\r\n"
+        + inner
+        + b"--s--\r\n"
+    )
+    root = parse_message(raw).root
+    last = root.children[-1]
+    assert len(root.walk()) == MAX_PARTS
+    assert (last.content_type, last.children) == ("text/plain", [])
+    assert raw[last.body_start : last.body_end] == b"--t\r\n\r\ny\r\n--t--"
 
 
 @pytest.mark.parametrize(
