@@ -6,6 +6,7 @@ their own loopback network 127.0.<20 + xdist worker number>.0/24, so parallel te
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import os
 import signal
@@ -67,10 +68,13 @@ class SinkHandler:
         self.messages: list[Received] = []
         self.rcpt_replies: dict[str, str] = {}
         self.data_replies: collections.deque[str] = collections.deque()
-        self.stall_seconds = 0.0
-        self.data_started = 0
+        self.stall_seconds = 0.0  # how long each RCPT waits before its reply
+        self.rcpt_started = 0
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        self.rcpt_started += 1
+        if self.stall_seconds:
+            await asyncio.sleep(self.stall_seconds)
         reply = self.rcpt_replies.get(address.lower())
         if reply:
             return reply
@@ -78,11 +82,6 @@ class SinkHandler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:
-        import asyncio
-
-        self.data_started += 1
-        if self.stall_seconds:
-            await asyncio.sleep(self.stall_seconds)
         if self.data_replies:
             reply = self.data_replies.popleft()
             if not reply.startswith("2"):
