@@ -331,7 +331,8 @@ def _release_quota(account_id: int, size: int) -> None:
 
 def _thread_for(account_id: int, parsed: ParsedMessage) -> uuid.UUID:
     """The conversation a new message joins: by References/In-Reply-To, then by reply subject."""
-    references = [ref for ref in [*parsed.references, parsed.in_reply_to] if ref]
+    # Its own Message-ID counts too: the copy a sender keeps in Sent joins the thread of the delivered copy.
+    references = [ref for ref in [*parsed.references, parsed.in_reply_to, parsed.message_id] if ref]
     if references:
         found = (
             Message.objects.filter(account_id=account_id, message_id__in=references)
