@@ -51,3 +51,82 @@ def deliver(account: Account, raw: bytes | None = None, **fields) -> Message:
 
 def folder(account: Account, role: Role) -> Mailbox:
     return Mailbox.objects.get(account=account, role=role)
+
+
+class WebServer:
+    """The real ASGI application under uvicorn in a background thread, on an ephemeral port.
+
+    Server-sent events need ASGI (an async view streaming from the change hub), which Django's threaded live
+    server (WSGI) cannot serve.
+    """
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        import uvicorn
+
+        from mailsite.asgi import application
+
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+        config = uvicorn.Config(application, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
+        self.thread.start()
+        import time
+
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.socket.close()
+        # Django under ASGI runs each request's sync code in a fresh thread; connections those threads opened
+        # are only closed by garbage collection, which would keep the test database from being dropped.
+        from django.db import connection
+
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def launch_chromium():
+    """(playwright, browser): Debian's Chromium driven by Playwright (browser downloads are impossible here)."""
+    import os
+
+    import pytest
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-test-deps.sh as root")
+    playwright = sync_playwright().start()
+    return playwright, playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def sign_in(page, base_url: str, address: str, password: str) -> None:
+    page.goto(f"{base_url}/login/")
+    page.fill("input[name=address]", address)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#list")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+from asgiref.sync import sync_to_async
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from mailboxes import changes
@@ -33,8 +35,15 @@ async def _stream(account_id: int) -> AsyncIterator[str]:
             yield f"event: change\ndata: {','.join(str(pk) for pk in sorted(changed))}\n\n"
 
 
+def _close_connection() -> None:
+    connection.close()  # looked up here, in the thread that owns the connection
+
+
 async def events(request: HttpRequest) -> HttpResponse:
     user = await request.auser()
+    # The session lookup opened a database connection in this request's thread; the stream may stay open for
+    # hours and never needs it again, so it is closed now rather than when the stream ends.
+    await sync_to_async(_close_connection)()
     if not user.is_authenticated:
         return HttpResponse("Signed out", status=401)
     response = StreamingHttpResponse(_stream(user.pk), content_type="text/event-stream")
