@@ -59,33 +59,25 @@ def _schedule(pairs: Iterable[tuple[int, str]], eta: datetime.datetime | None = 
 # --- Enqueueing -------------------------------------------------------------------------------------------------
 
 
-def _headers(raw: bytes):
-    return BytesHeaderParser(policy=email_policy.default).parsebytes(raw)
-
-
-def _signing_domain(raw: bytes, sender: str) -> Domain | None:
-    """The local domain that signs: the From domain (for DMARC alignment), else the envelope sender's."""
-    candidates = []
+def _read_headers(raw: bytes) -> tuple[list[str], str]:
+    """(domains of the From addresses, Subject), parsed once; unparsable headers give nothing."""
     try:
-        from_header = _headers(raw)["from"]
-        if from_header is not None:
-            candidates.extend(address.domain.lower() for address in from_header.addresses)
+        headers = BytesHeaderParser(policy=email_policy.default).parsebytes(raw)
+        from_header = headers["from"]
+        domains = [address.domain.lower() for address in from_header.addresses] if from_header is not None else []
+        return domains, str(headers["subject"] or "")[:500]
     except (ValueError, IndexError, AttributeError):
-        pass  # an unparsable From: fall back to the envelope sender
-    if sender:
-        candidates.append(split_address(sender)[1])
+        return [], ""
+
+
+def _signing_domain(from_domains: list[str], sender: str) -> Domain | None:
+    """The local domain that signs: the From domain (for DMARC alignment), else the envelope sender's."""
+    candidates = [*from_domains, split_address(sender)[1]] if sender else from_domains
     for name in candidates:
         domain = Domain.objects.filter(name=name, active=True).first()
         if domain is not None:
             return domain
     return None
-
-
-def _subject(raw: bytes) -> str:
-    try:
-        return str(_headers(raw)["subject"] or "")[:500]
-    except (ValueError, IndexError, AttributeError):
-        return ""
 
 
 @transaction.atomic
@@ -94,9 +86,10 @@ def enqueue(raw: bytes, sender: str, recipients: Sequence[str]) -> OutboundMessa
     unique = list(dict.fromkeys(rcpt.strip() for rcpt in recipients if rcpt.strip()))
     if not unique:
         return None
-    domain = _signing_domain(raw, sender)
+    from_domains, subject = _read_headers(raw)
+    domain = _signing_domain(from_domains, sender)
     signed = dkim.sign(raw, domain) if domain is not None else raw
-    message = OutboundMessage.objects.create(sender=sender, raw=signed, size=len(signed), subject=_subject(raw))
+    message = OutboundMessage.objects.create(sender=sender, raw=signed, size=len(signed), subject=subject)
     rows = [OutboundRecipient(message=message, address=rcpt, domain=split_address(rcpt)[1]) for rcpt in unique]
     OutboundRecipient.objects.bulk_create(rows)
     _schedule((message.pk, row.domain) for row in rows)
