@@ -1,0 +1,187 @@
+"""aiosmtpd hooks: gather values, ask `policy`, make one store call per step, return the reply.
+
+A hook that returns a reply does aiosmtpd's bookkeeping itself (recording the sender or recipient) only when
+the reply is a success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiosmtpd.smtp import AuthResult, Envelope, Session
+from django.conf import settings
+
+from mailboxes import asyncdb, services
+from mailcore.headers import header_str, parse_address_list
+from mailcore.mime import HeaderTooLarge, MimeTooDeep
+from smtpd import lookups, message, policy
+from smtpd.batching import DeliveryGroups
+from smtpd.protocol import MailsiteSMTP
+
+log = logging.getLogger("smtpd")
+
+AUTH_OK = "235 2.7.0 Authentication successful"
+AUTH_FAILED = "535 5.7.8 Authentication credentials invalid"
+AUTH_THROTTLED = "454 4.7.0 Too many failed attempts, try again later"
+AUTH_UNAVAILABLE = "454 4.7.0 Temporary authentication failure"  # RFC 4954 6
+
+
+def _declared_size(options: list[str]) -> int:
+    for option in options:
+        name, _, value = option.partition("=")
+        if name == "SIZE" and value.isdigit():
+            return int(value)
+    return 0
+
+
+def _sender(envelope: Envelope) -> str:
+    # aiosmtpd records the null reverse-path as "<>"; the store wants "".
+    return "" if envelope.mail_from in (None, "<>") else envelope.mail_from
+
+
+class Handler:
+    def __init__(self, role: policy.ListenerRole, groups: DeliveryGroups) -> None:
+        self.role = role
+        self.groups = groups
+        self.hostname: str = settings.MAILSITE_HOSTNAME
+        self.delimiter: str = settings.MAILSITE_RECIPIENT_DELIMITER
+
+    async def handle_EHLO(
+        self, server: MailsiteSMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        lines = [line for line in responses[:-1] if self.role.submission or not line.startswith("250-AUTH")]
+        return [*lines, "250-PIPELINING", "250-ENHANCEDSTATUSCODES", responses[-1]]
+
+    async def authenticate(self, server: MailsiteSMTP, login: bytes, password: bytes) -> AuthResult:
+        try:
+            result = await asyncdb.call(
+                services.authenticate,
+                login.decode("utf-8", "replace"),
+                password.decode("utf-8", "replace"),
+                remote_ip=server.client_ip,
+                protocol="smtp",
+            )
+        except Exception:
+            log.exception("smtp auth failed internally client=%s", server.client_ip)
+            return AuthResult(success=False, handled=False, message=AUTH_UNAVAILABLE)
+        if result.ok:
+            log.info("smtp auth ok client=%s user=%s", server.client_ip, result.account.address)
+            return AuthResult(success=True, auth_data=result.account, message=AUTH_OK)
+        log.info("smtp auth failed client=%s throttled=%s", server.client_ip, result.throttled)
+        await asyncio.sleep(settings.MAILSITE_AUTH_FAILURE_DELAY)
+        return AuthResult(success=False, handled=False, message=AUTH_THROTTLED if result.throttled else AUTH_FAILED)
+
+    async def handle_MAIL(
+        self, server: MailsiteSMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        sender = "" if address == "<>" else address
+        reply = policy.check_sender(sender, smtputf8="SMTPUTF8" in options)
+        if reply:
+            return reply
+        if self.role.submission:
+            own = await asyncdb.call(lookups.sender_addresses, session.auth_data.pk)
+            if not policy.sender_allowed(sender, own, delimiter=self.delimiter):
+                return policy.SENDER_NOT_OWNED
+            session.own_addresses = own
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 Sender ok"
+
+    async def handle_RCPT(
+        self, server: MailsiteSMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        reply = policy.check_address(address, smtputf8=envelope.smtp_utf8) or policy.too_many_recipients(
+            len(envelope.rcpt_tos)
+        )
+        if reply:
+            return reply
+        address = policy.normalise_address(address)
+        resolution = await asyncdb.call(services.resolve_recipient, address, size=_declared_size(envelope.mail_options))
+        reply = policy.rcpt_reply(str(resolution.status), self.role, authenticated=session.authenticated)
+        if reply.startswith("250"):
+            envelope.rcpt_tos.append(address)
+            envelope.rcpt_options.extend(options)
+        return reply
+
+    async def handle_DATA(self, server: MailsiteSMTP, session: Session, envelope: Envelope) -> str:
+        queue_id = message.new_queue_id()
+        reply = policy.TEMPORARY_FAILURE
+        raw = b""
+        try:
+            raw = message.normalise_line_endings(envelope.original_content or b"")
+            reply, raw = self._checked(session, raw)
+            if reply is None:
+                reply = await self._deliver(server, session, envelope, queue_id, raw)
+        except Exception:
+            # Never a 5xx for our own failure: the sending server keeps the message and retries.
+            log.exception("smtp internal error queue_id=%s client=%s", queue_id, server.client_ip)
+            reply = policy.TEMPORARY_FAILURE
+        log.info(
+            "smtp message queue_id=%s listener=%s client=%s sender=<%s> recipients=%s size=%d result=%r",
+            queue_id,
+            self.role.name,
+            server.client_ip,
+            _sender(envelope),
+            ",".join(envelope.rcpt_tos),
+            len(raw),
+            reply,
+        )
+        return reply
+
+    def _checked(self, session: Session, raw: bytes) -> tuple[str | None, bytes]:
+        """Refusals decided from the bytes alone, and the submission rewrites (Bcc, Message-ID, Date)."""
+        if policy.loop_detected(message.count_fields(raw, b"Received")):
+            return policy.LOOP_DETECTED, raw
+        if not self.role.submission:
+            return None, raw
+        authors = [
+            f"{local}@{domain}"
+            for value in message.field_values(raw, b"From")
+            for kind, _, local, domain in parse_address_list(header_str(value))
+            if kind == "mailbox" and domain
+        ]
+        reply = policy.check_from_header(authors, session.own_addresses, delimiter=self.delimiter)
+        if reply:
+            return reply, raw
+        # Bcc recipients come from the envelope only; the header must reach nobody (RFC 5322 3.6.3).
+        raw = message.remove_field(raw, b"Bcc")
+        added = b""
+        if not message.has_field(raw, b"Message-ID"):
+            added += b"Message-ID: " + message.new_message_id(self.hostname) + b"\r\n"
+        if not message.has_field(raw, b"Date"):
+            added += b"Date: " + message.date_value() + b"\r\n"
+        return None, added + raw
+
+    async def _deliver(
+        self, server: MailsiteSMTP, session: Session, envelope: Envelope, queue_id: str, raw: bytes
+    ) -> str:
+        received = message.received_field(
+            helo=session.host_name or "unknown",
+            ip=server.client_ip,
+            hostname=self.hostname,
+            protocol=policy.with_protocol(
+                extended=session.extended_smtp,
+                tls=server.tls_active,
+                authenticated=session.authenticated,
+                smtputf8=envelope.smtp_utf8,
+            ),
+            queue_id=queue_id,
+            recipients=envelope.rcpt_tos,
+            tls_version=server.tls_version(),
+        )
+        try:
+            report = await self.groups.deliver(received + raw, _sender(envelope), envelope.rcpt_tos)
+        except MimeTooDeep:
+            return policy.MIME_TOO_DEEP
+        except HeaderTooLarge:
+            return policy.HEADER_TOO_LARGE
+        if report.forward:
+            # The outbound relay does not take alias forwards yet; they are logged, not delivered.
+            log.warning("smtp alias forward not relayed queue_id=%s to=%s", queue_id, ",".join(report.forward))
+        return policy.delivery_reply(queue_id, {rcpt: str(status) for rcpt, status in report.results.items()})
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.error("smtp session error: %s", error.__class__.__name__, exc_info=error)
+        return policy.TEMPORARY_FAILURE

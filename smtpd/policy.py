@@ -1,0 +1,269 @@
+"""Accept/refuse decisions of the SMTP listeners, from plain values (no I/O, no ORM).
+
+Every function answers with a complete reply line ("550 5.1.1 ...") or None for "no objection", so the
+aiosmtpd hooks only gather values, call these and push what they return. Enhanced status codes follow
+RFC 3463 and are carried by every reply except the greeting and the HELO/EHLO response (RFC 2034 3).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+# RFC 5321 4.5.3.1.4: a command line is at most 512 octets including CRLF; aiosmtpd measures it without the
+# CRLF. SIZE (RFC 1870 3) and SMTPUTF8 (RFC 6531 3.4) each extend the MAIL command line.
+COMMAND_LINE_LIMIT = 510
+MAIL_LINE_LIMIT = COMMAND_LINE_LIMIT + 26 + 10
+LOCAL_PART_LIMIT = 64  # RFC 5321 4.5.3.1.1
+MAX_RECIPIENTS = 100  # RFC 5321 4.5.3.1.8 requires at least 100; more get 452 (4.5.3.1.10)
+# RFC 5321 6.3 detects loops by counting Received headers; 50 is the threshold Postfix uses (hopcount_limit).
+MAX_RECEIVED = 50
+
+# Recipient statuses as `mailboxes.services.RecipientStatus` spells them (a StrEnum, so equal to these).
+LOCAL = "local"
+UNKNOWN = "unknown"
+REMOTE = "remote"
+OVER_QUOTA = "over_quota"
+
+TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, please try again later"
+
+
+@dataclass(frozen=True)
+class ListenerRole:
+    """What a listener is for: the MX accepts mail for local domains from anyone; submission needs AUTH."""
+
+    name: str
+    submission: bool
+
+
+MX = ListenerRole("smtp", submission=False)
+SUBMISSION = ListenerRole("submission", submission=True)
+SMTPS = ListenerRole("smtps", submission=True)
+
+
+# --- Reply codes ----------------------------------------------------------------------------------------------
+
+# RFC 3463 defaults for replies that arrive without an enhanced code (aiosmtpd's built-in replies).
+_DEFAULT_ENHANCED = {
+    "2": "2.0.0",
+    "421": "4.3.0",
+    "450": "4.2.0",
+    "451": "4.3.0",
+    "452": "4.5.3",
+    "454": "4.7.0",
+    "500": "5.5.2",
+    "501": "5.5.4",
+    "502": "5.5.1",
+    "503": "5.5.1",
+    "504": "5.5.4",
+    "530": "5.7.0",
+    "535": "5.7.8",
+    "550": "5.0.0",
+    "552": "5.3.4",
+    "553": "5.1.3",
+    "554": "5.0.0",
+    "555": "5.5.4",
+}
+
+# aiosmtpd's own wording for some situations, replaced by ours (prefix match on the whole reply).
+_REWRITES = (
+    ("500 Command line too long", "500 5.5.2 Line too long"),
+    ("500 Line too long", "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6)"),
+    ("552 Error: Too much mail data", "552 5.3.4 Message size exceeds fixed maximum message size"),
+    ("552 Error: message size exceeds", "552 5.3.4 Message size exceeds fixed maximum message size"),
+    # aiosmtpd closes the connection after five unknown commands; that is our error limit's 421.
+    ("502 5.5.1 Too many unrecognized", "421 4.7.0 Too many errors, closing connection"),
+    # HELP replies are 214 (RFC 5321 4.2.2); a HELP for an unknown topic stays 501.
+    ("250 Syntax:", "214 2.0.0 Syntax:"),
+    ("250 Supported commands:", "214 2.0.0 Supported commands:"),
+    ("501 Supported commands:", "501 5.5.4 Unknown topic; supported commands:"),
+)
+
+_ENHANCED = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}(?: |$)")
+
+
+def enhance(reply: str) -> str:
+    """The reply with an RFC 3463 enhanced status code (and our wording for some of aiosmtpd's replies)."""
+    for prefix, replacement in _REWRITES:
+        if reply.startswith(prefix):
+            return replacement + reply[len(prefix) :] if prefix.endswith(":") else replacement
+    code, sep, text = reply[:3], reply[3:4], reply[4:]
+    if not code.isdigit() or code[0] not in "245" or sep not in (" ", "") or _ENHANCED.match(text):
+        return reply  # intermediate replies (334, 354) carry no enhanced code; the rest already have one
+    enhanced = _DEFAULT_ENHANCED.get(code) or _DEFAULT_ENHANCED.get(code[0]) or f"{code[0]}.0.0"
+    return f"{code} {enhanced} {text}".rstrip()
+
+
+def is_error(reply: str) -> bool:
+    """Replies that count against a session's error limit (4xx and 5xx, except our own closing 421)."""
+    return reply[:1] in ("4", "5") and not reply.startswith("421")
+
+
+def too_many_errors(errors: int, limit: int) -> bool:
+    return limit > 0 and errors >= limit
+
+
+TOO_MANY_ERRORS = "421 4.7.0 Too many errors, closing connection"
+TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections from your address, try again later"
+TIMEOUT = "421 4.4.2 Timeout exceeded, closing connection"
+
+
+# --- Addresses ------------------------------------------------------------------------------------------------
+
+
+def check_address(address: str, *, smtputf8: bool) -> str | None:
+    """Refuse addresses that cannot be stored or relayed safely; None when the address is acceptable."""
+    if any(ch in address for ch in "\x00\r\n"):
+        # A NUL, CR or LF would end up inside a header (Return-Path, Received) or a relayed command.
+        return "501 5.1.7 Invalid address: control characters are not allowed"
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain:
+        return "501 5.1.3 Invalid address: user@domain expected"
+    if len(local.encode("utf-8", "surrogateescape")) > LOCAL_PART_LIMIT:
+        return f"501 5.1.3 Invalid address: local part longer than {LOCAL_PART_LIMIT} octets"
+    if not smtputf8 and not address.isascii():
+        return "553 5.6.7 Non-ASCII address requires SMTPUTF8"  # RFC 6531 3.5
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in address):
+        return "501 5.1.7 Invalid address: control characters are not allowed"
+    return None
+
+
+def check_sender(address: str, *, smtputf8: bool) -> str | None:
+    """MAIL FROM: the null reverse-path "<>" (bounces, RFC 5321 4.5.5) is always acceptable."""
+    if address == "":
+        return None
+    return check_address(address, smtputf8=smtputf8)
+
+
+def normalise_address(address: str) -> str:
+    """The domain lower-cased, the local part as given (RFC 5321 2.4: only the receiving host interprets it)."""
+    local, _, domain = address.rpartition("@")
+    return f"{local}@{domain.lower().rstrip('.')}"
+
+
+def same_address(a: str, b: str) -> bool:
+    return a.casefold() == b.casefold()
+
+
+def sender_allowed(address: str, own: Collection[str], *, delimiter: str) -> bool:
+    """May an authenticated user use `address`? Its own addresses (and their +tag forms) only."""
+    folded = {item.casefold() for item in own}
+    if address.casefold() in folded:
+        return True
+    local, _, domain = address.rpartition("@")
+    if delimiter and delimiter in local:
+        base = local.split(delimiter, 1)[0]
+        return f"{base}@{domain}".casefold() in folded
+    return False
+
+
+SENDER_NOT_OWNED = "553 5.7.1 Sender address not owned by the authenticated user"
+FROM_NOT_OWNED = "553 5.7.1 From: header address not owned by the authenticated user"
+
+
+def check_from_header(addresses: Iterable[str], own: Collection[str], *, delimiter: str) -> str | None:
+    """Submission: every From: mailbox must be the user's own (RFC 6409 leaves this to site policy)."""
+    found = list(addresses)
+    if not found or not all(sender_allowed(a, own, delimiter=delimiter) for a in found):
+        return FROM_NOT_OWNED
+    return None
+
+
+# --- Recipients -----------------------------------------------------------------------------------------------
+
+
+def too_many_recipients(count: int) -> str | None:
+    """`count` recipients accepted so far in this transaction."""
+    if count >= MAX_RECIPIENTS:
+        return "452 4.5.3 Too many recipients"
+    return None
+
+
+def remote_recipient(role: ListenerRole, *, authenticated: bool) -> str:
+    """The one place deciding about recipients outside our domains.
+
+    MX: never relay (RFC 5321 7.1). Submission: the outbound queue takes them once the relay exists; until
+    then they are refused with a temporary error, so clients keep the message and retry later.
+    """
+    if role.submission and authenticated:
+        return "451 4.3.2 Delivery to remote recipients is not available yet, try again later"
+    return "554 5.7.1 Relay access denied"
+
+
+def rcpt_reply(status: str, role: ListenerRole, *, authenticated: bool) -> str:
+    """The reply to RCPT TO for a recipient resolved to `status`."""
+    if status == LOCAL:
+        return "250 2.1.5 Recipient ok"
+    if status == UNKNOWN:
+        return "550 5.1.1 No such user here"
+    if status == OVER_QUOTA:
+        return "452 4.2.2 Mailbox full, try again later"
+    return remote_recipient(role, authenticated=authenticated)
+
+
+# --- Message data ---------------------------------------------------------------------------------------------
+
+LOOP_DETECTED = f"554 5.4.6 Too many Received headers ({MAX_RECEIVED} or more): mail loop"
+MIME_TOO_DEEP = "554 5.6.0 Message structure nested too deeply"
+HEADER_TOO_LARGE = "552 5.3.4 Message header too large"
+ALL_OVER_QUOTA = "452 4.2.2 Mailbox full, try again later"
+NO_VALID_RECIPIENTS = "554 5.5.1 No valid recipients"
+
+
+def loop_detected(received_count: int) -> bool:
+    return received_count >= MAX_RECEIVED
+
+
+def queued(queue_id: str) -> str:
+    return f"250 2.0.0 Ok: queued as {queue_id}"
+
+
+def delivery_reply(queue_id: str, results: dict[str, str]) -> str:
+    """The single DATA reply for the per-recipient outcome of one delivery.
+
+    SMTP (unlike LMTP) has one reply for all recipients: 250 once the message is stored for at least one of
+    them. When every recipient filled up between RCPT and DATA the sender is asked to retry.
+    """
+    statuses = set(results.values())
+    if LOCAL in statuses:
+        return queued(queue_id)
+    if OVER_QUOTA in statuses:
+        return ALL_OVER_QUOTA
+    return NO_VALID_RECIPIENTS
+
+
+def with_protocol(*, extended: bool, tls: bool, authenticated: bool, smtputf8: bool) -> str:
+    """The "with" keyword of the Received header (RFC 3848, RFC 6531 3.7.3)."""
+    if not extended:
+        return "SMTP"
+    name = "UTF8SMTP" if smtputf8 else "ESMTP"
+    return name + ("S" if tls else "") + ("A" if authenticated else "")
+
+
+# --- Connections ----------------------------------------------------------------------------------------------
+
+
+class ConnectionCounter:
+    """Open connections per client IP within one process; `acquire` refuses beyond the limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: dict[str, int] = {}
+
+    def acquire(self, ip: str) -> bool:
+        count = self._open.get(ip, 0)
+        if self.limit > 0 and count >= self.limit:
+            return False
+        self._open[ip] = count + 1
+        return True
+
+    def release(self, ip: str) -> None:
+        count = self._open.get(ip, 0) - 1
+        if count > 0:
+            self._open[ip] = count
+        else:
+            self._open.pop(ip, None)
+
+    def open(self, ip: str) -> int:
+        return self._open.get(ip, 0)

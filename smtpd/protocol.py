@@ -1,0 +1,228 @@
+"""The SMTP protocol engine: aiosmtpd's `SMTP` with our replies, limits and deadlines.
+
+aiosmtpd parses commands and DATA; this subclass adds what the listeners need around it:
+- every reply passes through `policy.enhance` (RFC 3463 codes, our wording) and error replies are counted;
+  at the session's error limit the server answers 421 and closes;
+- per-IP concurrent connection limit, checked before the greeting;
+- deadlines: the next command (RFC 5321 4.5.3.2.7), a started command line (against clients that trickle
+  one byte at a time), silence inside DATA (4.5.3.2.5) and the whole DATA transfer; each ends with 421;
+- AUTH PLAIN/LOGIN checked through the handler, asynchronously (aiosmtpd's own authenticator is synchronous);
+- per-session command line limits (aiosmtpd keeps them in a class attribute shared by every session).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import collections
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult
+
+from smtpd import policy
+
+log = logging.getLogger("smtpd")
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    command_timeout: float
+    line_deadline: float
+    data_block_timeout: float
+    data_deadline: float
+    max_errors: int
+
+
+def _line_limits() -> collections.defaultdict[str, int]:
+    return collections.defaultdict(lambda: policy.COMMAND_LINE_LIMIT, {"MAIL": policy.MAIL_LINE_LIMIT})
+
+
+class MailsiteSMTP(SMTP):
+    command_size_limit = policy.COMMAND_LINE_LIMIT
+
+    def __init__(
+        self,
+        handler: Any,
+        *,
+        role: policy.ListenerRole,
+        limits: SessionLimits,
+        connections: policy.ConnectionCounter,
+        implicit_tls: bool = False,
+        **options: Any,
+    ) -> None:
+        super().__init__(handler, timeout=limits.command_timeout, **options)
+        self.role = role
+        self.limits = limits
+        self.connections = connections
+        self.implicit_tls = implicit_tls
+        if implicit_tls:
+            # The whole connection is TLS, so AUTH needs no STARTTLS; set after __init__ because aiosmtpd
+            # warns about auth_require_tls=False without knowing about implicit TLS.
+            self._auth_require_tls = False
+        self.command_size_limits = _line_limits()
+        self.errors = 0
+        self.client_ip = "unknown"
+        self._greeted = False
+        self._raw_replies = False
+        self._refused = False
+        self._released = False
+        self._in_data = False
+        self._line_timer: asyncio.TimerHandle | None = None
+        self._block_timer: asyncio.TimerHandle | None = None
+
+    # --- Connection -------------------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.transport is None and self._original_transport is None:  # a new client, not a STARTTLS upgrade
+            peer = transport.get_extra_info("peername")
+            self.client_ip = str(peer[0]) if peer else "unknown"
+            if not self.connections.acquire(self.client_ip):
+                log.warning("smtp refused client=%s reason=too-many-connections", self.client_ip)
+                self._refused = True
+                transport.write(policy.TOO_MANY_CONNECTIONS.encode() + b"\r\n")  # type: ignore[attr-defined]
+                transport.close()
+                return
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._refused:
+            return
+        self._cancel_timers()
+        if not self._released:  # aiosmtpd may call this twice after a failed TLS handshake
+            self._released = True
+            self.connections.release(self.client_ip)
+        super().connection_lost(error)
+
+    @property
+    def tls_active(self) -> bool:
+        return self.implicit_tls or self._tls_protocol is not None
+
+    def tls_version(self) -> str | None:
+        if self.transport is None:
+            return None
+        ssl_object = self.transport.get_extra_info("ssl_object")
+        return ssl_object.version() if ssl_object is not None else None
+
+    # --- Deadlines --------------------------------------------------------------------------------------------
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._line_timer, self._block_timer):
+            if timer is not None:
+                timer.cancel()
+        self._line_timer = self._block_timer = None
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        # Called when a valid command arrives: the line deadline starts again with the next line.
+        if self._line_timer is not None:
+            self._line_timer.cancel()
+            self._line_timer = None
+        super()._reset_timeout(duration)
+
+    def _timeout_cb(self) -> None:
+        if self.transport is None:
+            return
+        log.info("smtp timeout client=%s", self.client_ip)
+        self.transport.write(policy.TIMEOUT.encode() + b"\r\n")  # type: ignore[attr-defined]
+        self._cancel_timers()
+        super()._timeout_cb()
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_data:
+            if self._block_timer is not None:
+                self._block_timer.cancel()
+            self._block_timer = self.loop.call_later(self.limits.data_block_timeout, self._timeout_cb)
+        elif self._line_timer is None:
+            self._line_timer = self.loop.call_later(self.limits.line_deadline, self._timeout_cb)
+        super().data_received(data)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        self._in_data = True
+        self._reset_timeout(self.limits.data_deadline)
+        self._block_timer = self.loop.call_later(self.limits.data_block_timeout, self._timeout_cb)
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self._in_data = False
+            if self._block_timer is not None:
+                self._block_timer.cancel()
+                self._block_timer = None
+            if self.transport is not None:
+                self._reset_timeout()
+
+    # --- Replies ----------------------------------------------------------------------------------------------
+
+    async def push(self, status: str | bytes) -> None:
+        if isinstance(status, bytes) or self._raw_replies or not self._greeted:
+            # The greeting and the HELO/EHLO response carry no enhanced codes (RFC 2034 3); bytes are AUTH
+            # challenges.
+            self._greeted = True
+            await super().push(status)
+            return
+        reply = policy.enhance(status)
+        await super().push(reply)
+        if reply.startswith("421"):
+            self._close()
+        elif policy.is_error(reply):
+            self.errors += 1
+            if policy.too_many_errors(self.errors, self.limits.max_errors):
+                log.info("smtp error limit client=%s errors=%d", self.client_ip, self.errors)
+                await super().push(policy.TOO_MANY_ERRORS)
+                self._close()
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        self._raw_replies = bool(hostname)
+        try:
+            await super().smtp_EHLO(hostname)
+        finally:
+            self._raw_replies = False
+            # aiosmtpd raises the MAIL limit on every EHLO; start from ours each time.
+            self.command_size_limits = _line_limits()
+
+    async def smtp_HELO(self, hostname: str) -> None:
+        self._raw_replies = bool(hostname)
+        try:
+            await super().smtp_HELO(hostname)
+        finally:
+            self._raw_replies = False
+
+    # --- AUTH (RFC 4954, RFC 4616) ------------------------------------------------------------------------------
+
+    async def _initial_or_challenge(self, args: list[str], challenge: str) -> bytes | None:
+        if len(args) == 1:
+            blob = await self.challenge_auth(challenge)
+            return None if blob is MISSING else blob  # type: ignore[return-value]
+        try:
+            return base64.b64decode(args[1].encode(), validate=True)
+        except (binascii.Error, ValueError):
+            await self.push("501 5.5.2 Cannot decode base64")
+            return None
+
+    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
+        blob = await self._initial_or_challenge(args, "")
+        if blob is None:
+            return AuthResult(success=False, handled=True)
+        parts = blob.split(b"\x00")
+        if len(parts) != 3:
+            await self.push("501 5.5.2 Cannot split authentication value")
+            return AuthResult(success=False, handled=True)
+        authzid, login, password = parts
+        if authzid and authzid != login:
+            # Acting as another user (RFC 4616 authorization identity) is not supported.
+            return AuthResult(success=False, handled=False, message="535 5.7.8 Authentication credentials invalid")
+        return await self.event_handler.authenticate(self, login, password)
+
+    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
+        login = await self._initial_or_challenge(args, "Username:")
+        if login is None:
+            return AuthResult(success=False, handled=True)
+        password = await self.challenge_auth("Password:")
+        if password is MISSING:
+            return AuthResult(success=False, handled=True)
+        return await self.event_handler.authenticate(self, login, password)

@@ -1,0 +1,86 @@
+"""The SMTP listeners: MX (MAILSITE_SMTP_PORT), submission with STARTTLS (MAILSITE_SUBMISSION_PORT) and with
+implicit TLS (MAILSITE_SMTPS_PORT). Sockets use SO_REUSEPORT so several processes can share each port."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from django.conf import settings
+
+from mailsite import tls
+from mailsite.runtime import Listener
+from smtpd import policy
+from smtpd.batching import DeliveryGroups
+from smtpd.handler import Handler
+from smtpd.protocol import MailsiteSMTP, SessionLimits
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def session_limits() -> SessionLimits:
+    return SessionLimits(
+        command_timeout=settings.MAILSITE_SMTP_COMMAND_TIMEOUT,
+        line_deadline=settings.MAILSITE_SMTP_LINE_DEADLINE,
+        data_block_timeout=settings.MAILSITE_SMTP_DATA_BLOCK_TIMEOUT,
+        data_deadline=settings.MAILSITE_SMTP_DATA_DEADLINE,
+        max_errors=settings.MAILSITE_SMTP_MAX_ERRORS,
+    )
+
+
+async def start_listeners() -> list[Listener]:
+    loop = asyncio.get_running_loop()
+    context = tls.server_context()
+    limits = session_limits()
+    # One counter for all three ports of this process: the limit is on a client's connections to us.
+    connections = policy.ConnectionCounter(settings.MAILSITE_SMTP_MAX_CONNECTIONS_PER_IP)
+    # Leave database threads free for the RCPT and AUTH lookups of other sessions.
+    groups = DeliveryGroups(max_in_flight=max(1, settings.MAILSITE_DB_THREADS // 2))
+    host = settings.MAILSITE_BIND
+    listeners = []
+    for role, port, implicit_tls in (
+        (policy.MX, settings.MAILSITE_SMTP_PORT, False),
+        (policy.SUBMISSION, settings.MAILSITE_SUBMISSION_PORT, False),
+        (policy.SMTPS, settings.MAILSITE_SMTPS_PORT, True),
+    ):
+        handler = Handler(role, groups)
+
+        def factory(role: policy.ListenerRole = role, handler: Handler = handler, implicit: bool = implicit_tls):
+            return MailsiteSMTP(
+                handler,
+                role=role,
+                limits=limits,
+                connections=connections,
+                implicit_tls=implicit,
+                hostname=settings.MAILSITE_HOSTNAME,
+                ident="ESMTP Mailsite",
+                data_size_limit=settings.MAILSITE_MAX_MESSAGE_SIZE,
+                enable_SMTPUTF8=True,
+                decode_data=False,
+                tls_context=None if implicit else context,
+                # RFC 8314 3.3: submission over cleartext must start TLS before anything else.
+                require_starttls=role.submission and not implicit,
+                auth_required=role.submission,
+                auth_require_tls=True,
+                auth_exclude_mechanism=() if role.submission else ("PLAIN", "LOGIN"),
+                loop=loop,
+            )
+
+        sock = _bind(host, port)
+        server = await loop.create_server(factory, sock=sock, ssl=context if implicit_tls else None)
+
+        async def close(server: asyncio.Server = server) -> None:
+            server.close()
+            await server.wait_closed()
+
+        listeners.append(Listener(role.name, host, sock.getsockname()[1], close))
+    return listeners
