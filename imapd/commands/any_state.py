@@ -1,0 +1,94 @@
+"""CAPABILITY, NOOP, LOGOUT, ID (RFC 2971), ENABLE (RFC 5161), NAMESPACE (RFC 2342), IDLE (RFC 2177)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from imapd.commands.args import count
+from imapd.protocol import Command, ParseError, State
+from imapd.session import Session
+
+
+async def capability(session: Session, command: Command) -> str:
+    count(command, 0)
+    session.send(f"* CAPABILITY {session.capabilities()}\r\n".encode())
+    return "CAPABILITY completed"
+
+
+async def noop(session: Session, command: Command) -> str:
+    count(command, 0)
+    return "NOOP completed"  # the session reports folder changes before this reply
+
+
+async def logout(session: Session, command: Command) -> str:
+    count(command, 0)
+    session.send(b"* BYE Mailsite IMAP4rev1 server logging out\r\n")
+    session.conn.state = State.LOGOUT
+    return "LOGOUT completed"
+
+
+async def id_(session: Session, command: Command) -> str:
+    args = count(command, 1)
+    if not (isinstance(args[0], list) or str(args[0]).upper() == "NIL"):
+        raise ParseError("ID needs a parameter list or NIL")
+    session.send(b'* ID ("name" "Mailsite" "vendor" "Mailsite")\r\n')
+    return "ID completed"
+
+
+async def enable(session: Session, command: Command) -> str:
+    if not command.args:
+        raise ParseError("ENABLE needs at least one capability")
+    # None of the extensions this server implements needs enabling (RFC 5161 3.1: list only those enabled).
+    session.send(b"* ENABLED\r\n")
+    return "ENABLE completed"
+
+
+async def namespace(session: Session, command: Command) -> str:
+    count(command, 0)
+    session.send(b'* NAMESPACE (("" "/")) NIL NIL\r\n')
+    return "NAMESPACE completed"
+
+
+async def idle(session: Session, command: Command) -> str:
+    """RFC 2177: report changes as they happen until the client sends DONE."""
+    count(command, 0)
+    session.send(b"+ idling\r\n")
+    await session.report_changes("IDLE", force=True)
+    await session.flush()
+    line = asyncio.ensure_future(session.read_line())
+    try:
+        while True:
+            waiters: set[asyncio.Future] = {line}
+            news = None
+            if session.changes is not None:
+                news = asyncio.ensure_future(session.changes.get())
+                waiters.add(news)
+            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            if news is not None and news not in done:
+                news.cancel()
+            if news is not None and news in done:
+                await session.changes.put(news.result())  # the session's own check drains it
+                await session.report_changes("IDLE")
+                await session.flush()
+            if line in done:
+                break
+    finally:
+        if not line.done():
+            line.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await line
+    if line.result().strip().upper() != b"DONE":
+        raise ParseError("Expected DONE")
+    return "IDLE terminated"
+
+
+HANDLERS = {
+    "CAPABILITY": capability,
+    "NOOP": noop,
+    "LOGOUT": logout,
+    "ID": id_,
+    "ENABLE": enable,
+    "NAMESPACE": namespace,
+    "IDLE": idle,
+}

@@ -1,0 +1,26 @@
+"""Argument checks shared by handlers."""
+
+from __future__ import annotations
+
+from imapd import mutf7
+from imapd.protocol import Command, ParseError, Token, astring
+from mailboxes import services
+
+
+def count(command: Command, *allowed: int) -> list[Token]:
+    if len(command.args) not in allowed:
+        raise ParseError(f"Wrong number of arguments for {command.name}")
+    return command.args
+
+
+def mailbox(token: Token) -> str:
+    """A mailbox argument as a stored folder name: modified UTF-7 decoded (RFC 3501 5.1.3) and validated."""
+    try:
+        name = mutf7.decode(astring(token))
+    except mutf7.MUTF7Error as exc:
+        raise ParseError(f"Invalid mailbox name: {exc}") from None
+    return services.normalise_folder_name(name)
+
+
+def wire_name(name: str) -> str:
+    return mutf7.encode(name)

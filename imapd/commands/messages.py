@@ -1,0 +1,188 @@
+"""Commands of the selected state (RFC 3501 6.4): CHECK, CLOSE, UNSELECT (RFC 3691), EXPUNGE, SEARCH,
+FETCH, STORE, COPY, MOVE (RFC 6851) and their UID forms, UID EXPUNGE (RFC 4315)."""
+
+from __future__ import annotations
+
+from imapd import fetch, search, sequence, store
+from imapd.commands.args import count, mailbox
+from imapd.protocol import Atom, Command, ParseError, astring
+from imapd.session import No, Selected, Session
+from mailboxes import asyncdb
+
+
+def _selected(session: Session) -> Selected:
+    assert session.selected is not None
+    assert session.account is not None
+    return session.selected
+
+
+def _writable(session: Session) -> Selected:
+    selected = _selected(session)
+    if selected.readonly:
+        raise No("[READ-ONLY] The folder is open read-only")
+    return selected
+
+
+async def check(session: Session, command: Command) -> str:
+    count(command, 0)
+    return "CHECK completed"
+
+
+async def close(session: Session, command: Command) -> str:
+    count(command, 0)
+    selected = _selected(session)
+    if not selected.readonly:
+        # RFC 3501 6.4.2: expunge silently, no EXPUNGE responses.
+        await asyncdb.call(store.expunge, session.account, selected.mailbox_id, None)
+    session.unselect()
+    return "CLOSE completed"
+
+
+async def unselect(session: Session, command: Command) -> str:
+    count(command, 0)
+    session.unselect()
+    return "UNSELECT completed"
+
+
+async def expunge(session: Session, command: Command) -> str:
+    by_uid = command.name == "UID EXPUNGE"
+    args = count(command, 1 if by_uid else 0)
+    selected = _writable(session)
+    uids = None
+    if by_uid:
+        uids = sequence.uids_in(sequence.uid_ranges(sequence.parse(args[0]), selected.uids, by_uid=True), selected.uids)
+    removed = await asyncdb.call(store.expunge, session.account, selected.mailbox_id, uids)
+    session.expunged(removed)
+    return f"{command.name} completed"
+
+
+async def search_(session: Session, command: Command) -> str:
+    selected = _selected(session)
+    by_uid = command.name.startswith("UID")
+    context = search.Context(selected.mailbox_id, selected.uids, selected.recent)
+    try:
+        q = search.compile_search(command.args, context, by_uid=by_uid)
+    except search.BadCharset:
+        raise No(f"[BADCHARSET ({' '.join(search.CHARSETS)})] Unsupported charset") from None
+    uids = await asyncdb.call(store.search, selected.mailbox_id, q, selected.max_uid)
+    numbers = uids if by_uid else [n for n in (selected.seq_of(uid) for uid in uids) if n is not None]
+    session.send(b"* SEARCH" + b"".join(b" %d" % n for n in numbers) + b"\r\n")
+    return f"{command.name} completed"
+
+
+def _ranges(selected: Selected, token, by_uid: bool) -> list[tuple[int, int]]:
+    return sequence.uid_ranges(sequence.parse(token), selected.uids, by_uid=by_uid)
+
+
+async def fetch_(session: Session, command: Command) -> str:
+    selected = _selected(session)
+    by_uid = command.name == "UID FETCH"
+    if len(command.args) < 2:
+        raise ParseError("FETCH needs a sequence set and items")
+    ranges = _ranges(selected, command.args[0], by_uid)
+    request = fetch.parse(command.args[1:])
+    mark_seen = request.sets_seen and not selected.readonly
+    result = await asyncdb.call(
+        store.fetch, session.account, selected.mailbox_id, ranges, selected.max_uid, request, mark_seen
+    )
+    for message in result.messages:
+        seq = selected.seq_of(message.uid)
+        if seq is None:
+            continue
+        if message.uid in selected.recent:
+            message.flags.append("\\Recent")
+        response = fetch.render(seq, message, request, include_uid=by_uid, include_flags=message.uid in result.seen_set)
+        await session.write(response)
+    return f"{command.name} completed"
+
+
+_STORE_MODES = {"FLAGS": "replace", "+FLAGS": "add", "-FLAGS": "remove"}
+
+
+async def store_(session: Session, command: Command) -> str:
+    selected = _writable(session)
+    by_uid = command.name == "UID STORE"
+    if len(command.args) < 3:
+        raise ParseError("STORE needs a sequence set, an item and flags")
+    token, item, *values = command.args
+    if not isinstance(item, Atom):
+        raise ParseError("Invalid STORE item")
+    name = item.upper()
+    silent = name.endswith(".SILENT")
+    mode = _STORE_MODES.get(name.removesuffix(".SILENT"))
+    if mode is None:
+        raise ParseError("STORE items are FLAGS, +FLAGS and -FLAGS, optionally .SILENT")
+    if len(values) == 1 and isinstance(values[0], list):
+        values = values[0]
+    flags = [astring(v) for v in values]
+    if any(not f or any(c in f for c in ' (){%*"]') for f in flags):
+        raise ParseError("Invalid flag")
+    flags = [f for f in flags if f.upper() != "\\RECENT"]  # \Recent is the server's to set (RFC 3501 2.3.2)
+    ranges = _ranges(selected, token, by_uid)
+    results = await asyncdb.call(
+        store.store, session.account, selected.mailbox_id, ranges, selected.max_uid, flags, mode
+    )
+    if not silent:
+        for uid, current in results:
+            seq = selected.seq_of(uid)
+            if seq is None:
+                continue
+            if uid in selected.recent:
+                current = [*current, "\\Recent"]
+            uid_part = b"UID %d " % uid if by_uid else b""
+            session.send(b"* %d FETCH (%sFLAGS (%s))\r\n" % (seq, uid_part, " ".join(current).encode()))
+    return f"{command.name} completed"
+
+
+async def _copy(session: Session, command: Command, move: bool) -> str:
+    selected = _writable(session) if move else _selected(session)
+    by_uid = command.name.startswith("UID")
+    token, target = count(command, 2)
+    ranges = _ranges(selected, token, by_uid)
+    name = mailbox(target)
+    result = await asyncdb.call(store.copy, session.account, selected.mailbox_id, ranges, selected.max_uid, name, move)
+    if result is None:
+        raise No("[TRYCREATE] No such folder")
+    uidvalidity, pairs = result
+    code = ""
+    if pairs:
+        code = (
+            f"[COPYUID {uidvalidity} {sequence.compress([s for s, _ in pairs])} "
+            f"{sequence.compress([d for _, d in pairs])}] "
+        )
+    if name == selected.name:
+        session.folder_changed = True
+    if move:
+        # RFC 6851 4.3: COPYUID goes in an untagged OK before the EXPUNGE responses.
+        if code:
+            session.send(f"* OK {code}Moved\r\n".encode())
+        session.expunged([s for s, _ in pairs])
+        return f"{command.name} completed"
+    return f"{code}{command.name} completed"
+
+
+async def copy(session: Session, command: Command) -> str:
+    return await _copy(session, command, move=False)
+
+
+async def move(session: Session, command: Command) -> str:
+    return await _copy(session, command, move=True)
+
+
+HANDLERS = {
+    "CHECK": check,
+    "CLOSE": close,
+    "UNSELECT": unselect,
+    "EXPUNGE": expunge,
+    "UID EXPUNGE": expunge,
+    "SEARCH": search_,
+    "UID SEARCH": search_,
+    "FETCH": fetch_,
+    "UID FETCH": fetch_,
+    "STORE": store_,
+    "UID STORE": store_,
+    "COPY": copy,
+    "UID COPY": copy,
+    "MOVE": move,
+    "UID MOVE": move,
+}

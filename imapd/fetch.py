@@ -1,0 +1,251 @@
+"""FETCH items (RFC 3501 6.4.5): parsing the item list and rendering one message's response.
+
+Every BODY[section] is a slice of the stored raw bytes, located with the MIME offsets stored at delivery;
+nothing is re-serialised. ENVELOPE and BODYSTRUCTURE come from the stored JSON.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from dataclasses import dataclass, field
+
+from imapd import wire
+from imapd.protocol import Atom, ParseError, Token, literal
+from mailcore.mime import MimePart
+
+_MACROS = {
+    "ALL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"],
+    "FAST": ["FLAGS", "INTERNALDATE", "RFC822.SIZE"],
+    "FULL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"],
+}
+_SIMPLE = {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE", "BODY", "UID"}
+_RFC822 = {"RFC822": ("", False), "RFC822.HEADER": ("HEADER", True), "RFC822.TEXT": ("TEXT", False)}
+_SECTION_ITEM = re.compile(r"(BODY(?:\.PEEK)?)\[([^\]]*)\](?:<(\d+)\.(\d+)>)?\Z", re.IGNORECASE)
+_PART = re.compile(r"\d+(?:\.\d+)*")
+_FIELD_NAME = re.compile(r"[!-9;-~]+")
+
+
+@dataclass(frozen=True)
+class Section:
+    part: str  # "1.2" or "" for the whole message
+    text: str  # "", "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT" or "MIME"
+    fields: tuple[str, ...] = ()
+
+    def label(self) -> str:
+        """The section as echoed in the response: keywords upper-cased, field names as the client sent them."""
+        spec = ".".join(p for p in (self.part, self.text) if p)
+        if self.fields:
+            spec += " (" + " ".join(self.fields) + ")"
+        return spec
+
+
+@dataclass(frozen=True)
+class Item:
+    name: str  # FLAGS, ..., RFC822.HEADER, or BODY for a section
+    section: Section | None = None
+    partial: tuple[int, int] | None = None
+    peek: bool = True  # False when fetching it sets \Seen
+
+
+@dataclass
+class Request:
+    items: list[Item] = field(default_factory=list)
+
+    @property
+    def needs_raw(self) -> bool:
+        return any(i.section is not None for i in self.items)
+
+    @property
+    def needs_structure(self) -> bool:
+        return any(i.name in ("BODY", "BODYSTRUCTURE") or i.section is not None for i in self.items)
+
+    @property
+    def needs_envelope(self) -> bool:
+        return any(i.name == "ENVELOPE" for i in self.items)
+
+    @property
+    def sets_seen(self) -> bool:
+        return any(not i.peek for i in self.items)
+
+
+def parse_section(spec: str) -> Section:
+    fields: tuple[str, ...] = ()
+    head, _, rest = spec.partition(" ")
+    if rest:
+        rest = rest.strip()
+        if not (rest.startswith("(") and rest.endswith(")")):
+            raise ParseError(f"Invalid section [{spec}]")
+        names = rest[1:-1].split()
+        if not names or not all(_FIELD_NAME.fullmatch(n.strip('"')) for n in names):
+            raise ParseError(f"Invalid header field list in [{spec}]")
+        fields = tuple(n.strip('"') for n in names)
+    part = ""
+    text = head.upper()
+    match = _PART.match(head)
+    if match:
+        part = match[0]
+        text = head[match.end() :].upper()
+        if text.startswith("."):
+            text = text[1:]
+        elif text:
+            raise ParseError(f"Invalid section [{spec}]")
+        if "0" in part.split(".") or any(n.startswith("0") for n in part.split(".")):
+            raise ParseError(f"Invalid part number in [{spec}]")
+    allowed = {"", "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT"} | ({"MIME"} if part else set())
+    if text not in allowed:
+        raise ParseError(f"Invalid section [{spec}]")
+    if (text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT")) != bool(fields):
+        raise ParseError(f"Invalid section [{spec}]")
+    return Section(part, text, fields)
+
+
+def _item(token: Token) -> list[Item]:
+    if not isinstance(token, Atom):
+        raise ParseError("Invalid FETCH item")
+    name = token.upper()
+    if name in _SIMPLE:
+        return [Item(name)]
+    if name in _RFC822:
+        text, peek = _RFC822[name]
+        return [Item(name, Section("", text), peek=peek)]
+    match = _SECTION_ITEM.match(token)
+    if match is None:
+        raise ParseError(f"Unknown FETCH item {token}")
+    partial = None
+    if match[3] is not None:
+        partial = (int(match[3]), int(match[4]))
+        if partial[1] == 0:
+            raise ParseError("A partial fetch needs a length above zero")
+    return [Item("BODY", parse_section(match[2]), partial, peek=match[1].upper() == "BODY.PEEK")]
+
+
+def parse(tokens: list[Token]) -> Request:
+    """The FETCH argument after the sequence set: a macro, one item or a list of items."""
+    if len(tokens) != 1:
+        raise ParseError("FETCH needs a sequence set and one item or a list of items")
+    arg = tokens[0]
+    if isinstance(arg, Atom) and arg.upper() in _MACROS:
+        return Request([Item(name) for name in _MACROS[arg.upper()]])
+    if isinstance(arg, list):
+        if not arg:
+            raise ParseError("Empty FETCH item list")
+        return Request([item for token in arg for item in _item(token)])
+    return Request(_item(arg))
+
+
+# --- rendering -----------------------------------------------------------------------------------------------
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def internal_date(value: datetime.datetime) -> bytes:
+    value = value.astimezone(datetime.UTC)
+    return b'"%02d-%s-%04d %02d:%02d:%02d +0000"' % (
+        value.day,
+        _MONTHS[value.month - 1].encode(),
+        value.year,
+        value.hour,
+        value.minute,
+        value.second,
+    )
+
+
+def _header_lines(block: bytes) -> list[tuple[bytes, bytes]]:
+    """(lower-case field name, the field's full text with continuation lines and line breaks)."""
+    out: list[tuple[bytes, bytes]] = []
+    for line in block.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t") and out:
+            out[-1] = (out[-1][0], out[-1][1] + line)
+        elif line.strip():
+            out.append((line.split(b":", 1)[0].strip().lower(), line))
+    return out
+
+
+def section_bytes(raw: bytes, root: MimePart, section: Section) -> bytes | None:
+    """The bytes a section names, or None when the message has no such part."""
+    node: MimePart | None = root
+    if section.part:
+        node = root.part(section.part)
+        if node is None:
+            return None
+        if section.text == "MIME":
+            return raw[node.header_start : node.body_start]
+        if not section.text:
+            return raw[node.body_start : node.body_end]
+        # HEADER and TEXT of a part address the message inside a message/rfc822 part (RFC 3501 6.4.5).
+        if node.content_type != "message/rfc822" or not node.children:
+            return None
+        node = node.children[0]
+    assert node is not None
+    if not section.text:
+        return raw[node.header_start : node.body_end]
+    if section.text == "TEXT":
+        return raw[node.body_start : node.body_end]
+    header = raw[node.header_start : node.body_start]
+    if section.text == "HEADER":
+        return header
+    wanted = {f.lower().encode("ascii") for f in section.fields}
+    keep = section.text == "HEADER.FIELDS"
+    picked = [text for name, text in _header_lines(header) if (name in wanted) == keep]
+    return b"".join(line if line.endswith(b"\n") else line + b"\r\n" for line in picked) + b"\r\n"
+
+
+@dataclass
+class MessageData:
+    """What the store returns for one message; fields not requested stay None."""
+
+    uid: int
+    flags: list[str]
+    internal_date: datetime.datetime
+    size: int
+    envelope: dict | None = None
+    structure: dict | None = None
+    raw: bytes | None = None
+
+
+def render(seq: int, message: MessageData, request: Request, *, include_uid: bool, include_flags: bool) -> bytes:
+    """One "* n FETCH (...)" response, CRLF-terminated."""
+    parts: list[bytes] = []
+    names = {item.name for item in request.items}
+    if include_uid and "UID" not in names:
+        parts.append(b"UID %d" % message.uid)
+    root = MimePart.from_json(message.structure) if message.structure is not None else None
+    for item in request.items:
+        if item.name == "FLAGS":
+            parts.append(flags_list(message.flags))
+        elif item.name == "UID":
+            parts.append(b"UID %d" % message.uid)
+        elif item.name == "INTERNALDATE":
+            parts.append(b"INTERNALDATE " + internal_date(message.internal_date))
+        elif item.name == "RFC822.SIZE":
+            parts.append(b"RFC822.SIZE %d" % message.size)
+        elif item.name == "ENVELOPE":
+            assert message.envelope is not None
+            parts.append(b"ENVELOPE " + wire.envelope_json(message.envelope))
+        elif item.name == "BODYSTRUCTURE":
+            assert root is not None
+            parts.append(b"BODYSTRUCTURE " + wire.body_structure(root))
+        elif item.name == "BODY" and item.section is None:
+            assert root is not None
+            parts.append(b"BODY " + wire.body_structure(root, extensible=False))
+        else:
+            assert root is not None
+            assert message.raw is not None
+            assert item.section is not None
+            data = section_bytes(message.raw, root, item.section)
+            label = (
+                item.name.encode() if item.name.startswith("RFC822") else b"BODY[%s]" % item.section.label().encode()
+            )
+            if item.partial is not None and data is not None:
+                start, count = item.partial
+                data = data[start : start + count]
+                label += b"<%d>" % start
+            parts.append(label + b" " + (b"NIL" if data is None else literal(data)))
+    if include_flags and "FLAGS" not in names:
+        parts.append(flags_list(message.flags))
+    return b"* %d FETCH (%s)\r\n" % (seq, b" ".join(parts))
+
+
+def flags_list(flags: list[str]) -> bytes:
+    return b"FLAGS (" + " ".join(flags).encode("utf-8") + b")"

@@ -1,0 +1,98 @@
+"""Sequence sets (RFC 3501 9, sequence-set) and their mapping from message numbers to UIDs."""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Sequence
+
+from django.db.models import Q
+
+from imapd.protocol import Atom, ParseError, Token
+
+_RANGE = re.compile(r"(\d+|\*)(?::(\d+|\*))?\Z")
+STAR = -1
+
+
+def parse(token: Token) -> list[tuple[int, int]]:
+    """Ranges as written; STAR stands for "*". Zero and malformed sets are a ParseError."""
+    if not isinstance(token, Atom):
+        raise ParseError("Invalid sequence set")
+    ranges = []
+    for piece in token.split(","):
+        match = _RANGE.match(piece)
+        if match is None:
+            raise ParseError(f"Invalid sequence set {token}")
+        low = STAR if match[1] == "*" else int(match[1])
+        high = low if match[2] is None else (STAR if match[2] == "*" else int(match[2]))
+        if low == 0 or high == 0 or max(low, high) > 2**32 - 1:
+            raise ParseError(f"Invalid sequence set {token}")
+        ranges.append((low, high))
+    return ranges
+
+
+def is_sequence_set(token: Token) -> bool:
+    try:
+        parse(token)
+    except ParseError:
+        return False
+    return True
+
+
+def _resolve(ranges: list[tuple[int, int]], star: int) -> list[tuple[int, int]]:
+    out = []
+    for low, high in ranges:
+        low = star if low == STAR else low
+        high = star if high == STAR else high
+        out.append((min(low, high), max(low, high)))
+    return out
+
+
+def uid_ranges(ranges: list[tuple[int, int]], uids: Sequence[int], *, by_uid: bool) -> list[tuple[int, int]]:
+    """The UID ranges a set names, against the session's view `uids` (ascending).
+
+    Message numbers beyond the view are an error (RFC 3501 9, seq-number). With UIDs, "*" is the highest UID
+    in the view, and "n:*" with n above it still names that message (RFC 3501 6.4.8).
+    """
+    if by_uid:
+        return _resolve(ranges, uids[-1] if uids else 0)
+    out = []
+    for low, high in _resolve(ranges, len(uids)):
+        if low < 1 or high > len(uids):
+            raise ParseError("Message sequence number out of range")
+        out.append((uids[low - 1], uids[high - 1]))
+    return out
+
+
+def uid_q(ranges: list[tuple[int, int]]) -> Q:
+    """A filter for messages with UIDs in these ranges (single UIDs folded into one IN list)."""
+    singles = [low for low, high in ranges if low == high]
+    q = Q(uid__in=singles) if singles else Q(pk__in=[])
+    for low, high in ranges:
+        if low != high:
+            q |= Q(uid__gte=low, uid__lte=high)
+    return q
+
+
+def uids_in(ranges: list[tuple[int, int]], uids: Sequence[int]) -> list[int]:
+    """The UIDs of the view that fall in these ranges, ascending."""
+    picked: set[int] = set()
+    for low, high in ranges:
+        picked.update(uids[bisect.bisect_left(uids, low) : bisect.bisect_right(uids, high)])
+    return sorted(picked)
+
+
+def compress(numbers: Sequence[int]) -> str:
+    """Ascending numbers as a compact set: 1:3,7,9:10 (COPYUID, ESEARCH-style replies)."""
+    pieces = []
+    start = prev = None
+    for n in numbers:
+        if prev is not None and n == prev + 1:
+            prev = n
+            continue
+        if start is not None:
+            pieces.append(str(start) if start == prev else f"{start}:{prev}")
+        start = prev = n
+    if start is not None:
+        pieces.append(str(start) if start == prev else f"{start}:{prev}")
+    return ",".join(pieces)

@@ -1,0 +1,63 @@
+"""The IMAP listeners: a thin asyncio shell around `imapd.session.Session`.
+
+MAILSITE_IMAP_PORT speaks plaintext with STARTTLS; MAILSITE_IMAPS_PORT speaks TLS from the first byte
+(RFC 8314). Each connection is its own task, so an error in one session never reaches another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from django.conf import settings
+
+from imapd.commands import TABLE
+from imapd.session import Session
+from mailsite import tls
+from mailsite.runtime import Listener
+
+log = logging.getLogger(__name__)
+
+
+async def _start(name: str, port: int, implicit_tls: bool) -> Listener:
+    sessions: set[asyncio.Task[None]] = set()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        sessions.add(task)
+        try:
+            await Session(reader, writer, tls=implicit_tls, handlers=TABLE).run()
+        except Exception:
+            log.exception("%s session failed", name)
+            writer.close()
+        finally:
+            sessions.discard(task)
+
+    server = await asyncio.start_server(
+        handle,
+        host=settings.MAILSITE_BIND,
+        port=port,
+        reuse_port=True,
+        ssl=tls.server_context() if implicit_tls else None,
+        ssl_handshake_timeout=30 if implicit_tls else None,
+        limit=256 * 1024,
+        backlog=1024,
+    )
+    bound = server.sockets[0].getsockname()[1]
+
+    async def close() -> None:
+        server.close()
+        for task in list(sessions):
+            task.cancel()
+        await asyncio.gather(*sessions, return_exceptions=True)
+        await server.wait_closed()
+
+    return Listener(name, settings.MAILSITE_BIND, bound, close)
+
+
+async def start_listeners() -> list[Listener]:
+    return [
+        await _start("imap", settings.MAILSITE_IMAP_PORT, implicit_tls=False),
+        await _start("imaps", settings.MAILSITE_IMAPS_PORT, implicit_tls=True),
+    ]

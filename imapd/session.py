@@ -1,0 +1,314 @@
+"""One IMAP connection: reads bytes into the protocol core, runs command handlers, writes responses.
+
+Untagged updates about the selected folder (new messages, expunges, other sessions' flag changes) are
+collected when the folder changed (the change hub says so, or the command is NOOP, CHECK or IDLE, where a
+client expects news) and sent before the tagged response, except that EXPUNGE is held back during FETCH, STORE
+and SEARCH (RFC 3501 7.4.1); held-back messages stay in the view until the next allowed point.
+
+\\Recent (RFC 3501 2.3.2) is kept per process, not in the store: a message is recent to the first read-write
+session of this process that sees it; a fresh process starts with no recent messages. Sessions of other
+processes may therefore each see a new message as recent, which RFC 3501 tolerates poorly but harmlessly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import DatabaseError
+
+from imapd import store
+from imapd.protocol import NEED_DATA, Bad, Command, Connection, Continue, Line, ParseError, State
+from mailboxes import asyncdb, changes, services
+from mailboxes.models import Account
+
+log = logging.getLogger(__name__)
+
+WRITE_BATCH = 256 * 1024
+# The first UID per folder that no read-write session of this process has seen yet (see module docstring).
+recent_from: dict[int, int] = {}
+
+
+class No(Exception):
+    """A command that fails: "<tag> NO <text>"."""
+
+
+class Closed(Exception):
+    """The client went away or the session must end."""
+
+
+@dataclass
+class Selected:
+    mailbox_id: int
+    name: str
+    readonly: bool
+    uidvalidity: int
+    modseq: int
+    uids: list[int]  # the view: message sequence number n is uids[n - 1]
+    recent: set[int] = field(default_factory=set)
+    present: set[int] | None = None  # UIDs in the store at the last check, when some expunges are held back
+
+    def seq_of(self, uid: int) -> int | None:
+        index = bisect.bisect_left(self.uids, uid)
+        return index + 1 if index < len(self.uids) and self.uids[index] == uid else None
+
+    @property
+    def max_uid(self) -> int:
+        return self.uids[-1] if self.uids else 0
+
+
+# A handler returns the text of its tagged OK, or None when it has sent its tagged reply itself.
+Handler = Callable[["Session", Command], Awaitable[str | None]]
+
+
+class Session:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        tls: bool,
+        handlers: dict[State, dict[str, Handler]],
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.tls = tls
+        self.handlers = handlers
+        self.conn = Connection(settings.MAILSITE_MAX_MESSAGE_SIZE)
+        peer = writer.get_extra_info("peername")
+        self.remote_ip: str | None = peer[0] if peer else None
+        self.account: Account | None = None
+        self.selected: Selected | None = None
+        self.changes: asyncio.Queue[int] | None = None
+        self.folder_changed = False
+        self._out: list[bytes] = []
+        self._out_size = 0
+        self._exit = contextlib.AsyncExitStack()
+
+    # --- output --------------------------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        self._out.append(data)
+        self._out_size += len(data)
+
+    async def write(self, data: bytes) -> None:
+        """Queue output and flush when enough has gathered (large FETCH replies go out as they are made)."""
+        self.send(data)
+        if self._out_size >= WRITE_BATCH:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self._out:
+            self.writer.write(b"".join(self._out))
+            self._out.clear()
+            self._out_size = 0
+            await self.writer.drain()
+
+    @property
+    def plaintext_auth_allowed(self) -> bool:
+        return self.tls or settings.MAILSITE_ALLOW_PLAINTEXT_AUTH or self.remote_ip in ("127.0.0.1", "::1")
+
+    def capabilities(self) -> str:
+        caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "NAMESPACE", "ID", "SPECIAL-USE"]
+        caps += ["UNSELECT", "ENABLE", "CHILDREN"]
+        if self.conn.state is State.NOT_AUTHENTICATED:
+            if not self.tls:
+                caps.append("STARTTLS")
+            caps.append("AUTH=PLAIN" if self.plaintext_auth_allowed else "LOGINDISABLED")
+        return " ".join(caps)
+
+    # --- input ---------------------------------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        try:
+            data = await asyncio.wait_for(self.reader.read(65536), settings.MAILSITE_IMAP_IDLE_TIMEOUT)
+        except TimeoutError:
+            self.send(b"* BYE Autologout; idle for too long\r\n")
+            raise Closed from None
+        except (ConnectionError, ssl.SSLError):
+            raise Closed from None
+        if not data:
+            raise Closed
+        self.conn.receive_data(data)
+
+    async def read_line(self) -> bytes:
+        """The next raw line from the client (AUTHENTICATE responses, IDLE's DONE)."""
+        self.conn.expect_line()
+        await self.flush()
+        while True:
+            event = self.conn.next_event()
+            if isinstance(event, Line):
+                return event.data
+            if event is not NEED_DATA:
+                raise ParseError("Expected a line")
+            await self._read()
+
+    # --- the loop ------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.send(f"* OK [CAPABILITY {self.capabilities()}] Mailsite IMAP4rev1 ready\r\n".encode())
+        try:
+            async with self._exit:
+                while self.conn.state is not State.LOGOUT:
+                    event = self.conn.next_event()
+                    if event is NEED_DATA:
+                        await self.flush()
+                        await self._read()
+                    elif isinstance(event, Continue):
+                        self.send(b"+ Ready for literal data\r\n")
+                        await self.flush()
+                    elif isinstance(event, Bad):
+                        if event.fatal:
+                            self.send(f"* BYE {event.text}\r\n".encode())
+                            break
+                        self.send(f"{event.tag} BAD {event.text}\r\n".encode())
+                    elif isinstance(event, Command):
+                        await self.dispatch(event)
+            await self.flush()
+        except Closed:
+            with contextlib.suppress(ConnectionError, ssl.SSLError, RuntimeError):
+                await self.flush()
+        except (ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            self.writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.writer.wait_closed(), 5)
+
+    async def dispatch(self, command: Command) -> None:
+        handler = self.handlers[self.conn.state][command.name]
+        tag = command.tag
+        try:
+            text = await handler(self, command)
+        except ParseError as exc:
+            self.send(f"{tag} BAD {exc}\r\n".encode())
+            return
+        except No as exc:
+            await self.report_changes(command.name)
+            self.send(f"{tag} NO {exc}\r\n".encode())
+            return
+        except services.ServiceError as exc:
+            self.send(f"{tag} NO {exc}\r\n".encode())
+            return
+        except DatabaseError:
+            log.exception("database error in %s", command.name)
+            self.send(f"{tag} NO [UNAVAILABLE] The mail store is not available; try again later\r\n".encode())
+            return
+        except Closed:
+            raise
+        except Exception:
+            log.exception("error in %s", command.name)
+            self.send(f"{tag} NO [SERVERBUG] Internal error\r\n".encode())
+            return
+        if text is None:
+            return
+        if self.conn.state is not State.LOGOUT:
+            await self.report_changes(command.name)
+        self.send(f"{tag} OK {text}\r\n".encode())
+
+    # --- authentication and folder changes ----------------------------------------------------------------
+
+    async def logged_in(self, account: Account) -> None:
+        self.account = account
+        self.conn.state = State.AUTHENTICATED
+        self.changes = await self._exit.enter_async_context(changes.hub().subscribe(account.pk))
+
+    def _drain_changes(self) -> None:
+        if self.changes is None or self.selected is None:
+            return
+        while not self.changes.empty():
+            folder = self.changes.get_nowait()
+            if folder in (self.selected.mailbox_id, changes.ANYWHERE):
+                self.folder_changed = True
+
+    async def report_changes(self, command_name: str, *, force: bool = False) -> None:
+        """Send the untagged responses for what changed in the selected folder, where RFC 3501 allows."""
+        selected = self.selected
+        if selected is None:
+            return
+        self._drain_changes()
+        if force or self.folder_changed or command_name in ("NOOP", "CHECK"):
+            self.folder_changed = False
+            found = await asyncdb.call(store.changes_since, selected.mailbox_id, selected.modseq)
+            if found.gone:
+                self.send(b"* BYE The selected folder was deleted or renamed by another session\r\n")
+                raise Closed
+            if found.uids is not None:
+                self._apply(selected, found)
+        if selected.present is not None and command_name not in ("FETCH", "STORE", "SEARCH"):
+            self._send_expunges(selected, [u for u in selected.uids if u not in selected.present])
+            selected.present = None
+
+    def _apply(self, selected: Selected, found: store.Changes) -> None:
+        assert found.uids is not None
+        present = set(found.uids)
+        known = set(selected.uids)
+        for uid, flags in found.flags:
+            if uid in known and (seq := selected.seq_of(uid)) is not None:
+                if uid in selected.recent:
+                    flags = [*flags, "\\Recent"]
+                self.send(b"* %d FETCH (UID %d FLAGS (%s))\r\n" % (seq, uid, " ".join(flags).encode()))
+        selected.present = present if known - present else None
+        new = [uid for uid in found.uids if uid > selected.max_uid]
+        if new:
+            selected.uids.extend(new)
+            if not selected.readonly:
+                start = recent_from.get(selected.mailbox_id, 0)
+                selected.recent.update(uid for uid in new if uid >= start)
+                recent_from[selected.mailbox_id] = max(start, new[-1] + 1)
+            self.send(b"* %d EXISTS\r\n" % len(selected.uids))
+            self.send(b"* %d RECENT\r\n" % len(selected.recent))
+        selected.modseq = found.highestmodseq
+
+    def _send_expunges(self, selected: Selected, gone: list[int]) -> None:
+        # Highest first, so every number sent is still valid when the client applies it.
+        for uid in sorted(gone, reverse=True):
+            seq = selected.seq_of(uid)
+            if seq is not None:
+                del selected.uids[seq - 1]
+                selected.recent.discard(uid)
+                self.send(b"* %d EXPUNGE\r\n" % seq)
+
+    def expunged(self, uids: list[int]) -> None:
+        """Report messages this session removed (EXPUNGE, MOVE)."""
+        if self.selected is not None:
+            self._send_expunges(self.selected, uids)
+
+    def select(self, snapshot: store.Snapshot, readonly: bool) -> Selected:
+        recent: set[int] = set()
+        if not readonly:
+            start = recent_from.get(snapshot.mailbox_id, snapshot.uidnext)
+            recent = {uid for uid in snapshot.uids if uid >= start}
+            recent_from[snapshot.mailbox_id] = snapshot.uidnext
+        self.selected = Selected(
+            snapshot.mailbox_id,
+            snapshot.name,
+            readonly,
+            snapshot.uidvalidity,
+            snapshot.highestmodseq,
+            snapshot.uids,
+            recent,
+        )
+        self._drain_changes()
+        self.folder_changed = False
+        self.conn.state = State.SELECTED
+        return self.selected
+
+    def unselect(self) -> None:
+        self.selected = None
+        self.conn.state = State.AUTHENTICATED
+
+    async def start_tls(self, context: ssl.SSLContext) -> None:
+        await self.flush()
+        # Bytes pipelined after STARTTLS were sent in plaintext and must not be taken as commands (RFC 3501
+        # 6.2.1; the injection attack of CVE-2011-0411). The stream keeps no API to drop its buffer.
+        self.conn.discard_buffer()
+        self.reader._buffer.clear()  # type: ignore[attr-defined]
+        await self.writer.start_tls(context)
+        self.tls = True

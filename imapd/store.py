@@ -1,0 +1,224 @@
+"""What an IMAP session reads from the store, one function per protocol step (each runs in a database
+thread through `asyncdb.call`). Steps that also change mail state do so through `mailboxes.services`."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from django.db.models import Q
+
+from imapd.fetch import MessageData, Request
+from imapd.sequence import uid_q
+from mailboxes import services
+from mailboxes.models import Account, Mailbox, Message
+
+_FLAG_COLUMNS = ("seen", "answered", "flagged", "deleted", "draft")
+_FLAG_NAMES = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
+
+
+def flags_of(seen: bool, answered: bool, flagged: bool, deleted: bool, draft: bool, keywords: str) -> list[str]:
+    names = [name for name, on in zip(_FLAG_NAMES, (seen, answered, flagged, deleted, draft), strict=True) if on]
+    return names + keywords.split()
+
+
+@dataclass
+class Snapshot:
+    """A folder as SELECT/EXAMINE sees it."""
+
+    mailbox_id: int
+    name: str
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    uids: list[int]
+    keywords: list[str]
+    first_unseen_uid: int | None
+
+
+def open_mailbox(account_id: int, name: str) -> Snapshot | None:
+    mailbox = Mailbox.objects.filter(account_id=account_id, name=name).first()
+    if mailbox is None:
+        return None
+    messages = Message.objects.filter(mailbox=mailbox)
+    keywords: set[str] = set()
+    for value in messages.exclude(keywords="").values_list("keywords", flat=True).distinct():
+        keywords.update(value.split())
+    return Snapshot(
+        mailbox_id=mailbox.pk,
+        name=mailbox.name,
+        uidvalidity=mailbox.uidvalidity,
+        uidnext=mailbox.uidnext,
+        highestmodseq=mailbox.highestmodseq,
+        uids=list(messages.order_by("uid").values_list("uid", flat=True)),
+        keywords=sorted(keywords),
+        first_unseen_uid=messages.filter(seen=False).order_by("uid").values_list("uid", flat=True).first(),
+    )
+
+
+@dataclass
+class Changes:
+    """What happened in a folder since `modseq`: None uids means nothing changed."""
+
+    highestmodseq: int
+    uids: list[int] | None = None  # every UID now in the folder
+    flags: list[tuple[int, list[str]]] = field(default_factory=list)  # (uid, flags) changed since
+    gone: bool = False  # the folder was deleted or renamed away
+
+
+def changes_since(mailbox_id: int, modseq: int) -> Changes:
+    current = Mailbox.objects.filter(pk=mailbox_id).values_list("highestmodseq", flat=True).first()
+    if current is None:
+        return Changes(modseq, gone=True)
+    if current == modseq:
+        return Changes(current)
+    messages = Message.objects.filter(mailbox_id=mailbox_id)
+    changed = messages.filter(modseq__gt=modseq).values_list("uid", *_FLAG_COLUMNS, "keywords").order_by("uid")
+    return Changes(
+        current,
+        uids=list(messages.order_by("uid").values_list("uid", flat=True)),
+        flags=[(uid, flags_of(*rest)) for uid, *rest in changed],
+    )
+
+
+@dataclass
+class Fetched:
+    messages: list[MessageData]
+    seen_set: set[int]  # UIDs this fetch marked \Seen
+
+
+def fetch(
+    account: Account, mailbox_id: int, ranges: list[tuple[int, int]], max_uid: int, request: Request, mark_seen: bool
+) -> Fetched:
+    """The messages in `ranges` (up to the session's highest known UID), marking them \\Seen first when a
+    non-PEEK body item asks for it (RFC 3501 6.4.5)."""
+    messages = Message.objects.filter(uid_q(ranges), mailbox_id=mailbox_id, uid__lte=max_uid)
+    seen_set: set[int] = set()
+    if mark_seen:
+        unseen = list(messages.filter(seen=False).values_list("uid", flat=True))
+        if unseen:
+            changed = services.set_flags(account, mailbox_id, unseen, ["\\Seen"], services.FlagMode.ADD)
+            seen_set = {m.uid for m in changed}
+    columns = ["uid", *_FLAG_COLUMNS, "keywords", "internal_date", "size"]
+    if request.needs_envelope:
+        columns.append("envelope")
+    if request.needs_structure:
+        columns.append("structure")
+    if request.needs_raw:
+        columns.append("body__raw")
+    out = []
+    for row in messages.order_by("uid").values_list(*columns):
+        data = MessageData(uid=row[0], flags=flags_of(*row[1:7]), internal_date=row[7], size=row[8])
+        rest = list(row[9:])
+        if request.needs_envelope:
+            data.envelope = rest.pop(0)
+        if request.needs_structure:
+            data.structure = rest.pop(0)
+        if request.needs_raw:
+            data.raw = bytes(rest.pop(0))
+        out.append(data)
+    return Fetched(out, seen_set)
+
+
+def search(mailbox_id: int, q: Q, max_uid: int) -> list[int]:
+    return list(
+        Message.objects.filter(q, mailbox_id=mailbox_id, uid__lte=max_uid).order_by("uid").values_list("uid", flat=True)
+    )
+
+
+def store(
+    account: Account, mailbox_id: int, ranges: list[tuple[int, int]], max_uid: int, flags: list[str], mode: str
+) -> list[tuple[int, list[str]]]:
+    """STORE: change flags, then return (uid, flags) of every message in the set (for the FETCH replies)."""
+    messages = Message.objects.filter(uid_q(ranges), mailbox_id=mailbox_id, uid__lte=max_uid)
+    uids = list(messages.values_list("uid", flat=True))
+    if uids:
+        services.set_flags(account, mailbox_id, uids, flags, services.FlagMode(mode))
+    return [
+        (uid, flags_of(*rest)) for uid, *rest in messages.order_by("uid").values_list("uid", *_FLAG_COLUMNS, "keywords")
+    ]
+
+
+def folder_id(account_id: int, name: str) -> int | None:
+    return Mailbox.objects.filter(account_id=account_id, name=name).values_list("id", flat=True).first()
+
+
+def copy(account: Account, mailbox_id: int, ranges: list[tuple[int, int]], max_uid: int, target: str, move: bool):
+    """COPY/MOVE to the folder named `target`: (uidvalidity of the target, [(source uid, new uid)]); None when
+    the target does not exist."""
+    target_id = folder_id(account.pk, target)
+    if target_id is None:
+        return None
+    uids = list(
+        Message.objects.filter(uid_q(ranges), mailbox_id=mailbox_id, uid__lte=max_uid).values_list("uid", flat=True)
+    )
+    if move:
+        pairs = services.move(account, mailbox_id, uids, target_id) if uids else []
+    else:
+        pairs = services.copy(account, mailbox_id, uids, target_id) if uids else []
+    uidvalidity = Mailbox.objects.filter(pk=target_id).values_list("uidvalidity", flat=True).get()
+    return uidvalidity, pairs
+
+
+def append(
+    account: Account, name: str, raw: bytes, flags: list[str], date: datetime.datetime | None
+) -> tuple[int, int] | None:
+    """APPEND: (uidvalidity, new uid) or None when the folder does not exist."""
+    mailbox = Mailbox.objects.filter(account=account, name=name).first()
+    if mailbox is None:
+        return None
+    message = services.append(account, mailbox.pk, raw, flags=flags, internal_date=date)
+    return mailbox.uidvalidity, message.uid
+
+
+@dataclass
+class Folder:
+    name: str
+    role: str
+    subscribed: bool
+
+
+def folders(account_id: int) -> list[Folder]:
+    return [
+        Folder(*row)
+        for row in Mailbox.objects.filter(account_id=account_id)
+        .order_by("name")
+        .values_list("name", "role", "subscribed")
+    ]
+
+
+def status(account_id: int, name: str, recent_from: dict[int, int]) -> dict[str, int] | None:
+    """STATUS items; RECENT counts messages from the session's first unseen-by-any-session UID on."""
+    mailbox = Mailbox.objects.filter(account_id=account_id, name=name).first()
+    if mailbox is None:
+        return None
+    messages = Message.objects.filter(mailbox=mailbox)
+    return {
+        "MESSAGES": messages.count(),
+        "RECENT": messages.filter(uid__gte=recent_from.get(mailbox.pk, mailbox.uidnext)).count(),
+        "UIDNEXT": mailbox.uidnext,
+        "UIDVALIDITY": mailbox.uidvalidity,
+        "UNSEEN": messages.filter(seen=False).count(),
+        "HIGHESTMODSEQ": mailbox.highestmodseq,
+    }
+
+
+def delete_folder(account: Account, name: str) -> bool:
+    mailbox_id = folder_id(account.pk, name)
+    if mailbox_id is None:
+        return False
+    services.delete_mailbox(account, mailbox_id)
+    return True
+
+
+def rename_folder(account: Account, old: str, new: str) -> bool:
+    mailbox_id = folder_id(account.pk, old)
+    if mailbox_id is None:
+        return False
+    services.rename_mailbox(account, mailbox_id, new)
+    return True
+
+
+def expunge(account: Account, mailbox_id: int, uids: Sequence[int] | None) -> list[int]:
+    return services.expunge(account, mailbox_id, uids)
