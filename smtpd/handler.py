@@ -172,14 +172,15 @@ class Handler:
             tls_version=server.tls_version(),
         )
         try:
-            report = await self.groups.deliver(received + raw, _sender(envelope), envelope.rcpt_tos)
+            if self.role.submission:
+                # Local copies and the outbound queue (remote recipients, alias forwards) in one transaction.
+                report = await asyncdb.call(services.submit, received + raw, _sender(envelope), envelope.rcpt_tos)
+            else:
+                report = await self.groups.deliver(received + raw, _sender(envelope), envelope.rcpt_tos)
         except MimeTooDeep:
             return policy.MIME_TOO_DEEP
         except HeaderTooLarge:
             return policy.HEADER_TOO_LARGE
-        if report.forward:
-            # The outbound relay does not take alias forwards yet; they are logged, not delivered.
-            log.warning("smtp alias forward not relayed queue_id=%s to=%s", queue_id, ",".join(report.forward))
         return policy.delivery_reply(queue_id, {rcpt: str(status) for rcpt, status in report.results.items()})
 
     async def handle_exception(self, error: Exception) -> str:

@@ -183,11 +183,10 @@ def too_many_recipients(count: int) -> str | None:
 def remote_recipient(role: ListenerRole, *, authenticated: bool) -> str:
     """The one place deciding about recipients outside our domains.
 
-    MX: never relay (RFC 5321 7.1). Submission: the outbound queue takes them once the relay exists; until
-    then they are refused with a temporary error, so clients keep the message and retry later.
+    MX: never relay (RFC 5321 7.1). Submission (authenticated): the outbound queue takes them.
     """
     if role.submission and authenticated:
-        return "451 4.3.2 Delivery to remote recipients is not available yet, try again later"
+        return "250 2.1.5 Recipient ok, will be relayed"
     return "554 5.7.1 Relay access denied"
 
 
@@ -223,10 +222,11 @@ def delivery_reply(queue_id: str, results: dict[str, str]) -> str:
     """The single DATA reply for the per-recipient outcome of one delivery.
 
     SMTP (unlike LMTP) has one reply for all recipients: 250 once the message is stored for at least one of
-    them. When every recipient filled up between RCPT and DATA the sender is asked to retry.
+    them, or queued for the relay (REMOTE results only come from submission, where they were queued). When
+    every recipient filled up between RCPT and DATA the sender is asked to retry.
     """
     statuses = set(results.values())
-    if LOCAL in statuses:
+    if LOCAL in statuses or REMOTE in statuses:
         return queued(queue_id)
     if OVER_QUOTA in statuses:
         return ALL_OVER_QUOTA

@@ -73,8 +73,8 @@ def test_null_sender_is_always_acceptable():
         (policy.UNKNOWN, policy.MX, False, "550 5.1.1"),
         (policy.OVER_QUOTA, policy.MX, False, "452 4.2.2"),
         (policy.REMOTE, policy.MX, False, "554 5.7.1"),
-        (policy.REMOTE, policy.SUBMISSION, True, "451 4.3.2"),
-        (policy.REMOTE, policy.SMTPS, True, "451 4.3.2"),
+        (policy.REMOTE, policy.SUBMISSION, True, "250 2.1.5"),
+        (policy.REMOTE, policy.SMTPS, True, "250 2.1.5"),
         (policy.REMOTE, policy.SUBMISSION, False, "554 5.7.1"),
         (policy.LOCAL, policy.SUBMISSION, True, "250 2.1.5"),
     ],
@@ -116,6 +116,7 @@ def test_delivery_reply():
     assert policy.delivery_reply("Q1", {"a": policy.LOCAL, "b": policy.OVER_QUOTA}) == "250 2.0.0 Ok: queued as Q1"
     assert policy.delivery_reply("Q1", {"a": policy.OVER_QUOTA}).startswith("452 4.2.2")
     assert policy.delivery_reply("Q1", {"a": policy.UNKNOWN}).startswith("554 5.5.1")
+    assert policy.delivery_reply("Q1", {"a": policy.REMOTE}) == "250 2.0.0 Ok: queued as Q1"  # queued for relay
 
 
 @pytest.mark.parametrize(
