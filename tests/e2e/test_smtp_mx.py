@@ -11,6 +11,7 @@ import pytest
 
 from mailboxes import services
 from mailboxes.models import Message, MessageBody
+from relay.models import OutboundRecipient
 from tests.smtp_support import RawSession, mail, stored
 
 
@@ -114,10 +115,18 @@ def test_three_recipients_and_an_alias_share_one_body(mx, make_account):
     make_account("dave@example.com")
     services.create_alias("team@example.com", ["alice@example.com", "bob@example.com"])
     services.create_alias("@example.com", ["dave@example.com"])  # catch-all
+    services.create_alias("ext@example.com", ["alice@example.com", "friend@elsewhere.test"])
     with smtplib.SMTP("127.0.0.1", mx) as client:
         refused = client.sendmail(
             "carol@remote.test",
-            ["alice@example.com", "bob@example.com", "dave@example.com", "team@example.com", "typo@example.com"],
+            [
+                "alice@example.com",
+                "bob@example.com",
+                "dave@example.com",
+                "team@example.com",
+                "typo@example.com",
+                "ext@example.com",
+            ],
             mail("team news"),
         )
     assert refused == {}
@@ -127,6 +136,9 @@ def test_three_recipients_and_an_alias_share_one_body(mx, make_account):
         "bob@example.com",
         "dave@example.com",
     ]
+    # The external destination of an alias goes to the outbound queue with the original envelope sender.
+    [queued] = OutboundRecipient.objects.select_related("message")
+    assert (queued.address, queued.message.sender) == ("friend@elsewhere.test", "carol@remote.test")
 
 
 def test_pipelined_transaction(mx, connect):

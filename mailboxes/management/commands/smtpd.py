@@ -1,13 +1,37 @@
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from mailsite import runtime, tls
 
 
 class Command(BaseCommand):
-    help = "Run the smtpd listeners in the foreground (one process; start several to use more cores)."
+    help = (
+        "Run the smtpd listeners in the foreground. With MAILSITE_SMTP_PROCESSES > 1 (or --processes) that many "
+        "listener processes share each port (SO_REUSEPORT), so the kernel spreads connections over several cores."
+    )
 
-    def handle(self, *args, **options) -> None:
-        tls.certificate_paths()
-        asyncio.run(runtime.serve(["smtpd"]))
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--processes", type=int, default=settings.MAILSITE_SMTP_PROCESSES)
+
+    def handle(self, *args, processes: int = 1, **options) -> None:
+        tls.certificate_paths()  # made once here, not raced by the children
+        if processes <= 1:
+            asyncio.run(runtime.serve(["smtpd"]))
+            return
+        command = [sys.executable, sys.argv[0], "smtpd", "--processes", "1"]
+        children = [subprocess.Popen(command, env=os.environ.copy()) for _ in range(processes)]
+
+        def stop(signum, frame) -> None:
+            for child in children:
+                child.send_signal(signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        for child in children:
+            child.wait()
