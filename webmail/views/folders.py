@@ -15,7 +15,7 @@ from webmail.views.common import account, account_required, folder_of
 
 @account_required
 def manage(request: HttpRequest) -> HttpResponse:
-    folders = queries.folders(account(request))
+    folders = queries.folders(account(request), totals=True)
     return render(request, "webmail/folders.html", {"folders": folders, "form": FolderForm()})
 
 
