@@ -99,6 +99,17 @@ def test_recipient_replies(mx, connect, make_account):
     assert session.command("RCPT TO:<alice@example.com>").startswith("250 2.1.5 ")
 
 
+def test_mailbox_full_at_data_time(mx, make_account):
+    make_account("small@example.com", quota_bytes=2000)
+    with smtplib.SMTP("127.0.0.1", mx) as client:
+        client.ehlo()
+        client.mail("carol@remote.test")  # no SIZE: RCPT cannot tell that the message will not fit
+        assert client.rcpt("small@example.com")[0] == 250
+        code, text = client.data(mail(body=("z" * 70 + "\r\n") * 40))
+    assert (code, text[:5]) == (452, b"4.2.2")
+    assert stored("small@example.com") == []
+
+
 def test_more_than_100_recipients(mx, connect):
     session = connect(mx)
     session.command("EHLO client.test")
