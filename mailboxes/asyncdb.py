@@ -1,9 +1,10 @@
 """How async listeners reach the store: `await asyncdb.call(services.deliver, raw, sender, rcpts)`.
 
 Each call runs one synchronous, transactional function in a small pool of database threads; every thread keeps
-its own Django connection between calls. Before a call a connection that has failed or outlived its age is
-replaced, and after a database error it is dropped, so a listener recovers by itself once the database is back
-(the session that hit the error gets an exception to map to a temporary-failure reply).
+its own Django connection between calls (connecting per protocol step would start a PostgreSQL backend each
+time). A connection older than MAILSITE_DB_CONN_MAX_AGE is replaced before a call, and after a database error
+it is dropped, so a listener recovers by itself once the database is back (the session that hit the error gets
+an exception to map to a temporary-failure reply).
 
 `asgiref.sync_to_async`'s default (thread_sensitive) would run every call of the process in one thread; a
 listener serving many sessions needs several.
@@ -15,18 +16,20 @@ import asyncio
 import contextvars
 import functools
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connections
+from django.db import DatabaseError, connections
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 _lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
+_thread = threading.local()  # when this database thread's connections were opened
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -38,12 +41,17 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def _run(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    close_old_connections()
+    opened = getattr(_thread, "opened", None)
+    now = time.monotonic()
+    if opened is None or now - opened > settings.MAILSITE_DB_CONN_MAX_AGE:
+        connections.close_all()
+        _thread.opened = now
     try:
         return func(*args, **kwargs)
     except DatabaseError:
         # The connection may be broken (server restarted, network cut): start afresh on the next call.
         connections.close_all()
+        _thread.opened = None
         raise
 
 

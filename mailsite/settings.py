@@ -25,6 +25,7 @@
 | MAILSITE_AUTH_WINDOW            | 900                                   | seconds failures are counted for           |
 | MAILSITE_AUTH_FAILURE_DELAY     | 2                                     | seconds a protocol waits before "failed"   |
 | MAILSITE_DB_THREADS             | 8                                     | database threads per listener process      |
+| MAILSITE_DB_CONN_MAX_AGE        | 300                                   | seconds a listener reuses a DB connection  |
 | MAILSITE_DNS_NAMESERVERS        | the system's resolvers                | host[:port],... the relay asks for MX      |
 | MAILSITE_DNS_TIMEOUT            | 10                                    | seconds one DNS lookup may take            |
 | MAILSITE_RELAY_PORT             | 25                                    | port the relay connects to on MX hosts     |
@@ -109,6 +110,7 @@ try:
     MAILSITE_AUTH_WINDOW = env.int("MAILSITE_AUTH_WINDOW", 900, minimum=1)
     MAILSITE_AUTH_FAILURE_DELAY = env.float("MAILSITE_AUTH_FAILURE_DELAY", 2.0)
     MAILSITE_DB_THREADS = env.int("MAILSITE_DB_THREADS", 8, minimum=1, maximum=256)
+    MAILSITE_DB_CONN_MAX_AGE = env.int("MAILSITE_DB_CONN_MAX_AGE", 300, minimum=0)
     # IMAP (imapd/): seconds without client input before the session is closed (RFC 3501 5.4 asks for at least
     # 30 minutes; lower values are for tests).
     MAILSITE_IMAP_IDLE_TIMEOUT = env.float("MAILSITE_IMAP_IDLE_TIMEOUT", 1800.0, minimum=0.1)
@@ -135,6 +137,9 @@ try:
     ALLOWED_HOSTS = env.list("MAILSITE_ALLOWED_HOSTS", [MAILSITE_HOSTNAME, "localhost", "127.0.0.1", "[::1]"])
     _database_url = env.str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'mailsite.sqlite3'}")
     try:
+        # Web requests connect per request: under ASGI each request runs in its own thread, so Django's
+        # persistent connections would be left behind by every request. Listeners reuse connections in their
+        # own database threads instead (mailboxes.asyncdb, MAILSITE_DB_CONN_MAX_AGE).
         _database = dj_database_url.parse(_database_url, conn_max_age=0)
     except Exception as exc:  # dj-database-url raises several types for unknown schemes and bad ports
         raise SettingError(f"DATABASE_URL is not a usable database URL: {exc}") from None
@@ -268,6 +273,6 @@ LOGGING = {
     "root": {"handlers": ["stderr"], "level": "INFO"},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
-        "mail.log": {"level": "INFO"},
+        "mail.log": {"level": "WARNING"},  # aiosmtpd logs every SMTP command line there at INFO
     },
 }
