@@ -115,10 +115,6 @@ class SendError(services.ServiceError):
     pass
 
 
-def remote_recipients(addresses: list[str]) -> list[str]:
-    return [a for a in addresses if not services.is_local_domain(a.rpartition("@")[2])]
-
-
 def unknown_recipients(addresses: list[str]) -> list[str]:
     """Local addresses nobody receives (no account, alias or catch-all)."""
     return [
@@ -138,16 +134,18 @@ def _role_folder(account: Account, role: Role) -> Mailbox:
 
 @transaction.atomic
 def send(outgoing: Outgoing, *, replying_to: Message | None = None, draft: Message | None = None) -> Message:
-    """Deliver to local recipients, keep a copy in Sent, mark the original answered and drop the draft.
+    """Send as SMTP submission does (local recipients get it now, other domains go to the outbound queue), keep
+    a copy in Sent, mark the original answered and drop the draft.
 
-    One transaction: either the recipients have it and Sent holds the copy, or nothing happened. Recipients in
-    other domains are refused by the form before this is called (see `remote_recipients`).
+    One transaction: either the recipients have it (or it is queued for them) and Sent holds the copy, or
+    nothing happened.
     """
     account = outgoing.sender
     message_id = new_message_id(account)
     transmitted = build(outgoing, message_id=message_id, include_bcc=False)
-    report = services.deliver(transmitted, account.address, outgoing.recipients)
-    refused = [rcpt for rcpt, status in report.results.items() if status is not services.RecipientStatus.LOCAL]
+    report = services.submit(transmitted, account.address, outgoing.recipients)
+    sent_on = {services.RecipientStatus.LOCAL, services.RecipientStatus.REMOTE}  # REMOTE: queued for the relay
+    refused = [rcpt for rcpt, status in report.results.items() if status not in sent_on]
     if refused:
         raise SendError(f"could not deliver to {', '.join(refused)}")
     copy = build(outgoing, message_id=message_id, include_bcc=True) if outgoing.bcc else transmitted

@@ -11,6 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from mailboxes.models import Message, Role
+from relay.models import OutboundRecipient
 from tests.conftest import PASSWORD
 from tests.webmail_support import deliver, folder
 
@@ -143,12 +144,14 @@ def test_forward_carries_the_attachments(signed_in, alice, bob) -> None:
     assert part.get_content() == b"\xff\xd8\xffcat"
 
 
-def test_external_recipients_are_refused_clearly_until_the_relay_takes_them(signed_in, bob) -> None:
-    data = {"to": "bob@example.com, carol@elsewhere.test", "subject": "x", "body": "y", "action": "send"}
-    response = signed_in.post(reverse("webmail:compose"), data)
-    assert response.status_code == 400
-    assert b"Sending to other domains is not available on this server: carol@elsewhere.test" in response.content
-    assert not Message.objects.filter(account=bob).exists()
+def test_external_recipients_are_queued_for_the_relay(signed_in, alice, bob) -> None:
+    data = {"to": "bob@example.com, carol@elsewhere.test", "subject": "Out", "body": "y", "action": "send"}
+    assert signed_in.post(reverse("webmail:compose"), data).status_code == 302
+    assert Message.objects.filter(account=bob, subject="Out").exists()
+    [queued] = OutboundRecipient.objects.filter(address="carol@elsewhere.test")
+    assert queued.message.sender == alice.address
+    assert b"Subject: Out" in bytes(queued.message.raw)
+    assert Message.objects.filter(account=alice, mailbox__role=Role.SENT, subject="Out").exists()
 
 
 def test_unknown_local_recipient_and_bad_addresses_are_refused(signed_in, bob) -> None:

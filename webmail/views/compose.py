@@ -197,10 +197,7 @@ def compose_view(request: HttpRequest) -> HttpResponse:
         outgoing = _outgoing(request, form, kept)
         previous = _own(request, form.cleaned_data["draft"], Role.DRAFTS)
         if action == "send":
-            remote = compose.remote_recipients(outgoing.recipients)
             unknown = compose.unknown_recipients(outgoing.recipients)
-            if remote:
-                form.add_error(None, f"Sending to other domains is not available on this server: {', '.join(remote)}")
             if unknown:
                 form.add_error(None, f"No such mailbox here: {', '.join(unknown)}")
             if not form.errors:
