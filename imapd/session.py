@@ -53,6 +53,8 @@ class Selected:
     uids: list[int]  # the view: message sequence number n is uids[n - 1]
     recent: set[int] = field(default_factory=set)
     present: set[int] | None = None  # UIDs in the store at the last check, when some expunges are held back
+    # Flags last told to the client per UID, so a change this session made itself is not announced twice.
+    told: dict[int, list[str]] = field(default_factory=dict)
 
     def seq_of(self, uid: int) -> int | None:
         index = bisect.bisect_left(self.uids, uid)
@@ -250,7 +252,8 @@ class Session:
         present = set(found.uids)
         known = set(selected.uids)
         for uid, flags in found.flags:
-            if uid in known and (seq := selected.seq_of(uid)) is not None:
+            if uid in known and (seq := selected.seq_of(uid)) is not None and selected.told.get(uid) != flags:
+                selected.told[uid] = flags
                 if uid in selected.recent:
                     flags = [*flags, "\\Recent"]
                 self.send(b"* %d FETCH (UID %d FLAGS (%s))\r\n" % (seq, uid, " ".join(flags).encode()))

@@ -122,11 +122,14 @@ async def store_(session: Session, command: Command) -> str:
     results = await asyncdb.call(
         store.store, session.account, selected.mailbox_id, ranges, selected.max_uid, flags, mode
     )
-    if not silent:
+    if silent:
+        selected.told.update(results)
+    else:
         for uid, current in results:
             seq = selected.seq_of(uid)
             if seq is None:
                 continue
+            selected.told[uid] = current
             if uid in selected.recent:
                 current = [*current, "\\Recent"]
             uid_part = b"UID %d " % uid if by_uid else b""

@@ -113,19 +113,19 @@ def test_folder_commands(server: Server) -> None:
     client = server.client()
     assert client.create("Projects/2024")[0] == "OK"
     assert client.create("Entw&APw-rfe")[0] == "OK"
-    typ, data = client.list()
+    _, data = client.list()
     names = [line.decode() for line in data]
     assert r'(\HasChildren) "/" "Projects"' in names
     assert r'(\HasNoChildren) "/" "Projects/2024"' in names
     assert r'(\HasNoChildren \Sent) "/" "Sent"' in names
     assert r'(\HasNoChildren) "/" "Entw&APw-rfe"' in names
-    typ, data = client.list('""', "%")
+    _, data = client.list('""', "%")
     assert all("/" not in line.decode().rsplit(" ", 1)[1] for line in data)
     assert client.rename("Projects/2024", "Archive/2024")[0] == "OK"
-    typ, data = client.list("Archive/", "*")
+    _, data = client.list("Archive/", "*")
     assert [line.decode() for line in data] == [r'(\HasNoChildren) "/" "Archive/2024"']
     assert client.unsubscribe("Archive/2024")[0] == "OK"
-    typ, data = client.lsub('""', "Archive*")
+    _, data = client.lsub('""', "Archive*")
     assert [line.decode() for line in data] == [r'(\HasChildren) "/" "Archive"']
     assert client.subscribe("Archive/2024")[0] == "OK"
     assert client.delete("Archive/2024")[0] == "OK"
