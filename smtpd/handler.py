@@ -118,6 +118,7 @@ class Handler:
             # Never a 5xx for our own failure: the sending server keeps the message and retries.
             log.exception("smtp internal error queue_id=%s client=%s", queue_id, server.client_ip)
             reply = policy.TEMPORARY_FAILURE
+        server.data_logged = True
         log.info(
             "smtp message queue_id=%s listener=%s client=%s sender=<%s> recipients=%s size=%d result=%r",
             queue_id,

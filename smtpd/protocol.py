@@ -70,6 +70,8 @@ class MailsiteSMTP(SMTP):
         self._refused = False
         self._released = False
         self._in_data = False
+        self._data_reply = ""
+        self.data_logged = False
         self._line_timer: asyncio.TimerHandle | None = None
         self._block_timer: asyncio.TimerHandle | None = None
 
@@ -139,6 +141,11 @@ class MailsiteSMTP(SMTP):
         super().data_received(data)
 
     async def smtp_DATA(self, arg: str) -> None:
+        # Refusals aiosmtpd makes itself while reading DATA (size, line length) never reach the handler, which
+        # logs every message it sees; the log line for those is written here.
+        self.data_logged = False
+        self._data_reply = ""
+        sender, recipients = (self.envelope.mail_from, list(self.envelope.rcpt_tos)) if self.envelope else ("", [])
         self._in_data = True
         self._reset_timeout(self.limits.data_deadline)
         self._block_timer = self.loop.call_later(self.limits.data_block_timeout, self._timeout_cb)
@@ -151,6 +158,14 @@ class MailsiteSMTP(SMTP):
                 self._block_timer = None
             if self.transport is not None:
                 self._reset_timeout()
+            if self._data_reply[:3] not in ("", "354") and not self.data_logged:
+                log.info(
+                    "smtp message refused client=%s sender=<%s> recipients=%s result=%r",
+                    self.client_ip,
+                    "" if sender == "<>" else sender,
+                    ",".join(recipients),
+                    self._data_reply,
+                )
 
     # --- Replies ----------------------------------------------------------------------------------------------
 
@@ -162,6 +177,8 @@ class MailsiteSMTP(SMTP):
             await super().push(status)
             return
         reply = policy.enhance(status)
+        if self._in_data:
+            self._data_reply = reply
         await super().push(reply)
         if reply.startswith("421"):
             self._close()

@@ -191,7 +191,8 @@ def test_bad_addresses(mx, connect):
     assert session.command("RCPT TO:<alicé@example.com>").startswith("553 5.6.7")  # no SMTPUTF8 on MAIL
 
 
-def test_line_length_limits(mx, connect):
+def test_line_length_limits(mx, connect, caplog):
+    caplog.set_level(logging.INFO, logger="smtpd")
     session = connect(mx)
     session.command("EHLO client.test")
     assert session.command("NOOP " + "x" * 520).startswith("500 5.5.2 ")
@@ -200,7 +201,12 @@ def test_line_length_limits(mx, connect):
     session.command("RCPT TO:<alice@example.com>")
     assert session.command("DATA").startswith("354")
     assert session.command(mail(body="y" * 1200 + "\r\n") + b".").startswith("500 5.5.2 ")
-    session.command("MAIL FROM:<carol@remote.test>")
+    session.command("MAIL FROM:<carol@remote.test>")  # answered after the refused message was logged
+    refused = [r.getMessage() for r in caplog.records if r.getMessage().startswith("smtp message refused")]
+    assert refused == [
+        "smtp message refused client=127.0.0.1 sender=<carol@remote.test> recipients=alice@example.com "
+        "result='500 5.5.2 Line too long (RFC 5321 4.5.3.1.6)'"
+    ]
     session.command("RCPT TO:<alice@example.com>")
     session.command("DATA")
     assert session.command(mail(body="y" * 998 + "\r\n") + b".").startswith("250 2.0.0")
