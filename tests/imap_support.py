@@ -26,6 +26,7 @@ class Server:
     port: int  # plaintext with STARTTLS
     tls_port: int  # implicit TLS
     account: Account
+    ports: dict[str, int] = field(default_factory=dict)  # every started listener by name
     opened: list[socket.socket | imaplib.IMAP4] = field(default_factory=list)
 
     def client(self, *, login: bool = True) -> imaplib.IMAP4:
@@ -55,7 +56,8 @@ class Server:
 def start(listeners, make_account, *protocols: str) -> Server:
     account = make_account(ADDRESS)
     started = listeners("imapd", *protocols)
-    return Server("127.0.0.1", started["imap"].port, started["imaps"].port, account)
+    ports = {name: listener.port for name, listener in started.items()}
+    return Server("127.0.0.1", started["imap"].port, started["imaps"].port, account, ports)
 
 
 def message(subject: str = "Hello", body: str = "Hi there.\r\n", **headers: str) -> bytes:
