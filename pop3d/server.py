@@ -1,0 +1,268 @@
+"""The POP3 listeners: a thin asyncio shell around `pop3d.protocol.Pop3Connection`.
+
+POP3 with STLS on MAILSITE_POP3_PORT and implicit TLS on MAILSITE_POP3S_PORT. The shell reads bytes, feeds
+the protocol core and carries out its events with one database call each: `services.authenticate` and the
+maildrop listing at login, a batch of bodies for RETR/TOP, `services.delete_messages` at QUIT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import ssl
+
+from django.conf import settings
+from django.db import DatabaseError
+
+from mailboxes import asyncdb, services
+from mailboxes.models import Account
+from mailsite import tls
+from mailsite.runtime import Listener
+from pop3d import maildrop
+from pop3d.locks import MaildropLocks
+from pop3d.protocol import (
+    NEED_DATA,
+    Authenticate,
+    Close,
+    Maildrop,
+    Pop3Connection,
+    Retrieve,
+    StartTLS,
+    Update,
+)
+
+log = logging.getLogger(__name__)
+
+READ_SIZE = 64 * 1024
+# RETR reads the following messages' bodies in the same query (clients download in order): up to this many
+# bytes or messages at a time, so a full download costs a few dozen queries, not one per message.
+READAHEAD_BYTES = 2 * 1024 * 1024
+READAHEAD_MESSAGES = 100
+TLS_HANDSHAKE_TIMEOUT = 30.0
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class Session:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, locks: MaildropLocks, *, implicit_tls: bool
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.locks = locks
+        peer = writer.get_extra_info("peername")
+        self.remote_ip: str | None = peer[0] if peer else None
+        self.conn = Pop3Connection(
+            tls=implicit_tls,
+            stls_available=not implicit_tls,
+            plaintext_allowed=settings.MAILSITE_ALLOW_PLAINTEXT_AUTH or _is_loopback(self.remote_ip or ""),
+            hostname=settings.MAILSITE_HOSTNAME,
+        )
+        self.account: Account | None = None
+        self.inbox_id = 0
+        self.maildrop = Maildrop(0, ())
+        self.bodies: dict[int, bytes] = {}
+
+    async def run(self) -> None:
+        try:
+            await self._serve()
+        finally:
+            self.writer.close()
+            try:
+                if self.account is not None:
+                    # A dropped connection ends here too: nothing was deleted (RFC 1939 6), the lock goes.
+                    await self.locks.release(self.account.pk)
+                # Waiting lets a TLS close_notify exchange finish and the socket under it be closed.
+                await asyncio.wait_for(self.writer.wait_closed(), TLS_HANDSHAKE_TIMEOUT)
+            except BaseException:
+                # Cancelled (the listener is stopping) or a peer that never answers: cut the connection.
+                self.writer.transport.abort()
+                raise
+
+    async def _serve(self) -> None:
+        self._send()
+        while True:
+            event = self.conn.next_event()
+            if event is NEED_DATA:
+                self._send()
+                await self.writer.drain()
+                try:
+                    data = await asyncio.wait_for(self.reader.read(READ_SIZE), settings.MAILSITE_POP3_IDLE_TIMEOUT)
+                except TimeoutError:
+                    self.conn.timed_out()
+                    self._send()
+                    await self.writer.drain()
+                    return
+                if not data:
+                    return
+                self.conn.receive_data(data)
+            elif isinstance(event, Close):
+                self._send()
+                await self.writer.drain()
+                return
+            elif isinstance(event, Authenticate):
+                await self._login(event)
+            elif isinstance(event, Retrieve):
+                await self._retrieve(event)
+            elif isinstance(event, StartTLS):
+                await self._start_tls()
+            elif isinstance(event, Update):
+                await self._update(event)
+            self._send()
+
+    def _send(self) -> None:
+        data = self.conn.data_to_send()
+        if data:
+            self.writer.write(data)
+
+    async def _login(self, event: Authenticate) -> None:
+        try:
+            result = await asyncdb.call(
+                services.authenticate, event.username, event.password, remote_ip=self.remote_ip, protocol="pop3"
+            )
+        except DatabaseError:
+            log.exception("pop3: authentication failed for lack of the database")
+            self.conn.temporary_failure()
+            return
+        if result.account is None:
+            # Unknown user, wrong password and throttled all answer alike, after the same delay.
+            await asyncio.sleep(settings.MAILSITE_AUTH_FAILURE_DELAY)
+            self.conn.login_failed()
+            return
+        account = result.account
+        try:
+            locked = await self.locks.acquire(account.pk)
+        except Exception:
+            log.exception("pop3: could not take the maildrop lock")
+            self.conn.temporary_failure()
+            return
+        if not locked:
+            self.conn.maildrop_in_use()
+            return
+        try:
+            # Listed only once locked: a session that just finished its UPDATE has committed its deletions.
+            self.inbox_id, self.maildrop = await asyncdb.call(maildrop.open_maildrop, account.pk)
+        except DatabaseError:
+            log.exception("pop3: could not read the maildrop")
+            await self.locks.release(account.pk)
+            self.conn.temporary_failure()
+            return
+        self.account = account
+        self.conn.login_succeeded(self.maildrop)
+
+    async def _retrieve(self, event: Retrieve) -> None:
+        entry = event.entry
+        if event.lines == 0:
+            raw = await asyncdb.call(maildrop.read_head, self.inbox_id, entry.uid)
+        else:
+            raw = self.bodies.pop(entry.body_id, None)
+            if raw is None:
+                self.bodies = await asyncdb.call(maildrop.read_bodies, self._readahead(event.number))
+                raw = self.bodies.pop(entry.body_id, None)
+        if raw is None:
+            self.conn.message_unavailable(event.number)
+        else:
+            self.conn.send_message(raw, event.lines)
+
+    def _readahead(self, number: int) -> list[int]:
+        body_ids: list[int] = []
+        total = 0
+        for entry in self.maildrop.entries[number - 1 : number - 1 + READAHEAD_MESSAGES]:
+            if body_ids and total + entry.size > READAHEAD_BYTES:
+                break
+            body_ids.append(entry.body_id)
+            total += entry.size
+        return body_ids
+
+    async def _start_tls(self) -> None:
+        self._send()
+        await self.writer.drain()
+        # Bytes that reached the stream buffer after STLS were sent in plain text; taking them as if they came
+        # through TLS would let a man in the middle inject commands (the STARTTLS injection flaw).
+        if self.reader._buffer:
+            raise ConnectionAbortedError("data pipelined after STLS")
+        await self.writer.start_tls(tls.server_context(), ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+        self.conn.tls_started()
+
+    async def _update(self, event: Update) -> None:
+        assert self.account is not None
+        try:
+            await asyncdb.call(services.delete_messages, self.account, self.inbox_id, list(event.uids))
+        except (DatabaseError, services.ServiceError):
+            log.exception("pop3: UPDATE failed; nothing was removed")
+            self.conn.update_finished(removed=False)
+        else:
+            self.conn.update_finished(removed=True)
+
+
+async def _handle(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, locks: MaildropLocks, *, implicit_tls: bool
+) -> None:
+    try:
+        await Session(reader, writer, locks, implicit_tls=implicit_tls).run()
+    except (ConnectionError, ssl.SSLError, TimeoutError):
+        pass  # the client went away or TLS failed: nothing to answer, nothing was changed
+    except Exception:
+        # One broken session must not take the listener down; its maildrop is untouched (no UPDATE ran).
+        log.exception("pop3: session failed")
+
+
+async def start_listeners() -> list[Listener]:
+    locks = MaildropLocks()
+    sessions: set[asyncio.Task] = set()
+
+    def handler(*, implicit_tls: bool):
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            sessions.add(task)
+            try:
+                await _handle(reader, writer, locks, implicit_tls=implicit_tls)
+            except asyncio.CancelledError:
+                pass  # the listener is closing; the session's cleanup ran on the way out
+            finally:
+                sessions.discard(task)
+
+        return handle
+
+    servers = {
+        "pop3": await asyncio.start_server(
+            handler(implicit_tls=False), settings.MAILSITE_BIND, settings.MAILSITE_POP3_PORT, reuse_port=True
+        ),
+        "pop3s": await asyncio.start_server(
+            handler(implicit_tls=True),
+            settings.MAILSITE_BIND,
+            settings.MAILSITE_POP3S_PORT,
+            reuse_port=True,
+            ssl=tls.server_context(),
+            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
+        ),
+    }
+    remaining = len(servers)
+
+    def closer(server: asyncio.Server):
+        async def close() -> None:
+            nonlocal remaining
+            server.close()
+            await server.wait_closed()
+            remaining -= 1
+            if remaining == 0:
+                for task in list(sessions):
+                    task.cancel()
+                await asyncio.gather(*sessions, return_exceptions=True)
+                # Aborted transports close their sockets in a callback of the next loop iteration.
+                await asyncio.sleep(0)
+                await locks.close()
+
+        return close
+
+    return [
+        Listener(name, settings.MAILSITE_BIND, server.sockets[0].getsockname()[1], closer(server))
+        for name, server in servers.items()
+    ]
