@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import poplib
+import smtplib
 import socket
 import time
 
@@ -316,3 +317,22 @@ def _non_loopback_address() -> str | None:
             return probe.getsockname()[0]
         except OSError:
             return None
+
+
+def test_mail_sent_over_smtp_comes_back_unchanged(listeners, make_account) -> None:
+    """SMTP delivers, POP3 hands out the same bytes, byte-stuffing undone by the client."""
+    make_account(ADDRESS)
+    started = listeners("smtpd", "pop3d")
+    messages = [text_mail("over smtp"), eight_bit_mail(), multipart_mail()]
+    with smtplib.SMTP("127.0.0.1", started["smtp"].port, timeout=20) as smtp:
+        for raw in messages:
+            smtp.sendmail("carol@remote.test", [ADDRESS], raw)
+    pop = logged_in(started["pop3"].port)
+    kept = stored()
+    assert pop.stat() == (3, sum(len(raw) for _, raw in kept))
+    for number, (_, raw) in enumerate(kept, 1):
+        received = retrieved(pop, number)
+        assert received == raw
+        # What the sender sent is all there, after the trace headers the server added.
+        assert received.endswith(messages[number - 1])
+    pop.quit()
