@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import select
 import smtplib
+import socket
 import time
 
 import pytest
 from django.conf import settings as django_settings
 
+from smtpd import server
 from tests.smtp_support import RawSession, mail, stored
 
 
@@ -118,3 +120,13 @@ def test_25_mib_accepted_and_larger_refused(start):
         assert client.noop()[0] == 250
     [raw] = stored("alice@example.com")
     assert raw.endswith(fits)
+
+
+def test_listener_sockets_say_tcp_so_asyncio_disables_nagle():
+    # asyncio turns on TCP_NODELAY only for sockets whose proto is IPPROTO_TCP; without it every pipelined
+    # RCPT reply waited 40 ms for a delayed ACK.
+    sock = server._bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
