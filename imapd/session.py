@@ -17,6 +17,7 @@ import bisect
 import contextlib
 import logging
 import ssl
+from array import array
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -50,7 +51,7 @@ class Selected:
     readonly: bool
     uidvalidity: int
     modseq: int
-    uids: list[int]  # the view: message sequence number n is uids[n - 1]
+    uids: array[int]  # the view: message sequence number n is uids[n - 1]
     recent: set[int] = field(default_factory=set)
     present: set[int] | None = None  # UIDs in the store at the last check, when some expunges are held back
     # Flags last told to the client per UID, so a change this session made itself is not announced twice.

@@ -4,6 +4,7 @@ thread through `asyncdb.call`). Steps that also change mail state do so through 
 from __future__ import annotations
 
 import datetime
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -32,7 +33,7 @@ class Snapshot:
     uidvalidity: int
     uidnext: int
     highestmodseq: int
-    uids: list[int]
+    uids: array[int]  # 4 bytes a UID: a session keeps its folder's UIDs for as long as it is selected
     keywords: list[str]
     first_unseen_uid: int | None
 
@@ -51,7 +52,7 @@ def open_mailbox(account_id: int, name: str) -> Snapshot | None:
         uidvalidity=mailbox.uidvalidity,
         uidnext=mailbox.uidnext,
         highestmodseq=mailbox.highestmodseq,
-        uids=list(messages.order_by("uid").values_list("uid", flat=True)),
+        uids=array("I", messages.order_by("uid").values_list("uid", flat=True)),
         keywords=sorted(keywords),
         first_unseen_uid=messages.filter(seen=False).order_by("uid").values_list("uid", flat=True).first(),
     )
@@ -77,7 +78,7 @@ def changes_since(mailbox_id: int, modseq: int) -> Changes:
     changed = messages.filter(modseq__gt=modseq).values_list("uid", *_FLAG_COLUMNS, "keywords").order_by("uid")
     return Changes(
         current,
-        uids=list(messages.order_by("uid").values_list("uid", flat=True)),
+        uids=array("I", messages.order_by("uid").values_list("uid", flat=True)),
         flags=[(uid, flags_of(*rest)) for uid, *rest in changed],
     )
 

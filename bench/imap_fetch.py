@@ -1,0 +1,165 @@
+"""IMAP benchmark: FETCH and SEARCH over a 10,000-message folder, and memory of 1,000 IDLE sessions.
+
+    .venv/bin/python bench/imap_fetch.py --host 127.0.0.1 --port 1143 --user bench@example.test \
+        --password secret [--messages 10000] [--idle 1000] [--pid <imapd pid>]
+
+The folder "bench" is filled by APPEND (LITERAL+, pipelined) until it holds --messages messages. Each timing
+is the wall time from sending the command to reading its tagged reply, whole reply consumed; the warm figure is
+the median of five runs after one warm-up. With --pid, the resident memory of that imapd process is read from
+/proc before and after --idle sessions have logged in, selected the folder and entered IDLE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import re
+import statistics
+import time
+from pathlib import Path
+
+_LITERAL = re.compile(rb"\{(\d+)\}\r\n$")
+
+
+class Client:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.counter = 0
+
+    @classmethod
+    async def connect(cls, host: str, port: int) -> Client:
+        reader, writer = await asyncio.open_connection(host, port, limit=1 << 24)
+        client = cls(reader, writer)
+        await reader.readline()
+        return client
+
+    async def command(self, text: bytes) -> tuple[bytes, int]:
+        """Send one command; return its tagged reply line and the bytes of all replies."""
+        self.counter += 1
+        tag = b"b%d" % self.counter
+        self.writer.write(tag + b" " + text + b"\r\n")
+        return await self.until(tag)
+
+    async def until(self, tag: bytes) -> tuple[bytes, int]:
+        total = 0
+        while True:
+            line = await self.reader.readline()
+            if not line:
+                raise ConnectionError("server closed the connection")
+            total += len(line)
+            literal = _LITERAL.search(line)
+            if literal:
+                total += len(await self.reader.readexactly(int(literal[1])))
+                continue
+            if line.startswith(tag + b" "):
+                if not line.startswith(tag + b" OK"):
+                    raise RuntimeError(line.decode(errors="replace"))
+                return line, total
+
+
+def sample(number: int) -> bytes:
+    return (
+        f"From: Sender {number % 97} <sender{number % 97}@example.org>\r\n"
+        f"To: Bench <bench@example.test>, other{number % 13}@example.net\r\n"
+        f"Subject: Benchmark message {number} about topic {number % 31}\r\n"
+        f"Date: Mon, 01 Jan 2024 10:{number % 60:02d}:00 +0000\r\n"
+        f"Message-ID: <bench.{number}@example.org>\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + f"Body of message {number}.\r\n" * 20
+    ).encode()
+
+
+async def fill(client: Client, wanted: int) -> None:
+    with contextlib.suppress(RuntimeError):  # NO: it exists already
+        await client.command(b"CREATE bench")
+    have = 0
+    client.writer.write(b"s STATUS bench (MESSAGES)\r\n")
+    while True:
+        reply = await client.reader.readline()
+        if reply.startswith(b"* STATUS"):
+            have = int(re.search(rb"MESSAGES (\d+)", reply)[1])
+        if reply.startswith(b"s "):
+            break
+    started = time.perf_counter()
+    for start in range(have, wanted, 500):
+        batch = range(start, min(start + 500, wanted))
+        for number in batch:
+            raw = sample(number)
+            client.writer.write(b"a%d APPEND bench (\\Seen) {%d+}\r\n%s\r\n" % (number, len(raw), raw))
+        await client.until(b"a%d" % batch[-1])
+    if wanted > have:
+        print(f"filled: {wanted - have} APPENDs in {time.perf_counter() - started:.1f} s")
+
+
+async def timed(client: Client, command: bytes, runs: int = 5) -> tuple[float, float, int]:
+    started = time.perf_counter()
+    _, size = await client.command(command)
+    cold = time.perf_counter() - started
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        await client.command(command)
+        times.append(time.perf_counter() - started)
+    return cold, statistics.median(times), size
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+async def idle_sessions(args: argparse.Namespace) -> None:
+    before = rss_mb(args.pid)
+    clients: list[Client] = []
+    login = b'LOGIN %s "%s"' % (args.user.encode(), args.password.encode())
+    for _ in range(0, args.idle, 50):
+        batch = await asyncio.gather(*(Client.connect(args.host, args.port) for _ in range(50)))
+        for client in batch:
+            await client.command(login)
+            await client.command(b"SELECT bench")
+            client.writer.write(b"i IDLE\r\n")
+            await client.reader.readline()
+        clients.extend(batch)
+    await asyncio.sleep(1)
+    after = rss_mb(args.pid)
+    print(
+        f"IDLE: {len(clients)} sessions; imapd RSS {before:.1f} MB before, {after:.1f} MB with them "
+        f"({(after - before) * 1024 / len(clients):.1f} KB per session)"
+    )
+    for client in clients:
+        client.writer.close()
+
+
+async def main(args: argparse.Namespace) -> None:
+    client = await Client.connect(args.host, args.port)
+    await client.command(b'LOGIN %s "%s"' % (args.user.encode(), args.password.encode()))
+    await fill(client, args.messages)
+    await client.command(b"SELECT bench")
+    for label, command in (
+        (
+            "UID FETCH 1:* (FLAGS INTERNALDATE RFC822.SIZE ENVELOPE)",
+            b"UID FETCH 1:* (FLAGS INTERNALDATE RFC822.SIZE ENVELOPE)",
+        ),
+        ("UID SEARCH FROM sender7 SUBJECT topic", b"UID SEARCH FROM sender7 SUBJECT topic"),
+        ("UID SEARCH UNSEEN", b"UID SEARCH UNSEEN"),
+        ("UID SEARCH 1:* FLAGGED", b"UID SEARCH 1:* FLAGGED"),
+    ):
+        cold, warm, size = await timed(client, command)
+        print(f"{label}: first {cold * 1000:.1f} ms, warm median {warm * 1000:.1f} ms ({size} bytes)")
+    await client.command(b"LOGOUT")
+    if args.pid:
+        await idle_sessions(args)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=1143)
+    parser.add_argument("--user", required=True)
+    parser.add_argument("--password", required=True)
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--idle", type=int, default=1000)
+    parser.add_argument("--pid", type=int, help="imapd process id, to measure the memory of IDLE sessions")
+    asyncio.run(main(parser.parse_args()))
