@@ -49,7 +49,7 @@ class Server:
                 opened.close()
         # The change hub opens its LISTEN connection in the background at the first login; a task cancelled
         # while psycopg is still connecting leaves that connection open and the test database cannot be
-        # dropped. Giving the connect time to finish avoids it (see the note in docs/protocols.md, IMAP).
+        # dropped. Giving the connect time to finish avoids it.
         time.sleep(0.3)
 
 
