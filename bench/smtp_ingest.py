@@ -3,10 +3,11 @@
     DATABASE_URL=postgres://... .venv/bin/python bench/smtp_ingest.py --host 127.0.0.1 --port 2525 \\
         --sessions 20 --messages 4000 --size 1024
 
-Each session connects once and sends its share of the messages to one local recipient, pipelining
-MAIL/RCPT/DATA (RFC 2920). The recipient's domain and account are created when missing (through the same
-DATABASE_URL the listener uses), and the figure counts only messages both answered 250 and found stored
-afterwards, so a server that answers 250 without storing scores nothing.
+Each session connects once and sends its share of the messages, pipelining MAIL/RCPT/DATA (RFC 2920), to one
+local recipient, or with --recipients K to bench1@... benchK@... (session i to recipient i mod K), which
+spreads the deliveries over K Inboxes instead of contending for one folder's row lock. Recipients are created
+when missing (through the same DATABASE_URL the listener uses), and the figure counts only messages both
+answered 250 and found stored afterwards, so a server that answers 250 without storing scores nothing.
 """
 
 from __future__ import annotations
