@@ -1,0 +1,70 @@
+"""Group commits: concurrent deliveries share a transaction, but a refused message never takes others down."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from mailboxes import asyncdb
+from mailboxes.models import Message, MessageBody
+from mailcore.mime import MimeTooDeep
+from smtpd.batching import DeliveryGroups
+from tests.smtp_support import mail
+
+DEEP = b"Subject: deep\r\n" + b"".join(
+    b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (n, n) for n in range(101)
+)
+
+
+@pytest.fixture
+def groups(transactional_db, make_account):
+    make_account("alice@example.com")
+    make_account("bob@example.com")
+    yield DeliveryGroups(max_in_flight=1, max_group=8)
+    asyncdb.shutdown()
+
+
+def test_one_hostile_message_in_a_group_is_refused_alone(groups):
+    async def deliver_all():
+        jobs = [
+            groups.deliver(mail(f"m{n}"), "carol@remote.test", ["alice@example.com", "bob@example.com"])
+            for n in range(6)
+        ]
+        jobs.insert(3, groups.deliver(DEEP, "carol@remote.test", ["alice@example.com"]))
+        return await asyncio.gather(*jobs, return_exceptions=True)
+
+    results = asyncio.run(deliver_all())
+    assert isinstance(results[3], MimeTooDeep)
+    assert all(not isinstance(r, Exception) and r.accepted for i, r in enumerate(results) if i != 3)
+    assert MessageBody.objects.count() == 6
+    assert Message.objects.filter(account__address="alice@example.com").count() == 6
+    # UIDs ascend without gaps although a message between them was rolled back.
+    uids = list(
+        Message.objects.filter(account__address="bob@example.com").order_by("uid").values_list("uid", flat=True)
+    )
+    assert uids == list(range(uids[0], uids[0] + 6))
+
+
+def test_groups_are_formed_while_a_group_is_being_stored(groups):
+    sizes: list[int] = []
+    original = asyncdb.call
+
+    async def counting_call(func, deliveries):
+        sizes.append(len(deliveries))
+        return await original(func, deliveries)
+
+    async def deliver_all():
+        asyncdb_call, asyncdb.call = asyncdb.call, counting_call
+        try:
+            return await asyncio.gather(
+                *(groups.deliver(mail(f"m{n}"), "carol@remote.test", ["alice@example.com"]) for n in range(20))
+            )
+        finally:
+            asyncdb.call = asyncdb_call
+
+    reports = asyncio.run(deliver_all())
+    assert all(r.accepted == ["alice@example.com"] for r in reports)
+    # All twenty finish DATA before the first group starts, so they go in groups of at most 8, in order.
+    assert sizes == [8, 8, 4]
+    assert Message.objects.count() == 20
