@@ -140,3 +140,18 @@ def test_message_id_and_date_added_and_bcc_removed(ports, tls_client_context, ma
     raw = stored("bob@example.com")[-1]
     assert raw.count(b"Message-ID:") == 1
     assert raw.count(b"Date:") == 1
+
+
+def test_repeated_failures_are_throttled(ports, tls_client_context, settings):
+    _, smtps = ports
+    settings.MAILSITE_AUTH_MAX_FAILURES = 2
+    codes = []
+    with smtplib.SMTP_SSL("127.0.0.1", smtps, context=tls_client_context) as client:
+        client.ehlo()
+        for password in ("wrong", "also wrong", PASSWORD):
+            client.user, client.password = "alice@example.com", password
+            with pytest.raises(smtplib.SMTPAuthenticationError) as failed:
+                client.auth("PLAIN", client.auth_plain)
+            codes.append((failed.value.smtp_code, failed.value.smtp_error[:5]))
+    # After two failures even the right password is refused for a while, with a temporary code (RFC 4954 6).
+    assert codes == [(535, b"5.7.8"), (535, b"5.7.8"), (454, b"4.7.0")]
