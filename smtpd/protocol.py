@@ -202,6 +202,13 @@ class MailsiteSMTP(SMTP):
             # aiosmtpd raises the MAIL limit on every EHLO; start from ours each time.
             self.command_size_limits = _line_limits()
 
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        if self._tls_protocol is not None:
+            # aiosmtpd would stack a second TLS layer; RFC 3207 4.2 forbids a new STARTTLS once TLS is active.
+            await self.push("503 5.5.1 TLS already active")
+            return
+        await super().smtp_STARTTLS(arg)
+
     async def smtp_HELO(self, hostname: str) -> None:
         self._raw_replies = bool(hostname)
         try:

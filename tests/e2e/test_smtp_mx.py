@@ -238,6 +238,10 @@ def test_eight_bit_and_smtputf8(mx, make_account):
 def test_starttls_on_mx(mx, tls_client_context):
     with smtplib.SMTP("127.0.0.1", mx) as client:
         client.starttls(context=tls_client_context)
+        client.ehlo()
+        assert not client.has_extn("starttls")
+        code, text = client.docmd("STARTTLS")
+        assert (code, text[:5]) == (503, b"5.5.1")
         client.sendmail("carol@remote.test", ["alice@example.com"], mail())
     assert b"with ESMTPS (TLSv1.3) id" in stored("alice@example.com")[0]
 
