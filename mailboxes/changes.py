@@ -61,6 +61,10 @@ class ChangeHub:
             subscribers.discard(queue)
             if not subscribers:
                 self._queues.pop(account_id, None)
+            if not self._queues and self._task is not None:
+                # Nobody listens any more: stop, which closes the LISTEN connection.
+                self._task.cancel()
+                self._task = None
 
     def publish(self, account_id: int, mailbox_id: int) -> None:
         for queue in self._queues.get(account_id, ()):
@@ -84,18 +88,24 @@ class ChangeHub:
         params.pop("context", None)
         delay = 0.5
         while self._queues:
+            conn: psycopg.AsyncConnection | None = None
             try:
-                async with await psycopg.AsyncConnection.connect(**params, autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
-                    self._publish_everywhere()  # anything may have happened while we were not listening
-                    delay = 0.5
-                    async for note in conn.notifies():
-                        account, _, mailbox = note.payload.partition(":")
-                        self.publish(int(account), int(mailbox))
+                conn = await psycopg.AsyncConnection.connect(**params, autocommit=True)
+                await conn.execute(f"LISTEN {CHANNEL}")
+                self._publish_everywhere()  # anything may have happened while we were not listening
+                delay = 0.5
+                async for note in conn.notifies():
+                    account, _, mailbox = note.payload.partition(":")
+                    self.publish(int(account), int(mailbox))
             except (OSError, psycopg.Error) as exc:
                 log.warning("change listener lost its database connection (%s); reconnecting", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
+            finally:
+                # Not `async with`: on cancellation its exit would wait for the lock notifies() still holds,
+                # while close() closes the socket at once.
+                if conn is not None:
+                    await conn.close()
 
     async def _poll_forever(self) -> None:
         seen: dict[int, tuple[int, int]] = {}

@@ -11,6 +11,7 @@ from concurrent.futures import Future
 import pytest
 from django.conf import settings
 from django.conf import settings as django_settings
+from django.db import connection
 
 from mailboxes import asyncdb, services
 from mailboxes.models import Account, Domain
@@ -63,8 +64,24 @@ class LoopThread:
         self.loop.close()
 
 
+@pytest.fixture(scope="session")
+def end_stray_connections(django_db_setup, django_db_blocker) -> Iterator[None]:
+    """At the end of the session, end connections that servers under test left to the test database.
+
+    Servers run in other threads (database pools, the change hub's LISTEN connection); a connection whose
+    owner was cancelled mid-step can outlive it, and PostgreSQL refuses to drop a database still in use.
+    """
+    yield
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+
+
 @pytest.fixture
-def listeners(transactional_db, settings) -> Iterator[Callable[..., dict[str, Listener]]]:
+def listeners(transactional_db, settings, end_stray_connections) -> Iterator[Callable[..., dict[str, Listener]]]:
     """Start protocol packages' real listeners on ephemeral ports: listeners("smtpd") -> {"smtp": ...}.
 
     Every port setting is 0 so the OS picks free ports; each Listener reports the port it got.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import socket
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -47,10 +46,6 @@ class Server:
                     opened.shutdown()
             else:
                 opened.close()
-        # The change hub opens its LISTEN connection in the background at the first login; a task cancelled
-        # while psycopg is still connecting leaves that connection open and the test database cannot be
-        # dropped. Giving the connect time to finish avoids it.
-        time.sleep(0.3)
 
 
 def start(listeners, make_account, *protocols: str) -> Server:
