@@ -44,20 +44,21 @@ async def _reply(reader: asyncio.StreamReader) -> bytes:
 
 async def _session(host: str, port: int, count: int, size: int, rcpt: str, first: int) -> int:
     """Messages answered 250 in one session; a session the server closes early counts what it got."""
-    accepted = 0
+    accepted = [0]
     try:
-        accepted = await _transactions(host, port, count, size, rcpt, first)
+        await _transactions(host, port, count, size, rcpt, first, accepted)
     except ConnectionError as exc:
         print(f"a session ended early: {exc}", file=sys.stderr)
-    return accepted
+    return accepted[0]
 
 
-async def _transactions(host: str, port: int, count: int, size: int, rcpt: str, first: int) -> int:
+async def _transactions(
+    host: str, port: int, count: int, size: int, rcpt: str, first: int, accepted: list[int]
+) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     await _reply(reader)
     writer.write(b"EHLO bench.sender.test\r\n")
     await _reply(reader)
-    accepted = 0
     for number in range(first, first + count):
         body = _message(size, number).replace(b"{rcpt}", rcpt.encode())
         writer.write(f"MAIL FROM:<bench@sender.test> SIZE={len(body)}\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n".encode())
@@ -68,11 +69,10 @@ async def _transactions(host: str, port: int, count: int, size: int, rcpt: str, 
             continue
         writer.write(body + b".\r\n")
         if (await _reply(reader)).startswith(b"250"):
-            accepted += 1
+            accepted[0] += 1
     writer.write(b"QUIT\r\n")
     await _reply(reader)
     writer.close()
-    return accepted
 
 
 def _recipients(args: argparse.Namespace) -> list[str]:
