@@ -58,11 +58,11 @@ def seed(total: int) -> Account:
         cursor.execute(
             f"""
             INSERT INTO {table} (account_id, mailbox_id, uid, body_id, modseq, seen, answered, flagged, deleted, draft,
-                keywords, internal_date, size, subject, from_name, from_address, to_addresses, cc_addresses,
+                keywords, internal_date, size, crlf_size, subject, from_name, from_address, to_addresses, cc_addresses,
                 bcc_addresses, sent_date, message_id, in_reply_to, "references", thread_id, has_attachments, snippet,
                 search_text, envelope, structure)
             SELECT t.account_id, t.mailbox_id, 1000 + n, t.body_id, t.modseq, n %% 7 <> 0, false, n %% 50 = 0,
-                false, false, '', now() - make_interval(mins => n), t.size,
+                false, false, '', now() - make_interval(mins => n), t.size, t.crlf_size,
                 'Report ' || n || ' on project topic' || (n %% 1000), 'Sender ' || (n %% 500),
                 'sender' || (n %% 500) || '@remote' || (n %% 20) || '.test', t.to_addresses, '', '', t.sent_date,
                 '<bench-' || n || '@remote.test>', '', '', md5(n::text)::uuid, n %% 10 = 0,

@@ -191,6 +191,7 @@ class Message(models.Model):
     keywords = models.TextField(blank=True, default="")
     internal_date = models.DateTimeField(default=timezone.now)
     size = models.BigIntegerField()
+    crlf_size = models.BigIntegerField(help_text="Octets with every line ending in CRLF (POP3 sizes, RFC 1939 3)")
     # Parsed once at delivery.
     subject = models.TextField(blank=True, default="")
     from_name = models.CharField(max_length=300, blank=True, default="")
@@ -213,7 +214,8 @@ class Message(models.Model):
         ordering = ["mailbox", "uid"]
         constraints = [models.UniqueConstraint(fields=["mailbox", "uid"], name="message_unique_uid")]
         indexes = [
-            models.Index(fields=["mailbox", "-internal_date"], name="message_list"),
+            # With id, a deep page of a folder is an index-only scan (newest first, ties broken by id).
+            models.Index(fields=["mailbox", "-internal_date", "-id"], name="message_list"),
             models.Index(fields=["account", "thread_id"], name="message_thread"),
             models.Index(fields=["account", "message_id"], name="message_message_id"),
             models.Index(fields=["mailbox", "seen"], name="message_unseen"),

@@ -36,6 +36,7 @@ from mailboxes.models import (
     Role,
     split_address,
 )
+from mailcore.crlf import crlf_size
 from mailcore.mime import ParsedMessage, parse_message
 from mailcore.subject import base_subject
 
@@ -370,6 +371,7 @@ def _message_row(
         modseq=modseq,
         body=body,
         size=body.size,
+        crlf_size=crlf_size(body.raw),
         subject=parsed.subject,
         from_name=(sender.name if sender else "")[:300],
         from_address=(sender.address if sender else "")[:320],

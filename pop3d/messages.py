@@ -2,26 +2,15 @@
 
 RFC 1939 3 counts sizes in octets "as if" every line ended in CRLF, and the scan listing (LIST, STAT) must equal
 what RETR sends before byte-stuffing. Mail stored by SMTP delivery is CRLF already; a message APPENDed over IMAP
-with bare LF line endings is converted here, and `crlf_size` gives the size of the converted form.
+with bare LF line endings is converted here; its size after conversion is `Message.crlf_size`, computed when it
+was stored.
 """
 
 from __future__ import annotations
 
-import re
+from mailcore.crlf import to_crlf
 
-_LINE_END = re.compile(rb"\r?\n")
-
-
-def to_crlf(raw: bytes) -> bytes:
-    """`raw` with every bare LF turned into CRLF (the common, already-CRLF case returns `raw` unchanged)."""
-    if raw.count(b"\n") == raw.count(b"\r\n"):
-        return raw
-    return _LINE_END.sub(b"\r\n", raw)
-
-
-def crlf_size(raw: bytes) -> int:
-    """The octets RETR sends for `raw` before byte-stuffing."""
-    return len(raw) + raw.count(b"\n") - raw.count(b"\r\n")
+__all__ = ["multiline", "to_crlf", "top"]
 
 
 def multiline(data: bytes) -> bytes:

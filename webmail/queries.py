@@ -104,7 +104,9 @@ def message_page(mailbox: Mailbox, number: int) -> Page:
     total = messages.count()
     number = _bounded(number, total)
     start = (number - 1) * PAGE_SIZE
-    items = list(messages.only(*LIST_COLUMNS).order_by("-internal_date", "-id")[start : start + PAGE_SIZE])
+    # The offset walks ids only (an index-only scan of message_list); the page's rows are fetched by id.
+    page_ids = messages.order_by("-internal_date", "-id").values("id")[start : start + PAGE_SIZE]
+    items = list(Message.objects.filter(id__in=page_ids).only(*LIST_COLUMNS).order_by("-internal_date", "-id"))
     return Page(items, number, total)
 
 

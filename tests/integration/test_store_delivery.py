@@ -184,3 +184,13 @@ def test_replies_join_the_conversation(people) -> None:
     first, second, third = inbox_messages(alice)
     assert first.thread_id == second.thread_id
     assert third.thread_id != first.thread_id
+
+
+def test_crlf_size_counts_bare_line_feeds_as_crlf(people) -> None:
+    alice, _, _ = people
+    inbox = alice.mailboxes.get(role=Role.INBOX)
+    appended = services.append(alice, inbox.pk, b"Subject: lf\n\nline one\nline two\r\n")
+    assert appended.size == 32
+    assert appended.crlf_size == 35  # three bare LFs become CRLF
+    delivered = Message.objects.get(pk=services.deliver(RAW, "s@remote.test", [alice.address]).message_ids[0])
+    assert delivered.crlf_size == delivered.size

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pop3d.messages import crlf_size, multiline, to_crlf, top
+from mailcore.crlf import crlf_size
+from pop3d.messages import multiline, to_crlf, top
 
 
 @pytest.mark.parametrize(
