@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import imaplib
 import os
+import poplib
+import re
 import signal
+import smtplib
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.dns_server import DnsServer
 
 ROOT = Path(__file__).resolve().parents[2]
 PORT_SETTINGS = [
@@ -33,12 +41,19 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def bare_environment(tmp_path: Path) -> dict[str, str]:
-    """What a bare machine has: no database or broker settings, so SQLite and the embedded broker are used."""
+def bare_environment(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """What a bare machine has: no database or broker settings, so SQLite and the embedded broker are used.
+
+    Only DNS points at a loopback server of the test's (where every name is NXDOMAIN), so the relay's
+    lookups never leave the machine.
+    """
+    dns = DnsServer()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MAILSITE_", "DATABASE_URL", "DJANGO_"))}
     env["MAILSITE_DATA_DIR"] = str(tmp_path / "var")
+    env["MAILSITE_DNS_NAMESERVERS"] = dns.address
     env.update({name: str(free_port()) for name in PORT_SETTINGS})
-    return env
+    yield env
+    dns.close()
 
 
 def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -47,12 +62,64 @@ def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def wait_for(condition, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def web_answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def inbox_subjects(port: int, password: str) -> list[bytes]:
+    client = imaplib.IMAP4("127.0.0.1", port)
+    try:
+        client.login("demo@example.test", password)
+        client.select("INBOX", readonly=True)
+        _, data = client.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        return [item[1].strip() for item in data if isinstance(item, tuple)]
+    finally:
+        client.logout()
+
+
+def exercise_every_protocol(env: dict[str, str], password: str) -> None:
+    """Mail in over MX and submission, out over POP3 and IMAP, and a relay bounce through the embedded broker."""
+    port = {name: int(env[f"MAILSITE_{name}_PORT"]) for name in ["SMTP", "SUBMISSION", "POP3", "IMAP"]}
+    with smtplib.SMTP("127.0.0.1", port["SMTP"]) as mx:
+        mx.sendmail("friend@remote.test", ["demo@example.test"], b"Subject: Hello from the MX\r\n\r\nHi\r\n")
+    # The self-signed certificate made on first start is the only one to trust.
+    trust = ssl.create_default_context(cafile=Path(env["MAILSITE_DATA_DIR"]) / "tls" / "cert.pem")
+    with smtplib.SMTP("127.0.0.1", port["SUBMISSION"]) as submission:
+        submission.starttls(context=trust)
+        submission.login("demo@example.test", password)
+        submission.sendmail(
+            "demo@example.test",
+            ["someone@nowhere.test", "demo@example.test"],
+            b"From: demo@example.test\r\nTo: someone@nowhere.test\r\nSubject: Out\r\n\r\nBye\r\n",
+        )
+    pop = poplib.POP3("127.0.0.1", port["POP3"])
+    pop.user("demo@example.test")
+    pop.pass_(password)
+    assert pop.stat()[0] >= 2
+    pop.quit()
+    assert inbox_subjects(port["IMAP"], password)[:2] == [b"Subject: Hello from the MX", b"Subject: Out"]
+    # nowhere.test is NXDOMAIN: the worker's attempt bounces and the DSN lands in the Inbox.
+    wait_for(lambda: len(inbox_subjects(port["IMAP"], password)) == 3, "the bounce of the relayed copy")
+    assert inbox_subjects(port["IMAP"], password)[2] == b"Subject: Undelivered Mail Returned to Sender"
+
+
 def test_setup_then_runmail_serves_and_stops_cleanly(bare_environment: dict[str, str]) -> None:
     env = bare_environment
     assert manage(env, "migrate", "--noinput").returncode == 0
     demo = manage(env, "setupdemo")
     assert "demo@example.test" in demo.stdout
-    assert "password:" in demo.stdout
+    password = re.search(r"password: (\S+)", demo.stdout).group(1)
     assert "no demo account" in manage(env, "setupdemo").stdout  # only on an empty database
 
     process = subprocess.Popen(
@@ -66,16 +133,8 @@ def test_setup_then_runmail_serves_and_stops_cleanly(bare_environment: dict[str,
     )
     try:
         url = f"http://127.0.0.1:{env['MAILSITE_HTTP_PORT']}/admin/login/"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    assert response.status == 200
-                    break
-            except OSError:
-                assert process.poll() is None, process.stdout.read() if process.stdout else ""
-                assert time.monotonic() < deadline, "web server did not come up"
-                time.sleep(0.2)
+        wait_for(lambda: process.poll() is None and web_answers(url), "the web server")
+        exercise_every_protocol(env, password)
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=30)
     finally:
@@ -83,7 +142,7 @@ def test_setup_then_runmail_serves_and_stops_cleanly(bare_environment: dict[str,
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     assert process.returncode == 0, output
-    assert "web listening on" in output
-    assert "worker started" in output
+    for line in ["smtp listening on", "imaps listening on", "pop3s listening on", "web listening on", "worker started"]:
+        assert line in output
     assert "stopped" in output
     assert "Traceback" not in output
