@@ -1,7 +1,8 @@
 """FETCH items (RFC 3501 6.4.5): parsing the item list and rendering one message's response.
 
 Every BODY[section] is a slice of the stored raw bytes, located with the MIME offsets stored at delivery;
-nothing is re-serialised. ENVELOPE and BODYSTRUCTURE come from the stored JSON.
+nothing is re-serialised. ENVELOPE and BODYSTRUCTURE are copied from their wire forms stored at delivery; only
+the rarely asked non-extensible BODY is rendered from the stored MIME tree.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ import datetime
 import re
 from dataclasses import dataclass, field
 
-from imapd import wire
-from imapd.protocol import Atom, ParseError, Token, literal
+from imapd.protocol import Atom, ParseError, Token
+from mailcore.imap_wire import body_structure, literal
 from mailcore.mime import MimePart
 
 _MACROS = {
@@ -58,7 +59,12 @@ class Request:
 
     @property
     def needs_structure(self) -> bool:
-        return any(i.name in ("BODY", "BODYSTRUCTURE") or i.section is not None for i in self.items)
+        """The MIME tree: for BODY[section] offsets and the non-extensible BODY."""
+        return any(i.name == "BODY" or i.section is not None for i in self.items)
+
+    @property
+    def needs_bodystructure(self) -> bool:
+        return any(i.name == "BODYSTRUCTURE" for i in self.items)
 
     @property
     def needs_envelope(self) -> bool:
@@ -136,14 +142,15 @@ def parse(tokens: list[Token]) -> Request:
 
 # --- rendering -----------------------------------------------------------------------------------------------
 
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")
 
 
 def internal_date(value: datetime.datetime) -> bytes:
-    value = value.astimezone(datetime.UTC)
+    if value.utcoffset():
+        value = value.astimezone(datetime.UTC)
     return b'"%02d-%s-%04d %02d:%02d:%02d +0000"' % (
         value.day,
-        _MONTHS[value.month - 1].encode(),
+        _MONTHS[value.month - 1],
         value.year,
         value.hour,
         value.minute,
@@ -199,8 +206,9 @@ class MessageData:
     flags: list[str]
     internal_date: datetime.datetime
     size: int
-    envelope: dict | None = None
-    structure: dict | None = None
+    envelope: bytes | None = None  # wire form
+    bodystructure: bytes | None = None  # wire form
+    structure: dict | None = None  # MIME tree JSON
     raw: bytes | None = None
 
 
@@ -222,13 +230,13 @@ def render(seq: int, message: MessageData, request: Request, *, include_uid: boo
             parts.append(b"RFC822.SIZE %d" % message.size)
         elif item.name == "ENVELOPE":
             assert message.envelope is not None
-            parts.append(b"ENVELOPE " + wire.envelope_json(message.envelope))
+            parts.append(b"ENVELOPE " + message.envelope)
         elif item.name == "BODYSTRUCTURE":
-            assert root is not None
-            parts.append(b"BODYSTRUCTURE " + wire.body_structure(root))
+            assert message.bodystructure is not None
+            parts.append(b"BODYSTRUCTURE " + message.bodystructure)
         elif item.name == "BODY" and item.section is None:
             assert root is not None
-            parts.append(b"BODY " + wire.body_structure(root, extensible=False))
+            parts.append(b"BODY " + body_structure(root, extensible=False))
         else:
             assert root is not None
             assert message.raw is not None

@@ -395,27 +395,6 @@ def parse_command(chunks: list[bytes]) -> Command:
     return Command(tag_match[0].decode("ascii"), name, args)
 
 
-# --- rendering ---------------------------------------------------------------------------------------------------
-
-_QUOTABLE = re.compile(rb"[^\x00\r\n\x80-\xff]{0,1000}")
-
-
-def string(value: str | bytes) -> bytes:
-    """A string as a quoted string when it can be one, else a literal."""
-    data = value.encode("utf-8") if isinstance(value, str) else value
-    if _QUOTABLE.fullmatch(data):
-        return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
-    return literal(data)
-
-
-def literal(data: bytes) -> bytes:
-    return b"{%d}\r\n" % len(data) + data
-
-
-def nstring(value: str | bytes | None) -> bytes:
-    return b"NIL" if value is None else string(value)
-
-
 def astring(token: Token) -> str:
     """An astring argument (atom, quoted string or literal) as text."""
     if isinstance(token, list):

@@ -102,22 +102,24 @@ def fetch(
             changed = services.set_flags(account, mailbox_id, unseen, ["\\Seen"], services.FlagMode.ADD)
             seen_set = {m.uid for m in changed}
     columns = ["uid", *_FLAG_COLUMNS, "keywords", "internal_date", "size"]
-    if request.needs_envelope:
-        columns.append("envelope")
-    if request.needs_structure:
-        columns.append("structure")
-    if request.needs_raw:
-        columns.append("body__raw")
+    optional = [
+        (name, column)
+        for name, column, wanted in (
+            ("envelope", "imap_envelope", request.needs_envelope),
+            ("bodystructure", "imap_bodystructure", request.needs_bodystructure),
+            ("structure", "structure", request.needs_structure),
+            ("raw", "body__raw", request.needs_raw),
+        )
+        if wanted
+    ]
+    columns += [column for _, column in optional]
+    names = [name for name, _ in optional]
     out = []
-    for row in messages.order_by("uid").values_list(*columns):
-        data = MessageData(uid=row[0], flags=flags_of(*row[1:7]), internal_date=row[7], size=row[8])
-        rest = list(row[9:])
-        if request.needs_envelope:
-            data.envelope = rest.pop(0)
-        if request.needs_structure:
-            data.structure = rest.pop(0)
-        if request.needs_raw:
-            data.raw = bytes(rest.pop(0))
+    rows = messages.order_by("uid").values_list(*columns)
+    for uid, seen, answered, flagged, deleted, draft, keywords, date, size, *rest in rows:
+        data = MessageData(uid, flags_of(seen, answered, flagged, deleted, draft, keywords), date, size)
+        for name, value in zip(names, rest, strict=True):
+            setattr(data, name, value if name == "structure" else bytes(value))
         out.append(data)
     return Fetched(out, seen_set)
 

@@ -209,6 +209,9 @@ class Message(models.Model):
     search_text = models.TextField(blank=True, default="", help_text="Decoded readable text, for search")
     envelope = models.JSONField(help_text="IMAP ENVELOPE fields (mailcore.mime.Envelope)")
     structure = models.JSONField(help_text="MIME tree with byte offsets (mailcore.mime.MimePart)")
+    # The same two in IMAP wire form (mailcore.imap_wire), rendered once at delivery so FETCH only copies bytes.
+    imap_envelope = models.BinaryField(help_text="ENVELOPE as IMAP sends it (RFC 3501 7.4.2)")
+    imap_bodystructure = models.BinaryField(help_text="BODYSTRUCTURE as IMAP sends it (RFC 3501 7.4.2)")
 
     class Meta:
         ordering = ["mailbox", "uid"]

@@ -37,6 +37,7 @@ from mailboxes.models import (
     split_address,
 )
 from mailcore.crlf import crlf_size
+from mailcore.imap_wire import message_wire
 from mailcore.mime import ParsedMessage, parse_message
 from mailcore.subject import base_subject
 
@@ -364,6 +365,7 @@ def _message_row(
     parsed: ParsedMessage, *, account_id: int, mailbox_id: int, uid: int, modseq: int, body: MessageBody
 ) -> Message:
     sender = parsed.from_[0] if parsed.from_ else None
+    imap_envelope, imap_bodystructure = message_wire(parsed)
     return Message(
         account_id=account_id,
         mailbox_id=mailbox_id,
@@ -388,6 +390,8 @@ def _message_row(
         search_text=parsed.text,
         envelope=parsed.envelope_json(),
         structure=parsed.structure_json(),
+        imap_envelope=imap_envelope,
+        imap_bodystructure=imap_bodystructure,
     )
 
 

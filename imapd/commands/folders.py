@@ -8,9 +8,10 @@ import re
 
 from imapd import store
 from imapd.commands.args import count, mailbox, wire_name
-from imapd.protocol import Atom, Command, ParseError, astring, string
+from imapd.protocol import Atom, Command, ParseError, astring
 from imapd.session import No, Session, recent_from
 from mailboxes import asyncdb, services
+from mailcore.imap_wire import string
 from mailcore.mime import MimeError
 
 SYSTEM_FLAGS = "\\Answered \\Flagged \\Deleted \\Seen \\Draft"

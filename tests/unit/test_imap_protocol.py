@@ -16,9 +16,8 @@ from imapd.protocol import (
     Line,
     State,
     astring,
-    nstring,
-    string,
 )
+from mailcore.imap_wire import nstring, string
 
 MAX_LITERAL = 1000
 
