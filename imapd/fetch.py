@@ -1,8 +1,7 @@
 """FETCH items (RFC 3501 6.4.5): parsing the item list and rendering one message's response.
 
 Every BODY[section] is a slice of the stored raw bytes, located with the MIME offsets stored at delivery;
-nothing is re-serialised. ENVELOPE and BODYSTRUCTURE are copied from their wire forms stored at delivery; only
-the rarely asked non-extensible BODY is rendered from the stored MIME tree.
+nothing is re-serialised. ENVELOPE, BODYSTRUCTURE and BODY are copied from their wire forms stored at delivery.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from imapd.protocol import Atom, ParseError, Token
-from mailcore.imap_wire import body_structure, literal
+from mailcore.imap_wire import literal
 from mailcore.mime import MimePart
 
 _MACROS = {
@@ -59,12 +58,16 @@ class Request:
 
     @property
     def needs_structure(self) -> bool:
-        """The MIME tree: for BODY[section] offsets and the non-extensible BODY."""
-        return any(i.name == "BODY" or i.section is not None for i in self.items)
+        """The MIME tree, whose offsets locate BODY[section]."""
+        return any(i.section is not None for i in self.items)
 
     @property
     def needs_bodystructure(self) -> bool:
         return any(i.name == "BODYSTRUCTURE" for i in self.items)
+
+    @property
+    def needs_body(self) -> bool:
+        return any(i.name == "BODY" and i.section is None for i in self.items)
 
     @property
     def needs_envelope(self) -> bool:
@@ -208,6 +211,7 @@ class MessageData:
     size: int
     envelope: bytes | None = None  # wire form
     bodystructure: bytes | None = None  # wire form
+    body: bytes | None = None  # wire form
     structure: dict | None = None  # MIME tree JSON
     raw: bytes | None = None
 
@@ -235,8 +239,8 @@ def render(seq: int, message: MessageData, request: Request, *, include_uid: boo
             assert message.bodystructure is not None
             parts.append(b"BODYSTRUCTURE " + message.bodystructure)
         elif item.name == "BODY" and item.section is None:
-            assert root is not None
-            parts.append(b"BODY " + body_structure(root, extensible=False))
+            assert message.body is not None
+            parts.append(b"BODY " + message.body)
         else:
             assert root is not None
             assert message.raw is not None

@@ -107,6 +107,7 @@ def fetch(
         for name, column, wanted in (
             ("envelope", "imap_envelope", request.needs_envelope),
             ("bodystructure", "imap_bodystructure", request.needs_bodystructure),
+            ("body", "imap_body", request.needs_body),
             ("structure", "structure", request.needs_structure),
             ("raw", "body__raw", request.needs_raw),
         )

@@ -212,6 +212,8 @@ class Message(models.Model):
     # The same two in IMAP wire form (mailcore.imap_wire), rendered once at delivery so FETCH only copies bytes.
     imap_envelope = models.BinaryField(help_text="ENVELOPE as IMAP sends it (RFC 3501 7.4.2)")
     imap_bodystructure = models.BinaryField(help_text="BODYSTRUCTURE as IMAP sends it (RFC 3501 7.4.2)")
+    # BODY too: rendered later from `structure` it would list parameters in jsonb's key order, not BODYSTRUCTURE's.
+    imap_body = models.BinaryField(help_text="BODY, the non-extensible BODYSTRUCTURE (RFC 3501 7.4.2)")
 
     class Meta:
         ordering = ["mailbox", "uid"]

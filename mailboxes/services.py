@@ -365,7 +365,7 @@ def _message_row(
     parsed: ParsedMessage, *, account_id: int, mailbox_id: int, uid: int, modseq: int, body: MessageBody
 ) -> Message:
     sender = parsed.from_[0] if parsed.from_ else None
-    imap_envelope, imap_bodystructure = message_wire(parsed)
+    imap_envelope, imap_bodystructure, imap_body = message_wire(parsed)
     return Message(
         account_id=account_id,
         mailbox_id=mailbox_id,
@@ -392,6 +392,7 @@ def _message_row(
         structure=parsed.structure_json(),
         imap_envelope=imap_envelope,
         imap_bodystructure=imap_bodystructure,
+        imap_body=imap_body,
     )
 
 

@@ -7,6 +7,7 @@ bytes, so FETCH only concatenates them.
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 from mailcore.mime import Envelope, EnvelopeAddress, MimePart, ParsedMessage
 
@@ -56,10 +57,23 @@ def envelope(value: Envelope) -> bytes:
     )
 
 
+# RFC 2231 7: attribute-char, the characters an extended value may carry without %-encoding.
+_ATTRIBUTE_CHARS = "!#$&+-.^_`{|}~"
+
+
+def _param(name: str, value: str) -> bytes:
+    """One parameter. The parser keeps values decoded (RFC 2231 continuations joined, charsets applied); a
+    value that is not plain ASCII goes out in RFC 2231 extended form, as UTF-8, so the response stays 7-bit and
+    clients decode it as they would the header itself."""
+    if value.isascii():
+        return string(name) + b" " + string(value)
+    return string(name + "*") + b" " + string("utf-8''" + quote(value, safe=_ATTRIBUTE_CHARS))
+
+
 def _params(params: dict[str, str]) -> bytes:
     if not params:
         return b"NIL"
-    return b"(%s)" % b" ".join(string(name) + b" " + string(value) for name, value in params.items())
+    return b"(%s)" % b" ".join(_param(name, value) for name, value in params.items())
 
 
 def _disposition(part: MimePart) -> bytes:
@@ -104,6 +118,6 @@ def body_structure(part: MimePart, extensible: bool = True) -> bytes:
     return b"(%s)" % b" ".join(fields)
 
 
-def message_wire(parsed: ParsedMessage) -> tuple[bytes, bytes]:
-    """(ENVELOPE, BODYSTRUCTURE) of a message, as stored at delivery."""
-    return envelope(parsed.envelope), body_structure(parsed.root)
+def message_wire(parsed: ParsedMessage) -> tuple[bytes, bytes, bytes]:
+    """(ENVELOPE, BODYSTRUCTURE, BODY) of a message, as stored at delivery."""
+    return envelope(parsed.envelope), body_structure(parsed.root), body_structure(parsed.root, extensible=False)

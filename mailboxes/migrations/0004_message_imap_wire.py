@@ -10,11 +10,11 @@ def fill_imap_wire(apps, schema_editor):
     Message = apps.get_model("mailboxes", "Message")
     MessageBody = apps.get_model("mailboxes", "MessageBody")
     # Rendered from the stored bytes with today's parser, as a new delivery would be; copies share a body.
-    forms: dict[int, tuple[bytes, bytes]] = {}
+    forms: dict[int, tuple[bytes, ...]] = {}
     for message in Message.objects.filter(imap_envelope__isnull=True).only("id", "body_id").iterator():
         if message.body_id not in forms:
             forms[message.body_id] = message_wire(parse_message(bytes(MessageBody.objects.get(pk=message.body_id).raw)))
-        envelope, bodystructure = forms[message.body_id]
+        envelope, bodystructure = forms[message.body_id][:2]
         Message.objects.filter(pk=message.pk).update(imap_envelope=envelope, imap_bodystructure=bodystructure)
 
 
