@@ -45,8 +45,11 @@ async def start_listeners() -> list[Listener]:
     limits = session_limits()
     # One counter for all three ports of this process: the limit is on a client's connections to us.
     connections = policy.ConnectionCounter(settings.MAILSITE_SMTP_MAX_CONNECTIONS_PER_IP)
-    # Leave database threads free for the RCPT and AUTH lookups of other sessions.
-    groups = DeliveryGroups(max_in_flight=max(1, settings.MAILSITE_DB_THREADS // 2))
+    # One group at a time per process: every message that finishes DATA meanwhile joins the next group, so
+    # deliveries to the same Inbox do not queue on its row lock, and the other database threads stay free for
+    # RCPT and AUTH lookups. More processes (MAILSITE_SMTP_PROCESSES) store groups in parallel; on the 2-core
+    # test machine this measured 170-185 msg/s against 126-159 with four groups in flight.
+    groups = DeliveryGroups(max_in_flight=1)
     host = settings.MAILSITE_BIND
     listeners = []
     for role, port, implicit_tls in (
