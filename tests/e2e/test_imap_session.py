@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import imaplib
 import socket
 import ssl
@@ -53,6 +54,29 @@ def test_wrong_password_is_refused(server: Server) -> None:
     with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
         client.login(ADDRESS, "wrong")
     assert client.state == "NONAUTH"
+
+
+def test_failed_logins_are_throttled(server: Server, settings, make_account) -> None:
+    """After MAILSITE_AUTH_MAX_FAILURES failures for an address (services.authenticate, shared by every
+    protocol) even the right password is refused, and every refusal reads like an unknown address's."""
+    settings.MAILSITE_AUTH_MAX_FAILURES = 2
+    sock = raw_session(server)
+    refused = b" NO [AUTHENTICATIONFAILED] Authentication failed\r\n"
+    attempts = [
+        b'a1 LOGIN nobody@example.test "wrong"',
+        b'a2 LOGIN alice@example.test "wrong"',
+        b'a3 LOGIN alice@example.test "wrong"',
+        b'a4 LOGIN alice@example.test "' + PASSWORD.encode() + b'"',
+        b"a5 AUTHENTICATE PLAIN " + base64.b64encode(b"\0alice@example.test\0" + PASSWORD.encode()),
+    ]
+    for attempt in attempts:
+        tag = attempt.split()[0]
+        assert exchange(sock, attempt + b"\r\n", b"\r\n") == tag + refused
+    # The throttle is per address: another account still logs in from the same client.
+    make_account("carol@example.test")
+    assert exchange(sock, b'a6 LOGIN carol@example.test "' + PASSWORD.encode() + b'"\r\n', b"\r\n").startswith(
+        b"a6 OK "
+    )
 
 
 def test_authenticate_plain(server: Server) -> None:
