@@ -142,10 +142,6 @@ def normalise_address(address: str) -> str:
     return f"{local}@{domain.lower().rstrip('.')}"
 
 
-def same_address(a: str, b: str) -> bool:
-    return a.casefold() == b.casefold()
-
-
 def sender_allowed(address: str, own: Collection[str], *, delimiter: str) -> bool:
     """May an authenticated user use `address`? Its own addresses (and their +tag forms) only."""
     folded = {item.casefold() for item in own}
