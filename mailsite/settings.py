@@ -52,6 +52,12 @@ SMTP listeners (smtpd/):
 | MAILSITE_SMTP_DATA_DEADLINE          | 600     | seconds the whole DATA transfer may take                  |
 | MAILSITE_SMTP_MAX_CONNECTIONS_PER_IP | 20      | concurrent connections per client IP, per process         |
 | MAILSITE_SMTP_MAX_ERRORS             | 20      | error replies in a session before 421 (Postfix: 20)       |
+
+IMAP listeners (imapd/):
+
+| Variable                   | Default | Meaning                                                               |
+|----------------------------|---------|-----------------------------------------------------------------------|
+| MAILSITE_IMAP_IDLE_TIMEOUT | 1800    | seconds without client input (IDLE too) before `* BYE` (RFC 3501 5.4) |
 """
 
 from __future__ import annotations
