@@ -260,6 +260,3 @@ class ConnectionCounter:
             self._open[ip] = count
         else:
             self._open.pop(ip, None)
-
-    def open(self, ip: str) -> int:
-        return self._open.get(ip, 0)
