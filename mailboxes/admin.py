@@ -180,7 +180,11 @@ class MessageAdmin(admin.ModelAdmin):
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
-        return super().get_queryset(request).defer("search_text", "envelope", "structure")
+        return (
+            super()
+            .get_queryset(request)
+            .defer("search_text", "envelope", "structure", "imap_envelope", "imap_body", "imap_bodystructure")
+        )
 
     @admin.display(description="raw header")
     def headers(self, message: Message) -> str:

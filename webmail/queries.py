@@ -152,7 +152,7 @@ def thread_messages(account: Account, thread_id: uuid.UUID) -> list[Message]:
     return list(
         Message.objects.filter(account=account, thread_id=thread_id)
         .select_related("mailbox")
-        .defer("search_text", "envelope")
+        .defer("search_text", "envelope", "imap_envelope", "imap_body", "imap_bodystructure")
         .order_by("internal_date", "id")
     )
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pop3d.messages import crlf_size
+from mailcore.crlf import crlf_size
 from pop3d.protocol import (
     NEED_DATA,
     Authenticate,
