@@ -480,10 +480,41 @@ def deliver_many(deliveries: Sequence[tuple[bytes, str, Sequence[str]]]) -> list
     results: list[DeliveryReport | Exception] = []
     for raw, envelope_sender, recipients in deliveries:
         try:
-            results.append(receive(raw, envelope_sender, recipients))
+            report = receive(raw, envelope_sender, recipients)
+            _bounce_full_mailboxes(raw, envelope_sender, report)
+            results.append(report)
         except Exception as exc:  # the savepoint of this delivery is rolled back; the rest go on
             results.append(exc)
     return results
+
+
+def _bounce_full_mailboxes(raw: bytes, envelope_sender: str, report: DeliveryReport) -> None:
+    """Recipients whose mailboxes filled up between RCPT and DATA, when others got the message.
+
+    SMTP has one DATA reply for all recipients: it is 250 for those stored, so the sender learns about the
+    full ones from a DSN (RFC 3464, status 5.2.2), delivered in the same transaction. When every recipient
+    is full the reply itself is a temporary failure and no DSN is sent; never for a bounce (null sender).
+    """
+    full = [rcpt for rcpt, status in report.results.items() if status is RecipientStatus.OVER_QUOTA]
+    if not full or not report.accepted or not envelope_sender:
+        return
+    from mailcore.dsn import RecipientReport, build_dsn
+    from relay import queue
+
+    now = timezone.now()
+    dsn = build_dsn(
+        reporting_mta=settings.MAILSITE_HOSTNAME,
+        to=envelope_sender,
+        original=raw,
+        recipients=[
+            RecipientReport(rcpt, "failed", "5.2.2", "mailbox full", smtp_reply=False, last_attempt=now)
+            for rcpt in full
+        ],
+        arrival=now,
+        now=now,
+    )
+    if deliver(dsn, "", [envelope_sender]).results.get(envelope_sender) is RecipientStatus.REMOTE:
+        queue.enqueue(dsn, "", [envelope_sender])
 
 
 # --- Folder contents ------------------------------------------------------------------------------------------

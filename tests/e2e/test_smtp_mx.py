@@ -110,6 +110,27 @@ def test_mailbox_full_at_data_time(mx, make_account):
     assert stored("small@example.com") == []
 
 
+def test_full_mailbox_among_others_gets_a_bounce(mx, make_account):
+    make_account("small@example.com", quota_bytes=2000)
+    make_account("dave@example.com")
+    big = mail("too big for small", sender="dave@example.com", body=("z" * 70 + "\r\n") * 40)
+    with smtplib.SMTP("127.0.0.1", mx) as client:
+        client.ehlo()
+        for sender in ("dave@example.com", "carol@remote.test"):
+            client.mail(sender)  # no SIZE: both recipients pass RCPT
+            assert client.rcpt("alice@example.com")[0] == 250
+            assert client.rcpt("small@example.com")[0] == 250
+            assert client.data(big)[0] == 250
+    assert len(stored("alice@example.com")) == 2
+    assert stored("small@example.com") == []
+    # The local sender finds a DSN in the Inbox; the remote one is sent a DSN through the outbound queue.
+    [dsn] = stored("dave@example.com")
+    assert dsn.startswith(b"Return-Path: <>\r\n")
+    assert b"Final-Recipient: rfc822; small@example.com\r\nAction: failed\r\nStatus: 5.2.2" in dsn
+    [queued] = OutboundRecipient.objects.select_related("message")
+    assert (queued.address, queued.message.sender) == ("carol@remote.test", "")
+
+
 def test_more_than_100_recipients(mx, connect):
     session = connect(mx)
     session.command("EHLO client.test")
