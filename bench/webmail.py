@@ -1,4 +1,4 @@
-"""Webmail server time on a 100,000-message Inbox: first list page, a deep page, opening a message, searches.
+"""Webmail server time on a 100,000-message Inbox: list and conversation pages, opening a message, searches.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/mailsite_bench .venv/bin/python bench/webmail.py [--messages N]
 
@@ -60,7 +60,7 @@ def seed(total: int) -> Account:
             INSERT INTO {table} (account_id, mailbox_id, uid, body_id, modseq, seen, answered, flagged, deleted, draft,
                 keywords, internal_date, size, crlf_size, subject, from_name, from_address, to_addresses, cc_addresses,
                 bcc_addresses, sent_date, message_id, in_reply_to, "references", thread_id, has_attachments, snippet,
-                search_text, envelope, structure)
+                search_text, envelope, structure, imap_envelope, imap_bodystructure, imap_body)
             SELECT t.account_id, t.mailbox_id, 1000 + n, t.body_id, t.modseq, n %% 7 <> 0, false, n %% 50 = 0,
                 false, false, '', now() - make_interval(mins => n), t.size, t.crlf_size,
                 'Report ' || n || ' on project topic' || (n %% 1000), 'Sender ' || (n %% 500),
@@ -68,7 +68,7 @@ def seed(total: int) -> Account:
                 '<bench-' || n || '@remote.test>', '', '', md5(n::text)::uuid, n %% 10 = 0,
                 'Numbers for week ' || (n %% 52) || ' and topic' || (n %% 1000),
                 'Message number ' || n || ' about topic' || (n %% 1000) || '. ' || repeat('ordinary words ', 30),
-                t.envelope, t.structure
+                t.envelope, t.structure, t.imap_envelope, t.imap_bodystructure, t.imap_body
             FROM generate_series(%s, %s) AS n, {table} AS t WHERE t.id = %s
             """,
             [start, total - 1, template.pk],
@@ -110,10 +110,12 @@ def main() -> None:
         (f"list, page {deep} (offset {(deep - 1) * 50})", folder_url, {"page": deep}),
         ("list, last page", folder_url, {"page": 10**9}),
         ("conversations, first page", folder_url, {"view": "threads"}),
+        (f"conversations, page {deep}", folder_url, {"view": "threads", "page": deep}),
         ("open a message", reverse("webmail:message", args=[middle]), None),
         ("search in Inbox: 'topic7' (100 hits)", folder_url, {"q": "topic7"}),
         ("search everywhere: 'sender42' (200 hits)", reverse("webmail:search"), {"q": "sender42"}),
         ("search: 'ordinary' (every message)", folder_url, {"q": "ordinary"}),
+        ("search everywhere: 'ordinary' (every message)", reverse("webmail:search"), {"q": "ordinary"}),
     ]
     print(f"{'request':<48} {'median ms':>10} {'best ms':>9}")
     for label, url, params in cases:

@@ -222,12 +222,15 @@ class Message(models.Model):
             # With id, a deep page of a folder is an index-only scan (newest first, ties broken by id).
             models.Index(fields=["mailbox", "-internal_date", "-id"], name="message_list"),
             models.Index(fields=["account", "thread_id"], name="message_thread"),
+            # The conversation list asks, per message, whether its thread has a newer message in the same folder.
+            models.Index(fields=["mailbox", "thread_id", "internal_date", "id"], name="message_folder_thread"),
             models.Index(fields=["account", "message_id"], name="message_message_id"),
             models.Index(fields=["mailbox", "seen"], name="message_unseen"),
             models.Index(Lower("from_address"), "account", name="message_from"),
         ]
-        # Full-text search (webmail) uses a PostgreSQL-only GIN index on a to_tsvector expression, created by
-        # migration 0002_message_search rather than declared here so the model stays portable to SQLite.
+        # Full-text search (webmail) uses a PostgreSQL-only stored tsvector column, `search_document`, and its GIN
+        # index, created by migration 0006 rather than declared here so the model stays portable to SQLite (and
+        # Django never writes the column: PostgreSQL computes it).
 
     def __str__(self) -> str:
         return f"{self.mailbox_id}/{self.uid}: {self.subject}"

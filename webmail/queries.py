@@ -1,7 +1,9 @@
 """Reads for the webmail: folder lists, message pages, conversations, search and contact suggestions.
 
 Every function runs a fixed number of queries whatever the page size, and list queries load only the columns a
-list shows (never the raw body, the MIME structure or the search text).
+list shows (never the raw body, the MIME structure or the search text). Conversations and search results are
+counted only up to `COUNT_CAP` (the page then says "1,000+"): counting every match of a common word, or every
+thread of a big folder, would cost as much as reading them all.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import BooleanField, Count, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import BooleanField, Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 
@@ -36,13 +38,10 @@ LIST_COLUMNS = (
     "has_attachments",
     "thread_id",
 )
-# Must match the expression of the GIN index in mailboxes/migrations/0002_message_search.py exactly, or
-# PostgreSQL falls back to a sequential scan.
-SEARCH_DOCUMENT = (
-    "to_tsvector('simple'::regconfig, subject || ' ' || from_name || ' ' || from_address || ' ' || "
-    "translate(from_address, '@.', '  ') || ' ' || to_addresses || ' ' || translate(to_addresses, '@.<>', '    ') "
-    "|| ' ' || cc_addresses || ' ' || translate(cc_addresses, '@.<>', '    ') || ' ' || search_text)"
-)
+# The stored tsvector column with the GIN index (PostgreSQL only, mailboxes/migrations/0006); the model does not
+# declare it, so only this raw SQL names it.
+SEARCH_MATCH = f"{Message._meta.db_table}.search_document @@ websearch_to_tsquery('simple'::regconfig, %s)"
+COUNT_CAP = 1000
 # Folders in the order mail clients show them; other folders follow alphabetically.
 ROLE_ORDER = [Role.INBOX, Role.DRAFTS, Role.SENT, Role.ARCHIVE, Role.JUNK, Role.TRASH]
 
@@ -52,6 +51,7 @@ class Page:
     items: list
     number: int
     total: int
+    capped: bool = False  # more than `total` exist; counting stopped there
 
     @property
     def pages(self) -> int:
@@ -63,7 +63,11 @@ class Page:
 
     @property
     def has_next(self) -> bool:
-        return self.number < self.pages
+        return self.capped or self.number < self.pages
+
+    @property
+    def total_label(self) -> str:
+        return f"{self.total}+" if self.capped else str(self.total)
 
     @property
     def first_index(self) -> int:
@@ -98,6 +102,17 @@ def _bounded(number: int, total: int) -> int:
     return min(max(number, 1), max(1, -(-total // PAGE_SIZE)))
 
 
+def _capped_count(rows: QuerySet[Message], number: int) -> tuple[int, bool]:
+    """(total, capped): rows counted up to COUNT_CAP, or through page `number` when it lies beyond (one query).
+
+    When capped, more than `total` rows exist and `total` reaches past the end of page `number`, so the page is
+    not moved back and has a next page. The page number is clamped so the LIMIT stays a valid integer.
+    """
+    limit = max(COUNT_CAP, min(number, 10**9) * PAGE_SIZE)
+    found = rows.order_by().values("id")[: limit + 1].count()
+    return (limit, True) if found > limit else (found, False)
+
+
 def message_page(mailbox: Mailbox, number: int) -> Page:
     """One page of a folder, newest first (two queries: a count and the page)."""
     messages = Message.objects.filter(mailbox=mailbox)
@@ -119,32 +134,33 @@ class Conversation:
 
 
 def conversation_page(mailbox: Mailbox, number: int) -> Page:
-    """One page of a folder's conversations, most recently active first (three queries)."""
-    threads = Message.objects.filter(mailbox=mailbox).values("thread_id")
-    total = threads.distinct().count()
+    """One page of a folder's conversations, most recently active first (three queries).
+
+    Walking the folder newest first (the message_list index), the first message seen of each thread is its newest
+    one; a message is kept when its thread has no newer message in the folder (a probe of message_folder_thread).
+    So a page costs what the messages down to it cost, never a grouping of the whole folder.
+    """
+    date = OuterRef("internal_date")
+    later = Q(internal_date__gt=date) | Q(internal_date=date, id__gt=OuterRef("id"))
+    newer = Message.objects.filter(later, mailbox=mailbox, thread_id=OuterRef("thread_id"))
+    newest = Message.objects.filter(mailbox=mailbox).filter(~Exists(newer))
+    total, capped = _capped_count(newest, number)
     number = _bounded(number, total)
     start = (number - 1) * PAGE_SIZE
-    groups = list(
-        threads.annotate(
-            newest=Max("internal_date"),
+    latest = list(newest.only(*LIST_COLUMNS).order_by("-internal_date", "-id")[start : start + PAGE_SIZE])
+    counts = {
+        row["thread_id"]: row
+        for row in Message.objects.filter(mailbox=mailbox, thread_id__in=[m.thread_id for m in latest])
+        .order_by()
+        .values("thread_id")
+        .annotate(
             count=Count("id"),
             unread=Count("id", filter=Q(seen=False)),
             starred=Count("id", filter=Q(flagged=True)),
-        ).order_by("-newest", "thread_id")[start : start + PAGE_SIZE]
-    )
-    latest: dict[uuid.UUID, Message] = {}
-    for message in (
-        Message.objects.filter(mailbox=mailbox, thread_id__in=[g["thread_id"] for g in groups])
-        .only(*LIST_COLUMNS)
-        .order_by("-internal_date", "-id")
-    ):
-        latest.setdefault(message.thread_id, message)
-    items = [
-        Conversation(latest[g["thread_id"]], g["count"], g["unread"], g["starred"] > 0)
-        for g in groups
-        if g["thread_id"] in latest
-    ]
-    return Page(items, number, total)
+        )
+    }
+    items = [Conversation(m, c["count"], c["unread"], c["starred"] > 0) for m in latest for c in [counts[m.thread_id]]]
+    return Page(items, number, total, capped)
 
 
 def thread_messages(account: Account, thread_id: uuid.UUID) -> list[Message]:
@@ -160,20 +176,14 @@ def thread_messages(account: Account, thread_id: uuid.UUID) -> list[Message]:
 def search(account: Account, text: str, mailbox: Mailbox | None, number: int) -> Page:
     """Messages matching `text` in sender, recipients, subject or body, newest first (two queries).
 
-    PostgreSQL uses the full-text index (words, with web-search syntax: "quoted phrases", -exclusions, or);
-    SQLite matches each word as a substring of the same columns.
+    PostgreSQL uses the stored search document and its full-text index (words, with web-search syntax: "quoted
+    phrases", -exclusions, or); SQLite matches each word as a substring of the same columns.
     """
     messages: QuerySet[Message] = Message.objects.filter(account=account)
     if mailbox is not None:
         messages = messages.filter(mailbox=mailbox)
     if connection.vendor == "postgresql":
-        messages = messages.filter(
-            RawSQL(
-                f"{SEARCH_DOCUMENT} @@ websearch_to_tsquery('simple'::regconfig, %s)",
-                [text],
-                output_field=BooleanField(),
-            )
-        )
+        messages = messages.filter(RawSQL(SEARCH_MATCH, [text], output_field=BooleanField()))
     else:
         for word in text.split():
             messages = messages.filter(
@@ -184,7 +194,7 @@ def search(account: Account, text: str, mailbox: Mailbox | None, number: int) ->
                 | Q(cc_addresses__icontains=word)
                 | Q(search_text__icontains=word)
             )
-    total = messages.count()
+    total, capped = _capped_count(messages, number)
     number = _bounded(number, total)
     start = (number - 1) * PAGE_SIZE
     items = list(
@@ -192,7 +202,7 @@ def search(account: Account, text: str, mailbox: Mailbox | None, number: int) ->
         .only(*LIST_COLUMNS, "mailbox__name", "mailbox__role")
         .order_by("-internal_date", "-id")[start : start + PAGE_SIZE]
     )
-    return Page(items, number, total)
+    return Page(items, number, total, capped)
 
 
 def contacts(account: Account, prefix: str, limit: int = 10) -> list[str]:

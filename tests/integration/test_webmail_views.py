@@ -15,6 +15,7 @@ from mailboxes import services
 from mailboxes.models import AuthFailure, Mailbox, Message, Role
 from tests.conftest import PASSWORD
 from tests.webmail_support import deliver, folder, make_raw
+from webmail import queries
 
 
 @pytest.fixture
@@ -268,17 +269,76 @@ def test_search_in_folder_and_everywhere(signed_in, alice) -> None:
 def test_search_uses_the_full_text_index(alice) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("the GIN index exists on PostgreSQL only; SQLite uses substring matching")
-    from webmail import queries
-
     with connection.cursor() as cursor:
         cursor.execute("SET enable_seqscan = off")
-        cursor.execute(
-            f"EXPLAIN SELECT id FROM mailboxes_message WHERE {queries.SEARCH_DOCUMENT} "
-            "@@ websearch_to_tsquery('simple'::regconfig, 'x')"
-        )
+        cursor.execute(f"EXPLAIN SELECT id FROM mailboxes_message WHERE {queries.SEARCH_MATCH}", ["x"])
         plan = " ".join(row[0] for row in cursor.fetchall())
         cursor.execute("RESET enable_seqscan")
     assert "message_search" in plan
+
+
+def test_search_finds_mail_stored_by_every_writer(signed_in, alice) -> None:
+    delivered = deliver(alice, subject="Harbour delivered")
+    appended = services.append(alice, folder(alice, Role.SENT).pk, make_raw(to="x@remote.test", subject="Harbour sent"))
+    services.copy(alice, delivered.mailbox_id, [delivered.uid], folder(alice, Role.ARCHIVE).pk)
+    services.move(alice, appended.mailbox_id, [appended.uid], folder(alice, Role.DRAFTS).pk)
+    page = signed_in.get(reverse("webmail:search"), {"q": "harbour"}).content.decode()
+    assert page.count('class="row') == 3
+    for folder_name in ("Archive", "INBOX", "Drafts"):
+        assert f"[{folder_name}]" in page
+    assert "1\u20133 of 3<" in page
+
+
+def test_conversations_and_search_are_counted_up_to_a_cap(signed_in, alice, monkeypatch) -> None:
+    # Small page and cap so the cap is reached with a few messages; the counting code is the real one.
+    monkeypatch.setattr(queries, "PAGE_SIZE", 2)
+    monkeypatch.setattr(queries, "COUNT_CAP", 4)
+    for n in range(7):
+        deliver(alice, subject=f"Capped {n}")
+    url = reverse("webmail:folder", args=[folder(alice, Role.INBOX).pk])
+    for params in ({"view": "threads"}, {"q": "capped"}):
+        pagers = []
+        for number in (1, 2, 3, 4, 99):
+            page = signed_in.get(url, {**params, "page": number}).content.decode()
+            pagers.append((re.search(r'<nav class="pager".*?<span>(.*?)</span>', page, re.S)[1], 'rel="next"' in page))
+        assert pagers == [
+            ("1\u20132 of 4+", True),
+            ("3\u20134 of 4+", True),
+            ("5\u20136 of 6+", True),  # counted as far as the page asked for
+            ("7\u20137 of 7", False),
+            ("7\u20137 of 7", False),
+        ], params
+
+
+def test_conversations_are_ordered_by_latest_activity_in_the_folder(signed_in, alice) -> None:
+    inbox = folder(alice, Role.INBOX)
+    trip = deliver(alice, subject="Trip")
+    budget = deliver(alice, subject="Budget")
+    reply = deliver(alice, subject="Re: Trip", headers={"In-Reply-To": f"<{trip.message_id}>"})
+    assert reply.thread_id == trip.thread_id
+    services.set_flags(alice, inbox.pk, [trip.uid], ["\\Seen", "\\Flagged"], services.FlagMode.ADD)
+
+    def rows() -> list[tuple[int, int, int, bool]]:
+        page = queries.conversation_page(inbox, 1)
+        assert (page.total, page.capped) == (len(page.items), False)
+        return [(c.latest.pk, c.count, c.unread, c.flagged) for c in page.items]
+
+    assert rows() == [(reply.pk, 2, 1, True), (budget.pk, 1, 1, False)]
+    html = signed_in.get(reverse("webmail:folder", args=[inbox.pk]), {"view": "threads"}).content.decode()
+    assert html.index("Re: Trip") < html.index("Budget")
+    assert "1\u20132 of 2<" in html
+    # The reply leaves the folder: the thread is ranked by its newest message still here.
+    services.move(alice, inbox.pk, [reply.uid], folder(alice, Role.ARCHIVE).pk)
+    assert rows() == [(budget.pk, 1, 1, False), (trip.pk, 1, 0, True)]
+    # Two messages of one thread with the same INTERNALDATE: the thread is listed once, by the later row.
+    same_time = budget.internal_date
+    raw = make_raw(to=alice.address, subject="Re: Budget", headers={"In-Reply-To": f"<{budget.message_id}>"})
+    twin = services.append(alice, inbox.pk, raw, internal_date=same_time)
+    assert twin.thread_id == budget.thread_id
+    assert twin.pk > budget.pk
+    assert rows() == [(twin.pk, 2, 2, False), (trip.pk, 1, 0, True)]
+    services.delete_messages(alice, inbox.pk, [twin.uid, budget.uid])
+    assert rows() == [(trip.pk, 1, 0, True)]
 
 
 def test_conversation_view_spans_folders_including_sent(signed_in, alice) -> None:
