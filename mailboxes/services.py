@@ -205,41 +205,60 @@ class Resolution:
 _MAX_ALIAS_DEPTH = 10
 
 
-def _expand(address: str, depth: int, accounts: dict[int, Account], external: list[str]) -> bool | None:
+@dataclass(frozen=True)
+class _Mailholder:
+    """What resolution needs of an account: its id and room."""
+
+    pk: int
+    quota_bytes: int
+    used_bytes: int
+
+
+# One round trip per address: the domain's aliases that could apply, its accounts that could apply, and whether
+# the domain is ours at all. Plain SQL: this runs for every RCPT and every delivery.
+_RESOLVE_SQL = f"""
+    SELECT 'alias', a.local_part, a.destinations, 0, 0, 0
+    FROM {Alias._meta.db_table} a JOIN {Domain._meta.db_table} d ON d.id = a.domain_id
+    WHERE d.name = %(domain)s AND d.active AND a.active AND a.local_part IN (%(local)s, %(base)s, '')
+    UNION ALL
+    SELECT 'account', c.local_part, '', c.id, c.quota_bytes, c.used_bytes
+    FROM {Account._meta.db_table} c JOIN {Domain._meta.db_table} d ON d.id = c.domain_id
+    WHERE d.name = %(domain)s AND d.active AND c.is_active AND c.local_part IN (%(local)s, %(base)s)
+    UNION ALL
+    SELECT 'domain', '', '', 0, 0, 0 FROM {Domain._meta.db_table} d WHERE d.name = %(domain)s AND d.active
+"""
+
+
+def _expand(address: str, depth: int, accounts: dict[int, _Mailholder], external: list[str]) -> bool | None:
     """Add what `address` resolves to. True: found; False: local domain, nothing found; None: not local.
 
     Precedence, as most mail servers do it: an exact alias, then an account, then the same two for the
-    address without its +tag, then the domain's catch-all. Two queries on the common path.
+    address without its +tag, then the domain's catch-all.
     """
     local, domain_name = split_address(address)
     if depth > _MAX_ALIAS_DEPTH:
         return False
     delimiter = settings.MAILSITE_RECIPIENT_DELIMITER
     base = local.split(delimiter, 1)[0] if delimiter and delimiter in local else local
-    aliases = {
-        alias.local_part: alias
-        for alias in Alias.objects.filter(
-            domain__name=domain_name, domain__active=True, active=True, local_part__in={local, base, ""}
-        )
-    }
-    alias = aliases.get(local)
-    if alias is None:
-        candidates = {
-            account.local_part: account
-            for account in Account.objects.filter(
-                domain__name=domain_name, domain__active=True, is_active=True, local_part__in={local, base}
-            )
-        }
+    with connection.cursor() as cursor:
+        cursor.execute(_RESOLVE_SQL, {"domain": domain_name, "local": local, "base": base})
+        rows = cursor.fetchall()
+    aliases = {part: destinations for kind, part, destinations, *_ in rows if kind == "alias"}
+    candidates = {row[1]: _Mailholder(*row[3:]) for row in rows if row[0] == "account"}
+    is_local = any(row[0] == "domain" for row in rows)
+    destinations = aliases.get(local)
+    if destinations is None:
         account = candidates.get(local)
         if account is None:
-            alias = aliases.get(base)
-            account = None if alias else candidates.get(base)
+            destinations = aliases.get(base)
+            account = None if destinations is not None else candidates.get(base)
         if account is not None:
             accounts[account.pk] = account
             return True
-    alias = alias or aliases.get("")
-    if alias is None:
-        if Domain.objects.filter(name=domain_name, active=True).exists():
+    if destinations is None:
+        destinations = aliases.get("")
+    if destinations is None:
+        if is_local:
             return False
         if depth == 0:
             return None
@@ -247,14 +266,14 @@ def _expand(address: str, depth: int, accounts: dict[int, Account], external: li
             external.append(address)
         return True
     found = False
-    for destination in alias.destination_list:
+    for destination in Alias(destinations=destinations).destination_list:
         found = bool(_expand(destination, depth + 1, accounts, external)) or found
     return found
 
 
 def resolve_recipient(address: str, *, size: int = 0) -> Resolution:
     """What a recipient address means here (aliases, user+tag and catch-all expanded); reads only."""
-    accounts: dict[int, Account] = {}
+    accounts: dict[int, _Mailholder] = {}
     external: list[str] = []
     found = _expand(address, 0, accounts, external)
     if found is None:
@@ -267,7 +286,7 @@ def resolve_recipient(address: str, *, size: int = 0) -> Resolution:
     return Resolution(address, RecipientStatus.LOCAL, roomy, tuple(external))
 
 
-def _has_room(account: Account, size: int) -> bool:
+def _has_room(account: _Mailholder, size: int) -> bool:
     return account.quota_bytes == 0 or account.used_bytes + max(size, 1) <= account.quota_bytes
 
 
@@ -306,6 +325,20 @@ def _allocate_uids(mailbox_id: int, count: int) -> tuple[int, int]:
     return row[0] - count, row[1]
 
 
+def _allocate_inbox_uid(account_id: int) -> tuple[int, int, int]:
+    """Lock an account's Inbox and reserve one UID. Returns (inbox id, uid, new modseq)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Mailbox._meta.db_table} SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 "
+            "WHERE account_id = %s AND role = %s RETURNING id, uidnext, highestmodseq",
+            [account_id, Role.INBOX.value],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFound("the account has no Inbox")
+    return row[0], row[1] - 1, row[2]
+
+
 def _bump_modseq(mailbox_id: int) -> int:
     return _allocate_uids(mailbox_id, 0)[1]
 
@@ -336,13 +369,16 @@ def _thread_for(account_id: int, parsed: ParsedMessage) -> uuid.UUID:
     # Its own Message-ID counts too: the copy a sender keeps in Sent joins the thread of the delivered copy.
     references = [ref for ref in [*parsed.references, parsed.in_reply_to, parsed.message_id] if ref]
     if references:
-        found = (
-            Message.objects.filter(account_id=account_id, message_id__in=references)
-            .values_list("thread_id", flat=True)
-            .first()
-        )
+        with connection.cursor() as cursor:
+            marks = ", ".join(["%s"] * len(references))
+            cursor.execute(
+                f"SELECT thread_id FROM {Message._meta.db_table} WHERE account_id = %s AND message_id IN ({marks}) "
+                "LIMIT 1",
+                [account_id, *references],
+            )
+            found = cursor.fetchone()
         if found:
-            return found
+            return uuid.UUID(str(found[0]))
     subject = base_subject(parsed.subject)
     if subject and subject != parsed.subject.strip().casefold():
         # A "Re:"/"Fwd:" subject without usable references joins the latest conversation of that subject.
@@ -401,7 +437,8 @@ def with_return_path(raw: bytes, envelope_sender: str) -> bytes:
     return b"Return-Path: <" + envelope_sender.encode("utf-8") + b">\r\n" + raw
 
 
-@transaction.atomic
+# Within a caller's transaction no savepoint of its own: an error rolls back to the caller's (deliver_many's).
+@transaction.atomic(savepoint=False)
 def deliver(raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> DeliveryReport:
     """Store one received message for its local recipients, in one transaction.
 
@@ -424,8 +461,10 @@ def deliver(raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> Deli
     if not targets:
         return report
     parsed = parse_message(stored)
-    inboxes = dict(Mailbox.objects.filter(account_id__in=targets, role=Role.INBOX).values_list("account_id", "id"))
-    allocated = {account_id: _allocate_uids(inboxes[account_id], 1) for account_id in sorted(targets)}
+    inboxes: dict[int, int] = {}
+    allocated: dict[int, tuple[int, int]] = {}
+    for account_id in sorted(targets):
+        inboxes[account_id], *allocated[account_id] = _allocate_inbox_uid(account_id)
     charged = [account_id for account_id in sorted(targets) if _charge_quota(account_id, len(stored))]
     if charged:
         body = MessageBody.objects.create(raw=stored, size=len(stored))
@@ -452,7 +491,6 @@ def deliver(raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> Deli
     return report
 
 
-@transaction.atomic
 def receive(raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> DeliveryReport:
     """`deliver`, and in the same transaction queue the external addresses reached through aliases (`forward`)
     for the outbound relay, with the original envelope sender (no SRS rewriting)."""
@@ -470,6 +508,7 @@ def submit(raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> Deliv
     return queue.accept(raw, envelope_sender, recipients, relay_remote=True)
 
 
+@transaction.atomic
 def deliver_many(deliveries: Sequence[tuple[bytes, str, Sequence[str]]]) -> list[DeliveryReport | Exception]:
     """Several `receive` calls in one transaction: one commit (one WAL flush) for a group of messages.
 
@@ -480,8 +519,9 @@ def deliver_many(deliveries: Sequence[tuple[bytes, str, Sequence[str]]]) -> list
     results: list[DeliveryReport | Exception] = []
     for raw, envelope_sender, recipients in deliveries:
         try:
-            report = receive(raw, envelope_sender, recipients)
-            _bounce_full_mailboxes(raw, envelope_sender, report)
+            with transaction.atomic():  # this delivery's savepoint
+                report = receive(raw, envelope_sender, recipients)
+                _bounce_full_mailboxes(raw, envelope_sender, report)
             results.append(report)
         except Exception as exc:  # the savepoint of this delivery is rolled back; the rest go on
             results.append(exc)

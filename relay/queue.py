@@ -96,7 +96,7 @@ def enqueue(raw: bytes, sender: str, recipients: Sequence[str]) -> OutboundMessa
     return message
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # one unit with the caller's transaction (see services.deliver)
 def accept(raw: bytes, sender: str, recipients: Sequence[str], *, relay_remote: bool) -> services.DeliveryReport:
     """Deliver to local recipients and queue the rest, in one transaction.
 
