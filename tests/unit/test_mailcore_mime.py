@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mailcore import mime
 from mailcore.mime import (
     MAX_DEPTH,
     MAX_HEADER_BYTES,
@@ -410,3 +411,56 @@ def test_html_to_text(markup: str, text: str) -> None:
 def test_mailcore_does_not_import_django() -> None:
     code = "import sys, mailcore.mime, mailcore.subject; sys.exit('django' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False, cwd=ROOT).returncode == 0
+
+
+@pytest.fixture(params=["search", "index"])
+def delimiter_lookup(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parse with per-multipart searches (what small messages use) or with the line index built up front (what
+    deeply nested large ones switch to): both must give the same offsets."""
+    if request.param == "index":
+        original = mime._DelimiterIndex.__init__
+
+        def index_up_front(self: mime._DelimiterIndex, raw: bytes) -> None:
+            original(self, raw)
+            self.index_cost = 0
+
+        monkeypatch.setattr(mime._DelimiterIndex, "__init__", index_up_front)
+
+
+@pytest.mark.usefixtures("delimiter_lookup")
+def test_nested_boundaries_prefix_outer_inside_inner_and_missing_close_delimiters() -> None:
+    # Bare LF. "--ab" is no delimiter of "a" (RFC 2046 5.1.1: the line is "--" boundary then whitespace); the
+    # "--a" line inside the "ab" multipart ends it, as the outer boundary's delimiter; no level is closed.
+    raw = (
+        b"Content-Type: multipart/mixed; boundary=a\n\n"  # 0..43
+        b"--a\nContent-Type: multipart/mixed; boundary=ab\n\n"  # 43..91
+        b"--ab\n\nx\n"  # 91..99
+        b"--a\nContent-Type: multipart/mixed; boundary=c\n\n"  # 99..146
+        b"--c\n\ny\n"  # 146..153
+    )
+    root = parse_message(raw).root
+    assert [(p.header_start, p.header_end, p.body_start, p.body_end, p.content_type) for p in root.walk()] == [
+        (0, 42, 43, 153, "multipart/mixed"),
+        (47, 90, 91, 98, "multipart/mixed"),
+        (96, 96, 97, 98, "text/plain"),
+        (103, 145, 146, 153, "multipart/mixed"),
+        (150, 150, 151, 153, "text/plain"),
+    ]
+    assert raw[97:98] == b"x"
+    assert raw[151:153] == b"y\n"
+
+
+@pytest.mark.usefixtures("delimiter_lookup")
+def test_close_delimiter_of_outer_boundary_is_not_an_inner_delimiter() -> None:
+    # "--a--" is both the close delimiter of "a" and a delimiter of "a--": the outer boundary takes it, so the
+    # inner part ends before it (at its header's line break) and, with no delimiter of its own, is text/plain.
+    raw = (
+        b"Content-Type: multipart/mixed; boundary=a\r\n\r\n"  # 0..45
+        b'--a\r\nContent-Type: multipart/mixed; boundary="a--"\r\n'  # 45..99
+        b"\r\n--a--\r\n"  # 97..106
+    )
+    root = parse_message(raw).root
+    assert [(p.header_start, p.header_end, p.body_start, p.body_end, p.content_type) for p in root.walk()] == [
+        (0, 43, 45, 106, "multipart/mixed"),
+        (50, 97, 97, 97, "text/plain"),
+    ]
