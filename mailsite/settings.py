@@ -116,9 +116,9 @@ try:
     MAILSITE_AUTH_WINDOW = env.int("MAILSITE_AUTH_WINDOW", 900, minimum=1)
     MAILSITE_AUTH_FAILURE_DELAY = env.float("MAILSITE_AUTH_FAILURE_DELAY", 2.0)
     MAILSITE_DB_THREADS = env.int("MAILSITE_DB_THREADS", 8, minimum=1, maximum=256)
+    MAILSITE_DB_CONN_MAX_AGE = env.int("MAILSITE_DB_CONN_MAX_AGE", 300, minimum=0)
     # POP3 (pop3d/): seconds a session may stay idle before it is closed; RFC 1939 3 asks for at least 10 minutes.
     MAILSITE_POP3_IDLE_TIMEOUT = env.int("MAILSITE_POP3_IDLE_TIMEOUT", 600, minimum=600)
-    MAILSITE_DB_CONN_MAX_AGE = env.int("MAILSITE_DB_CONN_MAX_AGE", 300, minimum=0)
     # IMAP (imapd/): seconds without client input before the session is closed (RFC 3501 5.4 asks for at least
     # 30 minutes; lower values are for tests).
     MAILSITE_IMAP_IDLE_TIMEOUT = env.float("MAILSITE_IMAP_IDLE_TIMEOUT", 1800.0, minimum=0.1)
