@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 
 import pytest
-from django.conf import settings
 from django.conf import settings as django_settings
 from django.db import connection
 
@@ -36,7 +35,7 @@ def make_account(db) -> Callable[..., Account]:
 @pytest.fixture
 def tls_client_context() -> ssl.SSLContext:
     """A client context that trusts the suite's test CA (the listeners' certificate is issued by it)."""
-    return ssl.create_default_context(cafile=settings.TEST_CA_FILE)
+    return ssl.create_default_context(cafile=django_settings.TEST_CA_FILE)
 
 
 class LoopThread:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import poplib
-import socket
 import ssl
 
 from mailboxes import services
 from mailboxes.models import Mailbox, Message, Role
+from tests.line_client import LineClient
 
 ADDRESS = "alice@example.com"
 SENDER = "carol@remote.test"
@@ -70,25 +70,12 @@ def client(port: int, *, context: ssl.SSLContext | None = None, timeout: float =
     return poplib.POP3("127.0.0.1", port, timeout=timeout)
 
 
-class RawClient:
+class RawClient(LineClient):
     """POP3 over a bare socket, for pipelining and for bytes poplib will not send."""
 
     def __init__(self, port: int, timeout: float = 20) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buffer = b""
+        super().__init__(port, timeout=timeout)
         self.greeting = self.line()
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def line(self) -> bytes:
-        while b"\r\n" not in self.buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError(f"connection closed; pending {self.buffer!r}")
-            self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\r\n")
-        return line
 
     def multiline(self) -> list[bytes]:
         lines = []
@@ -98,6 +85,3 @@ class RawClient:
 
     def at_eof(self) -> bool:
         return self.buffer == b"" and self.sock.recv(1) == b""
-
-    def close(self) -> None:
-        self.sock.close()

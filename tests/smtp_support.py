@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import socket
 import ssl
 
 from mailboxes.models import Message, MessageBody
+from tests.line_client import LineClient
 
 LOCAL = "example.com"
 
@@ -25,26 +25,12 @@ def mail(
     return text.encode("utf-8")
 
 
-class RawSession:
+class RawSession(LineClient):
     """A line-level SMTP client over a real socket, for what smtplib refuses to send (bad bytes, pipelining)."""
 
     def __init__(self, port: int, *, context: ssl.SSLContext | None = None, timeout: float = 10) -> None:
-        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock = context.wrap_socket(sock, server_hostname="localhost") if context else sock
-        self.buffer = b""
+        super().__init__(port, context=context, timeout=timeout)
         self.greeting = self.reply()
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def line(self) -> bytes:
-        while b"\r\n" not in self.buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError(f"connection closed; pending {self.buffer!r}")
-            self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\r\n")
-        return line
 
     def reply(self) -> str:
         """One complete (possibly multi-line) reply, lines joined with newlines."""
@@ -63,9 +49,6 @@ class RawSession:
             return self.sock.recv(1) == b""
         except (ConnectionError, TimeoutError):
             return True
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def stored(address: str) -> list[bytes]:
