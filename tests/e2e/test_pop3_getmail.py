@@ -18,8 +18,8 @@ GETMAIL = shutil.which("getmail")
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(GETMAIL is None, reason="getmail6 is not installed (scripts/install-test-deps.sh installs it)")
 def test_getmail_downloads_every_message_unchanged(listeners, make_account, tmp_path: Path, request) -> None:
+    assert GETMAIL, "getmail6 is not installed: scripts/install-test-deps.sh installs it"
     make_account(ADDRESS)
     deliver(text_mail("plain"), eight_bit_mail(), multipart_mail(), large_mail())
     port = listeners("pop3d")["pop3s"].port

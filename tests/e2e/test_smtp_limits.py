@@ -11,20 +11,7 @@ import pytest
 from django.conf import settings as django_settings
 
 from smtpd import server
-from tests.smtp_support import RawSession, mail, stored
-
-
-@pytest.fixture
-def connect():
-    opened: list[RawSession] = []
-
-    def open_session(port: int, **options) -> RawSession:
-        opened.append(RawSession(port, **options))
-        return opened[-1]
-
-    yield open_session
-    for session in opened:
-        session.close()
+from tests.smtp_support import mail, stored
 
 
 @pytest.fixture
@@ -40,15 +27,15 @@ def start(listeners, make_account, settings):
     return start_with
 
 
-def test_idle_client_gets_421(start, connect):
-    session = connect(start(MAILSITE_SMTP_COMMAND_TIMEOUT=0.5))
+def test_idle_client_gets_421(start, raw_smtp):
+    session = raw_smtp(start(MAILSITE_SMTP_COMMAND_TIMEOUT=0.5))
     session.command("EHLO client.test")
     assert session.reply().startswith("421 4.4.2 ")
     assert session.closed()
 
 
-def test_trickling_command_line_hits_the_deadline(start, connect):
-    session = connect(start(MAILSITE_SMTP_LINE_DEADLINE=0.6))
+def test_trickling_command_line_hits_the_deadline(start, raw_smtp):
+    session = raw_smtp(start(MAILSITE_SMTP_LINE_DEADLINE=0.6))
     session.command("EHLO client.test")
     began = time.monotonic()
     # One byte every 50 ms keeps the connection busy but never completes a line.
@@ -58,8 +45,8 @@ def test_trickling_command_line_hits_the_deadline(start, connect):
     assert session.reply().startswith("421 4.4.2 ")
 
 
-def test_silence_inside_data_gets_421(start, connect):
-    session = connect(start(MAILSITE_SMTP_DATA_BLOCK_TIMEOUT=0.5))
+def test_silence_inside_data_gets_421(start, raw_smtp):
+    session = raw_smtp(start(MAILSITE_SMTP_DATA_BLOCK_TIMEOUT=0.5))
     session.command("EHLO client.test")
     session.command("MAIL FROM:<carol@remote.test>")
     session.command("RCPT TO:<alice@example.com>")
@@ -70,10 +57,10 @@ def test_silence_inside_data_gets_421(start, connect):
     assert stored("alice@example.com") == []
 
 
-def test_per_ip_connection_limit(start, connect):
+def test_per_ip_connection_limit(start, raw_smtp):
     port = start(MAILSITE_SMTP_MAX_CONNECTIONS_PER_IP=2)
-    first, second = connect(port), connect(port)
-    third = connect(port)
+    first, second = raw_smtp(port), raw_smtp(port)
+    third = raw_smtp(port)
     assert first.greeting.startswith("220 ")
     assert second.greeting.startswith("220 ")
     assert third.greeting.startswith("421 4.7.0 ")
@@ -81,11 +68,11 @@ def test_per_ip_connection_limit(start, connect):
     first.command("QUIT")
     assert first.closed()
     time.sleep(0.1)
-    assert connect(port).greeting.startswith("220 ")
+    assert raw_smtp(port).greeting.startswith("220 ")
 
 
-def test_error_limit(start, connect):
-    session = connect(start(MAILSITE_SMTP_MAX_ERRORS=3))
+def test_error_limit(start, raw_smtp):
+    session = raw_smtp(start(MAILSITE_SMTP_MAX_ERRORS=3))
     session.command("EHLO client.test")
     assert session.command("RCPT TO:<alice@example.com>").startswith("503 ")
     assert session.command("MAIL FROM:<a\x00b@remote.test>").startswith("501 ")

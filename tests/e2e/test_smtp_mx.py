@@ -12,20 +12,7 @@ import pytest
 from mailboxes import services
 from mailboxes.models import Message, MessageBody
 from relay.models import OutboundRecipient
-from tests.smtp_support import RawSession, mail, stored
-
-
-@pytest.fixture
-def connect():
-    opened: list[RawSession] = []
-
-    def open_session(port: int, **options) -> RawSession:
-        opened.append(RawSession(port, **options))
-        return opened[-1]
-
-    yield open_session
-    for session in opened:
-        session.close()
+from tests.smtp_support import mail, stored
 
 
 @pytest.fixture
@@ -63,8 +50,8 @@ def test_ehlo_advertises_extensions_and_no_auth(mx):
     assert not client.has_extn("auth")
 
 
-def test_every_command(mx, connect):
-    session = connect(mx)
+def test_every_command(mx, raw_smtp):
+    session = raw_smtp(mx)
     assert session.greeting.startswith("220 mx.mailsite.test ESMTP")
     assert session.command("HELO client.test") == "250 mx.mailsite.test"
     assert session.command("NOOP") == "250 2.0.0 OK"
@@ -88,9 +75,9 @@ def test_null_sender_is_accepted(mx):
     assert stored("alice@example.com")[0].startswith(b"Return-Path: <>\r\n")
 
 
-def test_recipient_replies(mx, connect, make_account):
+def test_recipient_replies(mx, raw_smtp, make_account):
     make_account("full@example.com", quota_bytes=10)
-    session = connect(mx)
+    session = raw_smtp(mx)
     session.command("EHLO client.test")
     session.command("MAIL FROM:<carol@remote.test> SIZE=100")
     assert session.command("RCPT TO:<nobody@example.com>").startswith("550 5.1.1 ")
@@ -131,8 +118,8 @@ def test_full_mailbox_among_others_gets_a_bounce(mx, make_account):
     assert (queued.address, queued.message.sender) == ("carol@remote.test", "")
 
 
-def test_more_than_100_recipients(mx, connect):
-    session = connect(mx)
+def test_more_than_100_recipients(mx, raw_smtp):
+    session = raw_smtp(mx)
     session.command("EHLO client.test")
     session.command("MAIL FROM:<carol@remote.test>")
     # alice+N are distinct recipients of one account (RFC 5321 4.5.3.1.8 asks for at least 100).
@@ -173,8 +160,8 @@ def test_three_recipients_and_an_alias_share_one_body(mx, make_account):
     assert (queued.address, queued.message.sender) == ("friend@elsewhere.test", "carol@remote.test")
 
 
-def test_pipelined_transaction(mx, connect):
-    session = connect(mx)
+def test_pipelined_transaction(mx, raw_smtp):
+    session = raw_smtp(mx)
     session.command("EHLO client.test")
     session.send(
         b"MAIL FROM:<carol@remote.test>\r\nRCPT TO:<alice@example.com>\r\nRCPT TO:<nobody@example.com>\r\nDATA\r\n"
@@ -200,8 +187,8 @@ def test_mail_loop_is_refused(mx):
     assert len(stored("alice@example.com")) == 1
 
 
-def test_bad_addresses(mx, connect):
-    session = connect(mx)
+def test_bad_addresses(mx, raw_smtp):
+    session = raw_smtp(mx)
     session.command("EHLO client.test")
     assert session.command(b"MAIL FROM:<car\x00ol@remote.test>").startswith("501 5.1.7")
     assert session.command(b"MAIL FROM:<car\rol@remote.test>").startswith("501 5.1.7")
@@ -212,9 +199,9 @@ def test_bad_addresses(mx, connect):
     assert session.command("RCPT TO:<alicé@example.com>").startswith("553 5.6.7")  # no SMTPUTF8 on MAIL
 
 
-def test_line_length_limits(mx, connect, caplog):
+def test_line_length_limits(mx, raw_smtp, caplog):
     caplog.set_level(logging.INFO, logger="smtpd")
-    session = connect(mx)
+    session = raw_smtp(mx)
     session.command("EHLO client.test")
     assert session.command("NOOP " + "x" * 520).startswith("500 5.5.2 ")
     assert session.command("NOOP " + "x" * 5000).startswith("500 5.5.2 ")
@@ -283,12 +270,12 @@ def test_hostile_mime_is_refused_and_malformed_mime_is_stored(mx):
     assert raw.endswith(malformed)
 
 
-def test_internal_failure_is_a_temporary_error_without_details(mx, connect, monkeypatch):
+def test_internal_failure_is_a_temporary_error_without_details(mx, raw_smtp, monkeypatch):
     def broken(deliveries):
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(services, "deliver_many", broken)
-    session = connect(mx)
+    session = raw_smtp(mx)
     session.command("EHLO client.test")
     session.command("MAIL FROM:<carol@remote.test>")
     session.command("RCPT TO:<alice@example.com>")

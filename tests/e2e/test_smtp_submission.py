@@ -11,7 +11,7 @@ import pytest
 from mailboxes import services
 from mailboxes.models import Message
 from tests.conftest import PASSWORD
-from tests.smtp_support import RawSession, mail, stored
+from tests.smtp_support import mail, stored
 
 
 @pytest.fixture
@@ -22,22 +22,9 @@ def ports(listeners, make_account):
     return started["submission"].port, started["smtps"].port
 
 
-@pytest.fixture
-def connect():
-    opened: list[RawSession] = []
-
-    def open_session(port: int, **options) -> RawSession:
-        opened.append(RawSession(port, **options))
-        return opened[-1]
-
-    yield open_session
-    for session in opened:
-        session.close()
-
-
-def test_nothing_before_tls_and_auth(ports, connect, tls_client_context):
+def test_nothing_before_tls_and_auth(ports, raw_smtp, tls_client_context):
     submission, _ = ports
-    session = connect(submission)
+    session = raw_smtp(submission)
     ehlo = session.command("EHLO client.test")
     assert "STARTTLS" in ehlo
     assert "AUTH" not in ehlo
