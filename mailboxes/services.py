@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
@@ -508,24 +508,36 @@ def submit(raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> Deliv
     return queue.accept(raw, envelope_sender, recipients, relay_remote=True)
 
 
-@transaction.atomic
 def deliver_many(deliveries: Sequence[tuple[bytes, str, Sequence[str]]]) -> list[DeliveryReport | Exception]:
     """Several `receive` calls in one transaction: one commit (one WAL flush) for a group of messages.
 
-    Each delivery runs in its own savepoint, so a message the store refuses (MimeTooDeep, HeaderTooLarge, or
-    any other error) is rolled back alone and returned as its exception; the others commit together. An error
-    that breaks the transaction itself (a lost connection) propagates and nothing is stored.
+    The group is first stored as one plain transaction. If any delivery raises (a message the store refuses,
+    such as MimeTooDeep or HeaderTooLarge), the group is stored again with each delivery in its own savepoint:
+    the refused one is rolled back alone and returned as its exception, the others commit together. Savepoints
+    cost two statements per message, so they are only paid for when needed. An error that breaks the
+    transaction itself (a lost connection) propagates and nothing is stored.
     """
+    try:
+        with transaction.atomic(), changes.batched():
+            return [_receive_reporting_full(*delivery) for delivery in deliveries]
+    except Exception as exc:
+        if len(deliveries) == 1 and not isinstance(exc, DatabaseError):
+            return [exc]
     results: list[DeliveryReport | Exception] = []
-    for raw, envelope_sender, recipients in deliveries:
-        try:
-            with transaction.atomic():  # this delivery's savepoint
-                report = receive(raw, envelope_sender, recipients)
-                _bounce_full_mailboxes(raw, envelope_sender, report)
-            results.append(report)
-        except Exception as exc:  # the savepoint of this delivery is rolled back; the rest go on
-            results.append(exc)
+    with transaction.atomic(), changes.batched():
+        for delivery in deliveries:
+            try:
+                with transaction.atomic():  # this delivery's savepoint
+                    results.append(_receive_reporting_full(*delivery))
+            except Exception as exc:  # rolled back to the savepoint; the rest go on
+                results.append(exc)
     return results
+
+
+def _receive_reporting_full(raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> DeliveryReport:
+    report = receive(raw, envelope_sender, recipients)
+    _bounce_full_mailboxes(raw, envelope_sender, report)
+    return report
 
 
 def _bounce_full_mailboxes(raw: bytes, envelope_sender: str, report: DeliveryReport) -> None:

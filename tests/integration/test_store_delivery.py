@@ -7,6 +7,7 @@ import pytest
 from mailboxes import services
 from mailboxes.models import Message, MessageBody, Role
 from mailboxes.services import RecipientStatus
+from mailcore.mime import MimeTooDeep
 
 RAW = (
     b"From: Sender <sender@remote.test>\r\n"
@@ -194,3 +195,24 @@ def test_crlf_size_counts_bare_line_feeds_as_crlf(people) -> None:
     assert appended.crlf_size == 35  # three bare LFs become CRLF
     delivered = Message.objects.get(pk=services.deliver(RAW, "s@remote.test", [alice.address]).message_ids[0])
     assert delivered.crlf_size == delivered.size
+
+
+def test_a_group_stores_every_message_but_the_one_the_store_refuses(people) -> None:
+    alice, _, _ = people
+    nested = b"Content-Type: multipart/mixed; boundary=b0\r\n\r\n" + b"".join(
+        b"--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n" % (n, n + 1) for n in range(105)
+    )
+    group = [
+        (RAW.replace(b"Hello there", b"First"), "s@remote.test", [alice.address]),
+        (nested, "s@remote.test", [alice.address]),
+        (RAW.replace(b"Hello there", b"Third"), "s@remote.test", [alice.address]),
+    ]
+    first, refused, third = services.deliver_many(group)
+    assert isinstance(refused, MimeTooDeep)
+    assert first.results == third.results == {alice.address: RecipientStatus.LOCAL}
+    assert [m.subject for m in inbox_messages(alice)] == ["First", "Third"]
+    alice.refresh_from_db()
+    assert alice.used_bytes == sum(m.size for m in inbox_messages(alice))
+    [alone] = services.deliver_many([group[1]])
+    assert isinstance(alone, MimeTooDeep)
+    assert len(inbox_messages(alice)) == 2
