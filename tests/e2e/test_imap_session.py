@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import PASSWORD
 from tests.imap_support import ADDRESS, Server, deliver, message, start
+from tests.network import non_loopback_address
 
 
 @pytest.fixture
@@ -100,14 +101,27 @@ def test_implicit_tls(server: Server, tls_client_context: ssl.SSLContext) -> Non
     client.logout()
 
 
-def test_login_refused_without_tls_off_loopback(server: Server, settings, monkeypatch) -> None:
-    from imapd.session import Session
-
-    monkeypatch.setattr(Session, "plaintext_auth_allowed", property(lambda self: self.tls))
-    client = server.client(login=False)
-    client.capabilities = client._get_capabilities() or client.capabilities
+def test_login_refused_without_tls_off_loopback(listeners, make_account, settings, tls_client_context) -> None:
+    """A client that is not on loopback must use STARTTLS first, unless MAILSITE_ALLOW_PLAINTEXT_AUTH is set."""
+    address = non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback IPv4 address to connect from")
+    make_account(ADDRESS)
+    settings.MAILSITE_BIND = "0.0.0.0"
+    port = listeners("imapd")["imap"].port
+    client = imaplib.IMAP4(address, port, timeout=10)
+    assert "LOGINDISABLED" in client.capabilities
     with pytest.raises(imaplib.IMAP4.error, match="PRIVACYREQUIRED"):
         client.login(ADDRESS, PASSWORD)
+    # The certificate names localhost, not this address; the chain is still verified.
+    tls_client_context.check_hostname = False
+    client.starttls(tls_client_context)
+    assert client.login(ADDRESS, PASSWORD)[0] == "OK"
+    client.logout()
+    settings.MAILSITE_ALLOW_PLAINTEXT_AUTH = True
+    client = imaplib.IMAP4(address, port, timeout=10)
+    assert client.login(ADDRESS, PASSWORD)[0] == "OK"
+    client.logout()
 
 
 def test_pipelined_plaintext_after_starttls_is_dropped(server: Server, tls_client_context: ssl.SSLContext) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import poplib
 import smtplib
-import socket
 import time
 
 import psycopg
@@ -14,6 +13,7 @@ from django.db import connection
 from mailboxes import services
 from pop3d.locks import lock_key
 from tests.conftest import PASSWORD
+from tests.network import non_loopback_address
 from tests.pop3_support import (
     ADDRESS,
     RawClient,
@@ -287,7 +287,7 @@ def test_idle_session_is_closed(pop3, settings) -> None:
 
 def test_plain_text_login_refused_off_loopback(listeners, make_account, settings, tls_client_context) -> None:
     """A client that is not on loopback must use STLS first, unless MAILSITE_ALLOW_PLAINTEXT_AUTH is set."""
-    address = _non_loopback_address()
+    address = non_loopback_address()
     if address is None:
         pytest.skip("this machine has no non-loopback IPv4 address to connect from")
     make_account(ADDRESS)
@@ -308,15 +308,6 @@ def test_plain_text_login_refused_off_loopback(listeners, make_account, settings
     pop.user(ADDRESS)
     assert pop.pass_(PASSWORD).startswith(b"+OK")
     pop.quit()
-
-
-def _non_loopback_address() -> str | None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing interface
-            return probe.getsockname()[0]
-        except OSError:
-            return None
 
 
 def test_mail_sent_over_smtp_comes_back_unchanged(listeners, make_account) -> None:
