@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Q, Sum
+from django.db.models import Q
 from django.utils import timezone
 
 from mailboxes import changes
@@ -857,8 +857,3 @@ def set_subscribed(account: Account, name: str, subscribed: bool) -> None:
     updated = Mailbox.objects.filter(account=account, name=normalise_folder_name(name)).update(subscribed=subscribed)
     if not updated:
         raise NotFound("no such folder")
-
-
-def usage_bytes(account: Account) -> int:
-    """Recount an account's usage from its messages (what `used_bytes` tracks incrementally)."""
-    return Message.objects.filter(account=account).aggregate(total=Sum("size"))["total"] or 0
