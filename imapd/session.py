@@ -28,6 +28,7 @@ from imapd import store
 from imapd.protocol import NEED_DATA, Bad, Command, Connection, Continue, Line, ParseError, State
 from mailboxes import asyncdb, changes, services
 from mailboxes.models import Account
+from mailsite.tls import plaintext_login_allowed
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class Session:
 
     @property
     def plaintext_auth_allowed(self) -> bool:
-        return self.tls or settings.MAILSITE_ALLOW_PLAINTEXT_AUTH or self.remote_ip in ("127.0.0.1", "::1")
+        return self.tls or plaintext_login_allowed(self.remote_ip)
 
     def capabilities(self) -> str:
         caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "NAMESPACE", "ID", "SPECIAL-USE"]

@@ -66,3 +66,14 @@ def server_context() -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert, key)
     return context
+
+
+def plaintext_login_allowed(remote_ip: str | None) -> bool:
+    """Whether a client may send a password before TLS: from loopback, or when MAILSITE_ALLOW_PLAINTEXT_AUTH is
+    set. Everyone else must use STARTTLS/STLS or the implicit-TLS port first (RFC 8314 4, RFC 2595 2.3)."""
+    if settings.MAILSITE_ALLOW_PLAINTEXT_AUTH:
+        return True
+    try:
+        return ipaddress.ip_address((remote_ip or "").split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False

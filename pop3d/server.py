@@ -8,7 +8,6 @@ maildrop listing at login, a batch of bodies for RETR/TOP, `services.delete_mess
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import ssl
 
@@ -42,13 +41,6 @@ READAHEAD_MESSAGES = 100
 TLS_HANDSHAKE_TIMEOUT = 30.0
 
 
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
-
-
 class Session:
     def __init__(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, locks: MaildropLocks, *, implicit_tls: bool
@@ -61,7 +53,7 @@ class Session:
         self.conn = Pop3Connection(
             tls=implicit_tls,
             stls_available=not implicit_tls,
-            plaintext_allowed=settings.MAILSITE_ALLOW_PLAINTEXT_AUTH or _is_loopback(self.remote_ip or ""),
+            plaintext_allowed=tls.plaintext_login_allowed(self.remote_ip),
             hostname=settings.MAILSITE_HOSTNAME,
         )
         self.account: Account | None = None
