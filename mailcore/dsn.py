@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import format_datetime
 
+from mailcore.crlf import to_crlf
+
 
 @dataclass(frozen=True)
 class RecipientReport:
@@ -35,10 +37,6 @@ def header_section(raw: bytes) -> bytes:
 def _clean(value: str) -> str:
     # Multi-line SMTP replies arrive joined with newlines; a header field must stay on one line.
     return " ".join(value.split())
-
-
-def _crlf(data: bytes) -> bytes:
-    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
 def build_dsn(
@@ -88,7 +86,7 @@ def build_dsn(
         fields.append("\r\n".join(block))
     status = "\r\n\r\n".join(fields) + "\r\n"
 
-    headers = _crlf(header_section(original))
+    headers = to_crlf(header_section(original))
     # RFC 6533: headers with raw UTF-8 (SMTPUTF8 mail) travel as message/global-headers.
     headers_type = "text/rfc822-headers" if headers.isascii() else "message/global-headers"
     head = [
