@@ -6,8 +6,22 @@ import itertools
 from email import policy
 from email.message import EmailMessage
 
+import pytest
+
 from mailboxes import services
 from mailboxes.models import Account, Mailbox, Message, Role
+
+# Marks of every browser test module.
+BROWSER_MARKS = [
+    pytest.mark.browser,
+    pytest.mark.xdist_group("webmail-browser"),
+    # WhiteNoise serves static files as a synchronous file iterator, which Django reads whole under ASGI and
+    # warns about; harmless for our small CSS and JS files.
+    pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume synchronous iterators"),
+    # Connections opened by the server's per-request threads are closed by garbage collection (see WebServer).
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
 
 _counter = itertools.count(1)
 

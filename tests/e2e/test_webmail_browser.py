@@ -11,18 +11,9 @@ from playwright.sync_api import expect
 
 from mailboxes.models import Message, Role
 from tests.conftest import PASSWORD
-from tests.webmail_support import WebServer, deliver, folder, launch_chromium, sign_in
+from tests.webmail_support import BROWSER_MARKS, WebServer, deliver, folder, launch_chromium, sign_in
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.xdist_group("webmail-browser"),
-    # WhiteNoise serves static files as a synchronous file iterator, which Django reads whole under ASGI and
-    # warns about; harmless for our small CSS and JS files.
-    pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume synchronous iterators"),
-    # Connections opened by the server's per-request threads are closed by garbage collection (see WebServer).
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-]
+pytestmark = BROWSER_MARKS
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 # Playwright's sync API runs an event loop in this thread; the tests' own ORM calls are plain blocking calls
 # between browser steps, which is what Django's guard exists to catch in real async code.

@@ -15,16 +15,10 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import PASSWORD
-from tests.webmail_support import WebServer, deliver, launch_chromium, sign_in
+from tests.webmail_support import BROWSER_MARKS, WebServer, deliver, launch_chromium, sign_in
 
 CORPUS = sorted((Path(__file__).resolve().parents[1] / "data" / "xss").glob("*.html"))
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.xdist_group("webmail-browser"),
-    pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume synchronous iterators"),
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-]
+pytestmark = BROWSER_MARKS
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # see test_webmail_browser.py
 
 
