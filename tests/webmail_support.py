@@ -18,7 +18,8 @@ BROWSER_MARKS = [
     # WhiteNoise serves static files as a synchronous file iterator, which Django reads whole under ASGI and
     # warns about; harmless for our small CSS and JS files.
     pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume synchronous iterators"),
-    # Connections opened by the server's per-request threads are closed by garbage collection (see WebServer).
+    # Connections the server's per-request threads leave are closed by garbage collection (the session ends any
+    # still open before the test database is dropped: end_stray_connections in tests/conftest.py).
     pytest.mark.filterwarnings("ignore::ResourceWarning"),
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
 ]
@@ -101,16 +102,6 @@ class WebServer:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self.socket.close()
-        # Django under ASGI runs each request's sync code in a fresh thread; connections those threads opened
-        # are only closed by garbage collection, which would keep the test database from being dropped.
-        from django.db import connection
-
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
 
 
 CHROMIUM = "/usr/bin/chromium"

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.smtp_support import RawSession
+from tests.webmail_support import WebServer
 
 
 @pytest.fixture
@@ -21,3 +22,11 @@ def raw_smtp() -> Iterator[Callable[..., RawSession]]:
     yield open_session
     for session in opened:
         session.close()
+
+
+@pytest.fixture(scope="module")
+def web_server(end_stray_connections) -> Iterator[WebServer]:
+    """The webmail under uvicorn (ASGI) in a thread, for the browser tests of one module."""
+    web = WebServer()
+    yield web
+    web.stop()

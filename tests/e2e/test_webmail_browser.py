@@ -11,21 +11,13 @@ from playwright.sync_api import expect
 
 from mailboxes.models import Message, Role
 from tests.conftest import PASSWORD
-from tests.webmail_support import BROWSER_MARKS, WebServer, deliver, folder, launch_chromium, sign_in
+from tests.webmail_support import BROWSER_MARKS, deliver, folder, launch_chromium, sign_in
 
 pytestmark = BROWSER_MARKS
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 # Playwright's sync API runs an event loop in this thread; the tests' own ORM calls are plain blocking calls
 # between browser steps, which is what Django's guard exists to catch in real async code.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-@pytest.fixture(scope="module")
-def server(django_db_blocker):
-    web = WebServer()
-    yield web
-    with django_db_blocker.unblock():
-        web.stop()
 
 
 @pytest.fixture(scope="module")
@@ -50,14 +42,14 @@ def page(browser):
     context.close()
 
 
-def test_sign_in_open_a_message_and_sign_out(server, page, alice) -> None:
+def test_sign_in_open_a_message_and_sign_out(web_server, page, alice) -> None:
     deliver(alice, subject="Welcome aboard", text="Glad to have you. Docs: https://docs.example.org/start")
-    page.goto(f"{server.url}/login/")
+    page.goto(f"{web_server.url}/login/")
     page.fill("input[name=address]", alice.address)
     page.fill("input[name=password]", "wrong password")
     page.click("button[type=submit]")
     expect(page.locator(".error")).to_contain_text("address or password is wrong")
-    sign_in(page, server.url, alice.address, PASSWORD)
+    sign_in(page, web_server.url, alice.address, PASSWORD)
     row = page.locator("#list .row", has_text="Welcome aboard")
     expect(row).to_have_class(re.compile(r"\bunread\b"))
     row.locator(".subject").click()
@@ -67,17 +59,17 @@ def test_sign_in_open_a_message_and_sign_out(server, page, alice) -> None:
     assert page.url.endswith(f"/m/{Message.objects.get().pk}/")
     page.click("form.logout button")
     expect(page.locator("input[name=password]")).to_be_visible()
-    page.goto(f"{server.url}/")
+    page.goto(f"{web_server.url}/")
     assert "/login/" in page.url
 
 
 def test_send_with_attachment_to_self_arrives_live_then_reply_shows_the_conversation(
-    server, page, alice, tmp_path
+    web_server, page, alice, tmp_path
 ) -> None:
-    sign_in(page, server.url, alice.address, PASSWORD)
+    sign_in(page, web_server.url, alice.address, PASSWORD)
     inbox_page = page
     compose = page.context.new_page()
-    compose.goto(f"{server.url}/compose/")
+    compose.goto(f"{web_server.url}/compose/")
     compose.fill("#id_to", alice.address)
     compose.fill("#id_subject", "Live with attachment")
     compose.fill("#id_body", "See the file.")
@@ -109,8 +101,8 @@ def test_send_with_attachment_to_self_arrives_live_then_reply_shows_the_conversa
     expect(inbox_page.locator(".conversation .headers")).to_contain_text(["Sent"])
 
 
-def test_new_mail_appears_without_reload(server, page, alice) -> None:
-    sign_in(page, server.url, alice.address, PASSWORD)
+def test_new_mail_appears_without_reload(web_server, page, alice) -> None:
+    sign_in(page, web_server.url, alice.address, PASSWORD)
     page.evaluate("window.notReloaded = true")
     deliver(alice, subject="Delivered by SMTP just now")
     expect(page.locator("#list .row", has_text="Delivered by SMTP just now")).to_be_visible(timeout=2000)
@@ -118,16 +110,16 @@ def test_new_mail_appears_without_reload(server, page, alice) -> None:
     assert page.evaluate("window.notReloaded") is True
 
 
-def test_search_move_and_delete(server, page, alice) -> None:
+def test_search_move_and_delete(web_server, page, alice) -> None:
     deliver(alice, subject="Invoice 42", sender="Billing <billing@shop.test>")
     deliver(alice, subject="Holiday photos", text="the beach was lovely")
-    sign_in(page, server.url, alice.address, PASSWORD)
+    sign_in(page, web_server.url, alice.address, PASSWORD)
     page.keyboard.press("/")
     page.keyboard.type("lovely")
     page.keyboard.press("Enter")
     expect(page.locator("#list .row")).to_have_count(1)
     expect(page.locator("#list .row")).to_contain_text("Holiday photos")
-    page.goto(f"{server.url}/")
+    page.goto(f"{web_server.url}/")
     page.locator("#list .row", has_text="Invoice 42").locator("input[name=uid]").check()
     page.select_option("select[name=target]", label="Archive")
     page.click("button[value=move]")
@@ -144,7 +136,7 @@ def test_search_move_and_delete(server, page, alice) -> None:
     expect(page.locator("#shortcuts")).to_be_visible()
 
 
-def test_screenshots_desktop_phone_and_dark(server, browser, alice) -> None:
+def test_screenshots_desktop_phone_and_dark(web_server, browser, alice) -> None:
     deliver(
         alice,
         subject="Quarterly numbers",
@@ -169,19 +161,19 @@ def test_screenshots_desktop_phone_and_dark(server, browser, alice) -> None:
     for name, options in shots:
         context = browser.new_context(**options)
         page = context.new_page()
-        sign_in(page, server.url, alice.address, PASSWORD)
+        sign_in(page, web_server.url, alice.address, PASSWORD)
         page.screenshot(path=str(SCREENSHOTS / f"{name}-list.png"))
-        page.goto(f"{server.url}/m/{Message.objects.get(subject='Quarterly numbers').pk}/")
+        page.goto(f"{web_server.url}/m/{Message.objects.get(subject='Quarterly numbers').pk}/")
         expect(page.locator("#reader .subject")).to_be_visible()
         page.screenshot(path=str(SCREENSHOTS / f"{name}-message.png"))
         if name == "phone":
             assert page.evaluate("document.documentElement.scrollWidth") <= 390
             expect(page.locator("#list")).to_be_hidden()
         if name == "desktop":
-            page.goto(f"{server.url}/m/{html.pk}/")
+            page.goto(f"{web_server.url}/m/{html.pk}/")
             expect(page.locator(".images-note")).to_be_visible()
             page.screenshot(path=str(SCREENSHOTS / "desktop-html-blocked-images.png"))
-            page.goto(f"{server.url}/compose/?reply={html.pk}")
+            page.goto(f"{web_server.url}/compose/?reply={html.pk}")
             page.screenshot(path=str(SCREENSHOTS / "desktop-compose.png"))
         if name == "dark":
             background = page.evaluate("getComputedStyle(document.body).backgroundColor")

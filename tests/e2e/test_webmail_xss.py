@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import PASSWORD
-from tests.webmail_support import BROWSER_MARKS, WebServer, deliver, launch_chromium, sign_in
+from tests.webmail_support import BROWSER_MARKS, deliver, launch_chromium, sign_in
 
 CORPUS = sorted((Path(__file__).resolve().parents[1] / "data" / "xss").glob("*.html"))
 pytestmark = BROWSER_MARKS
@@ -56,15 +56,7 @@ def sink():
 
 
 @pytest.fixture(scope="module")
-def server(django_db_blocker):
-    web = WebServer()
-    yield web
-    with django_db_blocker.unblock():
-        web.stop()
-
-
-@pytest.fixture(scope="module")
-def page(server):
+def page(web_server):
     playwright, chromium = launch_chromium()
     context = chromium.new_context()
     page = context.new_page()
@@ -78,10 +70,10 @@ def page(server):
 
 
 @pytest.fixture
-def alice(make_account, transactional_db, page, server):
+def alice(make_account, transactional_db, page, web_server):
     account = make_account("alice@example.com")
     page.context.clear_cookies()
-    sign_in(page, server.url, account.address, PASSWORD)
+    sign_in(page, web_server.url, account.address, PASSWORD)
     return account
 
 
@@ -89,14 +81,14 @@ def test_the_corpus_is_large_enough() -> None:
     assert len(CORPUS) >= 20
 
 
-def test_hostile_html_runs_nothing_and_fetches_nothing(server, sink, page, alice) -> None:
+def test_hostile_html_runs_nothing_and_fetches_nothing(web_server, sink, page, alice) -> None:
     # One account and one sign-in for the whole corpus: a database reset per file would cost more than the file.
     leaks: dict[str, object] = {}
     for path in CORPUS:
         markup = path.read_text().replace("{{SINK}}", sink.url)
         message = deliver(alice, subject=path.stem, text=None, html=markup)
         sink.hits.clear()
-        page.goto(f"{server.url}/m/{message.pk}/")
+        page.goto(f"{web_server.url}/m/{message.pk}/")
         frame = page.frame_locator("iframe.mail-frame")
         expect(frame.locator("body")).to_be_attached()
         for link in page.frames[-1].locator("a, button").all():
@@ -105,7 +97,7 @@ def test_hostile_html_runs_nothing_and_fetches_nothing(server, sink, page, alice
         problems = {
             "requests": list(sink.hits),
             "dialogs": list(page.dialogs),
-            "navigated": page.url != f"{server.url}/m/{message.pk}/",
+            "navigated": page.url != f"{web_server.url}/m/{message.pk}/",
             "extra frames": page.evaluate("document.querySelectorAll('iframe:not(.mail-frame)').length"),
         }
         if any(problems.values()):
@@ -113,11 +105,11 @@ def test_hostile_html_runs_nothing_and_fetches_nothing(server, sink, page, alice
     assert leaks == {}
 
 
-def test_show_images_fetches_only_the_images(server, sink, page, alice) -> None:
+def test_show_images_fetches_only_the_images(web_server, sink, page, alice) -> None:
     markup = (Path(__file__).resolve().parents[1] / "data" / "xss" / "17-remote-image.html").read_text()
     message = deliver(alice, subject="tracker", text=None, html=markup.replace("{{SINK}}", sink.url))
     sink.hits.clear()
-    page.goto(f"{server.url}/m/{message.pk}/")
+    page.goto(f"{web_server.url}/m/{message.pk}/")
     expect(page.locator(".images-note")).to_be_visible()
     page.wait_for_timeout(200)
     assert sink.hits == []
