@@ -29,12 +29,20 @@ class DeliveryGroups:
         future: asyncio.Future[services.DeliveryReport] = asyncio.get_running_loop().create_future()
         self._pending.append(((raw, envelope_sender, list(recipients)), future))
         if len(self._draining) < self.max_in_flight:
-            task = asyncio.get_running_loop().create_task(self._drain())
-            self._draining.add(task)
-            task.add_done_callback(self._draining.discard)
+            self._draining.add(asyncio.get_running_loop().create_task(self._drain()))
         return await future
 
     async def _drain(self) -> None:
+        try:
+            await self._store_pending()
+        finally:
+            # Leave the set in the same step that found nothing pending: a done-callback would run a step later,
+            # and a message queued in between would wait for a drain that never starts.
+            task = asyncio.current_task()
+            if task is not None:
+                self._draining.discard(task)
+
+    async def _store_pending(self) -> None:
         while self._pending:
             group, self._pending = self._pending[: self.max_group], self._pending[self.max_group :]
             try:

@@ -68,3 +68,34 @@ def test_groups_are_formed_while_a_group_is_being_stored(groups):
     # All twenty finish DATA before the first group starts, so they go in groups of at most 8, in order.
     assert sizes == [8, 8, 4]
     assert Message.objects.count() == 20
+
+
+def test_a_message_arriving_as_the_last_group_ends_is_stored(groups):
+    """A message queued in the very loop step in which a drain finds nothing left must start a drain of its own
+    (it once waited for the next message to come along, and at the end of a burst none did)."""
+
+    async def deliver_late():
+        original = asyncdb.call
+        group_stored = asyncio.get_running_loop().create_future()
+
+        async def call_then_signal(func, deliveries):
+            results = await original(func, deliveries)
+            if not group_stored.done():
+                group_stored.set_result(None)  # wakes `late` ahead of the drain's own end
+            return results
+
+        async def late():
+            await group_stored
+            return await groups.deliver(mail("late"), "carol@remote.test", ["alice@example.com"])
+
+        asyncdb.call = call_then_signal
+        try:
+            late_delivery = asyncio.get_running_loop().create_task(late())
+            first = await groups.deliver(mail("first"), "carol@remote.test", ["alice@example.com"])
+            return first, await asyncio.wait_for(late_delivery, timeout=10)
+        finally:
+            asyncdb.call = original
+
+    first, late = asyncio.run(deliver_late())
+    assert first.accepted == late.accepted == ["alice@example.com"]
+    assert Message.objects.count() == 2
