@@ -271,19 +271,36 @@ def _expand(address: str, depth: int, accounts: dict[int, _Mailholder], external
     return found
 
 
-def resolve_recipient(address: str, *, size: int = 0) -> Resolution:
-    """What a recipient address means here (aliases, user+tag and catch-all expanded); reads only."""
+@dataclass(frozen=True)
+class _Expansion:
+    """What an address expands to, before any size is known: `_expand`'s answer and what it collected."""
+
+    found: bool | None
+    accounts: dict[int, _Mailholder]
+    external: tuple[str, ...]
+
+
+def _expansion(address: str) -> _Expansion:
     accounts: dict[int, _Mailholder] = {}
     external: list[str] = []
     found = _expand(address, 0, accounts, external)
-    if found is None:
+    return _Expansion(found, accounts, tuple(external))
+
+
+def _resolution(address: str, expansion: _Expansion, size: int) -> Resolution:
+    if expansion.found is None:
         return Resolution(address, RecipientStatus.REMOTE)
-    if not found or not (accounts or external):
+    if not expansion.found or not (expansion.accounts or expansion.external):
         return Resolution(address, RecipientStatus.UNKNOWN)
-    roomy = tuple(pk for pk, account in accounts.items() if _has_room(account, size))
-    if accounts and not roomy and not external:
+    roomy = tuple(pk for pk, account in expansion.accounts.items() if _has_room(account, size))
+    if expansion.accounts and not roomy and not expansion.external:
         return Resolution(address, RecipientStatus.OVER_QUOTA)
-    return Resolution(address, RecipientStatus.LOCAL, roomy, tuple(external))
+    return Resolution(address, RecipientStatus.LOCAL, roomy, expansion.external)
+
+
+def resolve_recipient(address: str, *, size: int = 0) -> Resolution:
+    """What a recipient address means here (aliases, user+tag and catch-all expanded); reads only."""
+    return _resolution(address, _expansion(address), size)
 
 
 def _has_room(account: _Mailholder, size: int) -> bool:
@@ -325,18 +342,18 @@ def _allocate_uids(mailbox_id: int, count: int) -> tuple[int, int]:
     return row[0] - count, row[1]
 
 
-def _allocate_inbox_uid(account_id: int) -> tuple[int, int, int]:
-    """Lock an account's Inbox and reserve one UID. Returns (inbox id, uid, new modseq)."""
+def _allocate_inbox_uids(account_id: int, count: int) -> tuple[int, int, int]:
+    """Lock an account's Inbox and reserve `count` UIDs. Returns (inbox id, first uid, new modseq)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {Mailbox._meta.db_table} SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 "
+            f"UPDATE {Mailbox._meta.db_table} SET uidnext = uidnext + %s, highestmodseq = highestmodseq + 1 "
             "WHERE account_id = %s AND role = %s RETURNING id, uidnext, highestmodseq",
-            [account_id, Role.INBOX.value],
+            [count, account_id, Role.INBOX.value],
         )
         row = cursor.fetchone()
     if row is None:
         raise NotFound("the account has no Inbox")
-    return row[0], row[1] - 1, row[2]
+    return row[0], row[1] - count, row[2]
 
 
 def _bump_modseq(mailbox_id: int) -> int:
@@ -355,6 +372,13 @@ def _charge_quota(account_id: int, size: int) -> bool:
         return cursor.rowcount == 1
 
 
+def _charge_quota_each(account_id: int, sizes: Sequence[int]) -> list[bool]:
+    """Charge several messages: all at once if they fit together, else one by one in order (those that fit)."""
+    if _charge_quota(account_id, sum(sizes)):
+        return [True] * len(sizes)
+    return [_charge_quota(account_id, size) for size in sizes]
+
+
 def _release_quota(account_id: int, size: int) -> None:
     table = Account._meta.db_table
     with connection.cursor() as cursor:
@@ -364,33 +388,44 @@ def _release_quota(account_id: int, size: int) -> None:
         )
 
 
-def _thread_for(account_id: int, parsed: ParsedMessage) -> uuid.UUID:
-    """The conversation a new message joins: by References/In-Reply-To, then by reply subject."""
+# A hostile References field can list thousands of ids; the most recent ones (at its end) are enough to thread.
+_THREADING_REFERENCES = 50
+
+
+def _references(parsed: ParsedMessage) -> list[str]:
     # Its own Message-ID counts too: the copy a sender keeps in Sent joins the thread of the delivered copy.
-    references = [ref for ref in [*parsed.references, parsed.in_reply_to, parsed.message_id] if ref]
-    if references:
-        with connection.cursor() as cursor:
-            marks = ", ".join(["%s"] * len(references))
-            cursor.execute(
-                f"SELECT thread_id FROM {Message._meta.db_table} WHERE account_id = %s AND message_id IN ({marks}) "
-                "LIMIT 1",
-                [account_id, *references],
-            )
-            found = cursor.fetchone()
-        if found:
-            return uuid.UUID(str(found[0]))
+    refs = [*parsed.references[-_THREADING_REFERENCES:], parsed.in_reply_to, parsed.message_id]
+    return [ref for ref in refs if ref]
+
+
+def _known_threads(account_id: int, references: set[str]) -> dict[str, uuid.UUID]:
+    """The conversations of the account's stored messages whose Message-ID is among `references`."""
+    if not references:
+        return {}
+    marks = ", ".join(["%s"] * len(references))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT message_id, thread_id FROM {Message._meta.db_table} "
+            f"WHERE account_id = %s AND message_id IN ({marks})",
+            [account_id, *references],
+        )
+        return {message_id: uuid.UUID(str(thread_id)) for message_id, thread_id in cursor.fetchall()}
+
+
+def _thread_by_subject(account_id: int, parsed: ParsedMessage) -> uuid.UUID | None:
+    """A "Re:"/"Fwd:" subject without usable references joins the latest conversation of that subject."""
     subject = base_subject(parsed.subject)
-    if subject and subject != parsed.subject.strip().casefold():
-        # A "Re:"/"Fwd:" subject without usable references joins the latest conversation of that subject.
-        since = timezone.now() - datetime.timedelta(days=60)
-        for thread_id, candidate in (
-            Message.objects.filter(account_id=account_id, internal_date__gte=since, subject__icontains=subject)
-            .order_by("-internal_date")
-            .values_list("thread_id", "subject")[:20]
-        ):
-            if base_subject(candidate) == subject:
-                return thread_id
-    return uuid.uuid4()
+    if not subject or subject == parsed.subject.strip().casefold():
+        return None
+    since = timezone.now() - datetime.timedelta(days=60)
+    for thread_id, candidate in (
+        Message.objects.filter(account_id=account_id, internal_date__gte=since, subject__icontains=subject)
+        .order_by("-internal_date")
+        .values_list("thread_id", "subject")[:20]
+    ):
+        if base_subject(candidate) == subject:
+            return thread_id
+    return None
 
 
 def _join(addresses: Iterable) -> str:
@@ -398,7 +433,14 @@ def _join(addresses: Iterable) -> str:
 
 
 def _message_row(
-    parsed: ParsedMessage, *, account_id: int, mailbox_id: int, uid: int, modseq: int, body: MessageBody
+    parsed: ParsedMessage,
+    *,
+    account_id: int,
+    mailbox_id: int,
+    uid: int,
+    modseq: int,
+    body: MessageBody,
+    thread_id: uuid.UUID,
 ) -> Message:
     sender = parsed.from_[0] if parsed.from_ else None
     imap_envelope, imap_bodystructure, imap_body = message_wire(parsed)
@@ -420,7 +462,7 @@ def _message_row(
         message_id=parsed.message_id[:998],
         in_reply_to=parsed.in_reply_to[:998],
         references=" ".join(parsed.references),
-        thread_id=_thread_for(account_id, parsed),
+        thread_id=thread_id,
         has_attachments=parsed.has_attachments,
         snippet=parsed.snippet[:200],
         search_text=parsed.text,
@@ -437,6 +479,133 @@ def with_return_path(raw: bytes, envelope_sender: str) -> bytes:
     return b"Return-Path: <" + envelope_sender.encode("utf-8") + b">\r\n" + raw
 
 
+Delivery = tuple[bytes, str, Sequence[str]]  # raw message as received, envelope sender, envelope recipients
+
+
+@dataclass
+class _Incoming:
+    """One message of a delivery group on its way into the store."""
+
+    stored: bytes  # the raw message with its Return-Path
+    report: DeliveryReport
+    resolutions: list[Resolution]
+    parsed: ParsedMessage | None = None
+    body: MessageBody | None = None
+    charged: list[int] = field(default_factory=list)  # accounts that got a copy
+
+    @property
+    def account_ids(self) -> list[int]:
+        return sorted({pk for resolution in self.resolutions for pk in resolution.account_ids})
+
+
+def _incoming(delivery: Delivery, expansions: dict[str, _Expansion]) -> _Incoming | Exception:
+    """Resolve one message's recipients (each address once per group) and parse it if anyone local gets it.
+
+    A message the parser refuses (MimeTooDeep, HeaderTooLarge) or fails on is returned as the exception: it
+    alone is refused, before anything of the group is written.
+    """
+    raw, envelope_sender, recipients = delivery
+    stored = with_return_path(raw, envelope_sender)
+    item = _Incoming(stored, DeliveryReport(), [])
+    for rcpt in recipients:
+        if rcpt not in expansions:
+            expansions[rcpt] = _expansion(rcpt)
+        resolution = _resolution(rcpt, expansions[rcpt], len(stored))
+        item.resolutions.append(resolution)
+        item.report.results[rcpt] = resolution.status
+        item.report.forward.extend(a for a in resolution.external if a not in item.report.forward)
+    if item.account_ids:
+        try:
+            item.parsed = parse_message(stored)
+        except Exception as exc:
+            return exc
+    return item
+
+
+def _threads(messages: Sequence[ParsedMessage], account_id: int) -> list[uuid.UUID]:
+    """The conversation each message joins in this account: the first of its References, In-Reply-To or own
+    Message-ID that the account already has (one query for the group; earlier messages of the group count),
+    then a reply subject, else a new conversation."""
+    known = _known_threads(account_id, {ref for message in messages for ref in _references(message)})
+    threads = []
+    for message in messages:
+        found = next((known[ref] for ref in _references(message) if ref in known), None)
+        thread = found or _thread_by_subject(account_id, message) or uuid.uuid4()
+        if message.message_id:
+            known.setdefault(message.message_id, thread)
+        threads.append(thread)
+    return threads
+
+
+def _store(items: Sequence[_Incoming]) -> None:
+    """Store each message once and a copy for each of its accounts, charging quota; fills in the reports.
+
+    Bodies and threads are written and looked up first, holding no lock another delivery waits for. Then, in
+    the store's lock order, each Inbox (reserving all the group's UIDs for it in one statement) and each
+    account (charging the group's sizes at once), and one INSERT of every copy. A copy whose account has no
+    room left is not stored (its UID stays unused: UIDs must ascend, they need not be dense).
+    """
+    bodies = MessageBody.objects.bulk_create([MessageBody(raw=item.stored, size=len(item.stored)) for item in items])
+    for item, body in zip(items, bodies, strict=True):
+        item.body = body
+    by_account: dict[int, list[_Incoming]] = {}
+    for item in items:
+        for account_id in item.account_ids:
+            by_account.setdefault(account_id, []).append(item)
+    threads = {
+        account_id: _threads([item.parsed for item in group if item.parsed is not None], account_id)
+        for account_id, group in by_account.items()
+    }
+    inboxes = {
+        account_id: _allocate_inbox_uids(account_id, len(group)) for account_id, group in sorted(by_account.items())
+    }
+    rows: list[tuple[_Incoming, Message]] = []
+    for account_id, group in sorted(by_account.items()):
+        inbox_id, first_uid, modseq = inboxes[account_id]
+        charged = _charge_quota_each(account_id, [len(item.stored) for item in group])
+        for offset, (item, fits, thread_id) in enumerate(zip(group, charged, threads[account_id], strict=True)):
+            if not fits:
+                continue
+            item.charged.append(account_id)
+            assert item.parsed is not None
+            assert item.body is not None
+            row = _message_row(
+                item.parsed,
+                account_id=account_id,
+                mailbox_id=inbox_id,
+                uid=first_uid + offset,
+                modseq=modseq,
+                body=item.body,
+                thread_id=thread_id,
+            )
+            rows.append((item, row))
+    for (item, _), message in zip(rows, Message.objects.bulk_create([row for _, row in rows]), strict=True):
+        item.report.message_ids.append(message.pk)
+    changes.notify_many((account_id, inboxes[account_id][0]) for account_id in by_account)
+    unused = [item.body.pk for item in items if not item.charged and item.body is not None]
+    if unused:
+        MessageBody.objects.filter(pk__in=unused).delete()
+    for item in items:
+        _report_full(item)
+
+
+def _report_full(item: _Incoming) -> None:
+    """Recipients all of whose accounts filled up between RCPT and DATA are refused, not silently dropped."""
+    for resolution in item.resolutions:
+        accounts = set(resolution.account_ids)
+        if accounts and not accounts & set(item.charged) and not resolution.external:
+            item.report.results[resolution.address] = RecipientStatus.OVER_QUOTA
+
+
+def _deliver_group(deliveries: Sequence[Delivery]) -> list[DeliveryReport | Exception]:
+    expansions: dict[str, _Expansion] = {}
+    incoming = [_incoming(delivery, expansions) for delivery in deliveries]
+    storing = [item for item in incoming if isinstance(item, _Incoming) and item.account_ids]
+    if storing:
+        _store(storing)
+    return [item if isinstance(item, Exception) else item.report for item in incoming]
+
+
 # Within a caller's transaction no savepoint of its own: an error rolls back to the caller's (deliver_many's).
 @transaction.atomic(savepoint=False)
 def deliver(raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> DeliveryReport:
@@ -449,46 +618,10 @@ def deliver(raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> Deli
 
     Raises mailcore.mime.MimeTooDeep / HeaderTooLarge for structurally hostile mail (nothing is stored).
     """
-    stored = with_return_path(raw, envelope_sender)
-    report = DeliveryReport()
-    targets: dict[int, Account] = {}
-    for rcpt in recipients:
-        resolution = resolve_recipient(rcpt, size=len(stored))
-        report.results[rcpt] = resolution.status
-        for pk in resolution.account_ids:
-            targets.setdefault(pk, Account(pk=pk))
-        report.forward.extend(a for a in resolution.external if a not in report.forward)
-    if not targets:
-        return report
-    parsed = parse_message(stored)
-    inboxes: dict[int, int] = {}
-    allocated: dict[int, tuple[int, int]] = {}
-    for account_id in sorted(targets):
-        inboxes[account_id], *allocated[account_id] = _allocate_inbox_uid(account_id)
-    charged = [account_id for account_id in sorted(targets) if _charge_quota(account_id, len(stored))]
-    if charged:
-        body = MessageBody.objects.create(raw=stored, size=len(stored))
-        rows = [
-            _message_row(
-                parsed,
-                account_id=account_id,
-                mailbox_id=inboxes[account_id],
-                uid=allocated[account_id][0],
-                modseq=allocated[account_id][1],
-                body=body,
-            )
-            for account_id in charged
-        ]
-        report.message_ids = [message.pk for message in Message.objects.bulk_create(rows)]
-        changes.notify_many((account_id, inboxes[account_id]) for account_id in charged)
-    if len(charged) < len(targets):
-        # Some accounts filled up between RCPT and DATA: those recipients are refused, not silently dropped.
-        full = set(targets) - set(charged)
-        for rcpt in report.results:
-            resolution = resolve_recipient(rcpt)
-            if resolution.account_ids and set(resolution.account_ids) <= full and not resolution.external:
-                report.results[rcpt] = RecipientStatus.OVER_QUOTA
-    return report
+    [result] = _deliver_group([(raw, envelope_sender, recipients)])
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 def receive(raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> DeliveryReport:
@@ -508,18 +641,23 @@ def submit(raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> Deliv
     return queue.accept(raw, envelope_sender, recipients, relay_remote=True)
 
 
-def deliver_many(deliveries: Sequence[tuple[bytes, str, Sequence[str]]]) -> list[DeliveryReport | Exception]:
-    """Several `receive` calls in one transaction: one commit (one WAL flush) for a group of messages.
+def deliver_many(deliveries: Sequence[Delivery]) -> list[DeliveryReport | Exception]:
+    """Several `receive` calls in one transaction: one commit (one WAL flush) for a group of messages, and
+    the group's rows written set-wise (see `_store`).
 
-    The group is first stored as one plain transaction. If any delivery raises (a message the store refuses,
-    such as MimeTooDeep or HeaderTooLarge), the group is stored again with each delivery in its own savepoint:
-    the refused one is rolled back alone and returned as its exception, the others commit together. Savepoints
-    cost two statements per message, so they are only paid for when needed. An error that breaks the
-    transaction itself (a lost connection) propagates and nothing is stored.
+    A message the parser refuses is returned as its exception, and the rest of the group is stored. If
+    anything else raises, the group is stored again with each message in its own savepoint, so the failing
+    one is rolled back alone and returned as its exception; savepoints cost two statements per message, so
+    they are only paid for when needed. An error that breaks the transaction itself (a lost connection)
+    propagates and nothing is stored.
     """
     try:
         with transaction.atomic(), changes.batched():
-            return [_receive_reporting_full(*delivery) for delivery in deliveries]
+            results = _deliver_group(deliveries)
+            for delivery, result in zip(deliveries, results, strict=True):
+                if isinstance(result, DeliveryReport):
+                    _pass_on(delivery, result)
+            return results
     except Exception as exc:
         if len(deliveries) == 1 and not isinstance(exc, DatabaseError):
             return [exc]
@@ -528,16 +666,22 @@ def deliver_many(deliveries: Sequence[tuple[bytes, str, Sequence[str]]]) -> list
         for delivery in deliveries:
             try:
                 with transaction.atomic():  # this delivery's savepoint
-                    results.append(_receive_reporting_full(*delivery))
+                    [result] = _deliver_group([delivery])
+                    if isinstance(result, DeliveryReport):
+                        _pass_on(delivery, result)
             except Exception as exc:  # rolled back to the savepoint; the rest go on
-                results.append(exc)
+                result = exc
+            results.append(result)
     return results
 
 
-def _receive_reporting_full(raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> DeliveryReport:
-    report = receive(raw, envelope_sender, recipients)
+def _pass_on(delivery: Delivery, report: DeliveryReport) -> None:
+    """What `receive` does after storing: queue alias forwards, and tell the sender about full mailboxes."""
+    from relay import queue
+
+    raw, envelope_sender, _ = delivery
+    queue.pass_on(raw, envelope_sender, report, relay_remote=False)
     _bounce_full_mailboxes(raw, envelope_sender, report)
-    return report
 
 
 def _bounce_full_mailboxes(raw: bytes, envelope_sender: str, report: DeliveryReport) -> None:
@@ -625,7 +769,15 @@ def append(
     if not _charge_quota(account.pk, len(raw)):
         raise OverQuota("the mailbox is full")
     body = MessageBody.objects.create(raw=raw, size=len(raw))
-    message = _message_row(parsed, account_id=account.pk, mailbox_id=mailbox.pk, uid=uid, modseq=modseq, body=body)
+    message = _message_row(
+        parsed,
+        account_id=account.pk,
+        mailbox_id=mailbox.pk,
+        uid=uid,
+        modseq=modseq,
+        body=body,
+        thread_id=_threads([parsed], account.pk)[0],
+    )
     system, keywords = _split_flags(flags)
     for column, value in system.items():
         setattr(message, column, value)

@@ -105,6 +105,12 @@ def accept(raw: bytes, sender: str, recipients: Sequence[str], *, relay_remote: 
     refuses them. The report's REMOTE results say which recipients were queued when `relay_remote`.
     """
     report = services.deliver(raw, sender, recipients)
+    pass_on(raw, sender, report, relay_remote=relay_remote)
+    return report
+
+
+def pass_on(raw: bytes, sender: str, report: services.DeliveryReport, *, relay_remote: bool) -> None:
+    """Queue what a delivery left for the relay: alias forwards, and remote recipients when `relay_remote`."""
     outbound = list(report.forward)
     if relay_remote:
         outbound.extend(
@@ -114,7 +120,6 @@ def accept(raw: bytes, sender: str, recipients: Sequence[str], *, relay_remote: 
         )
     if outbound:
         enqueue(raw, sender, outbound)
-    return report
 
 
 # --- Attempts -----------------------------------------------------------------------------------------------------

@@ -14,14 +14,12 @@ from collections.abc import Sequence
 
 from mailboxes import asyncdb, services
 
-Delivery = tuple[bytes, str, Sequence[str]]
-
 
 class DeliveryGroups:
     def __init__(self, *, max_in_flight: int, max_group: int = 64) -> None:
         self.max_in_flight = max_in_flight
         self.max_group = max_group
-        self._pending: list[tuple[Delivery, asyncio.Future[services.DeliveryReport]]] = []
+        self._pending: list[tuple[services.Delivery, asyncio.Future[services.DeliveryReport]]] = []
         self._draining: set[asyncio.Task[None]] = set()
 
     async def deliver(self, raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> services.DeliveryReport:
