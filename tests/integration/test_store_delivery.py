@@ -216,3 +216,41 @@ def test_a_group_stores_every_message_but_the_one_the_store_refuses(people) -> N
     [alone] = services.deliver_many([group[1]])
     assert isinstance(alone, MimeTooDeep)
     assert len(inbox_messages(alice)) == 2
+
+
+def test_a_group_fills_a_mailbox_in_order_and_refuses_what_no_longer_fits(make_account) -> None:
+    stored_size = len(services.with_return_path(RAW, "s@remote.test"))
+    small = make_account("small@example.com", quota_bytes=2 * stored_size + 10)
+    roomy = make_account("roomy@example.com")
+    group = [
+        (RAW.replace(b"<m1@", b"<m%d@" % n), "s@remote.test", ["small@example.com", "roomy@example.com"])
+        for n in range(3)
+    ] + [(RAW.replace(b"<m1@", b"<only@"), "", ["small@example.com"])]
+    first, second, third, fourth = services.deliver_many(group)
+    assert first.results["small@example.com"] is second.results["small@example.com"] is RecipientStatus.LOCAL
+    assert third.results == {
+        "small@example.com": RecipientStatus.OVER_QUOTA,
+        "roomy@example.com": RecipientStatus.LOCAL,
+    }
+    assert fourth.results == {"small@example.com": RecipientStatus.OVER_QUOTA}
+    assert [m.message_id for m in inbox_messages(small)] == ["<m0@remote.test>", "<m1@remote.test>"]
+    assert len(inbox_messages(roomy)) == 3
+    small.refresh_from_db()
+    assert small.used_bytes == 2 * stored_size
+    # The fourth message reached nobody: its body is not kept. The third's is, for roomy.
+    assert MessageBody.objects.count() == 3
+    # UIDs still ascend in the order the messages arrived.
+    assert [m.uid for m in inbox_messages(roomy)] == [1, 2, 3]
+
+
+def test_a_reply_in_the_same_group_joins_the_conversation(people) -> None:
+    alice, _, _ = people
+    # Only References ties the reply to the first message (its subject says nothing).
+    reply = RAW.replace(b"Subject: Hello there", b"Subject: Quick answer").replace(
+        b"Message-ID: <m1@remote.test>", b"Message-ID: <m2@remote.test>\r\nReferences: <m1@remote.test>"
+    )
+    unrelated = RAW.replace(b"Hello there", b"Something else").replace(b"<m1@", b"<m3@")
+    services.deliver_many([(raw, "s@remote.test", [alice.address]) for raw in (RAW, reply, unrelated)])
+    first, second, third = inbox_messages(alice)
+    assert first.thread_id == second.thread_id
+    assert third.thread_id != first.thread_id
