@@ -15,6 +15,7 @@ from dataclasses import dataclass
 # CRLF. SIZE (RFC 1870 3) and SMTPUTF8 (RFC 6531 3.4) each extend the MAIL command line.
 COMMAND_LINE_LIMIT = 510
 MAIL_LINE_LIMIT = COMMAND_LINE_LIMIT + 26 + 10
+TEXT_LINE_LIMIT = 1000  # RFC 5321 4.5.3.1.6: a line of DATA, including CRLF (aiosmtpd's own limit is 1001)
 LOCAL_PART_LIMIT = 64  # RFC 5321 4.5.3.1.1
 MAX_RECIPIENTS = 100  # RFC 5321 4.5.3.1.8 requires at least 100; more get 452 (4.5.3.1.10)
 # RFC 5321 6.3 detects loops by counting Received headers; 50 is the threshold Postfix uses (hopcount_limit).

@@ -54,6 +54,16 @@ def plain_path(arg: str) -> tuple[str, str] | None:
     return match.group(1), arg[match.end() :]
 
 
+# aiosmtpd's wording for DATA refusals (policy.enhance adds the enhanced codes).
+_LINE_TOO_LONG = "500 Line too long (see RFC5321 4.5.3.1.6)"
+_TOO_MUCH_DATA = "552 Error: Too much mail data"
+
+
+def _longest_line(data: bytes | bytearray) -> int:
+    """Octets in the longest CRLF-terminated line, counting its CRLF."""
+    return max(map(len, data.split(b"\r\n"))) + 2
+
+
 def _line_limits() -> collections.defaultdict[str, int]:
     return collections.defaultdict(lambda: policy.COMMAND_LINE_LIMIT, {"MAIL": policy.MAIL_LINE_LIMIT})
 
@@ -168,7 +178,7 @@ class MailsiteSMTP(SMTP):
         self._reset_timeout(self.limits.data_deadline)
         self._block_timer = self.loop.call_later(self.limits.data_block_timeout, self._timeout_cb)
         try:
-            await super().smtp_DATA(arg)
+            await self._data(arg)
         finally:
             self._in_data = False
             if self._block_timer is not None:
@@ -184,6 +194,70 @@ class MailsiteSMTP(SMTP):
                     ",".join(recipients),
                     self._data_reply,
                 )
+
+    async def _data(self, arg: str) -> None:
+        """aiosmtpd's DATA, with its replies, reading the content by chunks instead of line by line."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        content, refusal = await self._read_content()
+        if refusal is not None:
+            self._set_post_data_state()
+            await self.push(refusal)
+            return
+        self.envelope.content = self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
+
+    async def _read_content(self) -> tuple[bytes, str | None]:
+        """The content up to the end-of-data line (RFC 5321 4.1.1.4), dot-unstuffed (4.5.2), or the refusal once
+        it has all been read: over the size limit, or a line over 1000 octets with its CRLF (4.5.3.1.6).
+
+        aiosmtpd awaits each line; here each read takes everything up to the next ".<CRLF>" (or what the stream
+        holds), which is the end of data only when that dot starts a line. Lines end at CRLF alone, so a dot
+        after a bare LF or CR ends nothing (SMTP smuggling).
+        """
+        data = bytearray()
+        tail = b"\r\n"  # the bytes before this read; DATA's own CRLF at first, so an empty message ends at once
+        size = 0
+        refusal = None
+        while True:
+            try:
+                chunk = await self._reader.readuntil(b".\r\n")
+            except asyncio.LimitOverrunError as error:  # no ".<CRLF>" within the stream's limit: take what it holds
+                chunk = await self._reader.readexactly(error.consumed)
+            except asyncio.CancelledError:
+                log.info("smtp connection lost during DATA client=%s", self.client_ip)
+                self._writer.close()
+                raise
+            window = tail + chunk
+            ended = window.endswith(b"\r\n.\r\n")
+            tail = window[-4:]
+            if ended:
+                chunk = chunk[:-3]
+            size += len(chunk)
+            if refusal is None and self.data_size_limit and size > self.data_size_limit:
+                refusal = _LINE_TOO_LONG if _longest_line(data) > policy.TEXT_LINE_LIMIT else _TOO_MUCH_DATA
+            if refusal is None:
+                data += chunk
+            else:
+                data.clear()
+            if ended:
+                break
+        if refusal is None and _longest_line(data) > policy.TEXT_LINE_LIMIT:
+            refusal = _LINE_TOO_LONG
+        if refusal is not None:
+            return b"", refusal
+        content = bytes(data[1:] if data.startswith(b".") else data)
+        return content.replace(b"\r\n.", b"\r\n"), None
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         plain = plain_path(arg)
