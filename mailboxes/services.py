@@ -14,12 +14,12 @@ from __future__ import annotations
 import datetime
 import enum
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
-from django.db import DatabaseError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -195,23 +195,34 @@ class RecipientStatus(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class Resolution:
-    address: str
-    status: RecipientStatus
-    account_ids: tuple[int, ...] = ()
-    external: tuple[str, ...] = ()
-
-
-_MAX_ALIAS_DEPTH = 10
-
-
-@dataclass(frozen=True)
 class _Mailholder:
     """What resolution needs of an account: its id and room."""
 
     pk: int
     quota_bytes: int
     used_bytes: int
+
+
+@dataclass(frozen=True)
+class _Expansion:
+    """What an address expands to, before any size is known: `_expand`'s answer and what it collected."""
+
+    found: bool | None
+    accounts: dict[int, _Mailholder]
+    external: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Resolution:
+    address: str
+    status: RecipientStatus
+    account_ids: tuple[int, ...] = ()  # the local accounts it reaches that have room
+    external: tuple[str, ...] = ()
+    # What the address expanded to, so a delivery soon after (SMTP's DATA after RCPT) need not look it up again.
+    expansion: _Expansion | None = field(default=None, repr=False, compare=False)
+
+
+_MAX_ALIAS_DEPTH = 10
 
 
 # One round trip per address: the domain's aliases that could apply, its accounts that could apply, and whether
@@ -271,15 +282,6 @@ def _expand(address: str, depth: int, accounts: dict[int, _Mailholder], external
     return found
 
 
-@dataclass(frozen=True)
-class _Expansion:
-    """What an address expands to, before any size is known: `_expand`'s answer and what it collected."""
-
-    found: bool | None
-    accounts: dict[int, _Mailholder]
-    external: tuple[str, ...]
-
-
 def _expansion(address: str) -> _Expansion:
     accounts: dict[int, _Mailholder] = {}
     external: list[str] = []
@@ -289,13 +291,13 @@ def _expansion(address: str) -> _Expansion:
 
 def _resolution(address: str, expansion: _Expansion, size: int) -> Resolution:
     if expansion.found is None:
-        return Resolution(address, RecipientStatus.REMOTE)
+        return Resolution(address, RecipientStatus.REMOTE, expansion=expansion)
     if not expansion.found or not (expansion.accounts or expansion.external):
-        return Resolution(address, RecipientStatus.UNKNOWN)
+        return Resolution(address, RecipientStatus.UNKNOWN, expansion=expansion)
     roomy = tuple(pk for pk, account in expansion.accounts.items() if _has_room(account, size))
     if expansion.accounts and not roomy and not expansion.external:
-        return Resolution(address, RecipientStatus.OVER_QUOTA)
-    return Resolution(address, RecipientStatus.LOCAL, roomy, expansion.external)
+        return Resolution(address, RecipientStatus.OVER_QUOTA, expansion=expansion)
+    return Resolution(address, RecipientStatus.LOCAL, roomy, expansion.external, expansion)
 
 
 def resolve_recipient(address: str, *, size: int = 0) -> Resolution:
@@ -398,18 +400,23 @@ def _references(parsed: ParsedMessage) -> list[str]:
     return [ref for ref in refs if ref]
 
 
-def _known_threads(account_id: int, references: set[str]) -> dict[str, uuid.UUID]:
-    """The conversations of the account's stored messages whose Message-ID is among `references`."""
-    if not references:
+def _known_threads(wanted: set[tuple[int, str]]) -> dict[tuple[int, str], uuid.UUID]:
+    """The conversations of stored messages, by (account, Message-ID), for the pairs in `wanted` (one query)."""
+    if not wanted:
         return {}
-    marks = ", ".join(["%s"] * len(references))
+    accounts = sorted({account_id for account_id, _ in wanted})
+    references = sorted({reference for _, reference in wanted})
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT message_id, thread_id FROM {Message._meta.db_table} "
-            f"WHERE account_id = %s AND message_id IN ({marks})",
-            [account_id, *references],
+            f"SELECT account_id, message_id, thread_id FROM {Message._meta.db_table} "
+            f"WHERE account_id IN ({', '.join(['%s'] * len(accounts))}) "
+            f"AND message_id IN ({', '.join(['%s'] * len(references))})",
+            [*accounts, *references],
         )
-        return {message_id: uuid.UUID(str(thread_id)) for message_id, thread_id in cursor.fetchall()}
+        rows = cursor.fetchall()
+    return {
+        (account_id, ref): uuid.UUID(str(thread)) for account_id, ref, thread in rows if (account_id, ref) in wanted
+    }
 
 
 def _thread_by_subject(account_id: int, parsed: ParsedMessage) -> uuid.UUID | None:
@@ -522,18 +529,27 @@ def _incoming(delivery: Delivery, expansions: dict[str, _Expansion]) -> _Incomin
     return item
 
 
-def _threads(messages: Sequence[ParsedMessage], account_id: int) -> list[uuid.UUID]:
-    """The conversation each message joins in this account: the first of its References, In-Reply-To or own
-    Message-ID that the account already has (one query for the group; earlier messages of the group count),
-    then a reply subject, else a new conversation."""
-    known = _known_threads(account_id, {ref for message in messages for ref in _references(message)})
-    threads = []
-    for message in messages:
-        found = next((known[ref] for ref in _references(message) if ref in known), None)
-        thread = found or _thread_by_subject(account_id, message) or uuid.uuid4()
-        if message.message_id:
-            known.setdefault(message.message_id, thread)
-        threads.append(thread)
+def _threads(messages: Mapping[int, Sequence[ParsedMessage]]) -> dict[int, list[uuid.UUID]]:
+    """The conversation each account's messages join there: the first of a message's References, In-Reply-To
+    or own Message-ID that the account already has (one query for all; earlier messages of the same list
+    count), then a reply subject, else a new conversation."""
+    known = _known_threads(
+        {
+            (account_id, ref)
+            for account_id, parsed in messages.items()
+            for message in parsed
+            for ref in _references(message)
+        }
+    )
+    threads: dict[int, list[uuid.UUID]] = {}
+    for account_id, parsed in messages.items():
+        threads[account_id] = []
+        for message in parsed:
+            found = next((known[account_id, ref] for ref in _references(message) if (account_id, ref) in known), None)
+            thread = found or _thread_by_subject(account_id, message) or uuid.uuid4()
+            if message.message_id:
+                known.setdefault((account_id, message.message_id), thread)
+            threads[account_id].append(thread)
     return threads
 
 
@@ -552,10 +568,12 @@ def _store(items: Sequence[_Incoming]) -> None:
     for item in items:
         for account_id in item.account_ids:
             by_account.setdefault(account_id, []).append(item)
-    threads = {
-        account_id: _threads([item.parsed for item in group if item.parsed is not None], account_id)
-        for account_id, group in by_account.items()
-    }
+    threads = _threads(
+        {
+            account_id: [item.parsed for item in group if item.parsed is not None]
+            for account_id, group in by_account.items()
+        }
+    )
     inboxes = {
         account_id: _allocate_inbox_uids(account_id, len(group)) for account_id, group in sorted(by_account.items())
     }
@@ -597,8 +615,14 @@ def _report_full(item: _Incoming) -> None:
             item.report.results[resolution.address] = RecipientStatus.OVER_QUOTA
 
 
-def _deliver_group(deliveries: Sequence[Delivery]) -> list[DeliveryReport | Exception]:
-    expansions: dict[str, _Expansion] = {}
+def _deliver_group(
+    deliveries: Sequence[Delivery], resolved: Mapping[str, Resolution] | None = None
+) -> list[DeliveryReport | Exception]:
+    expansions = {
+        address: resolution.expansion
+        for address, resolution in (resolved or {}).items()
+        if resolution.expansion is not None
+    }
     incoming = [_incoming(delivery, expansions) for delivery in deliveries]
     storing = [item for item in incoming if isinstance(item, _Incoming) and item.account_ids]
     if storing:
@@ -641,26 +665,35 @@ def submit(raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> Deliv
     return queue.accept(raw, envelope_sender, recipients, relay_remote=True)
 
 
-def deliver_many(deliveries: Sequence[Delivery]) -> list[DeliveryReport | Exception]:
+def deliver_many(
+    deliveries: Sequence[Delivery], resolved: Mapping[str, Resolution] | None = None
+) -> list[DeliveryReport | Exception]:
     """Several `receive` calls in one transaction: one commit (one WAL flush) for a group of messages, and
     the group's rows written set-wise (see `_store`).
 
+    `resolved` holds recent `resolve_recipient` answers (SMTP's RCPT replies), used instead of looking those
+    addresses up again. What changed since is still caught: a full mailbox by the quota charge, a removed
+    account by its Inbox missing.
+
     A message the parser refuses is returned as its exception, and the rest of the group is stored. If
-    anything else raises, the group is stored again with each message in its own savepoint, so the failing
-    one is rolled back alone and returned as its exception; savepoints cost two statements per message, so
-    they are only paid for when needed. An error that breaks the transaction itself (a lost connection)
-    propagates and nothing is stored.
+    anything else raises, the group is redone by `_deliver_each`. An error that breaks the transaction itself
+    (a lost connection) propagates and nothing is stored.
     """
     try:
         with transaction.atomic(), changes.batched():
-            results = _deliver_group(deliveries)
+            results = _deliver_group(deliveries, resolved)
             for delivery, result in zip(deliveries, results, strict=True):
                 if isinstance(result, DeliveryReport):
                     _pass_on(delivery, result)
             return results
-    except Exception as exc:
-        if len(deliveries) == 1 and not isinstance(exc, DatabaseError):
-            return [exc]
+    except Exception:
+        return _deliver_each(deliveries)
+
+
+def _deliver_each(deliveries: Sequence[Delivery]) -> list[DeliveryReport | Exception]:
+    """The group again, each message in its own savepoint and its addresses looked up afresh: the one that
+    fails is rolled back alone and returned as its exception, the others commit together. Savepoints cost two
+    statements per message, so they are only paid for when something went wrong."""
     results: list[DeliveryReport | Exception] = []
     with transaction.atomic(), changes.batched():
         for delivery in deliveries:
@@ -776,7 +809,7 @@ def append(
         uid=uid,
         modseq=modseq,
         body=body,
-        thread_id=_threads([parsed], account.pk)[0],
+        thread_id=_threads({account.pk: [parsed]})[account.pk][0],
     )
     system, keywords = _split_flags(flags)
     for column, value in system.items():

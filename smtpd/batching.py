@@ -10,22 +10,37 @@ A lone message is stored at once, without waiting for company.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from mailboxes import asyncdb, services
+
+
+@dataclass
+class _Pending:
+    delivery: services.Delivery
+    resolved: dict[str, services.Resolution]
+    future: asyncio.Future[services.DeliveryReport]
 
 
 class DeliveryGroups:
     def __init__(self, *, max_in_flight: int, max_group: int = 64) -> None:
         self.max_in_flight = max_in_flight
         self.max_group = max_group
-        self._pending: list[tuple[services.Delivery, asyncio.Future[services.DeliveryReport]]] = []
+        self._pending: list[_Pending] = []
         self._draining: set[asyncio.Task[None]] = set()
 
-    async def deliver(self, raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> services.DeliveryReport:
-        """Store one message (within a group); raises what `services.deliver` raises for it."""
+    async def deliver(
+        self,
+        raw: bytes,
+        envelope_sender: str,
+        recipients: Sequence[str],
+        resolved: Mapping[str, services.Resolution] | None = None,
+    ) -> services.DeliveryReport:
+        """Store one message (within a group); raises what `services.deliver` raises for it. `resolved`: the
+        RCPT-time answers for its recipients, which the group uses instead of looking them up again."""
         future: asyncio.Future[services.DeliveryReport] = asyncio.get_running_loop().create_future()
-        self._pending.append(((raw, envelope_sender, list(recipients)), future))
+        self._pending.append(_Pending((raw, envelope_sender, list(recipients)), dict(resolved or {}), future))
         if len(self._draining) < self.max_in_flight:
             self._draining.add(asyncio.get_running_loop().create_task(self._drain()))
         return await future
@@ -43,14 +58,15 @@ class DeliveryGroups:
     async def _store_pending(self) -> None:
         while self._pending:
             group, self._pending = self._pending[: self.max_group], self._pending[self.max_group :]
+            resolved = {address: r for pending in group for address, r in pending.resolved.items()}
             try:
-                results = await asyncdb.call(services.deliver_many, [delivery for delivery, _ in group])
+                results = await asyncdb.call(services.deliver_many, [p.delivery for p in group], resolved)
             except Exception as exc:  # the whole transaction failed: nothing of this group is stored
-                for _, future in group:
-                    if not future.done():
-                        future.set_exception(exc)
+                for pending in group:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
                 continue
-            for (_, future), result in zip(group, results, strict=True):
+            for future, result in zip((p.future for p in group), results, strict=True):
                 if future.done():
                     continue  # the session went away; its message is stored all the same
                 if isinstance(result, Exception):

@@ -17,7 +17,7 @@ from mailcore.headers import header_str, parse_address_list
 from mailcore.mime import HeaderTooLarge, MimeTooDeep
 from smtpd import lookups, message, policy
 from smtpd.batching import DeliveryGroups
-from smtpd.protocol import MailsiteSMTP
+from smtpd.protocol import MailsiteEnvelope, MailsiteSMTP
 
 log = logging.getLogger("smtpd")
 
@@ -90,7 +90,7 @@ class Handler:
         return "250 2.1.0 Sender ok"
 
     async def handle_RCPT(
-        self, server: MailsiteSMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+        self, server: MailsiteSMTP, session: Session, envelope: MailsiteEnvelope, address: str, options: list[str]
     ) -> str:
         reply = policy.check_address(address, smtputf8=envelope.smtp_utf8) or policy.too_many_recipients(
             len(envelope.rcpt_tos)
@@ -103,9 +103,10 @@ class Handler:
         if reply.startswith("250"):
             envelope.rcpt_tos.append(address)
             envelope.rcpt_options.extend(options)
+            envelope.resolutions[address] = resolution
         return reply
 
-    async def handle_DATA(self, server: MailsiteSMTP, session: Session, envelope: Envelope) -> str:
+    async def handle_DATA(self, server: MailsiteSMTP, session: Session, envelope: MailsiteEnvelope) -> str:
         queue_id = message.new_queue_id()
         reply = policy.TEMPORARY_FAILURE
         raw = b""
@@ -156,7 +157,7 @@ class Handler:
         return None, added + raw
 
     async def _deliver(
-        self, server: MailsiteSMTP, session: Session, envelope: Envelope, queue_id: str, raw: bytes
+        self, server: MailsiteSMTP, session: Session, envelope: MailsiteEnvelope, queue_id: str, raw: bytes
     ) -> str:
         received = message.received_field(
             helo=session.host_name or "unknown",
@@ -177,7 +178,9 @@ class Handler:
                 # Local copies and the outbound queue (remote recipients, alias forwards) in one transaction.
                 report = await asyncdb.call(services.submit, received + raw, _sender(envelope), envelope.rcpt_tos)
             else:
-                report = await self.groups.deliver(received + raw, _sender(envelope), envelope.rcpt_tos)
+                report = await self.groups.deliver(
+                    received + raw, _sender(envelope), envelope.rcpt_tos, envelope.resolutions
+                )
         except MimeTooDeep:
             return policy.MIME_TOO_DEEP
         except HeaderTooLarge:

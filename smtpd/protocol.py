@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope
 
 from smtpd import policy
 
@@ -68,6 +68,14 @@ def _line_limits() -> collections.defaultdict[str, int]:
     return collections.defaultdict(lambda: policy.COMMAND_LINE_LIMIT, {"MAIL": policy.MAIL_LINE_LIMIT})
 
 
+class MailsiteEnvelope(Envelope):
+    """aiosmtpd's envelope, plus what the handler's RCPT lookup found for each accepted recipient."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.resolutions: dict[str, Any] = {}
+
+
 class MailsiteSMTP(SMTP):
     command_size_limit = policy.COMMAND_LINE_LIMIT
 
@@ -102,6 +110,9 @@ class MailsiteSMTP(SMTP):
         self.data_logged = False
         self._line_timer: asyncio.TimerHandle | None = None
         self._block_timer: asyncio.TimerHandle | None = None
+
+    def _create_envelope(self) -> MailsiteEnvelope:
+        return MailsiteEnvelope()
 
     # --- Connection -------------------------------------------------------------------------------------------
 

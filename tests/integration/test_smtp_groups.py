@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from mailboxes import asyncdb
-from mailboxes.models import Message, MessageBody
+from mailboxes import asyncdb, services
+from mailboxes.models import Account, Message, MessageBody
 from mailcore.mime import MimeTooDeep
 from smtpd.batching import DeliveryGroups
 from tests.smtp_support import mail
@@ -50,9 +50,9 @@ def test_groups_are_formed_while_a_group_is_being_stored(groups):
     sizes: list[int] = []
     original = asyncdb.call
 
-    async def counting_call(func, deliveries):
+    async def counting_call(func, deliveries, *args):
         sizes.append(len(deliveries))
-        return await original(func, deliveries)
+        return await original(func, deliveries, *args)
 
     async def deliver_all():
         asyncdb_call, asyncdb.call = asyncdb.call, counting_call
@@ -78,8 +78,8 @@ def test_a_message_arriving_as_the_last_group_ends_is_stored(groups):
         original = asyncdb.call
         group_stored = asyncio.get_running_loop().create_future()
 
-        async def call_then_signal(func, deliveries):
-            results = await original(func, deliveries)
+        async def call_then_signal(func, *args):
+            results = await original(func, *args)
             if not group_stored.done():
                 group_stored.set_result(None)  # wakes `late` ahead of the drain's own end
             return results
@@ -99,3 +99,21 @@ def test_a_message_arriving_as_the_last_group_ends_is_stored(groups):
     first, late = asyncio.run(deliver_late())
     assert first.accepted == late.accepted == ["alice@example.com"]
     assert Message.objects.count() == 2
+
+
+def test_a_recipient_removed_since_rcpt_is_looked_up_again(groups):
+    """RCPT's answer saves a lookup at DATA; if the account went away meanwhile, its message is looked up afresh
+    (and refused for it) while the rest of the group is stored."""
+    at_rcpt = services.resolve_recipient("bob@example.com")
+    Account.objects.filter(address="bob@example.com").delete()
+
+    async def deliver_both():
+        return await asyncio.gather(
+            groups.deliver(mail("for alice"), "carol@remote.test", ["alice@example.com"]),
+            groups.deliver(mail("for bob"), "carol@remote.test", ["bob@example.com"], {"bob@example.com": at_rcpt}),
+        )
+
+    for_alice, for_bob = asyncio.run(deliver_both())
+    assert for_alice.accepted == ["alice@example.com"]
+    assert for_bob.results == {"bob@example.com": services.RecipientStatus.UNKNOWN}
+    assert list(Message.objects.values_list("account__address", flat=True)) == ["alice@example.com"]

@@ -254,3 +254,15 @@ def test_a_reply_in_the_same_group_joins_the_conversation(people) -> None:
     first, second, third = inbox_messages(alice)
     assert first.thread_id == second.thread_id
     assert third.thread_id != first.thread_id
+
+
+def test_a_group_delivers_as_rcpt_resolved(people) -> None:
+    """deliver_many uses the RCPT-time answers it is given: an alias added in between applies from the next
+    message on (the lookup is not repeated at DATA)."""
+    alice, bob, _ = people
+    at_rcpt = {"bob@example.com": services.resolve_recipient("bob@example.com")}
+    services.create_alias("bob@example.com", ["alice@example.com"])
+    services.deliver_many([(RAW, "s@remote.test", ["bob@example.com"])], at_rcpt)
+    assert (len(inbox_messages(bob)), len(inbox_messages(alice))) == (1, 0)
+    services.deliver_many([(RAW, "s@remote.test", ["bob@example.com"])])
+    assert (len(inbox_messages(bob)), len(inbox_messages(alice))) == (1, 1)
