@@ -665,6 +665,15 @@ def submit(raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> Deliv
     return queue.accept(raw, envelope_sender, recipients, relay_remote=True)
 
 
+@transaction.atomic
+def submit_from_smtp(raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> DeliveryReport:
+    """`submit` for SMTP submission, which has one DATA reply for all recipients: a local recipient whose
+    mailbox filled up after RCPT gets no copy, and the sender a DSN saying so, as on the MX."""
+    report = submit(raw, envelope_sender, recipients)
+    _bounce_full_mailboxes(raw, envelope_sender, report)
+    return report
+
+
 def deliver_many(
     deliveries: Sequence[Delivery], resolved: Mapping[str, Resolution] | None = None
 ) -> list[DeliveryReport | Exception]:
@@ -725,7 +734,9 @@ def _bounce_full_mailboxes(raw: bytes, envelope_sender: str, report: DeliveryRep
     is full the reply itself is a temporary failure and no DSN is sent; never for a bounce (null sender).
     """
     full = [rcpt for rcpt, status in report.results.items() if status is RecipientStatus.OVER_QUOTA]
-    if not full or not report.accepted or not envelope_sender:
+    # Others got the message when it was stored for one (LOCAL) or queued for the relay (REMOTE, submission).
+    delivered = {RecipientStatus.LOCAL, RecipientStatus.REMOTE} & set(report.results.values())
+    if not full or not delivered or not envelope_sender:
         return
     from mailcore.dsn import RecipientReport, build_dsn
     from relay import queue

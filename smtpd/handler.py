@@ -176,7 +176,9 @@ class Handler:
         try:
             if self.role.submission:
                 # Local copies and the outbound queue (remote recipients, alias forwards) in one transaction.
-                report = await asyncdb.call(services.submit, received + raw, _sender(envelope), envelope.rcpt_tos)
+                report = await asyncdb.call(
+                    services.submit_from_smtp, received + raw, _sender(envelope), envelope.rcpt_tos
+                )
             else:
                 report = await self.groups.deliver(
                     received + raw, _sender(envelope), envelope.rcpt_tos, envelope.resolutions

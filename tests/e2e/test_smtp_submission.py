@@ -142,3 +142,19 @@ def test_repeated_failures_are_throttled(ports, tls_client_context, settings):
             codes.append((failed.value.smtp_code, failed.value.smtp_error[:5]))
     # After two failures even the right password is refused for a while, with a temporary code (RFC 4954 6).
     assert codes == [(535, b"5.7.8"), (535, b"5.7.8"), (454, b"4.7.0")]
+
+
+def test_a_mailbox_full_at_data_gets_the_sender_a_dsn(ports, make_account, tls_client_context):
+    make_account("small@example.com", quota_bytes=2000)
+    _, smtps = ports
+    big = mail("too big for small", sender="alice@example.com", body=("z" * 70 + "\r\n") * 40)
+    with smtplib.SMTP_SSL("127.0.0.1", smtps, context=tls_client_context) as client:
+        client.login("alice@example.com", PASSWORD)
+        client.mail("alice@example.com")  # no SIZE: both recipients pass RCPT
+        assert client.rcpt("bob@example.com")[0] == 250
+        assert client.rcpt("small@example.com")[0] == 250
+        assert client.data(big)[0] == 250
+    assert len(stored("bob@example.com")) == 1
+    assert stored("small@example.com") == []
+    [dsn] = stored("alice@example.com")
+    assert b"Final-Recipient: rfc822; small@example.com\r\nAction: failed\r\nStatus: 5.2.2" in dsn
