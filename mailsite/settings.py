@@ -50,7 +50,7 @@ SMTP listeners (smtpd/):
 | MAILSITE_SMTP_LINE_DEADLINE          | 60      | seconds a started command line has to arrive completely   |
 | MAILSITE_SMTP_DATA_BLOCK_TIMEOUT     | 180     | seconds of silence allowed inside DATA (4.5.3.2.5)        |
 | MAILSITE_SMTP_DATA_DEADLINE          | 600     | seconds the whole DATA transfer may take                  |
-| MAILSITE_SMTP_MAX_CONNECTIONS_PER_IP | 20      | concurrent connections per client IP, per process         |
+| MAILSITE_SMTP_MAX_CONNECTIONS_PER_IP | 20      | concurrent connections per client IP, over all processes  |
 | MAILSITE_SMTP_MAX_ERRORS             | 20      | error replies in a session before 421 (Postfix: 20)       |
 
 IMAP listeners (imapd/):

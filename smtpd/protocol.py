@@ -24,6 +24,7 @@ from typing import Any
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope
 
 from smtpd import policy
+from smtpd.connections import SharedConnectionCounter
 
 log = logging.getLogger("smtpd")
 
@@ -85,7 +86,7 @@ class MailsiteSMTP(SMTP):
         *,
         role: policy.ListenerRole,
         limits: SessionLimits,
-        connections: policy.ConnectionCounter,
+        connections: policy.ConnectionCounter | SharedConnectionCounter,
         implicit_tls: bool = False,
         **options: Any,
     ) -> None:

@@ -10,6 +10,7 @@ from django.conf import settings
 
 from mailsite import tls
 from mailsite.runtime import Listener
+from smtpd import connections as connection_counts
 from smtpd import policy
 from smtpd.batching import DeliveryGroups
 from smtpd.handler import Handler
@@ -43,8 +44,9 @@ async def start_listeners() -> list[Listener]:
     loop = asyncio.get_running_loop()
     context = tls.server_context()
     limits = session_limits()
-    # One counter for all three ports of this process: the limit is on a client's connections to us.
-    connections = policy.ConnectionCounter(settings.MAILSITE_SMTP_MAX_CONNECTIONS_PER_IP)
+    # One count for all three ports (and, under a multi-process `manage.py smtpd`, for all its processes): the
+    # limit is on a client's connections to us.
+    connections = connection_counts.for_this_process(settings.MAILSITE_SMTP_MAX_CONNECTIONS_PER_IP)
     # One group at a time per process: every message that finishes DATA meanwhile joins the next group, so
     # deliveries to the same Inbox do not queue on its row lock, and the other database threads stay free for
     # RCPT and AUTH lookups. More processes (MAILSITE_SMTP_PROCESSES) store groups in parallel; on the 2-core

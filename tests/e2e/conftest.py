@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.dns_server import DnsServer
 from tests.smtp_support import RawSession
 from tests.webmail_support import WebServer
 
@@ -30,3 +34,37 @@ def web_server(end_stray_connections) -> Iterator[WebServer]:
     web = WebServer()
     yield web
     web.stop()
+
+
+PORT_SETTINGS = [
+    "MAILSITE_SMTP_PORT",
+    "MAILSITE_SUBMISSION_PORT",
+    "MAILSITE_SMTPS_PORT",
+    "MAILSITE_POP3_PORT",
+    "MAILSITE_POP3S_PORT",
+    "MAILSITE_IMAP_PORT",
+    "MAILSITE_IMAPS_PORT",
+    "MAILSITE_HTTP_PORT",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def bare_environment(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """What a bare machine has: no database or broker settings, so SQLite and the embedded broker are used.
+
+    Only DNS points at a loopback server of the test's (where every name is NXDOMAIN), so the relay's
+    lookups never leave the machine.
+    """
+    dns = DnsServer()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAILSITE_", "DATABASE_URL", "DJANGO_"))}
+    env["MAILSITE_DATA_DIR"] = str(tmp_path / "var")
+    env["MAILSITE_DNS_NAMESERVERS"] = dns.address
+    env.update({name: str(free_port()) for name in PORT_SETTINGS})
+    yield env
+    dns.close()

@@ -8,52 +8,14 @@ import poplib
 import re
 import signal
 import smtplib
-import socket
 import ssl
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.dns_server import DnsServer
-
 ROOT = Path(__file__).resolve().parents[2]
-PORT_SETTINGS = [
-    "MAILSITE_SMTP_PORT",
-    "MAILSITE_SUBMISSION_PORT",
-    "MAILSITE_SMTPS_PORT",
-    "MAILSITE_POP3_PORT",
-    "MAILSITE_POP3S_PORT",
-    "MAILSITE_IMAP_PORT",
-    "MAILSITE_IMAPS_PORT",
-    "MAILSITE_HTTP_PORT",
-]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def bare_environment(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """What a bare machine has: no database or broker settings, so SQLite and the embedded broker are used.
-
-    Only DNS points at a loopback server of the test's (where every name is NXDOMAIN), so the relay's
-    lookups never leave the machine.
-    """
-    dns = DnsServer()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAILSITE_", "DATABASE_URL", "DJANGO_"))}
-    env["MAILSITE_DATA_DIR"] = str(tmp_path / "var")
-    env["MAILSITE_DNS_NAMESERVERS"] = dns.address
-    env.update({name: str(free_port()) for name in PORT_SETTINGS})
-    yield env
-    dns.close()
 
 
 def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

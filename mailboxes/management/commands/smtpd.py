@@ -8,12 +8,14 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from mailsite import runtime, tls
+from smtpd import connections
 
 
 class Command(BaseCommand):
     help = (
         "Run the smtpd listeners in the foreground. With MAILSITE_SMTP_PROCESSES > 1 (or --processes) that many "
-        "listener processes share each port (SO_REUSEPORT), so the kernel spreads connections over several cores."
+        "listener processes share each port (SO_REUSEPORT), so the kernel spreads connections over several cores; "
+        "they share one count of each client's connections."
     )
 
     def add_arguments(self, parser) -> None:
@@ -24,8 +26,13 @@ class Command(BaseCommand):
         if processes <= 1:
             asyncio.run(runtime.serve(["smtpd"]))
             return
+        table = settings.DATA_DIR / "run" / f"smtp-connections.{os.getpid()}"
+        connections.create_table(table, processes)
         command = [sys.executable, sys.argv[0], "smtpd", "--processes", "1"]
-        children = [subprocess.Popen(command, env=os.environ.copy()) for _ in range(processes)]
+        children = {
+            subprocess.Popen(command, env={**os.environ, **connections.child_environment(table, row, processes)}): row
+            for row in range(processes)
+        }
 
         def stop(signum, frame) -> None:
             for child in children:
@@ -33,5 +40,13 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        for child in children:
-            child.wait()
+        try:
+            while children:
+                pid, status = os.wait()
+                child = next((child for child in children if child.pid == pid), None)
+                if child is not None:
+                    child.returncode = os.waitstatus_to_exitcode(status)
+                    # Its connections are gone with it: they must not count against their clients any more.
+                    connections.clear_row(table, children.pop(child))
+        finally:
+            table.unlink(missing_ok=True)
