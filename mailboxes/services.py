@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from mailboxes import changes
+from mailboxes import bulk, changes
 from mailboxes.models import (
     STANDARD_FOLDERS,
     Account,
@@ -561,9 +561,9 @@ def _store(items: Sequence[_Incoming]) -> None:
     account (charging the group's sizes at once), and one INSERT of every copy. A copy whose account has no
     room left is not stored (its UID stays unused: UIDs must ascend, they need not be dense).
     """
-    bodies = MessageBody.objects.bulk_create([MessageBody(raw=item.stored, size=len(item.stored)) for item in items])
-    for item, body in zip(items, bodies, strict=True):
-        item.body = body
+    for item in items:
+        item.body = MessageBody(raw=item.stored, size=len(item.stored))
+    bulk.insert([item.body for item in items])
     by_account: dict[int, list[_Incoming]] = {}
     for item in items:
         for account_id in item.account_ids:
@@ -597,7 +597,8 @@ def _store(items: Sequence[_Incoming]) -> None:
                 thread_id=thread_id,
             )
             rows.append((item, row))
-    for (item, _), message in zip(rows, Message.objects.bulk_create([row for _, row in rows]), strict=True):
+    bulk.insert([message for _, message in rows])
+    for item, message in rows:
         item.report.message_ids.append(message.pk)
     changes.notify_many((account_id, inboxes[account_id][0]) for account_id in by_account)
     unused = [item.body.pk for item in items if not item.charged and item.body is not None]
@@ -899,7 +900,7 @@ def copy(account: Account, mailbox_id: int, uids: Sequence[int], target_id: int)
         message.mailbox_id = target.pk
         message.uid = first_uid + offset
         message.modseq = modseq
-    Message.objects.bulk_create(messages)
+    bulk.insert(messages)
     changes.notify(account.pk, target.pk)
     return list(zip(source_uids, [m.uid for m in messages], strict=True))
 

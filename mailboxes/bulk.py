@@ -1,0 +1,54 @@
+"""Multi-row INSERTs for the store's hot path: the bodies and messages of a delivery group.
+
+Django's `bulk_create` compiles its SQL anew on every call, and for a model with a BinaryField (both of these)
+it writes a VALUES row of placeholders per object: each group size is a different statement, long enough that
+psycopg parses it again every time. On PostgreSQL `insert` sends one statement per model whatever the number of
+rows: each column travels as an array and UNNEST turns the arrays back into rows (what Django itself does for
+models without binary fields), so the statement is converted once and prepared once per connection. Values
+still go through each field's `pre_save` and `get_db_prep_save`, as with `bulk_create`; on SQLite it is
+`bulk_create`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+from django.db import connection, connections
+from django.db.models import Field, Model
+
+
+@functools.cache
+def _statement(model: type[Model]) -> tuple[str, list[Field]]:
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key and not field.generated]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    # Array types without modifiers, as Django's own UNNEST inserts write them (varchar[], not varchar(300)[]).
+    # %b: arrays are sent in binary format, which psycopg dumps without quoting every element.
+    arrays = ", ".join(f"%b::{field.db_type(connection).split('(')[0]}[]" for field in fields)
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)} ({columns}) "
+        f"SELECT * FROM UNNEST({arrays}) RETURNING {quote(model._meta.pk.column)}"
+    )
+    return sql, fields
+
+
+def insert(objs: Sequence[Model]) -> None:
+    """Insert `objs`, all of one model, in one statement, and set their primary keys (like `bulk_create`)."""
+    if not objs:
+        return
+    model = type(objs[0])
+    if connection.vendor != "postgresql":
+        model._default_manager.bulk_create(objs)
+        return
+    sql, fields = _statement(model)
+    wrapper = connections[connection.alias]  # not the proxy, which would be looked up again for every value
+    columns = [[field.get_db_prep_save(field.pre_save(obj, True), wrapper) for obj in objs] for field in fields]
+    with wrapper.cursor() as cursor:
+        cursor.execute(sql, columns)
+        keys = cursor.fetchall()
+    # UNNEST yields the rows in array order and RETURNING follows the insertion order, as bulk_create relies on.
+    for obj, (key,) in zip(objs, keys, strict=True):
+        obj.pk = key
+        obj._state.adding = False
+        obj._state.db = wrapper.alias

@@ -1,0 +1,37 @@
+"""The delivery path's multi-row INSERT stores exactly what Django's own save stores."""
+
+from __future__ import annotations
+
+from mailboxes import services
+from mailboxes.models import Message, Role
+
+MESSAGES = [
+    b"From: Zo\xc3\xab <zoe@remote.test>\r\nTo: a@example.com, b@example.com\r\nCc: c@example.com\r\n"
+    b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\n"
+    b"Message-ID: <one@remote.test>\r\n"
+    b"In-Reply-To: <zero@remote.test>\r\nReferences: <minus@remote.test> <zero@remote.test>\r\n"
+    b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n'
+    b"caf\xc3\xa9\r\n--b\r\nContent-Type: application/pdf; name=a.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    b"JVBERi0=\r\n--b--\r\n",
+    b"Subject: no date, no sender, no id\r\n\r\nbare\r\n",
+    b"\r\n",
+]
+# Columns that differ between two copies of one message by design.
+PER_COPY = {"id", "mailbox", "uid", "modseq", "thread_id", "body", "internal_date"}
+
+
+def test_delivered_rows_equal_appended_rows(make_account):
+    alice = make_account("alice@example.com")
+    archive = services.create_mailbox(alice, "Copies")
+    report = services.deliver_many([(raw, "s@remote.test", [alice.address]) for raw in MESSAGES])
+    inbox = alice.mailboxes.get(role=Role.INBOX)
+    delivered = list(Message.objects.filter(mailbox=inbox).order_by("uid").select_related("body"))
+    assert [m.pk for m in delivered] == [r.message_ids[0] for r in report]
+    for message in delivered:
+        appended = services.append(alice, archive.pk, bytes(message.body.raw))
+        appended.refresh_from_db()
+        for field in Message._meta.concrete_fields:
+            if field.name not in PER_COPY:
+                assert getattr(message, field.attname) == getattr(appended, field.attname), field.name
+    # Each message points at its own body: the keys came back in the order the rows went in.
+    assert [bytes(m.body.raw).endswith(raw) for m, raw in zip(delivered, MESSAGES, strict=True)] == [True] * 3
