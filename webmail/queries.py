@@ -147,7 +147,10 @@ def conversation_page(mailbox: Mailbox, number: int) -> Page:
     total, capped = _capped_count(newest, number)
     number = _bounded(number, total)
     start = (number - 1) * PAGE_SIZE
-    latest = list(newest.only(*LIST_COLUMNS).order_by("-internal_date", "-id")[start : start + PAGE_SIZE])
+    # As in message_page: the walk to the page reads only the message_list index (which carries thread_id for
+    # the probe), and the page's rows are fetched by id.
+    page_ids = newest.order_by("-internal_date", "-id").values("id")[start : start + PAGE_SIZE]
+    latest = list(Message.objects.filter(id__in=page_ids).only(*LIST_COLUMNS).order_by("-internal_date", "-id"))
     counts = {
         row["thread_id"]: row
         for row in Message.objects.filter(mailbox=mailbox, thread_id__in=[m.thread_id for m in latest])
