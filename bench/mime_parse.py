@@ -1,7 +1,8 @@
 """Throughput of mailcore.mime.parse_message: `python bench/mime_parse.py` prints parses per second.
 
 Cases: a typical 1 KiB plain message, a 100 KiB multipart with a base64 attachment, the tests/data/mime
-corpus, and hostile 25 MiB ones (5000 parts, millions of tiny parts, 100 nested levels around one body).
+corpus, and hostile 25 MiB ones (5000 parts, millions of tiny parts, 100 nested levels around one body, and
+99 nested levels around lines that all look like delimiters).
 """
 
 from __future__ import annotations
@@ -77,6 +78,14 @@ def deep_25m() -> bytes:
     return b"".join([*head, body, *(b"--b%d--\r\n" % i for i in reversed(range(MAX_DEPTH)))])
 
 
+def dash_lines_25m() -> bytes:
+    """99 nested multiparts around 25 MiB of lines "--": every line is a candidate delimiter of every level."""
+    head = [b"Content-Type: multipart/mixed; boundary=b0\r\n\r\n"]
+    for i in range(1, MAX_DEPTH - 1):
+        head.append(b"--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n" % (i - 1, i))
+    return b"".join(head) + b"--\r\n" * (25 * 1024 * 1024 // 4)
+
+
 def rate(messages: list[bytes], seconds: float = 1.0) -> tuple[float, float]:
     """(parses per second, mean milliseconds per parse) over at least `seconds`."""
     count = 0
@@ -99,6 +108,7 @@ def main() -> None:
         ("25 MiB, 5000 parts", lambda: [many_parts_25m()]),
         ("25 MiB, 2.6 million tiny parts", lambda: [tiny_parts_25m()]),
         (f"25 MiB, {MAX_DEPTH} nested levels", lambda: [deep_25m()]),
+        (f"25 MiB of '--' lines, {MAX_DEPTH - 1} levels", lambda: [dash_lines_25m()]),
     ]
     for label, build in cases:
         messages = build()

@@ -464,3 +464,20 @@ def test_close_delimiter_of_outer_boundary_is_not_an_inner_delimiter() -> None:
         (0, 43, 45, 106, "multipart/mixed"),
         (50, 97, 97, 97, "text/plain"),
     ]
+
+
+def test_past_the_work_budget_deeper_multiparts_are_read_as_leaves() -> None:
+    """Lines that all look like delimiters under many nested boundaries: the outer levels are split until finding
+    delimiters has cost the budget (8 units a byte, at least 2**24), and the rest is one text/plain leaf."""
+    head = b"Content-Type: multipart/mixed; boundary=b0\r\n\r\n" + b"".join(
+        b"--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n" % (n, n + 1) for n in range(60)
+    )
+    body = b"--\r\n" * (1 << 18)  # 1 MiB: indexing its lines would cost far more than the budget
+    raw = head + body
+    parsed = parse_message(raw)
+    depth, node = 0, parsed.root
+    while node.children:
+        depth, node = depth + 1, node.children[0]
+    assert 8 < depth < 60, depth  # each level searches about 1 MiB
+    assert node.content_type == "text/plain"
+    assert raw[node.body_start : node.body_end].endswith(body)
