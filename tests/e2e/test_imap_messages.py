@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import imaplib
 import re
 from collections.abc import Iterator
 
 import imapclient
 import pytest
+from django.db import connection
 
 from mailboxes.models import Message
 from tests.conftest import PASSWORD
@@ -221,7 +223,11 @@ def test_search_keys(seeded: Server) -> None:
     assert search("SUBJECT", "third") == [3]
     assert search("BODY", "little") == [3]
     assert search("TEXT", "little") == [3]
-    assert search("HEADER", "X-Tracking", "abc") == [2]
+    if connection.vendor == "postgresql":
+        assert search("HEADER", "X-Tracking", "abc") == [2]
+    else:  # a field without a column of its own is matched in the raw bytes, which only PostgreSQL does here
+        with pytest.raises(imaplib.IMAP4.error, match="need PostgreSQL"):
+            search("HEADER", "X-Tracking", "abc")
     assert search("HEADER", "In-Reply-To", "first.message") == [3]
     assert search("LARGER", "500") == [2]
     assert search("SMALLER", "500") == [1, 3]
