@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from aiosmtpd.controller import Controller
 from django.conf import settings
 from django.db import connection
@@ -141,6 +142,9 @@ class Sinks:
 
 def worker_database_url() -> str:
     """The URL of the database pytest-django created for this test process (test_ms_relay_gw0 etc.)."""
+    if connection.vendor != "postgresql":
+        # The worker is another process on the same database, which the SQLite test database is not.
+        pytest.fail("this test needs PostgreSQL: set DATABASE_URL or run PostgreSQL on 127.0.0.1:5432")
     db = connection.settings_dict
     user = db.get("USER") or "postgres"
     return f"postgres://{user}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
