@@ -344,17 +344,24 @@ def _allocate_uids(mailbox_id: int, count: int) -> tuple[int, int]:
     return row[0] - count, row[1]
 
 
+# Only while the account and its domain take mail: a recipient looked up at RCPT may have been disabled since.
+_ALLOCATE_INBOX_SQL = f"""
+    UPDATE {Mailbox._meta.db_table} SET uidnext = uidnext + %s, highestmodseq = highestmodseq + 1
+    WHERE account_id = %s AND role = %s AND EXISTS (
+        SELECT 1 FROM {Account._meta.db_table} a JOIN {Domain._meta.db_table} d ON d.id = a.domain_id
+        WHERE a.id = %s AND a.is_active AND d.active
+    )
+    RETURNING id, uidnext, highestmodseq
+"""
+
+
 def _allocate_inbox_uids(account_id: int, count: int) -> tuple[int, int, int]:
     """Lock an account's Inbox and reserve `count` UIDs. Returns (inbox id, first uid, new modseq)."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {Mailbox._meta.db_table} SET uidnext = uidnext + %s, highestmodseq = highestmodseq + 1 "
-            "WHERE account_id = %s AND role = %s RETURNING id, uidnext, highestmodseq",
-            [count, account_id, Role.INBOX.value],
-        )
+        cursor.execute(_ALLOCATE_INBOX_SQL, [count, account_id, Role.INBOX.value, account_id])
         row = cursor.fetchone()
     if row is None:
-        raise NotFound("the account has no Inbox")
+        raise NotFound("the account has no Inbox, or takes no mail")
     return row[0], row[1] - count, row[2]
 
 
@@ -669,9 +676,10 @@ def submit(raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> Deliv
 @transaction.atomic
 def submit_from_smtp(raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> DeliveryReport:
     """`submit` for SMTP submission, which has one DATA reply for all recipients: a local recipient whose
-    mailbox filled up after RCPT gets no copy, and the sender a DSN saying so, as on the MX."""
+    mailbox filled up (or who was removed) after RCPT gets no copy, and the sender a DSN saying so, as on the
+    MX."""
     report = submit(raw, envelope_sender, recipients)
-    _bounce_full_mailboxes(raw, envelope_sender, report)
+    _bounce_refused(raw, envelope_sender, report, relayed=True)
     return report
 
 
@@ -682,8 +690,8 @@ def deliver_many(
     the group's rows written set-wise (see `_store`).
 
     `resolved` holds recent `resolve_recipient` answers (SMTP's RCPT replies), used instead of looking those
-    addresses up again. What changed since is still caught: a full mailbox by the quota charge, a removed
-    account by its Inbox missing.
+    addresses up again. What changed since is still caught: a full mailbox by the quota charge, a removed or
+    disabled account (or domain) by the Inbox lock, which then fails.
 
     A message the parser refuses is returned as its exception, and the rest of the group is stored. If
     anything else raises, the group is redone by `_deliver_each`. An error that breaks the transaction itself
@@ -719,25 +727,40 @@ def _deliver_each(deliveries: Sequence[Delivery]) -> list[DeliveryReport | Excep
 
 
 def _pass_on(delivery: Delivery, report: DeliveryReport) -> None:
-    """What `receive` does after storing: queue alias forwards, and tell the sender about full mailboxes."""
+    """What `receive` does after storing: queue alias forwards, and tell the sender about recipients refused
+    at DATA."""
     from relay import queue
 
     raw, envelope_sender, _ = delivery
     queue.pass_on(raw, envelope_sender, report, relay_remote=False)
-    _bounce_full_mailboxes(raw, envelope_sender, report)
+    _bounce_refused(raw, envelope_sender, report, relayed=False)
 
 
-def _bounce_full_mailboxes(raw: bytes, envelope_sender: str, report: DeliveryReport) -> None:
-    """Recipients whose mailboxes filled up between RCPT and DATA, when others got the message.
+# Why a recipient accepted at RCPT got no copy at DATA: (RFC 3463 status, text for the DSN).
+_REFUSED_AT_DATA = {
+    RecipientStatus.OVER_QUOTA: ("5.2.2", "mailbox full"),
+    RecipientStatus.UNKNOWN: ("5.1.1", "no such mailbox here any more"),
+    RecipientStatus.REMOTE: ("5.1.2", "the domain no longer receives mail here"),
+}
+
+
+def _bounce_refused(raw: bytes, envelope_sender: str, report: DeliveryReport, *, relayed: bool) -> None:
+    """Recipients accepted at RCPT that got no copy at DATA, when others did: a mailbox filled up, or an
+    account or domain was removed in between (REMOTE counts so only on the MX; on submission, `relayed`, it
+    was queued for the relay).
 
     SMTP has one DATA reply for all recipients: it is 250 for those stored, so the sender learns about the
-    full ones from a DSN (RFC 3464, status 5.2.2), delivered in the same transaction. When every recipient
-    is full the reply itself is a temporary failure and no DSN is sent; never for a bounce (null sender).
+    others from a DSN (RFC 3464), delivered in the same transaction. When none got it the reply itself says so
+    and no DSN is sent; never for a bounce (null sender).
     """
-    full = [rcpt for rcpt, status in report.results.items() if status is RecipientStatus.OVER_QUOTA]
-    # Others got the message when it was stored for one (LOCAL) or queued for the relay (REMOTE, submission).
-    delivered = {RecipientStatus.LOCAL, RecipientStatus.REMOTE} & set(report.results.values())
-    if not full or not delivered or not envelope_sender:
+    statuses = set(report.results.values())
+    refused = {
+        rcpt: _REFUSED_AT_DATA[status]
+        for rcpt, status in report.results.items()
+        if status in _REFUSED_AT_DATA and not (relayed and status is RecipientStatus.REMOTE)
+    }
+    delivered = RecipientStatus.LOCAL in statuses or (relayed and RecipientStatus.REMOTE in statuses)
+    if not refused or not delivered or not envelope_sender:
         return
     from mailcore.dsn import RecipientReport, build_dsn
     from relay import queue
@@ -748,8 +771,8 @@ def _bounce_full_mailboxes(raw: bytes, envelope_sender: str, report: DeliveryRep
         to=envelope_sender,
         original=raw,
         recipients=[
-            RecipientReport(rcpt, "failed", "5.2.2", "mailbox full", smtp_reply=False, last_attempt=now)
-            for rcpt in full
+            RecipientReport(rcpt, "failed", status, text, smtp_reply=False, last_attempt=now)
+            for rcpt, (status, text) in refused.items()
         ],
         arrival=now,
         now=now,

@@ -187,7 +187,8 @@ class Handler:
             return policy.MIME_TOO_DEEP
         except HeaderTooLarge:
             return policy.HEADER_TOO_LARGE
-        return policy.delivery_reply(queue_id, {rcpt: str(status) for rcpt, status in report.results.items()})
+        results = {rcpt: str(status) for rcpt, status in report.results.items()}
+        return policy.delivery_reply(queue_id, results, relayed=self.role.submission)
 
     async def handle_exception(self, error: Exception) -> str:
         log.error("smtp session error: %s", error.__class__.__name__, exc_info=error)

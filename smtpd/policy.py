@@ -215,15 +215,16 @@ def queued(queue_id: str) -> str:
     return f"250 2.0.0 Ok: queued as {queue_id}"
 
 
-def delivery_reply(queue_id: str, results: dict[str, str]) -> str:
+def delivery_reply(queue_id: str, results: dict[str, str], *, relayed: bool) -> str:
     """The single DATA reply for the per-recipient outcome of one delivery.
 
     SMTP (unlike LMTP) has one reply for all recipients: 250 once the message is stored for at least one of
-    them, or queued for the relay (REMOTE results only come from submission, where they were queued). When
-    every recipient filled up between RCPT and DATA the sender is asked to retry.
+    them, or, on submission (`relayed`), queued for the relay (REMOTE). On the MX a REMOTE result means the
+    domain stopped being ours between RCPT and DATA: nothing was queued. When every recipient filled up
+    between RCPT and DATA the sender is asked to retry.
     """
     statuses = set(results.values())
-    if LOCAL in statuses or REMOTE in statuses:
+    if LOCAL in statuses or (relayed and REMOTE in statuses):
         return queued(queue_id)
     if OVER_QUOTA in statuses:
         return ALL_OVER_QUOTA

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from mailboxes import asyncdb, services
-from mailboxes.models import Account, Message, MessageBody
+from mailboxes.models import Account, Domain, Message, MessageBody
 from mailcore.mime import MimeTooDeep
 from smtpd.batching import DeliveryGroups
 from tests.smtp_support import mail
@@ -101,11 +101,18 @@ def test_a_message_arriving_as_the_last_group_ends_is_stored(groups):
     assert Message.objects.count() == 2
 
 
-def test_a_recipient_removed_since_rcpt_is_looked_up_again(groups):
-    """RCPT's answer saves a lookup at DATA; if the account went away meanwhile, its message is looked up afresh
-    (and refused for it) while the rest of the group is stored."""
+@pytest.mark.parametrize("change", ["account deleted", "account disabled", "domain disabled"])
+def test_a_recipient_gone_since_rcpt_is_looked_up_again(groups, change):
+    """RCPT's answer saves a lookup at DATA; if the account stopped taking mail meanwhile, its message is looked
+    up afresh (and refused for it) while the rest of the group is stored."""
     at_rcpt = services.resolve_recipient("bob@example.com")
-    Account.objects.filter(address="bob@example.com").delete()
+    bob = Account.objects.filter(address="bob@example.com")
+    if change == "account deleted":
+        bob.delete()
+    elif change == "account disabled":
+        bob.update(is_active=False)
+    else:
+        Domain.objects.filter(name="example.com").update(active=False)
 
     async def deliver_both():
         return await asyncio.gather(
@@ -114,6 +121,10 @@ def test_a_recipient_removed_since_rcpt_is_looked_up_again(groups):
         )
 
     for_alice, for_bob = asyncio.run(deliver_both())
+    if change == "domain disabled":  # alice's domain too: the fresh lookup finds no local domain at all
+        assert for_alice.results == {"alice@example.com": services.RecipientStatus.REMOTE}
+        assert not Message.objects.exists()
+        return
     assert for_alice.accepted == ["alice@example.com"]
     assert for_bob.results == {"bob@example.com": services.RecipientStatus.UNKNOWN}
     assert list(Message.objects.values_list("account__address", flat=True)) == ["alice@example.com"]

@@ -266,3 +266,16 @@ def test_a_group_delivers_as_rcpt_resolved(people) -> None:
     assert (len(inbox_messages(bob)), len(inbox_messages(alice))) == (1, 0)
     services.deliver_many([(RAW, "s@remote.test", ["bob@example.com"])])
     assert (len(inbox_messages(bob)), len(inbox_messages(alice))) == (1, 1)
+
+
+def test_a_recipient_removed_between_rcpt_and_data_gets_the_sender_a_dsn(people, make_account) -> None:
+    alice, bob, _ = people
+    dave = make_account("dave@example.com")
+    at_rcpt = {address: services.resolve_recipient(address) for address in (alice.address, bob.address)}
+    bob.delete()
+    raw = RAW.replace(b"From: Sender <sender@remote.test>", b"From: dave@example.com")
+    [report] = services.deliver_many([(raw, dave.address, [alice.address, "bob@example.com"])], at_rcpt)
+    assert report.results == {alice.address: RecipientStatus.LOCAL, "bob@example.com": RecipientStatus.UNKNOWN}
+    assert len(inbox_messages(alice)) == 1
+    [dsn] = inbox_messages(dave)
+    assert b"Final-Recipient: rfc822; bob@example.com\r\nAction: failed\r\nStatus: 5.1.1" in bytes(dsn.body.raw)

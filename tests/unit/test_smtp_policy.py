@@ -1,5 +1,7 @@
 """smtpd.policy: reply decisions from plain values."""
 
+import functools
+
 import pytest
 
 from smtpd import policy
@@ -112,11 +114,16 @@ def test_from_header_must_be_own():
     assert policy.check_from_header([], own, delimiter="+").startswith("553 5.7.1")
 
 
-def test_delivery_reply():
-    assert policy.delivery_reply("Q1", {"a": policy.LOCAL, "b": policy.OVER_QUOTA}) == "250 2.0.0 Ok: queued as Q1"
-    assert policy.delivery_reply("Q1", {"a": policy.OVER_QUOTA}).startswith("452 4.2.2")
-    assert policy.delivery_reply("Q1", {"a": policy.UNKNOWN}).startswith("554 5.5.1")
-    assert policy.delivery_reply("Q1", {"a": policy.REMOTE}) == "250 2.0.0 Ok: queued as Q1"  # queued for relay
+@pytest.mark.parametrize("relayed", [False, True], ids=["mx", "submission"])
+def test_delivery_reply(relayed):
+    reply = functools.partial(policy.delivery_reply, "Q1", relayed=relayed)
+    assert reply({"a": policy.LOCAL, "b": policy.OVER_QUOTA}) == "250 2.0.0 Ok: queued as Q1"
+    assert reply({"a": policy.OVER_QUOTA}).startswith("452 4.2.2")
+    assert reply({"a": policy.UNKNOWN}).startswith("554 5.5.1")
+    if relayed:
+        assert reply({"a": policy.REMOTE}) == "250 2.0.0 Ok: queued as Q1"  # queued for the relay
+    else:  # the domain stopped being local after RCPT: nothing was stored or queued
+        assert reply({"a": policy.REMOTE}).startswith("554 5.5.1")
 
 
 @pytest.mark.parametrize(
