@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from mailboxes.models import Message, Role
 from tests.conftest import PASSWORD
-from tests.webmail_support import BROWSER_MARKS, deliver, folder, launch_chromium, sign_in
+from tests.webmail_support import BROWSER_MARKS, close_context, deliver, folder, launch_chromium, sign_in
 
 pytestmark = BROWSER_MARKS
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -39,7 +39,7 @@ def page(browser):
     page = context.new_page()
     page.set_default_timeout(5000)
     yield page
-    context.close()
+    close_context(page)
 
 
 def test_sign_in_open_a_message_and_sign_out(web_server, page, alice) -> None:
@@ -178,4 +178,4 @@ def test_screenshots_desktop_phone_and_dark(web_server, browser, alice) -> None:
         if name == "dark":
             background = page.evaluate("getComputedStyle(document.body).backgroundColor")
             assert background == "rgb(22, 24, 28)"
-        context.close()
+        close_context(page)

@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import PASSWORD
-from tests.webmail_support import BROWSER_MARKS, deliver, launch_chromium, sign_in
+from tests.webmail_support import BROWSER_MARKS, close_context, deliver, launch_chromium, sign_in
 
 CORPUS = sorted((Path(__file__).resolve().parents[1] / "data" / "xss").glob("*.html"))
 pytestmark = BROWSER_MARKS
@@ -64,7 +64,7 @@ def page(web_server):
     page.dialogs = []
     page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
     yield page
-    context.close()
+    close_context(page)
     chromium.close()
     playwright.stop()
 
