@@ -226,7 +226,8 @@ _MAX_ALIAS_DEPTH = 10
 
 
 # One round trip per address: the domain's aliases that could apply, its accounts that could apply, and whether
-# the domain is ours at all. Plain SQL: this runs for every RCPT and every delivery.
+# the domain is ours at all. Plain SQL: this runs for every RCPT, and at delivery for addresses RCPT did not
+# look up (webmail, submission, the savepoint retry).
 _RESOLVE_SQL = f"""
     SELECT 'alias', a.local_part, a.destinations, 0, 0, 0
     FROM {Alias._meta.db_table} a JOIN {Domain._meta.db_table} d ON d.id = a.domain_id
