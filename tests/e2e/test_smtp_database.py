@@ -5,6 +5,7 @@ from __future__ import annotations
 import smtplib
 
 import psycopg
+import pytest
 from django.db import connection
 
 from mailboxes.models import Message, MessageBody
@@ -29,6 +30,8 @@ def _allow_connections(allowed: bool) -> None:
 
 
 def test_database_down_gives_451_and_retry_succeeds(listeners, make_account):
+    if connection.vendor != "postgresql":
+        pytest.fail("this test needs PostgreSQL: set DATABASE_URL or run PostgreSQL on 127.0.0.1:5432")
     make_account("alice@example.com")
     port = listeners("smtpd")["smtp"].port
     with smtplib.SMTP("127.0.0.1", port) as client:
