@@ -74,10 +74,11 @@
   async function refreshList() {
     const list = $("#list");
     if (!list || !list.dataset.src) return;
+    const html = await fetchText(list.dataset.src);
+    // Read the selection only now: a box ticked while the fetch was under way must stay ticked.
     const checked = new Set($$("input[name=uid]:checked", list).map((box) => box.value));
     const openId = $("#list .row.open-now")?.dataset.id;
     const cursorId = $("#list .row.cursor")?.dataset.id;
-    const html = await fetchText(list.dataset.src);
     list.innerHTML = html;
     $$("input[name=uid]", list).forEach((box) => (box.checked = checked.has(box.value)));
     if (openId) $(`#list .row[data-id="${openId}"]`)?.classList.add("open-now");
