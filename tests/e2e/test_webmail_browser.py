@@ -34,7 +34,9 @@ def alice(make_account, transactional_db):
 
 
 @pytest.fixture
-def page(browser):
+def page(browser, transactional_db):
+    # transactional_db: set up before the page and torn down after it, so the page closes while its signed-in
+    # user still exists (once the database is emptied, its next live update finds no session and goes to sign in).
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     page.set_default_timeout(5000)

@@ -26,6 +26,8 @@ def relay(transactional_db, settings, make_account, tmp_path) -> Iterator[tuple[
     dns_server.add("example.net", "MX", "10 mx1.example.net.")
     dns_server.add("mx1.example.net", "A", MX1)
     make_account("alice@example.com")
+    # Start from an empty queue: a task an earlier test sent just before its worker stopped is still there.
+    redis.Redis.from_url(django_settings.CELERY_BROKER_URL).delete(RELAY_QUEUE)
     worker = CeleryWorker(tmp_path / "worker", worker_env(dns_server, sinks))
     yield sinks, worker
     worker.stop()
