@@ -657,21 +657,13 @@ def deliver(raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> Deli
     return result
 
 
-def receive(raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> DeliveryReport:
-    """`deliver`, and in the same transaction queue the external addresses reached through aliases (`forward`)
-    for the outbound relay, with the original envelope sender (no SRS rewriting)."""
-    from relay import queue  # the relay is built on the store, so the store imports it only when used
-
-    return queue.accept(raw, envelope_sender, recipients, relay_remote=False)
-
-
 def submit(raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> DeliveryReport:
     """Send a local user's message (submission, webmail): local recipients get it now; remote recipients and
     external alias destinations go to the outbound queue (DKIM-signed), all in one transaction. Recipients
     reported REMOTE were queued; delivery attempts start when the transaction commits."""
-    from relay import queue
+    from relay import queue  # the relay is built on the store, so the store imports it only when used
 
-    return queue.accept(raw, envelope_sender, recipients, relay_remote=True)
+    return queue.accept(raw, envelope_sender, recipients)
 
 
 @transaction.atomic
@@ -687,8 +679,9 @@ def submit_from_smtp(raw: bytes, envelope_sender: str, recipients: Sequence[str]
 def deliver_many(
     deliveries: Sequence[Delivery], resolved: Mapping[str, Resolution] | None = None
 ) -> list[DeliveryReport | Exception]:
-    """Several `receive` calls in one transaction: one commit (one WAL flush) for a group of messages, and
-    the group's rows written set-wise (see `_store`).
+    """Messages received by the MX, stored in one transaction: one commit (one WAL flush) for a group of
+    messages, and the group's rows written set-wise (see `_store`). Each message's alias forwards are queued
+    for the relay in the same transaction (see `_pass_on`).
 
     `resolved` holds recent `resolve_recipient` answers (SMTP's RCPT replies), used instead of looking those
     addresses up again. What changed since is still caught: a full mailbox by the quota charge, a removed or
@@ -728,8 +721,8 @@ def _deliver_each(deliveries: Sequence[Delivery]) -> list[DeliveryReport | Excep
 
 
 def _pass_on(delivery: Delivery, report: DeliveryReport) -> None:
-    """What `receive` does after storing: queue alias forwards, and tell the sender about recipients refused
-    at DATA."""
+    """After a received message is stored: queue its alias forwards for the relay, with the original envelope
+    sender (no SRS rewriting), and tell the sender about recipients refused at DATA."""
     from relay import queue
 
     raw, envelope_sender, _ = delivery

@@ -97,20 +97,17 @@ def enqueue(raw: bytes, sender: str, recipients: Sequence[str]) -> OutboundMessa
 
 
 @transaction.atomic(savepoint=False)  # one unit with the caller's transaction (see services.deliver)
-def accept(raw: bytes, sender: str, recipients: Sequence[str], *, relay_remote: bool) -> services.DeliveryReport:
-    """Deliver to local recipients and queue the rest, in one transaction.
-
-    External addresses reached through aliases are always queued, with the original envelope sender. Remote
-    envelope recipients are queued only when `relay_remote` (authenticated submission); otherwise the caller
-    refuses them. The report's REMOTE results say which recipients were queued when `relay_remote`.
-    """
+def accept(raw: bytes, sender: str, recipients: Sequence[str]) -> services.DeliveryReport:
+    """A local user's message (submission, webmail): deliver to local recipients and queue remote recipients
+    and external alias destinations, in one transaction. The report's REMOTE results were queued."""
     report = services.deliver(raw, sender, recipients)
-    pass_on(raw, sender, report, relay_remote=relay_remote)
+    pass_on(raw, sender, report, relay_remote=True)
     return report
 
 
 def pass_on(raw: bytes, sender: str, report: services.DeliveryReport, *, relay_remote: bool) -> None:
-    """Queue what a delivery left for the relay: alias forwards, and remote recipients when `relay_remote`."""
+    """Queue what a delivery left for the relay: alias forwards (always, with the original envelope sender),
+    and remote recipients when `relay_remote` (authenticated senders; the MX refuses them at RCPT)."""
     outbound = list(report.forward)
     if relay_remote:
         outbound.extend(

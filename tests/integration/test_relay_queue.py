@@ -122,7 +122,7 @@ def test_submit_delivers_locally_and_queues_remote_and_forwarded_addresses_in_on
 def test_alias_forward_from_mx_is_queued_with_the_original_sender_unsigned(relay):
     services.create_alias("info@example.com", ["zed@example.org"])
     raw = b"From: someone@example.net\r\nTo: info@example.com\r\nSubject: hi\r\n\r\nhello\r\n"
-    services.receive(raw, "someone@example.net", ["info@example.com"])
+    services.deliver_many([(raw, "someone@example.net", ["info@example.com"])])
 
     outbound = OutboundMessage.objects.get()
     assert outbound.sender == "someone@example.net"
