@@ -268,8 +268,9 @@ class MailsiteSMTP(SMTP):
             refusal = _LINE_TOO_LONG
         if refusal is not None:
             return b"", refusal
-        content = bytes(data[1:] if data.startswith(b".") else data)
-        return content.replace(b"\r\n.", b"\r\n"), None
+        if data.startswith(b"."):
+            del data[0]  # a bytearray drops its first byte without copying the rest
+        return bytes(data).replace(b"\r\n.", b"\r\n"), None
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         plain = plain_path(arg)
