@@ -15,6 +15,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -95,7 +97,13 @@ def test_setup_then_runmail_serves_and_stops_cleanly(bare_environment: dict[str,
     )
     try:
         url = f"http://127.0.0.1:{env['MAILSITE_HTTP_PORT']}/admin/login/"
-        wait_for(lambda: process.poll() is None and web_answers(url), "the web server")
+
+        def serving() -> bool:
+            if process.poll() is not None:
+                pytest.fail(f"runmail exited with {process.returncode}:\n{process.communicate()[0]}")
+            return web_answers(url)
+
+        wait_for(serving, "the web server")
         exercise_every_protocol(env, password)
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=30)
