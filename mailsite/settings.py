@@ -6,7 +6,7 @@
 | DATABASE_URL                    | sqlite:///<data dir>/mailsite.sqlite3 | postgres://user@host:5432/db in production |
 | MAILSITE_BROKER_URL             | filesystem:// spool under data dir    | redis://host:6379/0 in production          |
 | MAILSITE_HOSTNAME               | this machine's FQDN                   | HELO/EHLO name, Received headers, banners  |
-| MAILSITE_SECRET_KEY             | generated once into the data dir      | Django's signing key                       |
+| MAILSITE_SECRET_KEY             | generated into the data dir (SQLite)  | Django's signing key; required otherwise   |
 | MAILSITE_DEBUG                  | false                                 | Django debug pages (never in production)   |
 | MAILSITE_ALLOWED_HOSTS          | hostname, localhost, 127.0.0.1        | web host names, comma separated            |
 | MAILSITE_MAX_MESSAGE_SIZE       | 25M                                   | largest message accepted (bytes, K/M/G)    |
@@ -38,6 +38,19 @@
 | MAILSITE_RELAY_SWEEP_GRACE      | 5m                                    | overdue this long = the task was lost      |
 | MAILSITE_RELAY_QUEUE            | celery                                | Celery queue of the relay's tasks          |
 | MAILSITE_DKIM_SELECTOR          | mailsite                              | selector of generated DKIM keys            |
+| MAILSITE_INSECURE_HTTP          | false                                 | serve plain HTTP off the embedded SQLite   |
+| MAILSITE_TRUSTED_PROXIES        | (none)                                | proxies whose X-Forwarded-Proto counts     |
+
+Inbound trust at the MX (mailauth/):
+
+| Variable                        | Default | Meaning                                                          |
+|---------------------------------|---------|------------------------------------------------------------------|
+| MAILSITE_AUTH_VERIFY            | true    | SPF, DKIM, ARC and DMARC checks and policy on the MX             |
+| MAILSITE_TRUSTED_NETWORKS       | (none)  | CIDRs whose mail skips them (loopback is not trusted by default) |
+| MAILSITE_AUTH_TIMEOUT           | 20      | seconds all checks of one message may take (RFC 7208 4.6.4)      |
+| MAILSITE_AUTH_THREADS           | 8       | threads per listener process doing verification (blocking DNS)   |
+| MAILSITE_DKIM_MAX_SIGNATURES    | 10      | DKIM signatures verified per message; later ones are not         |
+| MAILSITE_REJECT_SPF_FAIL        | false   | refuse (550 5.7.1) SPF fail even where DMARC does not ask to     |
 
 Listener-specific options (timeouts, limits) are documented next to their listener below.
 
@@ -62,6 +75,7 @@ IMAP listeners (imapd/):
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import socket
 import sys
@@ -69,6 +83,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from mailsite import hardening
 from mailsite.env import Env, SettingError
 from relay.policy import parse_schedule
 
@@ -142,6 +157,19 @@ try:
     MAILSITE_RELAY_SWEEP_BATCH = 1000  # tasks one sweep sends at most; the next sweep continues
     MAILSITE_RELAY_QUEUE = env.str("MAILSITE_RELAY_QUEUE", "celery")
     MAILSITE_DKIM_SELECTOR = env.str("MAILSITE_DKIM_SELECTOR", "mailsite")
+    # --- mailauth (inbound trust at the MX) ---
+    MAILSITE_AUTH_VERIFY = env.bool("MAILSITE_AUTH_VERIFY", True)
+    try:
+        MAILSITE_TRUSTED_NETWORKS = [
+            ipaddress.ip_network(item, strict=False) for item in env.list("MAILSITE_TRUSTED_NETWORKS", [])
+        ]
+    except ValueError as exc:
+        raise SettingError(f"MAILSITE_TRUSTED_NETWORKS: {exc}") from None
+    MAILSITE_AUTH_TIMEOUT = env.float("MAILSITE_AUTH_TIMEOUT", 20.0, minimum=0.1)
+    MAILSITE_AUTH_THREADS = env.int("MAILSITE_AUTH_THREADS", 8, minimum=1, maximum=256)
+    MAILSITE_DKIM_MAX_SIGNATURES = env.int("MAILSITE_DKIM_MAX_SIGNATURES", 10, minimum=1, maximum=100)
+    MAILSITE_REJECT_SPF_FAIL = env.bool("MAILSITE_REJECT_SPF_FAIL", False)
+    # --- end mailauth ---
     ALLOWED_HOSTS = env.list("MAILSITE_ALLOWED_HOSTS", [MAILSITE_HOSTNAME, "localhost", "127.0.0.1", "[::1]"])
     _database_url = env.str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'mailsite.sqlite3'}")
     try:
@@ -248,6 +276,33 @@ LOGIN_URL = "/admin/login/"
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "SAMEORIGIN"
+
+# --- Production hardening: a real secret key, HTTPS only (mailsite/hardening.py) --------------------------------
+# Both hold whenever the database is not the embedded SQLite of `make run`.
+_embedded_database = _database["ENGINE"] == "django.db.backends.sqlite3"
+try:
+    MAILSITE_INSECURE_HTTP = env.bool("MAILSITE_INSECURE_HTTP", False)
+    MAILSITE_TRUSTED_PROXIES = hardening.parse_networks(
+        "MAILSITE_TRUSTED_PROXIES", env.list("MAILSITE_TRUSTED_PROXIES", [])
+    )
+    if not DEBUG and not _embedded_database:
+        hardening.check_secret_key(_secret_key)
+except SettingError as exc:
+    sys.stderr.write(f"mailsite: configuration error: {exc}\n")
+    raise SystemExit(2) from None
+MIDDLEWARE.insert(0, "mailsite.hardening.TrustedProxyMiddleware")
+if MAILSITE_TRUSTED_PROXIES:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+MAILSITE_HTTPS_ONLY = not (_embedded_database or MAILSITE_INSECURE_HTTP)
+if MAILSITE_HTTPS_ONLY:
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = hardening.REDIRECT_EXEMPT
+    SECURE_HSTS_SECONDS = hardening.HSTS_SECONDS
+    # "__Host-" cookies are refused by browsers unless Secure, without Domain and for path "/": host-only.
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SESSION_COOKIE_NAME = "__Host-mailsite-session"
+    CSRF_COOKIE_NAME = "__Host-mailsite-csrf"
+    CSRF_TRUSTED_ORIGINS = [f"https://{MAILSITE_HOSTNAME}"]
 
 # --- Celery ---------------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = MAILSITE_BROKER_URL

@@ -8,6 +8,7 @@ developer machine without them the suite falls back to SQLite and the embedded b
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import sys
 import tempfile
@@ -46,6 +47,9 @@ if not os.environ.get("MAILSITE_BROKER_URL"):
 os.environ.setdefault("MAILSITE_DATA_DIR", tempfile.mkdtemp(prefix=f"mailsite-test-{_worker}-"))
 os.environ.setdefault("MAILSITE_HOSTNAME", "mx.mailsite.test")
 os.environ.setdefault("MAILSITE_AUTH_FAILURE_DELAY", "0.05")
+# The suite serves plain HTTP on loopback, and needs a key of its own since it runs on PostgreSQL.
+os.environ.setdefault("MAILSITE_INSECURE_HTTP", "true")
+os.environ.setdefault("MAILSITE_SECRET_KEY", secrets.token_urlsafe(50))
 
 
 def _trustme_pair(data_dir: str) -> None:
