@@ -1,0 +1,97 @@
+"""The message as Sieve tests see it, read from the stored bytes and the `mailcore.mime` parse of delivery.
+
+Header fields are split here because `mailcore.mime` keeps only the fields lists need, while Sieve may test
+any field; the split follows the same rules as `mailcore.mime._read_header` (a field name up to ":", lines
+starting with a space or tab continue it, the block ends at the root part's header end). Values are unfolded,
+stripped, and RFC 2047-decoded as RFC 5228 2.7.2 asks; addresses go through `mailcore.headers`.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+
+from mailcore.headers import decode_words, header_str, parse_address_list
+from mailcore.mime import MimePart, ParsedMessage, decode_body, html_to_text, part_text
+
+# RFC 5322 2.2: printable ASCII except ":", optional obsolete whitespace before the colon (as mailcore.mime).
+_FIELD = re.compile(rb"([!-9;-~]+)[ \t]*:")
+
+
+class MessageView:
+    def __init__(self, raw: bytes, parsed: ParsedMessage) -> None:
+        self.raw = raw
+        self.parsed = parsed
+
+    @property
+    def size(self) -> int:
+        return len(self.raw)
+
+    @cached_property
+    def fields(self) -> list[tuple[str, bytes]]:
+        """(lower-case name, raw unfolded value) of every header field of the message, in order."""
+        root = self.parsed.root
+        block = self.raw[root.header_start : root.header_end]
+        fields: list[tuple[str, bytes]] = []
+        for line in block.split(b"\n"):
+            line = line.removesuffix(b"\r")
+            if line[:1] in (b" ", b"\t"):
+                if fields:
+                    name, value = fields[-1]
+                    fields[-1] = (name, value + line)
+                continue
+            m = _FIELD.match(line)
+            if m is not None:
+                fields.append((m[1].decode("ascii").lower(), line[m.end() :]))
+        return fields
+
+    def raw_values(self, name: str) -> list[str]:
+        """Undecoded values of the fields called `name`, as text."""
+        wanted = name.lower()
+        return [header_str(value).strip() for field, value in self.fields if field == wanted]
+
+    def header(self, name: str) -> list[str]:
+        return [decode_words(value) for value in self.raw_values(name)]
+
+    def addresses(self, name: str) -> list[tuple[str, str | None]]:
+        """(local part, domain) of each mailbox in the named fields; group names are not addresses (5.1)."""
+        found: list[tuple[str, str | None]] = []
+        for value in self.raw_values(name):
+            for kind, _name, local, domain in parse_address_list(value):
+                if kind == "mailbox":
+                    found.append((local, domain))
+        return found
+
+    def body_raw(self) -> str:
+        return header_str(self.raw[self.parsed.root.body_start :])
+
+    def body_parts(self, types: list[str] | None) -> list[str]:
+        """Decoded text of the leaf parts whose type matches (RFC 5173 5.2); None means :text."""
+        texts: list[str] = []
+        for part in self.parsed.root.walk():
+            if part.children:
+                continue
+            if types is None:
+                # RFC 5173 5.3: :text is the text of text/* parts, HTML with its markup removed.
+                if part.content_type == "text/html":
+                    texts.append(html_to_text(part_text(self.raw, part)))
+                elif part.maintype == "text":
+                    texts.append(part_text(self.raw, part))
+            elif any(_type_matches(part, wanted) for wanted in types):
+                texts.append(_content(self.raw, part))
+        return texts
+
+
+def _type_matches(part: MimePart, wanted: str) -> bool:
+    wanted = wanted.lower()
+    if wanted == "":
+        return True
+    if "/" in wanted:
+        return part.content_type == wanted
+    return part.maintype == wanted
+
+
+def _content(raw: bytes, part: MimePart) -> str:
+    if part.maintype == "text":
+        return part_text(raw, part)
+    return header_str(decode_body(raw, part))
