@@ -7,11 +7,15 @@ the reply is a success.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 
 from aiosmtpd.smtp import AuthResult, Envelope, Session
 from django.conf import settings
 
+from mailauth import claims, verify
+from mailauth import queries as mailauth_queries
+from mailauth import results as ar_results
 from mailboxes import asyncdb, services
 from mailcore.headers import header_str, parse_address_list
 from mailcore.mime import HeaderTooLarge, MimeTooDeep
@@ -113,6 +117,8 @@ class Handler:
         try:
             raw = message.normalise_line_endings(envelope.original_content or b"")
             reply, raw = self._checked(session, raw)
+            if reply is None and self._verifies(server.client_ip):
+                reply, raw = await self._authenticate(server, session, envelope, raw)
             if reply is None:
                 reply = await self._deliver(server, session, envelope, queue_id, raw)
         except Exception:
@@ -155,6 +161,49 @@ class Handler:
         if not message.has_field(raw, b"Date"):
             added += b"Date: " + message.date_value() + b"\r\n"
         return None, added + raw
+
+    # --- Message authentication at the MX (mailauth) ---------------------------------------------------------
+
+    def _verifies(self, client_ip: str) -> bool:
+        """MX only: submission is authenticated, and trusted networks are ours (MAILSITE_TRUSTED_NETWORKS)."""
+        if self.role.submission or not settings.MAILSITE_AUTH_VERIFY:
+            return False
+        try:
+            address = ipaddress.ip_address(client_ip)
+        except ValueError:
+            return True
+        return not any(address in network for network in settings.MAILSITE_TRUSTED_NETWORKS)
+
+    async def _authenticate(
+        self, server: MailsiteSMTP, session: Session, envelope: MailsiteEnvelope, raw: bytes
+    ) -> tuple[str | None, bytes]:
+        """SPF, DKIM, ARC and DMARC in a worker thread, our domains looked up meanwhile; then the MX policy.
+        An accepted message gets our Authentication-Results in place of any that claims to be ours."""
+        sender = _sender(envelope)
+        claimed = claims.read(raw)
+        facts = verify.Envelope(
+            ip=server.client_ip, helo=session.host_name or "", sender=sender, author_domains=claimed.author_domains
+        )
+        verdict, local = await asyncio.gather(
+            verify.verify_off_loop(raw, facts),
+            asyncdb.call(mailauth_queries.local_domains, claims.with_sender(sender, claimed)),
+        )
+        decision = policy.authentication_decision(verdict, local, reject_spf_fail=settings.MAILSITE_REJECT_SPF_FAIL)
+        log.info(
+            "smtp auth client=%s sender=<%s> results=%s decision=%r",
+            server.client_ip,
+            sender,
+            "; ".join(verdict.resinfos()),
+            decision.reply or ("junk" if decision.junk else "inbox"),
+        )
+        if decision.reply:
+            return decision.reply, raw
+        raw, forged = ar_results.remove_forged(raw, self.hostname)
+        if forged:
+            log.info("smtp removed %d Authentication-Results claiming to be ours client=%s", forged, server.client_ip)
+        return None, verdict.header_field(self.hostname) + raw
+
+    # --- end of message authentication ------------------------------------------------------------------------
 
     async def _deliver(
         self, server: MailsiteSMTP, session: Session, envelope: MailsiteEnvelope, queue_id: str, raw: bytes

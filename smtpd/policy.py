@@ -10,6 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mailauth.verify import Verdict
 
 # RFC 5321 4.5.3.1.4: a command line is at most 512 octets including CRLF; aiosmtpd measures it without the
 # CRLF. SIZE (RFC 1870 3) and SMTPUTF8 (RFC 6531 3.4) each extend the MAIL command line.
@@ -237,6 +241,66 @@ def with_protocol(*, extended: bool, tls: bool, authenticated: bool, smtputf8: b
         return "SMTP"
     name = "UTF8SMTP" if smtputf8 else "ESMTP"
     return name + ("S" if tls else "") + ("A" if authenticated else "")
+
+
+# --- Message authentication at the MX (mailauth) --------------------------------------------------------------
+# RFC 7372 gives SPF its own enhanced codes; DMARC and forged senders use the generic 5.7.1.
+
+AUTH_TEMPORARY = "451 4.7.0 Sender authentication could not be completed (DNS), try again later"
+SPF_FAILED = "550 5.7.23 SPF validation failed"
+
+
+def dmarc_rejected(domain: str) -> str:
+    return f"550 5.7.1 Message refused: the DMARC policy of {domain} asks to reject unauthenticated mail"
+
+
+def forged_local_sender(domain: str) -> str:
+    return f"550 5.7.1 Unauthenticated mail claiming to come from our domain {domain} is refused"
+
+
+@dataclass(frozen=True)
+class AuthDecision:
+    """The MX's answer to a verified message: a refusal (`reply`), or delivery, into Junk when `junk`."""
+
+    reply: str | None = None
+    junk: bool = False
+
+
+def _within(domain: str, parent: str) -> bool:
+    return bool(parent) and (domain == parent or domain.endswith("." + parent))
+
+
+def authentication_decision(verdict: Verdict, claimed_local: Collection[str], *, reject_spf_fail: bool) -> AuthDecision:
+    """What the MX does with a message from the outside after verification.
+
+    `claimed_local`: those of our own domains the message claims as its MAIL FROM or From: domain. Such a
+    claim needs SPF to pass for that very domain or a valid DKIM signature of it (or of a parent domain),
+    whatever DMARC record we publish. DMARC p=reject failures are refused, p=quarantine failures go to Junk;
+    SPF alone refuses only with `reject_spf_fail`. A temporary result refuses temporarily, and only where the
+    final result could have been a refusal; otherwise the message is delivered and the header says temperror.
+    """
+    for domain in claimed_local:
+        if verdict.spf.result == "pass" and verdict.spf.domain == domain:
+            continue
+        if any(d.result == "pass" and _within(domain, d.domain) for d in verdict.dkim):
+            continue
+        if (verdict.spf.result == "temperror" and verdict.spf.domain == domain) or any(
+            d.result == "temperror" and _within(domain, d.domain) for d in verdict.dkim
+        ):
+            return AuthDecision(AUTH_TEMPORARY)
+        return AuthDecision(forged_local_sender(domain))
+    junk = False
+    for result in verdict.dmarc:
+        if result.result == "fail" and result.disposition == "reject":
+            return AuthDecision(dmarc_rejected(result.domain))
+        if result.result == "temperror" and result.policy == "reject":
+            return AuthDecision(AUTH_TEMPORARY)
+        junk = junk or (result.result == "fail" and result.disposition == "quarantine")
+    if reject_spf_fail and verdict.spf.result == "fail":
+        return AuthDecision(SPF_FAILED)
+    if reject_spf_fail and verdict.spf.result == "temperror":
+        return AuthDecision(AUTH_TEMPORARY)
+    return AuthDecision(junk=junk)
 
 
 # --- Connections ----------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from mailboxes import services
+from mailboxes import actions
 from mailboxes.models import Account
 from tests.conftest import PASSWORD
 
@@ -69,5 +69,52 @@ def message(subject: str = "Hello", body: str = "Hi there.\r\n", **headers: str)
 
 def deliver(raw: bytes, recipient: str = ADDRESS) -> None:
     """Store a message as SMTP ingress does."""
-    report = services.deliver(raw, "bob@example.org", [recipient])
+    report = actions.deliver(raw, "bob@example.org", [recipient])
     assert report.message_ids, report
+
+
+class RawClient:
+    """An IMAP client on a plain socket that returns every byte the server answered to each command."""
+
+    def __init__(self, server: Server, *, login: bool = True) -> None:
+        self.sock = server.track(socket.create_connection((server.host, server.port), timeout=10))
+        self.buffer = b""
+        self.counter = 0
+        self.read_until(b"\r\n")
+        if login:
+            self.command(f'LOGIN {ADDRESS} "{PASSWORD}"')
+
+    def read_until(self, marker: bytes) -> bytes:
+        while marker not in self.buffer:
+            chunk = self.sock.recv(65536)
+            assert chunk, self.buffer
+            self.buffer += chunk
+        end = self.buffer.index(marker) + len(marker)
+        data, self.buffer = self.buffer[:end], self.buffer[end:]
+        return data
+
+    def send(self, text: str | bytes) -> str:
+        """Send one command without waiting; returns its tag."""
+        self.counter += 1
+        tag = f"t{self.counter}"
+        line = text.encode() if isinstance(text, str) else text
+        self.sock.sendall(tag.encode() + b" " + line + b"\r\n")
+        return tag
+
+    def reply(self, tag: str) -> bytes:
+        """Everything up to and including the tagged reply of `tag`."""
+        data = b""
+        while True:
+            line = self.read_until(b"\r\n")
+            data += line
+            if line.startswith(tag.encode() + b" "):
+                return data
+
+    def command(self, text: str | bytes) -> bytes:
+        return self.reply(self.send(text))
+
+    def ok(self, text: str | bytes) -> bytes:
+        data = self.command(text)
+        last = data.rstrip(b"\r\n").rsplit(b"\r\n", 1)[-1]
+        assert last.split(b" ")[1] == b"OK", data
+        return data

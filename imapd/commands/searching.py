@@ -1,0 +1,83 @@
+"""SEARCH and UID SEARCH (RFC 3501 6.4.4), with ESEARCH result options (RFC 4731) and the saved result of
+SEARCHRES (RFC 5182)."""
+
+from __future__ import annotations
+
+from imapd import search_keys, search_sql, sequence, store
+from imapd.protocol import Command, ParseError
+from imapd.session import No, Selected, Session
+from mailboxes import asyncdb
+
+
+def _selected(session: Session) -> Selected:
+    assert session.selected is not None
+    return session.selected
+
+
+def esearch_response(tag: str, by_uid: bool, returns: tuple[str, ...], numbers: list[int]) -> bytes:
+    """RFC 4731 3.1: "* ESEARCH (TAG "t") [UID] MIN n MAX n COUNT n ALL set"; MIN, MAX and ALL are left out
+    when nothing matched, COUNT never."""
+    parts = [f'* ESEARCH (TAG "{tag}")']
+    if by_uid:
+        parts.append("UID")
+    if numbers:
+        if "MIN" in returns:
+            parts.append(f"MIN {numbers[0]}")
+        if "MAX" in returns:
+            parts.append(f"MAX {numbers[-1]}")
+    if "COUNT" in returns:
+        parts.append(f"COUNT {len(numbers)}")
+    if numbers and "ALL" in returns:
+        parts.append(f"ALL {sequence.compress(numbers)}")
+    return (" ".join(parts) + "\r\n").encode()
+
+
+def saved_result(returns: tuple[str, ...], uids: list[int]) -> list[int]:
+    """RFC 5182 2.4: SAVE with MIN and/or MAX (and neither ALL nor COUNT) saves only those messages."""
+    if "ALL" in returns or "COUNT" in returns or not ({"MIN", "MAX"} & set(returns)):
+        return uids
+    if not uids:
+        return []
+    picked = {uids[0]} if "MIN" in returns else set()
+    if "MAX" in returns:
+        picked.add(uids[-1])
+    return sorted(picked)
+
+
+async def search(session: Session, command: Command) -> str:
+    selected = _selected(session)
+    by_uid = command.name == "UID SEARCH"
+    try:
+        parsed = search_keys.parse(command.args)
+    except search_keys.BadCharset:
+        if _wants_save(command):
+            selected.saved = []
+        raise No(f"[BADCHARSET ({' '.join(search_keys.CHARSETS)})] Unsupported charset") from None
+    except ParseError:
+        if _wants_save(command):
+            selected.saved = []  # RFC 5182 2.1: a failed SEARCH ... SAVE empties the saved result
+        raise
+    context = search_sql.Context(selected.mailbox_id, selected.uids, selected.recent, selected.saved)
+    uids = await asyncdb.call(store.search, context, parsed.key, selected.max_uid)
+    returns = parsed.returns
+    if returns is not None and "SAVE" in returns:
+        selected.saved = saved_result(returns, uids)
+    numbers = uids if by_uid else [n for n in (selected.seq_of(uid) for uid in uids) if n is not None]
+    if returns is None:
+        session.send(b"* SEARCH" + b"".join(b" %d" % n for n in numbers) + b"\r\n")
+    elif set(returns) != {"SAVE"}:  # RFC 5182 2.4: SAVE alone returns no ESEARCH response
+        session.send(esearch_response(command.tag, by_uid, returns, numbers))
+    return f"{command.name} completed"
+
+
+def _wants_save(command: Command) -> bool:
+    args = command.args
+    return (
+        len(args) > 1
+        and str(args[0]).upper() == "RETURN"
+        and isinstance(args[1], list)
+        and any(str(a).upper() == "SAVE" for a in args[1])
+    )
+
+
+HANDLERS = {"SEARCH": search, "UID SEARCH": search}

@@ -1,0 +1,190 @@
+"""A parsed SEARCH (`imapd.search_keys`) translated to one Django filter on the folder's messages.
+
+Flags, UIDs, internal dates and sizes are columns. FROM/TO/CC/BCC/SUBJECT and HEADER on those fields match
+the decoded header columns stored at delivery (case-insensitive substring, RFC 3501 6.4.4); other HEADER
+fields, the header part of TEXT and the presence of a field (HEADER f "") read the stored header bytes. The
+Date: header's own day (SENT*) is computed in SQL from the stored date and the zone written in the header.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import connection
+from django.db.models import Q
+from django.db.models.expressions import RawSQL
+
+from imapd import search_keys as k
+from imapd import sequence
+from imapd.protocol import ParseError
+from mailboxes.models import Message, MessageBody
+
+_SYSTEM_KEYWORDS = {"\\seen": "seen", "\\answered": "answered", "\\flagged": "flagged", "\\deleted": "deleted"}
+_SYSTEM_KEYWORDS["\\draft"] = "draft"
+# Decoded columns holding a field's content, and the envelope JSON key present exactly when the field is.
+_HEADER_COLUMNS = {
+    "subject": (("subject",), "s"),
+    "from": (("from_name", "from_address"), "f"),
+    "to": (("to_addresses",), "t"),
+    "cc": (("cc_addresses",), "c"),
+    "bcc": (("bcc_addresses",), "b"),
+    "message-id": (("message_id",), "m"),
+    "in-reply-to": (("in_reply_to",), "i"),
+    "date": ((), "d"),
+}
+_TEXT_COLUMNS = (
+    "search_text",
+    "subject",
+    "from_name",
+    "from_address",
+    "to_addresses",
+    "cc_addresses",
+    "bcc_addresses",
+    "message_id",
+    "in_reply_to",
+    "references",
+)
+_NOTHING = Q(pk__in=[])
+_EVERYTHING = Q(pk__isnull=False)  # not Q(), whose negation is also empty and so matches everything
+_MESSAGES = Message._meta.db_table
+_BODIES = MessageBody._meta.db_table
+# The header block of a message's stored bytes: up to the body of the root part (mailcore.mime.MimePart).
+_PG_HEADER = "substring(b.raw from 1 for (m.structure->'o'->>2)::int)"
+# RFC 5322 3.3: the zone ends the date (a comment may follow); RFC 5322 4.3 obsolete zone names.
+_PG_ZONE = r"substring(m.envelope->>'d' from '([+-][0-9]{4})\s*(?:\([^()]*\)\s*)?$')"
+_PG_SENT_DAY = (
+    "((m.sent_date AT TIME ZONE 'UTC') + make_interval(mins => COALESCE("
+    "(substr(z.zone, 1, 1) || '1')::int * (substr(z.zone, 2, 2)::int * 60 + substr(z.zone, 4, 2)::int), "
+    r"CASE upper(substring(m.envelope->>'d' from '([A-Za-z]+)\s*$')) WHEN 'EDT' THEN -240 WHEN 'EST' THEN -300 "
+    "WHEN 'CDT' THEN -300 WHEN 'CST' THEN -360 WHEN 'MDT' THEN -360 WHEN 'MST' THEN -420 WHEN 'PDT' THEN -420 "
+    "WHEN 'PST' THEN -480 ELSE 0 END)))::date"
+)
+_RELATIONS = {"before": "<", "on": "=", "since": ">="}
+
+
+@dataclass
+class Context:
+    mailbox_id: int
+    uids: Sequence[int]  # the session's view, ascending
+    recent: set[int]  # UIDs \Recent in this session
+    saved: Sequence[int] | None = None  # the SEARCHRES result ("$"), None when none was saved
+
+
+def uid_q(ranges: list[tuple[int, int]]) -> Q:
+    """A filter for messages with UIDs in these ranges (single UIDs folded into one IN list)."""
+    singles = [low for low, high in ranges if low == high]
+    q = Q(uid__in=singles) if singles else _NOTHING
+    for low, high in ranges:
+        if low != high:
+            q |= Q(uid__gte=low, uid__lte=high)
+    return q
+
+
+def _contains(columns: Sequence[str], text: str) -> Q:
+    q = _NOTHING
+    for column in columns:
+        q |= Q(**{f"{column}__icontains": text})
+    return q
+
+
+def _matching(mailbox_id: int, condition: str, params: list[object], *, body: bool = True) -> Q:
+    """Messages of the folder for which an SQL condition on m (the message) and b (its body) holds."""
+    join = f" JOIN {_BODIES} b ON b.id = m.body_id" if body else ""
+    zone = f" CROSS JOIN LATERAL (SELECT {_PG_ZONE} AS zone) z" if "z.zone" in condition else ""
+    sql = f"SELECT m.id FROM {_MESSAGES} m{join}{zone} WHERE m.mailbox_id = %s AND {condition}"
+    return Q(pk__in=RawSQL(sql, [mailbox_id, *params]))
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _raw_header_contains(mailbox_id: int, text: str) -> Q:
+    if connection.vendor == "postgresql":
+        # escape-encoding keeps printable ASCII as it is; 8-bit text is matched by the decoded columns.
+        return _matching(mailbox_id, f"encode({_PG_HEADER}, 'escape') ILIKE %s", [f"%{_like_escape(text)}%"])
+    header = "substr(b.raw, 1, json_extract(m.structure, '$.o[2]'))"
+    return _matching(mailbox_id, f"instr(lower(CAST({header} AS TEXT)), lower(%s)) > 0", [text])
+
+
+def _header_field(mailbox_id: int, name: str, value: str) -> Q:
+    """HEADER on a field without a column: the field's (possibly folded) line contains value."""
+    if connection.vendor != "postgresql":
+        raise ParseError("HEADER searches on this field need PostgreSQL")
+    # The field at the start of a line, then on its logical line (RFC 5322 2.2.3 folding) the value.
+    pattern = rf"(^|\n){re.escape(name)}[ \t]*:([^\n]|\n[ \t])*{re.escape(value)}"
+    return _matching(mailbox_id, f"encode({_PG_HEADER}, 'escape') ~* %s", [pattern])
+
+
+def _header(context: Context, key: k.Header) -> Q:
+    columns, present_key = _HEADER_COLUMNS.get(key.field, ((), None))
+    if not key.value:
+        # RFC 3501 6.4.4: an empty string matches every message that has the field.
+        if present_key is not None:
+            return Q(envelope__has_key=present_key)
+        return _header_field(context.mailbox_id, key.field, "")
+    if columns:
+        return _contains(columns, key.value)
+    return _header_field(context.mailbox_id, key.field, key.value)
+
+
+def _date(context: Context, key: k.Date) -> Q:
+    if not key.sent:
+        # The internal date's day, disregarding time (RFC 3501 6.4.4); days are taken in UTC.
+        start = datetime.datetime.combine(key.day, datetime.time(), tzinfo=datetime.UTC)
+        end = start + datetime.timedelta(days=1)
+        if key.relation == "before":
+            return Q(internal_date__lt=start)
+        if key.relation == "on":
+            return Q(internal_date__gte=start, internal_date__lt=end)
+        return Q(internal_date__gte=start)
+    # The Date: header's day in the zone it is written in; without a Date: header, the internal date's day.
+    operator = _RELATIONS[key.relation]
+    if connection.vendor == "postgresql":
+        day = f"COALESCE({_PG_SENT_DAY}, (m.internal_date AT TIME ZONE 'UTC')::date)"
+    else:
+        day = "date(COALESCE(m.sent_date, m.internal_date))"  # SQLite: the day in UTC
+    return _matching(context.mailbox_id, f"{day} {operator} %s", [key.day], body=False)
+
+
+def to_q(key: k.Key, context: Context) -> Q:
+    """The filter selecting the messages that match `key` (nesting is bounded by the parser)."""
+    if isinstance(key, k.All):
+        return _EVERYTHING
+    if isinstance(key, k.And):
+        q = to_q(key.keys[0], context)
+        for part in key.keys[1:]:
+            q &= to_q(part, context)
+        return q
+    if isinstance(key, k.Or):
+        return to_q(key.left, context) | to_q(key.right, context)
+    if isinstance(key, k.Not):
+        return ~to_q(key.key, context)
+    if isinstance(key, k.Flag):
+        return Q(**{key.name: key.on})
+    if isinstance(key, k.Keyword):
+        column = _SYSTEM_KEYWORDS.get(key.flag.lower())
+        return Q(**{column: True}) if column else Q(keywords__contains=f" {key.flag} ")
+    if isinstance(key, k.Recent):
+        return Q(uid__in=sorted(context.recent))
+    if isinstance(key, k.Header):
+        return _header(context, key)
+    if isinstance(key, k.Body):
+        return Q(search_text__icontains=key.value)
+    if isinstance(key, k.Text):
+        return _contains(_TEXT_COLUMNS, key.value) | _raw_header_contains(context.mailbox_id, key.value)
+    if isinstance(key, k.Size):
+        return Q(size__gt=key.octets) if key.larger else Q(size__lt=key.octets)
+    if isinstance(key, k.Date):
+        return _date(context, key)
+    if isinstance(key, k.Messages):
+        return uid_q(sequence.uid_ranges(list(key.ranges), context.uids, by_uid=key.by_uid))
+    if isinstance(key, k.Saved):
+        # RFC 5182 2.1: "$" with nothing saved is an empty set.
+        return Q(uid__in=list(context.saved)) if context.saved else _NOTHING
+    if isinstance(key, k.ModSeq):
+        return Q(modseq__gte=key.modseq)
+    raise TypeError(f"unknown search key {key!r}")
