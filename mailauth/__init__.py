@@ -1,0 +1,1 @@
+"""Inbound trust at the MX: SPF, DKIM, DMARC and ARC verification and the Authentication-Results they give."""

@@ -1,0 +1,57 @@
+"""Which domains a received message claims to come from (pure).
+
+DMARC is evaluated for the author domains our header parser reads from From: (`mailcore.headers`), the
+reading the webmail shows. The check for forged local senders is stricter: it takes every domain written
+after an "@" anywhere in any From: field as claimed, so neither a second From: field, a display name that
+looks like an address, nor a parser differential can carry one of our domains past it unchecked.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mailcore.headers import header_str, parse_address_list
+
+_FIELD = re.compile(rb"(?im)^from[ \t]*:([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)")
+_AT_DOMAIN = re.compile(
+    r"@\s*([A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+)"
+)
+
+
+@dataclass(frozen=True)
+class Claims:
+    author_domains: tuple[str, ...]  # From: mailboxes' domains, as our parser reads them (for DMARC)
+    mentioned_domains: tuple[str, ...]  # every domain after an "@" in any From: field (for forged local senders)
+
+
+def _header(raw: bytes) -> bytes:
+    end = raw.find(b"\r\n\r\n")
+    return raw if end < 0 else raw[: end + 2]
+
+
+def _domain(text: str) -> str:
+    return text.lower().rstrip(".")
+
+
+def read(raw: bytes) -> Claims:
+    values = [re.sub(rb"\r\n([ \t])", rb"\1", m.group(1)) for m in _FIELD.finditer(_header(raw))]
+    authors: dict[str, None] = {}
+    mentioned: dict[str, None] = {}
+    for value in values:
+        text = header_str(value.strip())
+        for kind, _, _, domain in parse_address_list(text):
+            if kind == "mailbox" and domain:
+                authors[_domain(domain)] = None
+        for match in _AT_DOMAIN.finditer(text):
+            mentioned[_domain(match.group(1))] = None
+    for domain in authors:
+        mentioned[domain] = None
+    return Claims(tuple(authors), tuple(mentioned))
+
+
+def with_sender(sender: str, claims: Claims) -> list[str]:
+    """The domains whose authority a message claims: its MAIL FROM domain and every domain of its From:."""
+    found = [_domain(sender.rpartition("@")[2])] if sender else []
+    found.extend(claims.mentioned_domains)
+    return list(dict.fromkeys(d for d in found if d))

@@ -1,0 +1,89 @@
+"""DNS for message authentication: dnspython with the configured resolver, bounded time and bounded answers.
+
+Unlike the relay's MX lookups, verification caches answers (an LRU cache honouring TTLs): the same SPF, DKIM
+key and DMARC records are asked for by every message from a sender, and a stale policy record for a TTL is
+what every resolver serves anyway.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import dns.exception
+import dns.name
+import dns.nameserver
+import dns.rdatatype
+import dns.resolver
+from django.conf import settings
+
+# Bounds for hostile zones: a TXT answer is used only up to these sizes (RFC 7208 3.4 asks SPF records to fit
+# 450 octets; the largest DKIM keys in use, RSA 4096, take about 800), larger answers count as malformed.
+MAX_TXT_RECORDS = 20
+MAX_TXT_OCTETS = 8192
+CACHE_ENTRIES = 10_000
+
+
+class TemporaryDnsError(Exception):
+    """Timeout, SERVFAIL or an unreachable server: the answer may be different a little later."""
+
+
+_lock = threading.Lock()
+_resolvers: dict[tuple, dns.resolver.Resolver] = {}
+
+
+def resolver() -> dns.resolver.Resolver:
+    """The process's resolver for the current settings (tests change them; each setting gets its own)."""
+    nameservers = tuple(settings.MAILSITE_DNS_NAMESERVERS)
+    timeout = float(settings.MAILSITE_DNS_TIMEOUT)
+    key = (nameservers, timeout)
+    with _lock:
+        found = _resolvers.get(key)
+        if found is None:
+            found = dns.resolver.Resolver(configure=not nameservers)
+            if nameservers:
+                found.nameservers = [dns.nameserver.Do53Nameserver(host, port) for host, port in nameservers]
+            found.timeout = timeout
+            found.lifetime = timeout
+            found.cache = dns.resolver.LRUCache(CACHE_ENTRIES)
+            _resolvers[key] = found
+        return found
+
+
+def forget_cached_answers() -> None:
+    """Drop every cached answer (tests that change a zone between messages)."""
+    with _lock:
+        for item in _resolvers.values():
+            if item.cache is not None:
+                item.cache.flush()
+
+
+def lookup(name: str, rdtype: str, *, timeout: float | None = None) -> list:
+    """The rdatas of `name`/`rdtype`; [] for NXDOMAIN or no data; TemporaryDnsError otherwise."""
+    try:
+        answer = resolver().resolve(
+            dns.name.from_text(name), rdtype, raise_on_no_answer=False, search=False, lifetime=timeout
+        )
+    except (dns.resolver.NXDOMAIN, dns.resolver.YXDOMAIN, dns.name.NameTooLong, dns.name.LabelTooLong):
+        return []
+    except dns.resolver.NoNameservers as exc:
+        raise TemporaryDnsError(f"{rdtype} {name}: SERVFAIL") from exc
+    except (dns.exception.Timeout, dns.resolver.LifetimeTimeout) as exc:
+        raise TemporaryDnsError(f"{rdtype} {name}: timeout") from exc
+    except dns.exception.DNSException as exc:  # a malformed answer: as good as none, but may be fixed
+        raise TemporaryDnsError(f"{rdtype} {name}: {exc.__class__.__name__}") from exc
+    return list(answer.rrset) if answer.rrset is not None else []
+
+
+class OversizedAnswer(Exception):
+    """A TXT answer beyond MAX_TXT_RECORDS or MAX_TXT_OCTETS."""
+
+
+def txt(name: str, *, timeout: float | None = None) -> list[bytes]:
+    """Each TXT record of `name` with its strings joined (RFC 7208 3.3, RFC 6376 3.6.2.2)."""
+    records = lookup(name, "TXT", timeout=timeout)
+    if len(records) > MAX_TXT_RECORDS:
+        raise OversizedAnswer(f"{name}: {len(records)} TXT records")
+    joined = [b"".join(record.strings) for record in records]
+    if sum(len(value) for value in joined) > MAX_TXT_OCTETS:
+        raise OversizedAnswer(f"{name}: TXT answer over {MAX_TXT_OCTETS} octets")
+    return joined

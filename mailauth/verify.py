@@ -1,0 +1,118 @@
+"""Verification of one received message: SPF, DKIM, ARC, then DMARC from their results.
+
+`verify_message` is blocking (DNS) and runs in a worker thread; `verify_off_loop` is what the MX awaits. Every
+step gets the time left of one overall budget (MAILSITE_AUTH_TIMEOUT): a step that finds none left, or whose
+lookups time out, ends in temperror, so a message always leaves verification with a verdict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from mailauth import arc_check, dkim_check, dmarc, results, spf_check
+from mailauth.arc_check import ArcResult
+from mailauth.dkim_check import DkimResult
+from mailauth.dmarc import DmarcResult
+from mailauth.spf_check import SpfResult
+
+log = logging.getLogger("mailauth")
+
+
+@dataclass(frozen=True)
+class Envelope:
+    ip: str
+    helo: str
+    sender: str  # "" for the null reverse-path
+    author_domains: tuple[str, ...]  # the RFC 5322.From domains, from the one parse the MX made
+
+
+@dataclass(frozen=True)
+class Verdict:
+    spf_helo: SpfResult
+    spf: SpfResult
+    dkim: tuple[DkimResult, ...] = ()
+    arc: ArcResult = field(default_factory=lambda: ArcResult("none"))
+    dmarc: tuple[DmarcResult, ...] = ()
+
+    def resinfos(self) -> list[str]:
+        """The method results for Authentication-Results, in the order of RFC 8601's examples."""
+        items = []
+        for check, ptype in ((self.spf, "smtp.mailfrom"), (self.spf_helo, "smtp.helo")):
+            if check.domain or check.result != "none":
+                items.append(results.method_result("spf", check.result, [(ptype, check.domain)], comment=check.reason))
+        if not self.dkim:
+            items.append(results.method_result("dkim", "none"))
+        for d in self.dkim:
+            props = [("header.d", d.domain), ("header.s", d.selector), ("header.b", d.signature_b)]
+            items.append(results.method_result("dkim", d.result, props, comment=d.reason))
+        items.append(results.method_result("arc", self.arc.result, comment=self.arc.reason))
+        for m in self.dmarc:
+            comment = "" if m.result == "none" else f"p={m.policy} dis={m.disposition}"
+            comment += f"; {m.reason}" if m.reason and comment else m.reason
+            items.append(results.method_result("dmarc", m.result, [("header.from", m.domain)], comment=comment))
+        return items
+
+    def header_field(self, authserv_id: str) -> bytes:
+        return results.field(authserv_id, self.resinfos())
+
+
+def timed_out(envelope: Envelope, reason: str) -> Verdict:
+    """The verdict when verification could not finish: every check temporary, so no policy rejects for good."""
+    sender_domain = envelope.sender.rpartition("@")[2].lower()
+    return Verdict(
+        spf_helo=SpfResult("temperror", envelope.helo.lower(), "helo", reason),
+        spf=SpfResult("temperror", sender_domain, "mailfrom", reason),
+        arc=ArcResult("temperror", reason),
+        dmarc=tuple(DmarcResult(d, "temperror", reason=reason) for d in envelope.author_domains),
+    )
+
+
+def verify_message(raw: bytes, envelope: Envelope, *, total_time: float, max_signatures: int) -> Verdict:
+    deadline = time.monotonic() + total_time
+    per_lookup = float(settings.MAILSITE_DNS_TIMEOUT)
+
+    def left() -> float:
+        return max(min(per_lookup, deadline - time.monotonic()), 0.001)
+
+    spf_helo = spf_check.check_helo(envelope.ip, envelope.helo, total_time=left())
+    spf = spf_check.check_mail_from(envelope.ip, envelope.sender, envelope.helo, total_time=left())
+    signatures = tuple(dkim_check.verify(raw, max_signatures=max_signatures, timeout=left()))
+    arc = arc_check.verify(raw, timeout=left())
+    verdicts = tuple(
+        dmarc.evaluate(domain, dmarc.discover(domain, timeout=left()), spf, signatures)
+        for domain in dict.fromkeys(envelope.author_domains)
+    )
+    return Verdict(spf_helo=spf_helo, spf=spf, dkim=signatures, arc=arc, dmarc=verdicts)
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=settings.MAILSITE_AUTH_THREADS, thread_name_prefix="mailauth")
+    return _pool
+
+
+async def verify_off_loop(raw: bytes, envelope: Envelope) -> Verdict:
+    """`verify_message` in a worker thread, never longer than MAILSITE_AUTH_TIMEOUT (plus a second's grace)."""
+    total = float(settings.MAILSITE_AUTH_TIMEOUT)
+    work = asyncio.get_running_loop().run_in_executor(
+        _executor(), lambda: verify_message(raw, envelope, total_time=total, max_signatures=_max_signatures())
+    )
+    try:
+        return await asyncio.wait_for(work, total + 1.0)
+    except TimeoutError:
+        log.warning("verification timed out after %.1fs client=%s", total, envelope.ip)
+        return timed_out(envelope, "verification timed out")
+
+
+def _max_signatures() -> int:
+    return int(settings.MAILSITE_DKIM_MAX_SIGNATURES)
