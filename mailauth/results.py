@@ -30,8 +30,11 @@ def authserv_id(field: bytes) -> str:
     # Comments may nest in theory; two passes remove what real headers carry.
     value = _COMMENT.sub(b" ", _COMMENT.sub(b" ", value))
     first = value.split(b";", 1)[0].strip()
-    words = first.strip(b'"').split()  # a version may follow the authserv-id ("example.net 1")
-    first = words[0] if words else b""
+    if first.startswith(b'"'):  # RFC 8601 2.2: authserv-id is a value, so possibly a quoted-string
+        first = first[1:].split(b'"', 1)[0]
+    else:
+        words = first.split()  # a version may follow the authserv-id ("example.net 1")
+        first = words[0] if words else b""
     return first.decode("utf-8", "replace").lower().rstrip(".")
 
 
