@@ -233,6 +233,7 @@ INSTALLED_APPS = [
     "mailboxes",
     "webmail",
     "relay",
+    "credentials",
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -1,7 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 urlpatterns = [
+    # Admins sign in like everyone else: throttled, with the second factor (webmail/views/auth.py).
+    path("admin/login/", RedirectView.as_view(pattern_name="webmail:login", query_string=True)),
     path("admin/", admin.site.urls),
     path("", include("webmail.urls")),
 ]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from webmail.views import auth, compose, events, folders, mail
+from webmail.views import auth, compose, events, folders, mail, security
 
 app_name = "webmail"
 
@@ -8,6 +8,15 @@ urlpatterns = [
     path("", mail.home, name="home"),
     path("login/", auth.login, name="login"),
     path("logout/", auth.logout, name="logout"),
+    path("login/code/", security.login_totp, name="login_totp"),
+    path("settings/security/", security.security, name="security"),
+    path("settings/security/password/", security.change_password, name="change_password"),
+    path("settings/security/app-passwords/", security.app_password_create, name="app_password_create"),
+    path("settings/security/app-passwords/revoke/", security.app_password_revoke, name="app_password_revoke"),
+    path("settings/security/app-passwords/require/", security.require_app_passwords, name="require_app_passwords"),
+    path("settings/security/two-factor/", security.totp_setup, name="totp_setup"),
+    path("settings/security/two-factor/off/", security.totp_disable, name="totp_disable"),
+    path("settings/security/two-factor/recovery-codes/", security.recovery_codes, name="recovery_codes"),
     path("f/<int:folder_id>/", mail.folder, name="folder"),
     path("f/<int:folder_id>/act/", mail.act, name="act"),
     path("trash/empty/", mail.empty_trash, name="empty_trash"),

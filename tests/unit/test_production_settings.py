@@ -96,7 +96,9 @@ def test_production_is_https_only(tmp_path: Path) -> None:
     assert hsts == f"max-age={report['SECURE_HSTS_SECONDS']}"
     (csrf,) = cookies
     assert csrf.startswith("Set-Cookie: __Host-mailsite-csrf=")
-    assert "; Secure" in csrf and "Domain" not in csrf and "Path=/" in csrf
+    assert "; Secure" in csrf
+    assert "Domain" not in csrf
+    assert "Path=/" in csrf
 
     # X-Forwarded-Proto counts only from the configured proxies.
     assert report["forged_proto"][:2] == [301, "https://testserver/login/"]

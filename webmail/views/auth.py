@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 from django.conf import settings
-from django.contrib.auth import login as start_session
 from django.contrib.auth import logout as end_session
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -15,8 +14,10 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
+from credentials import actions as credentials
 from mailboxes import services
 from webmail.forms import LoginForm
+from webmail.views import security
 
 
 @sensitive_post_parameters("password")
@@ -36,7 +37,9 @@ def login(request: HttpRequest) -> HttpResponse:
             protocol="web",
         )
         if result.account is not None:
-            start_session(request, result.account, backend="django.contrib.auth.backends.ModelBackend")
+            if credentials.totp_enabled(result.account.pk):  # the second step: webmail/views/security.py
+                return security.begin_second_factor(request, result.account, next_url)
+            security.finish_sign_in(request, result.account, "password")
             return redirect(next_url or "webmail:home")
         # The same pause every protocol makes, so guessing is slow here too.
         time.sleep(settings.MAILSITE_AUTH_FAILURE_DELAY)

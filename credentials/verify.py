@@ -1,0 +1,51 @@
+"""What a sign-in checks besides the main password: app passwords for mail protocols, and the account's policy.
+
+It follows the sign-in's three steps (`mailboxes.actions.auth`): `for_sign_in` reads what the account may sign in
+with, `match_app_password` compares the typed secret with no database work, and `stamp` marks the app password
+used in the write step. None of them sleeps or raises for a wrong secret: the caller keeps replies and timing
+the same for every failure.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from credentials import tokens
+from credentials.models import MAIL_PROTOCOLS, AppPassword, SecurityOptions
+
+
+@dataclass(frozen=True)
+class SignInOptions:
+    main_password_allowed: bool = True
+    app_passwords: tuple[tuple[str, int], ...] = ()  # (digest, id) of those allowed for the protocol
+
+
+def for_sign_in(account_id: int, protocol: str) -> SignInOptions:
+    """Read step. The webmail and admin ("web") take only the main password; mail protocols take the app
+    passwords limited to them, and the main password unless the account requires app passwords."""
+    if protocol not in MAIL_PROTOCOLS:
+        return SignInOptions()
+    required = SecurityOptions.objects.filter(account_id=account_id, require_app_passwords=True).exists()
+    rows = AppPassword.objects.filter(account_id=account_id).values_list("digest", "id", "protocols")
+    allowed = tuple((digest, pk) for digest, pk, protocols in rows if protocol in protocols.split(","))
+    return SignInOptions(main_password_allowed=not required, app_passwords=allowed)
+
+
+def match_app_password(options: SignInOptions, secret: str) -> int | None:
+    """CPU step: the id of the app password `secret` is, among those allowed."""
+    if not options.app_passwords or not tokens.looks_generated(secret, tokens.APP_PASSWORD_LENGTH):
+        return None
+    typed = tokens.digest(secret)
+    found = None
+    for digest, pk in options.app_passwords:
+        if hmac.compare_digest(digest, typed):
+            found = pk
+    return found
+
+
+def stamp(app_password_id: int, remote_ip: str | None) -> None:
+    """Write step: when and from where the app password was last used, for its owner to see."""
+    AppPassword.objects.filter(pk=app_password_id).update(last_used=timezone.now(), last_used_ip=remote_ip)

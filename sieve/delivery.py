@@ -1,0 +1,276 @@
+"""Sieve at final delivery: what the store does with one message for one recipient account.
+
+The delivery action calls `filtered_accounts` once for a group of messages (which accounts have a script to
+run), then `decide` for each message and such account, before it takes its locks, and `send` inside its
+transaction once the copies are stored. `decide` runs the admins' before-scripts and then the account's active
+script (a before-script that files, discards or rejects the message ends the run: the user's script does not
+undo it) and turns the actions into a `Decision`: the Inbox (with flags) or not, other folders (created first
+for :create), and messages for the outbound queue (redirects, the vacation reply, a rejection notice).
+
+Anything that goes wrong (a script that no longer compiles, a limit, a folder that does not exist, a redirect
+loop) is logged and ends in the implicit keep: the message is stored in the Inbox, never lost, never twice.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import logging
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Q
+from django.utils import timezone
+
+from mailboxes import actions
+from mailboxes.actions.errors import ServiceError
+from mailboxes.models import Account, Mailbox
+from mailcore.dsn import RecipientReport, build_dsn
+from mailcore.mime import ParsedMessage
+from sieve import vacation
+from sieve.actions import Discard, FileInto, Keep, Redirect, Reject, Result, Vacation
+from sieve.errors import SieveError
+from sieve.interpreter import Environment, run
+from sieve.message import MessageView
+from sieve.models import BeforeScript, SieveScript, VacationReply
+from sieve.validate import Script, compile_script
+
+log = logging.getLogger("mail.sieve")
+
+# A message that has been redirected this many times by our users is not redirected again (loop protection);
+# nor is one that this account redirected before.
+MAX_REDIRECT_HOPS = 5
+REDIRECT_HEADER = b"X-Sieve-Redirected-By"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    raw: bytes
+    sender: str
+    recipients: tuple[str, ...]
+    author_domain: str | None  # DKIM-sign for this domain (ours), or None for mail we do not author
+
+
+@dataclass
+class Decision:
+    inbox: bool = True
+    inbox_flags: tuple[str, ...] = ()
+    folders: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)  # (folder id, flags)
+    outbound: list[Outgoing] = field(default_factory=list)
+
+    @property
+    def plain(self) -> bool:
+        """Nothing but the Inbox without flags: what delivery does without Sieve."""
+        return self.inbox and not self.inbox_flags and not self.folders and not self.outbound
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(content: str) -> Script:
+    return compile_script(content)
+
+
+def filtered_accounts(account_ids: set[int] | list[int]) -> set[int]:
+    """The accounts among these that have a script to run: an active script of their own, or a before-script."""
+    if not account_ids:
+        return set()
+    before = BeforeScript.objects.filter(enabled=True).values_list("domain_id", flat=True)
+    domains = set(before)
+    if None in domains:
+        return set(account_ids)
+    scripted = SieveScript.objects.filter(account_id__in=account_ids, active=True)
+    found = set(scripted.values_list("account_id", flat=True))
+    if domains:
+        found |= set(Account.objects.filter(pk__in=account_ids, domain_id__in=domains).values_list("pk", flat=True))
+    return found
+
+
+def _scripts(account: Account) -> list[tuple[str, Script]]:
+    """(label, compiled script) to run in order: before-scripts, global then the domain's, then the user's."""
+    rows = [
+        (f"before-script {name!r}", content)
+        for name, content in BeforeScript.objects.filter(enabled=True)
+        .filter(Q(domain__isnull=True) | Q(domain_id=account.domain_id))
+        .order_by("domain_id", "name")
+        .values_list("name", "content")
+    ]
+    own = SieveScript.objects.filter(account=account, active=True).values_list("name", "content").first()
+    if own is not None:
+        rows.append((f"script {own[0]!r}", own[1]))
+    programs: list[tuple[str, Script]] = []
+    for label, content in rows:
+        try:
+            programs.append((label, _compiled(content)))
+        except SieveError as exc:
+            log.warning("sieve: %s of %s does not compile, skipped: %s", label, account.address, exc)
+    return programs
+
+
+def _run_all(programs: list[tuple[str, Script]], view: MessageView, env: Environment, address: str) -> Result:
+    combined: list = []
+    for index, (label, script) in enumerate(programs):
+        result = run(script, view, env)
+        if result.error:
+            log.warning("sieve: %s of %s failed, message kept in the Inbox: %s", label, address, result.error)
+            return Result([Keep()], result.error)
+        last = index == len(programs) - 1
+        explicit = [a for a in result.actions if a != Keep() or last]
+        combined.extend(a for a in explicit if a not in combined)
+        if not last and not any(isinstance(a, Keep) for a in result.actions):
+            return Result(combined)  # a before-script took the message away from the Inbox: it decides
+    return Result(combined or [Keep()])
+
+
+def _without_return_path(raw: bytes) -> bytes:
+    # The Return-Path we added at delivery belongs to this delivery, not to the copy sent on (RFC 5321 4.4).
+    if raw[:12].lower() == b"return-path:":
+        end = raw.find(b"\n")
+        return raw[end + 1 :] if end >= 0 else raw
+    return raw
+
+
+def _redirected(raw: bytes, view: MessageView, address: str) -> bytes | None:
+    hops = [value.strip().lower() for name, value in view.fields if name == REDIRECT_HEADER.decode().lower()]
+    if len(hops) >= MAX_REDIRECT_HOPS or address.encode().lower() in hops:
+        return None
+    return REDIRECT_HEADER + b": " + address.encode() + b"\r\n" + _without_return_path(raw)
+
+
+def _vacation_due(account_id: int, sender: str, key: str, days: int, now: datetime.datetime) -> bool:
+    """Record the reply unless one was sent to this sender with this handle in the last `days` (RFC 5230 4.1);
+    one statement, so two deliveries at once cannot both answer."""
+    table = VacationReply._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (account_id, sender, handle, sent, quiet_until) VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (account_id, sender, handle) DO UPDATE SET sent = excluded.sent, "
+            f"quiet_until = excluded.quiet_until WHERE {table}.quiet_until <= excluded.sent RETURNING id",
+            [account_id, sender.lower()[:320], key, now, now + datetime.timedelta(days=days)],
+        )
+        return cursor.fetchone() is not None
+
+
+def _folder(account: Account, name: str, create: bool) -> int | None:
+    name = actions.normalise_folder_name(name)
+    if name == "INBOX":
+        return None
+    found = Mailbox.objects.filter(account=account, name=name).values_list("pk", flat=True).first()
+    if found is None and create:
+        found = actions.create_mailbox(account, name).pk
+    if found is None:
+        raise ServiceError(f"there is no folder {name!r} (fileinto without :create)")
+    return found
+
+
+def _domain_of(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
+def decide(
+    account_id: int,
+    raw: bytes,
+    parsed: ParsedMessage,
+    envelope_from: str,
+    envelope_to: str,
+    *,
+    spam_percent: int | None = None,
+    now: datetime.datetime | None = None,
+) -> Decision:
+    """Run the account's scripts on one message; call within the delivery transaction, before its locks."""
+    account = Account.objects.select_related("domain").get(pk=account_id)
+    programs = _scripts(account)
+    if not programs:
+        return Decision()
+    now = now or timezone.now()
+    view = MessageView(raw, parsed)
+    needs_folders = any("mailbox" in script.required for _, script in programs)
+    folders = (
+        frozenset(Mailbox.objects.filter(account=account).values_list("name", flat=True))
+        if needs_folders
+        else frozenset()
+    )
+    env = Environment(envelope_from, envelope_to or account.address, folders, spam_percent, now)
+    result = _run_all(programs, view, env, account.address)
+    try:
+        return _carry_out(result, account, raw, view, env)
+    except (ServiceError, SieveError) as exc:
+        log.warning("sieve: actions for %s failed, message kept in the Inbox: %s", account.address, exc)
+        return Decision()
+
+
+def _carry_out(result: Result, account: Account, raw: bytes, view: MessageView, env: Environment) -> Decision:
+    decision = Decision(inbox=False)
+    assert env.now is not None
+    for action in result.actions:
+        match action:
+            case Keep(flags=flags) | FileInto(mailbox="INBOX", flags=flags):
+                decision.inbox = True
+                decision.inbox_flags = tuple(dict.fromkeys([*decision.inbox_flags, *flags]))
+            case FileInto(mailbox=name, flags=flags, create=create):
+                folder = _folder(account, name, create)
+                if folder is None:
+                    decision.inbox = True
+                    decision.inbox_flags = tuple(dict.fromkeys([*decision.inbox_flags, *flags]))
+                elif all(folder != f for f, _ in decision.folders):
+                    decision.folders.append((folder, flags))
+            case Redirect(address=address):
+                copy = _redirected(raw, view, account.address)
+                if copy is None:
+                    log.warning("sieve: redirect loop for %s to %s, message kept", account.address, address)
+                    decision.inbox = True
+                    continue
+                decision.outbound.append(Outgoing(copy, env.envelope_from, (address,), None))
+            case Vacation():
+                reply = _vacation(action, account, view, env)
+                if reply is not None:
+                    decision.outbound.append(reply)
+            case Reject(reason=reason):
+                notice = _rejection(reason, raw, env)
+                if notice is not None:
+                    decision.outbound.append(notice)
+            case Discard():
+                pass
+    return decision
+
+
+def _vacation(action: Vacation, account: Account, view: MessageView, env: Environment) -> Outgoing | None:
+    assert env.now is not None
+    own = [account.address, env.envelope_to, *action.addresses]
+    why_not = vacation.refusal(env.envelope_from, view, own)
+    if why_not is not None:
+        log.info("sieve: no vacation reply from %s to %r: %s", account.address, env.envelope_from, why_not)
+        return None
+    if not _vacation_due(account.pk, env.envelope_from, vacation.handle_key(action), action.days, env.now):
+        return None
+    reply = vacation.build_reply(
+        action, view, recipient=account.address, to=env.envelope_from, now=env.now, hostname=settings.MAILSITE_HOSTNAME
+    )
+    # Signed only when the From is the account's own domain: a :from elsewhere is not ours to vouch for.
+    sign = account.domain.name if _domain_of(action.from_ or account.address) == account.domain.name else None
+    # RFC 5230 5.1 / RFC 3834 3.3: the reply goes out with the null sender, so nothing answers it back.
+    return Outgoing(reply, "", (env.envelope_from,), sign)
+
+
+def _rejection(reason: str, raw: bytes, env: Environment) -> Outgoing | None:
+    if not env.envelope_from:
+        return None  # RFC 5429 2.1: never to the null sender
+    assert env.now is not None
+    notice = build_dsn(
+        reporting_mta=settings.MAILSITE_HOSTNAME,
+        to=env.envelope_from,
+        original=_without_return_path(raw),
+        recipients=[
+            RecipientReport(env.envelope_to, "failed", "5.7.1", f"rejected by the recipient's filter: {reason}", False)
+        ],
+        arrival=env.now,
+        now=env.now,
+    )
+    return Outgoing(notice, "", (env.envelope_from,), None)
+
+
+def send(decision: Decision) -> None:
+    """Queue the decision's outgoing messages; within the delivery transaction (attempts start on commit)."""
+    from mailboxes.actions import queueing
+
+    for outgoing in decision.outbound:
+        queueing.enqueue(outgoing.raw, outgoing.sender, outgoing.recipients, author_domain=outgoing.author_domain)
