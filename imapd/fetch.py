@@ -74,6 +74,10 @@ class Request:
         return any(i.name == "ENVELOPE" for i in self.items)
 
     @property
+    def needs_flags(self) -> bool:
+        return any(i.name == "FLAGS" for i in self.items)
+
+    @property
     def sets_seen(self) -> bool:
         return any(not i.peek for i in self.items)
 

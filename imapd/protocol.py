@@ -127,6 +127,7 @@ _LITERAL_AT_END = re.compile(rb"\{(\d{1,20})(\+?)\}$")
 _TAG = re.compile(rb"[^\x00-\x20\x7f(){%*\"\\+]+")
 _ATOM_STOP = frozenset(b' ()"{\r\n')
 _NAME = re.compile(rb"[A-Za-z]+")
+_SECTION_ITEMS = frozenset({b"BODY", b"BODY.PEEK", b"BINARY", b"BINARY.PEEK", b"BINARY.SIZE"})
 
 
 @dataclass
@@ -347,7 +348,9 @@ class _Reader:
         pos = start
         while pos < len(text):
             ch = text[pos]
-            if ch == 0x5B:  # [ : a FETCH section, which may hold spaces and a list (RFC 3501 6.4.5)
+            if ch == 0x5B and text[start:pos].upper() in _SECTION_ITEMS:
+                # [ after a FETCH item opens a section, which may hold spaces and a list (RFC 3501 6.4.5).
+                # Elsewhere "[" is an ordinary ATOM-CHAR, as in a mailbox name (RFC 3501 9).
                 close = text.find(b"]", pos)
                 if close < 0:
                     raise ParseError("Unterminated [")

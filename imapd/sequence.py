@@ -1,12 +1,10 @@
-"""Sequence sets (RFC 3501 9, sequence-set) and their mapping from message numbers to UIDs."""
+"""Sequence sets (RFC 3501 9, sequence-set) and their mapping from message numbers to UIDs (pure: no Django)."""
 
 from __future__ import annotations
 
 import bisect
 import re
 from collections.abc import Sequence
-
-from django.db.models import Q
 
 from imapd.protocol import Atom, ParseError, Token
 
@@ -62,16 +60,6 @@ def uid_ranges(ranges: list[tuple[int, int]], uids: Sequence[int], *, by_uid: bo
             raise ParseError("Message sequence number out of range")
         out.append((uids[low - 1], uids[high - 1]))
     return out
-
-
-def uid_q(ranges: list[tuple[int, int]]) -> Q:
-    """A filter for messages with UIDs in these ranges (single UIDs folded into one IN list)."""
-    singles = [low for low, high in ranges if low == high]
-    q = Q(uid__in=singles) if singles else Q(pk__in=[])
-    for low, high in ranges:
-        if low != high:
-            q |= Q(uid__gte=low, uid__lte=high)
-    return q
 
 
 def uids_in(ranges: list[tuple[int, int]], uids: Sequence[int]) -> list[int]:

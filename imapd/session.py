@@ -33,6 +33,7 @@ from mailsite.tls import plaintext_login_allowed
 log = logging.getLogger(__name__)
 
 WRITE_BATCH = 256 * 1024
+SYSTEM_FLAGS = "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
 # The first UID per folder that no read-write session of this process has seen yet (see module docstring).
 recent_from: dict[int, int] = {}
 
@@ -57,6 +58,8 @@ class Selected:
     present: set[int] | None = None  # UIDs in the store at the last check, when some expunges are held back
     # Flags last told to the client per UID, so a change this session made itself is not announced twice.
     told: dict[int, list[str]] = field(default_factory=dict)
+    saved: list[int] | None = None  # UIDs of the result saved by SEARCH RETURN (SAVE) (RFC 5182)
+    keywords: list[str] = field(default_factory=list)  # keywords announced in FLAGS so far
 
     def seq_of(self, uid: int) -> int | None:
         index = bisect.bisect_left(self.uids, uid)
@@ -120,7 +123,7 @@ class Session:
 
     def capabilities(self) -> str:
         caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "NAMESPACE", "ID", "SPECIAL-USE"]
-        caps += ["UNSELECT", "ENABLE", "CHILDREN"]
+        caps += ["UNSELECT", "ENABLE", "CHILDREN", "ESEARCH", "SEARCHRES"]
         if self.conn.state is State.NOT_AUTHENTICATED:
             if not self.tls:
                 caps.append("STARTTLS")
@@ -256,6 +259,7 @@ class Session:
         for uid, flags in found.flags:
             if uid in known and (seq := selected.seq_of(uid)) is not None and selected.told.get(uid) != flags:
                 selected.told[uid] = flags
+                self.announce_keywords(flags)
                 if uid in selected.recent:
                     flags = [*flags, "\\Recent"]
                 self.send(b"* %d FETCH (UID %d FLAGS (%s))\r\n" % (seq, uid, " ".join(flags).encode()))
@@ -270,6 +274,26 @@ class Session:
             self.send(b"* %d EXISTS\r\n" % len(selected.uids))
             self.send(b"* %d RECENT\r\n" % len(selected.recent))
         selected.modseq = found.highestmodseq
+
+    def send_flag_lists(self) -> None:
+        """FLAGS and PERMANENTFLAGS for the selected folder (RFC 3501 7.2.6, 7.1)."""
+        selected = self.selected
+        assert selected is not None
+        keywords = "".join(" " + k for k in selected.keywords)
+        self.send(f"* FLAGS ({SYSTEM_FLAGS}{keywords})\r\n".encode())
+        permanent = "" if selected.readonly else f"{SYSTEM_FLAGS}{keywords} \\*"
+        self.send(f"* OK [PERMANENTFLAGS ({permanent})] Flags permitted\r\n".encode())
+
+    def announce_keywords(self, flags: list[str]) -> None:
+        """Before a FETCH shows a keyword the client was not told of, send the new FLAGS and PERMANENTFLAGS
+        (RFC 3501 7.2.6: FLAGS lists the flags the folder uses; clients build their flag lists from it)."""
+        selected = self.selected
+        if selected is None:
+            return
+        new = [f for f in flags if not f.startswith("\\") and f not in selected.keywords]
+        if new:
+            selected.keywords.extend(dict.fromkeys(new))
+            self.send_flag_lists()
 
     def _send_expunges(self, selected: Selected, gone: list[int]) -> None:
         # Highest first, so every number sent is still valid when the client applies it.
@@ -299,6 +323,7 @@ class Session:
             snapshot.highestmodseq,
             snapshot.uids,
             recent,
+            keywords=list(snapshot.keywords),
         )
         self._drain_changes()
         self.folder_changed = False

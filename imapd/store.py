@@ -8,10 +8,11 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from django.db.models import Q
+from django.db.models import Count, Q, Sum
 
+from imapd import search_keys, search_sql
 from imapd.fetch import MessageData, Request
-from imapd.sequence import uid_q
+from imapd.search_sql import uid_q
 from mailboxes import services
 from mailboxes.models import Account, Mailbox, Message
 
@@ -125,10 +126,11 @@ def fetch(
     return Fetched(out, seen_set)
 
 
-def search(mailbox_id: int, q: Q, max_uid: int) -> list[int]:
-    return list(
-        Message.objects.filter(q, mailbox_id=mailbox_id, uid__lte=max_uid).order_by("uid").values_list("uid", flat=True)
-    )
+def search(context: search_sql.Context, key: search_keys.Key, max_uid: int) -> list[int]:
+    """UIDs matching a parsed SEARCH, ascending, up to the session's highest known UID."""
+    q = search_sql.to_q(key, context)
+    messages = Message.objects.filter(q, mailbox_id=context.mailbox_id, uid__lte=max_uid)
+    return list(messages.order_by("uid").values_list("uid", flat=True))
 
 
 def store(
@@ -192,20 +194,45 @@ def folders(account_id: int) -> list[Folder]:
     ]
 
 
-def status(account_id: int, name: str, recent_from: dict[int, int]) -> dict[str, int] | None:
-    """STATUS items; RECENT counts messages from the session's first unseen-by-any-session UID on."""
-    mailbox = Mailbox.objects.filter(account_id=account_id, name=name).first()
-    if mailbox is None:
-        return None
-    messages = Message.objects.filter(mailbox=mailbox)
-    return {
-        "MESSAGES": messages.count(),
-        "RECENT": messages.filter(uid__gte=recent_from.get(mailbox.pk, mailbox.uidnext)).count(),
-        "UIDNEXT": mailbox.uidnext,
-        "UIDVALIDITY": mailbox.uidvalidity,
-        "UNSEEN": messages.filter(seen=False).count(),
-        "HIGHESTMODSEQ": mailbox.highestmodseq,
+def statuses(account_id: int, names: Sequence[str], recent_from: dict[int, int]) -> dict[str, dict[str, int]]:
+    """STATUS items of the named folders (those that exist), in two queries whatever their number; RECENT
+    counts messages from the first UID no session of this process has seen yet."""
+    found = list(
+        Mailbox.objects.filter(account_id=account_id, name__in=names).values_list(
+            "id", "name", "uidnext", "uidvalidity", "highestmodseq"
+        )
+    )
+    if not found:
+        return {}
+    recent = Q(pk__in=[])
+    for pk, _name, uidnext, *_ in found:
+        recent |= Q(mailbox_id=pk, uid__gte=recent_from.get(pk, uidnext))
+    counts = {
+        row["mailbox_id"]: row
+        for row in Message.objects.filter(mailbox_id__in=[row[0] for row in found])
+        .values("mailbox_id")
+        .annotate(
+            messages=Count("id"),
+            unseen=Count("id", filter=Q(seen=False)),
+            deleted=Count("id", filter=Q(deleted=True)),
+            recent=Count("id", filter=recent),
+            size=Sum("size"),
+        )
     }
+    out = {}
+    for pk, name, uidnext, uidvalidity, highestmodseq in found:
+        row = counts.get(pk, {})
+        out[name] = {
+            "MESSAGES": row.get("messages", 0),
+            "RECENT": row.get("recent", 0),
+            "UIDNEXT": uidnext,
+            "UIDVALIDITY": uidvalidity,
+            "UNSEEN": row.get("unseen", 0),
+            "DELETED": row.get("deleted", 0),
+            "SIZE": row.get("size") or 0,
+            "HIGHESTMODSEQ": highestmodseq,
+        }
+    return out
 
 
 def delete_folder(account: Account, name: str) -> bool:

@@ -7,7 +7,7 @@ by `imapd.protocol.COMMANDS_BY_STATE` (RFC 3501 6); the table below maps each of
 
 from __future__ import annotations
 
-from imapd.commands import any_state, folders, messages, not_authenticated
+from imapd.commands import any_state, folders, messages, not_authenticated, searching
 from imapd.protocol import COMMANDS_BY_STATE, State
 from imapd.session import Handler
 
@@ -16,6 +16,7 @@ HANDLERS: dict[str, Handler] = {
     **not_authenticated.HANDLERS,
     **folders.HANDLERS,
     **messages.HANDLERS,
+    **searching.HANDLERS,
 }
 
 TABLE: dict[State, dict[str, Handler]] = {

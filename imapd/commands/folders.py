@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 import re
 
-from imapd import store
+from imapd import listing, mutf7, store
 from imapd.commands.args import count, mailbox, wire_name
 from imapd.protocol import Atom, Command, ParseError, astring
 from imapd.session import No, Session, recent_from
@@ -14,9 +14,8 @@ from mailboxes import asyncdb, services
 from mailcore.imap_wire import string
 from mailcore.mime import MimeError
 
-SYSTEM_FLAGS = "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
-_SPECIAL_USE = {"sent": "\\Sent", "drafts": "\\Drafts", "trash": "\\Trash", "junk": "\\Junk", "archive": "\\Archive"}
-_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN")
+# RFC 3501 6.3.10, SIZE (RFC 8438), HIGHESTMODSEQ (RFC 7162 3.1.9), DELETED (RFC 9051 6.3.11).
+_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE", "HIGHESTMODSEQ", "DELETED")
 _DATE_TIME = re.compile(r"([ \d]\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)\Z")
 _MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 
@@ -30,10 +29,7 @@ async def _open(session: Session, command: Command, readonly: bool) -> str:
     if snapshot is None:
         raise No("[NONEXISTENT] No such folder")
     selected = session.select(snapshot, readonly)
-    keywords = "".join(" " + k for k in snapshot.keywords)
-    session.send(f"* FLAGS ({SYSTEM_FLAGS}{keywords})\r\n".encode())
-    permanent = "" if readonly else f"{SYSTEM_FLAGS}{keywords} \\*"
-    session.send(f"* OK [PERMANENTFLAGS ({permanent})] Flags permitted\r\n".encode())
+    session.send_flag_lists()
     session.send(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(selected.uids), len(selected.recent)))
     if snapshot.first_unseen_uid is not None:
         session.send(b"* OK [UNSEEN %d] First unseen\r\n" % selected.seq_of(snapshot.first_unseen_uid))
@@ -111,46 +107,57 @@ async def unsubscribe(session: Session, command: Command) -> str:
     return await _subscribe(session, command, False)
 
 
-def _pattern(reference: str, pattern: str) -> re.Pattern[str]:
-    """RFC 3501 6.3.8: "*" matches anything, "%" anything but the delimiter; INBOX in any case."""
-    full = reference + pattern if not pattern.startswith("/") else pattern
-    regex = "".join(".*" if ch == "*" else "[^/]*" if ch == "%" else re.escape(ch) for ch in full)
-    if full[:5].upper() == "INBOX":
-        regex = "INBOX" + "".join(".*" if ch == "*" else "[^/]*" if ch == "%" else re.escape(ch) for ch in full[5:])
-    return re.compile(regex + r"\Z", re.DOTALL)
-
-
-async def _list(session: Session, command: Command, lsub: bool) -> str:
-    reference, pattern = count(command, 2)
-    ref_text, pattern_text = astring(reference), astring(pattern)
-    if not pattern_text:
-        # RFC 3501 6.3.8: an empty pattern asks for the delimiter and the root of the reference.
-        session.send(b'* %s (\\Noselect) "/" ""\r\n' % command.name.encode())
-        return f"{command.name} completed"
-    assert session.account is not None
-    folders = await asyncdb.call(store.folders, session.account.pk)
-    names = {f.name for f in folders}
-    match = _pattern(ref_text, pattern_text)
-    for folder in folders:
-        if lsub and not folder.subscribed:
-            continue
-        wire = wire_name(folder.name)
-        if not match.match(wire):
-            continue
-        children = any(other.startswith(folder.name + "/") for other in names)
-        attributes = ["\\HasChildren" if children else "\\HasNoChildren"]
-        if folder.role in _SPECIAL_USE and not lsub:
-            attributes.append(_SPECIAL_USE[folder.role])
-        session.send(b'* %s (%s) "/" %s\r\n' % (command.name.encode(), " ".join(attributes).encode(), string(wire)))
-    return f"{command.name} completed"
+def _folders(found: list[store.Folder]) -> list[listing.Folder]:
+    return [listing.Folder(wire_name(f.name), f.role, f.subscribed) for f in found]
 
 
 async def list_(session: Session, command: Command) -> str:
-    return await _list(session, command, lsub=False)
+    request = listing.parse_list(command.args)
+    if request.patterns == [""] and not request.extended:
+        # RFC 3501 6.3.8: an empty pattern asks for the delimiter and the root of the reference.
+        session.send(b'* LIST (\\Noselect) "/" ""\r\n')
+        return "LIST completed"
+    if request.status_items:
+        _check_status_items(request.status_items)
+    assert session.account is not None
+    found = await asyncdb.call(store.folders, session.account.pk)
+    chosen = listing.entries(request, _folders(found))
+    statuses: dict[str, dict[str, int]] = {}
+    if request.status_items and chosen:
+        # RFC 5819: one STATUS response after the LIST response of each selectable folder.
+        names = [mutf7.decode(entry.name) for entry in chosen]
+        statuses = await asyncdb.call(store.statuses, session.account.pk, names, dict(recent_from))
+    for entry in chosen:
+        extra = b' ("CHILDINFO" ("SUBSCRIBED"))' if entry.child_info else b""
+        attributes = " ".join(entry.attributes).encode()
+        session.send(b'* LIST (%s) "/" %s%s\r\n' % (attributes, string(entry.name), extra))
+        values = statuses.get(mutf7.decode(entry.name))
+        if values is not None:
+            session.send(_status_response(entry.name, request.status_items, values))
+    return "LIST completed"
 
 
 async def lsub(session: Session, command: Command) -> str:
-    return await _list(session, command, lsub=True)
+    reference, pattern = count(command, 2)
+    ref_text, pattern_text = astring(reference), astring(pattern)
+    if not pattern_text:
+        session.send(b'* LSUB (\\Noselect) "/" ""\r\n')
+        return "LSUB completed"
+    assert session.account is not None
+    found = await asyncdb.call(store.folders, session.account.pk)
+    for entry in listing.lsub_entries(ref_text, pattern_text, _folders(found)):
+        session.send(b'* LSUB (%s) "/" %s\r\n' % (" ".join(entry.attributes).encode(), string(entry.name)))
+    return "LSUB completed"
+
+
+def _check_status_items(items: list[str]) -> None:
+    if not items or any(i not in _STATUS_ITEMS for i in items):
+        raise ParseError(f"STATUS items are {' '.join(_STATUS_ITEMS)}")
+
+
+def _status_response(wire: str, items: list[str], values: dict[str, int]) -> bytes:
+    pairs = " ".join(f"{item} {values[item]}" for item in items)
+    return b"* STATUS %s (%s)\r\n" % (string(wire), pairs.encode())
 
 
 async def status(session: Session, command: Command) -> str:
@@ -158,15 +165,13 @@ async def status(session: Session, command: Command) -> str:
     if not isinstance(items, list) or not items:
         raise ParseError("STATUS needs a list of items")
     wanted = [astring(i).upper() for i in items]
-    if any(i not in _STATUS_ITEMS for i in wanted):
-        raise ParseError(f"STATUS items are {' '.join(_STATUS_ITEMS)}")
+    _check_status_items(wanted)
     name = mailbox(token)
     assert session.account is not None
-    values = await asyncdb.call(store.status, session.account.pk, name, dict(recent_from))
+    values = (await asyncdb.call(store.statuses, session.account.pk, [name], dict(recent_from))).get(name)
     if values is None:
         raise No("[NONEXISTENT] No such folder")
-    pairs = " ".join(f"{item} {values[item]}" for item in wanted)
-    session.send(b"* STATUS %s (%s)\r\n" % (string(wire_name(name)), pairs.encode()))
+    session.send(_status_response(wire_name(name), wanted, values))
     return "STATUS completed"
 
 

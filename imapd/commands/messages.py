@@ -3,7 +3,7 @@ FETCH, STORE, COPY, MOVE (RFC 6851) and their UID forms, UID EXPUNGE (RFC 4315).
 
 from __future__ import annotations
 
-from imapd import fetch, search, sequence, store
+from imapd import fetch, sequence, store
 from imapd.commands.args import count, mailbox
 from imapd.protocol import Atom, Command, ParseError, astring
 from imapd.session import No, Selected, Session
@@ -56,21 +56,10 @@ async def expunge(session: Session, command: Command) -> str:
     return f"{command.name} completed"
 
 
-async def search_(session: Session, command: Command) -> str:
-    selected = _selected(session)
-    by_uid = command.name.startswith("UID")
-    context = search.Context(selected.mailbox_id, selected.uids, selected.recent)
-    try:
-        q = search.compile_search(command.args, context, by_uid=by_uid)
-    except search.BadCharset:
-        raise No(f"[BADCHARSET ({' '.join(search.CHARSETS)})] Unsupported charset") from None
-    uids = await asyncdb.call(store.search, selected.mailbox_id, q, selected.max_uid)
-    numbers = uids if by_uid else [n for n in (selected.seq_of(uid) for uid in uids) if n is not None]
-    session.send(b"* SEARCH" + b"".join(b" %d" % n for n in numbers) + b"\r\n")
-    return f"{command.name} completed"
-
-
 def _ranges(selected: Selected, token, by_uid: bool) -> list[tuple[int, int]]:
+    if token == "$":
+        # RFC 5182 2.1: the messages of the saved search result, in sequence-set and UID commands alike.
+        return [(uid, uid) for uid in selected.saved or ()]
     return sequence.uid_ranges(sequence.parse(token), selected.uids, by_uid=by_uid)
 
 
@@ -89,6 +78,8 @@ async def fetch_(session: Session, command: Command) -> str:
         seq = selected.seq_of(message.uid)
         if seq is None:
             continue
+        if request.needs_flags or message.uid in result.seen_set:
+            session.announce_keywords(message.flags)
         if message.uid in selected.recent:
             message.flags.append("\\Recent")
         response = fetch.render(seq, message, request, include_uid=by_uid, include_flags=message.uid in result.seen_set)
@@ -122,6 +113,8 @@ async def store_(session: Session, command: Command) -> str:
     results = await asyncdb.call(
         store.store, session.account, selected.mailbox_id, ranges, selected.max_uid, flags, mode
     )
+    for _uid, current in results:
+        session.announce_keywords(current)
     if silent:
         selected.told.update(results)
     else:
@@ -178,8 +171,6 @@ HANDLERS = {
     "UNSELECT": unselect,
     "EXPUNGE": expunge,
     "UID EXPUNGE": expunge,
-    "SEARCH": search_,
-    "UID SEARCH": search_,
     "FETCH": fetch_,
     "UID FETCH": fetch_,
     "STORE": store_,

@@ -51,6 +51,9 @@ COMMANDS = [
     (b't RENAME "al ice" "se\\"c\\\\ret"\r\n', Command("t", "RENAME", [b"al ice", b'se"c\\ret'])),
     (b"t  SELECT   INBOX\r\n", Command("t", "SELECT", [Atom("INBOX")])),  # extra spaces are tolerated
     (b"t SELECT {5}\r\nINBOX\r\n", Command("t", "SELECT", [b"INBOX"])),
+    # "[" is an ATOM-CHAR outside a FETCH section (RFC 3501 9), "]" an ASTRING-CHAR.
+    (b"t SELECT foo[bar\r\n", Command("t", "SELECT", [Atom("foo[bar")])),
+    (b'a LIST "" foo[*\r\n', Command("a", "LIST", [b"", Atom("foo[*")])),
     (b"t SELECT {5+}\r\nINBOX\r\n", Command("t", "SELECT", [b"INBOX"])),
     (b"t SELECT {0}\r\n\r\n", Command("t", "SELECT", [b""])),
     (

@@ -1,0 +1,112 @@
+"""Folder commands over a real imapd: names with "[", LSUB's "%" rule (RFC 3501 6.3.9), a hostile LIST
+pattern, LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819), SPECIAL-USE (RFC 6154), STATUS=SIZE (RFC 8438),
+and new keywords announced by FLAGS before FETCH shows them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from tests.imap_support import RawClient, Server, deliver, message, start
+
+
+@pytest.fixture
+def server(listeners, make_account) -> Iterator[Server]:
+    server = start(listeners, make_account)
+    yield server
+    server.close()
+
+
+def untagged(data: bytes, kind: bytes) -> list[bytes]:
+    return [line for line in data.split(b"\r\n") if line.startswith(b"* " + kind + b" ")]
+
+
+def test_names_with_a_bracket(server: Server) -> None:
+    client = RawClient(server)
+    assert client.command("SELECT foo[bar").endswith(b" NO [NONEXISTENT] No such folder\r\n")
+    assert client.command('SELECT "foo[bar"').endswith(b" NO [NONEXISTENT] No such folder\r\n")
+    client.ok("CREATE foo[bar")
+    assert b"[READ-WRITE]" in client.ok("SELECT foo[bar")
+    assert untagged(client.ok('LIST "" foo['), b"LIST") == []
+    assert untagged(client.ok('LIST "" foo[*'), b"LIST") == [b'* LIST (\\HasNoChildren) "/" "foo[bar"']
+    client.ok("NOOP")
+
+
+def test_lsub_percent_shows_an_unsubscribed_parent_as_noselect(server: Server) -> None:
+    client = RawClient(server)
+    client.ok("CREATE foo/bar")
+    client.ok("UNSUBSCRIBE foo")
+    assert untagged(client.ok('LSUB "" %'), b"LSUB")[-1] == b'* LSUB (\\Noselect \\HasChildren) "/" "foo"'
+    assert untagged(client.ok('LSUB "" foo*'), b"LSUB") == [b'* LSUB (\\HasNoChildren) "/" "foo/bar"']
+    assert untagged(client.ok('LSUB "foo/" %'), b"LSUB") == [b'* LSUB (\\HasNoChildren) "/" "foo/bar"']
+
+
+def test_a_hostile_list_pattern_holds_up_no_other_session(server: Server) -> None:
+    """The issue's 53-byte command took 288 s on a backtracking regex; 5,000 times longer it stopped the
+    process. Here another session's NOOP is answered while it is in the server, and it is answered itself."""
+    hostile = RawClient(server)
+    other = RawClient(server)
+    pattern = b"*%" * 5000 * 12 + b"x"
+    tag = hostile.send(b'LIST "" {%d+}\r\n%s' % (len(pattern), pattern))
+    assert other.ok("NOOP").endswith(b" OK NOOP completed\r\n")
+    assert hostile.reply(tag) == tag.encode() + b" OK LIST completed\r\n"
+    # and the original command, answered at once
+    assert hostile.ok('LIST "" "*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%x"').endswith(b" OK LIST completed\r\n")
+
+
+def test_list_extended(server: Server) -> None:
+    client = RawClient(server)
+    client.ok("CREATE Fruit/Apple")
+    client.ok("CREATE Fruit/Banana")
+    client.ok("UNSUBSCRIBE Fruit")
+    client.ok("UNSUBSCRIBE Fruit/Banana")
+    # RFC 5258 5, example 2: SUBSCRIBED selects, and reports \Subscribed.
+    lines = untagged(client.ok('LIST (SUBSCRIBED) "" "Fruit*"'), b"LIST")
+    assert lines == [b'* LIST (\\HasNoChildren \\Subscribed) "/" "Fruit/Apple"']
+    # RFC 5258 5, example 9: RECURSIVEMATCH reports a parent whose child is subscribed.
+    lines = untagged(client.ok('LIST (SUBSCRIBED RECURSIVEMATCH) "" "Fruit"'), b"LIST")
+    assert lines == [b'* LIST (\\HasChildren) "/" "Fruit" ("CHILDINFO" ("SUBSCRIBED"))']
+    # Several patterns, and RETURN (SUBSCRIBED CHILDREN).
+    lines = untagged(client.ok('LIST "" ("Fruit" "Fruit/B%") RETURN (SUBSCRIBED CHILDREN)'), b"LIST")
+    assert lines == [b'* LIST (\\HasChildren) "/" "Fruit"', b'* LIST (\\HasNoChildren) "/" "Fruit/Banana"']
+    # RFC 6154 5.1: the SPECIAL-USE selection option.
+    lines = untagged(client.ok('LIST (SPECIAL-USE) "" "*" RETURN (SPECIAL-USE)'), b"LIST")
+    assert b'* LIST (\\HasNoChildren \\Sent) "/" "Sent"' in lines
+    assert all(re.search(rb"\\(Sent|Drafts|Trash|Junk|Archive)\)", line) for line in lines)
+    assert client.command('LIST (RECURSIVEMATCH) "" "*"').split(b" ")[1] == b"BAD"
+    assert client.command('LIST (FANCY) "" "*"').split(b" ")[1] == b"BAD"
+
+
+def test_list_status_and_status_size(server: Server) -> None:
+    deliver(message("one", "x" * 100 + "\r\n"))
+    deliver(message("two"))
+    client = RawClient(server)
+    data = client.ok('LIST "" INBOX RETURN (STATUS (MESSAGES UNSEEN SIZE))')
+    lines = [line for line in data.split(b"\r\n") if line.startswith(b"* ")]
+    size = int(re.search(rb"SIZE (\d+)", lines[1])[1])
+    assert lines == [
+        b'* LIST (\\HasNoChildren) "/" "INBOX"',
+        b'* STATUS "INBOX" (MESSAGES 2 UNSEEN 2 SIZE %d)' % size,
+    ]
+    status = untagged(client.ok("STATUS INBOX (SIZE DELETED MESSAGES)"), b"STATUS")
+    assert status == [b'* STATUS "INBOX" (SIZE %d DELETED 0 MESSAGES 2)' % size]
+    assert size > 200
+
+
+def test_a_new_keyword_is_announced_before_fetch_shows_it(server: Server) -> None:
+    deliver(message("one"))
+    client = RawClient(server)
+    client.ok("SELECT INBOX")
+    data = client.ok("STORE 1 +FLAGS ($Important)")
+    flags = data.index(b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Important)\r\n")
+    permanent = data.index(b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Important \\*)]")
+    assert flags < permanent < data.index(b"* 1 FETCH (FLAGS ($Important))")
+    assert b"* FLAGS" not in client.ok("STORE 1 +FLAGS ($Important)")
+    # Another session learns of it from its own FLAGS before the flag change is reported.
+    other = RawClient(server)
+    other.ok("SELECT INBOX")
+    client.ok("STORE 1 +FLAGS ($Later)")
+    data = other.ok("NOOP")
+    assert data.index(b"* FLAGS (") < data.index(b"* 1 FETCH (UID 1 FLAGS ($Important $Later))")
