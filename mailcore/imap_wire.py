@@ -33,10 +33,13 @@ def nstring(value: str | bytes | None) -> bytes:
 
 
 def _addresses(addresses: list[EnvelopeAddress]) -> bytes:
-    if not addresses:
+    # An entry with neither mailbox nor host is no address (a comment alone, as in "group: (none) ;"): RFC 3501
+    # 7.4.2 has only addresses and the group markers, which always carry None for the host.
+    listed = [a for a in addresses if a.mailbox or a.host is None or a.host]
+    if not listed:
         return b"NIL"
     return b"(%s)" % b"".join(
-        b"(%s %s %s %s)" % (nstring(a.name), nstring(a.adl), nstring(a.mailbox), nstring(a.host)) for a in addresses
+        b"(%s %s %s %s)" % (nstring(a.name), nstring(a.adl), nstring(a.mailbox), nstring(a.host)) for a in listed
     )
 
 
