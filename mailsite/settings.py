@@ -51,6 +51,11 @@ Inbound trust at the MX (mailauth/):
 | MAILSITE_AUTH_THREADS           | 8       | threads per listener process doing verification (blocking DNS)   |
 | MAILSITE_DKIM_MAX_SIGNATURES    | 10      | DKIM signatures verified per message; later ones are not         |
 | MAILSITE_REJECT_SPF_FAIL        | false   | refuse (550 5.7.1) SPF fail even where DMARC does not ask to     |
+| MAILSITE_RSPAMD_URL             | (none)  | rspamd's scanner (http://host:11333); unset: built-in filter     |
+| MAILSITE_RSPAMD_CONTROLLER_URL  | (none)  | rspamd's controller (http://host:11334), for training            |
+| MAILSITE_RSPAMD_TIMEOUT         | 10      | seconds a scan may take; then the message goes in unscored       |
+| MAILSITE_SPAM_JUNK_SCORE        | 6       | score from which a message is delivered into Junk                |
+| MAILSITE_SPAM_REJECT_SCORE      | 15      | score from which a message is refused (550 5.7.1)                |
 
 Listener-specific options (timeouts, limits) are documented next to their listener below.
 
@@ -169,6 +174,14 @@ try:
     MAILSITE_AUTH_THREADS = env.int("MAILSITE_AUTH_THREADS", 8, minimum=1, maximum=256)
     MAILSITE_DKIM_MAX_SIGNATURES = env.int("MAILSITE_DKIM_MAX_SIGNATURES", 10, minimum=1, maximum=100)
     MAILSITE_REJECT_SPF_FAIL = env.bool("MAILSITE_REJECT_SPF_FAIL", False)
+    MAILSITE_RSPAMD_URL = env.str("MAILSITE_RSPAMD_URL", "")
+    MAILSITE_RSPAMD_CONTROLLER_URL = env.str("MAILSITE_RSPAMD_CONTROLLER_URL", "")
+    for _name in ("MAILSITE_RSPAMD_URL", "MAILSITE_RSPAMD_CONTROLLER_URL"):
+        if globals()[_name] and not globals()[_name].startswith("http://"):
+            raise SettingError(f"{_name} must be an http:// URL, got {globals()[_name]!r}")
+    MAILSITE_RSPAMD_TIMEOUT = env.float("MAILSITE_RSPAMD_TIMEOUT", 10.0, minimum=0.1)
+    MAILSITE_SPAM_JUNK_SCORE = env.float("MAILSITE_SPAM_JUNK_SCORE", 6.0, minimum=-1000.0)
+    MAILSITE_SPAM_REJECT_SCORE = env.float("MAILSITE_SPAM_REJECT_SCORE", 15.0, minimum=-1000.0)
     # --- end mailauth ---
     ALLOWED_HOSTS = env.list("MAILSITE_ALLOWED_HOSTS", [MAILSITE_HOSTNAME, "localhost", "127.0.0.1", "[::1]"])
     _database_url = env.str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'mailsite.sqlite3'}")

@@ -13,7 +13,7 @@ import logging
 from aiosmtpd.smtp import AuthResult, Envelope, Session
 from django.conf import settings
 
-from mailauth import claims, verify
+from mailauth import claims, junk, verify
 from mailauth import queries as mailauth_queries
 from mailauth import results as ar_results
 from mailboxes import asyncdb, services
@@ -114,11 +114,12 @@ class Handler:
         queue_id = message.new_queue_id()
         reply = policy.TEMPORARY_FAILURE
         raw = b""
+        to_junk = False
         try:
             raw = message.normalise_line_endings(envelope.original_content or b"")
             reply, raw = self._checked(session, raw)
-            if reply is None and self._verifies(server.client_ip):
-                reply, raw = await self._authenticate(server, session, envelope, raw)
+            if reply is None and self._from_outside(server.client_ip):
+                reply, raw, to_junk = await self._inbound_checks(server, session, envelope, raw, queue_id)
             if reply is None:
                 reply = await self._deliver(server, session, envelope, queue_id, raw)
         except Exception:
@@ -127,7 +128,7 @@ class Handler:
             reply = policy.TEMPORARY_FAILURE
         server.data_logged = True
         log.info(
-            "smtp message queue_id=%s listener=%s client=%s sender=<%s> recipients=%s size=%d result=%r",
+            "smtp message queue_id=%s listener=%s client=%s sender=<%s> recipients=%s size=%d result=%r%s",
             queue_id,
             self.role.name,
             server.client_ip,
@@ -135,6 +136,7 @@ class Handler:
             ",".join(envelope.rcpt_tos),
             len(raw),
             reply,
+            " folder=Junk" if to_junk else "",
         )
         return reply
 
@@ -162,11 +164,11 @@ class Handler:
             added += b"Date: " + message.date_value() + b"\r\n"
         return None, added + raw
 
-    # --- Message authentication at the MX (mailauth) ---------------------------------------------------------
+    # --- Sender authentication and junk scoring at the MX (mailauth) -----------------------------------------
 
-    def _verifies(self, client_ip: str) -> bool:
+    def _from_outside(self, client_ip: str) -> bool:
         """MX only: submission is authenticated, and trusted networks are ours (MAILSITE_TRUSTED_NETWORKS)."""
-        if self.role.submission or not settings.MAILSITE_AUTH_VERIFY:
+        if self.role.submission:
             return False
         try:
             address = ipaddress.ip_address(client_ip)
@@ -174,36 +176,56 @@ class Handler:
             return True
         return not any(address in network for network in settings.MAILSITE_TRUSTED_NETWORKS)
 
-    async def _authenticate(
-        self, server: MailsiteSMTP, session: Session, envelope: MailsiteEnvelope, raw: bytes
-    ) -> tuple[str | None, bytes]:
-        """SPF, DKIM, ARC and DMARC in a worker thread, our domains looked up meanwhile; then the MX policy.
-        An accepted message gets our Authentication-Results in place of any that claims to be ours."""
+    async def _inbound_checks(
+        self, server: MailsiteSMTP, session: Session, envelope: MailsiteEnvelope, raw: bytes, queue_id: str
+    ) -> tuple[str | None, bytes, bool]:
+        """SPF, DKIM, ARC and DMARC (in a worker thread), our domains and the junk score, all at once; then
+        the MX policy. Returns the refusal or the bytes to store (with our Authentication-Results in place of
+        any claiming to be ours, and our spam fields), and whether the message goes to Junk."""
         sender = _sender(envelope)
         claimed = claims.read(raw)
         facts = verify.Envelope(
             ip=server.client_ip, helo=session.host_name or "", sender=sender, author_domains=claimed.author_domains
         )
-        verdict, local = await asyncio.gather(
-            verify.verify_off_loop(raw, facts),
-            asyncdb.call(mailauth_queries.local_domains, claims.with_sender(sender, claimed)),
-        )
-        decision = policy.authentication_decision(verdict, local, reject_spf_fail=settings.MAILSITE_REJECT_SPF_FAIL)
-        log.info(
-            "smtp auth client=%s sender=<%s> results=%s decision=%r",
-            server.client_ip,
-            sender,
-            "; ".join(verdict.resinfos()),
-            decision.reply or ("junk" if decision.junk else "inbox"),
-        )
+        checks: list = [junk.score(raw, facts, envelope.rcpt_tos, queue_id)]
+        if settings.MAILSITE_AUTH_VERIFY:
+            checks.append(verify.verify_off_loop(raw, facts))
+            checks.append(asyncdb.call(mailauth_queries.local_domains, claims.with_sender(sender, claimed)))
+        spam, *authentication = await asyncio.gather(*checks)
+        decision = policy.AuthDecision()
+        if authentication:
+            verdict, local = authentication
+            decision = policy.authentication_decision(verdict, local, reject_spf_fail=settings.MAILSITE_REJECT_SPF_FAIL)
+            log.info(
+                "smtp auth queue_id=%s client=%s results=%s decision=%r",
+                queue_id,
+                server.client_ip,
+                "; ".join(verdict.resinfos()),
+                decision.reply or ("junk" if decision.junk else "inbox"),
+            )
         if decision.reply:
-            return decision.reply, raw
-        raw, forged = ar_results.remove_forged(raw, self.hostname)
-        if forged:
-            log.info("smtp removed %d Authentication-Results claiming to be ours client=%s", forged, server.client_ip)
-        return None, verdict.header_field(self.hostname) + raw
+            return decision.reply, raw, False
+        scored = policy.spam_decision(
+            None if spam is None else spam.score,
+            junk_score=settings.MAILSITE_SPAM_JUNK_SCORE,
+            reject_score=settings.MAILSITE_SPAM_REJECT_SCORE,
+        )
+        if spam is not None:
+            log.info("smtp spam queue_id=%s score=%.2f action=%r", queue_id, spam.score, spam.action)
+        if scored.reply:
+            return scored.reply, raw, False
+        added = b""
+        if authentication:
+            raw, forged = ar_results.remove_forged(raw, self.hostname)
+            if forged:
+                log.info("smtp removed %d forged Authentication-Results queue_id=%s", forged, queue_id)
+            added += verdict.header_field(self.hostname)
+        if spam is not None:
+            raw = junk.remove_spam_fields(raw)
+            added += junk.status_fields(spam, junk_score=settings.MAILSITE_SPAM_JUNK_SCORE, engine="rspamd")
+        return None, added + raw, decision.junk or scored.junk
 
-    # --- end of message authentication ------------------------------------------------------------------------
+    # --- end of sender authentication and junk scoring --------------------------------------------------------
 
     async def _deliver(
         self, server: MailsiteSMTP, session: Session, envelope: MailsiteEnvelope, queue_id: str, raw: bytes

@@ -303,6 +303,18 @@ def authentication_decision(verdict: Verdict, claimed_local: Collection[str], *,
     return AuthDecision(junk=junk)
 
 
+SPAM_REJECTED = "550 5.7.1 Message refused as spam"
+
+
+def spam_decision(score: float | None, *, junk_score: float, reject_score: float) -> AuthDecision:
+    """The junk engine's score against our thresholds; an unscored message (None) is delivered as it is."""
+    if score is None:
+        return AuthDecision()
+    if score >= reject_score:
+        return AuthDecision(SPAM_REJECTED)
+    return AuthDecision(junk=score >= junk_score)
+
+
 # --- Connections ----------------------------------------------------------------------------------------------
 
 
