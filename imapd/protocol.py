@@ -42,6 +42,9 @@ _AUTHENTICATED = _ANY | {
     "IDLE",
     "NAMESPACE",
     "ENABLE",
+    "GETQUOTA",
+    "GETQUOTAROOT",
+    "SETQUOTA",
 }
 COMMANDS_BY_STATE: dict[State, frozenset[str]] = {
     State.NOT_AUTHENTICATED: frozenset(_ANY | {"STARTTLS", "AUTHENTICATE", "LOGIN"}),

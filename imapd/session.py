@@ -123,7 +123,8 @@ class Session:
 
     def capabilities(self) -> str:
         caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "NAMESPACE", "ID", "SPECIAL-USE"]
-        caps += ["UNSELECT", "ENABLE", "CHILDREN", "ESEARCH", "SEARCHRES"]
+        caps += ["UNSELECT", "ENABLE", "CHILDREN", "ESEARCH", "SEARCHRES", "LIST-EXTENDED", "LIST-STATUS"]
+        caps += ["STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE"]
         if self.conn.state is State.NOT_AUTHENTICATED:
             if not self.tls:
                 caps.append("STARTTLS")

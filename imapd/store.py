@@ -212,27 +212,37 @@ def statuses(account_id: int, names: Sequence[str], recent_from: dict[int, int])
         for row in Message.objects.filter(mailbox_id__in=[row[0] for row in found])
         .values("mailbox_id")
         .annotate(
-            messages=Count("id"),
-            unseen=Count("id", filter=Q(seen=False)),
-            deleted=Count("id", filter=Q(deleted=True)),
-            recent=Count("id", filter=recent),
-            size=Sum("size"),
+            n_messages=Count("id"),
+            n_unseen=Count("id", filter=Q(seen=False)),
+            n_deleted=Count("id", filter=Q(deleted=True)),
+            n_deleted_size=Sum("size", filter=Q(deleted=True)),
+            n_recent=Count("id", filter=recent),
+            n_size=Sum("size"),
         )
     }
     out = {}
     for pk, name, uidnext, uidvalidity, highestmodseq in found:
         row = counts.get(pk, {})
         out[name] = {
-            "MESSAGES": row.get("messages", 0),
-            "RECENT": row.get("recent", 0),
+            "MESSAGES": row.get("n_messages", 0),
+            "RECENT": row.get("n_recent", 0),
             "UIDNEXT": uidnext,
             "UIDVALIDITY": uidvalidity,
-            "UNSEEN": row.get("unseen", 0),
-            "DELETED": row.get("deleted", 0),
-            "SIZE": row.get("size") or 0,
+            "UNSEEN": row.get("n_unseen", 0),
+            "DELETED": row.get("n_deleted", 0),
+            "SIZE": row.get("n_size") or 0,
+            # RFC 9208 4.2.2: what EXPUNGE would free, in units of 1024 octets.
+            "DELETED-STORAGE": -(-(row.get("n_deleted_size") or 0) // 1024),
             "HIGHESTMODSEQ": highestmodseq,
         }
     return out
+
+
+def quota(account_id: int, name: str) -> tuple[int, int] | None:
+    """(bytes used, quota in bytes, 0 for none) of the account, or None when it has no folder `name`."""
+    if not Mailbox.objects.filter(account_id=account_id, name=name).exists():
+        return None
+    return Account.objects.filter(pk=account_id).values_list("used_bytes", "quota_bytes").get()
 
 
 def delete_folder(account: Account, name: str) -> bool:

@@ -76,13 +76,13 @@ def deliver(raw: bytes, recipient: str = ADDRESS) -> None:
 class RawClient:
     """An IMAP client on a plain socket that returns every byte the server answered to each command."""
 
-    def __init__(self, server: Server, *, login: bool = True) -> None:
+    def __init__(self, server: Server, *, login: bool = True, address: str = ADDRESS) -> None:
         self.sock = server.track(socket.create_connection((server.host, server.port), timeout=10))
         self.buffer = b""
         self.counter = 0
         self.read_until(b"\r\n")
         if login:
-            self.command(f'LOGIN {ADDRESS} "{PASSWORD}"')
+            self.ok(f'LOGIN {address} "{PASSWORD}"')
 
     def read_until(self, marker: bytes) -> bytes:
         while marker not in self.buffer:

@@ -7,7 +7,7 @@ by `imapd.protocol.COMMANDS_BY_STATE` (RFC 3501 6); the table below maps each of
 
 from __future__ import annotations
 
-from imapd.commands import any_state, folders, messages, not_authenticated, searching
+from imapd.commands import any_state, folders, messages, not_authenticated, quota, searching
 from imapd.protocol import COMMANDS_BY_STATE, State
 from imapd.session import Handler
 
@@ -17,6 +17,7 @@ HANDLERS: dict[str, Handler] = {
     **folders.HANDLERS,
     **messages.HANDLERS,
     **searching.HANDLERS,
+    **quota.HANDLERS,
 }
 
 TABLE: dict[State, dict[str, Handler]] = {

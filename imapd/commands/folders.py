@@ -14,8 +14,19 @@ from mailboxes import asyncdb, services
 from mailcore.imap_wire import string
 from mailcore.mime import MimeError
 
-# RFC 3501 6.3.10, SIZE (RFC 8438), HIGHESTMODSEQ (RFC 7162 3.1.9), DELETED (RFC 9051 6.3.11).
-_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE", "HIGHESTMODSEQ", "DELETED")
+# RFC 3501 6.3.10, SIZE (RFC 8438), HIGHESTMODSEQ (RFC 7162 3.1.9), DELETED (RFC 9051 6.3.11),
+# DELETED-STORAGE (RFC 9208 4.2.2).
+_STATUS_ITEMS = (
+    "MESSAGES",
+    "RECENT",
+    "UIDNEXT",
+    "UIDVALIDITY",
+    "UNSEEN",
+    "SIZE",
+    "HIGHESTMODSEQ",
+    "DELETED",
+    "DELETED-STORAGE",
+)
 _DATE_TIME = re.compile(r"([ \d]\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)\Z")
 _MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 
