@@ -22,7 +22,12 @@ from django.conf import settings
 
 log = logging.getLogger("mailsite")
 
-PROTOCOL_MODULES = {"smtpd": "smtpd.server", "pop3d": "pop3d.server", "imapd": "imapd.server"}
+PROTOCOL_MODULES = {
+    "smtpd": "smtpd.server",
+    "pop3d": "pop3d.server",
+    "imapd": "imapd.server",
+    "managesieve": "sieve.managesieve.server",
+}
 
 
 @dataclass

@@ -16,6 +16,7 @@
 | MAILSITE_SUBMISSION_PORT        | 2587                                  | submission with STARTTLS                   |
 | MAILSITE_SMTPS_PORT             | 2465                                  | submission with implicit TLS               |
 | MAILSITE_POP3_PORT / _POP3S_PORT| 1110 / 1995                           | POP3 with STLS / implicit TLS              |
+| MAILSITE_MANAGESIEVE_PORT       | 4190                                  | ManageSieve with STARTTLS (RFC 5804)       |
 | MAILSITE_IMAP_PORT / _IMAPS_PORT| 1143 / 1993                           | IMAP with STARTTLS / implicit TLS          |
 | MAILSITE_HTTP_PORT              | 8000                                  | webmail and admin                          |
 | MAILSITE_ALLOW_PLAINTEXT_AUTH   | false                                 | allow passwords without TLS off loopback   |
@@ -122,6 +123,7 @@ try:
     MAILSITE_SMTPS_PORT = env.port("MAILSITE_SMTPS_PORT", 2465)
     MAILSITE_POP3_PORT = env.port("MAILSITE_POP3_PORT", 1110)
     MAILSITE_POP3S_PORT = env.port("MAILSITE_POP3S_PORT", 1995)
+    MAILSITE_MANAGESIEVE_PORT = env.port("MAILSITE_MANAGESIEVE_PORT", 4190)
     MAILSITE_IMAP_PORT = env.port("MAILSITE_IMAP_PORT", 1143)
     MAILSITE_IMAPS_PORT = env.port("MAILSITE_IMAPS_PORT", 1993)
     MAILSITE_HTTP_PORT = env.port("MAILSITE_HTTP_PORT", 8000)
@@ -247,6 +249,7 @@ INSTALLED_APPS = [
     "webmail",
     "relay",
     "credentials",
+    "sieve",
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -343,6 +343,12 @@ class ManageSieveConnection:
             if self.state is not State.NOT_AUTHENTICATED:
                 self._no("STARTTLS only before AUTHENTICATE")
                 return None
+            if self._inbuf:
+                # Commands sent with STARTTLS in plain text must not run as if TLS protected them (the
+                # STARTTLS injection flaw, CVE-2011-0411 in Postfix).
+                self._response("BYE", "commands pipelined after STARTTLS")
+                self.state = State.CLOSED
+                return Close()
             self._ok("Begin TLS negotiation now")
             return StartTLS()
         if name == "AUTHENTICATE":

@@ -233,3 +233,11 @@ def test_overlong_line_is_refused_and_skipped():
     assert (events, out) == ([], b'NO "malformed quoted string"\r\n')
     events, out = feed(conn, b'aaaa"\r\nNOOP\r\n')
     assert (events, out) == ([], b'OK "Done"\r\n')
+
+
+def test_commands_pipelined_with_starttls_end_the_session():
+    # The STARTTLS injection flaw: a command sent in plain text after STARTTLS must not run under TLS.
+    conn = connection()
+    events, out = feed(conn, b"STARTTLS\r\nLISTSCRIPTS\r\n")
+    assert events == [Close()]
+    assert out == b'BYE "commands pipelined after STARTTLS"\r\n'
