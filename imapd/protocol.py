@@ -67,6 +67,10 @@ COMMANDS_BY_STATE: dict[State, frozenset[str]] = {
             "UID COPY",
             "UID MOVE",
             "UID EXPUNGE",
+            "SORT",
+            "UID SORT",
+            "THREAD",
+            "UID THREAD",
         }
     ),
     State.LOGOUT: frozenset(),

@@ -124,7 +124,7 @@ class Session:
     def capabilities(self) -> str:
         caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "NAMESPACE", "ID", "SPECIAL-USE"]
         caps += ["UNSELECT", "ENABLE", "CHILDREN", "ESEARCH", "SEARCHRES", "LIST-EXTENDED", "LIST-STATUS"]
-        caps += ["STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE"]
+        caps += ["STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE", "SORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES"]
         if self.conn.state is State.NOT_AUTHENTICATED:
             if not self.tls:
                 caps.append("STARTTLS")

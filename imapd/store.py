@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Q, Sum
 
-from imapd import search_keys, search_sql
+from imapd import ordering, search_keys, search_sql
 from imapd.fetch import MessageData, Request
 from imapd.search_sql import uid_q
 from mailboxes import services
@@ -131,6 +131,52 @@ def search(context: search_sql.Context, key: search_keys.Key, max_uid: int) -> l
     q = search_sql.to_q(key, context)
     messages = Message.objects.filter(q, mailbox_id=context.mailbox_id, uid__lte=max_uid)
     return list(messages.order_by("uid").values_list("uid", flat=True))
+
+
+def _first_mailbox(addresses: list[list[str | None]] | None) -> str:
+    """The addr-mailbox of the first address that is not a group marker (RFC 5256 3)."""
+    for address in addresses or ():
+        if address[-1] is not None:  # the host: None only in group markers (mailcore.mime.EnvelopeAddress)
+            return address[-2] or ""
+    return ""
+
+
+def ordering_rows(context: search_sql.Context, key: search_keys.Key, max_uid: int) -> list[ordering.Row]:
+    """What SORT and THREAD need of the messages matching `key`, in one query."""
+    q = search_sql.to_q(key, context)
+    rows = Message.objects.filter(q, mailbox_id=context.mailbox_id, uid__lte=max_uid).values_list(
+        "uid", "internal_date", "sent_date", "size", "subject", "envelope", "message_id", "references"
+    )
+    return [
+        ordering.Row(
+            uid,
+            internal_date,
+            sent_date,
+            size,
+            subject,
+            _first_mailbox(envelope.get("f")),
+            _first_mailbox(envelope.get("t")),
+            _first_mailbox(envelope.get("c")),
+            message_id,
+            tuple(references.split()),
+        )
+        for uid, internal_date, sent_date, size, subject, envelope, message_id, references in rows
+    ]
+
+
+def sort(
+    context: search_sql.Context, key: search_keys.Key, max_uid: int, criteria: list[tuple[str, bool]]
+) -> list[int]:
+    """SORT: the matching UIDs in the criteria's order (sorted here, in the database thread, not the loop)."""
+    return ordering.sort(ordering_rows(context, key, max_uid), criteria)
+
+
+def thread(context: search_sql.Context, key: search_keys.Key, max_uid: int, algorithm: str, by_uid: bool) -> bytes:
+    """THREAD: the rendered thread lists of the matching messages."""
+    rows = ordering_rows(context, key, max_uid)
+    threads = ordering.references(rows) if algorithm == "REFERENCES" else ordering.ordered_subject(rows)
+    numbers = None if by_uid else {uid: index + 1 for index, uid in enumerate(context.uids)}
+    return ordering.render_threads(threads, numbers)
 
 
 def store(

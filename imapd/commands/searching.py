@@ -1,9 +1,9 @@
 """SEARCH and UID SEARCH (RFC 3501 6.4.4), with ESEARCH result options (RFC 4731) and the saved result of
-SEARCHRES (RFC 5182)."""
+SEARCHRES (RFC 5182); SORT and THREAD (RFC 5256), which take the same search keys."""
 
 from __future__ import annotations
 
-from imapd import search_keys, search_sql, sequence, store
+from imapd import ordering, search_keys, search_sql, sequence, store
 from imapd.protocol import Command, ParseError
 from imapd.session import No, Selected, Session
 from mailboxes import asyncdb
@@ -57,8 +57,7 @@ async def search(session: Session, command: Command) -> str:
         if _wants_save(command):
             selected.saved = []  # RFC 5182 2.1: a failed SEARCH ... SAVE empties the saved result
         raise
-    context = search_sql.Context(selected.mailbox_id, selected.uids, selected.recent, selected.saved)
-    uids = await asyncdb.call(store.search, context, parsed.key, selected.max_uid)
+    uids = await asyncdb.call(store.search, _context(selected), parsed.key, selected.max_uid)
     returns = parsed.returns
     if returns is not None and "SAVE" in returns:
         selected.saved = saved_result(returns, uids)
@@ -80,4 +79,36 @@ def _wants_save(command: Command) -> bool:
     )
 
 
-HANDLERS = {"SEARCH": search, "UID SEARCH": search}
+def _context(selected: Selected) -> search_sql.Context:
+    return search_sql.Context(selected.mailbox_id, selected.uids, selected.recent, selected.saved)
+
+
+async def sort(session: Session, command: Command) -> str:
+    selected = _selected(session)
+    by_uid = command.name == "UID SORT"
+    criteria, keys = ordering.parse_sort(command.args)
+    parsed = search_keys.parse(keys)
+    uids = await asyncdb.call(store.sort, _context(selected), parsed.key, selected.max_uid, criteria)
+    numbers = uids if by_uid else [n for n in (selected.seq_of(uid) for uid in uids) if n is not None]
+    session.send(b"* SORT" + b"".join(b" %d" % n for n in numbers) + b"\r\n")
+    return f"{command.name} completed"
+
+
+async def thread(session: Session, command: Command) -> str:
+    selected = _selected(session)
+    by_uid = command.name == "UID THREAD"
+    algorithm, keys = ordering.parse_thread(command.args)
+    parsed = search_keys.parse(keys)
+    rendered = await asyncdb.call(store.thread, _context(selected), parsed.key, selected.max_uid, algorithm, by_uid)
+    session.send(b"* THREAD " + rendered + b"\r\n" if rendered else b"* THREAD\r\n")
+    return f"{command.name} completed"
+
+
+HANDLERS = {
+    "SEARCH": search,
+    "UID SEARCH": search,
+    "SORT": sort,
+    "UID SORT": sort,
+    "THREAD": thread,
+    "UID THREAD": thread,
+}
