@@ -94,3 +94,14 @@ class SignIn(models.Model):
 
     def __str__(self) -> str:
         return f"{self.protocol} sign-in from {self.remote_ip} at {self.created:%Y-%m-%d %H:%M}"
+
+
+class AcmeChallenge(models.Model):
+    """An HTTP-01 challenge being answered (RFC 8555 8.3): every web process, on any host, can serve it."""
+
+    token = models.CharField(max_length=255, primary_key=True)
+    key_authorization = models.TextField()
+    created = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"ACME challenge {self.token}"

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from mailsite import tls
+
 log = logging.getLogger("mailsite")
 
 PROTOCOL_MODULES = {
@@ -58,6 +60,8 @@ async def start_protocols(names: Sequence[str]) -> list[Listener]:
         for listener in await start():
             log.info("%s", listener)
             listeners.append(listener)
+    if listeners:
+        tls.watch_in_background()  # renewed certificates reach running listeners (mailsite/tls.py)
     return listeners
 
 
@@ -73,23 +77,12 @@ async def serve(names: Sequence[str], *, web: bool = False, worker: bool = False
     """Run listeners (and optionally the web server and a Celery worker) until SIGINT or SIGTERM."""
     celery = _start_worker() if worker else None
     listeners = await start_protocols(names)
-    web_server = None
-    web_task = None
     if web:
-        import uvicorn
+        from mailsite import web as web_listeners
 
-        config = uvicorn.Config(
-            "mailsite.asgi:application",
-            host=settings.MAILSITE_BIND,
-            port=settings.MAILSITE_HTTP_PORT,
-            log_level="warning",
-            lifespan="off",
-        )
-        web_server = uvicorn.Server(config)
-        # The runner owns the signals; uvicorn must not install its own handlers.
-        web_server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
-        web_task = asyncio.create_task(web_server.serve())
-        log.info("web listening on http://%s:%s/", settings.MAILSITE_BIND, settings.MAILSITE_HTTP_PORT)
+        for listener in await web_listeners.start_listeners():
+            log.info("%s", listener)
+            listeners.append(listener)
     try:
         await _until_signalled()
     finally:

@@ -41,6 +41,14 @@
 | MAILSITE_DKIM_SELECTOR          | mailsite                              | selector of generated DKIM keys            |
 | MAILSITE_INSECURE_HTTP          | false                                 | serve plain HTTP off the embedded SQLite   |
 | MAILSITE_TRUSTED_PROXIES        | (none)                                | proxies whose X-Forwarded-Proto counts     |
+| MAILSITE_HTTPS_PORT             | (none: no HTTPS listener)             | web over TLS, with the mail certificate    |
+| MAILSITE_TLS_RELOAD_INTERVAL    | 60                                    | seconds between checks for a renewed cert  |
+| MAILSITE_ACME                   | false                                 | obtain and renew the certificate by ACME   |
+| MAILSITE_ACME_DIRECTORY         | Let's Encrypt                         | ACME directory URL (RFC 8555 7.1.1)        |
+| MAILSITE_ACME_EMAIL             | (none)                                | contact the CA writes to about expiry      |
+| MAILSITE_ACME_NAMES             | (none)                                | names besides the hostname, comma separated|
+| MAILSITE_ACME_RENEW_DAYS        | 30                                    | renew this many days before expiry         |
+| MAILSITE_ACME_CA_BUNDLE         | (system CAs)                          | CA file for a private ACME server's HTTPS  |
 
 Inbound trust at the MX (mailauth/):
 
@@ -349,6 +357,27 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+
+# --- Certificates: HTTPS listener, reloads, ACME (mailsite/tls.py, mailsite/web.py, mailsite/acme.py) ----------
+try:
+    _https_port = env.str("MAILSITE_HTTPS_PORT", "")
+    MAILSITE_HTTPS_PORT = env.port("MAILSITE_HTTPS_PORT", 443) if _https_port else None
+    MAILSITE_TLS_RELOAD_INTERVAL = env.float("MAILSITE_TLS_RELOAD_INTERVAL", 60.0, minimum=0.1)
+    MAILSITE_ACME = env.bool("MAILSITE_ACME", False)
+    MAILSITE_ACME_DIRECTORY = env.str("MAILSITE_ACME_DIRECTORY", "https://acme-v02.api.letsencrypt.org/directory")
+    MAILSITE_ACME_EMAIL = env.str("MAILSITE_ACME_EMAIL", "")
+    MAILSITE_ACME_NAMES = [name.lower() for name in env.list("MAILSITE_ACME_NAMES", [])]
+    MAILSITE_ACME_RENEW_DAYS = env.int("MAILSITE_ACME_RENEW_DAYS", 30, minimum=1)
+    MAILSITE_ACME_CA_BUNDLE = env.optional_path("MAILSITE_ACME_CA_BUNDLE", base=BASE_DIR)
+    if MAILSITE_ACME and MAILSITE_TLS_CERT:
+        raise SettingError("MAILSITE_ACME obtains the certificate itself; unset MAILSITE_TLS_CERT and MAILSITE_TLS_KEY")
+except SettingError as exc:
+    sys.stderr.write(f"mailsite: configuration error: {exc}\n")
+    raise SystemExit(2) from None
+if MAILSITE_ACME:
+    # The CA fetches challenges by every name the certificate is for.
+    ALLOWED_HOSTS += [name for name in MAILSITE_ACME_NAMES if name not in ALLOWED_HOSTS]
+    CELERY_BEAT_SCHEDULE["acme-renew"] = {"task": "mailsite.acme.renew", "schedule": 3600.0}
 
 # --- Logging --------------------------------------------------------------------------------------------------
 LOGGING = {

@@ -2,7 +2,10 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from mailsite import acme
+
 urlpatterns = [
+    path(".well-known/acme-challenge/<str:token>", acme.challenge_response),
     # Admins sign in like everyone else: throttled, with the second factor (webmail/views/auth.py).
     path("admin/login/", RedirectView.as_view(pattern_name="webmail:login", query_string=True)),
     path("admin/", admin.site.urls),
