@@ -9,7 +9,6 @@ one process tree; the per-protocol commands (`smtpd`, `pop3d`, `imapd`) start on
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import logging
 import signal
@@ -89,9 +88,6 @@ async def serve(names: Sequence[str], *, web: bool = False, worker: bool = False
         log.info("shutting down")
         for listener in listeners:
             await listener.close()
-        if web_server is not None and web_task is not None:
-            web_server.should_exit = True
-            await web_task
         if celery is not None:
             celery.terminate()
             try:
