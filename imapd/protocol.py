@@ -45,6 +45,7 @@ _AUTHENTICATED = _ANY | {
     "GETQUOTA",
     "GETQUOTAROOT",
     "SETQUOTA",
+    "COMPRESS",
 }
 COMMANDS_BY_STATE: dict[State, frozenset[str]] = {
     State.NOT_AUTHENTICATED: frozenset(_ANY | {"STARTTLS", "AUTHENTICATE", "LOGIN"}),

@@ -17,6 +17,7 @@ import bisect
 import contextlib
 import logging
 import ssl
+import zlib
 from array import array
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from mailsite.tls import plaintext_login_allowed
 log = logging.getLogger(__name__)
 
 WRITE_BATCH = 256 * 1024
+READ_SIZE = 65536
 SYSTEM_FLAGS = "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
 # The first UID per folder that no read-write session of this process has seen yet (see module docstring).
 recent_from: dict[int, int] = {}
@@ -97,6 +99,9 @@ class Session:
         self._out: list[bytes] = []
         self._out_size = 0
         self._exit = contextlib.AsyncExitStack()
+        # COMPRESS=DEFLATE (RFC 4978): raw deflate both ways once the client asked for it.
+        self._deflate: zlib._Compress | None = None
+        self._inflate: zlib._Decompress | None = None
 
     # --- output --------------------------------------------------------------------------------------------
 
@@ -112,7 +117,11 @@ class Session:
 
     async def flush(self) -> None:
         if self._out:
-            self.writer.write(b"".join(self._out))
+            data = b"".join(self._out)
+            if self._deflate is not None:
+                # RFC 4978 4: a sync flush after each batch, so the client can decode all of it at once.
+                data = self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
+            self.writer.write(data)
             self._out.clear()
             self._out_size = 0
             await self.writer.drain()
@@ -125,6 +134,7 @@ class Session:
         caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "NAMESPACE", "ID", "SPECIAL-USE"]
         caps += ["UNSELECT", "ENABLE", "CHILDREN", "ESEARCH", "SEARCHRES", "LIST-EXTENDED", "LIST-STATUS"]
         caps += ["STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE", "SORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES"]
+        caps += ["COMPRESS=DEFLATE"]
         if self.conn.state is State.NOT_AUTHENTICATED:
             if not self.tls:
                 caps.append("STARTTLS")
@@ -133,9 +143,23 @@ class Session:
 
     # --- input ---------------------------------------------------------------------------------------------
 
+    @property
+    def compressed(self) -> bool:
+        return self._deflate is not None
+
+    def start_compression(self) -> None:
+        """Deflate from the next byte on, both ways (RFC 4978 3; the tagged OK went out uncompressed)."""
+        self._deflate = zlib.compressobj(wbits=-15)
+        self._inflate = zlib.decompressobj(wbits=-15)
+
     async def _read(self) -> None:
+        inflate = self._inflate
+        if inflate is not None and inflate.unconsumed_tail:
+            # Inflated in bounded pieces, so a small compressed input cannot fill memory at once.
+            self.conn.receive_data(inflate.decompress(inflate.unconsumed_tail, READ_SIZE))
+            return
         try:
-            data = await asyncio.wait_for(self.reader.read(65536), settings.MAILSITE_IMAP_IDLE_TIMEOUT)
+            data = await asyncio.wait_for(self.reader.read(READ_SIZE), settings.MAILSITE_IMAP_IDLE_TIMEOUT)
         except TimeoutError:
             self.send(b"* BYE Autologout; idle for too long\r\n")
             raise Closed from None
@@ -143,6 +167,12 @@ class Session:
             raise Closed from None
         if not data:
             raise Closed
+        if inflate is not None:
+            try:
+                data = inflate.decompress(data, READ_SIZE)
+            except zlib.error:
+                self.send(b"* BYE Invalid compressed data\r\n")
+                raise Closed from None
         self.conn.receive_data(data)
 
     async def read_line(self) -> bytes:

@@ -1,4 +1,5 @@
-"""CAPABILITY, NOOP, LOGOUT, ID (RFC 2971), ENABLE (RFC 5161), NAMESPACE (RFC 2342), IDLE (RFC 2177)."""
+"""CAPABILITY, NOOP, LOGOUT, ID (RFC 2971), ENABLE (RFC 5161), NAMESPACE (RFC 2342), IDLE (RFC 2177),
+COMPRESS (RFC 4978)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import contextlib
 
 from imapd.commands.args import count
 from imapd.protocol import Command, ParseError, State
-from imapd.session import Session
+from imapd.session import No, Session
 
 
 async def capability(session: Session, command: Command) -> str:
@@ -42,6 +43,18 @@ async def enable(session: Session, command: Command) -> str:
     # None of the extensions this server implements needs enabling (RFC 5161 3.1: list only those enabled).
     session.send(b"* ENABLED\r\n")
     return "ENABLE completed"
+
+
+async def compress(session: Session, command: Command) -> None:
+    """RFC 4978: COMPRESS DEFLATE; the tagged OK is the last thing sent uncompressed."""
+    (mechanism,) = count(command, 1)
+    if str(mechanism).upper() != "DEFLATE":
+        raise ParseError("The only compression mechanism is DEFLATE")
+    if session.compressed:
+        raise No("[COMPRESSIONACTIVE] Compression is already on")
+    session.send(f"{command.tag} OK DEFLATE active\r\n".encode())
+    await session.flush()
+    session.start_compression()
 
 
 async def namespace(session: Session, command: Command) -> str:
@@ -91,4 +104,5 @@ HANDLERS = {
     "ENABLE": enable,
     "NAMESPACE": namespace,
     "IDLE": idle,
+    "COMPRESS": compress,
 }
