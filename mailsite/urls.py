@@ -11,3 +11,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("webmail.urls")),
 ]
+
+# A database outage answers 503 with a clear message (and the text being written), not a bare 500.
+handler500 = "webmail.views.errors.server_error"

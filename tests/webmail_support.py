@@ -10,7 +10,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from mailboxes import services
+from mailboxes import actions
 from mailboxes.models import Account, Mailbox, Message, Role
 
 # Marks of every browser test module.
@@ -62,7 +62,7 @@ def make_raw(
 
 def deliver(account: Account, raw: bytes | None = None, **fields) -> Message:
     """Deliver to the account's Inbox as the SMTP listener does; returns the stored message."""
-    report = services.deliver(raw or make_raw(to=account.address, **fields), "bob@remote.test", [account.address])
+    report = actions.deliver(raw or make_raw(to=account.address, **fields), "bob@remote.test", [account.address])
     return Message.objects.get(pk=report.message_ids[0])
 
 
@@ -157,3 +157,62 @@ def sign_in(page, base_url: str, address: str, password: str) -> None:
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_selector("#list")
+
+
+# --- Fixtures of the browser test modules, imported by each (`from tests.webmail_support import page_fixture`) ---
+
+
+@pytest.fixture(scope="module", name="browser")
+def browser_fixture():
+    playwright, chromium = launch_chromium()
+    yield chromium
+    chromium.close()
+    playwright.stop()
+
+
+@pytest.fixture(name="alice")
+def alice_fixture(make_account, transactional_db) -> Account:
+    return make_account("alice@example.com", display_name="Alice Example")
+
+
+@pytest.fixture(name="page")
+def page_fixture(browser, transactional_db):
+    # transactional_db: set up before the page and torn down after it, so the page closes while its signed-in
+    # user still exists (once the database is emptied, its next live update finds no session and goes to sign in).
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(5000)
+    yield page
+    close_context(page)
+
+
+def assert_full_page(page) -> None:
+    """The page the user landed on is the whole styled application (top bar, stylesheet applied), not a bare
+    fragment of it."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("header.topbar")).to_be_visible()
+    assert "fragment=" not in page.url, page.url
+    assert page.evaluate("document.styleSheets.length") >= 1
+    # The stylesheet really applies: the top bar is a flex row.
+    assert page.evaluate("getComputedStyle(document.querySelector('header.topbar')).display") == "flex"
+
+
+def allow_database_connections(allowed: bool) -> None:
+    """Open or close the test database to every client (the web server's threads included), from the
+    maintenance database; closing also cuts every open connection but this one's."""
+    import psycopg
+    from django.db import connection
+
+    params = connection.get_connection_params()
+    name = connection.settings_dict["NAME"]
+    admin = {key: params[key] for key in ("host", "port", "user", "password") if params.get(key)}
+    with psycopg.connect(**admin, dbname="postgres", autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {"true" if allowed else "false"}')
+        if not allowed:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                [name],
+            )
+    if allowed:
+        connection.close()  # this test's own connection was cut too; reconnect on next use

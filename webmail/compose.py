@@ -15,10 +15,9 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
-from django.db import transaction
 from django.utils import timezone
 
-from mailboxes import services
+from mailboxes import actions
 from mailboxes.models import Account, Mailbox, Message, Role
 from webmail.addresses import AddressError, flatten, has_line_break
 
@@ -111,18 +110,13 @@ def new_message_id(account: Account) -> str:
     return make_msgid(domain=account.domain.name)
 
 
-class SendError(services.ServiceError):
+class SendError(actions.ServiceError):
     pass
 
 
-def unknown_recipients(addresses: list[str]) -> list[str]:
-    """Local addresses nobody receives (no account, alias or catch-all)."""
-    return [
-        a
-        for a in addresses
-        if services.resolve_recipient(a).status is services.RecipientStatus.UNKNOWN
-        and services.is_local_domain(a.rpartition("@")[2])
-    ]
+def encoded_size(outgoing: Outgoing) -> int:
+    """The size of the message as it would be sent (attachments base64-encoded), Bcc included."""
+    return len(build(outgoing, message_id=f"<size-check@{outgoing.sender.domain.name}>", include_bcc=True))
 
 
 def _role_folder(account: Account, role: Role) -> Mailbox:
@@ -132,38 +126,33 @@ def _role_folder(account: Account, role: Role) -> Mailbox:
     return folder
 
 
-@transaction.atomic
 def send(outgoing: Outgoing, *, replying_to: Message | None = None, draft: Message | None = None) -> Message:
     """Send as SMTP submission does (local recipients get it now, other domains go to the outbound queue), keep
-    a copy in Sent, mark the original answered and drop the draft.
-
-    One transaction: either the recipients have it (or it is queued for them) and Sent holds the copy, or
-    nothing happened.
-    """
+    a copy in Sent, mark the original answered and drop the draft: one action, all or nothing."""
     account = outgoing.sender
     message_id = new_message_id(account)
     transmitted = build(outgoing, message_id=message_id, include_bcc=False)
-    report = services.submit(transmitted, account.address, outgoing.recipients)
-    sent_on = {services.RecipientStatus.LOCAL, services.RecipientStatus.REMOTE}  # REMOTE: queued for the relay
-    refused = [rcpt for rcpt, status in report.results.items() if status not in sent_on]
-    if refused:
-        raise SendError(f"could not deliver to {', '.join(refused)}")
     copy = build(outgoing, message_id=message_id, include_bcc=True) if outgoing.bcc else transmitted
-    sent = services.append(account, _role_folder(account, Role.SENT).pk, copy, flags=["\\Seen"])
-    if replying_to is not None:
-        services.set_flags(account, replying_to.mailbox_id, [replying_to.uid], ["\\Answered"], services.FlagMode.ADD)
-    if draft is not None:
-        services.delete_messages(account, draft.mailbox_id, [draft.uid])
-    return sent
+    return actions.send(
+        account,
+        transmitted,
+        outgoing.recipients,
+        sent_copy=copy,
+        sent_folder=_role_folder(account, Role.SENT).pk,
+        answered=(replying_to.mailbox_id, replying_to.uid) if replying_to is not None else None,
+        draft=(draft.mailbox_id, draft.uid) if draft is not None else None,
+        # The From: is built here from the account itself: its domain is the author's.
+        author_domain=account.domain.name,
+    )
 
 
-@transaction.atomic
 def save_draft(outgoing: Outgoing, *, previous: Message | None) -> Message:
     """Store the message in Drafts (replacing the previous version of the same draft)."""
     account = outgoing.sender
     raw = build(outgoing, message_id=new_message_id(account), include_bcc=True)
-    drafts = _role_folder(account, Role.DRAFTS)
-    stored = services.append(account, drafts.pk, raw, flags=["\\Draft", "\\Seen"])
-    if previous is not None:
-        services.delete_messages(account, previous.mailbox_id, [previous.uid])
-    return stored
+    return actions.save_draft(
+        account,
+        raw,
+        drafts_folder=_role_folder(account, Role.DRAFTS).pk,
+        previous=(previous.mailbox_id, previous.uid) if previous is not None else None,
+    )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from zoneinfo import available_timezones
+
 from django import forms
 
 from webmail.addresses import AddressError, has_line_break, parse_field
+from webmail.models import PAGE_SIZES
 
 
 class LoginForm(forms.Form):
@@ -86,3 +89,24 @@ class ComposeForm(forms.Form):
 
 class FolderForm(forms.Form):
     name = _SingleLine(label="Folder name", max_length=512)
+
+
+def _time_zones() -> list[tuple[str, str]]:
+    return [("", "UTC (until your browser reports its zone)"), *((z, z) for z in sorted(available_timezones()))]
+
+
+class SettingsForm(forms.Form):
+    display_name = _SingleLine(label="Your name", required=False, max_length=200)
+    signature = forms.CharField(
+        label="Signature",
+        required=False,
+        max_length=4000,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="Added below new messages, replies and forwards.",
+    )
+    time_zone = forms.ChoiceField(label="Time zone", required=False, choices=_time_zones)
+    reading_pane = forms.BooleanField(
+        label="Reading pane", required=False, help_text="Open messages beside the list rather than in its place."
+    )
+    page_size = forms.TypedChoiceField(label="Messages per page", coerce=int, choices=[(n, str(n)) for n in PAGE_SIZES])

@@ -52,10 +52,11 @@ class Page:
     number: int
     total: int
     capped: bool = False  # more than `total` exist; counting stopped there
+    size: int = PAGE_SIZE  # rows per page (the user's choice)
 
     @property
     def pages(self) -> int:
-        return max(1, -(-self.total // PAGE_SIZE))
+        return max(1, -(-self.total // self.size))
 
     @property
     def has_previous(self) -> bool:
@@ -71,11 +72,11 @@ class Page:
 
     @property
     def first_index(self) -> int:
-        return (self.number - 1) * PAGE_SIZE + 1 if self.items else 0
+        return (self.number - 1) * self.size + 1 if self.items else 0
 
     @property
     def last_index(self) -> int:
-        return (self.number - 1) * PAGE_SIZE + len(self.items)
+        return (self.number - 1) * self.size + len(self.items)
 
 
 def folders(account: Account, *, totals: bool = False) -> list[Mailbox]:
@@ -98,31 +99,31 @@ def folders(account: Account, *, totals: bool = False) -> list[Mailbox]:
     return sorted(rows, key=lambda m: (rank.get(m.role, len(rank)), m.name.casefold()))
 
 
-def _bounded(number: int, total: int) -> int:
-    return min(max(number, 1), max(1, -(-total // PAGE_SIZE)))
+def _bounded(number: int, total: int, size: int) -> int:
+    return min(max(number, 1), max(1, -(-total // size)))
 
 
-def _capped_count(rows: QuerySet[Message], number: int) -> tuple[int, bool]:
+def _capped_count(rows: QuerySet[Message], number: int, size: int) -> tuple[int, bool]:
     """(total, capped): rows counted up to COUNT_CAP, or through page `number` when it lies beyond (one query).
 
     When capped, more than `total` rows exist and `total` reaches past the end of page `number`, so the page is
     not moved back and has a next page. The page number is clamped so the LIMIT stays a valid integer.
     """
-    limit = max(COUNT_CAP, min(number, 10**9) * PAGE_SIZE)
+    limit = max(COUNT_CAP, min(number, 10**9) * size)
     found = rows.order_by().values("id")[: limit + 1].count()
     return (limit, True) if found > limit else (found, False)
 
 
-def message_page(mailbox: Mailbox, number: int) -> Page:
+def message_page(mailbox: Mailbox, number: int, size: int = PAGE_SIZE) -> Page:
     """One page of a folder, newest first (two queries: a count and the page)."""
     messages = Message.objects.filter(mailbox=mailbox)
     total = messages.count()
-    number = _bounded(number, total)
-    start = (number - 1) * PAGE_SIZE
+    number = _bounded(number, total, size)
+    start = (number - 1) * size
     # The offset walks ids only (an index-only scan of message_list); the page's rows are fetched by id.
-    page_ids = messages.order_by("-internal_date", "-id").values("id")[start : start + PAGE_SIZE]
+    page_ids = messages.order_by("-internal_date", "-id").values("id")[start : start + size]
     items = list(Message.objects.filter(id__in=page_ids).only(*LIST_COLUMNS).order_by("-internal_date", "-id"))
-    return Page(items, number, total)
+    return Page(items, number, total, size=size)
 
 
 @dataclass
@@ -133,7 +134,7 @@ class Conversation:
     flagged: bool
 
 
-def conversation_page(mailbox: Mailbox, number: int) -> Page:
+def conversation_page(mailbox: Mailbox, number: int, size: int = PAGE_SIZE) -> Page:
     """One page of a folder's conversations, most recently active first (three queries).
 
     Walking the folder newest first (the message_list index), the first message seen of each thread is its newest
@@ -144,12 +145,12 @@ def conversation_page(mailbox: Mailbox, number: int) -> Page:
     later = Q(internal_date__gt=date) | Q(internal_date=date, id__gt=OuterRef("id"))
     newer = Message.objects.filter(later, mailbox=mailbox, thread_id=OuterRef("thread_id"))
     newest = Message.objects.filter(mailbox=mailbox).filter(~Exists(newer))
-    total, capped = _capped_count(newest, number)
-    number = _bounded(number, total)
-    start = (number - 1) * PAGE_SIZE
+    total, capped = _capped_count(newest, number, size)
+    number = _bounded(number, total, size)
+    start = (number - 1) * size
     # As in message_page: the walk to the page reads only the message_list index (which carries thread_id for
     # the probe), and the page's rows are fetched by id.
-    page_ids = newest.order_by("-internal_date", "-id").values("id")[start : start + PAGE_SIZE]
+    page_ids = newest.order_by("-internal_date", "-id").values("id")[start : start + size]
     latest = list(Message.objects.filter(id__in=page_ids).only(*LIST_COLUMNS).order_by("-internal_date", "-id"))
     counts = {
         row["thread_id"]: row
@@ -163,7 +164,7 @@ def conversation_page(mailbox: Mailbox, number: int) -> Page:
         )
     }
     items = [Conversation(m, c["count"], c["unread"], c["starred"] > 0) for m in latest for c in [counts[m.thread_id]]]
-    return Page(items, number, total, capped)
+    return Page(items, number, total, capped, size)
 
 
 def thread_messages(account: Account, thread_id: uuid.UUID) -> list[Message]:
@@ -176,7 +177,7 @@ def thread_messages(account: Account, thread_id: uuid.UUID) -> list[Message]:
     )
 
 
-def search(account: Account, text: str, mailbox: Mailbox | None, number: int) -> Page:
+def search(account: Account, text: str, mailbox: Mailbox | None, number: int, size: int = PAGE_SIZE) -> Page:
     """Messages matching `text` in sender, recipients, subject or body, newest first (two queries).
 
     PostgreSQL uses the stored search document and its full-text index (words, with web-search syntax: "quoted
@@ -197,15 +198,15 @@ def search(account: Account, text: str, mailbox: Mailbox | None, number: int) ->
                 | Q(cc_addresses__icontains=word)
                 | Q(search_text__icontains=word)
             )
-    total, capped = _capped_count(messages, number)
-    number = _bounded(number, total)
-    start = (number - 1) * PAGE_SIZE
+    total, capped = _capped_count(messages, number, size)
+    number = _bounded(number, total, size)
+    start = (number - 1) * size
     items = list(
         messages.select_related("mailbox")
         .only(*LIST_COLUMNS, "mailbox__name", "mailbox__role")
-        .order_by("-internal_date", "-id")[start : start + PAGE_SIZE]
+        .order_by("-internal_date", "-id")[start : start + size]
     )
-    return Page(items, number, total, capped)
+    return Page(items, number, total, capped, size)
 
 
 def contacts(account: Account, prefix: str, limit: int = 10) -> list[str]:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from webmail.views import auth, compose, events, folders, mail, security
+from webmail.views import auth, compose, events, folders, mail, security, settings
 
 app_name = "webmail"
 
@@ -9,6 +9,7 @@ urlpatterns = [
     path("login/", auth.login, name="login"),
     path("logout/", auth.logout, name="logout"),
     path("login/code/", security.login_totp, name="login_totp"),
+    path("settings/", settings.settings_view, name="settings"),
     path("settings/security/", security.security, name="security"),
     path("settings/security/password/", security.change_password, name="change_password"),
     path("settings/security/app-passwords/", security.app_password_create, name="app_password_create"),

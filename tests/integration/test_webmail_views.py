@@ -11,11 +11,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from mailboxes import services
+from mailboxes import actions
 from mailboxes.models import AuthFailure, Mailbox, Message, Role
 from tests.conftest import PASSWORD
 from tests.webmail_support import deliver, folder, make_raw
 from webmail import queries
+from webmail.models import Preferences
 
 
 @pytest.fixture
@@ -70,7 +71,7 @@ def test_logout_needs_post(signed_in) -> None:
 def test_list_shows_newest_first_with_markers(signed_in, alice) -> None:
     deliver(alice, subject="Older one")
     starred = deliver(alice, subject="Newer one", attachments=[("a.pdf", "application/pdf", b"%PDF")])
-    services.set_flags(alice, starred.mailbox_id, [starred.uid], ["\\Flagged"], services.FlagMode.ADD)
+    actions.set_flags(alice, starred.mailbox_id, [starred.uid], ["\\Flagged"], actions.FlagMode.ADD)
     page = signed_in.get(reverse("webmail:folder", args=[starred.mailbox_id])).content.decode()
     assert page.index("Newer one") < page.index("Older one")
     assert 'class="star on"' in page
@@ -226,7 +227,7 @@ def test_empty_trash(signed_in, alice) -> None:
     inbox, trash = folder(alice, Role.INBOX), folder(alice, Role.TRASH)
     for _ in range(3):
         message = deliver(alice)
-        services.move(alice, inbox.pk, [message.uid], trash.pk)
+        actions.move(alice, inbox.pk, [message.uid], trash.pk)
     signed_in.post(reverse("webmail:empty_trash"))
     assert not Message.objects.filter(mailbox=trash).exists()
     alice.refresh_from_db()
@@ -254,7 +255,7 @@ def test_search_in_folder_and_everywhere(signed_in, alice) -> None:
     deliver(alice, subject="Invoice March", sender="Carol <carol@billing.test>")
     other = deliver(alice, subject="Lunch", text="the quarterly numbers are attached")
     archive = folder(alice, Role.ARCHIVE)
-    services.move(alice, other.mailbox_id, [other.uid], archive.pk)
+    actions.move(alice, other.mailbox_id, [other.uid], archive.pk)
     inbox_url = reverse("webmail:folder", args=[folder(alice, Role.INBOX).pk])
     for query in ("invoice", "carol", "billing", "carol@billing.test"):
         assert b"Invoice March" in signed_in.get(inbox_url, {"q": query}).content, query
@@ -279,9 +280,9 @@ def test_search_uses_the_full_text_index(alice) -> None:
 
 def test_search_finds_mail_stored_by_every_writer(signed_in, alice) -> None:
     delivered = deliver(alice, subject="Harbour delivered")
-    appended = services.append(alice, folder(alice, Role.SENT).pk, make_raw(to="x@remote.test", subject="Harbour sent"))
-    services.copy(alice, delivered.mailbox_id, [delivered.uid], folder(alice, Role.ARCHIVE).pk)
-    services.move(alice, appended.mailbox_id, [appended.uid], folder(alice, Role.DRAFTS).pk)
+    appended = actions.append(alice, folder(alice, Role.SENT).pk, make_raw(to="x@remote.test", subject="Harbour sent"))
+    actions.copy(alice, delivered.mailbox_id, [delivered.uid], folder(alice, Role.ARCHIVE).pk)
+    actions.move(alice, appended.mailbox_id, [appended.uid], folder(alice, Role.DRAFTS).pk)
     page = signed_in.get(reverse("webmail:search"), {"q": "harbour"}).content.decode()
     assert page.count('class="row') == 3
     for folder_name in ("Archive", "INBOX", "Drafts"):
@@ -290,8 +291,9 @@ def test_search_finds_mail_stored_by_every_writer(signed_in, alice) -> None:
 
 
 def test_conversations_and_search_are_counted_up_to_a_cap(signed_in, alice, monkeypatch) -> None:
-    # Small page and cap so the cap is reached with a few messages; the counting code is the real one.
-    monkeypatch.setattr(queries, "PAGE_SIZE", 2)
+    # Small page (the user's setting) and cap so the cap is reached with a few messages; the counting code is the
+    # real one.
+    Preferences.objects.create(account=alice, page_size=2)
     monkeypatch.setattr(queries, "COUNT_CAP", 4)
     for n in range(7):
         deliver(alice, subject=f"Capped {n}")
@@ -316,7 +318,7 @@ def test_conversations_are_ordered_by_latest_activity_in_the_folder(signed_in, a
     budget = deliver(alice, subject="Budget")
     reply = deliver(alice, subject="Re: Trip", headers={"In-Reply-To": f"<{trip.message_id}>"})
     assert reply.thread_id == trip.thread_id
-    services.set_flags(alice, inbox.pk, [trip.uid], ["\\Seen", "\\Flagged"], services.FlagMode.ADD)
+    actions.set_flags(alice, inbox.pk, [trip.uid], ["\\Seen", "\\Flagged"], actions.FlagMode.ADD)
 
     def rows() -> list[tuple[int, int, int, bool]]:
         page = queries.conversation_page(inbox, 1)
@@ -328,16 +330,16 @@ def test_conversations_are_ordered_by_latest_activity_in_the_folder(signed_in, a
     assert html.index("Re: Trip") < html.index("Budget")
     assert "1\u20132 of 2<" in html
     # The reply leaves the folder: the thread is ranked by its newest message still here.
-    services.move(alice, inbox.pk, [reply.uid], folder(alice, Role.ARCHIVE).pk)
+    actions.move(alice, inbox.pk, [reply.uid], folder(alice, Role.ARCHIVE).pk)
     assert rows() == [(budget.pk, 1, 1, False), (trip.pk, 1, 0, True)]
     # Two messages of one thread with the same INTERNALDATE: the thread is listed once, by the later row.
     same_time = budget.internal_date
     raw = make_raw(to=alice.address, subject="Re: Budget", headers={"In-Reply-To": f"<{budget.message_id}>"})
-    twin = services.append(alice, inbox.pk, raw, internal_date=same_time)
+    twin = actions.append(alice, inbox.pk, raw, internal_date=same_time)
     assert twin.thread_id == budget.thread_id
     assert twin.pk > budget.pk
     assert rows() == [(twin.pk, 2, 2, False), (trip.pk, 1, 0, True)]
-    services.delete_messages(alice, inbox.pk, [twin.uid, budget.uid])
+    actions.delete_messages(alice, inbox.pk, [twin.uid, budget.uid])
     assert rows() == [(trip.pk, 1, 0, True)]
 
 
@@ -364,7 +366,7 @@ def test_conversation_view_spans_folders_including_sent(signed_in, alice) -> Non
 
 def test_contacts_suggest_correspondents(signed_in, alice) -> None:
     deliver(alice, sender="Carol Jones <carol@billing.test>")
-    services.append(
+    actions.append(
         alice,
         folder(alice, Role.SENT).pk,
         make_raw(to="Dave <dave@other.test>", sender=alice.address),

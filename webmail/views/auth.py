@@ -15,7 +15,8 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from credentials import actions as credentials
-from mailboxes import services
+from mailboxes import actions
+from webmail import preferences
 from webmail.forms import LoginForm
 from webmail.views import security
 
@@ -30,13 +31,15 @@ def login(request: HttpRequest) -> HttpResponse:
     form = LoginForm(request.POST or None)
     status = 200
     if request.method == "POST" and form.is_valid():
-        result = services.authenticate(
+        result = actions.authenticate(
             form.cleaned_data["address"],
             form.cleaned_data["password"],
             remote_ip=request.META.get("REMOTE_ADDR"),
             protocol="web",
         )
         if result.account is not None:
+            # The browser's own zone (webmail.js fills it in) becomes the user's unless they chose one.
+            preferences.detected(result.account, request.POST.get("time_zone", ""))
             if credentials.totp_enabled(result.account.pk):  # the second step: webmail/views/security.py
                 return security.begin_second_factor(request, result.account, next_url)
             security.finish_sign_in(request, result.account, "password")

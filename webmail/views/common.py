@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from mailboxes.models import Account, Mailbox, Message, Role
+from webmail import preferences
 
 
 def account_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -22,6 +23,7 @@ def account_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
             if request.headers.get("X-Requested-With") == "fetch":
                 return HttpResponse("Signed out", status=401)
             return redirect(f"{reverse('webmail:login')}?{urlencode({'next': request.get_full_path()})}")
+        preferences.apply(request, account(request))
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -52,6 +54,10 @@ def message_of(request: HttpRequest, message_id: int) -> Message:
     if message is None:
         raise Http404("No such message")
     return message
+
+
+def page_size(request: HttpRequest) -> int:
+    return request.preferences.page_size  # type: ignore[attr-defined]
 
 
 def page_number(request: HttpRequest) -> int:

@@ -1,15 +1,17 @@
-"""Writing mail: new messages, replies, forwards and drafts; sending through the store's services."""
+"""Writing mail: new messages, replies, forwards and drafts; sending through the store's actions."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib import messages as notices
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 
-from mailboxes import services
+from mailboxes import actions
 from mailboxes.models import Message, Role
 from mailcore.headers import decode_words
 from mailcore.mime import Envelope, EnvelopeAddress, decode_body
@@ -18,6 +20,7 @@ from webmail import compose, queries
 from webmail.addresses import flatten, format_address
 from webmail.forms import ComposeForm
 from webmail.reading import Reading
+from webmail.templatetags.webmail import filesize
 from webmail.views.common import account, account_required
 
 MAX_QUOTED_CHARS = 200_000
@@ -159,6 +162,15 @@ def _initial(request: HttpRequest) -> tuple[dict, list[Kept], Message | None]:
     return initial, [], None
 
 
+def _signed(body: str, signature: str) -> str:
+    """The user's signature below where they type and above any quoted text, after the "-- " line that mail
+    clients recognise as the start of a signature (RFC 3676 4.3)."""
+    if not signature.strip():
+        return body
+    rest = body.lstrip("\n")
+    return f"\n\n-- \n{signature.rstrip()}\n" + (f"\n{rest}" if rest else "")
+
+
 def _outgoing(request: HttpRequest, form: ComposeForm, kept: list[Kept]) -> compose.Outgoing:
     data = form.cleaned_data
     return compose.Outgoing(
@@ -183,38 +195,78 @@ def _own(request: HttpRequest, pk: int | None, role: Role | None = None) -> Mess
     return found.first()
 
 
+def _problems(form: ComposeForm) -> list[str]:
+    """Every error of the form as one line a person reads ("To: ...")."""
+    lines = []
+    for name, errors in form.errors.items():
+        label = form.fields[name].label if name in form.fields else None
+        lines.extend(f"{label}: {error}" if label else str(error) for error in errors)
+    return lines
+
+
+def _too_big(outgoing: compose.Outgoing) -> str | None:
+    """Why the message cannot go out, if it is over the size SMTP accepts (the limit smtpd enforces): base64
+    makes attachments a third bigger, so the check is on the encoded message, not on the files."""
+    limit = settings.MAILSITE_MAX_MESSAGE_SIZE
+    size = compose.encoded_size(outgoing)
+    if size <= limit:
+        return None
+    return (
+        f"The message is too big: {filesize(size)} once encoded for mail, and the limit is {filesize(limit)}. "
+        "Remove attachments or share big files as a link."
+    )
+
+
+def _refusals(refused: dict[str, actions.RecipientStatus]) -> str:
+    reasons = {
+        actions.RecipientStatus.UNKNOWN: "no such mailbox here",
+        actions.RecipientStatus.OVER_QUOTA: "the mailbox is full",
+    }
+    return "; ".join(f"{rcpt}: {reasons.get(status, 'refused')}" for rcpt, status in refused.items())
+
+
+def _done(request: HttpRequest, location: str, notice: str) -> HttpResponse:
+    """Sent or saved: the next page, or for the page's own script (which keeps the form while it waits, see
+    webmail.js) where to go next."""
+    notices.success(request, notice)
+    if request.headers.get("X-Requested-With") == "fetch":
+        return JsonResponse({"location": location})
+    return redirect(location)
+
+
 @account_required
 def compose_view(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         initial, kept, _ = _initial(request)
+        if not initial.get("draft"):  # a resumed draft has its signature already
+            initial["body"] = _signed(initial.get("body", ""), request.preferences.signature)  # type: ignore[attr-defined]
         form = ComposeForm(initial=initial)
-        return render(request, "webmail/compose.html", {"form": form, "kept": kept, "kept_keys": [k.key for k in kept]})
+        return render(request, "webmail/compose.html", _page(form, kept))
     action = request.POST.get("action", "send")
     form = ComposeForm(request.POST, request.FILES, sending=action == "send")
     kept = _kept_from_post(request)
-    autosave = action == "autosave"
     if form.is_valid():
         outgoing = _outgoing(request, form, kept)
         previous = _own(request, form.cleaned_data["draft"], Role.DRAFTS)
-        if action == "send":
-            unknown = compose.unknown_recipients(outgoing.recipients)
-            if unknown:
-                form.add_error(None, f"No such mailbox here: {', '.join(unknown)}")
-            if not form.errors:
-                try:
-                    compose.send(outgoing, replying_to=_own(request, form.cleaned_data["replying"]), draft=previous)
-                except services.ServiceError as exc:
-                    form.add_error(None, f"The message was not sent: {exc}")
-                else:
-                    notices.success(request, "Message sent.")
-                    return redirect("webmail:home")
+        too_big = _too_big(outgoing)
+        if too_big:
+            form.add_error(None, too_big)
+        elif action == "send":
+            try:
+                compose.send(outgoing, replying_to=_own(request, form.cleaned_data["replying"]), draft=previous)
+            except actions.NotSent as exc:
+                form.add_error(None, f"The message was not sent to anyone. {_refusals(exc.refused)}.")
+            except actions.ServiceError as exc:
+                form.add_error(None, f"The message was not sent: {exc}")
+            else:
+                return _done(request, reverse("webmail:home"), "Message sent.")
         else:
             try:
                 draft = compose.save_draft(outgoing, previous=previous)
-            except services.ServiceError as exc:
+            except actions.ServiceError as exc:
                 form.add_error(None, f"The draft was not saved: {exc}")
             else:
-                if autosave:
+                if action == "autosave":
                     return JsonResponse(
                         {
                             "draft": draft.pk,
@@ -222,16 +274,19 @@ def compose_view(request: HttpRequest) -> HttpResponse:
                             "saved": timezone.now().isoformat(),
                         }
                     )
-                notices.success(request, "Draft saved.")
-                return redirect(f"{request.path}?draft={draft.pk}")
-    if autosave:
-        return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
-    return render(
-        request,
-        "webmail/compose.html",
-        {"form": form, "kept": kept, "kept_keys": [k.key for k in kept]},
-        status=400,
-    )
+                return _done(request, f"{request.path}?draft={draft.pk}", "Draft saved.")
+    if action == "autosave" or request.headers.get("X-Requested-With") == "fetch":
+        return JsonResponse({"errors": form.errors.get_json_data(), "problems": _problems(form)}, status=400)
+    return render(request, "webmail/compose.html", _page(form, kept), status=400)
+
+
+def _page(form: ComposeForm, kept: list[Kept]) -> dict:
+    return {
+        "form": form,
+        "kept": kept,
+        "kept_keys": [k.key for k in kept],
+        "max_size": settings.MAILSITE_MAX_MESSAGE_SIZE,
+    }
 
 
 @account_required

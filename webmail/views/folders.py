@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from mailboxes import services
+from mailboxes import actions
 from webmail import queries
 from webmail.forms import FolderForm
 from webmail.views.common import account, account_required, folder_of
@@ -25,8 +25,8 @@ def create(request: HttpRequest) -> HttpResponse:
     form = FolderForm(request.POST)
     if form.is_valid():
         try:
-            created = services.create_mailbox(account(request), form.cleaned_data["name"])
-        except services.ServiceError as exc:
+            created = actions.create_mailbox(account(request), form.cleaned_data["name"])
+        except actions.ServiceError as exc:
             notices.error(request, f"The folder was not created: {exc}")
         else:
             notices.success(request, f"Folder {created.name} created.")
@@ -44,8 +44,8 @@ def rename(request: HttpRequest, folder_id: int) -> HttpResponse:
         notices.error(request, f"{current.name} is a special folder and keeps its name.")
     elif form.is_valid():
         try:
-            services.rename_mailbox(account(request), current.pk, form.cleaned_data["name"])
-        except services.ServiceError as exc:
+            actions.rename_mailbox(account(request), current.pk, form.cleaned_data["name"])
+        except actions.ServiceError as exc:
             notices.error(request, f"The folder was not renamed: {exc}")
         else:
             notices.success(request, f"Folder renamed to {form.cleaned_data['name']}.")
@@ -62,8 +62,8 @@ def delete(request: HttpRequest, folder_id: int) -> HttpResponse:
         notices.error(request, f"{current.name} is a special folder and cannot be deleted.")
         return redirect("webmail:folders")
     try:
-        services.delete_mailbox(account(request), current.pk)
-    except services.ServiceError as exc:
+        actions.delete_mailbox(account(request), current.pk)
+    except actions.ServiceError as exc:
         notices.error(request, f"The folder was not deleted: {exc}")
     else:
         notices.success(request, f"Folder {current.name} deleted with its messages.")

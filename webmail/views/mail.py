@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from urllib.parse import parse_qsl, urlsplit
 
 from django.contrib import messages as notices
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
@@ -12,12 +13,20 @@ from django.urls import reverse
 from django.utils.http import content_disposition_header, urlencode
 from django.views.decorators.http import require_POST
 
-from mailboxes import services
+from mailboxes import actions
 from mailboxes.models import Mailbox, Message, Role
 from mailcore.mime import decode_body, part_text
 from webmail import queries, sanitize
 from webmail.reading import Reading
-from webmail.views.common import account, account_required, folder_of, message_of, page_number, role_folder
+from webmail.views.common import (
+    account,
+    account_required,
+    folder_of,
+    message_of,
+    page_number,
+    page_size,
+    role_folder,
+)
 
 _SAFE_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
 
@@ -32,21 +41,26 @@ def _list_context(request: HttpRequest, folder: Mailbox | None) -> dict:
     query = request.GET.get("q", "").strip()[:500]
     threads = request.GET.get("view") == "threads" and not query
     number = page_number(request)
+    size = page_size(request)
     if query:
-        page = queries.search(account(request), query, folder if request.GET.get("in") != "all" else None, number)
+        within = folder if request.GET.get("in") != "all" else None
+        page = queries.search(account(request), query, within, number, size)
     elif threads:
         assert folder is not None
-        page = queries.conversation_page(folder, number)
+        page = queries.conversation_page(folder, number, size)
     else:
         assert folder is not None
-        page = queries.message_page(folder, number)
+        page = queries.message_page(folder, number, size)
     all_folders = queries.folders(account(request))
     params = {
         k: v for k, v in (("q", query), ("in", request.GET.get("in", "")), ("view", "threads" if threads else "")) if v
     }
     return {
         "folder": folder,
+        "page_url": _without_fragment(request.path, request.GET.urlencode()),
         "folders": all_folders,
+        # The tab's title starts with the Inbox's unread count, as mail clients' do.
+        "inbox_unread": next((f.unread for f in all_folders if f.role == Role.INBOX), 0),
         "page": page,
         "query": query,
         "search_all": request.GET.get("in") == "all",
@@ -54,6 +68,13 @@ def _list_context(request: HttpRequest, folder: Mailbox | None) -> dict:
         "list_params": urlencode(params),
         "move_targets": [f for f in all_folders if folder is None or f.pk != folder.pk],
     }
+
+
+def _without_fragment(path: str, query: str) -> str:
+    """The full page's address for a list fragment's: live refreshes fetch `?...&fragment=list`, and forms in
+    the refreshed list must send the user back to the page, never to the bare fragment."""
+    params = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "fragment"]
+    return f"{path}?{urlencode(params)}" if params else path
 
 
 @account_required
@@ -93,7 +114,7 @@ def message(request: HttpRequest, message_id: int) -> HttpResponse:
     """The reading pane; opening a message marks it read, as every mail client does."""
     shown = message_of(request, message_id)
     if not shown.seen:
-        services.set_flags(account(request), shown.mailbox_id, [shown.uid], ["\\Seen"], services.FlagMode.ADD)
+        actions.set_flags(account(request), shown.mailbox_id, [shown.uid], ["\\Seen"], actions.FlagMode.ADD)
         shown.seen = True
     context = _reading_context(request, shown)
     if request.GET.get("fragment") == "1":
@@ -145,6 +166,19 @@ def attachment(request: HttpRequest, message_id: int, index: int) -> HttpRespons
     return response
 
 
+def _thread_folder(request: HttpRequest, found: list[Message]) -> Mailbox:
+    """The folder whose list stays beside a conversation: the one it was opened from (`?folder=`), else that
+    of its newest message outside Trash and Junk, so opening a thread never switches the screen to Trash."""
+    wanted = request.GET.get("folder", "")
+    if wanted.isdigit():
+        for message in found:
+            if message.mailbox_id == int(wanted):
+                return message.mailbox
+        return folder_of(request, int(wanted))
+    kept = [m for m in found if m.mailbox.role not in (Role.TRASH, Role.JUNK)]
+    return (kept or found)[-1].mailbox
+
+
 @account_required
 def thread(request: HttpRequest, thread_id: uuid.UUID) -> HttpResponse:
     """A whole conversation across folders, the user's replies in Sent included."""
@@ -154,28 +188,39 @@ def thread(request: HttpRequest, thread_id: uuid.UUID) -> HttpResponse:
     unread = [m for m in found if not m.seen]
     for mailbox_id in {m.mailbox_id for m in unread}:
         uids = [m.uid for m in unread if m.mailbox_id == mailbox_id]
-        services.set_flags(account(request), mailbox_id, uids, ["\\Seen"], services.FlagMode.ADD)
+        actions.set_flags(account(request), mailbox_id, uids, ["\\Seen"], actions.FlagMode.ADD)
     for m in unread:
         m.seen = True
     items = [_reading_context(request, m) for m in found]
-    context = _list_context(request, found[-1].mailbox)
+    context = _list_context(request, _thread_folder(request, found))
     context.update({"conversation": items, "subject": found[0].subject})
     return render(request, "webmail/thread.html", context)
 
 
 _FLAG_ACTIONS = {
-    "read": (["\\Seen"], services.FlagMode.ADD),
-    "unread": (["\\Seen"], services.FlagMode.REMOVE),
-    "star": (["\\Flagged"], services.FlagMode.ADD),
-    "unstar": (["\\Flagged"], services.FlagMode.REMOVE),
+    "read": (["\\Seen"], actions.FlagMode.ADD),
+    "unread": (["\\Seen"], actions.FlagMode.REMOVE),
+    "star": (["\\Flagged"], actions.FlagMode.ADD),
+    "unstar": (["\\Flagged"], actions.FlagMode.REMOVE),
 }
 
 
 def _back(request: HttpRequest, current: Mailbox) -> str:
     target = request.POST.get("next", "")
-    if target.startswith("/") and not target.startswith("//"):
-        return target
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        parts = urlsplit(target)
+        return _without_fragment(parts.path, parts.query)
     return reverse("webmail:folder", kwargs={"folder_id": current.pk})
+
+
+def _selected_uids(request: HttpRequest, current: Mailbox) -> list[int]:
+    """The ticked messages: single messages by UID, and whole conversations (the conversation view ticks
+    threads) as every message of the thread in this folder."""
+    uids = {int(uid) for uid in request.POST.getlist("uid")}
+    threads = {uuid.UUID(value) for value in request.POST.getlist("thread")}
+    if threads:
+        uids.update(Message.objects.filter(mailbox=current, thread_id__in=threads).values_list("uid", flat=True))
+    return sorted(uids)
 
 
 @require_POST
@@ -185,7 +230,7 @@ def act(request: HttpRequest, folder_id: int) -> HttpResponse:
     current = folder_of(request, folder_id)
     me = account(request)
     try:
-        uids = sorted({int(uid) for uid in request.POST.getlist("uid")})
+        uids = _selected_uids(request, current)
     except ValueError:
         return HttpResponseBadRequest("bad message selection")
     action = request.POST.get("action", "")
@@ -196,20 +241,20 @@ def act(request: HttpRequest, folder_id: int) -> HttpResponse:
     try:
         if action in _FLAG_ACTIONS:
             flags, mode = _FLAG_ACTIONS[action]
-            services.set_flags(me, current.pk, uids, flags, mode)
+            actions.set_flags(me, current.pk, uids, flags, mode)
         elif action == "move":
             target = folder_of(request, int(request.POST.get("target") or 0))
-            moved = services.move(me, current.pk, uids, target.pk)
+            moved = actions.move(me, current.pk, uids, target.pk)
             notices.success(request, f"Moved {len(moved)} message(s) to {target.name}.")
         elif action == "trash" and current.role != Role.TRASH:
-            moved = services.move(me, current.pk, uids, role_folder(request, Role.TRASH).pk)
+            moved = actions.move(me, current.pk, uids, role_folder(request, Role.TRASH).pk)
             notices.success(request, f"Moved {len(moved)} message(s) to Trash.")
         elif action in ("trash", "delete") and current.role == Role.TRASH:
-            removed = services.delete_messages(me, current.pk, uids)
+            removed = actions.delete_messages(me, current.pk, uids)
             notices.success(request, f"Deleted {len(removed)} message(s) forever.")
         else:
             return HttpResponseBadRequest("unknown action")
-    except (ValueError, services.ServiceError) as exc:
+    except (ValueError, actions.ServiceError) as exc:
         notices.error(request, f"Nothing was changed: {exc}")
     if action in ("move", "trash", "delete") and back.startswith("/m/"):
         back = reverse("webmail:folder", kwargs={"folder_id": current.pk})
@@ -221,7 +266,7 @@ def act(request: HttpRequest, folder_id: int) -> HttpResponse:
 def empty_trash(request: HttpRequest) -> HttpResponse:
     trash = role_folder(request, Role.TRASH)
     uids = list(Message.objects.filter(mailbox=trash).values_list("uid", flat=True))
-    removed = services.delete_messages(account(request), trash.pk, uids)
+    removed = actions.delete_messages(account(request), trash.pk, uids)
     notices.success(request, f"Trash emptied ({len(removed)} message(s) deleted forever).")
     return redirect("webmail:folder", folder_id=trash.pk)
 

@@ -6,6 +6,8 @@
   const $ = (selector, root = document) => root.querySelector(selector);
   const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
   const fetchHeaders = { "X-Requested-With": "fetch" };
+  // Selection boxes of the list: single messages (uid) or whole conversations (thread).
+  const PICK = "input[name=uid], input[name=thread]";
 
   async function fetchText(url) {
     const response = await fetch(url, { headers: fetchHeaders, credentials: "same-origin" });
@@ -38,7 +40,8 @@
   async function openRow(row, push = true) {
     const href = row.dataset.href;
     const reader = $("#reader");
-    if (!reader || !href.includes("/m/")) {
+    // Without the reading pane (a setting), a message opens in the list's place, as a page of its own.
+    if (!reader || !href.includes("/m/") || document.body.classList.contains("no-pane")) {
       window.location.href = href;
       return;
     }
@@ -65,7 +68,7 @@
     });
     list.addEventListener("change", (event) => {
       if (event.target.matches(".select-all")) {
-        $$("input[name=uid]", list).forEach((box) => (box.checked = event.target.checked));
+        $$(PICK, list).forEach((box) => (box.checked = event.target.checked));
       }
     });
   }
@@ -76,11 +79,11 @@
     if (!list || !list.dataset.src) return;
     const html = await fetchText(list.dataset.src);
     // Read the selection only now: a box ticked while the fetch was under way must stay ticked.
-    const checked = new Set($$("input[name=uid]:checked", list).map((box) => box.value));
+    const checked = new Set($$(PICK, list).filter((box) => box.checked).map((box) => box.value));
     const openId = $("#list .row.open-now")?.dataset.id;
     const cursorId = $("#list .row.cursor")?.dataset.id;
     list.innerHTML = html;
-    $$("input[name=uid]", list).forEach((box) => (box.checked = checked.has(box.value)));
+    $$(PICK, list).forEach((box) => (box.checked = checked.has(box.value)));
     if (openId) $(`#list .row[data-id="${openId}"]`)?.classList.add("open-now");
     if (cursorId) $(`#list .row[data-id="${cursorId}"]`)?.classList.add("cursor");
   }
@@ -89,6 +92,10 @@
     const folders = $("#folders");
     if (!folders || !folders.dataset.src) return;
     folders.innerHTML = await fetchText(folders.dataset.src);
+    // The tab's title starts with the Inbox's unread count.
+    const unread = $("#folders .folder[data-role=inbox] .count")?.textContent.trim();
+    const title = document.title.replace(/^\(\d+\) /, "");
+    document.title = unread ? `(${unread}) ${title}` : title;
   }
 
   function refreshAll() {
@@ -125,10 +132,10 @@
   function deleteCurrent() {
     if (clickIn("[data-key='#']")) return;
     const row = cursorRow();
-    const box = row && $("input[name=uid]", row);
+    const box = row && $(PICK, row);
     const button = $("#list button[value=trash], #list button[value=delete]");
     if (box && button) {
-      $$("#list input[name=uid]").forEach((other) => (other.checked = false));
+      $$(PICK, $("#list")).forEach((other) => (other.checked = false));
       box.checked = true;
       button.click();
     }
@@ -185,45 +192,230 @@
     });
   }
 
-  function autosave(form) {
+  // --- Compose: the text survives everything --------------------------------------------------------------
+  // The form is autosaved as a draft every few seconds while it changes, and kept in this browser's local
+  // storage until the server has it: if the server or its database is down, Send and Save answer 503 and the
+  // page stays as it is; the kept text is saved as a draft as soon as the server answers again, by this page
+  // or, if the user closed it, by the next webmail page opened.
+
+  const KEPT = "mailsite.compose.";
+  const TEXT_FIELDS = ["to", "cc", "bcc", "subject", "body", "in_reply_to", "references", "replying", "draft"];
+  const ORPHANED_AFTER_MS = 60000; // a kept text whose page stopped touching it this long ago was left behind
+
+  function keptEntries() {
+    return Object.keys(localStorage)
+      .filter((key) => key.startsWith(KEPT))
+      .map((key) => {
+        try {
+          return [key, JSON.parse(localStorage.getItem(key))];
+        } catch (error) {
+          return [key, null];
+        }
+      });
+  }
+
+  async function postForm(url, data) {
+    let response;
+    try {
+      response = await fetch(url, { method: "POST", body: data, headers: fetchHeaders, credentials: "same-origin" });
+    } catch (error) {
+      return { status: 0, body: { error: "The server cannot be reached (offline?)." } };
+    }
+    let body = {};
+    try {
+      body = await response.json();
+    } catch (error) {
+      body = { error: `The server answered ${response.status}.` };
+    }
+    return { status: response.status, body };
+  }
+
+  function csrfToken() {
+    return $("input[name=csrfmiddlewaretoken]")?.value || "";
+  }
+
+  // Texts kept by compose pages that were closed before the server could store them become drafts.
+  async function saveOrphans() {
+    const link = $("#compose-link");
+    if (!link) return;
+    for (const [key, entry] of keptEntries()) {
+      if (entry && entry.open && Date.now() - entry.touched < ORPHANED_AFTER_MS) continue;
+      if (!entry) {
+        localStorage.removeItem(key);
+        continue;
+      }
+      const data = new FormData();
+      Object.entries(entry.fields).forEach(([name, value]) => data.set(name, value));
+      (entry.keep || []).forEach((value) => data.append("keep", value));
+      data.set("action", "autosave");
+      data.set("csrfmiddlewaretoken", csrfToken());
+      const result = await postForm(link.getAttribute("href"), data);
+      if (result.status === 200 || result.status === 400) {
+        // Stored, or refused for good (a field the server will never accept): either way nothing to retry.
+        localStorage.removeItem(key);
+      }
+    }
+  }
+
+  function composeForm(form) {
+    const url = form.getAttribute("action"); // not form.action: the Send/Save buttons are named "action"
     const status = $(".draft-status", form);
-    let dirty = false;
-    let stopped = false;
-    form.addEventListener("input", () => (dirty = true));
-    form.addEventListener("submit", () => (stopped = true));
-    setInterval(async () => {
-      if (!dirty || stopped) return;
-      dirty = false;
+    const alertBox = $(".compose-alert", form);
+    const sizeError = $(".size-error", form);
+    const files = $("#id_attachments", form);
+    const maxSize = Number(form.dataset.maxSize || 0);
+    const key = KEPT + Math.random().toString(36).slice(2);
+
+    const textState = () =>
+      JSON.stringify([
+        TEXT_FIELDS.filter((name) => name !== "draft").map((name) => form.elements.namedItem(name)?.value ?? ""),
+        $$("input[name=keep]", form).map((box) => box.checked),
+      ]);
+    let saved = textState(); // what the server holds (the page as it was loaded, or the last save)
+    let refused = null; // a state the server refused (bad fields): not retried until it changes
+    let busy = false;
+    let leaving = false;
+
+    const hasFiles = () => Boolean(files && files.files.length);
+    const unsaved = () => textState() !== saved || hasFiles();
+
+    function keep() {
+      if (textState() === saved) {
+        localStorage.removeItem(key);
+        return;
+      }
+      const fields = {};
+      TEXT_FIELDS.forEach((name) => (fields[name] = form.elements.namedItem(name)?.value ?? ""));
+      const keepBoxes = $$("input[name=keep]", form).filter((box) => box.checked).map((box) => box.value);
+      localStorage.setItem(key, JSON.stringify({ fields, keep: keepBoxes, open: true, touched: Date.now() }));
+    }
+
+    function showAlert(lines) {
+      alertBox.replaceChildren(
+        ...lines.map((line) => {
+          const p = document.createElement("p");
+          p.textContent = line;
+          return p;
+        }),
+      );
+      alertBox.hidden = lines.length === 0;
+    }
+
+    // Base64 turns every 3 bytes into 4, in lines of 76 characters plus CRLF.
+    function encodedSize() {
+      const encoded = (n) => Math.ceil(n / 3) * 4 * (78 / 76);
+      let total = 4096 + new Blob([form.elements.namedItem("body").value]).size;
+      Array.from(files?.files || []).forEach((file) => (total += encoded(file.size)));
+      $$("input[name=keep]", form)
+        .filter((box) => box.checked)
+        .forEach((box) => (total += encoded(Number(box.dataset.size || 0))));
+      return total;
+    }
+
+    const megabytes = (n) => `${(n / 1048576).toFixed(1).replace(/\.0$/, "")} MB`;
+
+    function checkSize() {
+      if (!maxSize) return true;
+      const size = encodedSize();
+      const fits = size <= maxSize;
+      sizeError.hidden = fits;
+      sizeError.textContent = fits
+        ? ""
+        : `These attachments are too big: the message would be ${megabytes(size)} once encoded for mail, ` +
+          `and the limit is ${megabytes(maxSize)}. Remove some, or share big files as a link.`;
+      return fits;
+    }
+
+    function stored(result) {
+      form.elements.namedItem("draft").value = result.draft;
+      // The new draft holds the ticked attachments in order; point the boxes at its copies.
+      const boxes = $$("input[name=keep]", form);
+      boxes.filter((box) => !box.checked).forEach((box) => box.closest("label").remove());
+      boxes.filter((box) => box.checked).forEach((box, i) => (box.value = result.kept[i]));
+      status.textContent = `Draft saved at ${new Date(result.saved).toLocaleTimeString()}`;
+    }
+
+    async function autosave() {
+      const state = textState();
+      if (busy || leaving || state === saved || state === refused) return;
+      busy = true;
       const data = new FormData(form);
       data.delete("attachments"); // files are stored with the draft when the user saves or sends
       data.set("action", "autosave");
-      try {
-        const response = await fetch(form.action, {
-          method: "POST",
-          body: data,
-          headers: fetchHeaders,
-          credentials: "same-origin",
-        });
-        if (stopped) return;
-        const result = await response.json();
-        if (!response.ok) {
-          status.textContent = "Draft not saved: check the fields";
-          return;
+      const result = await postForm(url, data);
+      busy = false;
+      if (leaving) return;
+      if (result.status === 200) {
+        saved = state;
+        stored(result.body);
+        if (!alertBox.hidden && alertBox.dataset.kind === "outage") {
+          showAlert([`Saved as a draft at ${new Date(result.body.saved).toLocaleTimeString()}. It was not sent.`]);
         }
-        form.elements.draft.value = result.draft;
-        // The new draft holds the ticked attachments in order; point the boxes at its copies.
-        const boxes = $$("input[name=keep]", form);
-        boxes.filter((box) => !box.checked).forEach((box) => box.closest("label").remove());
-        boxes.filter((box) => box.checked).forEach((box, i) => (box.value = result.kept[i]));
-        status.textContent = `Draft saved at ${new Date(result.saved).toLocaleTimeString()}`;
-      } catch (error) {
-        status.textContent = "Draft not saved (offline?)";
-        dirty = true;
+        keep();
+      } else if (result.status === 400) {
+        refused = state;
+        status.textContent = "Draft not saved: check the fields";
+      } else {
+        status.textContent = `Draft not saved: ${result.body.error || "the server did not answer"} Kept in this browser.`;
       }
-    }, 3000);
+    }
+
+    async function submit(event) {
+      event.preventDefault();
+      const action = event.submitter?.value || "send";
+      if (busy) return;
+      if (!checkSize()) {
+        sizeError.scrollIntoView({ block: "nearest" });
+        return;
+      }
+      busy = true;
+      keep();
+      const data = new FormData(form);
+      data.set("action", action);
+      const buttons = $$("button[type=submit]", form);
+      buttons.forEach((button) => (button.disabled = true));
+      const result = await postForm(url, data);
+      buttons.forEach((button) => (button.disabled = false));
+      busy = false;
+      if (result.status === 200 && result.body.location) {
+        leaving = true;
+        localStorage.removeItem(key);
+        window.location.assign(result.body.location);
+        return;
+      }
+      alertBox.dataset.kind = result.status === 400 ? "fields" : "outage";
+      if (result.status === 400) {
+        showAlert(result.body.problems || ["Check the fields."]);
+        return;
+      }
+      const what = action === "send" ? "The message was not sent" : "The draft was not saved";
+      showAlert([
+        `${what}: ${result.body.error || `the server answered ${result.status}.`}`,
+        "Your text is kept in this browser and will be saved as a draft as soon as the server answers again.",
+      ]);
+    }
+
+    form.addEventListener("input", () => {
+      refused = null;
+      keep();
+    });
+    files?.addEventListener("change", checkSize);
+    $$("input[name=keep]", form).forEach((box) => box.addEventListener("change", checkSize));
+    form.addEventListener("submit", submit);
+    setInterval(autosave, 3000);
+    setInterval(() => textState() !== saved && keep(), 10000); // still open: not an orphan
+    window.addEventListener("beforeunload", (event) => {
+      if (!leaving && unsaved()) event.preventDefault();
+    });
+    window.addEventListener("pagehide", () => {
+      const entry = localStorage.getItem(key);
+      if (entry) localStorage.setItem(key, JSON.stringify({ ...JSON.parse(entry), open: false }));
+    });
   }
 
   document.addEventListener("DOMContentLoaded", () => {
+    const zone = $("[data-detect=time-zone]");
+    if (zone) zone.value = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
     bindList();
     liveUpdates();
     document.addEventListener("keydown", shortcuts);
@@ -236,7 +428,8 @@
     const compose = $("#compose-form");
     if (compose) {
       suggestions(compose);
-      autosave(compose);
+      composeForm(compose);
     }
+    saveOrphans();
   });
 })();

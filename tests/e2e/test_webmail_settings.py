@@ -1,0 +1,106 @@
+"""The settings page in a real browser: name, signature, time zone (detected at the first sign-in), reading pane
+and page size, each seen where it matters."""
+
+from __future__ import annotations
+
+import email
+import os
+import re
+from email import policy
+
+import pytest
+from playwright.sync_api import expect
+
+from mailboxes.models import Message, Role
+from tests.conftest import PASSWORD
+from tests.webmail_support import (  # noqa: F401 (the *_fixture names are fixtures)
+    BROWSER_MARKS,
+    alice_fixture,
+    assert_full_page,
+    browser_fixture,
+    close_context,
+    deliver,
+    folder,
+    sign_in,
+)
+from webmail.models import Preferences
+
+pytestmark = BROWSER_MARKS
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+VIEWPORTS = {
+    "desktop": {"viewport": {"width": 1280, "height": 800}},
+    "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
+}
+
+
+@pytest.fixture(params=sorted(VIEWPORTS))
+def tokyo_page(request, browser, transactional_db):
+    """A browser in Tokyo, at desktop and at phone width."""
+    context = browser.new_context(timezone_id="Asia/Tokyo", **VIEWPORTS[request.param])
+    page = context.new_page()
+    page.set_default_timeout(5000)
+    yield page
+    close_context(page)
+
+
+def test_time_zone_is_detected_at_the_first_sign_in(web_server, tokyo_page, alice) -> None:
+    page = tokyo_page
+    shown = deliver(alice, subject="Sent at ten UTC")  # Date: Mon, 03 Mar 2025 10:00:00 +0000
+    sign_in(page, web_server.url, alice.address, PASSWORD)
+    assert Preferences.objects.get(account=alice).time_zone == "Asia/Tokyo"
+    page.goto(f"{web_server.url}/m/{shown.pk}/")
+    expect(page.locator("#reader .headers")).to_contain_text("Mon, 3 Mar 2025 19:00")
+    assert_full_page(page)
+
+
+def test_settings_change_name_signature_zone_pane_and_page_size(web_server, tokyo_page, alice) -> None:
+    page = tokyo_page
+    for n in range(30):
+        deliver(alice, subject=f"Bulk {n:02d}")
+    sign_in(page, web_server.url, alice.address, PASSWORD)
+    expect(page.locator("#list .row")).to_have_count(30)
+    page.click("a.settings-link")
+    assert_full_page(page)
+    page.fill("#id_display_name", "Alice Liddell")
+    page.fill("#id_signature", "Alice\nWonderland Ltd")
+    page.select_option("#id_time_zone", "Europe/Paris")
+    page.uncheck("#id_reading_pane")
+    page.select_option("#id_page_size", "25")
+    page.click("#settings-form button[type=submit]")
+    expect(page.locator(".notice")).to_contain_text("Settings saved")
+    assert_full_page(page)
+    expect(page.locator("#id_time_zone")).to_have_value("Europe/Paris")
+
+    page.click("#compose-link")
+    assert page.input_value("#id_body") == "\n\n-- \nAlice\nWonderland Ltd\n"
+    page.fill("#id_to", alice.address)
+    page.fill("#id_subject", "Signed")
+    page.locator("#id_body").press("Control+Home")
+    page.locator("#id_body").press_sequentially("Hello me.")
+    page.click("button[value=send]")
+    expect(page.locator(".notice")).to_contain_text("Message sent")
+    received = Message.objects.get(mailbox=folder(alice, Role.INBOX), subject="Signed")
+    parsed = email.message_from_bytes(bytes(received.body.raw), policy=policy.default)
+    assert parsed["From"] == "Alice Liddell <alice@example.com>"
+    assert parsed.get_content().replace("\r\n", "\n") == "Hello me.\n\n-- \nAlice\nWonderland Ltd\n"
+
+    # 25 messages a page, and without the reading pane a message opens in the list's place.
+    expect(page.locator("#list .row")).to_have_count(25)
+    bulk = Message.objects.get(subject="Bulk 29")
+    page.locator("#list .row", has_text="Bulk 29").locator(".subject").click()
+    page.wait_for_url(re.compile(rf"/m/{bulk.pk}/$"))
+    expect(page.locator("#reader .subject")).to_have_text("Bulk 29")
+    expect(page.locator("#list")).to_be_hidden()
+    # Paris is an hour ahead of UTC in March.
+    expect(page.locator("#reader .headers")).to_contain_text("Mon, 3 Mar 2025 11:00")
+    assert_full_page(page)
+
+
+def test_tab_title_counts_unread_mail_live(web_server, tokyo_page, alice) -> None:
+    page = tokyo_page
+    deliver(alice, subject="One")
+    sign_in(page, web_server.url, alice.address, PASSWORD)
+    expect(page).to_have_title(re.compile(r"^\(1\) INBOX"))
+    deliver(alice, subject="Two")
+    expect(page).to_have_title(re.compile(r"^\(2\) INBOX"), timeout=5000)

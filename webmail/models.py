@@ -1,0 +1,31 @@
+"""What each user chooses for the webmail (the settings page). Mail itself lives in `mailboxes`."""
+
+from __future__ import annotations
+
+import zoneinfo
+
+from django.conf import settings
+from django.db import models
+
+PAGE_SIZES = (25, 50, 100, 200)
+
+
+def valid_time_zone(name: str) -> bool:
+    return name in zoneinfo.available_timezones()
+
+
+class Preferences(models.Model):
+    account = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="webmail_preferences"
+    )
+    signature = models.TextField(blank=True, max_length=4000, help_text="added below new messages and replies")
+    # IANA name; empty until the browser reports its zone at the first sign-in (dates are shown in UTC until then).
+    time_zone = models.CharField(max_length=64, blank=True)
+    reading_pane = models.BooleanField(default=True, help_text="open messages beside the list, not in its place")
+    page_size = models.PositiveSmallIntegerField(default=50, choices=[(n, str(n)) for n in PAGE_SIZES])
+
+    class Meta:
+        verbose_name_plural = "preferences"
+
+    def __str__(self) -> str:
+        return f"webmail preferences of {self.account_id}"

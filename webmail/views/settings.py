@@ -1,0 +1,48 @@
+"""The settings page: name, signature, time zone, reading pane and page size (the password, app passwords and
+two-factor sign-in are on the security page it links to, `views/security.py`)."""
+
+from __future__ import annotations
+
+from django.contrib import messages as notices
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from mailboxes.models import Account
+from webmail import preferences
+from webmail.forms import SettingsForm
+from webmail.views.common import account, account_required
+
+
+def _settings_form(request: HttpRequest, data=None) -> SettingsForm:
+    chosen = preferences.of(account(request))
+    initial = {
+        "display_name": account(request).display_name,
+        "signature": chosen.signature,
+        "time_zone": chosen.time_zone,
+        "reading_pane": chosen.reading_pane,
+        "page_size": chosen.page_size,
+    }
+    return SettingsForm(data, initial=initial)
+
+
+@account_required
+def settings_view(request: HttpRequest) -> HttpResponse:
+    form = _settings_form(request, request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        me = account(request)
+        with transaction.atomic():
+            chosen = preferences.of(me)
+            chosen.signature = data["signature"].replace("\r\n", "\n")
+            chosen.time_zone = data["time_zone"]
+            chosen.reading_pane = data["reading_pane"]
+            chosen.page_size = data["page_size"]
+            chosen.save()
+            if data["display_name"] != me.display_name:
+                # The display name is a column of the account itself, which the admin also edits in place.
+                Account.objects.filter(pk=me.pk).update(display_name=data["display_name"])
+        notices.success(request, "Settings saved.")
+        return redirect("webmail:settings")
+    status = 400 if form.errors else 200
+    return render(request, "webmail/settings.html", {"form": form}, status=status)
