@@ -144,6 +144,11 @@ class Mailbox(models.Model):
     uidvalidity = models.BigIntegerField(default=new_uidvalidity)
     uidnext = models.BigIntegerField(default=1, help_text="The UID the next message will get")
     highestmodseq = models.BigIntegerField(default=1, help_text="Raised by every change in the folder")
+    first_recent_uid = models.BigIntegerField(
+        default=1,
+        help_text="Messages from this UID on are \\Recent: no session has selected the folder since they came "
+        "(RFC 3501 2.3.2; shared by every IMAP process)",
+    )
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -242,6 +247,21 @@ class Message(models.Model):
     @property
     def keyword_list(self) -> list[str]:
         return self.keywords.split()
+
+
+class ExpungedMessage(models.Model):
+    """A message that left a folder (EXPUNGE, MOVE, deletion) and the folder's mod-sequence then, so a client
+    resynchronising with QRESYNC learns which of its UIDs vanished (RFC 7162 3.2.10). Kept as long as the folder."""
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="expunged")
+    uid = models.BigIntegerField()
+    modseq = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["mailbox", "modseq"], name="expunged_since")]
+
+    def __str__(self) -> str:
+        return f"{self.mailbox_id}/{self.uid} expunged at {self.modseq}"
 
 
 class AuthFailure(models.Model):
