@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from webmail.views import auth, compose, events, folders, mail, security, settings
 
@@ -10,6 +10,7 @@ urlpatterns = [
     path("logout/", auth.logout, name="logout"),
     path("login/code/", security.login_totp, name="login_totp"),
     path("settings/", settings.settings_view, name="settings"),
+    path("settings/filters/", include("webmail.views.filters")),
     path("settings/security/", security.security, name="security"),
     path("settings/security/password/", security.change_password, name="change_password"),
     path("settings/security/app-passwords/", security.app_password_create, name="app_password_create"),
