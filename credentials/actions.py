@@ -11,11 +11,20 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable
 
+from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.utils import timezone
 
 from credentials import tokens, totp
-from credentials.models import MAIL_PROTOCOLS, AppPassword, RecoveryCode, SecurityOptions, SignIn, TotpDevice
+from credentials.models import (
+    MAIL_PROTOCOLS,
+    AppPassword,
+    RecoveryCode,
+    SecurityOptions,
+    SignIn,
+    TotpDevice,
+    WebSession,
+)
 from mailboxes import changes
 from mailboxes.models import Account
 
@@ -147,3 +156,31 @@ def accept_second_factor(account_id: int, typed: str) -> str | None:
         return None
     used = RecoveryCode.objects.filter(account_id=account_id, digest=tokens.digest(typed), used__isnull=True)
     return "recovery code" if used.update(used=timezone.now()) else None
+
+
+# --- Web sessions ---------------------------------------------------------------------------------------------
+
+
+def remember_web_session(account_id: int, session_key: str, remote_ip: str | None, user_agent: str) -> None:
+    WebSession.objects.update_or_create(
+        session_key=session_key,
+        defaults={"account_id": account_id, "remote_ip": remote_ip, "user_agent": user_agent[:200]},
+    )
+
+
+def web_sessions(account: Account) -> list[WebSession]:
+    """The account's sessions still alive (signed out or expired ones are forgotten here)."""
+    alive = Session.objects.filter(expire_date__gt=timezone.now()).values("session_key")
+    WebSession.objects.filter(account=account).exclude(session_key__in=alive).delete()
+    return list(WebSession.objects.filter(account=account).order_by("-created"))
+
+
+@transaction.atomic
+def end_web_session(account: Account, web_session_id: int) -> bool:
+    """Sign one of the account's sessions out (from another device); False if it is not the account's."""
+    row = WebSession.objects.filter(account=account, pk=web_session_id).first()
+    if row is None:
+        return False
+    Session.objects.filter(session_key=row.session_key).delete()
+    row.delete()
+    return True

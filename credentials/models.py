@@ -105,3 +105,17 @@ class AcmeChallenge(models.Model):
 
     def __str__(self) -> str:
         return f"ACME challenge {self.token}"
+
+
+class WebSession(models.Model):
+    """A signed-in webmail/admin session, listed for its owner, who can end it from another device. Pages name
+    it by its id: the session key is a bearer secret and never leaves the server."""
+
+    session_key = models.CharField(max_length=40, unique=True)
+    account = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="web_sessions")
+    created = models.DateTimeField(default=timezone.now)
+    remote_ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=200, blank=True)
+
+    def __str__(self) -> str:
+        return f"web session of account {self.account_id} from {self.remote_ip}"

@@ -144,3 +144,23 @@ def test_admin_resets_two_factor_and_revokes_app_passwords(client, make_account,
     assert not RecoveryCode.objects.filter(account=alice).exists()
     client.post(reverse("admin:credentials_apppassword_changelist"), {"action": "revoke", "_selected_action": [row.pk]})
     assert not AppPassword.objects.exists()
+
+
+def test_a_browser_signs_another_out(alice) -> None:
+    from django.test import Client
+
+    phone, laptop = Client(HTTP_USER_AGENT="Phone browser"), Client(HTTP_USER_AGENT="Laptop browser")
+    for browser in (phone, laptop):
+        response = browser.post(reverse("webmail:login"), {"address": alice.address, "password": PASSWORD})
+        assert response.status_code == 302
+    page = laptop.get(reverse("webmail:security"))
+    sessions = page.context["web_sessions"]
+    assert [s.user_agent for s in sessions] == ["Laptop browser", "Phone browser"]
+    assert b'data-session="this"' in page.content
+    assert phone.session.session_key.encode() not in page.content  # keys never reach a page
+    own = laptop.post(reverse("webmail:end_session"), {"session": sessions[0].pk})
+    assert own.status_code == 302
+    assert laptop.get(reverse("webmail:security")).status_code == 200  # this browser is not signed out by it
+    laptop.post(reverse("webmail:end_session"), {"session": sessions[1].pk})
+    assert phone.get(reverse("webmail:security")).url.startswith(reverse("webmail:login"))
+    assert [s.user_agent for s in actions.web_sessions(alice)] == ["Laptop browser"]

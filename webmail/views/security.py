@@ -22,7 +22,15 @@ from django.views.decorators.http import require_POST
 
 from credentials import actions as credentials
 from credentials import totp
-from credentials.models import MAIL_PROTOCOLS, AppPassword, RecoveryCode, SecurityOptions, SignIn, TotpDevice
+from credentials.models import (
+    MAIL_PROTOCOLS,
+    AppPassword,
+    RecoveryCode,
+    SecurityOptions,
+    SignIn,
+    TotpDevice,
+    WebSession,
+)
 from mailboxes import actions
 from mailboxes.actions import auth
 from mailboxes.models import Account
@@ -43,6 +51,8 @@ def _page(request: HttpRequest, status: int = 200, **extra: object) -> HttpRespo
         "totp_on": credentials.totp_enabled(user.pk),
         "recovery_left": RecoveryCode.objects.filter(account=user, used__isnull=True).count(),
         "sign_ins": SignIn.objects.filter(account=user).order_by("-created")[:SIGN_INS_SHOWN],
+        "web_sessions": credentials.web_sessions(user),
+        "this_session": request.session.session_key,
         **extra,
     }
     return render(request, "webmail/security.html", context, status=status)
@@ -178,7 +188,23 @@ def begin_second_factor(request: HttpRequest, user: Account, next_url: str) -> H
 
 def finish_sign_in(request: HttpRequest, user: Account, method: str) -> None:
     start_session(request, user, backend="django.contrib.auth.backends.ModelBackend")
-    credentials.record_sign_in(user.pk, "web", request.META.get("REMOTE_ADDR"), method)
+    remote_ip = request.META.get("REMOTE_ADDR")
+    credentials.record_sign_in(user.pk, "web", remote_ip, method)
+    assert request.session.session_key is not None  # login() saved the session under a new key
+    credentials.remember_web_session(
+        user.pk, request.session.session_key, remote_ip, request.headers.get("User-Agent", "")
+    )
+
+
+@require_POST
+@account_required
+def end_session(request: HttpRequest) -> HttpResponse:
+    chosen = WebSession.objects.filter(account=account(request), pk=request.POST.get("session", "")).first()
+    if chosen is not None and chosen.session_key == request.session.session_key:
+        notices.error(request, "Use Sign out to end this session.")
+    elif chosen is not None and credentials.end_web_session(account(request), chosen.pk):
+        notices.success(request, "That browser is signed out.")
+    return redirect("webmail:security")
 
 
 @sensitive_post_parameters("code")
