@@ -8,6 +8,11 @@ local recipient, or with --recipients K to bench1@... benchK@... (session i to r
 spreads the deliveries over K Inboxes instead of contending for one folder's row lock. Recipients are created
 when missing (through the same DATABASE_URL the listener uses), and the figure counts only messages both
 answered 250 and found stored afterwards, so a server that answers 250 without storing scores nothing.
+
+With --compare-verification the bench starts the MX itself (`manage.py smtpd` on free ports) twice, with
+sender verification off and on, and prints both rates. For the run with verification, a loopback DNS server
+publishes sender.test's SPF record, DKIM key and DMARC policy (p=reject), every message is DKIM-signed
+(RSA-2048) before the clock starts, and the listener's resolver caches answers as it does in production.
 """
 
 from __future__ import annotations
@@ -42,25 +47,34 @@ async def _reply(reader: asyncio.StreamReader) -> bytes:
             return line
 
 
-async def _session(host: str, port: int, count: int, size: int, rcpt: str, first: int) -> int:
+async def _session(
+    host: str, port: int, count: int, size: int, rcpt: str, first: int, prepared: dict[int, bytes] | None = None
+) -> int:
     """Messages answered 250 in one session; a session the server closes early counts what it got."""
     accepted = [0]
     try:
-        await _transactions(host, port, count, size, rcpt, first, accepted)
+        await _transactions(host, port, count, size, rcpt, first, accepted, prepared)
     except ConnectionError as exc:
         print(f"a session ended early: {exc}", file=sys.stderr)
     return accepted[0]
 
 
 async def _transactions(
-    host: str, port: int, count: int, size: int, rcpt: str, first: int, accepted: list[int]
+    host: str,
+    port: int,
+    count: int,
+    size: int,
+    rcpt: str,
+    first: int,
+    accepted: list[int],
+    prepared: dict[int, bytes] | None = None,
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     await _reply(reader)
     writer.write(b"EHLO bench.sender.test\r\n")
     await _reply(reader)
     for number in range(first, first + count):
-        body = _message(size, number).replace(b"{rcpt}", rcpt.encode())
+        body = (prepared[number] if prepared else _message(size, number)).replace(b"{rcpt}", rcpt.encode())
         writer.write(f"MAIL FROM:<bench@sender.test> SIZE={len(body)}\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n".encode())
         replies = [await _reply(reader) for _ in range(3)]
         if not replies[2].startswith(b"354"):
@@ -90,17 +104,17 @@ def _stored(rcpts: list[str]) -> int:
 
 
 def _ensure_recipient(rcpt: str) -> None:
-    from mailboxes import services
+    from mailboxes import actions
     from mailboxes.models import Account, Domain
 
     domain = rcpt.rpartition("@")[2]
     if not Domain.objects.filter(name=domain).exists():
-        services.create_domain(domain)
+        actions.create_domain(domain)
     if not Account.objects.filter(address=rcpt).exists():
-        services.create_account(rcpt, None)
+        actions.create_account(rcpt, None)
 
 
-async def _run(args: argparse.Namespace) -> tuple[int, float]:
+async def _run(args: argparse.Namespace, prepared: dict[int, bytes] | None = None) -> tuple[int, float]:
     share, extra = divmod(args.messages, args.sessions)
     counts = [share + (1 if i < extra else 0) for i in range(args.sessions)]
     starts = [sum(counts[:i]) for i in range(args.sessions)]
@@ -108,11 +122,128 @@ async def _run(args: argparse.Namespace) -> tuple[int, float]:
     recipients = _recipients(args)
     accepted = await asyncio.gather(
         *(
-            _session(args.host, args.port, count, args.size, recipients[i % len(recipients)], start)
+            _session(args.host, args.port, count, args.size, recipients[i % len(recipients)], start, prepared)
             for i, (count, start) in enumerate(zip(counts, starts, strict=True))
         )
     )
     return sum(accepted), time.perf_counter() - began
+
+
+# --- --compare-verification: the MX with sender verification off and on ---------------------------------------
+
+
+def _signing_zone():
+    """A loopback DNS server answering for sender.test, and the key its messages are signed with."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from tests.dns_server import DnsServer
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = base64.b64encode(
+        key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    ).decode()
+    dns = DnsServer()
+    dns.add("sender.test", "TXT", '"v=spf1 ip4:127.0.0.0/8 -all"')
+    dns.add("bench.sender.test", "TXT", '"v=spf1 ip4:127.0.0.0/8 -all"')
+    dns.add("_dmarc.sender.test", "TXT", '"v=DMARC1; p=reject"')
+    text = f"v=DKIM1; k=rsa; p={public}"
+    dns.add("bench._domainkey.sender.test", "TXT", " ".join(f'"{text[i : i + 250]}"' for i in range(0, len(text), 250)))
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return dns, pem
+
+
+def _signed(messages: dict[int, bytes], pem: bytes) -> dict[int, bytes]:
+    import dkim
+
+    # To is left unsigned: each session fills in its own recipient after signing.
+    return {
+        number: dkim.sign(raw, b"bench", b"sender.test", pem, include_headers=[b"from", b"subject", b"message-id"])
+        + raw
+        for number, raw in messages.items()
+    }
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_mx(environment: dict[str, str]):
+    import socket
+    import subprocess
+
+    port = _free_port()
+    env = {
+        **os.environ,
+        **environment,
+        "MAILSITE_SMTP_PORT": str(port),
+        "MAILSITE_SUBMISSION_PORT": str(_free_port()),
+        "MAILSITE_SMTPS_PORT": str(_free_port()),
+        "MAILSITE_SMTP_MAX_CONNECTIONS_PER_IP": "1000",
+    }
+    manage = Path(__file__).resolve().parent.parent / "manage.py"
+    process = subprocess.Popen([sys.executable, str(manage), "smtpd"], env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process, port
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit("the MX did not start within 30 seconds")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process (Linux /proc): a figure other load on the machine barely moves."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _compare(args: argparse.Namespace) -> None:
+    dns, pem = _signing_zone()
+    runs = (
+        ("off", {"MAILSITE_AUTH_VERIFY": "false"}, False),
+        ("on", {"MAILSITE_AUTH_VERIFY": "true", "MAILSITE_DNS_NAMESERVERS": dns.address}, True),
+    )
+    rates: dict[str, float] = {}
+    cpu_per_message: dict[str, float] = {}
+    rcpts = _recipients(args)
+    try:
+        # Alternating rounds, best of each: other load on the machine then hurts both figures alike.
+        for name, environment, signed in runs * args.rounds:
+            process, args.port = _start_mx(environment)
+            try:
+                messages = {n: _message(args.size, n) for n in range(args.messages)}
+                prepared = _signed(messages, pem) if signed else messages
+                before, cpu_before = _stored(rcpts), _cpu_seconds(process.pid)
+                accepted, elapsed = asyncio.run(_run(args, prepared))
+                cpu = _cpu_seconds(process.pid) - cpu_before
+                stored = _stored(rcpts) - before
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+            rate = min(accepted, stored) / elapsed
+            rates[name] = max(rates.get(name, 0.0), rate)
+            print(
+                f"verification={name} sessions={args.sessions} messages={args.messages} size={args.size} "
+                f"accepted={accepted} stored={stored} seconds={elapsed:.2f} rate={rate:.0f} msg/s "
+                f"mx_cpu={1000 * cpu / max(accepted, 1):.2f} ms/msg"
+            )
+            cpu_per_message[name] = min(cpu_per_message.get(name, 1e9), cpu / max(accepted, 1))
+    finally:
+        dns.close()
+    print(
+        f"best of {args.rounds}: off={rates['off']:.0f} msg/s on={rates['on']:.0f} msg/s; "
+        f"verification costs {100 * (1 - rates['on'] / rates['off']):.0f}% of the rate without it; "
+        f"MX CPU per message off={1000 * cpu_per_message['off']:.2f} ms on={1000 * cpu_per_message['on']:.2f} ms"
+    )
 
 
 def main() -> None:
@@ -126,6 +257,12 @@ def main() -> None:
     parser.add_argument(
         "--recipients", type=int, default=1, help="spread sessions over this many accounts (one Inbox lock each)"
     )
+    parser.add_argument(
+        "--compare-verification",
+        action="store_true",
+        help="start the MX itself, with sender verification off and then on (loopback DNS), and compare",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="with --compare-verification: rounds of each")
     args = parser.parse_args()
 
     import django
@@ -134,6 +271,9 @@ def main() -> None:
     rcpts = _recipients(args)
     for rcpt in rcpts:
         _ensure_recipient(rcpt)
+    if args.compare_verification:
+        _compare(args)
+        return
     before = _stored(rcpts)
     accepted, elapsed = asyncio.run(_run(args))
     stored = _stored(rcpts) - before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import dkim
@@ -18,7 +19,15 @@ class ArcResult:
     reason: str = ""
 
 
+def _has_arc_seal(raw: bytes) -> bool:
+    end = raw.find(b"\r\n\r\n")
+    head = raw[: end + 2] if end >= 0 else raw
+    return re.search(rb"(?im)^arc-seal[ \t]*:", head) is not None
+
+
 def verify(raw: bytes, *, timeout: float) -> ArcResult:
+    if not _has_arc_seal(raw):
+        return ArcResult("none")  # no ARC set: not worth a second parse of the message
     lookup = KeyLookup(timeout)
     try:
         status, _, reason = dkim.ARC(raw, logger=quiet_logger, timeout=timeout).verify(dnsfunc=lookup)

@@ -50,6 +50,7 @@ class Handler:
         self.groups = groups
         self.hostname: str = settings.MAILSITE_HOSTNAME
         self.delimiter: str = settings.MAILSITE_RECIPIENT_DELIMITER
+        self.local_domains = mailauth_queries.LocalDomains()
 
     async def handle_EHLO(
         self, server: MailsiteSMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
@@ -190,7 +191,7 @@ class Handler:
         checks: list = [junk.score(raw, facts, envelope.rcpt_tos, queue_id)]
         if settings.MAILSITE_AUTH_VERIFY:
             checks.append(verify.verify_off_loop(raw, facts))
-            checks.append(asyncdb.call(mailauth_queries.local_domains, claims.with_sender(sender, claimed)))
+            checks.append(self.local_domains.among(claims.with_sender(sender, claimed)))
         spam, *authentication = await asyncio.gather(*checks)
         decision = policy.AuthDecision()
         if authentication:
