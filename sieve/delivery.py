@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import functools
 import logging
+import re
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -162,6 +163,23 @@ def _folder(account: Account, name: str, create: bool) -> int | None:
     return found
 
 
+# The MX's junk verdict (mailauth/junk.py): its X-Spam-Status field, the only one left in a message it scored.
+_SPAM_STATUS = re.compile(r"score=(-?[0-9]+(?:\.[0-9]+)?)\s+required=(-?[0-9]+(?:\.[0-9]+)?)")
+
+
+def verdict_percent(view: MessageView) -> int | None:
+    """The junk verdict as spamtest's percentage: 0 for a score of 0 or below, 50 at the junk threshold, 100 at
+    twice the threshold or more; None for a message that was not scored."""
+    for value in view.header("x-spam-status")[:1]:
+        found = _SPAM_STATUS.search(value)
+        if found is not None:
+            score, required = float(found[1]), float(found[2])
+            if required <= 0:
+                return 100 if score >= required else 0
+            return round(min(max(50 * score / required, 0), 100))
+    return None
+
+
 def _domain_of(address: str) -> str:
     return address.rpartition("@")[2].lower()
 
@@ -189,6 +207,8 @@ def decide(
         if needs_folders
         else frozenset()
     )
+    if spam_percent is None:
+        spam_percent = verdict_percent(view)
     env = Environment(envelope_from, envelope_to or account.address, folders, spam_percent, now)
     result = _run_all(programs, view, env, account.address)
     try:

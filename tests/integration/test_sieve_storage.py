@@ -232,3 +232,29 @@ def test_send_queues_through_the_relay(make_account, django_capture_on_commit_ca
     message = OutboundMessage.objects.get()
     assert message.sender == "bob@remote.example"
     assert list(message.recipients.values_list("address", flat=True)) == ["alice@elsewhere.example"]
+
+
+@pytest.mark.parametrize(
+    ("status", "percent"),
+    [
+        (b"X-Spam-Status: Yes, score=12.00 required=6.00 engine=rspamd\r\n", 100),
+        (b"X-Spam-Status: No, score=3.00 required=6.00 engine=rspamd\r\n", 25),
+        (b"X-Spam-Status: No, score=-2.10 required=6.00 engine=rspamd\r\n", 0),
+        (b"", None),
+    ],
+)
+def test_junk_verdict_of_the_mx_is_spamtest(make_account, status: bytes, percent: int | None):
+    from sieve.message import MessageView
+
+    raw = status + RAW
+    assert delivery.verdict_percent(MessageView(raw, parse_message(raw))) == percent
+    alice = make_account("alice@example.com")
+    scripts.put_script(
+        alice,
+        "junk",
+        'require ["spamtestplus", "fileinto", "relational", "comparator-i;ascii-numeric"];'
+        'if spamtest :percent :value "ge" :comparator "i;ascii-numeric" "50" { fileinto "Junk"; }',
+        activate=True,
+    )
+    junk = Mailbox.objects.get(account=alice, name="Junk")
+    assert decide(alice, raw).folders == ([(junk.pk, ())] if percent == 100 else [])
