@@ -3,7 +3,7 @@
     .venv/bin/python bench/pop3_retr.py --seed 2000          # once: bench@bench.test gets 2,000 messages of ~20 KB
     .venv/bin/python bench/pop3_retr.py --host 127.0.0.1 --port 1110
 
-Seeding goes through `services.deliver` (what SMTP calls) with the database in DATABASE_URL. The client is a
+Seeding goes through `actions.deliver` (what SMTP calls) with the database in DATABASE_URL. The client is a
 lean socket reader (no per-line parsing) so that the figures measure the server, not the client.
 """
 
@@ -26,17 +26,17 @@ def seed(count: int) -> None:
     import django
 
     django.setup()
-    from mailboxes import services
+    from mailboxes import actions
     from mailboxes.models import Account, Domain
 
     if not Domain.objects.filter(name="bench.test").exists():
-        services.create_domain("bench.test")
+        actions.create_domain("bench.test")
     if not Account.objects.filter(address=USER).exists():
-        services.create_account(USER, PASSWORD)
+        actions.create_account(USER, PASSWORD)
     line = b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut.\r\n"
     for number in range(count):
         raw = b"From: a@remote.test\r\nTo: %s\r\nSubject: bench %d\r\n\r\n" % (USER.encode(), number) + line * 205
-        services.deliver(raw, "a@remote.test", [USER])
+        actions.deliver(raw, "a@remote.test", [USER])
     print(f"seeded {count} messages of about {len(raw)} bytes into {USER}")
 
 

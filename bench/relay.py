@@ -74,15 +74,15 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import transaction
 
-    from mailboxes import services
+    from mailboxes import actions
+    from mailboxes.actions import queueing
     from mailboxes.models import Domain
     from mailsite import tls
-    from relay import queue
     from relay.models import OutboundMessage, OutboundRecipient, State
 
     call_command("migrate", verbosity=0)
     if not Domain.objects.filter(name="sender.example").exists():
-        services.create_domain("sender.example")
+        actions.create_domain("sender.example")
     OutboundMessage.objects.all().delete()
 
     sink = CountingSink()
@@ -118,7 +118,9 @@ def main() -> None:
                     f"From: bench@sender.example\r\nTo: user{number}@bench.example\r\nSubject: bench {number}\r\n"
                     f"Message-ID: <bench{number}@sender.example>\r\n\r\n{body}"
                 ).encode()
-                queue.enqueue(raw, "bench@sender.example", [f"user{number}@bench.example"])
+                queueing.enqueue(
+                    raw, "bench@sender.example", [f"user{number}@bench.example"], author_domain="sender.example"
+                )
         queued = time.perf_counter()
         delivered = 0
         while delivered < args.messages:

@@ -29,7 +29,7 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.urls import reverse  # noqa: E402
 
-from mailboxes import services  # noqa: E402
+from mailboxes import actions  # noqa: E402
 from mailboxes.models import Account, Domain, Mailbox, Message, Role  # noqa: E402
 
 ADDRESS = "bench@bench.test"
@@ -38,8 +38,8 @@ RUNS = 15
 
 def seed(total: int) -> Account:
     if not Domain.objects.filter(name="bench.test").exists():
-        services.create_domain("bench.test")
-    account = Account.objects.filter(address=ADDRESS).first() or services.create_account(ADDRESS, "bench")
+        actions.create_domain("bench.test")
+    account = Account.objects.filter(address=ADDRESS).first() or actions.create_account(ADDRESS, "bench")
     inbox = Mailbox.objects.get(account=account, role=Role.INBOX)
     have = Message.objects.filter(mailbox=inbox).count()
     if have >= total:
@@ -50,7 +50,7 @@ def seed(total: int) -> Account:
         + "A line of ordinary message text.\r\n"
         * 40
     ).encode()
-    template = Message.objects.get(pk=services.deliver(raw, "sender@remote.test", [ADDRESS]).message_ids[0])
+    template = Message.objects.get(pk=actions.deliver(raw, "sender@remote.test", [ADDRESS]).message_ids[0])
     table = Message._meta.db_table
     start = have + 1
     with connection.cursor() as cursor:

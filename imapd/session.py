@@ -27,7 +27,7 @@ from django.db import DatabaseError
 
 from imapd import store
 from imapd.protocol import NEED_DATA, Bad, Command, Connection, Continue, Line, ParseError, State
-from mailboxes import asyncdb, changes, services
+from mailboxes import actions, asyncdb, changes
 from mailboxes.models import Account
 from mailsite.tls import plaintext_login_allowed
 
@@ -231,7 +231,7 @@ class Session:
             await self.report_changes(command.name)
             self.send(f"{tag} NO {exc}\r\n".encode())
             return
-        except services.ServiceError as exc:
+        except actions.ServiceError as exc:
             self.send(f"{tag} NO {exc}\r\n".encode())
             return
         except DatabaseError:

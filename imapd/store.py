@@ -1,5 +1,5 @@
 """What an IMAP session reads from the store, one function per protocol step (each runs in a database
-thread through `asyncdb.call`). Steps that also change mail state do so through `mailboxes.services`."""
+thread through `asyncdb.call`). Steps that also change mail state do so through `mailboxes.actions`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from django.db.models import Count, Q, Sum
 from imapd import ordering, search_keys, search_sql
 from imapd.fetch import MessageData, Request
 from imapd.search_sql import uid_q
-from mailboxes import services
+from mailboxes import actions
 from mailboxes.models import Account, Mailbox, Message
 
 _FLAG_COLUMNS = ("seen", "answered", "flagged", "deleted", "draft")
@@ -100,7 +100,7 @@ def fetch(
     if mark_seen:
         unseen = list(messages.filter(seen=False).values_list("uid", flat=True))
         if unseen:
-            changed = services.set_flags(account, mailbox_id, unseen, ["\\Seen"], services.FlagMode.ADD)
+            changed = actions.set_flags(account, mailbox_id, unseen, ["\\Seen"], actions.FlagMode.ADD)
             seen_set = {m.uid for m in changed}
     columns = ["uid", *_FLAG_COLUMNS, "keywords", "internal_date", "size"]
     optional = [
@@ -186,7 +186,7 @@ def store(
     messages = Message.objects.filter(uid_q(ranges), mailbox_id=mailbox_id, uid__lte=max_uid)
     uids = list(messages.values_list("uid", flat=True))
     if uids:
-        services.set_flags(account, mailbox_id, uids, flags, services.FlagMode(mode))
+        actions.set_flags(account, mailbox_id, uids, flags, actions.FlagMode(mode))
     return [
         (uid, flags_of(*rest)) for uid, *rest in messages.order_by("uid").values_list("uid", *_FLAG_COLUMNS, "keywords")
     ]
@@ -206,9 +206,9 @@ def copy(account: Account, mailbox_id: int, ranges: list[tuple[int, int]], max_u
         Message.objects.filter(uid_q(ranges), mailbox_id=mailbox_id, uid__lte=max_uid).values_list("uid", flat=True)
     )
     if move:
-        pairs = services.move(account, mailbox_id, uids, target_id) if uids else []
+        pairs = actions.move(account, mailbox_id, uids, target_id) if uids else []
     else:
-        pairs = services.copy(account, mailbox_id, uids, target_id) if uids else []
+        pairs = actions.copy(account, mailbox_id, uids, target_id) if uids else []
     uidvalidity = Mailbox.objects.filter(pk=target_id).values_list("uidvalidity", flat=True).get()
     return uidvalidity, pairs
 
@@ -220,7 +220,7 @@ def append(
     mailbox = Mailbox.objects.filter(account=account, name=name).first()
     if mailbox is None:
         return None
-    message = services.append(account, mailbox.pk, raw, flags=flags, internal_date=date)
+    message = actions.append(account, mailbox.pk, raw, flags=flags, internal_date=date)
     return mailbox.uidvalidity, message.uid
 
 
@@ -295,7 +295,7 @@ def delete_folder(account: Account, name: str) -> bool:
     mailbox_id = folder_id(account.pk, name)
     if mailbox_id is None:
         return False
-    services.delete_mailbox(account, mailbox_id)
+    actions.delete_mailbox(account, mailbox_id)
     return True
 
 
@@ -303,9 +303,9 @@ def rename_folder(account: Account, old: str, new: str) -> bool:
     mailbox_id = folder_id(account.pk, old)
     if mailbox_id is None:
         return False
-    services.rename_mailbox(account, mailbox_id, new)
+    actions.rename_mailbox(account, mailbox_id, new)
     return True
 
 
 def expunge(account: Account, mailbox_id: int, uids: Sequence[int] | None) -> list[int]:
-    return services.expunge(account, mailbox_id, uids)
+    return actions.expunge(account, mailbox_id, uids)

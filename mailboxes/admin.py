@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
 
-from mailboxes import services
+from mailboxes import actions
 from mailboxes.models import Account, Alias, Domain, Mailbox, Message
 from mailcore.mime import MimePart
 
@@ -45,7 +45,7 @@ class AccountCreationForm(forms.ModelForm):
     def save(self, commit: bool = True) -> Account:
         # Accounts are created by the service, which also makes the standard folders.
         data = self.cleaned_data
-        return services.create_account(
+        return actions.create_account(
             data["address"],
             data["password"],
             display_name=data["display_name"],
@@ -118,18 +118,18 @@ class MailboxAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Mailbox, form, change: bool) -> None:
         if not change:
-            services.create_mailbox(obj.account, obj.name)
+            actions.create_mailbox(obj.account, obj.name)
             return
         previous = Mailbox.objects.get(pk=obj.pk)
         if previous.name != obj.name:
-            services.rename_mailbox(obj.account, obj.pk, obj.name)
+            actions.rename_mailbox(obj.account, obj.pk, obj.name)
         if previous.subscribed != obj.subscribed:
-            services.set_subscribed(obj.account, obj.name, obj.subscribed)
+            actions.set_subscribed(obj.account, obj.name, obj.subscribed)
 
     def delete_model(self, request: HttpRequest, obj: Mailbox) -> None:
         try:
-            services.delete_mailbox(obj.account, obj.pk)
-        except services.ServiceError as exc:
+            actions.delete_mailbox(obj.account, obj.pk)
+        except actions.ServiceError as exc:
             self.message_user(request, str(exc), messages.ERROR)
 
     def has_add_permission(self, request: HttpRequest) -> bool:

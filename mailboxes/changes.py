@@ -1,6 +1,6 @@
 """Change notifications between processes: who changed which folder.
 
-Writers (`mailboxes.services`) call `notify()` inside their transaction. On PostgreSQL this is a NOTIFY, which
+Writers (`mailboxes.actions`) call `notify()` inside their transaction. On PostgreSQL this is a NOTIFY, which
 the server delivers to listeners exactly when the transaction commits (and never if it rolls back). Readers in
 an event loop (IMAP IDLE, webmail live updates) `subscribe()` to an account on the loop's `ChangeHub`: one
 LISTEN connection per process and loop on PostgreSQL; on SQLite the hub polls folders' `highestmodseq`.

@@ -1,6 +1,6 @@
 """The mail store shared by every protocol and the webmail.
 
-Only `mailboxes.services` writes these tables (Django admin aside, for domains, accounts and aliases).
+Only `mailboxes.actions` writes these tables (Django admin aside, for domains, accounts and aliases).
 Raw message bytes live in `MessageBody`, apart from `Message`, so list queries never load them; one body is
 shared by every copy of a message (multi-recipient delivery, COPY).
 """
@@ -40,9 +40,9 @@ class Domain(models.Model):
 
 class AccountManager(BaseUserManager["Account"]):
     def create_user(self, address: str, password: str | None = None, **extra) -> Account:
-        from mailboxes import services  # the service creates the standard folders with the account
+        from mailboxes import actions  # the service creates the standard folders with the account
 
-        return services.create_account(address, password, **extra)
+        return actions.create_account(address, password, **extra)
 
     def create_superuser(self, address: str, password: str | None = None, **extra) -> Account:
         extra.update(is_staff=True, is_superuser=True)

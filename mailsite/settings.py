@@ -26,6 +26,8 @@
 | MAILSITE_AUTH_WINDOW            | 900                                   | seconds failures are counted for           |
 | MAILSITE_AUTH_FAILURE_DELAY     | 2                                     | seconds a protocol waits before "failed"   |
 | MAILSITE_DB_THREADS             | 8                                     | database threads per listener process      |
+| MAILSITE_PASSWORD_THREADS       | 2                                     | password-check threads per listener process|
+| MAILSITE_RELAY_KEEP             | 30d                                   | how long delivered/bounced mail is kept    |
 | MAILSITE_DB_CONN_MAX_AGE        | 300                                   | seconds a listener reuses a DB connection  |
 | MAILSITE_DNS_NAMESERVERS        | the system's resolvers                | host[:port],... the relay asks for MX      |
 | MAILSITE_DNS_TIMEOUT            | 10                                    | seconds one DNS lookup may take            |
@@ -146,6 +148,7 @@ try:
     MAILSITE_AUTH_WINDOW = env.int("MAILSITE_AUTH_WINDOW", 900, minimum=1)
     MAILSITE_AUTH_FAILURE_DELAY = env.float("MAILSITE_AUTH_FAILURE_DELAY", 2.0)
     MAILSITE_DB_THREADS = env.int("MAILSITE_DB_THREADS", 8, minimum=1, maximum=256)
+    MAILSITE_PASSWORD_THREADS = env.int("MAILSITE_PASSWORD_THREADS", 2, minimum=1, maximum=64)
     MAILSITE_DB_CONN_MAX_AGE = env.int("MAILSITE_DB_CONN_MAX_AGE", 300, minimum=0)
     # POP3 (pop3d/): seconds a session may stay idle before it is closed; RFC 1939 3 asks for at least 10 minutes.
     MAILSITE_POP3_IDLE_TIMEOUT = env.int("MAILSITE_POP3_IDLE_TIMEOUT", 600, minimum=600)
@@ -165,6 +168,7 @@ try:
     MAILSITE_RELAY_TIMEOUT = env.float("MAILSITE_RELAY_TIMEOUT", 120.0, minimum=0.1)
     MAILSITE_RELAY_RETRY_SCHEDULE = _durations("MAILSITE_RELAY_RETRY_SCHEDULE", "1m,5m,15m,30m,1h")
     MAILSITE_RELAY_MAX_AGE = _duration("MAILSITE_RELAY_MAX_AGE", "5d")
+    MAILSITE_RELAY_KEEP = _duration("MAILSITE_RELAY_KEEP", "30d")
     MAILSITE_RELAY_DELAY_WARNING = _duration("MAILSITE_RELAY_DELAY_WARNING", "4h")
     MAILSITE_RELAY_CLAIM_TIMEOUT = _duration("MAILSITE_RELAY_CLAIM_TIMEOUT", "30m")
     MAILSITE_RELAY_SWEEP_INTERVAL = _duration("MAILSITE_RELAY_SWEEP_INTERVAL", "60s")

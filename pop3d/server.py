@@ -1,8 +1,8 @@
 """The POP3 listeners: a thin asyncio shell around `pop3d.protocol.Pop3Connection`.
 
 POP3 with STLS on MAILSITE_POP3_PORT and implicit TLS on MAILSITE_POP3S_PORT. The shell reads bytes, feeds
-the protocol core and carries out its events with one database call each: `services.authenticate` and the
-maildrop listing at login, a batch of bodies for RETR/TOP, `services.delete_messages` at QUIT.
+the protocol core and carries out its events with one database call each: `actions.authenticate` and the
+maildrop listing at login, a batch of bodies for RETR/TOP, `actions.delete_messages` at QUIT.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import ssl
 from django.conf import settings
 from django.db import DatabaseError
 
-from mailboxes import asyncdb, services
+from mailboxes import actions, asyncdb, signin
 from mailboxes.models import Account
 from mailsite import tls
 from mailsite.runtime import Listener
@@ -115,8 +115,8 @@ class Session:
 
     async def _login(self, event: Authenticate) -> None:
         try:
-            result = await asyncdb.call(
-                services.authenticate, event.username, event.password, remote_ip=self.remote_ip, protocol="pop3"
+            result = await signin.authenticate(
+                event.username, event.password, remote_ip=self.remote_ip, protocol="pop3"
             )
         except DatabaseError:
             log.exception("pop3: authentication failed for lack of the database")
@@ -185,8 +185,8 @@ class Session:
     async def _update(self, event: Update) -> None:
         assert self.account is not None
         try:
-            await asyncdb.call(services.delete_messages, self.account, self.inbox_id, list(event.uids))
-        except (DatabaseError, services.ServiceError):
+            await asyncdb.call(actions.delete_messages, self.account, self.inbox_id, list(event.uids))
+        except (DatabaseError, actions.ServiceError):
             log.exception("pop3: UPDATE failed; nothing was removed")
             self.conn.update_finished(removed=False)
         else:

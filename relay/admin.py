@@ -9,7 +9,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
-from relay import dkim, queue
+from mailboxes.actions import outbound
+from relay import dkim
 from relay.models import Attempt, DkimKey, OutboundRecipient
 
 
@@ -80,26 +81,26 @@ class QueueAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry now")
     def retry_now(self, request: HttpRequest, rows: QuerySet[OutboundRecipient]) -> None:
-        count = queue.retry_now(list(rows.values_list("pk", flat=True)))
+        count = outbound.retry_now(list(rows.values_list("pk", flat=True)))
         self.message_user(request, f"{count} recipient(s) will be tried now.")
 
     @admin.action(description="Hold")
     def hold(self, request: HttpRequest, rows: QuerySet[OutboundRecipient]) -> None:
-        count = queue.hold(list(rows.values_list("pk", flat=True)))
+        count = outbound.hold(list(rows.values_list("pk", flat=True)))
         self.message_user(request, f"{count} recipient(s) held.")
 
     @admin.action(description="Release")
     def release(self, request: HttpRequest, rows: QuerySet[OutboundRecipient]) -> None:
-        count = queue.release(list(rows.values_list("pk", flat=True)))
+        count = outbound.release(list(rows.values_list("pk", flat=True)))
         self.message_user(request, f"{count} recipient(s) released.")
 
     @admin.action(description="Delete (bounces to the sender)")
     def delete_with_bounce(self, request: HttpRequest, rows: QuerySet[OutboundRecipient]) -> None:
-        count = queue.delete(list(rows.values_list("pk", flat=True)))
+        count = outbound.delete(list(rows.values_list("pk", flat=True)))
         self.message_user(request, f"{count} recipient(s) deleted.", messages.WARNING)
 
     def delete_model(self, request: HttpRequest, obj: OutboundRecipient) -> None:
-        queue.delete([obj.pk])
+        outbound.delete([obj.pk])
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

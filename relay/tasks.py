@@ -5,20 +5,21 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from relay import deliver, mx, queue
+from mailboxes.actions import outbound, queueing
+from relay import deliver, mx
 from relay.deliver import Reply
 
 
-@shared_task(name=queue.ATTEMPT_TASK, ignore_result=True)
+@shared_task(name=queueing.ATTEMPT_TASK, ignore_result=True)
 def attempt(message_id: int, domain: str) -> None:
     """One delivery attempt for the due recipients of one message at one domain (a no-op if none is due)."""
-    claimed = queue.claim(message_id, domain)
+    claimed = outbound.claim(message_id, domain)
     if claimed is None:
         return
     route = mx.route(domain)
     if route.outcome is not None:
         replies = {rcpt: Reply(None, route.reason) for rcpt in claimed.recipients}
-        queue.record(claimed, replies, no_reply=route.outcome, route_status=route.status)
+        outbound.record(claimed, replies, no_reply=route.outcome, route_status=route.status)
         return
     replies = deliver.attempt(
         route.addresses,
@@ -29,13 +30,13 @@ def attempt(message_id: int, domain: str) -> None:
         port=settings.MAILSITE_RELAY_PORT,
         timeout=settings.MAILSITE_RELAY_TIMEOUT,
     )
-    queue.record(claimed, replies)
+    outbound.record(claimed, replies)
 
 
 @shared_task(name="relay.sweep", ignore_result=True)
 def sweep() -> int:
     """Re-send whatever is due but has no task (broker lost, worker killed mid-attempt); returns how many."""
-    work = queue.due_work(settings.MAILSITE_RELAY_SWEEP_GRACE)
+    work = outbound.due_work(settings.MAILSITE_RELAY_SWEEP_GRACE)
     for message_id, domain in work:
         attempt.apply_async((message_id, domain), queue=settings.MAILSITE_RELAY_QUEUE)
     return len(work)

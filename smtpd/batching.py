@@ -13,14 +13,14 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from mailboxes import asyncdb, services
+from mailboxes import actions, asyncdb
 
 
 @dataclass
 class _Pending:
-    delivery: services.Delivery
-    resolved: dict[str, services.Resolution]
-    future: asyncio.Future[services.DeliveryReport]
+    delivery: actions.Delivery
+    resolved: dict[str, actions.Resolution]
+    future: asyncio.Future[actions.DeliveryReport]
 
 
 class DeliveryGroups:
@@ -35,11 +35,11 @@ class DeliveryGroups:
         raw: bytes,
         envelope_sender: str,
         recipients: Sequence[str],
-        resolved: Mapping[str, services.Resolution] | None = None,
-    ) -> services.DeliveryReport:
-        """Store one message (within a group); raises what `services.deliver` raises for it. `resolved`: the
+        resolved: Mapping[str, actions.Resolution] | None = None,
+    ) -> actions.DeliveryReport:
+        """Store one message (within a group); raises what `actions.deliver` raises for it. `resolved`: the
         RCPT-time answers for its recipients, which the group uses instead of looking them up again."""
-        future: asyncio.Future[services.DeliveryReport] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[actions.DeliveryReport] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending((raw, envelope_sender, list(recipients)), dict(resolved or {}), future))
         if len(self._draining) < self.max_in_flight:
             self._draining.add(asyncio.get_running_loop().create_task(self._drain()))
@@ -60,7 +60,7 @@ class DeliveryGroups:
             group, self._pending = self._pending[: self.max_group], self._pending[self.max_group :]
             resolved = {address: r for pending in group for address, r in pending.resolved.items()}
             try:
-                results = await asyncdb.call(services.deliver_many, [p.delivery for p in group], resolved)
+                results = await asyncdb.call(actions.deliver_many, [p.delivery for p in group], resolved)
             except Exception as exc:  # the whole transaction failed: nothing of this group is stored
                 for pending in group:
                     if not pending.future.done():

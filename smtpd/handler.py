@@ -16,8 +16,9 @@ from django.conf import settings
 from mailauth import claims, junk, verify
 from mailauth import queries as mailauth_queries
 from mailauth import results as ar_results
-from mailboxes import asyncdb, services
-from mailcore.headers import header_str, parse_address_list
+from mailboxes import actions, asyncdb, signin
+from mailcore.authors import AmbiguousAuthor, author_domain
+from mailcore.authors import authors as read_authors
 from mailcore.mime import HeaderTooLarge, MimeTooDeep
 from smtpd import lookups, message, policy
 from smtpd.batching import DeliveryGroups
@@ -61,8 +62,7 @@ class Handler:
 
     async def authenticate(self, server: MailsiteSMTP, login: bytes, password: bytes) -> AuthResult:
         try:
-            result = await asyncdb.call(
-                services.authenticate,
+            result = await signin.authenticate(
                 login.decode("utf-8", "replace"),
                 password.decode("utf-8", "replace"),
                 remote_ip=server.client_ip,
@@ -103,7 +103,7 @@ class Handler:
         if reply:
             return reply
         address = policy.normalise_address(address)
-        resolution = await asyncdb.call(services.resolve_recipient, address, size=_declared_size(envelope.mail_options))
+        resolution = await asyncdb.call(actions.resolve_recipient, address, size=_declared_size(envelope.mail_options))
         reply = policy.rcpt_reply(str(resolution.status), self.role, authenticated=session.authenticated)
         if reply.startswith("250"):
             envelope.rcpt_tos.append(address)
@@ -118,7 +118,7 @@ class Handler:
         to_junk = False
         try:
             raw = message.normalise_line_endings(envelope.original_content or b"")
-            reply, raw = self._checked(session, raw)
+            reply, raw = self._checked(session, envelope, raw)
             if reply is None and self._from_outside(server.client_ip):
                 reply, raw, to_junk = await self._inbound_checks(server, session, envelope, raw, queue_id)
             if reply is None:
@@ -141,21 +141,20 @@ class Handler:
         )
         return reply
 
-    def _checked(self, session: Session, raw: bytes) -> tuple[str | None, bytes]:
+    def _checked(self, session: Session, envelope: MailsiteEnvelope, raw: bytes) -> tuple[str | None, bytes]:
         """Refusals decided from the bytes alone, and the submission rewrites (Bcc, Message-ID, Date)."""
         if policy.loop_detected(message.count_fields(raw, b"Received")):
             return policy.LOOP_DETECTED, raw
         if not self.role.submission:
             return None, raw
-        authors = [
-            f"{local}@{domain}"
-            for value in message.field_values(raw, b"From")
-            for kind, _, local, domain in parse_address_list(header_str(value))
-            if kind == "mailbox" and domain
-        ]
+        try:
+            authors = read_authors(raw)
+        except AmbiguousAuthor as exc:
+            return policy.ambiguous_from(str(exc)), raw
         reply = policy.check_from_header(authors, session.own_addresses, delimiter=self.delimiter)
         if reply:
             return reply, raw
+        envelope.author_domain = author_domain(authors)
         # Bcc recipients come from the envelope only; the header must reach nobody (RFC 5322 3.6.3).
         raw = message.remove_field(raw, b"Bcc")
         added = b""
@@ -249,7 +248,11 @@ class Handler:
             if self.role.submission:
                 # Local copies and the outbound queue (remote recipients, alias forwards) in one transaction.
                 report = await asyncdb.call(
-                    services.submit_from_smtp, received + raw, _sender(envelope), envelope.rcpt_tos
+                    actions.submit_from_smtp,
+                    received + raw,
+                    _sender(envelope),
+                    envelope.rcpt_tos,
+                    author_domain=envelope.author_domain,
                 )
             else:
                 report = await self.groups.deliver(

@@ -1,4 +1,4 @@
-"""Read-only store queries the SMTP listeners need besides `mailboxes.services` (run via `asyncdb.call`)."""
+"""Read-only store queries the SMTP listeners need besides `mailboxes.actions` (run via `asyncdb.call`)."""
 
 from __future__ import annotations
 

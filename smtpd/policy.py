@@ -25,7 +25,7 @@ MAX_RECIPIENTS = 100  # RFC 5321 4.5.3.1.8 requires at least 100; more get 452 (
 # RFC 5321 6.3 detects loops by counting Received headers; 50 is the threshold Postfix uses (hopcount_limit).
 MAX_RECEIVED = 50
 
-# Recipient statuses as `mailboxes.services.RecipientStatus` spells them (a StrEnum, so equal to these).
+# Recipient statuses as `mailboxes.actions.RecipientStatus` spells them (a StrEnum, so equal to these).
 LOCAL = "local"
 UNKNOWN = "unknown"
 REMOTE = "remote"
@@ -161,6 +161,10 @@ def sender_allowed(address: str, own: Collection[str], *, delimiter: str) -> boo
 
 SENDER_NOT_OWNED = "553 5.7.1 Sender address not owned by the authenticated user"
 FROM_NOT_OWNED = "553 5.7.1 From: header address not owned by the authenticated user"
+
+
+def ambiguous_from(reason: str) -> str:
+    return f"553 5.7.1 From: header refused: {reason}"
 
 
 def check_from_header(addresses: Iterable[str], own: Collection[str], *, delimiter: str) -> str | None:

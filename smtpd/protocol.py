@@ -75,6 +75,8 @@ class MailsiteEnvelope(Envelope):
     def __init__(self) -> None:
         super().__init__()
         self.resolutions: dict[str, Any] = {}
+        # Submission: the domain of the From: authors, read once and authorised at DATA; the relay signs for it.
+        self.author_domain: str | None = None
 
 
 class MailsiteSMTP(SMTP):

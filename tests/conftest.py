@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
-from mailboxes import asyncdb, services
+from mailboxes import actions, asyncdb
 from mailboxes.models import Account, Domain
 from mailsite.runtime import Listener, start_protocols
 
@@ -26,8 +26,8 @@ def make_account(db) -> Callable[..., Account]:
     def make(address: str, password: str = PASSWORD, **options) -> Account:
         domain = address.rpartition("@")[2].lower()
         if not Domain.objects.filter(name=domain).exists():
-            services.create_domain(domain)
-        return services.create_account(address, password, **options)
+            actions.create_domain(domain)
+        return actions.create_account(address, password, **options)
 
     return make
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import poplib
 import ssl
 
-from mailboxes import services
+from mailboxes import actions
 from mailboxes.models import Mailbox, Message, Role
 from tests.line_client import LineClient
 
@@ -46,7 +46,7 @@ def large_mail(size: int = 10 * 1024 * 1024) -> bytes:
 
 def deliver(*raws: bytes) -> None:
     for raw in raws:
-        report = services.deliver(raw, SENDER, [ADDRESS])
+        report = actions.deliver(raw, SENDER, [ADDRESS])
         assert report.accepted == [ADDRESS]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from imapd import mutf7
 from imapd.protocol import Command, ParseError, Token, astring
-from mailboxes import services
+from mailboxes import actions
 
 
 def count(command: Command, *allowed: int) -> list[Token]:
@@ -19,7 +19,7 @@ def mailbox(token: Token) -> str:
         name = mutf7.decode(astring(token))
     except mutf7.MUTF7Error as exc:
         raise ParseError(f"Invalid mailbox name: {exc}") from None
-    return services.normalise_folder_name(name)
+    return actions.normalise_folder_name(name)
 
 
 def wire_name(name: str) -> str:

@@ -10,7 +10,7 @@ from imapd import listing, mutf7, store
 from imapd.commands.args import count, mailbox, wire_name
 from imapd.protocol import Atom, Command, ParseError, astring
 from imapd.session import No, Session, recent_from
-from mailboxes import asyncdb, services
+from mailboxes import actions, asyncdb
 from mailcore.imap_wire import string
 from mailcore.mime import MimeError
 
@@ -66,8 +66,8 @@ async def create(session: Session, command: Command) -> str:
         raise No("[ALREADYEXISTS] INBOX always exists")
     assert session.account is not None
     try:
-        await asyncdb.call(services.create_mailbox, session.account, name)
-    except services.AlreadyExists as exc:
+        await asyncdb.call(actions.create_mailbox, session.account, name)
+    except actions.AlreadyExists as exc:
         raise No(f"[ALREADYEXISTS] {exc}") from None
     return "CREATE completed"
 
@@ -91,7 +91,7 @@ async def rename(session: Session, command: Command) -> str:
     assert session.account is not None
     try:
         found = await asyncdb.call(store.rename_folder, session.account, old_name, new_name)
-    except services.AlreadyExists as exc:
+    except actions.AlreadyExists as exc:
         raise No(f"[ALREADYEXISTS] {exc}") from None
     if not found:
         raise No("[NONEXISTENT] No such folder")
@@ -104,8 +104,8 @@ async def _subscribe(session: Session, command: Command, subscribed: bool) -> st
     (token,) = count(command, 1)
     assert session.account is not None
     try:
-        await asyncdb.call(services.set_subscribed, session.account, mailbox(token), subscribed)
-    except services.NotFound:
+        await asyncdb.call(actions.set_subscribed, session.account, mailbox(token), subscribed)
+    except actions.NotFound:
         raise No("[NONEXISTENT] No such folder") from None
     return f"{command.name} completed"
 
@@ -226,7 +226,7 @@ async def append(session: Session, command: Command) -> str:
     assert session.account is not None
     try:
         result = await asyncdb.call(store.append, session.account, name, message, flags, date)
-    except services.OverQuota as exc:
+    except actions.OverQuota as exc:
         raise No(f"[OVERQUOTA] {exc}") from None
     except MimeError as exc:
         raise No(f"[CANNOT] The message cannot be stored: {exc}") from None

@@ -11,7 +11,7 @@ from django.conf import settings
 from imapd.commands.args import count
 from imapd.protocol import Atom, Command, ParseError, astring
 from imapd.session import No, Session
-from mailboxes import asyncdb, services
+from mailboxes import signin
 from mailsite import tls
 
 
@@ -27,7 +27,7 @@ async def starttls(session: Session, command: Command) -> str | None:
 async def _login(session: Session, address: str, password: str) -> str:
     if not session.plaintext_auth_allowed:
         raise No("[PRIVACYREQUIRED] Use STARTTLS or the IMAPS port before logging in")
-    result = await asyncdb.call(services.authenticate, address, password, remote_ip=session.remote_ip, protocol="imap")
+    result = await signin.authenticate(address, password, remote_ip=session.remote_ip, protocol="imap")
     if not result.ok:
         await asyncio.sleep(settings.MAILSITE_AUTH_FAILURE_DELAY)
         raise No("[AUTHENTICATIONFAILED] Authentication failed")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from mailboxes import services
+from mailboxes import actions
 from mailboxes.models import Message
 from tests.conftest import PASSWORD
 from tests.imap_support import ADDRESS, MIME_CORPUS, Server, deliver, message, start
@@ -96,8 +96,8 @@ def stored(folder: str) -> dict[bytes, Message]:
 def test_mbsync_syncs_a_folder_tree_both_ways(server: Server, tmp_path: Path) -> None:
     for name in INBOX_FILES:
         deliver((MIME_CORPUS / name).read_bytes())
-    alpha = services.create_mailbox(server.account, "Projects/Alpha")
-    services.append(server.account, alpha.pk, message("In a subfolder"), flags=["\\Seen", "\\Flagged"])
+    alpha = actions.create_mailbox(server.account, "Projects/Alpha")
+    actions.append(server.account, alpha.pk, message("In a subfolder"), flags=["\\Seen", "\\Flagged"])
     config = mbsyncrc(server, tmp_path)
     mail = tmp_path / "mail"
     mail.mkdir()  # mbsync creates folders in a Maildir store, not the store's own directory

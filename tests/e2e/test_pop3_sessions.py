@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from django.db import connection
 
-from mailboxes import services
+from mailboxes import actions
 from pop3d.locks import lock_key
 from tests.conftest import PASSWORD
 from tests.network import non_loopback_address
@@ -211,7 +211,7 @@ def test_message_removed_elsewhere_during_the_session(pop3) -> None:
     deliver(text_mail("one"), text_mail("two"))
     pop = logged_in(pop3["pop3"].port)
     box = inbox()
-    services.delete_messages(box.account, box.pk, [stored()[1][0]])  # as an IMAP EXPUNGE elsewhere would
+    actions.delete_messages(box.account, box.pk, [stored()[1][0]])  # as an IMAP EXPUNGE elsewhere would
     with pytest.raises(poplib.error_proto, match="no longer exists"):
         pop.retr(2)
     assert retrieved(pop, 1) == stored()[0][1]

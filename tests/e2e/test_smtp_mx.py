@@ -9,7 +9,7 @@ import smtplib
 import aiosmtplib
 import pytest
 
-from mailboxes import services
+from mailboxes import actions
 from mailboxes.models import Message, MessageBody
 from relay.models import OutboundRecipient
 from tests.smtp_support import mail, stored
@@ -132,9 +132,9 @@ def test_more_than_100_recipients(mx, raw_smtp):
 def test_three_recipients_and_an_alias_share_one_body(mx, make_account):
     make_account("bob@example.com")
     make_account("dave@example.com")
-    services.create_alias("team@example.com", ["alice@example.com", "bob@example.com"])
-    services.create_alias("@example.com", ["dave@example.com"])  # catch-all
-    services.create_alias("ext@example.com", ["alice@example.com", "friend@elsewhere.test"])
+    actions.create_alias("team@example.com", ["alice@example.com", "bob@example.com"])
+    actions.create_alias("@example.com", ["dave@example.com"])  # catch-all
+    actions.create_alias("ext@example.com", ["alice@example.com", "friend@elsewhere.test"])
     with smtplib.SMTP("127.0.0.1", mx) as client:
         refused = client.sendmail(
             "carol@remote.test",
@@ -274,7 +274,7 @@ def test_internal_failure_is_a_temporary_error_without_details(mx, raw_smtp, mon
     def broken(deliveries):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(services, "deliver_many", broken)
+    monkeypatch.setattr(actions, "deliver_many", broken)
     session = raw_smtp(mx)
     session.command("EHLO client.test")
     session.command("MAIL FROM:<carol@remote.test>")

@@ -8,7 +8,7 @@ import smtplib
 import aiosmtplib
 import pytest
 
-from mailboxes import services
+from mailboxes import actions
 from mailboxes.models import Message
 from tests.conftest import PASSWORD
 from tests.smtp_support import mail, stored
@@ -85,7 +85,7 @@ def login(port: int, context) -> smtplib.SMTP_SSL:
 
 def test_only_own_addresses_as_sender_and_from(ports, tls_client_context):
     _, smtps = ports
-    services.create_alias("sales@example.com", ["alice@example.com", "bob@example.com"])
+    actions.create_alias("sales@example.com", ["alice@example.com", "bob@example.com"])
     with login(smtps, tls_client_context) as client:
         code, text = client.mail("bob@example.com")
         assert (code, text[:5]) == (553, b"5.7.1")

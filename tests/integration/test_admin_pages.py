@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from mailboxes import services
+from mailboxes import actions
 from mailboxes.models import Account, Alias, Domain, Mailbox, Message
 from tests.conftest import PASSWORD
 
@@ -16,8 +16,8 @@ RAW = b"From: Someone <someone@remote.test>\r\nTo: alice@example.com\r\nSubject:
 def admin_client(client, make_account):
     make_account("admin@example.com", is_staff=True, is_superuser=True)
     alice = make_account("alice@example.com", quota_bytes=10 * 1024 * 1024)
-    services.create_alias("team@example.com", ["alice@example.com"])
-    services.deliver(RAW, "someone@remote.test", [alice.address])
+    actions.create_alias("team@example.com", ["alice@example.com"])
+    actions.deliver(RAW, "someone@remote.test", [alice.address])
     assert client.login(username="admin@example.com", password=PASSWORD)
     return client
 

@@ -12,8 +12,9 @@ import dns.nameserver
 import dns.resolver
 import pytest
 
+from mailboxes.actions import queueing
 from mailboxes.models import Message, Role
-from relay import dkim, queue, tasks
+from relay import dkim, tasks
 from relay.models import Attempt, DkimKey, OutboundRecipient, State
 from tests.dns_server import DnsServer
 from tests.relay_support import RELAY_QUEUE, CeleryWorker, Sinks, address, wait_for
@@ -115,7 +116,9 @@ def verify_with_dns(raw: bytes, dns_server: DnsServer) -> bool:
 def test_delivered_on_first_mx_over_starttls_with_a_dkim_signature(relay, dns_server):
     mx1 = relay.start(MX1)
     relay.start(MX2)
-    queued = queue.enqueue(message(), "alice@example.com", ["bob@example.net", "carol@example.net"])
+    queued = queueing.enqueue(
+        message(), "alice@example.com", ["bob@example.net", "carol@example.net"], author_domain="example.com"
+    )
 
     wait_for(lambda: OutboundRecipient.objects.filter(state=State.DELIVERED).count() == 2)
     assert len(mx1.messages) == 1, "both recipients travel in one transaction"
@@ -141,7 +144,7 @@ def test_delivered_on_first_mx_over_starttls_with_a_dkim_signature(relay, dns_se
 
 def test_first_mx_refuses_the_connection_second_accepts(relay):
     mx2 = relay.start(MX2)  # nothing listens on MX1: connection refused
-    queue.enqueue(message(), "alice@example.com", ["bob@example.net"])
+    queueing.enqueue(message(), "alice@example.com", ["bob@example.net"], author_domain="example.com")
 
     wait_for(lambda: settled("bob@example.net", State.DELIVERED))
     assert len(mx2.messages) == 1
@@ -153,7 +156,7 @@ def test_temporary_failure_is_retried_and_then_delivered(relay):
     mx1 = relay.start(MX1)
     mx1.data_replies.append("451 4.3.0 try again later")
     relay.start(MX2).data_replies.append("452 4.3.1 insufficient storage")
-    queue.enqueue(message(), "alice@example.com", ["bob@example.net"])
+    queueing.enqueue(message(), "alice@example.com", ["bob@example.net"], author_domain="example.com")
 
     wait_for(lambda: settled("bob@example.net", State.DELIVERED))
     attempts = list(Attempt.objects.filter(recipient__address="bob@example.net").order_by("started"))
@@ -165,7 +168,9 @@ def test_temporary_failure_is_retried_and_then_delivered(relay):
 def test_only_failed_recipients_are_retried(relay):
     mx1 = relay.start(MX1)
     mx1.rcpt_replies["carol@example.net"] = "450 4.2.1 mailbox busy"
-    queue.enqueue(message(), "alice@example.com", ["bob@example.net", "carol@example.net"])
+    queueing.enqueue(
+        message(), "alice@example.com", ["bob@example.net", "carol@example.net"], author_domain="example.com"
+    )
 
     wait_for(lambda: settled("bob@example.net", State.DELIVERED) and state_of("carol@example.net").attempts >= 2)
     mx1.rcpt_replies.clear()
@@ -177,8 +182,11 @@ def test_only_failed_recipients_are_retried(relay):
 def test_permanent_failure_puts_a_dsn_in_the_senders_inbox(relay):
     mx1 = relay.start(MX1)
     mx1.rcpt_replies["nobody@example.net"] = "550 5.1.1 no such user here"
-    queue.enqueue(
-        message("Lunch", to="nobody@example.net"), "alice@example.com", ["nobody@example.net", "bob@example.net"]
+    queueing.enqueue(
+        message("Lunch", to="nobody@example.net"),
+        "alice@example.com",
+        ["nobody@example.net", "bob@example.net"],
+        author_domain="example.com",
     )
 
     wait_for(lambda: settled("nobody@example.net", State.BOUNCED) and inbox("alice@example.com"))
@@ -214,7 +222,9 @@ def test_permanent_failure_puts_a_dsn_in_the_senders_inbox(relay):
 def test_domains_that_take_no_mail_bounce_at_once(relay, dns_server, zone, status, reason):
     for (name, rdtype), value in zone.items():
         dns_server.add(name, rdtype, value)
-    queue.enqueue(message(to="dave@example.org"), "alice@example.com", ["dave@example.org"])
+    queueing.enqueue(
+        message(to="dave@example.org"), "alice@example.com", ["dave@example.org"], author_domain="example.com"
+    )
 
     wait_for(lambda: inbox("alice@example.com"))
     row = state_of("dave@example.org")
@@ -228,7 +238,7 @@ def test_domains_that_take_no_mail_bounce_at_once(relay, dns_server, zone, statu
 def test_servfail_defers_until_dns_answers(relay, dns_server):
     relay.start(MX1)
     dns_server.servfail.add("example.net")
-    queue.enqueue(message(), "alice@example.com", ["bob@example.net"])
+    queueing.enqueue(message(), "alice@example.com", ["bob@example.net"], author_domain="example.com")
 
     wait_for(lambda: state_of("bob@example.net").attempts >= 2)
     row = state_of("bob@example.net")
@@ -245,7 +255,9 @@ def test_servfail_defers_until_dns_answers(relay, dns_server):
 def test_no_mx_means_the_domains_own_address(relay, dns_server):
     dns_server.add("example.org", "A", MX2)
     sink = relay.start(MX2)
-    queue.enqueue(message(to="erin@example.org"), "alice@example.com", ["erin@example.org"])
+    queueing.enqueue(
+        message(to="erin@example.org"), "alice@example.com", ["erin@example.org"], author_domain="example.com"
+    )
 
     wait_for(lambda: settled("erin@example.org", State.DELIVERED))
     assert sink.messages[0].rcpt_tos == ["erin@example.org"]

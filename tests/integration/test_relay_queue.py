@@ -12,9 +12,10 @@ from collections.abc import Iterator
 import pytest
 from django.utils import timezone
 
-from mailboxes import services
+from mailboxes import actions
+from mailboxes.actions import outbound, queueing
 from mailboxes.models import Message, Role
-from relay import dkim, queue, tasks
+from relay import dkim, tasks
 from relay.models import DkimKey, OutboundMessage, OutboundRecipient, State
 from tests.dns_server import DnsServer
 from tests.integration.test_relay_delivery import MX1, message
@@ -45,7 +46,7 @@ def inbox(address: str) -> list[bytes]:
 
 
 def queued_at(age: datetime.timedelta, rcpt: str = "bob@example.net", sender: str = "alice@example.com") -> int:
-    outbound = queue.enqueue(message(), sender, [rcpt])
+    outbound = queueing.enqueue(message(), sender, [rcpt], author_domain=sender.rpartition("@")[2] or None)
     OutboundMessage.objects.filter(pk=outbound.pk).update(created=timezone.now() - age)
     return outbound.pk
 
@@ -93,11 +94,11 @@ def test_a_held_recipient_is_not_attempted_until_released(relay):
     sink = relay.start(MX1)
     message_id = queued_at(datetime.timedelta(0))
     row = OutboundRecipient.objects.get()
-    assert queue.hold([row.pk]) == 1
+    assert outbound.hold([row.pk]) == 1
     tasks.attempt(message_id, "example.net")
     assert not sink.messages
-    assert queue.retry_now([row.pk]) == 0, "retry now leaves held mail held"
-    assert queue.release([row.pk]) == 1
+    assert outbound.retry_now([row.pk]) == 0, "retry now leaves held mail held"
+    assert outbound.release([row.pk]) == 1
     tasks.attempt(message_id, "example.net")
     assert OutboundRecipient.objects.get().state == State.DELIVERED
     assert len(sink.messages) == 1
@@ -105,8 +106,10 @@ def test_a_held_recipient_is_not_attempted_until_released(relay):
 
 def test_submit_delivers_locally_and_queues_remote_and_forwarded_addresses_in_one_transaction(relay, make_account):
     make_account("carol@example.com")
-    services.create_alias("team@example.com", ["carol@example.com", "dave@example.org"])
-    report = services.submit(message(), "alice@example.com", ["team@example.com", "bob@example.net"])
+    actions.create_alias("team@example.com", ["carol@example.com", "dave@example.org"])
+    report = actions.submit(
+        message(), "alice@example.com", ["team@example.com", "bob@example.net"], author_domain="example.com"
+    )
 
     assert report.results == {"team@example.com": "local", "bob@example.net": "remote"}
     assert len(inbox("carol@example.com")) == 1
@@ -120,9 +123,9 @@ def test_submit_delivers_locally_and_queues_remote_and_forwarded_addresses_in_on
 
 
 def test_alias_forward_from_mx_is_queued_with_the_original_sender_unsigned(relay):
-    services.create_alias("info@example.com", ["zed@example.org"])
+    actions.create_alias("info@example.com", ["zed@example.org"])
     raw = b"From: someone@example.net\r\nTo: info@example.com\r\nSubject: hi\r\n\r\nhello\r\n"
-    services.deliver_many([(raw, "someone@example.net", ["info@example.com"])])
+    actions.deliver_many([(raw, "someone@example.net", ["info@example.com"])])
 
     outbound = OutboundMessage.objects.get()
     assert outbound.sender == "someone@example.net"
@@ -173,7 +176,7 @@ def test_admin_queue_view_and_actions(relay, admin_client_for):
 
 
 def test_admin_shows_the_dns_records_to_publish(relay, admin_client_for):
-    queue.enqueue(message(), "alice@example.com", ["bob@example.net"])
+    queueing.enqueue(message(), "alice@example.com", ["bob@example.net"], author_domain="example.com")
     key = DkimKey.objects.get(domain__name="example.com")
     page = admin_client_for.get(f"/admin/relay/dkimkey/{key.pk}/change/").content.decode()
     name, value = dkim.txt_record(key)

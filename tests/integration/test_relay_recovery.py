@@ -9,7 +9,7 @@ import pytest
 import redis
 from django.conf import settings as django_settings
 
-from relay import queue
+from mailboxes.actions import outbound, queueing
 from relay.models import OutboundRecipient, State
 from tests.dns_server import DnsServer
 from tests.integration.test_relay_delivery import MX1, message, worker_env
@@ -40,7 +40,7 @@ def test_worker_killed_during_delivery_then_restarted_delivers_exactly_once(rela
     sink = sinks.start(MX1)
     sink.stall_seconds = 2.0  # the first RCPT hangs, so the kill lands in the middle of the SMTP transaction
     worker.start()
-    queue.enqueue(message(), "alice@example.com", ["bob@example.net"])
+    queueing.enqueue(message(), "alice@example.com", ["bob@example.net"], author_domain="example.com")
 
     wait_for(lambda: sink.rcpt_started)
     worker.kill()
@@ -56,7 +56,7 @@ def test_worker_killed_during_delivery_then_restarted_delivers_exactly_once(rela
     # A duplicate could only come from a later sweep or a stale task: give two sweep intervals to show one.
     time.sleep(2.5)
     assert len(sink.messages) == 1
-    queue.retry_now([row.pk])
+    outbound.retry_now([row.pk])
     assert len(sink.messages) == 1
 
 
@@ -64,7 +64,9 @@ def test_broker_flushed_while_messages_are_queued_then_the_sweep_delivers_them(r
     sinks, worker = relay
     sink = sinks.start(MX1)
     for number in range(3):
-        queue.enqueue(message(f"number {number}"), "alice@example.com", [f"user{number}@example.net"])
+        queueing.enqueue(
+            message(f"number {number}"), "alice@example.com", [f"user{number}@example.net"], author_domain="example.com"
+        )
     broker = redis.Redis.from_url(django_settings.CELERY_BROKER_URL)
     assert broker.llen(RELAY_QUEUE) == 3, "each message's attempt was sent to the broker on commit"
     broker.delete(RELAY_QUEUE)  # the broker loses everything it held for this queue

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from mailboxes import asyncdb, services
+from mailboxes import actions, asyncdb
 from mailboxes.models import Account, Domain, Message, MessageBody
 from mailcore.mime import MimeTooDeep
 from smtpd.batching import DeliveryGroups
@@ -105,7 +105,7 @@ def test_a_message_arriving_as_the_last_group_ends_is_stored(groups):
 def test_a_recipient_gone_since_rcpt_is_looked_up_again(groups, change):
     """RCPT's answer saves a lookup at DATA; if the account stopped taking mail meanwhile, its message is looked
     up afresh (and refused for it) while the rest of the group is stored."""
-    at_rcpt = services.resolve_recipient("bob@example.com")
+    at_rcpt = actions.resolve_recipient("bob@example.com")
     bob = Account.objects.filter(address="bob@example.com")
     if change == "account deleted":
         bob.delete()
@@ -122,9 +122,9 @@ def test_a_recipient_gone_since_rcpt_is_looked_up_again(groups, change):
 
     for_alice, for_bob = asyncio.run(deliver_both())
     if change == "domain disabled":  # alice's domain too: the fresh lookup finds no local domain at all
-        assert for_alice.results == {"alice@example.com": services.RecipientStatus.REMOTE}
+        assert for_alice.results == {"alice@example.com": actions.RecipientStatus.REMOTE}
         assert not Message.objects.exists()
         return
     assert for_alice.accepted == ["alice@example.com"]
-    assert for_bob.results == {"bob@example.com": services.RecipientStatus.UNKNOWN}
+    assert for_bob.results == {"bob@example.com": actions.RecipientStatus.UNKNOWN}
     assert list(Message.objects.values_list("account__address", flat=True)) == ["alice@example.com"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mailboxes import services
+from mailboxes import actions
 from mailboxes.models import Message, Role
 
 MESSAGES = [
@@ -22,13 +22,13 @@ PER_COPY = {"id", "mailbox", "uid", "modseq", "thread_id", "body", "internal_dat
 
 def test_delivered_rows_equal_appended_rows(make_account):
     alice = make_account("alice@example.com")
-    archive = services.create_mailbox(alice, "Copies")
-    report = services.deliver_many([(raw, "s@remote.test", [alice.address]) for raw in MESSAGES])
+    archive = actions.create_mailbox(alice, "Copies")
+    report = actions.deliver_many([(raw, "s@remote.test", [alice.address]) for raw in MESSAGES])
     inbox = alice.mailboxes.get(role=Role.INBOX)
     delivered = list(Message.objects.filter(mailbox=inbox).order_by("uid").select_related("body"))
     assert [m.pk for m in delivered] == [r.message_ids[0] for r in report]
     for message in delivered:
-        appended = services.append(alice, archive.pk, bytes(message.body.raw))
+        appended = actions.append(alice, archive.pk, bytes(message.body.raw))
         appended.refresh_from_db()
         for field in Message._meta.concrete_fields:
             if field.name not in PER_COPY:

@@ -8,7 +8,7 @@ import threading
 import pytest
 from django.db import connection, connections
 
-from mailboxes import changes, services
+from mailboxes import actions, changes
 from mailboxes.models import Message, Role
 
 RAW = b"From: a@remote.test\r\nTo: rcpt@example.com\r\nSubject: parallel %d\r\n\r\nbody %d\r\n"
@@ -28,7 +28,7 @@ def test_parallel_deliveries_get_unique_ascending_uids(make_account) -> None:
             start.wait()
             for n in range(per_thread):
                 number = worker * per_thread + n
-                services.deliver(RAW % (number, number), "a@remote.test", ["rcpt@example.com"])
+                actions.deliver(RAW % (number, number), "a@remote.test", ["rcpt@example.com"])
         except BaseException as exc:  # reported by the main thread below
             errors.append(exc)
         finally:
@@ -59,7 +59,7 @@ def test_change_hub_hears_commits_from_other_connections(make_account) -> None:
 
     def deliver_in_another_thread() -> None:
         try:
-            services.deliver(RAW % (1, 1), "a@remote.test", ["watcher@example.com"])
+            actions.deliver(RAW % (1, 1), "a@remote.test", ["watcher@example.com"])
         finally:
             connections.close_all()
             delivered.set()

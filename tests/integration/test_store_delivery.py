@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mailboxes import services
+from mailboxes import actions
+from mailboxes.actions import RecipientStatus
 from mailboxes.models import Message, MessageBody, Role
-from mailboxes.services import RecipientStatus
 from mailcore.mime import MimeTooDeep
 
 RAW = (
@@ -34,7 +34,7 @@ def people(make_account):
 
 def test_delivery_stores_raw_bytes_with_return_path_and_parsed_columns(people) -> None:
     alice, _, _ = people
-    report = services.deliver(RAW, "sender@remote.test", ["alice@example.com"])
+    report = actions.deliver(RAW, "sender@remote.test", ["alice@example.com"])
     assert report.results == {"alice@example.com": RecipientStatus.LOCAL}
     [message] = inbox_messages(alice)
     assert bytes(message.body.raw) == b"Return-Path: <sender@remote.test>\r\n" + RAW
@@ -50,8 +50,8 @@ def test_delivery_stores_raw_bytes_with_return_path_and_parsed_columns(people) -
 
 def test_three_recipients_and_an_alias_share_one_body(people) -> None:
     alice, bob, carol = people
-    services.create_alias("team@example.com", ["alice@example.com", "bob@example.com"])
-    report = services.deliver(
+    actions.create_alias("team@example.com", ["alice@example.com", "bob@example.com"])
+    report = actions.deliver(
         RAW, "sender@remote.test", ["alice@example.com", "bob@example.com", "carol@example.com", "team@example.com"]
     )
     assert set(report.results.values()) == {RecipientStatus.LOCAL}
@@ -62,8 +62,8 @@ def test_three_recipients_and_an_alias_share_one_body(people) -> None:
 
 def test_alias_precedence_tag_and_catch_all(people) -> None:
     alice, _bob, carol = people
-    services.create_alias("@example.com", ["carol@example.com"])
-    services.create_alias("bob@example.com", ["alice@example.com"])  # an exact alias overrides the account
+    actions.create_alias("@example.com", ["carol@example.com"])
+    actions.create_alias("bob@example.com", ["alice@example.com"])  # an exact alias overrides the account
     cases = {
         "alice@example.com": alice,
         "ALICE@Example.COM": alice,
@@ -73,41 +73,41 @@ def test_alias_precedence_tag_and_catch_all(people) -> None:
         "nobody@example.com": carol,
     }
     for address, expected in cases.items():
-        resolution = services.resolve_recipient(address)
+        resolution = actions.resolve_recipient(address)
         assert resolution.status is RecipientStatus.LOCAL, address
         assert resolution.account_ids == (expected.pk,), address
 
 
 def test_unknown_and_remote_recipients(people) -> None:
-    assert services.resolve_recipient("nobody@example.com").status is RecipientStatus.UNKNOWN
-    assert services.resolve_recipient("someone@elsewhere.test").status is RecipientStatus.REMOTE
-    report = services.deliver(RAW, "s@remote.test", ["nobody@example.com", "x@elsewhere.test"])
+    assert actions.resolve_recipient("nobody@example.com").status is RecipientStatus.UNKNOWN
+    assert actions.resolve_recipient("someone@elsewhere.test").status is RecipientStatus.REMOTE
+    report = actions.deliver(RAW, "s@remote.test", ["nobody@example.com", "x@elsewhere.test"])
     assert report.results == {"nobody@example.com": RecipientStatus.UNKNOWN, "x@elsewhere.test": RecipientStatus.REMOTE}
     assert Message.objects.count() == 0
 
 
 def test_alias_to_external_address_is_reported_for_forwarding(people) -> None:
     alice, _, _ = people
-    services.create_alias("fwd@example.com", ["alice@example.com", "friend@elsewhere.test"])
-    report = services.deliver(RAW, "s@remote.test", ["fwd@example.com"])
+    actions.create_alias("fwd@example.com", ["alice@example.com", "friend@elsewhere.test"])
+    report = actions.deliver(RAW, "s@remote.test", ["fwd@example.com"])
     assert report.results == {"fwd@example.com": RecipientStatus.LOCAL}
     assert report.forward == ["friend@elsewhere.test"]
     assert len(inbox_messages(alice)) == 1
 
 
 def test_alias_loops_terminate(people) -> None:
-    services.create_alias("loop1@example.com", ["loop2@example.com"])
-    services.create_alias("loop2@example.com", ["loop1@example.com"])
-    assert services.resolve_recipient("loop1@example.com").status is RecipientStatus.UNKNOWN
+    actions.create_alias("loop1@example.com", ["loop2@example.com"])
+    actions.create_alias("loop2@example.com", ["loop1@example.com"])
+    assert actions.resolve_recipient("loop1@example.com").status is RecipientStatus.UNKNOWN
 
 
 def test_quota_refuses_when_full_and_keeps_other_recipients(make_account) -> None:
     small = make_account("small@example.com", quota_bytes=len(RAW) + 100)
     roomy = make_account("roomy@example.com")
-    first = services.deliver(RAW, "s@remote.test", ["small@example.com"])
+    first = actions.deliver(RAW, "s@remote.test", ["small@example.com"])
     assert first.results["small@example.com"] is RecipientStatus.LOCAL
-    assert services.resolve_recipient("small@example.com", size=len(RAW)).status is RecipientStatus.OVER_QUOTA
-    second = services.deliver(RAW, "s@remote.test", ["small@example.com", "roomy@example.com"])
+    assert actions.resolve_recipient("small@example.com", size=len(RAW)).status is RecipientStatus.OVER_QUOTA
+    second = actions.deliver(RAW, "s@remote.test", ["small@example.com", "roomy@example.com"])
     assert second.results == {
         "small@example.com": RecipientStatus.OVER_QUOTA,
         "roomy@example.com": RecipientStatus.LOCAL,
@@ -120,32 +120,32 @@ def test_quota_refuses_when_full_and_keeps_other_recipients(make_account) -> Non
 
 def test_expunge_and_delete_release_quota_and_orphaned_bodies(people) -> None:
     alice, bob, _ = people
-    services.deliver(RAW, "s@remote.test", ["alice@example.com", "bob@example.com"])
+    actions.deliver(RAW, "s@remote.test", ["alice@example.com", "bob@example.com"])
     inbox = alice.mailboxes.get(role=Role.INBOX)
-    services.set_flags(alice, inbox.pk, [1], ["\\Deleted"], services.FlagMode.ADD)
-    assert services.expunge(alice, inbox.pk) == [1]
+    actions.set_flags(alice, inbox.pk, [1], ["\\Deleted"], actions.FlagMode.ADD)
+    assert actions.expunge(alice, inbox.pk) == [1]
     alice.refresh_from_db()
     assert alice.used_bytes == 0
     assert MessageBody.objects.count() == 1, "bob's copy still uses the body"
     bob_inbox = bob.mailboxes.get(role=Role.INBOX)
-    assert services.delete_messages(bob, bob_inbox.pk, [1]) == [1]
+    assert actions.delete_messages(bob, bob_inbox.pk, [1]) == [1]
     assert MessageBody.objects.count() == 0
 
 
 def test_flags_copy_and_move_keep_internal_date(people) -> None:
     alice, _, _ = people
-    services.deliver(RAW, "s@remote.test", ["alice@example.com"])
+    actions.deliver(RAW, "s@remote.test", ["alice@example.com"])
     inbox = alice.mailboxes.get(role=Role.INBOX)
     archive = alice.mailboxes.get(role=Role.ARCHIVE)
-    changed = services.set_flags(alice, inbox.pk, [1], ["\\Seen", "\\flagged", "$Label1"], services.FlagMode.ADD)
-    assert [services.flag_names(m) for m in changed] == [["\\Seen", "\\Flagged", "$Label1"]]
-    assert services.set_flags(alice, inbox.pk, [1], ["\\Seen"], services.FlagMode.ADD) == []
+    changed = actions.set_flags(alice, inbox.pk, [1], ["\\Seen", "\\flagged", "$Label1"], actions.FlagMode.ADD)
+    assert [actions.flag_names(m) for m in changed] == [["\\Seen", "\\Flagged", "$Label1"]]
+    assert actions.set_flags(alice, inbox.pk, [1], ["\\Seen"], actions.FlagMode.ADD) == []
     original = Message.objects.get(mailbox=inbox, uid=1)
-    assert services.copy(alice, inbox.pk, [1], archive.pk) == [(1, 1)]
-    assert services.move(alice, inbox.pk, [1], archive.pk) == [(1, 2)]
+    assert actions.copy(alice, inbox.pk, [1], archive.pk) == [(1, 1)]
+    assert actions.move(alice, inbox.pk, [1], archive.pk) == [(1, 2)]
     copies = list(Message.objects.filter(mailbox=archive).order_by("uid"))
     assert [m.internal_date for m in copies] == [original.internal_date] * 2
-    assert all(services.flag_names(m) == ["\\Seen", "\\Flagged", "$Label1"] for m in copies)
+    assert all(actions.flag_names(m) == ["\\Seen", "\\Flagged", "$Label1"] for m in copies)
     assert not Message.objects.filter(mailbox=inbox).exists()
     alice.refresh_from_db()
     assert alice.used_bytes == 2 * original.size
@@ -153,35 +153,35 @@ def test_flags_copy_and_move_keep_internal_date(people) -> None:
 
 def test_folders_create_rename_delete(people) -> None:
     alice, _, _ = people
-    work = services.create_mailbox(alice, "Work/Projects/2026")
+    work = actions.create_mailbox(alice, "Work/Projects/2026")
     assert set(alice.mailboxes.filter(name__startswith="Work").values_list("name", flat=True)) == {
         "Work",
         "Work/Projects",
         "Work/Projects/2026",
     }
     uidvalidity = work.uidvalidity
-    services.rename_mailbox(alice, alice.mailboxes.get(name="Work").pk, "Jobs")
+    actions.rename_mailbox(alice, alice.mailboxes.get(name="Work").pk, "Jobs")
     renamed = alice.mailboxes.get(pk=work.pk)
     assert (renamed.name, renamed.uidvalidity) == ("Jobs/Projects/2026", uidvalidity)
-    with pytest.raises(services.InvalidName):
-        services.delete_mailbox(alice, alice.mailboxes.get(name="Jobs").pk)
-    with pytest.raises(services.InvalidName):
-        services.delete_mailbox(alice, alice.mailboxes.get(role=Role.INBOX).pk)
+    with pytest.raises(actions.InvalidName):
+        actions.delete_mailbox(alice, alice.mailboxes.get(name="Jobs").pk)
+    with pytest.raises(actions.InvalidName):
+        actions.delete_mailbox(alice, alice.mailboxes.get(role=Role.INBOX).pk)
     for bad in ["", "a//b", "../x", "a/./b", "x*", "trailing/"]:
-        with pytest.raises(services.InvalidName):
-            services.create_mailbox(alice, bad)
-    assert services.normalise_folder_name("inbox") == "INBOX"
+        with pytest.raises(actions.InvalidName):
+            actions.create_mailbox(alice, bad)
+    assert actions.normalise_folder_name("inbox") == "INBOX"
 
 
 def test_replies_join_the_conversation(people) -> None:
     alice, _, _ = people
-    services.deliver(RAW, "s@remote.test", ["alice@example.com"])
+    actions.deliver(RAW, "s@remote.test", ["alice@example.com"])
     reply = RAW.replace(b"Subject: Hello there", b"Subject: Re: Hello there").replace(
         b"Message-ID: <m1@remote.test>", b"Message-ID: <m2@remote.test>\r\nIn-Reply-To: <m1@remote.test>"
     )
     unrelated = RAW.replace(b"Hello there", b"Something else").replace(b"<m1@", b"<m3@")
-    services.deliver(reply, "s@remote.test", ["alice@example.com"])
-    services.deliver(unrelated, "s@remote.test", ["alice@example.com"])
+    actions.deliver(reply, "s@remote.test", ["alice@example.com"])
+    actions.deliver(unrelated, "s@remote.test", ["alice@example.com"])
     first, second, third = inbox_messages(alice)
     assert first.thread_id == second.thread_id
     assert third.thread_id != first.thread_id
@@ -190,10 +190,10 @@ def test_replies_join_the_conversation(people) -> None:
 def test_crlf_size_counts_bare_line_feeds_as_crlf(people) -> None:
     alice, _, _ = people
     inbox = alice.mailboxes.get(role=Role.INBOX)
-    appended = services.append(alice, inbox.pk, b"Subject: lf\n\nline one\nline two\r\n")
+    appended = actions.append(alice, inbox.pk, b"Subject: lf\n\nline one\nline two\r\n")
     assert appended.size == 32
     assert appended.crlf_size == 35  # three bare LFs become CRLF
-    delivered = Message.objects.get(pk=services.deliver(RAW, "s@remote.test", [alice.address]).message_ids[0])
+    delivered = Message.objects.get(pk=actions.deliver(RAW, "s@remote.test", [alice.address]).message_ids[0])
     assert delivered.crlf_size == delivered.size
 
 
@@ -207,26 +207,26 @@ def test_a_group_stores_every_message_but_the_one_the_store_refuses(people) -> N
         (nested, "s@remote.test", [alice.address]),
         (RAW.replace(b"Hello there", b"Third"), "s@remote.test", [alice.address]),
     ]
-    first, refused, third = services.deliver_many(group)
+    first, refused, third = actions.deliver_many(group)
     assert isinstance(refused, MimeTooDeep)
     assert first.results == third.results == {alice.address: RecipientStatus.LOCAL}
     assert [m.subject for m in inbox_messages(alice)] == ["First", "Third"]
     alice.refresh_from_db()
     assert alice.used_bytes == sum(m.size for m in inbox_messages(alice))
-    [alone] = services.deliver_many([group[1]])
+    [alone] = actions.deliver_many([group[1]])
     assert isinstance(alone, MimeTooDeep)
     assert len(inbox_messages(alice)) == 2
 
 
 def test_a_group_fills_a_mailbox_in_order_and_refuses_what_no_longer_fits(make_account) -> None:
-    stored_size = len(services.with_return_path(RAW, "s@remote.test"))
+    stored_size = len(actions.with_return_path(RAW, "s@remote.test"))
     small = make_account("small@example.com", quota_bytes=2 * stored_size + 10)
     roomy = make_account("roomy@example.com")
     group = [
         (RAW.replace(b"<m1@", b"<m%d@" % n), "s@remote.test", ["small@example.com", "roomy@example.com"])
         for n in range(3)
     ] + [(RAW.replace(b"<m1@", b"<only@"), "", ["small@example.com"])]
-    first, second, third, fourth = services.deliver_many(group)
+    first, second, third, fourth = actions.deliver_many(group)
     assert first.results["small@example.com"] is second.results["small@example.com"] is RecipientStatus.LOCAL
     assert third.results == {
         "small@example.com": RecipientStatus.OVER_QUOTA,
@@ -250,7 +250,7 @@ def test_a_reply_in_the_same_group_joins_the_conversation(people) -> None:
         b"Message-ID: <m1@remote.test>", b"Message-ID: <m2@remote.test>\r\nReferences: <m1@remote.test>"
     )
     unrelated = RAW.replace(b"Hello there", b"Something else").replace(b"<m1@", b"<m3@")
-    services.deliver_many([(raw, "s@remote.test", [alice.address]) for raw in (RAW, reply, unrelated)])
+    actions.deliver_many([(raw, "s@remote.test", [alice.address]) for raw in (RAW, reply, unrelated)])
     first, second, third = inbox_messages(alice)
     assert first.thread_id == second.thread_id
     assert third.thread_id != first.thread_id
@@ -260,21 +260,21 @@ def test_a_group_delivers_as_rcpt_resolved(people) -> None:
     """deliver_many uses the RCPT-time answers it is given: an alias added in between applies from the next
     message on (the lookup is not repeated at DATA)."""
     alice, bob, _ = people
-    at_rcpt = {"bob@example.com": services.resolve_recipient("bob@example.com")}
-    services.create_alias("bob@example.com", ["alice@example.com"])
-    services.deliver_many([(RAW, "s@remote.test", ["bob@example.com"])], at_rcpt)
+    at_rcpt = {"bob@example.com": actions.resolve_recipient("bob@example.com")}
+    actions.create_alias("bob@example.com", ["alice@example.com"])
+    actions.deliver_many([(RAW, "s@remote.test", ["bob@example.com"])], at_rcpt)
     assert (len(inbox_messages(bob)), len(inbox_messages(alice))) == (1, 0)
-    services.deliver_many([(RAW, "s@remote.test", ["bob@example.com"])])
+    actions.deliver_many([(RAW, "s@remote.test", ["bob@example.com"])])
     assert (len(inbox_messages(bob)), len(inbox_messages(alice))) == (1, 1)
 
 
 def test_a_recipient_removed_between_rcpt_and_data_gets_the_sender_a_dsn(people, make_account) -> None:
     alice, bob, _ = people
     dave = make_account("dave@example.com")
-    at_rcpt = {address: services.resolve_recipient(address) for address in (alice.address, bob.address)}
+    at_rcpt = {address: actions.resolve_recipient(address) for address in (alice.address, bob.address)}
     bob.delete()
     raw = RAW.replace(b"From: Sender <sender@remote.test>", b"From: dave@example.com")
-    [report] = services.deliver_many([(raw, dave.address, [alice.address, "bob@example.com"])], at_rcpt)
+    [report] = actions.deliver_many([(raw, dave.address, [alice.address, "bob@example.com"])], at_rcpt)
     assert report.results == {alice.address: RecipientStatus.LOCAL, "bob@example.com": RecipientStatus.UNKNOWN}
     assert len(inbox_messages(alice)) == 1
     [dsn] = inbox_messages(dave)

@@ -2,7 +2,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from mailboxes import services
+from mailboxes import actions
 
 
 class Command(BaseCommand):
@@ -22,7 +22,7 @@ class Command(BaseCommand):
         if not password:
             raise CommandError("the password must not be empty")
         try:
-            account = services.create_account(
+            account = actions.create_account(
                 options["address"],
                 password,
                 quota_bytes=options["quota"],
@@ -30,6 +30,6 @@ class Command(BaseCommand):
                 is_staff=options["staff"],
                 is_superuser=options["staff"],
             )
-        except services.ServiceError as exc:
+        except actions.ServiceError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"created account {account.address}")

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from mailboxes import services
+from mailboxes import actions
 
 
 class Command(BaseCommand):
@@ -11,7 +11,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, name: str, **options) -> None:
         try:
-            domain = services.create_domain(name)
-        except services.ServiceError as exc:
+            domain = actions.create_domain(name)
+        except actions.ServiceError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"created domain {domain.name}")

@@ -2,7 +2,7 @@ import secrets
 
 from django.core.management.base import BaseCommand
 
-from mailboxes import services
+from mailboxes import actions
 from mailboxes.models import Account
 
 DEMO_DOMAIN = "example.test"
@@ -17,8 +17,8 @@ class Command(BaseCommand):
             self.stdout.write("accounts exist already; no demo account created")
             return
         password = secrets.token_urlsafe(12)
-        services.create_domain(DEMO_DOMAIN)
-        services.create_account(DEMO_ADDRESS, password, display_name="Demo User", is_staff=True, is_superuser=True)
+        actions.create_domain(DEMO_DOMAIN)
+        actions.create_account(DEMO_ADDRESS, password, display_name="Demo User", is_staff=True, is_superuser=True)
         self.stdout.write(
             "\n".join(
                 [

@@ -1,0 +1,74 @@
+"""The only writers of the store: one function per change, one transaction each, locks in one global order.
+
+By concern: `accounts` (domains, accounts, aliases), `auth` (sign-in), `delivery` (received and submitted
+mail), `sending` (the webmail's send and drafts), `messages` (append, copy, move, expunge, delete), `flags`,
+`folders`, `queueing` and `outbound` (the relay's queue). `locks` holds the `action` decorator and the one
+helper that takes row locks; `counters` and `storing` are the pieces actions share.
+
+Callers import this package and use the names below: `actions.deliver(...)`, `actions.set_flags(...)`.
+"""
+
+from mailboxes.actions.accounts import (
+    create_account,
+    create_alias,
+    create_domain,
+    set_password,
+)
+from mailboxes.actions.auth import AuthResult, authenticate
+from mailboxes.actions.delivery import Delivery, deliver, deliver_many, submit, submit_from_smtp
+from mailboxes.actions.errors import AlreadyExists, InvalidName, NotFound, OverQuota, ServiceError, UnknownDomain
+from mailboxes.actions.flags import SYSTEM_FLAGS, FlagMode, flag_names, set_flags
+from mailboxes.actions.folders import (
+    create_mailbox,
+    delete_mailbox,
+    normalise_folder_name,
+    rename_mailbox,
+    set_subscribed,
+)
+from mailboxes.actions.messages import append, copy, delete_messages, expunge, move
+from mailboxes.actions.sending import NotSent, save_draft, send
+from mailboxes.actions.storing import with_return_path
+from mailboxes.recipients import DeliveryReport, RecipientStatus, Resolution, is_local_domain, resolve_recipient
+
+__all__ = [
+    "SYSTEM_FLAGS",
+    "AlreadyExists",
+    "AuthResult",
+    "Delivery",
+    "DeliveryReport",
+    "FlagMode",
+    "InvalidName",
+    "NotFound",
+    "NotSent",
+    "OverQuota",
+    "RecipientStatus",
+    "Resolution",
+    "ServiceError",
+    "UnknownDomain",
+    "append",
+    "authenticate",
+    "copy",
+    "create_account",
+    "create_alias",
+    "create_domain",
+    "create_mailbox",
+    "delete_mailbox",
+    "delete_messages",
+    "deliver",
+    "deliver_many",
+    "expunge",
+    "flag_names",
+    "is_local_domain",
+    "move",
+    "normalise_folder_name",
+    "rename_mailbox",
+    "resolve_recipient",
+    "save_draft",
+    "send",
+    "set_flags",
+    "set_password",
+    "set_subscribed",
+    "submit",
+    "submit_from_smtp",
+    "with_return_path",
+]

@@ -1,0 +1,83 @@
+"""Message flags: IMAP system flags as columns, keywords as a space-delimited column."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+
+from mailboxes import changes
+from mailboxes.actions import counters
+from mailboxes.actions.locks import action, lock
+from mailboxes.models import Account, Message
+
+SYSTEM_FLAGS = {
+    "\\seen": "seen",
+    "\\answered": "answered",
+    "\\flagged": "flagged",
+    "\\deleted": "deleted",
+    "\\draft": "draft",
+}
+
+
+def flag_names(message: Message) -> list[str]:
+    """IMAP flags of a message: system flags in their canonical spelling, then keywords."""
+    names = [f"\\{column.capitalize()}" for column in SYSTEM_FLAGS.values() if getattr(message, column)]
+    return names + message.keyword_list
+
+
+def split_flags(flags: Iterable[str]) -> tuple[dict[str, bool], list[str]]:
+    system: dict[str, bool] = {}
+    keywords: list[str] = []
+    for flag in flags:
+        column = SYSTEM_FLAGS.get(flag.lower())
+        if column:
+            system[column] = True
+        elif flag.startswith("\\"):
+            continue  # \Recent and unknown system flags are not stored (RFC 3501 2.3.2)
+        elif flag not in keywords:
+            keywords.append(flag)
+    return system, keywords
+
+
+class FlagMode(enum.StrEnum):
+    REPLACE = "replace"  # STORE FLAGS
+    ADD = "add"  # STORE +FLAGS
+    REMOVE = "remove"  # STORE -FLAGS
+
+
+@action
+def set_flags(
+    account: Account, mailbox_id: int, uids: Sequence[int], flags: Iterable[str], mode: FlagMode
+) -> list[Message]:
+    """Change flags of the messages with these UIDs; returns the changed messages with their new flags."""
+    lock(folders=[counters.own_folder(account, mailbox_id)])
+    modseq = counters.bump_modseq(mailbox_id)
+    system, keywords = split_flags(flags)
+    messages = list(
+        Message.objects.filter(mailbox_id=mailbox_id, uid__in=uids)
+        .only("id", "uid", "modseq", "keywords", *SYSTEM_FLAGS.values())
+        .order_by("uid")
+    )
+    changed = []
+    for message in messages:
+        before = (tuple(getattr(message, c) for c in SYSTEM_FLAGS.values()), message.keywords)
+        current = message.keyword_list
+        if mode is FlagMode.REPLACE:
+            for column in SYSTEM_FLAGS.values():
+                setattr(message, column, system.get(column, False))
+            current = keywords
+        else:
+            for column in system:
+                setattr(message, column, mode is FlagMode.ADD)
+            if mode is FlagMode.ADD:
+                current = current + [k for k in keywords if k not in current]
+            else:
+                current = [k for k in current if k not in keywords]
+        message.keywords = f" {' '.join(current)} " if current else ""
+        if (tuple(getattr(message, c) for c in SYSTEM_FLAGS.values()), message.keywords) != before:
+            message.modseq = modseq
+            changed.append(message)
+    Message.objects.bulk_update(changed, ["modseq", "keywords", *SYSTEM_FLAGS.values()])
+    if changed:
+        changes.notify(account.pk, mailbox_id)
+    return changed

@@ -1,0 +1,147 @@
+"""Adding and removing messages in folders: APPEND, COPY, MOVE, EXPUNGE and deletion."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Sequence
+
+from django.db.models import Q
+from django.utils import timezone
+
+from mailboxes import bulk, changes
+from mailboxes.actions import counters, storing
+from mailboxes.actions.errors import InvalidName, OverQuota
+from mailboxes.actions.flags import split_flags
+from mailboxes.actions.locks import action, lock
+from mailboxes.models import Account, Message, MessageBody
+from mailcore.mime import parse_message
+
+
+@action
+def append(
+    account: Account,
+    mailbox_id: int,
+    raw: bytes,
+    *,
+    flags: Iterable[str] = (),
+    internal_date: datetime.datetime | None = None,
+) -> Message:
+    """Store a message the user supplies (IMAP APPEND, webmail Sent copy and drafts)."""
+    lock(folders=[counters.own_folder(account, mailbox_id)], accounts=[account.pk])
+    parsed = parse_message(raw)
+    uid, modseq = counters.allocate_uids(mailbox_id, 1)
+    if not counters.charge_quota(account.pk, len(raw)):
+        raise OverQuota("the mailbox is full")
+    body = MessageBody.objects.create(raw=raw, size=len(raw))
+    message = storing.message_row(
+        parsed,
+        account_id=account.pk,
+        mailbox_id=mailbox_id,
+        uid=uid,
+        modseq=modseq,
+        body=body,
+        thread_id=storing.threads({account.pk: [parsed]})[account.pk][0],
+    )
+    system, keywords = split_flags(flags)
+    for column, value in system.items():
+        setattr(message, column, value)
+    message.keywords = f" {' '.join(keywords)} " if keywords else ""
+    message.internal_date = internal_date or timezone.now()
+    message.save(force_insert=True)
+    changes.notify(account.pk, mailbox_id)
+    return message
+
+
+@action
+def copy(account: Account, mailbox_id: int, uids: Sequence[int], target_id: int) -> list[tuple[int, int]]:
+    """Copy messages (sharing their bodies) into another folder; returns (source uid, new uid) pairs.
+
+    INTERNALDATE and flags are kept (RFC 3501 6.4.7). Counts against the quota.
+    """
+    folders = [counters.own_folder(account, pk) for pk in {mailbox_id, target_id}]
+    lock(folders=folders, accounts=[account.pk])
+    for pk in sorted(folders):
+        counters.bump_modseq(pk)
+    messages = list(Message.objects.filter(mailbox_id=mailbox_id, uid__in=uids).order_by("uid"))
+    if not messages:
+        return []
+    total = sum(m.size for m in messages)
+    if not counters.charge_quota(account.pk, total):
+        raise OverQuota("the mailbox is full")
+    source_uids = [m.uid for m in messages]
+    first_uid, modseq = counters.allocate_uids(target_id, len(messages))
+    for offset, message in enumerate(messages):
+        message.pk = None
+        message.mailbox_id = target_id
+        message.uid = first_uid + offset
+        message.modseq = modseq
+    bulk.insert(messages)
+    changes.notify(account.pk, target_id)
+    return list(zip(source_uids, [m.uid for m in messages], strict=True))
+
+
+@action
+def move(account: Account, mailbox_id: int, uids: Sequence[int], target_id: int) -> list[tuple[int, int]]:
+    """Move messages to another folder (RFC 6851); returns (source uid, new uid) pairs.
+
+    The rows keep their identity, flags and INTERNALDATE and get new UIDs in the target folder.
+    """
+    if mailbox_id == target_id:
+        raise InvalidName("source and target are the same folder")
+    lock(folders=[counters.own_folder(account, pk) for pk in (mailbox_id, target_id)])
+    modseqs = {pk: counters.bump_modseq(pk) for pk in sorted({mailbox_id, target_id})}
+    messages = list(Message.objects.filter(mailbox_id=mailbox_id, uid__in=uids).only("id", "uid").order_by("uid"))
+    if not messages:
+        return []
+    first_uid, modseq = counters.allocate_uids(target_id, len(messages))
+    mapping = []
+    for offset, message in enumerate(messages):
+        mapping.append((message.uid, first_uid + offset))
+        message.mailbox_id = target_id
+        message.uid = first_uid + offset
+        message.modseq = max(modseq, modseqs[target_id])
+    Message.objects.bulk_update(messages, ["mailbox", "uid", "modseq"])
+    changes.notify_many([(account.pk, mailbox_id), (account.pk, target_id)])
+    return mapping
+
+
+def remove(account_id: int, messages: Q) -> list[int]:
+    """Delete message rows, release their quota and drop bodies no other message shares.
+
+    For actions that hold the locks of the messages' folders and of the account.
+    """
+    rows = list(Message.objects.filter(messages).values_list("id", "uid", "size", "body_id"))
+    if not rows:
+        return []
+    counters.release_quota(account_id, sum(size for _, _, size, _ in rows))
+    Message.objects.filter(pk__in=[pk for pk, *_ in rows]).delete()
+    MessageBody.objects.filter(pk__in={body for *_, body in rows}, messages__isnull=True).delete()
+    return sorted(uid for _, uid, _, _ in rows)
+
+
+@action
+def expunge(account: Account, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
+    """Remove messages flagged \\Deleted (only those among `uids` when given, for UID EXPUNGE).
+
+    Returns the removed UIDs in ascending order.
+    """
+    lock(folders=[counters.own_folder(account, mailbox_id)], accounts=[account.pk])
+    counters.bump_modseq(mailbox_id)
+    condition = Q(mailbox_id=mailbox_id, deleted=True)
+    if uids is not None:
+        condition &= Q(uid__in=uids)
+    removed = remove(account.pk, condition)
+    if removed:
+        changes.notify(account.pk, mailbox_id)
+    return removed
+
+
+@action
+def delete_messages(account: Account, mailbox_id: int, uids: Sequence[int]) -> list[int]:
+    """Remove these messages whatever their flags (POP3 DELE at QUIT, webmail "delete forever")."""
+    lock(folders=[counters.own_folder(account, mailbox_id)], accounts=[account.pk])
+    counters.bump_modseq(mailbox_id)
+    removed = remove(account.pk, Q(mailbox_id=mailbox_id, uid__in=uids))
+    if removed:
+        changes.notify(account.pk, mailbox_id)
+    return removed

@@ -1,0 +1,247 @@
+"""The relay's writers of the outbound queue: claim and record attempts, hold, release, delete, purge.
+
+Attempts are idempotent per recipient: an attempt first claims its recipients (a token and a deadline), and
+only recipients still open and unclaimed can be claimed, so a delivered recipient is never sent again. Outbound
+rows come last in the store's lock order: an action that may put a DSN in a local sender's Inbox locks that
+Inbox and account first.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from mailboxes.actions.delivery import deliver
+from mailboxes.actions.locks import action, lock, lock_outbound
+from mailboxes.actions.queueing import enqueue, schedule
+from mailboxes.recipients import RecipientStatus, expansion
+from mailcore.dsn import RecipientReport, build_dsn
+from relay.deliver import Reply
+from relay.models import OPEN_STATES, Attempt, OutboundMessage, OutboundRecipient, State
+from relay.policy import Outcome, RetryPolicy, enhanced_status, outcome_for_code
+
+log = logging.getLogger("mail.relay")
+
+
+def retry_policy() -> RetryPolicy:
+    return RetryPolicy(
+        schedule=settings.MAILSITE_RELAY_RETRY_SCHEDULE,
+        max_age=settings.MAILSITE_RELAY_MAX_AGE,
+        delay_warning=settings.MAILSITE_RELAY_DELAY_WARNING,
+    )
+
+
+# --- Attempts -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    message_id: int
+    domain: str
+    token: str
+    sender: str
+    raw: bytes
+    recipients: list[str]
+    started: datetime.datetime
+
+
+def _due(now: datetime.datetime) -> Q:
+    return Q(state__in=OPEN_STATES, next_attempt__lte=now) & (Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+
+
+@action
+def claim(message_id: int, domain: str) -> Claim | None:
+    """Take the due, unclaimed recipients of this message at this domain for one attempt (None: nothing to do)."""
+    now = timezone.now()
+    rows = lock_outbound(
+        OutboundRecipient.objects.filter(_due(now), message_id=message_id, domain=domain), skip_locked=True
+    )
+    if not rows:
+        return None
+    token = secrets.token_hex(16)
+    until = now + datetime.timedelta(seconds=settings.MAILSITE_RELAY_CLAIM_TIMEOUT)
+    OutboundRecipient.objects.filter(pk__in=[row.pk for row in rows]).update(claim=token, claimed_until=until)
+    message = OutboundMessage.objects.only("sender", "raw").get(pk=message_id)
+    return Claim(message_id, domain, token, message.sender, bytes(message.raw), [r.address for r in rows], now)
+
+
+def _status_for(reply: Reply, route_status: str) -> str:
+    if reply.code is None:
+        # No SMTP reply: the DNS status the route gave, or "no answer from host" (RFC 3463 4.4.1).
+        return route_status or "4.4.1"
+    return enhanced_status(reply.code, reply.text)
+
+
+def _report(row: OutboundRecipient, action: str, now: datetime.datetime) -> RecipientReport:
+    return RecipientReport(
+        recipient=row.address,
+        action=action,
+        status=row.status,
+        diagnostic=(f"{row.last_code} {row.last_reply}" if row.last_code else row.last_reply),
+        smtp_reply=row.last_code is not None,
+        remote_mta=row.last_host,
+        last_attempt=now,
+    )
+
+
+def _notify_sender(
+    message: OutboundMessage, reports: list[RecipientReport], *, will_retry_until: datetime.datetime | None = None
+) -> None:
+    """Put a DSN in the sender's Inbox (or queue it to a remote sender). Never for a bounce (null sender)."""
+    if not reports or not message.sender:
+        return
+    now = timezone.now()
+    dsn = build_dsn(
+        reporting_mta=settings.MAILSITE_HOSTNAME,
+        to=message.sender,
+        original=bytes(message.raw),
+        recipients=reports,
+        arrival=message.created,
+        now=now,
+        will_retry_until=will_retry_until,
+    )
+    report = deliver(dsn, "", [message.sender])
+    if report.results.get(message.sender) is RecipientStatus.REMOTE:
+        enqueue(dsn, "", [message.sender], author_domain=None)
+    elif not report.message_ids:
+        log.warning("DSN for message %s: sender %s cannot receive it (%s)", message.pk, message.sender, report.results)
+
+
+def _lock_senders(senders: Sequence[str]) -> None:
+    """Lock the Inboxes and accounts of local senders who may get a DSN, before any queue row."""
+    accounts = {pk for sender in senders if sender for pk in expansion(sender).accounts}
+    lock(inboxes_of=accounts, accounts=accounts)
+
+
+@action
+def record(
+    claimed: Claim, replies: Mapping[str, Reply], *, no_reply: Outcome = Outcome.DEFERRED, route_status: str = ""
+) -> None:
+    """Store what an attempt got for each claimed recipient; bounce, defer or finish each one.
+
+    A recipient without an SMTP reply gets the `no_reply` outcome: deferred for connection failures, or what
+    DNS decided (bounced for NXDOMAIN and null MX, deferred for SERVFAIL) with its `route_status`.
+    """
+    now = timezone.now()
+    policy = retry_policy()
+    message = OutboundMessage.objects.get(pk=claimed.message_id)
+    _lock_senders([message.sender])
+    rows = lock_outbound(
+        OutboundRecipient.objects.filter(message_id=claimed.message_id, claim=claimed.token, address__in=list(replies))
+    )
+    bounced: list[RecipientReport] = []
+    delayed: list[RecipientReport] = []
+    retry_at: datetime.datetime | None = None
+    for row in rows:
+        reply = replies[row.address]
+        outcome = no_reply if reply.code is None else outcome_for_code(reply.code)
+        row.attempts += 1
+        row.last_host, row.last_code, row.last_reply = reply.host, reply.code, reply.text[:2000]
+        row.status = _status_for(reply, route_status)
+        row.claim, row.claimed_until, row.updated = "", None, now
+        Attempt.objects.create(
+            recipient=row,
+            started=claimed.started,
+            finished=now,
+            host=reply.host,
+            code=reply.code,
+            reply=reply.text[:2000],
+            outcome=outcome,
+        )
+        if outcome is Outcome.DEFERRED and policy.gives_up(message.created, now):
+            outcome = Outcome.BOUNCED
+            row.status = "5.4.7"  # RFC 3463: delivery time expired
+        if outcome is Outcome.DELIVERED:
+            row.state = State.DELIVERED
+        elif outcome is Outcome.BOUNCED:
+            row.state = State.BOUNCED
+            bounced.append(_report(row, "failed", now))
+        else:
+            if row.state != State.HELD:  # held while this attempt ran: it stays held
+                row.state = State.DEFERRED
+            row.next_attempt = policy.next_attempt(now, row.attempts)
+            retry_at = min(retry_at or row.next_attempt, row.next_attempt)
+            if policy.warns_delay(message.created, now, row.delay_warned):
+                row.delay_warned = True
+                delayed.append(_report(row, "delayed", now))
+        row.save()
+    _notify_sender(message, bounced)
+    expires = message.created + datetime.timedelta(seconds=policy.max_age)
+    _notify_sender(message, delayed, will_retry_until=expires)
+    if retry_at is not None:
+        schedule([(claimed.message_id, claimed.domain)], eta=retry_at)
+    log.info(
+        "message %s to %s: %s",
+        claimed.message_id,
+        claimed.domain,
+        ", ".join(f"{row.address} {row.state} {row.last_code or ''}".strip() for row in rows),
+    )
+
+
+def due_work(grace: float) -> list[tuple[int, str]]:
+    """(message, domain) pairs whose recipients are overdue by `grace` seconds: their task went missing."""
+    now = timezone.now()
+    overdue = _due(now) & Q(next_attempt__lte=now - datetime.timedelta(seconds=grace))
+    return list(
+        OutboundRecipient.objects.filter(overdue)
+        .values_list("message_id", "domain")
+        .distinct()
+        .order_by("message_id", "domain")[: settings.MAILSITE_RELAY_SWEEP_BATCH]
+    )
+
+
+# --- Administration -----------------------------------------------------------------------------------------------
+
+
+@action
+def retry_now(recipient_ids: Sequence[int]) -> int:
+    """Make open recipients due at once (held ones stay held until released)."""
+    rows = OutboundRecipient.objects.filter(pk__in=recipient_ids, state__in=OPEN_STATES)
+    pairs = list(rows.values_list("message_id", "domain"))
+    count = rows.update(next_attempt=timezone.now())
+    schedule(pairs)
+    return count
+
+
+@action
+def hold(recipient_ids: Sequence[int]) -> int:
+    return OutboundRecipient.objects.filter(pk__in=recipient_ids, state__in=OPEN_STATES).update(state=State.HELD)
+
+
+@action
+def release(recipient_ids: Sequence[int]) -> int:
+    rows = OutboundRecipient.objects.filter(pk__in=recipient_ids, state=State.HELD)
+    pairs = list(rows.values_list("message_id", "domain"))
+    count = rows.update(state=State.DEFERRED, next_attempt=timezone.now())
+    schedule(pairs)
+    return count
+
+
+@action
+def delete(recipient_ids: Sequence[int]) -> int:
+    """Remove recipients from the queue; those not yet delivered or bounced are bounced to the sender."""
+    now = timezone.now()
+    _lock_senders(
+        list(OutboundMessage.objects.filter(recipients__pk__in=recipient_ids).values_list("sender", flat=True))
+    )
+    rows = lock_outbound(OutboundRecipient.objects.filter(pk__in=recipient_ids))
+    by_message: dict[int, list[RecipientReport]] = {}
+    for row in rows:
+        if row.state in (State.DELIVERED, State.BOUNCED):
+            continue
+        last = f" (last reply: {row.last_code or ''} {row.last_reply})" if row.last_reply else ""
+        row.status, row.last_code = "5.0.0", None
+        row.last_reply = "deleted from the queue by the administrator" + last
+        by_message.setdefault(row.message_id, []).append(_report(row, "failed", now))
+    for message in OutboundMessage.objects.filter(pk__in=by_message):
+        _notify_sender(message, by_message[message.pk])
+    OutboundRecipient.objects.filter(pk__in=[row.pk for row in rows]).delete()
+    OutboundMessage.objects.filter(pk__in={row.message_id for row in rows}, recipients__isnull=True).delete()
+    return len(rows)

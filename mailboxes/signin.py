@@ -1,0 +1,38 @@
+"""Sign-in from an event loop: the database steps on the database threads, Argon2 on threads of its own.
+
+Argon2 takes a fixed while of CPU by design (about 150 ms at production cost). Run on a listener's database
+threads, a burst of logins would hold every thread, and every delivery and FETCH of the process would queue
+behind it. Here the hash is checked in a separate small pool (argon2-cffi releases the GIL while it works), so
+database steps keep their threads; `MAILSITE_PASSWORD_THREADS` bounds how many checks run at once per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from django.conf import settings
+
+from mailboxes import asyncdb
+from mailboxes.actions import auth
+
+_lock = threading.Lock()
+_executor: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor
+    with _lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(
+                max_workers=settings.MAILSITE_PASSWORD_THREADS, thread_name_prefix="mail-auth"
+            )
+        return _executor
+
+
+async def authenticate(address: str, password: str, *, remote_ip: str | None, protocol: str) -> auth.AuthResult:
+    """`actions.authenticate` for listeners: read, check the secret off the database threads, record."""
+    found = await asyncdb.call(auth.candidate, address, remote_ip=remote_ip)
+    ok = await asyncio.get_running_loop().run_in_executor(_pool(), auth.verify, found, password)
+    return await asyncdb.call(auth.record, found, ok, remote_ip=remote_ip, protocol=protocol)
