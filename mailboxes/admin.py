@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import re
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
@@ -13,6 +16,9 @@ from django.template.defaultfilters import filesizeformat
 from mailboxes import actions
 from mailboxes.models import Account, Alias, Domain, Mailbox, Message
 from mailcore.mime import MimePart
+from webmail.addresses import valid_address
+
+audit = logging.getLogger("mailsite.audit")  # who looked at whose mail in the admin
 
 
 @admin.register(Domain)
@@ -24,6 +30,38 @@ class DomainAdmin(admin.ModelAdmin):
     @admin.display(description="accounts")
     def account_count(self, domain: Domain) -> int:
         return domain.accounts.count()
+
+
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+_QUOTA = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
+
+
+class QuotaField(forms.CharField):
+    """A quota typed in human units ("500M", "2.5 GB", "0" for no limit; binary multiples), stored in bytes."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.pop("max_length", None)
+        kwargs.setdefault("help_text", 'Such as "500M" or "2G"; 0 means no limit.')
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value):
+        if isinstance(value, int) and value > 0:
+            for unit in ("T", "G", "M", "K"):
+                if value % _UNITS[unit] == 0:
+                    return f"{value // _UNITS[unit]}{unit}"
+        return value
+
+    def to_python(self, value) -> int:
+        text = str(value or "0").strip()
+        if text.startswith("-"):
+            raise forms.ValidationError("A quota cannot be negative; 0 means no limit.")
+        match = _QUOTA.match(text)
+        if match is None:
+            raise forms.ValidationError('Type a size such as "500M", "2G" or 1048576 (bytes); 0 means no limit.')
+        number = int(float(match[1]) * _UNITS[match[2].upper()])
+        if number > 2**62:
+            raise forms.ValidationError("This quota is too large.")
+        return number
 
 
 class AccountCreationForm(forms.ModelForm):
@@ -75,6 +113,11 @@ class AccountAdmin(UserAdmin):
     add_fieldsets = [(None, {"fields": ["address", "password", "display_name", "quota_bytes", "is_staff"]})]
     filter_horizontal = ["groups", "user_permissions"]
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "quota_bytes":
+            return QuotaField(label="Quota", required=False)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
     def get_readonly_fields(self, request: HttpRequest, obj: Account | None = None) -> list[str]:
         # The address is the login and the key of the stored mail: it is fixed once the account exists.
         return [*self.readonly_fields, "address"] if obj else []
@@ -94,8 +137,35 @@ class AccountAdmin(UserAdmin):
         return f"{used} of {filesizeformat(account.quota_bytes)} ({percent:.0f}%)"
 
 
+class AliasForm(forms.ModelForm):
+    class Meta:
+        model = Alias
+        fields = ["domain", "local_part", "destinations", "active"]
+
+    def clean_local_part(self) -> str:
+        return self.cleaned_data["local_part"].strip().lower()
+
+    def clean_destinations(self) -> str:
+        destinations = Alias(destinations=self.cleaned_data["destinations"]).destination_list
+        wrong = [d for d in destinations if not valid_address(d)]
+        if wrong:
+            raise forms.ValidationError(f"Not an address: {', '.join(wrong)}")
+        if not destinations:
+            raise forms.ValidationError("Give at least one address.")
+        return ", ".join(destinations)
+
+    def clean(self):
+        cleaned = super().clean()
+        domain, local = cleaned.get("domain"), cleaned.get("local_part")
+        # An alias comes before an account in resolution: one with an account's address would take its mail.
+        if domain and local and Account.objects.filter(domain=domain, local_part=local).exists():
+            self.add_error("local_part", f"{local}@{domain.name} is an account; an alias would take its mail.")
+        return cleaned
+
+
 @admin.register(Alias)
 class AliasAdmin(admin.ModelAdmin):
+    form = AliasForm
     list_display = ["__str__", "destinations", "active"]
     list_filter = ["active", "domain"]
     search_fields = ["local_part", "domain__name", "destinations"]
@@ -201,4 +271,19 @@ class MessageAdmin(admin.ModelAdmin):
         return False
 
     def has_view_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
-        return bool(request.user.is_active and request.user.is_staff)
+        # Other people's mail: only with the explicit "Can view message" permission (superusers have every
+        # permission), and every look is logged.
+        user = request.user
+        return bool(user.is_active and user.is_staff and user.has_perm("mailboxes.view_message"))
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        if self.has_view_permission(request):
+            audit.info("%s listed messages (search %r)", request.user, request.GET.get("q", ""))
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
+        if self.has_view_permission(request):
+            found = Message.objects.filter(pk=int(object_id)) if object_id.isdigit() else Message.objects.none()
+            owner = found.values_list("account__address", flat=True).first()
+            audit.info("%s viewed message %s of %s", request.user, object_id, owner)
+        return super().change_view(request, object_id, form_url, extra_context)

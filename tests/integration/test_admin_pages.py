@@ -96,3 +96,86 @@ def test_non_staff_account_cannot_use_admin(client, make_account) -> None:
     response = client.get(reverse("admin:index"))
     assert response.status_code == 302  # ...but sent to the admin login page
     assert response["Location"].startswith(reverse("admin:login"))
+
+
+# --- Quotas, aliases and the permission to read others' mail (issue 19) ----------------------------------------
+
+
+def _account_change_data(account: Account, **changes) -> dict:
+    data = {
+        "address": account.address,
+        "display_name": account.display_name,
+        "quota_bytes": "0",
+        "is_active": "on",
+        "last_login_0": "",
+        "last_login_1": "",
+    }
+    return data | changes
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"), [("500M", 500 * 2**20), ("2.5 GB", int(2.5 * 2**30)), ("1048576", 2**20), ("0", 0)]
+)
+def test_quota_is_typed_in_human_units(admin_client, typed, stored) -> None:
+    alice = Account.objects.get(address="alice@example.com")
+    url = reverse("admin:mailboxes_account_change", args=[alice.pk])
+    response = admin_client.post(url, _account_change_data(alice, quota_bytes=typed))
+    assert response.status_code == 302, response.content[:3000]
+    alice.refresh_from_db()
+    assert alice.quota_bytes == stored
+
+
+def test_negative_or_garbled_quota_is_refused(admin_client) -> None:
+    alice = Account.objects.get(address="alice@example.com")
+    url = reverse("admin:mailboxes_account_change", args=[alice.pk])
+    assert b'value="10M"' in admin_client.get(url).content
+    response = admin_client.post(url, _account_change_data(alice, quota_bytes="-5M"))
+    assert b"A quota cannot be negative" in response.content
+    response = admin_client.post(url, _account_change_data(alice, quota_bytes="lots"))
+    assert b"Type a size such as" in response.content
+    response = admin_client.post(
+        reverse("admin:mailboxes_account_add"),
+        {"address": "neg@example.com", "password": "s3cret-pass", "quota_bytes": "-1"},
+    )
+    assert b"A quota cannot be negative" in response.content
+    alice.refresh_from_db()
+    assert alice.quota_bytes == 10 * 2**20
+    assert not Account.objects.filter(address="neg@example.com").exists()
+
+
+def test_alias_destinations_must_be_addresses_and_may_not_shadow_an_account(admin_client) -> None:
+    domain = Domain.objects.get(name="example.com")
+    url = reverse("admin:mailboxes_alias_add")
+    base = {"domain": domain.pk, "active": "on"}
+    response = admin_client.post(url, base | {"local_part": "sales", "destinations": "bob@example.org, not-an-address"})
+    assert b"Not an address: not-an-address" in response.content
+    response = admin_client.post(url, base | {"local_part": "Alice", "destinations": "bob@example.org"})
+    assert b"alice@example.com is an account; an alias would take its mail." in response.content
+    assert not Alias.objects.filter(local_part__in=["sales", "alice"]).exists()
+    response = admin_client.post(
+        url, base | {"local_part": "sales", "destinations": "bob@example.org\nalice@example.com"}
+    )
+    assert response.status_code == 302
+    assert Alias.objects.get(local_part="sales").destination_list == ["bob@example.org", "alice@example.com"]
+
+
+def test_reading_others_mail_needs_the_explicit_permission_and_is_logged(client, admin_client, make_account, caplog):
+    from django.contrib.auth.models import Permission
+
+    staff = make_account("helpdesk@example.com", is_staff=True)
+    message = Message.objects.get()
+    changelist = reverse("admin:mailboxes_message_changelist")
+    page = reverse("admin:mailboxes_message_change", args=[message.pk])
+    assert client.login(username=staff.address, password=PASSWORD)
+    assert client.get(changelist).status_code == 403
+    assert client.get(page).status_code == 403
+    assert b"Quarterly report" not in client.get(reverse("admin:index")).content
+    staff.user_permissions.add(Permission.objects.get(codename="view_message"))
+    staff = Account.objects.get(pk=staff.pk)  # permissions are cached on the object
+    with caplog.at_level("INFO", logger="mailsite.audit"):
+        assert b"Quarterly report" in client.get(changelist, {"q": "Quarterly"}).content
+        assert client.get(page).status_code == 200
+    assert [r.getMessage() for r in caplog.records if r.name == "mailsite.audit"] == [
+        "helpdesk@example.com listed messages (search 'Quarterly')",
+        f"helpdesk@example.com viewed message {message.pk} of alice@example.com",
+    ]
