@@ -262,6 +262,7 @@ INSTALLED_APPS = [
     "relay",
     "credentials",
     "sieve",
+    "mailauth",
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
