@@ -19,7 +19,7 @@ _MACROS = {
     "FAST": ["FLAGS", "INTERNALDATE", "RFC822.SIZE"],
     "FULL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"],
 }
-_SIMPLE = {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE", "BODY", "UID"}
+_SIMPLE = {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE", "BODY", "UID", "MODSEQ"}
 _RFC822 = {"RFC822": ("", False), "RFC822.HEADER": ("HEADER", True), "RFC822.TEXT": ("TEXT", False)}
 _SECTION_ITEM = re.compile(r"(BODY(?:\.PEEK)?)\[([^\]]*)\](?:<(\d+)\.(\d+)>)?\Z", re.IGNORECASE)
 _PART = re.compile(r"\d+(?:\.\d+)*")
@@ -147,6 +147,44 @@ def parse(tokens: list[Token]) -> Request:
     return Request(_item(arg))
 
 
+@dataclass(frozen=True)
+class Modifiers:
+    """FETCH modifiers (RFC 7162 3.1.4.1, 3.2.6): CHANGEDSINCE n [VANISHED]."""
+
+    changed_since: int | None = None
+    vanished: bool = False
+
+
+def parse_modifiers(token: Token | None) -> Modifiers:
+    if token is None:
+        return Modifiers()
+    if not isinstance(token, list) or not token:
+        raise ParseError("FETCH modifiers must be a list")
+    changed_since = None
+    vanished = False
+    pos = 0
+    while pos < len(token):
+        name = str(token[pos]).upper() if isinstance(token[pos], Atom) else ""
+        if name == "CHANGEDSINCE" and pos + 1 < len(token):
+            changed_since = mod_sequence(token[pos + 1])
+            pos += 2
+        elif name == "VANISHED":
+            vanished = True
+            pos += 1
+        else:
+            raise ParseError("Unknown FETCH modifier")
+    if vanished and changed_since is None:
+        raise ParseError("VANISHED needs CHANGEDSINCE")  # RFC 7162 3.2.6
+    return Modifiers(changed_since, vanished)
+
+
+def mod_sequence(token: Token) -> int:
+    """RFC 7162 7: mod-sequence-value (or -valzer), 1..2^63-1."""
+    if not isinstance(token, Atom) or not token.isdigit() or len(token) > 19 or int(token) >= 2**63:
+        raise ParseError("Invalid mod-sequence")
+    return int(token)
+
+
 # --- rendering -----------------------------------------------------------------------------------------------
 
 _MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")
@@ -218,10 +256,20 @@ class MessageData:
     body: bytes | None = None  # wire form
     structure: dict | None = None  # MIME tree JSON
     raw: bytes | None = None
+    modseq: int = 0
 
 
-def render(seq: int, message: MessageData, request: Request, *, include_uid: bool, include_flags: bool) -> bytes:
-    """One "* n FETCH (...)" response, CRLF-terminated."""
+def render(
+    seq: int,
+    message: MessageData,
+    request: Request,
+    *,
+    include_uid: bool,
+    include_flags: bool,
+    include_modseq: bool = False,
+) -> bytes:
+    """One "* n FETCH (...)" response, CRLF-terminated. With CONDSTORE on, MODSEQ goes with FLAGS (RFC 7162
+    3.1.4.1)."""
     parts: list[bytes] = []
     names = {item.name for item in request.items}
     if include_uid and "UID" not in names:
@@ -232,6 +280,8 @@ def render(seq: int, message: MessageData, request: Request, *, include_uid: boo
             parts.append(flags_list(message.flags))
         elif item.name == "UID":
             parts.append(b"UID %d" % message.uid)
+        elif item.name == "MODSEQ":
+            parts.append(b"MODSEQ (%d)" % message.modseq)
         elif item.name == "INTERNALDATE":
             parts.append(b"INTERNALDATE " + internal_date(message.internal_date))
         elif item.name == "RFC822.SIZE":
@@ -260,6 +310,8 @@ def render(seq: int, message: MessageData, request: Request, *, include_uid: boo
             parts.append(label + b" " + (b"NIL" if data is None else literal(data)))
     if include_flags and "FLAGS" not in names:
         parts.append(flags_list(message.flags))
+    if include_modseq and "MODSEQ" not in names:
+        parts.append(b"MODSEQ (%d)" % message.modseq)
     return b"* %d FETCH (%s)\r\n" % (seq, b" ".join(parts))
 
 

@@ -272,6 +272,22 @@ class _Parser:
         raise ParseError(f"Unknown search key {token}")
 
 
+def uses_modseq(key: Key) -> bool:
+    """Whether a MODSEQ key occurs anywhere in the tree (which makes SEARCH report a mod-sequence)."""
+    stack = [key]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ModSeq):
+            return True
+        if isinstance(node, And):
+            stack.extend(node.keys)
+        elif isinstance(node, Or):
+            stack += [node.left, node.right]
+        elif isinstance(node, Not):
+            stack.append(node.key)
+    return False
+
+
 def parse(tokens: list[Token]) -> Search:
     """A SEARCH command's arguments: [RETURN (options)] [CHARSET name] keys."""
     pos = 0

@@ -27,7 +27,7 @@ from django.db import DatabaseError
 
 from imapd import store
 from imapd.protocol import NEED_DATA, Bad, Command, Connection, Continue, Line, ParseError, State
-from mailboxes import actions, asyncdb, changes
+from mailboxes import asyncdb, changes, services
 from mailboxes.models import Account
 from mailsite.tls import plaintext_login_allowed
 
@@ -60,6 +60,7 @@ class Selected:
     present: set[int] | None = None  # UIDs in the store at the last check, when some expunges are held back
     # Flags last told to the client per UID, so a change this session made itself is not announced twice.
     told: dict[int, list[str]] = field(default_factory=dict)
+    told_modseq: dict[int, int] = field(default_factory=dict)
     saved: list[int] | None = None  # UIDs of the result saved by SEARCH RETURN (SAVE) (RFC 5182)
     keywords: list[str] = field(default_factory=list)  # keywords announced in FLAGS so far
 
@@ -96,6 +97,9 @@ class Session:
         self.selected: Selected | None = None
         self.changes: asyncio.Queue[int] | None = None
         self.folder_changed = False
+        # RFC 7162: CONDSTORE once any CONDSTORE-enabling command ran; QRESYNC only by ENABLE QRESYNC.
+        self.condstore = False
+        self.qresync = False
         self._out: list[bytes] = []
         self._out_size = 0
         self._exit = contextlib.AsyncExitStack()
@@ -134,7 +138,7 @@ class Session:
         caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "NAMESPACE", "ID", "SPECIAL-USE"]
         caps += ["UNSELECT", "ENABLE", "CHILDREN", "ESEARCH", "SEARCHRES", "LIST-EXTENDED", "LIST-STATUS"]
         caps += ["STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE", "SORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES"]
-        caps += ["COMPRESS=DEFLATE"]
+        caps += ["COMPRESS=DEFLATE", "CONDSTORE", "QRESYNC"]
         if self.conn.state is State.NOT_AUTHENTICATED:
             if not self.tls:
                 caps.append("STARTTLS")
@@ -231,7 +235,7 @@ class Session:
             await self.report_changes(command.name)
             self.send(f"{tag} NO {exc}\r\n".encode())
             return
-        except actions.ServiceError as exc:
+        except services.ServiceError as exc:
             self.send(f"{tag} NO {exc}\r\n".encode())
             return
         except DatabaseError:
@@ -287,13 +291,18 @@ class Session:
         assert found.uids is not None
         present = set(found.uids)
         known = set(selected.uids)
-        for uid, flags in found.flags:
-            if uid in known and (seq := selected.seq_of(uid)) is not None and selected.told.get(uid) != flags:
+        for uid, modseq, flags in found.flags:
+            if uid not in known or (seq := selected.seq_of(uid)) is None:
+                continue
+            # A change this session made and reported itself is not announced again, except that with
+            # CONDSTORE the client is told every new mod-sequence (RFC 7162 3.1.4.1).
+            if selected.told.get(uid) != flags or (self.condstore and selected.told_modseq.get(uid, 0) < modseq):
                 selected.told[uid] = flags
+                selected.told_modseq[uid] = modseq
                 self.announce_keywords(flags)
                 if uid in selected.recent:
                     flags = [*flags, "\\Recent"]
-                self.send(b"* %d FETCH (UID %d FLAGS (%s))\r\n" % (seq, uid, " ".join(flags).encode()))
+                self.send(self.flags_fetch(seq, uid, flags, modseq))
         selected.present = present if known - present else None
         new = [uid for uid in found.uids if uid > selected.max_uid]
         if new:
@@ -305,6 +314,23 @@ class Session:
             self.send(b"* %d EXISTS\r\n" % len(selected.uids))
             self.send(b"* %d RECENT\r\n" % len(selected.recent))
         selected.modseq = found.highestmodseq
+
+    def flags_fetch(self, seq: int, uid: int | None, flags: list[str], modseq: int) -> bytes:
+        """An untagged FETCH of flags (with UID when given, and MODSEQ under CONDSTORE)."""
+        parts = [b"UID %d" % uid] if uid is not None else []
+        parts.append(b"FLAGS (%s)" % " ".join(flags).encode())
+        if self.condstore:
+            parts.append(b"MODSEQ (%d)" % modseq)
+        return b"* %d FETCH (%s)\r\n" % (seq, b" ".join(parts))
+
+    def enable_condstore(self) -> None:
+        """RFC 7162 3.1: the first CONDSTORE-enabling command turns it on for the rest of the session."""
+        if not self.condstore:
+            self.condstore = True
+            if self.selected is not None:
+                # RFC 7162 3.1.2.1: a command that enables CONDSTORE while a folder is selected tells the
+                # folder's highest mod-sequence.
+                self.send(b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % self.selected.modseq)
 
     def send_flag_lists(self) -> None:
         """FLAGS and PERMANENTFLAGS for the selected folder (RFC 3501 7.2.6, 7.1)."""

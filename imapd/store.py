@@ -1,5 +1,5 @@
 """What an IMAP session reads from the store, one function per protocol step (each runs in a database
-thread through `asyncdb.call`). Steps that also change mail state do so through `mailboxes.actions`."""
+thread through `asyncdb.call`). Steps that also change mail state do so through `mailboxes.services`."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Q, Sum
 
-from imapd import ordering, search_keys, search_sql
+from imapd import ordering, search_keys, search_sql, sequence
 from imapd.fetch import MessageData, Request
 from imapd.search_sql import uid_q
-from mailboxes import actions
-from mailboxes.models import Account, Mailbox, Message
+from mailboxes import services
+from mailboxes.models import Account, ExpungedMessage, Mailbox, Message
 
 _FLAG_COLUMNS = ("seen", "answered", "flagged", "deleted", "draft")
 _FLAG_NAMES = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
@@ -37,9 +37,22 @@ class Snapshot:
     uids: array[int]  # 4 bytes a UID: a session keeps its folder's UIDs for as long as it is selected
     keywords: list[str]
     first_unseen_uid: int | None
+    # With SELECT (QRESYNC ...) and a matching UIDVALIDITY (RFC 7162 3.2.5): what changed since the client's
+    # mod-sequence.
+    vanished: list[int] = field(default_factory=list)
+    changed: list[tuple[int, int, list[str]]] = field(default_factory=list)  # (uid, modseq, flags)
 
 
-def open_mailbox(account_id: int, name: str) -> Snapshot | None:
+@dataclass(frozen=True)
+class Resync:
+    """The QRESYNC parameter of SELECT: what the client knows of the folder."""
+
+    uidvalidity: int
+    modseq: int
+    known_uids: list[tuple[int, int]] | None  # as parsed (sequence.STAR for "*"), None: all
+
+
+def open_mailbox(account_id: int, name: str, resync: Resync | None = None) -> Snapshot | None:
     mailbox = Mailbox.objects.filter(account_id=account_id, name=name).first()
     if mailbox is None:
         return None
@@ -47,7 +60,7 @@ def open_mailbox(account_id: int, name: str) -> Snapshot | None:
     keywords: set[str] = set()
     for value in messages.exclude(keywords="").values_list("keywords", flat=True).distinct():
         keywords.update(value.split())
-    return Snapshot(
+    snapshot = Snapshot(
         mailbox_id=mailbox.pk,
         name=mailbox.name,
         uidvalidity=mailbox.uidvalidity,
@@ -57,6 +70,17 @@ def open_mailbox(account_id: int, name: str) -> Snapshot | None:
         keywords=sorted(keywords),
         first_unseen_uid=messages.filter(seen=False).order_by("uid").values_list("uid", flat=True).first(),
     )
+    if resync is not None and resync.uidvalidity == mailbox.uidvalidity:
+        known = None
+        if resync.known_uids is not None:
+            known = sequence.uid_ranges(resync.known_uids, [mailbox.uidnext - 1], by_uid=True)
+        snapshot.vanished = vanished(mailbox.pk, known, resync.modseq)
+        changed = messages.filter(modseq__gt=resync.modseq).order_by("uid")
+        snapshot.changed = [
+            (uid, modseq, flags_of(*rest))
+            for uid, modseq, *rest in changed.values_list("uid", "modseq", *_FLAG_COLUMNS, "keywords")
+        ]
+    return snapshot
 
 
 @dataclass
@@ -65,7 +89,7 @@ class Changes:
 
     highestmodseq: int
     uids: list[int] | None = None  # every UID now in the folder
-    flags: list[tuple[int, list[str]]] = field(default_factory=list)  # (uid, flags) changed since
+    flags: list[tuple[int, int, list[str]]] = field(default_factory=list)  # (uid, modseq, flags) changed since
     gone: bool = False  # the folder was deleted or renamed away
 
 
@@ -76,11 +100,11 @@ def changes_since(mailbox_id: int, modseq: int) -> Changes:
     if current == modseq:
         return Changes(current)
     messages = Message.objects.filter(mailbox_id=mailbox_id)
-    changed = messages.filter(modseq__gt=modseq).values_list("uid", *_FLAG_COLUMNS, "keywords").order_by("uid")
+    changed = messages.filter(modseq__gt=modseq).values_list("uid", "modseq", *_FLAG_COLUMNS, "keywords")
     return Changes(
         current,
         uids=array("I", messages.order_by("uid").values_list("uid", flat=True)),
-        flags=[(uid, flags_of(*rest)) for uid, *rest in changed],
+        flags=[(uid, mod, flags_of(*rest)) for uid, mod, *rest in changed.order_by("uid")],
     )
 
 
@@ -91,18 +115,27 @@ class Fetched:
 
 
 def fetch(
-    account: Account, mailbox_id: int, ranges: list[tuple[int, int]], max_uid: int, request: Request, mark_seen: bool
+    account: Account,
+    mailbox_id: int,
+    ranges: list[tuple[int, int]],
+    max_uid: int,
+    request: Request,
+    mark_seen: bool,
+    changed_since: int | None = None,
 ) -> Fetched:
-    """The messages in `ranges` (up to the session's highest known UID), marking them \\Seen first when a
-    non-PEEK body item asks for it (RFC 3501 6.4.5)."""
+    """The messages in `ranges` (up to the session's highest known UID; with CHANGEDSINCE only those changed
+    since that mod-sequence), marking them \\Seen first when a non-PEEK body item asks for it (RFC 3501
+    6.4.5)."""
     messages = Message.objects.filter(uid_q(ranges), mailbox_id=mailbox_id, uid__lte=max_uid)
+    if changed_since is not None:
+        messages = messages.filter(modseq__gt=changed_since)
     seen_set: set[int] = set()
     if mark_seen:
         unseen = list(messages.filter(seen=False).values_list("uid", flat=True))
         if unseen:
-            changed = actions.set_flags(account, mailbox_id, unseen, ["\\Seen"], actions.FlagMode.ADD)
+            changed = services.set_flags(account, mailbox_id, unseen, ["\\Seen"], services.FlagMode.ADD)
             seen_set = {m.uid for m in changed}
-    columns = ["uid", *_FLAG_COLUMNS, "keywords", "internal_date", "size"]
+    columns = ["uid", *_FLAG_COLUMNS, "keywords", "internal_date", "size", "modseq"]
     optional = [
         (name, column)
         for name, column, wanted in (
@@ -118,19 +151,31 @@ def fetch(
     names = [name for name, _ in optional]
     out = []
     rows = messages.order_by("uid").values_list(*columns)
-    for uid, seen, answered, flagged, deleted, draft, keywords, date, size, *rest in rows:
+    for uid, seen, answered, flagged, deleted, draft, keywords, date, size, modseq, *rest in rows:
         data = MessageData(uid, flags_of(seen, answered, flagged, deleted, draft, keywords), date, size)
+        data.modseq = modseq
         for name, value in zip(names, rest, strict=True):
             setattr(data, name, value if name == "structure" else bytes(value))
         out.append(data)
     return Fetched(out, seen_set)
 
 
-def search(context: search_sql.Context, key: search_keys.Key, max_uid: int) -> list[int]:
-    """UIDs matching a parsed SEARCH, ascending, up to the session's highest known UID."""
+def vanished(mailbox_id: int, ranges: list[tuple[int, int]] | None, modseq: int) -> list[int]:
+    """UIDs (within `ranges`, when given) expunged from the folder after mod-sequence `modseq` (RFC 7162
+    3.2.10, VANISHED (EARLIER)), from the expunge log."""
+    gone = ExpungedMessage.objects.filter(mailbox_id=mailbox_id, modseq__gt=modseq)
+    if ranges is not None:
+        gone = gone.filter(uid_q(ranges))
+    return sorted(set(gone.values_list("uid", flat=True)))
+
+
+def search(context: search_sql.Context, key: search_keys.Key, max_uid: int) -> tuple[list[int], int]:
+    """UIDs matching a parsed SEARCH, ascending, up to the session's highest known UID, and the highest
+    mod-sequence among them (RFC 7162 3.1.5)."""
     q = search_sql.to_q(key, context)
     messages = Message.objects.filter(q, mailbox_id=context.mailbox_id, uid__lte=max_uid)
-    return list(messages.order_by("uid").values_list("uid", flat=True))
+    rows = list(messages.order_by("uid").values_list("uid", "modseq"))
+    return [uid for uid, _ in rows], max((modseq for _, modseq in rows), default=0)
 
 
 def _first_mailbox(addresses: list[list[str | None]] | None) -> str:
@@ -179,17 +224,47 @@ def thread(context: search_sql.Context, key: search_keys.Key, max_uid: int, algo
     return ordering.render_threads(threads, numbers)
 
 
+@dataclass
+class Stored:
+    messages: list[tuple[int, int, list[str]]]  # (uid, modseq, flags) of every message in the set, by UID
+    changed: set[int]  # UIDs whose flags this STORE changed
+    modified: list[int]  # UIDs left alone because they changed after UNCHANGEDSINCE (RFC 7162 3.1.3)
+
+
 def store(
-    account: Account, mailbox_id: int, ranges: list[tuple[int, int]], max_uid: int, flags: list[str], mode: str
-) -> list[tuple[int, list[str]]]:
-    """STORE: change flags, then return (uid, flags) of every message in the set (for the FETCH replies)."""
+    account: Account,
+    mailbox_id: int,
+    ranges: list[tuple[int, int]],
+    max_uid: int,
+    flags: list[str],
+    mode: str,
+    unchanged_since: int | None = None,
+) -> Stored:
+    """STORE: change flags (with UNCHANGEDSINCE, only of messages not modified since), then read back every
+    message in the set for the FETCH replies."""
     messages = Message.objects.filter(uid_q(ranges), mailbox_id=mailbox_id, uid__lte=max_uid)
     uids = list(messages.values_list("uid", flat=True))
+    changed: set[int] = set()
     if uids:
-        actions.set_flags(account, mailbox_id, uids, flags, actions.FlagMode(mode))
-    return [
-        (uid, flags_of(*rest)) for uid, *rest in messages.order_by("uid").values_list("uid", *_FLAG_COLUMNS, "keywords")
+        changed = {
+            m.uid
+            for m in services.set_flags(
+                account,
+                mailbox_id,
+                uids,
+                flags,
+                services.FlagMode(mode),
+                **({} if unchanged_since is None else {"unchanged_since": unchanged_since}),
+            )
+        }
+    rows = [
+        (uid, modseq, flags_of(*rest))
+        for uid, modseq, *rest in messages.order_by("uid").values_list("uid", "modseq", *_FLAG_COLUMNS, "keywords")
     ]
+    modified = []
+    if unchanged_since is not None:
+        modified = [uid for uid, modseq, _ in rows if modseq > unchanged_since and uid not in changed]
+    return Stored(rows, changed, modified)
 
 
 def folder_id(account_id: int, name: str) -> int | None:
@@ -206,9 +281,9 @@ def copy(account: Account, mailbox_id: int, ranges: list[tuple[int, int]], max_u
         Message.objects.filter(uid_q(ranges), mailbox_id=mailbox_id, uid__lte=max_uid).values_list("uid", flat=True)
     )
     if move:
-        pairs = actions.move(account, mailbox_id, uids, target_id) if uids else []
+        pairs = services.move(account, mailbox_id, uids, target_id) if uids else []
     else:
-        pairs = actions.copy(account, mailbox_id, uids, target_id) if uids else []
+        pairs = services.copy(account, mailbox_id, uids, target_id) if uids else []
     uidvalidity = Mailbox.objects.filter(pk=target_id).values_list("uidvalidity", flat=True).get()
     return uidvalidity, pairs
 
@@ -220,7 +295,7 @@ def append(
     mailbox = Mailbox.objects.filter(account=account, name=name).first()
     if mailbox is None:
         return None
-    message = actions.append(account, mailbox.pk, raw, flags=flags, internal_date=date)
+    message = services.append(account, mailbox.pk, raw, flags=flags, internal_date=date)
     return mailbox.uidvalidity, message.uid
 
 
@@ -295,7 +370,7 @@ def delete_folder(account: Account, name: str) -> bool:
     mailbox_id = folder_id(account.pk, name)
     if mailbox_id is None:
         return False
-    actions.delete_mailbox(account, mailbox_id)
+    services.delete_mailbox(account, mailbox_id)
     return True
 
 
@@ -303,9 +378,9 @@ def rename_folder(account: Account, old: str, new: str) -> bool:
     mailbox_id = folder_id(account.pk, old)
     if mailbox_id is None:
         return False
-    actions.rename_mailbox(account, mailbox_id, new)
+    services.rename_mailbox(account, mailbox_id, new)
     return True
 
 
 def expunge(account: Account, mailbox_id: int, uids: Sequence[int] | None) -> list[int]:
-    return actions.expunge(account, mailbox_id, uids)
+    return services.expunge(account, mailbox_id, uids)

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 
 from imapd.commands.args import count
-from imapd.protocol import Command, ParseError, State
+from imapd.protocol import Atom, Command, ParseError, State
 from imapd.session import No, Session
 
 
@@ -40,8 +40,18 @@ async def id_(session: Session, command: Command) -> str:
 async def enable(session: Session, command: Command) -> str:
     if not command.args:
         raise ParseError("ENABLE needs at least one capability")
-    # None of the extensions this server implements needs enabling (RFC 5161 3.1: list only those enabled).
-    session.send(b"* ENABLED\r\n")
+    enabled = []
+    for token in command.args:
+        name = str(token).upper() if isinstance(token, Atom) else ""
+        # RFC 7162 3.2.3: QRESYNC implies CONDSTORE. Unknown capabilities are ignored (RFC 5161 3.1).
+        if name == "CONDSTORE" and not session.condstore:
+            session.enable_condstore()
+            enabled.append(name)
+        elif name == "QRESYNC" and not session.qresync:
+            session.enable_condstore()
+            session.qresync = True
+            enabled.append(name)
+    session.send(("* ENABLED" + "".join(" " + e for e in enabled) + "\r\n").encode())
     return "ENABLE completed"
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import datetime
 import re
 
-from imapd import listing, mutf7, store
+from imapd import fetch, listing, mutf7, sequence, store
 from imapd.commands.args import count, mailbox, wire_name
-from imapd.protocol import Atom, Command, ParseError, astring
+from imapd.protocol import Atom, Command, ParseError, Token, astring
 from imapd.session import No, Session, recent_from
-from mailboxes import actions, asyncdb
+from mailboxes import asyncdb, services
 from mailcore.imap_wire import string
 from mailcore.mime import MimeError
 
@@ -31,12 +31,51 @@ _DATE_TIME = re.compile(r"([ \d]\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) (
 _MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 
 
+def _select_parameters(session: Session, token: Token) -> store.Resync | None:
+    """SELECT parameters (RFC 4466 2.1): CONDSTORE (RFC 7162 3.1.8) and QRESYNC (RFC 7162 3.2.5)."""
+    if not isinstance(token, list):
+        raise ParseError("SELECT parameters must be a list")
+    resync = None
+    pos = 0
+    while pos < len(token):
+        name = str(token[pos]).upper() if isinstance(token[pos], Atom) else ""
+        if name == "CONDSTORE":
+            session.enable_condstore()
+            pos += 1
+        elif name == "QRESYNC" and pos + 1 < len(token) and isinstance(token[pos + 1], list):
+            if not session.qresync:
+                raise ParseError("QRESYNC must be enabled first")  # RFC 7162 3.2.5
+            resync = _resync(token[pos + 1])
+            pos += 2
+        else:
+            raise ParseError("Unknown SELECT parameter")
+    return resync
+
+
+def _resync(values: list[Token]) -> store.Resync:
+    """(uidvalidity mod-sequence [known-uids] [(known-sequence-set known-uid-set)])"""
+    if len(values) < 2 or not all(isinstance(v, Atom) for v in values[:2]) or not str(values[0]).isdigit():
+        raise ParseError("QRESYNC needs a UIDVALIDITY and a mod-sequence")
+    known = None
+    rest = values[2:]
+    if rest and isinstance(rest[0], Atom):
+        known = sequence.parse(rest.pop(0))
+    # The sequence match data only helps a server without an expunge log; it is checked and not used.
+    if len(rest) > 1 or (rest and not isinstance(rest[0], list)):
+        raise ParseError("Invalid QRESYNC parameter")
+    return store.Resync(int(values[0]), fetch.mod_sequence(values[1]), known)
+
+
 async def _open(session: Session, command: Command, readonly: bool) -> str:
-    (token,) = count(command, 1)
+    args = count(command, 1, 2)
+    token = args[0]
+    resync = _select_parameters(session, args[1]) if len(args) == 2 else None
+    if session.selected is not None and session.condstore:
+        session.send(b"* OK [CLOSED] Previous folder closed\r\n")  # RFC 7162 3.2.11
     session.unselect()  # RFC 3501 6.3.1: a failed SELECT leaves no folder selected
     assert session.account is not None
     name = mailbox(token)
-    snapshot = await asyncdb.call(store.open_mailbox, session.account.pk, name)
+    snapshot = await asyncdb.call(store.open_mailbox, session.account.pk, name, resync)
     if snapshot is None:
         raise No("[NONEXISTENT] No such folder")
     selected = session.select(snapshot, readonly)
@@ -46,6 +85,18 @@ async def _open(session: Session, command: Command, readonly: bool) -> str:
         session.send(b"* OK [UNSEEN %d] First unseen\r\n" % selected.seq_of(snapshot.first_unseen_uid))
     session.send(b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % snapshot.uidvalidity)
     session.send(b"* OK [UIDNEXT %d] Predicted next UID\r\n" % snapshot.uidnext)
+    # RFC 7162 3.1.2.1: every successful SELECT/EXAMINE tells the highest mod-sequence.
+    session.send(b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % snapshot.highestmodseq)
+    if snapshot.vanished:
+        session.send(b"* VANISHED (EARLIER) %s\r\n" % sequence.compress(snapshot.vanished).encode())
+    for uid, modseq, flags in snapshot.changed:
+        seq = selected.seq_of(uid)
+        if seq is not None:
+            selected.told[uid] = flags
+            selected.told_modseq[uid] = modseq
+            if uid in selected.recent:
+                flags = [*flags, "\\Recent"]
+            session.send(session.flags_fetch(seq, uid, flags, modseq))
     return f"[{'READ-ONLY' if readonly else 'READ-WRITE'}] {command.name} completed"
 
 
@@ -66,8 +117,8 @@ async def create(session: Session, command: Command) -> str:
         raise No("[ALREADYEXISTS] INBOX always exists")
     assert session.account is not None
     try:
-        await asyncdb.call(actions.create_mailbox, session.account, name)
-    except actions.AlreadyExists as exc:
+        await asyncdb.call(services.create_mailbox, session.account, name)
+    except services.AlreadyExists as exc:
         raise No(f"[ALREADYEXISTS] {exc}") from None
     return "CREATE completed"
 
@@ -91,7 +142,7 @@ async def rename(session: Session, command: Command) -> str:
     assert session.account is not None
     try:
         found = await asyncdb.call(store.rename_folder, session.account, old_name, new_name)
-    except actions.AlreadyExists as exc:
+    except services.AlreadyExists as exc:
         raise No(f"[ALREADYEXISTS] {exc}") from None
     if not found:
         raise No("[NONEXISTENT] No such folder")
@@ -104,8 +155,8 @@ async def _subscribe(session: Session, command: Command, subscribed: bool) -> st
     (token,) = count(command, 1)
     assert session.account is not None
     try:
-        await asyncdb.call(actions.set_subscribed, session.account, mailbox(token), subscribed)
-    except actions.NotFound:
+        await asyncdb.call(services.set_subscribed, session.account, mailbox(token), subscribed)
+    except services.NotFound:
         raise No("[NONEXISTENT] No such folder") from None
     return f"{command.name} completed"
 
@@ -129,7 +180,7 @@ async def list_(session: Session, command: Command) -> str:
         session.send(b'* LIST (\\Noselect) "/" ""\r\n')
         return "LIST completed"
     if request.status_items:
-        _check_status_items(request.status_items)
+        _check_status_items(session, request.status_items)
     assert session.account is not None
     found = await asyncdb.call(store.folders, session.account.pk)
     chosen = listing.entries(request, _folders(found))
@@ -161,9 +212,11 @@ async def lsub(session: Session, command: Command) -> str:
     return "LSUB completed"
 
 
-def _check_status_items(items: list[str]) -> None:
+def _check_status_items(session: Session, items: list[str]) -> None:
     if not items or any(i not in _STATUS_ITEMS for i in items):
         raise ParseError(f"STATUS items are {' '.join(_STATUS_ITEMS)}")
+    if "HIGHESTMODSEQ" in items:
+        session.enable_condstore()  # RFC 7162 3.1
 
 
 def _status_response(wire: str, items: list[str], values: dict[str, int]) -> bytes:
@@ -176,7 +229,7 @@ async def status(session: Session, command: Command) -> str:
     if not isinstance(items, list) or not items:
         raise ParseError("STATUS needs a list of items")
     wanted = [astring(i).upper() for i in items]
-    _check_status_items(wanted)
+    _check_status_items(session, wanted)
     name = mailbox(token)
     assert session.account is not None
     values = (await asyncdb.call(store.statuses, session.account.pk, [name], dict(recent_from))).get(name)
@@ -226,7 +279,7 @@ async def append(session: Session, command: Command) -> str:
     assert session.account is not None
     try:
         result = await asyncdb.call(store.append, session.account, name, message, flags, date)
-    except actions.OverQuota as exc:
+    except services.OverQuota as exc:
         raise No(f"[OVERQUOTA] {exc}") from None
     except MimeError as exc:
         raise No(f"[CANNOT] The message cannot be stored: {exc}") from None

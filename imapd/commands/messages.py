@@ -66,14 +66,32 @@ def _ranges(selected: Selected, token, by_uid: bool) -> list[tuple[int, int]]:
 async def fetch_(session: Session, command: Command) -> str:
     selected = _selected(session)
     by_uid = command.name == "UID FETCH"
-    if len(command.args) < 2:
+    if len(command.args) not in (2, 3):
         raise ParseError("FETCH needs a sequence set and items")
     ranges = _ranges(selected, command.args[0], by_uid)
-    request = fetch.parse(command.args[1:])
+    request = fetch.parse(command.args[1:2])
+    modifiers = fetch.parse_modifiers(command.args[2] if len(command.args) == 3 else None)
+    if modifiers.vanished and not (by_uid and session.qresync):
+        raise ParseError("VANISHED needs UID FETCH and QRESYNC enabled")  # RFC 7162 3.2.6
+    if modifiers.changed_since is not None or any(i.name == "MODSEQ" for i in request.items):
+        session.enable_condstore()
     mark_seen = request.sets_seen and not selected.readonly
     result = await asyncdb.call(
-        store.fetch, session.account, selected.mailbox_id, ranges, selected.max_uid, request, mark_seen
+        store.fetch,
+        session.account,
+        selected.mailbox_id,
+        ranges,
+        selected.max_uid,
+        request,
+        mark_seen,
+        modifiers.changed_since,
     )
+    if modifiers.vanished:
+        assert modifiers.changed_since is not None
+        gone = await asyncdb.call(store.vanished, selected.mailbox_id, ranges, modifiers.changed_since)
+        gone = [uid for uid in gone if uid <= selected.max_uid]
+        if gone:
+            session.send(b"* VANISHED (EARLIER) %s\r\n" % sequence.compress(gone).encode())
     for message in result.messages:
         seq = selected.seq_of(message.uid)
         if seq is None:
@@ -82,7 +100,14 @@ async def fetch_(session: Session, command: Command) -> str:
             session.announce_keywords(message.flags)
         if message.uid in selected.recent:
             message.flags.append("\\Recent")
-        response = fetch.render(seq, message, request, include_uid=by_uid, include_flags=message.uid in result.seen_set)
+        response = fetch.render(
+            seq,
+            message,
+            request,
+            include_uid=by_uid or modifiers.changed_since is not None,
+            include_flags=message.uid in result.seen_set,
+            include_modseq=session.condstore and (request.needs_flags or message.uid in result.seen_set),
+        )
         await session.write(response)
     return f"{command.name} completed"
 
@@ -93,9 +118,18 @@ _STORE_MODES = {"FLAGS": "replace", "+FLAGS": "add", "-FLAGS": "remove"}
 async def store_(session: Session, command: Command) -> str:
     selected = _writable(session)
     by_uid = command.name == "UID STORE"
-    if len(command.args) < 3:
+    args = list(command.args)
+    unchanged_since = None
+    if len(args) > 1 and isinstance(args[1], list):
+        # RFC 7162 3.1.3: STORE set (UNCHANGEDSINCE n) item flags
+        modifier = args.pop(1)
+        if len(modifier) != 2 or str(modifier[0]).upper() != "UNCHANGEDSINCE":
+            raise ParseError("The STORE modifier is UNCHANGEDSINCE n")
+        unchanged_since = fetch.mod_sequence(modifier[1])
+        session.enable_condstore()
+    if len(args) < 3:
         raise ParseError("STORE needs a sequence set, an item and flags")
-    token, item, *values = command.args
+    token, item, *values = args
     if not isinstance(item, Atom):
         raise ParseError("Invalid STORE item")
     name = item.upper()
@@ -110,23 +144,30 @@ async def store_(session: Session, command: Command) -> str:
         raise ParseError("Invalid flag")
     flags = [f for f in flags if f.upper() != "\\RECENT"]  # \Recent is the server's to set (RFC 3501 2.3.2)
     ranges = _ranges(selected, token, by_uid)
-    results = await asyncdb.call(
-        store.store, session.account, selected.mailbox_id, ranges, selected.max_uid, flags, mode
+    result = await asyncdb.call(
+        store.store, session.account, selected.mailbox_id, ranges, selected.max_uid, flags, mode, unchanged_since
     )
-    for _uid, current in results:
+    for _uid, _modseq, current in result.messages:
         session.announce_keywords(current)
-    if silent:
-        selected.told.update(results)
-    else:
-        for uid, current in results:
-            seq = selected.seq_of(uid)
-            if seq is None:
-                continue
-            selected.told[uid] = current
-            if uid in selected.recent:
-                current = [*current, "\\Recent"]
-            uid_part = b"UID %d " % uid if by_uid else b""
-            session.send(b"* %d FETCH (%sFLAGS (%s))\r\n" % (seq, uid_part, " ".join(current).encode()))
+    for uid, modseq, current in result.messages:
+        seq = selected.seq_of(uid)
+        if seq is None:
+            continue
+        selected.told[uid] = current
+        selected.told_modseq[uid] = modseq
+        if silent and not session.condstore:
+            continue
+        if uid in selected.recent:
+            current = [*current, "\\Recent"]
+        if silent:
+            # RFC 7162 3.1.3: .SILENT still tells the new mod-sequence of each message changed.
+            if uid in result.changed:
+                session.send(b"* %d FETCH (%sMODSEQ (%d))\r\n" % (seq, b"UID %d " % uid if by_uid else b"", modseq))
+            continue
+        session.send(session.flags_fetch(seq, uid if by_uid else None, current, modseq))
+    if result.modified:
+        numbers = result.modified if by_uid else [n for n in map(selected.seq_of, result.modified) if n is not None]
+        return f"[MODIFIED {sequence.compress(sorted(numbers))}] Conditional {command.name} failed"
     return f"{command.name} completed"
 
 

@@ -14,7 +14,9 @@ def _selected(session: Session) -> Selected:
     return session.selected
 
 
-def esearch_response(tag: str, by_uid: bool, returns: tuple[str, ...], numbers: list[int]) -> bytes:
+def esearch_response(
+    tag: str, by_uid: bool, returns: tuple[str, ...], numbers: list[int], modseq: int | None = None
+) -> bytes:
     """RFC 4731 3.1: "* ESEARCH (TAG "t") [UID] MIN n MAX n COUNT n ALL set"; MIN, MAX and ALL are left out
     when nothing matched, COUNT never."""
     parts = [f'* ESEARCH (TAG "{tag}")']
@@ -29,6 +31,8 @@ def esearch_response(tag: str, by_uid: bool, returns: tuple[str, ...], numbers: 
         parts.append(f"COUNT {len(numbers)}")
     if numbers and "ALL" in returns:
         parts.append(f"ALL {sequence.compress(numbers)}")
+    if modseq is not None:
+        parts.append(f"MODSEQ {modseq}")  # RFC 7162 3.1.5, RFC 4731 3.2
     return (" ".join(parts) + "\r\n").encode()
 
 
@@ -57,15 +61,21 @@ async def search(session: Session, command: Command) -> str:
         if _wants_save(command):
             selected.saved = []  # RFC 5182 2.1: a failed SEARCH ... SAVE empties the saved result
         raise
-    uids = await asyncdb.call(store.search, _context(selected), parsed.key, selected.max_uid)
+    uses_modseq = search_keys.uses_modseq(parsed.key)
+    if uses_modseq:
+        session.enable_condstore()
+    uids, highest = await asyncdb.call(store.search, _context(selected), parsed.key, selected.max_uid)
     returns = parsed.returns
     if returns is not None and "SAVE" in returns:
         selected.saved = saved_result(returns, uids)
     numbers = uids if by_uid else [n for n in (selected.seq_of(uid) for uid in uids) if n is not None]
+    # RFC 7162 3.1.5: a search with MODSEQ also tells the highest mod-sequence of what it found.
+    modseq = highest if uses_modseq and numbers else None
     if returns is None:
-        session.send(b"* SEARCH" + b"".join(b" %d" % n for n in numbers) + b"\r\n")
+        tail = b" (MODSEQ %d)" % modseq if modseq is not None else b""
+        session.send(b"* SEARCH" + b"".join(b" %d" % n for n in numbers) + tail + b"\r\n")
     elif set(returns) != {"SAVE"}:  # RFC 5182 2.4: SAVE alone returns no ESEARCH response
-        session.send(esearch_response(command.tag, by_uid, returns, numbers))
+        session.send(esearch_response(command.tag, by_uid, returns, numbers, modseq))
     return f"{command.name} completed"
 
 
