@@ -8,6 +8,7 @@ thread of a big folder, would cost as much as reading them all.
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from dataclasses import dataclass
 
@@ -15,9 +16,12 @@ from django.db import connection
 from django.db.models import BooleanField, Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from mailboxes.models import Account, Mailbox, Message, Role
 from webmail.addresses import split_addresses
+from webmail.search_terms import Terms
+from webmail.search_terms import parse as parse_terms
 
 PAGE_SIZE = 50
 LIST_COLUMNS = (
@@ -177,18 +181,65 @@ def thread_messages(account: Account, thread_id: uuid.UUID) -> list[Message]:
     )
 
 
+def _day_start(day: datetime.date) -> datetime.datetime:
+    """Midnight of `day` in the user's time zone (the one dates are shown in)."""
+    return timezone.make_aware(datetime.datetime.combine(day, datetime.time()), timezone.get_current_timezone())
+
+
+def _filtered(messages: QuerySet[Message], terms: Terms) -> QuerySet[Message]:
+    """The search operators as conditions on the list columns."""
+    for sender in terms.senders:
+        messages = messages.filter(Q(from_address__icontains=sender) | Q(from_name__icontains=sender))
+    for recipient in terms.recipients:
+        messages = messages.filter(
+            Q(to_addresses__icontains=recipient)
+            | Q(cc_addresses__icontains=recipient)
+            | Q(bcc_addresses__icontains=recipient)
+        )
+    for subject in terms.subjects:
+        messages = messages.filter(subject__icontains=subject)
+    if terms.has_attachment is not None:
+        messages = messages.filter(has_attachments=terms.has_attachment)
+    if terms.unread is not None:
+        messages = messages.filter(seen=not terms.unread)
+    if terms.starred is not None:
+        messages = messages.filter(flagged=terms.starred)
+    if terms.after is not None:
+        messages = messages.filter(internal_date__gte=_day_start(terms.after))
+    if terms.before is not None:
+        messages = messages.filter(internal_date__lt=_day_start(terms.before))
+    return messages
+
+
+def search_folder(account: Account, name: str) -> Mailbox | None:
+    """The folder an `in:` operator names: by name (any case), or by special use ("in:sent")."""
+    folders = Mailbox.objects.filter(account=account)
+    return folders.filter(name__iexact=name).first() or folders.filter(role=name.lower()).first()
+
+
 def search(account: Account, text: str, mailbox: Mailbox | None, number: int, size: int = PAGE_SIZE) -> Page:
     """Messages matching `text` in sender, recipients, subject or body, newest first (two queries).
 
-    PostgreSQL uses the stored search document and its full-text index (words, with web-search syntax: "quoted
-    phrases", -exclusions, or); SQLite matches each word as a substring of the same columns.
+    `text` may hold search operators (`webmail.search_terms`): they filter on the list columns, and the rest is
+    matched as before. PostgreSQL uses the stored search document and its full-text index (words, with
+    web-search syntax: "quoted phrases", -exclusions, or); SQLite matches each word as a substring of the same
+    columns.
     """
+    terms = parse_terms(text)
     messages: QuerySet[Message] = Message.objects.filter(account=account)
+    if terms.folder == "all":
+        mailbox = None
+    elif terms.folder is not None:
+        mailbox = search_folder(account, terms.folder)
+        if mailbox is None:
+            messages = messages.none()
     if mailbox is not None:
         messages = messages.filter(mailbox=mailbox)
-    if connection.vendor == "postgresql":
+    messages = _filtered(messages, terms)
+    text = terms.text.strip()
+    if text and connection.vendor == "postgresql":
         messages = messages.filter(RawSQL(SEARCH_MATCH, [text], output_field=BooleanField()))
-    else:
+    elif text:
         for word in text.split():
             messages = messages.filter(
                 Q(subject__icontains=word)

@@ -18,6 +18,7 @@ from mailboxes.models import Mailbox, Message, Role
 from mailcore.mime import decode_body, part_text
 from webmail import queries, sanitize
 from webmail.reading import Reading
+from webmail.search_terms import parse as parse_terms
 from webmail.views.common import (
     account,
     account_required,
@@ -63,6 +64,7 @@ def _list_context(request: HttpRequest, folder: Mailbox | None) -> dict:
         "inbox_unread": next((f.unread for f in all_folders if f.role == Role.INBOX), 0),
         "page": page,
         "query": query,
+        "search_problems": parse_terms(query).problems if query else [],
         "search_all": request.GET.get("in") == "all",
         "threads": threads,
         "list_params": urlencode(params),
