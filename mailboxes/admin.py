@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 
 from django import forms
 from django.contrib import admin, messages
@@ -15,21 +16,67 @@ from django.template.defaultfilters import filesizeformat
 
 from mailboxes import actions
 from mailboxes.models import Account, Alias, Domain, Mailbox, Message
+from mailcore.idn import ascii_domain, valid_domain
 from mailcore.mime import MimePart
 from webmail.addresses import valid_address
 
 audit = logging.getLogger("mailsite.audit")  # who looked at whose mail in the admin
 
 
+def _deleted(admin_: admin.ModelAdmin, request: HttpRequest, delete: Callable[[], None]) -> None:
+    """Run a delete action; a refusal (mail still queued, the Inbox, ...) is shown instead of raised."""
+    try:
+        delete()
+    except actions.ServiceError as exc:
+        admin_.message_user(request, str(exc), messages.ERROR)
+
+
+class DomainForm(forms.ModelForm):
+    class Meta:
+        model = Domain
+        fields = ["name", "active"]
+
+    def clean_name(self) -> str:
+        name = ascii_domain(self.cleaned_data["name"])
+        if not valid_domain(name):
+            raise forms.ValidationError("Not a domain name.")
+        if Domain.objects.filter(name=name).exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError("This domain exists already (perhaps in its other spelling).")
+        return name
+
+
 @admin.register(Domain)
 class DomainAdmin(admin.ModelAdmin):
-    list_display = ["name", "active", "account_count", "created"]
+    form = DomainForm
+    list_display = ["__str__", "name", "active", "account_count", "created"]
     list_filter = ["active"]
     search_fields = ["name"]
+    actions = ["delete_even_if_queued"]
 
     @admin.display(description="accounts")
     def account_count(self, domain: Domain) -> int:
         return domain.accounts.count()
+
+    def save_model(self, request: HttpRequest, obj: Domain, form: forms.ModelForm, change: bool) -> None:
+        if change:
+            actions.update_domain(Domain.objects.get(pk=obj.pk), name=obj.name, active=obj.active)
+        else:
+            created = actions.create_domain(obj.name)
+            if not obj.active:
+                actions.update_domain(created, name=created.name, active=False)
+            obj.pk = created.pk
+
+    def delete_model(self, request: HttpRequest, obj: Domain) -> None:
+        _deleted(self, request, lambda: actions.delete_domain(obj))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Domain]) -> None:
+        for domain in queryset:
+            self.delete_model(request, domain)
+
+    @admin.action(description="Delete selected domains, even with mail still queued", permissions=["delete"])
+    def delete_even_if_queued(self, request: HttpRequest, queryset: QuerySet[Domain]) -> None:
+        for domain in queryset:
+            _deleted(self, request, lambda domain=domain: actions.delete_domain(domain, force=True))
 
 
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
@@ -95,10 +142,19 @@ class AccountCreationForm(forms.ModelForm):
         pass
 
 
+class PasswordChangeForm(AdminPasswordChangeForm):
+    """The admin's password form, saving through the store's action (hashed outside the transaction)."""
+
+    def save(self, commit: bool = True) -> Account:
+        actions.set_password(self.user, self.cleaned_data["password1"])
+        return self.user
+
+
 @admin.register(Account)
 class AccountAdmin(UserAdmin):
     add_form = AccountCreationForm
-    change_password_form = AdminPasswordChangeForm
+    change_password_form = PasswordChangeForm
+    actions = ["delete_even_if_queued"]
     list_display = ["address", "display_name", "usage", "is_active", "is_staff", "created"]
     list_filter = ["is_active", "is_staff", "domain"]
     search_fields = ["address", "display_name"]
@@ -127,6 +183,25 @@ class AccountAdmin(UserAdmin):
             kwargs["form"] = self.add_form
             kwargs["fields"] = ["address", "password", "display_name", "quota_bytes", "is_staff"]
         return super().get_form(request, obj, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: Account, form: forms.ModelForm, change: bool) -> None:
+        if not change:
+            return  # AccountCreationForm.save created it through the action
+        changed = {name: getattr(obj, name) for name in actions.ACCOUNT_SETTINGS if name in form.changed_data}
+        if changed:
+            actions.update_account(obj, **changed)
+
+    def delete_model(self, request: HttpRequest, obj: Account) -> None:
+        _deleted(self, request, lambda: actions.delete_account(obj))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:
+        for account in queryset:
+            self.delete_model(request, account)
+
+    @admin.action(description="Delete selected accounts, even with mail still queued", permissions=["delete"])
+    def delete_even_if_queued(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:
+        for account in queryset:
+            _deleted(self, request, lambda account=account: actions.delete_account(account, force=True))
 
     @admin.display(description="used / quota")
     def usage(self, account: Account) -> str:
@@ -170,6 +245,23 @@ class AliasAdmin(admin.ModelAdmin):
     list_filter = ["active", "domain"]
     search_fields = ["local_part", "domain__name", "destinations"]
 
+    def save_model(self, request: HttpRequest, obj: Alias, form: forms.ModelForm, change: bool) -> None:
+        destinations = obj.destination_list
+        if change:
+            actions.update_alias(obj, local_part=obj.local_part, destinations=destinations, active=obj.active)
+            return
+        created = actions.create_alias(f"{obj.local_part}@{obj.domain.name}", destinations)
+        if not obj.active:
+            actions.update_alias(created, local_part=created.local_part, destinations=destinations, active=False)
+        obj.pk = created.pk
+
+    def delete_model(self, request: HttpRequest, obj: Alias) -> None:
+        actions.delete_alias(obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Alias]) -> None:
+        for alias in queryset:
+            actions.delete_alias(alias)
+
 
 @admin.register(Mailbox)
 class MailboxAdmin(admin.ModelAdmin):
@@ -197,10 +289,11 @@ class MailboxAdmin(admin.ModelAdmin):
             actions.set_subscribed(obj.account, obj.name, obj.subscribed)
 
     def delete_model(self, request: HttpRequest, obj: Mailbox) -> None:
-        try:
-            actions.delete_mailbox(obj.account, obj.pk)
-        except actions.ServiceError as exc:
-            self.message_user(request, str(exc), messages.ERROR)
+        _deleted(self, request, lambda: actions.delete_mailbox(obj.account, obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Mailbox]) -> None:
+        for mailbox in queryset.select_related("account"):
+            self.delete_model(request, mailbox)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # folders are made by their owners; standard ones come with the account

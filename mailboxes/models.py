@@ -1,6 +1,6 @@
 """The mail store shared by every protocol and the webmail.
 
-Only `mailboxes.actions` writes these tables (Django admin aside, for domains, accounts and aliases).
+Only `mailboxes.actions` writes these tables; Django admin saves and deletes through them too.
 Raw message bytes live in `MessageBody`, apart from `Message`, so list queries never load them; one body is
 shared by every copy of a message (multi-recipient delivery, COPY).
 """
@@ -15,15 +15,19 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from mailcore.idn import ascii_domain, unicode_domain
+
 
 def split_address(address: str) -> tuple[str, str]:
-    """(local part, domain), both lower-cased; the domain without a trailing dot."""
+    """(local part, domain): the local part lower-cased, the domain in its canonical A-label form."""
     local, _, domain = address.strip().rpartition("@")
-    return local.lower(), domain.lower().rstrip(".")
+    return local.lower(), ascii_domain(domain)
 
 
 class Domain(models.Model):
-    name = models.CharField(max_length=253, unique=True, help_text="Lower-case domain name, e.g. example.com")
+    name = models.CharField(
+        max_length=253, unique=True, help_text="e.g. example.com or müller.test; stored in A-label form"
+    )
     active = models.BooleanField(default=True)
     created = models.DateTimeField(default=timezone.now)
 
@@ -31,7 +35,7 @@ class Domain(models.Model):
         ordering = ["name"]
 
     def __str__(self) -> str:
-        return self.name
+        return unicode_domain(self.name)
 
     def save(self, *args, **kwargs) -> None:
         self.name = self.name.strip().lower().rstrip(".")
@@ -40,7 +44,7 @@ class Domain(models.Model):
 
 class AccountManager(BaseUserManager["Account"]):
     def create_user(self, address: str, password: str | None = None, **extra) -> Account:
-        from mailboxes import actions  # the service creates the standard folders with the account
+        from mailboxes import actions  # the action creates the standard folders with the account
 
         return actions.create_account(address, password, **extra)
 

@@ -12,6 +12,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mailcore.idn import ascii_domain
+
 if TYPE_CHECKING:
     from mailauth.verify import Verdict
 
@@ -142,9 +144,10 @@ def check_sender(address: str, *, smtputf8: bool) -> str | None:
 
 
 def normalise_address(address: str) -> str:
-    """The domain lower-cased, the local part as given (RFC 5321 2.4: only the receiving host interprets it)."""
+    """The domain in its canonical A-label form, the local part as given (RFC 5321 2.4: only the receiving host
+    interprets it)."""
     local, _, domain = address.rpartition("@")
-    return f"{local}@{domain.lower().rstrip('.')}"
+    return f"{local}@{ascii_domain(domain)}"
 
 
 def sender_allowed(address: str, own: Collection[str], *, delimiter: str) -> bool:

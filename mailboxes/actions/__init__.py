@@ -9,10 +9,18 @@ Callers import this package and use the names below: `actions.deliver(...)`, `ac
 """
 
 from mailboxes.actions.accounts import (
+    ACCOUNT_SETTINGS,
+    StillQueued,
     create_account,
     create_alias,
     create_domain,
+    delete_account,
+    delete_alias,
+    delete_domain,
     set_password,
+    update_account,
+    update_alias,
+    update_domain,
 )
 from mailboxes.actions.auth import AuthResult, authenticate
 from mailboxes.actions.delivery import Delivery, deliver, deliver_many, submit, submit_from_smtp
@@ -31,6 +39,7 @@ from mailboxes.actions.storing import with_return_path
 from mailboxes.recipients import DeliveryReport, RecipientStatus, Resolution, is_local_domain, resolve_recipient
 
 __all__ = [
+    "ACCOUNT_SETTINGS",
     "SYSTEM_FLAGS",
     "AlreadyExists",
     "AuthResult",
@@ -44,6 +53,7 @@ __all__ = [
     "RecipientStatus",
     "Resolution",
     "ServiceError",
+    "StillQueued",
     "UnknownDomain",
     "append",
     "authenticate",
@@ -52,6 +62,9 @@ __all__ = [
     "create_alias",
     "create_domain",
     "create_mailbox",
+    "delete_account",
+    "delete_alias",
+    "delete_domain",
     "delete_mailbox",
     "delete_messages",
     "deliver",
@@ -70,5 +83,8 @@ __all__ = [
     "set_subscribed",
     "submit",
     "submit_from_smtp",
+    "update_account",
+    "update_alias",
+    "update_domain",
     "with_return_path",
 ]

@@ -5,20 +5,54 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from django.contrib.auth.hashers import make_password
+from django.db.models import Q
 
-from mailboxes.actions.errors import AlreadyExists, InvalidName, UnknownDomain
+from mailboxes import changes
+from mailboxes.actions.errors import AlreadyExists, InvalidName, ServiceError, UnknownDomain
 from mailboxes.actions.locks import action, lock
-from mailboxes.models import STANDARD_FOLDERS, Account, Alias, Domain, Mailbox, split_address
+from mailboxes.models import (
+    STANDARD_FOLDERS,
+    Account,
+    Alias,
+    AuthFailure,
+    Domain,
+    Mailbox,
+    Message,
+    MessageBody,
+    split_address,
+)
+from mailcore.idn import ascii_domain, unicode_domain, valid_domain
 
 
 @action
 def create_domain(name: str) -> Domain:
-    name = name.strip().lower().rstrip(".")
-    if not name or "@" in name or " " in name:
+    """A new domain, stored in its A-label form whether it is given as U-labels or A-labels."""
+    canonical = ascii_domain(name)
+    if not canonical or "@" in canonical or not valid_domain(canonical):
         raise InvalidName(f"{name!r} is not a domain name")
-    if Domain.objects.filter(name=name).exists():
-        raise AlreadyExists(f"domain {name} exists already")
-    return Domain.objects.create(name=name)
+    if Domain.objects.filter(name=canonical).exists():
+        raise AlreadyExists(f"domain {unicode_domain(canonical)} exists already")
+    return Domain.objects.create(name=canonical)
+
+
+@action
+def update_domain(domain: Domain, *, name: str, active: bool) -> Domain:
+    """Rename or enable/disable a domain. A rename moves every account's address (the login) with it, in the
+    same transaction, so its users sign in and receive mail under the new name at once."""
+    canonical = ascii_domain(name)
+    if canonical != domain.name:
+        if not valid_domain(canonical) or "@" in canonical:
+            raise InvalidName(f"{name!r} is not a domain name")
+        if Domain.objects.filter(name=canonical).exclude(pk=domain.pk).exists():
+            raise AlreadyExists(f"domain {unicode_domain(canonical)} exists already")
+        accounts = list(Account.objects.filter(domain=domain).order_by("id"))
+        lock(accounts=[account.pk for account in accounts])
+        for account in accounts:
+            account.address = f"{account.local_part}@{canonical}"
+        Account.objects.bulk_update(accounts, ["address"])
+    Domain.objects.filter(pk=domain.pk).update(name=canonical, active=active)
+    domain.name, domain.active = canonical, active
+    return domain
 
 
 def create_account(
@@ -94,3 +128,101 @@ def create_alias(address: str, destinations: Sequence[str]) -> Alias:
     if not destinations:
         raise InvalidName("an alias needs at least one destination")
     return Alias.objects.create(domain=domain, local_part=local, destinations=", ".join(destinations))
+
+
+@action
+def update_alias(alias: Alias, *, local_part: str, destinations: Sequence[str], active: bool) -> Alias:
+    if not destinations:
+        raise InvalidName("an alias needs at least one destination")
+    alias.local_part = local_part.strip().lower()
+    alias.destinations = ", ".join(destinations)
+    alias.active = active
+    alias.save(update_fields=["local_part", "destinations", "active"])
+    return alias
+
+
+@action
+def delete_alias(alias: Alias) -> None:
+    Alias.objects.filter(pk=alias.pk).delete()
+
+
+# Account settings an administrator changes; the address is fixed (it keys the login and the mail).
+ACCOUNT_SETTINGS = ("display_name", "quota_bytes", "is_active", "is_staff", "is_superuser")
+
+
+@action
+def update_account(account: Account, **settings: object) -> Account:
+    """Change an account's settings (see ACCOUNT_SETTINGS). Quota is a limit on new mail: lowering it below
+    what is stored keeps the mail and refuses more until there is room."""
+    unknown = set(settings) - set(ACCOUNT_SETTINGS)
+    if unknown:
+        raise InvalidName(f"not an account setting: {', '.join(sorted(unknown))}")
+    quota = settings.get("quota_bytes")
+    if isinstance(quota, int) and quota < 0:
+        raise InvalidName("a quota cannot be negative; 0 means no limit")
+    lock(accounts=[account.pk])
+    Account.objects.filter(pk=account.pk).update(**settings)
+    for name, value in settings.items():
+        setattr(account, name, value)
+    return account
+
+
+class StillQueued(ServiceError):
+    """Outbound mail from the account(s) is still waiting for delivery."""
+
+
+def _queued_from(addresses: Sequence[str]) -> int:
+    from relay.models import OPEN_STATES, OutboundRecipient
+
+    return OutboundRecipient.objects.filter(message__sender__in=list(addresses), state__in=OPEN_STATES).count()
+
+
+def _remove_accounts(accounts: Sequence[Account], *, force: bool) -> None:
+    """Delete accounts with everything that is theirs: folders, messages, the bodies no other message shares,
+    and their addresses in aliases (an alias left with no destination goes too)."""
+    addresses = [account.address for account in accounts]
+    queued = _queued_from(addresses)
+    if queued and not force:
+        raise StillQueued(
+            f"{queued} outbound message(s) from {', '.join(addresses)} still wait for delivery; "
+            "delete them from the queue first, or delete anyway"
+        )
+    ids = [account.pk for account in accounts]
+    folders = list(Mailbox.objects.filter(account_id__in=ids).values_list("id", flat=True))
+    lock(folders=folders, accounts=ids)
+    bodies = set(Message.objects.filter(account_id__in=ids).values_list("body_id", flat=True))
+    Message.objects.filter(account_id__in=ids).delete()
+    MessageBody.objects.filter(pk__in=bodies, messages__isnull=True).delete()
+    Mailbox.objects.filter(account_id__in=ids).delete()
+    gone = {address.lower() for address in addresses}
+    for alias in Alias.objects.filter(_mentions(addresses)):
+        kept = [d for d in alias.destination_list if d.lower() not in gone]
+        if kept:
+            Alias.objects.filter(pk=alias.pk).update(destinations=", ".join(kept))
+        else:
+            Alias.objects.filter(pk=alias.pk).delete()
+    AuthFailure.objects.filter(address__in=[address.lower() for address in addresses]).delete()
+    Account.objects.filter(pk__in=ids).delete()
+    changes.notify_many((account_id, changes.ANYWHERE) for account_id in ids)
+
+
+def _mentions(addresses: Sequence[str]) -> Q:
+    condition = Q(pk__in=[])
+    for address in addresses:
+        condition |= Q(destinations__icontains=address)
+    return condition
+
+
+@action
+def delete_account(account: Account, *, force: bool = False) -> None:
+    """Delete an account and all its mail. Refused (StillQueued) while mail it sent waits in the outbound queue,
+    unless `force`: then that mail is still delivered, and bounces of it have nobody to reach."""
+    _remove_accounts([account], force=force)
+
+
+@action
+def delete_domain(domain: Domain, *, force: bool = False) -> None:
+    """Delete a domain with its accounts (as `delete_account`), aliases and DKIM keys."""
+    _remove_accounts(list(Account.objects.filter(domain=domain).order_by("id")), force=force)
+    Alias.objects.filter(domain=domain).delete()
+    Domain.objects.filter(pk=domain.pk).delete()
