@@ -17,16 +17,21 @@ import datetime
 import functools
 import logging
 import re
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Q
 from django.utils import timezone
 
-from mailboxes import actions
+from mailboxes import actions, bulk, changes
+from mailboxes.actions import counters, queueing, storing
 from mailboxes.actions.errors import ServiceError
-from mailboxes.models import Account, Mailbox
+from mailboxes.actions.flags import split_flags
+from mailboxes.models import Account, Mailbox, Message, MessageBody
+from mailboxes.recipients import Resolution
 from mailcore.dsn import RecipientReport, build_dsn
 from mailcore.mime import ParsedMessage
 from sieve import vacation
@@ -71,40 +76,75 @@ def _compiled(content: str) -> Script:
     return compile_script(content)
 
 
-def filtered_accounts(account_ids: set[int] | list[int]) -> set[int]:
-    """The accounts among these that have a script to run: an active script of their own, or a before-script."""
+class _Owner:
+    """A recipient account with scripts to run: the account, its compiled scripts in order, and its folders
+    (name -> id, read the first time a script files or asks for one)."""
+
+    def __init__(self, account: Account, programs: list[tuple[str, Script]]) -> None:
+        self.account = account
+        self.programs = programs
+        self._folders: dict[str, int] | None = None
+
+    @property
+    def folders(self) -> dict[str, int]:
+        if self._folders is None:
+            self._folders = dict(Mailbox.objects.filter(account=self.account).values_list("name", "pk"))
+        return self._folders
+
+    def folder_id(self, name: str, create: bool) -> int | None:
+        """The folder a fileinto names (created with its parents for :create); None for the Inbox."""
+        name = actions.normalise_folder_name(name)
+        if name == "INBOX":
+            return None
+        if name not in self.folders and create:
+            actions.create_mailbox(self.account, name)
+            self._folders = None
+        if name not in self.folders:
+            raise ServiceError(f"there is no folder {name!r} (fileinto without :create)")
+        return self.folders[name]
+
+
+def _owners(account_ids: set[int] | list[int]) -> dict[int, _Owner]:
+    """The accounts among these that have a script to run (an active script of their own, or an admin's
+    before-script for every domain or theirs), with their scripts: two queries when none has, three otherwise."""
     if not account_ids:
-        return set()
-    before = BeforeScript.objects.filter(enabled=True).values_list("domain_id", flat=True)
-    domains = set(before)
-    if None in domains:
-        return set(account_ids)
-    scripted = SieveScript.objects.filter(account_id__in=account_ids, active=True)
-    found = set(scripted.values_list("account_id", flat=True))
-    if domains:
-        found |= set(Account.objects.filter(pk__in=account_ids, domain_id__in=domains).values_list("pk", flat=True))
-    return found
-
-
-def _scripts(account: Account) -> list[tuple[str, Script]]:
-    """(label, compiled script) to run in order: before-scripts, global then the domain's, then the user's."""
-    rows = [
-        (f"before-script {name!r}", content)
-        for name, content in BeforeScript.objects.filter(enabled=True)
-        .filter(Q(domain__isnull=True) | Q(domain_id=account.domain_id))
+        return {}
+    before = list(
+        BeforeScript.objects.filter(enabled=True)
         .order_by("domain_id", "name")
-        .values_list("name", "content")
-    ]
-    own = SieveScript.objects.filter(account=account, active=True).values_list("name", "content").first()
-    if own is not None:
-        rows.append((f"script {own[0]!r}", own[1]))
-    programs: list[tuple[str, Script]] = []
-    for label, content in rows:
-        try:
-            programs.append((label, _compiled(content)))
-        except SieveError as exc:
-            log.warning("sieve: %s of %s does not compile, skipped: %s", label, account.address, exc)
-    return programs
+        .values_list("name", "domain_id", "content")
+    )
+    own = {
+        account_id: (name, content)
+        for account_id, name, content in SieveScript.objects.filter(
+            account_id__in=account_ids, active=True
+        ).values_list("account_id", "name", "content")
+    }
+    candidates = set(account_ids) if before else set(own)
+    owners: dict[int, _Owner] = {}
+    for account in Account.objects.select_related("domain").filter(pk__in=candidates):
+        rows = [
+            (f"before-script {name!r}", content)
+            for name, domain_id, content in before
+            if domain_id in (None, account.domain_id)
+        ]
+        if account.pk in own:
+            name, content = own[account.pk]
+            rows.append((f"script {name!r}", content))
+        programs: list[tuple[str, Script]] = []
+        for label, content in rows:
+            try:
+                programs.append((label, _compiled(content)))
+            except SieveError as exc:
+                log.warning("sieve: %s of %s does not compile, skipped: %s", label, account.address, exc)
+        if programs:
+            owners[account.pk] = _Owner(account, programs)
+    return owners
+
+
+def filtered_accounts(account_ids: set[int] | list[int]) -> set[int]:
+    """The accounts among these that have a script to run."""
+    return set(_owners(account_ids))
 
 
 def _run_all(programs: list[tuple[str, Script]], view: MessageView, env: Environment, address: str) -> Result:
@@ -151,18 +191,6 @@ def _vacation_due(account_id: int, sender: str, key: str, days: int, now: dateti
         return cursor.fetchone() is not None
 
 
-def _folder(account: Account, name: str, create: bool) -> int | None:
-    name = actions.normalise_folder_name(name)
-    if name == "INBOX":
-        return None
-    found = Mailbox.objects.filter(account=account, name=name).values_list("pk", flat=True).first()
-    if found is None and create:
-        found = actions.create_mailbox(account, name).pk
-    if found is None:
-        raise ServiceError(f"there is no folder {name!r} (fileinto without :create)")
-    return found
-
-
 # The MX's junk verdict (mailauth/junk.py): its X-Spam-Status field, the only one left in a message it scored.
 _SPAM_STATUS = re.compile(r"score=(-?[0-9]+(?:\.[0-9]+)?)\s+required=(-?[0-9]+(?:\.[0-9]+)?)")
 
@@ -195,30 +223,40 @@ def decide(
     now: datetime.datetime | None = None,
 ) -> Decision:
     """Run the account's scripts on one message; call within the delivery transaction, before its locks."""
-    account = Account.objects.select_related("domain").get(pk=account_id)
-    programs = _scripts(account)
-    if not programs:
+    owner = _owners([account_id]).get(account_id)
+    if owner is None:
         return Decision()
+    return _decide(owner, raw, parsed, envelope_from, envelope_to, spam_percent=spam_percent, now=now)
+
+
+def _decide(
+    owner: _Owner,
+    raw: bytes,
+    parsed: ParsedMessage,
+    envelope_from: str,
+    envelope_to: str,
+    *,
+    spam_percent: int | None = None,
+    now: datetime.datetime | None = None,
+) -> Decision:
+    account = owner.account
     now = now or timezone.now()
     view = MessageView(raw, parsed)
-    needs_folders = any("mailbox" in script.required for _, script in programs)
-    folders = (
-        frozenset(Mailbox.objects.filter(account=account).values_list("name", flat=True))
-        if needs_folders
-        else frozenset()
-    )
+    needs_folders = any("mailbox" in script.required for _, script in owner.programs)
+    folders = frozenset(owner.folders) if needs_folders else frozenset()
     if spam_percent is None:
         spam_percent = verdict_percent(view)
     env = Environment(envelope_from, envelope_to or account.address, folders, spam_percent, now)
-    result = _run_all(programs, view, env, account.address)
+    result = _run_all(owner.programs, view, env, account.address)
     try:
-        return _carry_out(result, account, raw, view, env)
+        return _carry_out(result, owner, raw, view, env)
     except (ServiceError, SieveError) as exc:
         log.warning("sieve: actions for %s failed, message kept in the Inbox: %s", account.address, exc)
         return Decision()
 
 
-def _carry_out(result: Result, account: Account, raw: bytes, view: MessageView, env: Environment) -> Decision:
+def _carry_out(result: Result, owner: _Owner, raw: bytes, view: MessageView, env: Environment) -> Decision:
+    account = owner.account
     decision = Decision(inbox=False)
     assert env.now is not None
     for action in result.actions:
@@ -227,7 +265,7 @@ def _carry_out(result: Result, account: Account, raw: bytes, view: MessageView, 
                 decision.inbox = True
                 decision.inbox_flags = tuple(dict.fromkeys([*decision.inbox_flags, *flags]))
             case FileInto(mailbox=name, flags=flags, create=create):
-                folder = _folder(account, name, create)
+                folder = owner.folder_id(name, create)
                 if folder is None:
                     decision.inbox = True
                     decision.inbox_flags = tuple(dict.fromkeys([*decision.inbox_flags, *flags]))
@@ -290,7 +328,106 @@ def _rejection(reason: str, raw: bytes, env: Environment) -> Outgoing | None:
 
 def send(decision: Decision) -> None:
     """Queue the decision's outgoing messages; within the delivery transaction (attempts start on commit)."""
-    from mailboxes.actions import queueing
-
     for outgoing in decision.outbound:
         queueing.enqueue(outgoing.raw, outgoing.sender, outgoing.recipients, author_domain=outgoing.author_domain)
+
+
+class Incoming(Protocol):
+    """What the delivery action knows of one message of a group (mailboxes/actions/delivery.py `_Incoming`)."""
+
+    stored: bytes
+    sender: str
+    parsed: ParsedMessage | None
+    body: MessageBody | None
+    charged: list[int]
+    resolutions: list[Resolution]
+
+
+class Filing:
+    """Sieve for one delivery group, inside the delivery action.
+
+    Created before the action's locks: it runs each filtered account's scripts on each of its messages (folders
+    that :create asks for are created here), takes the pairs that do not go to the Inbox out of `inboxes`
+    (account id -> its messages in the Inbox path), and names the folders and accounts the action must lock.
+    After the Inbox rows, `store` writes the copies filed into other folders and queues the outgoing mail.
+    """
+
+    def __init__(self, items: Sequence[Incoming], inboxes: dict[int, list]) -> None:
+        self.decisions: dict[tuple[int, int], Decision] = {}
+        self.accounts: set[int] = set()
+        self.copies: list[tuple[Incoming, int, int, tuple[str, ...]]] = []  # item, account, folder, flags
+        owners = _owners(set(inboxes))
+        for item in items:
+            if item.parsed is None:
+                continue
+            for resolution in item.resolutions:
+                for account_id in resolution.account_ids:
+                    if account_id not in owners or (id(item), account_id) in self.decisions:
+                        continue
+                    decision = _decide(owners[account_id], item.stored, item.parsed, item.sender, resolution.address)
+                    self.decisions[id(item), account_id] = decision
+                    if decision.plain:
+                        continue
+                    self.accounts.add(account_id)
+                    if not decision.inbox:
+                        inboxes[account_id] = [i for i in inboxes.get(account_id, []) if i is not item]
+                        # Delivered as the script said (filed, redirected or discarded): not a refused recipient.
+                        item.charged.append(account_id)
+                    for folder_id, flags in decision.folders:
+                        self.copies.append((item, account_id, folder_id, flags))
+        for account_id in [a for a, group in inboxes.items() if not group]:
+            del inboxes[account_id]
+
+    @property
+    def folders(self) -> set[int]:
+        return {folder_id for _, _, folder_id, _ in self.copies}
+
+    def flags(self, row: Message, item: Incoming, account_id: int) -> None:
+        """Give an Inbox row the flags the script set for it (RFC 5232 :flags / setflag)."""
+        decision = self.decisions.get((id(item), account_id))
+        if decision is not None and decision.inbox_flags:
+            set_row_flags(row, decision.inbox_flags)
+
+    def store(self) -> list[Message]:
+        """The copies filed into other folders (quota charged per copy; one that does not fit is not stored),
+        then the outgoing mail queued. Call after the Inbox rows, under the action's locks."""
+        rows: list[Message] = []
+        parsed_by_account: dict[int, list[ParsedMessage]] = {}
+        for item, account_id, _, _ in self.copies:
+            assert item.parsed is not None
+            parsed_by_account.setdefault(account_id, []).append(item.parsed)
+        threads = {account_id: iter(ids) for account_id, ids in storing.threads(parsed_by_account).items()}
+        by_folder: dict[int, list[tuple[Incoming, int, tuple[str, ...], uuid.UUID]]] = {}
+        for item, account_id, folder_id, flags in self.copies:  # the order threads() was given
+            by_folder.setdefault(folder_id, []).append((item, account_id, flags, next(threads[account_id])))
+        for folder_id, group in sorted(by_folder.items()):
+            first_uid, modseq = counters.allocate_uids(folder_id, len(group))
+            for offset, (item, account_id, flags, thread_id) in enumerate(group):
+                assert item.parsed is not None
+                assert item.body is not None
+                if not counters.charge_quota(account_id, item.body.size):
+                    log.warning("sieve: no room for a copy in folder %s of account %s", folder_id, account_id)
+                    continue
+                row = storing.message_row(
+                    item.parsed,
+                    account_id=account_id,
+                    mailbox_id=folder_id,
+                    uid=first_uid + offset,
+                    modseq=modseq,
+                    body=item.body,
+                    thread_id=thread_id,
+                )
+                set_row_flags(row, flags)
+                rows.append(row)
+        bulk.insert(rows)
+        changes.notify_many({(row.account_id, row.mailbox_id) for row in rows})
+        for decision in self.decisions.values():
+            send(decision)
+        return rows
+
+
+def set_row_flags(row: Message, flags: Iterable[str]) -> None:
+    system, keywords = split_flags(flags)
+    for column, value in system.items():
+        setattr(row, column, value)
+    row.keywords = f" {' '.join(keywords)} " if keywords else ""
