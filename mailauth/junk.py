@@ -1,22 +1,30 @@
 """The junk verdict at DATA: the score of the configured engine, and the header fields that carry it.
 
 With MAILSITE_RSPAMD_URL set, rspamd scores the message; when it is down or slow the message goes in
-unscored and the log says so (never a refusal for our own trouble).
+unscored and the log says so (never a refusal for our own trouble). Without it, the built-in filter
+(`bayes`) classifies the message with each recipient account's own statistics, trained by its user only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from mailauth import rspamd
-from mailauth.rspamd import SpamScore
+from mailauth import bayes, queries, rspamd, verify
 from mailauth.verify import Envelope
+from mailboxes import asyncdb
 
 log = logging.getLogger("mailauth.junk")
+
+# The built-in filter files a message as junk for an account from this spamicity on (mox's default is 0.95),
+# and gives GTUBE a score above any reject threshold, as rspamd does.
+BUILTIN_JUNK_SPAMICITY = 0.95
+GTUBE_SCORE = 1000.0
 
 # Our fields: copies arriving from outside are removed, so a sender cannot mark its own mail as clean.
 SPAM_FIELDS = (b"X-Spam-Status", b"X-Spam", b"X-Spam-Score")
@@ -25,19 +33,58 @@ _FIELDS = re.compile(
 )
 
 
-async def score(raw: bytes, envelope: Envelope, recipients: Sequence[str], queue_id: str) -> SpamScore | None:
-    """The engine's score, or None when no engine is configured or it gave no answer in time."""
+@dataclass(frozen=True)
+class JunkResult:
+    """What the junk engine says: a score for the whole message (rspamd; GTUBE for either engine), or the
+    built-in filter's spamicity for each recipient account that has trained it."""
+
+    engine: str
+    score: float | None = None
+    symbols: tuple[str, ...] = ()
+    spamicity: Mapping[int, float] = field(default_factory=dict)
+
+    @property
+    def junk_accounts(self) -> frozenset[int]:
+        return frozenset(a for a, p in self.spamicity.items() if p >= BUILTIN_JUNK_SPAMICITY)
+
+
+async def score(
+    raw: bytes, envelope: Envelope, recipients: Sequence[str], account_ids: Sequence[int], queue_id: str
+) -> JunkResult | None:
+    """rspamd's verdict when it is configured (None when it gave no answer in time), else the built-in one."""
     url = settings.MAILSITE_RSPAMD_URL
     if not url:
-        return None
+        return await _builtin(raw, account_ids)
     facts: dict[str, str | list[str]] = {"IP": envelope.ip, "Helo": envelope.helo, "Queue-Id": queue_id}
     facts["From"] = envelope.sender or "<>"
     facts["Rcpt"] = list(recipients)
     try:
-        return await rspamd.check(url, raw, facts, limit=settings.MAILSITE_RSPAMD_TIMEOUT)
+        found = await rspamd.check(url, raw, facts, limit=settings.MAILSITE_RSPAMD_TIMEOUT)
     except rspamd.RspamdUnavailable as exc:
         log.warning("rspamd unavailable, message delivered unscored queue_id=%s: %s", queue_id, exc)
         return None
+    return JunkResult("rspamd", found.score, found.symbols)
+
+
+async def _builtin(raw: bytes, account_ids: Sequence[int]) -> JunkResult:
+    if bayes.has_gtube(raw):
+        return JunkResult("builtin", GTUBE_SCORE, ("GTUBE",))
+    if not account_ids:
+        return JunkResult("builtin")
+    # Untrained accounts (most, until their users move mail into and out of Junk) cost one query, no parse.
+    trained = await asyncdb.call(queries.trained_accounts, list(account_ids))
+    if not trained:
+        return JunkResult("builtin")
+    tokens = await asyncio.get_running_loop().run_in_executor(verify.executor(), bayes.tokens, raw)
+    counts = await asyncdb.call(queries.token_counts, sorted(trained), tokens)
+    return JunkResult(
+        "builtin",
+        spamicity={
+            account_id: value
+            for account_id, (spam, ham) in trained.items()
+            if (value := bayes.spamicity(counts[account_id], tokens, spam, ham)) is not None
+        },
+    )
 
 
 def remove_spam_fields(raw: bytes) -> bytes:
@@ -46,12 +93,24 @@ def remove_spam_fields(raw: bytes) -> bytes:
     return _FIELDS.sub(b"", raw[:end]) + raw[end:]
 
 
-def status_fields(found: SpamScore, *, junk_score: float, engine: str) -> bytes:
+def status_fields(flag: bool, value: float, required: float, *, engine: str, tests: Sequence[str] = ()) -> bytes:
     """SpamAssassin-style fields, which most clients and Sieve scripts understand."""
-    flag = "Yes" if found.score >= junk_score else "No"
-    tests = ",".join(found.symbols)[:500]
+    word = "Yes" if flag else "No"
+    names = ",".join(tests)[:500] or "none"
     return (
-        f"X-Spam: {flag}\r\n"
-        f"X-Spam-Status: {flag}, score={found.score:.2f} required={junk_score:.2f} engine={engine}\r\n"
-        f"\ttests={tests or 'none'}\r\n"
+        f"X-Spam: {word}\r\n"
+        f"X-Spam-Status: {word}, score={value:.2f} required={required:.2f} engine={engine}\r\n\ttests={names}\r\n"
     ).encode("ascii", "replace")
+
+
+def fields_for(result: JunkResult, account_ids: Sequence[int], *, junk_score: float) -> bytes:
+    """Our spam fields for the stored message: the message's score, or the one recipient account's
+    spamicity (a body shared by several accounts' copies cannot carry each account's own verdict)."""
+    if result.score is not None:
+        return status_fields(
+            result.score >= junk_score, result.score, junk_score, engine=result.engine, tests=result.symbols
+        )
+    if len(account_ids) == 1 and account_ids[0] in result.spamicity:
+        value = result.spamicity[account_ids[0]]
+        return status_fields(value >= BUILTIN_JUNK_SPAMICITY, value, BUILTIN_JUNK_SPAMICITY, engine=result.engine)
+    return b""

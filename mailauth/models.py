@@ -17,6 +17,9 @@ class JunkToken(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "token"], name="junktoken_account_token")]
 
+    def __str__(self) -> str:
+        return f"token {self.token:x}: spam {self.spam}, ham {self.ham}"
+
 
 class JunkTraining(models.Model):
     """One row per message an account trained, so training twice is a no-op and a change of mind relearns."""
@@ -29,3 +32,6 @@ class JunkTraining(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "digest"], name="junktraining_account_digest")]
         indexes = [models.Index(fields=["account", "spam"], name="junktraining_account_class")]
+
+    def __str__(self) -> str:
+        return f"{self.digest[:12]} as {'spam' if self.spam else 'ham'}"

@@ -40,3 +40,27 @@ class LocalDomains:
 
     def forget(self) -> None:
         self._read_at = -DOMAINS_MAX_AGE
+
+
+def trained_accounts(account_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """Of these accounts, those that trained both classes: how many spam and ham messages each trained."""
+    from django.db.models import Count
+
+    from mailauth.models import JunkTraining
+
+    trained: dict[int, dict[bool, int]] = {}
+    rows = JunkTraining.objects.filter(account_id__in=list(account_ids)).values("account_id", "spam")
+    for account_id, spam, count in rows.annotate(n=Count("id")).values_list("account_id", "spam", "n"):
+        trained.setdefault(account_id, {})[spam] = count
+    return {a: (c[True], c[False]) for a, c in trained.items() if c.get(True) and c.get(False)}
+
+
+def token_counts(account_ids: Sequence[int], tokens: Sequence[int]) -> dict[int, dict[int, tuple[int, int]]]:
+    """Per account, the spam and ham counts of those of `tokens` it has seen."""
+    from mailauth.models import JunkToken
+
+    counts: dict[int, dict[int, tuple[int, int]]] = {a: {} for a in account_ids}
+    rows = JunkToken.objects.filter(account_id__in=list(account_ids), token__in=list(tokens))
+    for account_id, token, spam, ham in rows.values_list("account_id", "token", "spam", "ham"):
+        counts[account_id][token] = (spam, ham)
+    return counts

@@ -94,7 +94,8 @@ def verify_message(raw: bytes, envelope: Envelope, *, total_time: float, max_sig
 _pool: ThreadPoolExecutor | None = None
 
 
-def _executor() -> ThreadPoolExecutor:
+def executor() -> ThreadPoolExecutor:
+    """The threads that do mailauth's blocking or CPU-heavy work off the event loop."""
     global _pool
     if _pool is None:
         _pool = ThreadPoolExecutor(max_workers=settings.MAILSITE_AUTH_THREADS, thread_name_prefix="mailauth")
@@ -105,7 +106,7 @@ async def verify_off_loop(raw: bytes, envelope: Envelope) -> Verdict:
     """`verify_message` in a worker thread, never longer than MAILSITE_AUTH_TIMEOUT (plus a second's grace)."""
     total = float(settings.MAILSITE_AUTH_TIMEOUT)
     work = asyncio.get_running_loop().run_in_executor(
-        _executor(), lambda: verify_message(raw, envelope, total_time=total, max_signatures=_max_signatures())
+        executor(), lambda: verify_message(raw, envelope, total_time=total, max_signatures=_max_signatures())
     )
     try:
         return await asyncio.wait_for(work, total + 1.0)

@@ -115,7 +115,7 @@ class Handler:
         queue_id = message.new_queue_id()
         reply = policy.TEMPORARY_FAILURE
         raw = b""
-        to_junk = False
+        to_junk: bool | frozenset[int] = False
         try:
             raw = message.normalise_line_endings(envelope.original_content or b"")
             reply, raw = self._checked(session, envelope, raw)
@@ -178,16 +178,18 @@ class Handler:
 
     async def _inbound_checks(
         self, server: MailsiteSMTP, session: Session, envelope: MailsiteEnvelope, raw: bytes, queue_id: str
-    ) -> tuple[str | None, bytes, bool]:
+    ) -> tuple[str | None, bytes, bool | frozenset[int]]:
         """SPF, DKIM, ARC and DMARC (in a worker thread), our domains and the junk score, all at once; then
         the MX policy. Returns the refusal or the bytes to store (with our Authentication-Results in place of
-        any claiming to be ours, and our spam fields), and whether the message goes to Junk."""
+        any claiming to be ours, and our spam fields), and where it goes to Junk: True for every recipient,
+        or the accounts whose own junk statistics say so."""
         sender = _sender(envelope)
         claimed = claims.read(raw)
         facts = verify.Envelope(
             ip=server.client_ip, helo=session.host_name or "", sender=sender, author_domains=claimed.author_domains
         )
-        checks: list = [junk.score(raw, facts, envelope.rcpt_tos, queue_id)]
+        account_ids = sorted({pk for resolved in envelope.resolutions.values() for pk in resolved.account_ids})
+        checks: list = [junk.score(raw, facts, envelope.rcpt_tos, account_ids, queue_id)]
         if settings.MAILSITE_AUTH_VERIFY:
             checks.append(verify.verify_off_loop(raw, facts))
             checks.append(self.local_domains.among(claims.with_sender(sender, claimed)))
@@ -211,7 +213,13 @@ class Handler:
             reject_score=settings.MAILSITE_SPAM_REJECT_SCORE,
         )
         if spam is not None:
-            log.info("smtp spam queue_id=%s score=%.2f action=%r", queue_id, spam.score, spam.action)
+            log.info(
+                "smtp junk queue_id=%s engine=%s score=%s per-account=%s",
+                queue_id,
+                spam.engine,
+                spam.score,
+                dict(spam.spamicity),
+            )
         if scored.reply:
             return scored.reply, raw, False
         added = b""
@@ -220,10 +228,12 @@ class Handler:
             if forged:
                 log.info("smtp removed %d forged Authentication-Results queue_id=%s", forged, queue_id)
             added += verdict.header_field(self.hostname)
+        to_junk: bool | frozenset[int] = decision.junk or scored.junk
         if spam is not None:
             raw = junk.remove_spam_fields(raw)
-            added += junk.status_fields(spam, junk_score=settings.MAILSITE_SPAM_JUNK_SCORE, engine="rspamd")
-        return None, added + raw, decision.junk or scored.junk
+            added += junk.fields_for(spam, account_ids, junk_score=settings.MAILSITE_SPAM_JUNK_SCORE)
+            to_junk = to_junk or spam.junk_accounts
+        return None, added + raw, to_junk
 
     # --- end of sender authentication and junk scoring --------------------------------------------------------
 

@@ -1,0 +1,58 @@
+"""Training the junk filters on a user's judgement: the built-in per-account statistics, and rspamd.
+
+Moving a message into Junk trains it as spam for that account, out of Junk as ham. `schedule` is what the
+store's move and copy actions call: it sends one Celery task when their transaction commits. Training is
+idempotent per message (by the SHA-256 of its bytes): the same judgement twice changes nothing, a changed
+mind moves the message's tokens from one class to the other. rspamd keeps its own learn cache per message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from django.db import IntegrityError, connection, transaction
+
+from mailauth import bayes
+from mailauth.models import JunkToken, JunkTraining
+
+_UPSERT = (
+    f"INSERT INTO {JunkToken._meta.db_table} (account_id, token, spam, ham) VALUES (%s, %s, %s, %s) "
+    "ON CONFLICT (account_id, token) DO UPDATE SET "
+    f"spam = {JunkToken._meta.db_table}.spam + excluded.spam, ham = {JunkToken._meta.db_table}.ham + excluded.ham"
+)
+
+
+def _count(account_id: int, tokens: Sequence[int], spam: int, ham: int) -> None:
+    # Ascending tokens: two trainings of one account upsert the same rows in the same order, never deadlock.
+    with connection.cursor() as cursor:
+        cursor.executemany(_UPSERT, [(account_id, token, spam, ham) for token in sorted(tokens)])
+
+
+def train_builtin(account_id: int, raw: bytes, *, spam: bool) -> bool:
+    """Count the message's tokens for the account as spam or ham; False when it already was so trained."""
+    digest = hashlib.sha256(raw).hexdigest()
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                JunkTraining.objects.create(account_id=account_id, digest=digest, spam=spam)
+        except IntegrityError:
+            previous = JunkTraining.objects.select_for_update().get(account_id=account_id, digest=digest)
+            if previous.spam == spam:
+                return False
+            previous.spam = spam
+            previous.save(update_fields=["spam"])
+            # Relearning: the message's tokens leave the class it was counted in.
+            _count(account_id, bayes.tokens(raw), 1 if spam else -1, -1 if spam else 1)
+            return True
+        _count(account_id, bayes.tokens(raw), 1 if spam else 0, 0 if spam else 1)
+        return True
+
+
+def schedule(message_ids: Sequence[int], *, spam: bool) -> None:
+    """Train on these stored messages once the current transaction commits (for the store's actions)."""
+    from mailauth import tasks
+
+    ids = sorted(set(message_ids))
+    if ids:
+        transaction.on_commit(lambda: tasks.learn.delay(ids, spam))
