@@ -35,3 +35,23 @@ class JunkTraining(models.Model):
 
     def __str__(self) -> str:
         return f"{self.digest[:12]} as {'spam' if self.spam else 'ham'}"
+
+
+class SenderRule(models.Model):
+    """An account's own allow or block list entry: an address (user@example.net) or a domain (example.net,
+    which covers its subdomains). Blocked senders go to Junk; allowed ones never do by a junk engine's verdict
+    (a DMARC refusal at the MX is for every recipient and still applies)."""
+
+    account = models.ForeignKey("mailboxes.Account", on_delete=models.CASCADE, related_name="+")
+    sender = models.CharField(max_length=320, help_text="user@example.net, or example.net for a whole domain")
+    allow = models.BooleanField(help_text="Allowed (never junk) rather than blocked (always junk)")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "sender"], name="senderrule_account_sender")]
+
+    def __str__(self) -> str:
+        return f"{'allow' if self.allow else 'block'} {self.sender}"
+
+    def save(self, *args, **kwargs) -> None:
+        self.sender = self.sender.strip().lower().rstrip(".")
+        super().save(*args, **kwargs)
