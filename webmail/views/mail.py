@@ -168,6 +168,23 @@ def attachment(request: HttpRequest, message_id: int, index: int) -> HttpRespons
     return response
 
 
+@account_required
+def source(request: HttpRequest, message_id: int) -> HttpResponse:
+    """The message exactly as stored, as plain text (never rendered: nosniff and a sandbox)."""
+    shown = message_of(request, message_id)
+    response = HttpResponse(bytes(shown.body.raw), content_type="text/plain; charset=utf-8")
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@account_required
+def print_view(request: HttpRequest, message_id: int) -> HttpResponse:
+    """One message on a plain page for printing: headers, bodies and the names of its attachments."""
+    return render(request, "webmail/print.html", _reading_context(request, message_of(request, message_id)))
+
+
 def _thread_folder(request: HttpRequest, found: list[Message]) -> Mailbox:
     """The folder whose list stays beside a conversation: the one it was opened from (`?folder=`), else that
     of its newest message outside Trash and Junk, so opening a thread never switches the screen to Trash."""
@@ -248,6 +265,9 @@ def act(request: HttpRequest, folder_id: int) -> HttpResponse:
             target = folder_of(request, int(request.POST.get("target") or 0))
             moved = actions.move(me, current.pk, uids, target.pk)
             notices.success(request, f"Moved {len(moved)} message(s) to {target.name}.")
+        elif action == "archive" and current.role != Role.ARCHIVE:
+            moved = actions.move(me, current.pk, uids, role_folder(request, Role.ARCHIVE).pk)
+            notices.success(request, f"Archived {len(moved)} message(s).")
         elif action == "trash" and current.role != Role.TRASH:
             moved = actions.move(me, current.pk, uids, role_folder(request, Role.TRASH).pk)
             notices.success(request, f"Moved {len(moved)} message(s) to Trash.")
@@ -258,7 +278,9 @@ def act(request: HttpRequest, folder_id: int) -> HttpResponse:
             return HttpResponseBadRequest("unknown action")
     except (ValueError, actions.ServiceError) as exc:
         notices.error(request, f"Nothing was changed: {exc}")
-    if action in ("move", "trash", "delete") and back.startswith("/m/"):
+    if request.headers.get("X-Requested-With") == "fetch":
+        return HttpResponse(status=204)  # the star in a row: the page has changed itself already
+    if action in ("move", "archive", "trash", "delete") and back.startswith(("/m/", "/t/")):
         back = reverse("webmail:folder", kwargs={"folder_id": current.pk})
     return redirect(back)
 

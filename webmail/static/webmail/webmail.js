@@ -60,6 +60,12 @@
     if (!list) return;
     list.addEventListener("click", (event) => {
       const target = event.target;
+      const star = target.closest("[data-star]");
+      if (star) {
+        event.preventDefault();
+        toggleStar(star);
+        return;
+      }
       if (target.closest("input, button, select, label")) return;
       const row = target.closest(".row");
       if (!row) return;
@@ -71,6 +77,27 @@
         $$(PICK, list).forEach((box) => (box.checked = event.target.checked));
       }
     });
+  }
+
+  // A click on a row's star flags or unflags that message (or whole conversation) at once.
+  async function toggleStar(star) {
+    const form = $("#list-form");
+    const box = $(PICK, star.closest(".row"));
+    if (!form || !box) return;
+    const on = star.classList.contains("on");
+    const data = new FormData();
+    data.set("csrfmiddlewaretoken", $("input[name=csrfmiddlewaretoken]", form).value);
+    data.set(box.name, box.value);
+    data.set("action", on ? "unstar" : "star");
+    const response = await fetch(form.getAttribute("action"), {
+      method: "POST",
+      body: data,
+      headers: fetchHeaders,
+      credentials: "same-origin",
+    });
+    if (!response.ok) return;
+    star.classList.toggle("on", !on);
+    star.setAttribute("aria-pressed", String(!on));
   }
 
   let refreshing = null;
@@ -420,6 +447,7 @@
     liveUpdates();
     document.addEventListener("keydown", shortcuts);
     $(".help-toggle")?.addEventListener("click", () => $("#shortcuts")?.showModal());
+    $("[data-print]")?.addEventListener("click", () => window.print());
     $$("form[data-confirm]").forEach((form) =>
       form.addEventListener("submit", (event) => {
         if (!window.confirm(form.dataset.confirm)) event.preventDefault();

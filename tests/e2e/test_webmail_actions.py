@@ -1,0 +1,106 @@
+"""Everyday actions in a real browser, at desktop and phone width: star click, Archive, print view, view source."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from mailboxes.models import Message, Role
+from tests.conftest import PASSWORD
+from tests.webmail_support import (  # noqa: F401 (the *_fixture names are fixtures)
+    BROWSER_MARKS,
+    alice_fixture,
+    assert_full_page,
+    browser_fixture,
+    close_context,
+    deliver,
+    folder,
+    sign_in,
+)
+
+pytestmark = BROWSER_MARKS
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+VIEWPORTS = {
+    "desktop": {"viewport": {"width": 1280, "height": 800}},
+    "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
+}
+
+
+@pytest.fixture(params=sorted(VIEWPORTS))
+def any_page(request, browser, transactional_db):
+    context = browser.new_context(**VIEWPORTS[request.param])
+    page = context.new_page()
+    page.set_default_timeout(5000)
+    yield page
+    close_context(page)
+
+
+def test_a_click_on_the_star_flags_the_message_in_place(web_server, any_page, alice) -> None:
+    page = any_page
+    message = deliver(alice, subject="Keep this")
+    sign_in(page, web_server.url, alice.address, PASSWORD)
+    page.evaluate("window.notReloaded = true")
+    star = page.locator("#list .row", has_text="Keep this").locator("[data-star]")
+    star.click()
+    expect(star).to_have_class(re.compile(r"\bon\b"))
+    expect(star).to_have_attribute("aria-pressed", "true")
+    message.refresh_from_db()
+    assert message.flagged
+    star.click()
+    expect(star).not_to_have_class(re.compile(r"\bon\b"))
+    message.refresh_from_db()
+    assert not message.flagged
+    assert page.evaluate("window.notReloaded") is True
+    assert page.url.endswith(f"/f/{message.mailbox_id}/")  # the row did not open
+
+
+def test_archive_from_the_list_and_from_the_message(web_server, any_page, alice) -> None:
+    page = any_page
+    deliver(alice, subject="Done with this")
+    second = deliver(alice, subject="And this")
+    sign_in(page, web_server.url, alice.address, PASSWORD)
+    page.locator("#list .row", has_text="Done with this").locator("input[name=uid]").check()
+    page.click("#list button[value=archive]")
+    expect(page.locator(".notice")).to_contain_text("Archived 1 message(s)")
+    assert_full_page(page)
+    assert Message.objects.get(subject="Done with this").mailbox == folder(alice, Role.ARCHIVE)
+    page.goto(f"{web_server.url}/m/{second.pk}/")
+    page.click("#reader button[value=archive]")
+    expect(page.locator(".notice")).to_contain_text("Archived 1 message(s)")
+    assert_full_page(page)
+    assert page.url.endswith(f"/f/{folder(alice, Role.INBOX).pk}/")
+    assert Message.objects.get(subject="And this").mailbox == folder(alice, Role.ARCHIVE)
+
+
+def test_print_view_and_view_source(web_server, any_page, alice) -> None:
+    page = any_page
+    shown = deliver(
+        alice, subject="Boarding pass", text="Seat 12A, gate 4", attachments=[("pass.pdf", "application/pdf", b"%PDF")]
+    )
+    sign_in(page, web_server.url, alice.address, PASSWORD)
+    page.goto(f"{web_server.url}/m/{shown.pk}/")
+    with page.context.expect_page() as opened:
+        page.click("#reader a:has-text('Print')")
+    printed = opened.value
+    expect(printed.locator("h1.subject")).to_have_text("Boarding pass")
+    expect(printed.locator(".plain")).to_contain_text("Seat 12A, gate 4")
+    expect(printed.locator(".print-attachments")).to_contain_text("pass.pdf")
+    expect(printed.locator("[data-print]")).to_be_visible()
+    printed.close()
+    with page.context.expect_page() as opened:
+        page.click("#reader a:has-text('View source')")
+    source = opened.value
+    source.wait_for_load_state()
+    assert source.url.endswith(f"/m/{shown.pk}/source/")
+    text = source.locator("body").inner_text()
+    assert "Subject: Boarding pass" in text
+    assert 'filename="pass.pdf"' in text
+    source.close()
+    response = page.request.get(f"{web_server.url}/m/{shown.pk}/source/")
+    assert response.body() == bytes(shown.body.raw)
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.headers["x-content-type-options"] == "nosniff"
