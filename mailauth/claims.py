@@ -22,6 +22,7 @@ _AT_DOMAIN = re.compile(
 @dataclass(frozen=True)
 class Claims:
     author_domains: tuple[str, ...]  # From: mailboxes' domains, as our parser reads them (for DMARC)
+    author_addresses: tuple[str, ...]  # the From: mailboxes themselves, lower-cased (for allow and block lists)
     mentioned_domains: tuple[str, ...]  # every domain after an "@" in any From: field (for forged local senders)
 
 
@@ -37,17 +38,19 @@ def _domain(text: str) -> str:
 def read(raw: bytes) -> Claims:
     values = [re.sub(rb"\r\n([ \t])", rb"\1", m.group(1)) for m in _FIELD.finditer(_header(raw))]
     authors: dict[str, None] = {}
+    addresses: dict[str, None] = {}
     mentioned: dict[str, None] = {}
     for value in values:
         text = header_str(value.strip())
-        for kind, _, _, domain in parse_address_list(text):
+        for kind, _, local, domain in parse_address_list(text):
             if kind == "mailbox" and domain:
                 authors[_domain(domain)] = None
+                addresses[f"{local}@{_domain(domain)}".lower()] = None
         for match in _AT_DOMAIN.finditer(text):
             mentioned[_domain(match.group(1))] = None
     for domain in authors:
         mentioned[domain] = None
-    return Claims(tuple(authors), tuple(mentioned))
+    return Claims(tuple(authors), tuple(addresses), tuple(mentioned))
 
 
 def with_sender(sender: str, claims: Claims) -> list[str]:

@@ -42,48 +42,83 @@ class JunkResult:
     score: float | None = None
     symbols: tuple[str, ...] = ()
     spamicity: Mapping[int, float] = field(default_factory=dict)
+    allowed: frozenset[int] = frozenset()  # accounts whose allow list names the sender
+    blocked: frozenset[int] = frozenset()  # accounts whose block list names the sender
 
-    @property
-    def junk_accounts(self) -> frozenset[int]:
-        return frozenset(a for a, p in self.spamicity.items() if p >= BUILTIN_JUNK_SPAMICITY)
+    def junk_for(self, account_ids: Sequence[int], *, message_is_junk: bool) -> frozenset[int]:
+        """The accounts whose copy goes to Junk: the message's score says junk (`message_is_junk`), or the
+        account's own statistics or block list do; never an account whose allow list names the sender."""
+        accounts = set(account_ids) if message_is_junk else set()
+        accounts |= {a for a, p in self.spamicity.items() if p >= BUILTIN_JUNK_SPAMICITY}
+        accounts |= self.blocked
+        return frozenset(accounts - self.allowed)
+
+
+def listed(rules: Sequence[tuple[str, bool]], senders: Sequence[str]) -> bool | None:
+    """True when an allow entry names one of `senders`, False for a block entry, None for neither. Entries
+    are addresses or domains (a domain covers its subdomains); an address entry beats a domain entry, and
+    among equals a block beats an allow."""
+    best: tuple[int, bool] | None = None
+    for entry, allow in rules:
+        for sender in senders:
+            domain = sender.rpartition("@")[2]
+            if entry == sender:
+                rank = 2
+            elif "@" not in entry and (domain == entry or domain.endswith("." + entry)):
+                rank = 1
+            else:
+                continue
+            if best is None or rank > best[0] or (rank == best[0] and not allow):
+                best = (rank, allow)
+    return None if best is None else best[1]
 
 
 async def score(
-    raw: bytes, envelope: Envelope, recipients: Sequence[str], account_ids: Sequence[int], queue_id: str
+    raw: bytes,
+    envelope: Envelope,
+    senders: Sequence[str],
+    recipients: Sequence[str],
+    account_ids: Sequence[int],
+    queue_id: str,
 ) -> JunkResult | None:
-    """rspamd's verdict when it is configured (None when it gave no answer in time), else the built-in one."""
+    """rspamd's verdict when it is configured (None when it gave no answer in time), else the built-in one;
+    with the recipients' allow and block lists applied to `senders` (MAIL FROM and From: addresses)."""
     url = settings.MAILSITE_RSPAMD_URL
+    facts = await asyncdb.call(queries.junk_facts, list(account_ids)) if account_ids else queries.JunkFacts({}, {})
+    verdicts = {a: listed(rules, senders) for a, rules in facts.rules.items()}
+    lists = {
+        "allowed": frozenset(a for a, v in verdicts.items() if v is True),
+        "blocked": frozenset(a for a, v in verdicts.items() if v is False),
+    }
     if not url:
-        return await _builtin(raw, account_ids)
-    facts: dict[str, str | list[str]] = {"IP": envelope.ip, "Helo": envelope.helo, "Queue-Id": queue_id}
-    facts["From"] = envelope.sender or "<>"
-    facts["Rcpt"] = list(recipients)
+        return await _builtin(raw, facts, lists)
+    request: dict[str, str | list[str]] = {"IP": envelope.ip, "Helo": envelope.helo, "Queue-Id": queue_id}
+    request["From"] = envelope.sender or "<>"
+    request["Rcpt"] = list(recipients)
     try:
-        found = await rspamd.check(url, raw, facts, limit=settings.MAILSITE_RSPAMD_TIMEOUT)
+        found = await rspamd.check(url, raw, request, limit=settings.MAILSITE_RSPAMD_TIMEOUT)
     except rspamd.RspamdUnavailable as exc:
         log.warning("rspamd unavailable, message delivered unscored queue_id=%s: %s", queue_id, exc)
         return None
-    return JunkResult("rspamd", found.score, found.symbols)
+    return JunkResult("rspamd", found.score, found.symbols, **lists)
 
 
-async def _builtin(raw: bytes, account_ids: Sequence[int]) -> JunkResult:
+async def _builtin(raw: bytes, facts: queries.JunkFacts, lists: dict[str, frozenset[int]]) -> JunkResult:
     if bayes.has_gtube(raw):
-        return JunkResult("builtin", GTUBE_SCORE, ("GTUBE",))
-    if not account_ids:
-        return JunkResult("builtin")
-    # Untrained accounts (most, until their users move mail into and out of Junk) cost one query, no parse.
-    trained = await asyncdb.call(queries.trained_accounts, list(account_ids))
-    if not trained:
-        return JunkResult("builtin")
+        return JunkResult("builtin", GTUBE_SCORE, ("GTUBE",), **lists)
+    # Untrained accounts (most, until their users move mail into and out of Junk) cost no parse.
+    if not facts.trained:
+        return JunkResult("builtin", **lists)
     tokens = await asyncio.get_running_loop().run_in_executor(verify.executor(), bayes.tokens, raw)
-    counts = await asyncdb.call(queries.token_counts, sorted(trained), tokens)
+    counts = await asyncdb.call(queries.token_counts, sorted(facts.trained), tokens)
     return JunkResult(
         "builtin",
         spamicity={
             account_id: value
-            for account_id, (spam, ham) in trained.items()
+            for account_id, (spam, ham) in facts.trained.items()
             if (value := bayes.spamicity(counts[account_id], tokens, spam, ham)) is not None
         },
+        **lists,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from mailboxes import asyncdb
 from mailboxes.models import Domain
@@ -42,17 +43,29 @@ class LocalDomains:
         self._read_at = -DOMAINS_MAX_AGE
 
 
-def trained_accounts(account_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
-    """Of these accounts, those that trained both classes: how many spam and ham messages each trained."""
+@dataclass(frozen=True)
+class JunkFacts:
+    trained: dict[int, tuple[int, int]]  # accounts that trained both classes: (spam, ham) messages trained
+    rules: dict[int, list[tuple[str, bool]]]  # each account's allow (True) and block (False) list entries
+
+
+def junk_facts(account_ids: Sequence[int]) -> JunkFacts:
+    """What the recipients' own junk settings say, in one call: their training and their sender lists."""
     from django.db.models import Count
 
-    from mailauth.models import JunkTraining
+    from mailauth.models import JunkTraining, SenderRule
 
+    ids = list(account_ids)
     trained: dict[int, dict[bool, int]] = {}
-    rows = JunkTraining.objects.filter(account_id__in=list(account_ids)).values("account_id", "spam")
+    rows = JunkTraining.objects.filter(account_id__in=ids).values("account_id", "spam")
     for account_id, spam, count in rows.annotate(n=Count("id")).values_list("account_id", "spam", "n"):
         trained.setdefault(account_id, {})[spam] = count
-    return {a: (c[True], c[False]) for a, c in trained.items() if c.get(True) and c.get(False)}
+    rules: dict[int, list[tuple[str, bool]]] = {}
+    for account_id, sender, allow in SenderRule.objects.filter(account_id__in=ids).values_list(
+        "account_id", "sender", "allow"
+    ):
+        rules.setdefault(account_id, []).append((sender, allow))
+    return JunkFacts({a: (c[True], c[False]) for a, c in trained.items() if c.get(True) and c.get(False)}, rules)
 
 
 def token_counts(account_ids: Sequence[int], tokens: Sequence[int]) -> dict[int, dict[int, tuple[int, int]]]:

@@ -189,7 +189,8 @@ class Handler:
             ip=server.client_ip, helo=session.host_name or "", sender=sender, author_domains=claimed.author_domains
         )
         account_ids = sorted({pk for resolved in envelope.resolutions.values() for pk in resolved.account_ids})
-        checks: list = [junk.score(raw, facts, envelope.rcpt_tos, account_ids, queue_id)]
+        senders = claims.sender_addresses(sender, claimed)
+        checks: list = [junk.score(raw, facts, senders, envelope.rcpt_tos, account_ids, queue_id)]
         if settings.MAILSITE_AUTH_VERIFY:
             checks.append(verify.verify_off_loop(raw, facts))
             checks.append(self.local_domains.among(claims.with_sender(sender, claimed)))
@@ -228,11 +229,12 @@ class Handler:
             if forged:
                 log.info("smtp removed %d forged Authentication-Results queue_id=%s", forged, queue_id)
             added += verdict.header_field(self.hostname)
-        to_junk: bool | frozenset[int] = decision.junk or scored.junk
+        # DMARC quarantine holds for every recipient; junk scores and lists are weighed per account.
+        to_junk: bool | frozenset[int] = decision.junk
         if spam is not None:
             raw = junk.remove_spam_fields(raw)
             added += junk.fields_for(spam, account_ids, junk_score=settings.MAILSITE_SPAM_JUNK_SCORE)
-            to_junk = to_junk or spam.junk_accounts
+            to_junk = to_junk or spam.junk_for(account_ids, message_is_junk=scored.junk)
         return None, added + raw, to_junk
 
     # --- end of sender authentication and junk scoring --------------------------------------------------------

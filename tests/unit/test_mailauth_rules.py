@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailauth import claims, dmarc, results
+from mailauth import claims, dmarc, junk, results
 from mailauth.dkim_check import DkimResult
 from mailauth.dmarc import Discovery, DmarcRecord, DmarcResult
 from mailauth.spf_check import SpfResult
@@ -166,3 +166,25 @@ def test_spf_refusals_only_when_configured():
         policy.AUTH_TEMPORARY
     )
     assert policy.authentication_decision(verdict("softfail"), [], reject_spf_fail=True).reply is None
+
+
+@pytest.mark.parametrize(
+    ("rules", "senders", "expected"),
+    [
+        ([], ["a@x.test"], None),
+        ([("x.test", False)], ["a@x.test"], False),
+        ([("x.test", False)], ["a@mail.x.test"], False),
+        ([("x.test", False)], ["a@notx.test"], None),
+        ([("x.test", False), ("a@x.test", True)], ["a@x.test"], True),  # the address beats its domain
+        ([("x.test", True), ("x.test", False)], ["b@x.test"], False),  # among equals, block wins
+        ([("a@x.test", True)], ["bounce@list.test", "a@x.test"], True),  # MAIL FROM or From:
+    ],
+)
+def test_allow_and_block_lists(rules, senders, expected):
+    assert junk.listed(rules, senders) is expected
+
+
+def test_junk_for_weighs_each_account():
+    result = junk.JunkResult("builtin", spamicity={1: 0.99, 2: 0.2}, allowed=frozenset({3}), blocked=frozenset({4}))
+    assert result.junk_for([1, 2, 3, 4], message_is_junk=False) == {1, 4}
+    assert result.junk_for([1, 2, 3, 4], message_is_junk=True) == {1, 2, 4}
