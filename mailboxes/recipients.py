@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import connection
 
 from mailboxes.models import Account, Alias, Domain, split_address
+from mailcore.idn import ascii_domain
 
 
 class RecipientStatus(enum.StrEnum):
@@ -137,7 +138,7 @@ def _has_room(account: _Mailholder, size: int) -> bool:
 
 
 def is_local_domain(domain_name: str) -> bool:
-    return Domain.objects.filter(name=domain_name.strip().lower().rstrip("."), active=True).exists()
+    return Domain.objects.filter(name=ascii_domain(domain_name), active=True).exists()
 
 
 @dataclass

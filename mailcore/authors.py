@@ -15,7 +15,7 @@ from email import policy
 from email.errors import HeaderParseError
 from email.parser import BytesHeaderParser
 
-from mailcore.headers import header_str, parse_address_list
+from mailcore.headers import decode_words, header_str, parse_address_list
 
 
 class AmbiguousAuthor(ValueError):
@@ -99,7 +99,7 @@ def authors(raw: bytes) -> list[str]:
     for _, name, local, domain in items:
         if not domain or not local:
             raise AmbiguousAuthor("every From: mailbox needs a full address")
-        if "@" in name:
+        if "@" in name or "@" in decode_words(name):
             raise AmbiguousAuthor("a From: display name may not look like an address")
         ours.append(f"{local}@{domain}".lower())
     if not ours:

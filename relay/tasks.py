@@ -35,8 +35,10 @@ def attempt(message_id: int, domain: str) -> None:
 
 @shared_task(name="relay.sweep", ignore_result=True)
 def sweep() -> int:
-    """Re-send whatever is due but has no task (broker lost, worker killed mid-attempt); returns how many."""
+    """Re-send whatever is due but has no task (broker lost, worker killed mid-attempt), and drop finished mail
+    kept longer than MAILSITE_RELAY_KEEP; returns how many tasks were sent."""
     work = outbound.due_work(settings.MAILSITE_RELAY_SWEEP_GRACE)
     for message_id, domain in work:
         attempt.apply_async((message_id, domain), queue=settings.MAILSITE_RELAY_QUEUE)
+    outbound.purge(settings.MAILSITE_RELAY_KEEP)
     return len(work)

@@ -19,6 +19,8 @@ from django.utils import timezone
 
 from mailboxes import actions
 from mailboxes.models import Account, Mailbox, Message, Role
+from mailcore.authors import AmbiguousAuthor, author_domain
+from mailcore.authors import authors as read_authors
 from webmail.addresses import AddressError, flatten, has_line_break
 
 _MSG_ID = re.compile(r"^<[^<>\s]{1,900}>$")
@@ -132,6 +134,12 @@ def send(outgoing: Outgoing, *, replying_to: Message | None = None, draft: Messa
     account = outgoing.sender
     message_id = new_message_id(account)
     transmitted = build(outgoing, message_id=message_id, include_bcc=False)
+    try:
+        # The same reading of From: that SMTP submission makes (a display name that looks like an address is
+        # refused there too), and the domain the relay signs for.
+        author = author_domain(read_authors(transmitted))
+    except AmbiguousAuthor as exc:
+        raise SendError(f"{exc}; change the display name in your settings") from None
     copy = build(outgoing, message_id=message_id, include_bcc=True) if outgoing.bcc else transmitted
     return actions.send(
         account,
@@ -141,8 +149,7 @@ def send(outgoing: Outgoing, *, replying_to: Message | None = None, draft: Messa
         sent_folder=_role_folder(account, Role.SENT).pk,
         answered=(replying_to.mailbox_id, replying_to.uid) if replying_to is not None else None,
         draft=(draft.mailbox_id, draft.uid) if draft is not None else None,
-        # The From: is built here from the account itself: its domain is the author's.
-        author_domain=account.domain.name,
+        author_domain=author,
     )
 
 

@@ -7,7 +7,7 @@ never overfill an account."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from django.db import connection
 
@@ -88,3 +88,55 @@ def release_quota(account_id: int, size: int) -> None:
             f"UPDATE {table} SET used_bytes = CASE WHEN used_bytes > %s THEN used_bytes - %s ELSE 0 END WHERE id = %s",
             [size, size, account_id],
         )
+
+
+# Every Inbox of a delivery group in one statement (PostgreSQL): the same reservation and the same check that
+# the account and its domain still take mail, for each account.
+_ALLOCATE_INBOXES_SQL = f"""
+    UPDATE {Mailbox._meta.db_table} AS m
+    SET uidnext = m.uidnext + v.n, highestmodseq = m.highestmodseq + 1
+    FROM unnest(%s::int[], %s::int[]) AS v(account_id, n)
+    WHERE m.account_id = v.account_id AND m.role = %s AND EXISTS (
+        SELECT 1 FROM {Account._meta.db_table} a JOIN {Domain._meta.db_table} d ON d.id = a.domain_id
+        WHERE a.id = v.account_id AND a.is_active AND d.active
+    )
+    RETURNING m.account_id, m.id, m.uidnext - v.n, m.highestmodseq
+"""
+
+
+def allocate_inbox_uids_many(counts: Mapping[int, int]) -> dict[int, tuple[int, int, int]]:
+    """`allocate_inbox_uids` for several accounts: account id -> (inbox id, first uid, new modseq)."""
+    if connection.vendor != "postgresql" or len(counts) == 1:
+        return {account_id: allocate_inbox_uids(account_id, n) for account_id, n in sorted(counts.items())}
+    accounts = sorted(counts)
+    with connection.cursor() as cursor:
+        cursor.execute(_ALLOCATE_INBOXES_SQL, [accounts, [counts[pk] for pk in accounts], Role.INBOX.value])
+        rows = cursor.fetchall()
+    if len(rows) != len(accounts):
+        raise NotFound("an account has no Inbox, or takes no mail")
+    return {account_id: (inbox_id, first, modseq) for account_id, inbox_id, first, modseq in rows}
+
+
+_CHARGE_MANY_SQL = f"""
+    UPDATE {Account._meta.db_table} AS a SET used_bytes = a.used_bytes + v.size
+    FROM unnest(%s::int[], %s::bigint[]) AS v(id, size)
+    WHERE a.id = v.id AND (a.quota_bytes = 0 OR a.used_bytes + v.size <= a.quota_bytes)
+    RETURNING a.id
+"""
+
+
+def charge_quota_many(sizes: Mapping[int, Sequence[int]]) -> dict[int, list[bool]]:
+    """`charge_quota_each` for several accounts: the accounts where everything fits are charged in one
+    statement, the others one message at a time."""
+    if connection.vendor != "postgresql" or len(sizes) == 1:
+        return {account_id: charge_quota_each(account_id, each) for account_id, each in sorted(sizes.items())}
+    accounts = sorted(sizes)
+    with connection.cursor() as cursor:
+        cursor.execute(_CHARGE_MANY_SQL, [accounts, [sum(sizes[pk]) for pk in accounts]])
+        fitted = {row[0] for row in cursor.fetchall()}
+    return {
+        account_id: [True] * len(sizes[account_id])
+        if account_id in fitted
+        else [charge_quota(account_id, size) for size in sizes[account_id]]
+        for account_id in accounts
+    }

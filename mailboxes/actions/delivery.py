@@ -67,9 +67,9 @@ def _store(items: Sequence[_Incoming]) -> None:
     """Store each message once and a copy for each of its accounts, charging quota; fills in the reports.
 
     Bodies and threads are written and looked up first, holding no lock another delivery waits for. Then, in
-    the store's lock order, each Inbox (reserving all the group's UIDs for it in one statement) and each
-    account (charging the group's sizes at once), and one INSERT of every copy. A copy whose account has no
-    room left is not stored (its UID stays unused: UIDs must ascend, they need not be dense).
+    the store's lock order, the Inboxes and the accounts (one statement each), all the Inboxes' UIDs reserved
+    in one statement and all the accounts charged in another, and one INSERT of every copy. A copy whose
+    account has no room left is not stored (its UID stays unused: UIDs must ascend, they need not be dense).
     """
     for item in items:
         item.body = MessageBody(raw=item.stored, size=len(item.stored))
@@ -85,14 +85,14 @@ def _store(items: Sequence[_Incoming]) -> None:
         }
     )
     lock(inboxes_of=by_account, accounts=by_account)
-    inboxes = {
-        account_id: counters.allocate_inbox_uids(account_id, len(group))
-        for account_id, group in sorted(by_account.items())
-    }
+    inboxes = counters.allocate_inbox_uids_many({account_id: len(group) for account_id, group in by_account.items()})
+    charges = counters.charge_quota_many(
+        {account_id: [len(item.stored) for item in group] for account_id, group in by_account.items()}
+    )
     rows: list[tuple[_Incoming, Message]] = []
     for account_id, group in sorted(by_account.items()):
         inbox_id, first_uid, modseq = inboxes[account_id]
-        charged = counters.charge_quota_each(account_id, [len(item.stored) for item in group])
+        charged = charges[account_id]
         for offset, (item, fits, thread_id) in enumerate(zip(group, charged, threads[account_id], strict=True)):
             if not fits:
                 continue

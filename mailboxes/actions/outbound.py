@@ -245,3 +245,19 @@ def delete(recipient_ids: Sequence[int]) -> int:
     OutboundRecipient.objects.filter(pk__in=[row.pk for row in rows]).delete()
     OutboundMessage.objects.filter(pk__in={row.message_id for row in rows}, recipients__isnull=True).delete()
     return len(rows)
+
+
+@action
+def purge(keep: float) -> int:
+    """Drop delivered and bounced recipients (with their attempts) finished more than `keep` seconds ago, and
+    messages left with no recipient; returns how many recipients went. Open recipients are never purged."""
+    before = timezone.now() - datetime.timedelta(seconds=keep)
+    done = OutboundRecipient.objects.filter(state__in=[State.DELIVERED, State.BOUNCED], updated__lt=before)
+    ids = list(done.values_list("id", flat=True)[: settings.MAILSITE_RELAY_SWEEP_BATCH])
+    if not ids:
+        return 0
+    Attempt.objects.filter(recipient_id__in=ids).delete()
+    messages = set(OutboundRecipient.objects.filter(pk__in=ids).values_list("message_id", flat=True))
+    OutboundRecipient.objects.filter(pk__in=ids).delete()
+    OutboundMessage.objects.filter(pk__in=messages, recipients__isnull=True).delete()
+    return len(ids)

@@ -1,0 +1,215 @@
+"""The store's actions: the lock order as a mechanism, internationalised domains, deletes that leave nothing
+behind, the relay's housekeeping, and query counts on the hot paths."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from mailboxes import actions
+from mailboxes.actions import locks, outbound, queueing
+from mailboxes.models import Account, Alias, Domain, Mailbox, Message, MessageBody, Role
+from relay.models import Attempt, OutboundMessage, OutboundRecipient, State
+from tests.conftest import PASSWORD
+
+
+@pytest.fixture
+def admin_client(client, make_account):
+    make_account("admin@admins.example", is_staff=True, is_superuser=True)
+    assert client.login(username="admin@admins.example", password=PASSWORD)
+    return client
+
+
+def raw(subject: str = "hello", to: str = "bob@example.com") -> bytes:
+    return f"From: carol@remote.test\r\nTo: {to}\r\nSubject: {subject}\r\n\r\nbody\r\n".encode()
+
+
+# --- Lock order -------------------------------------------------------------------------------------------------
+
+
+@locks.action
+def _folder_after_account(account: Account) -> None:
+    locks.lock(accounts=[account.pk])
+    locks.lock(folders=[Mailbox.objects.get(account=account, role=Role.SENT).pk])
+
+
+@locks.action
+def _descending_folders(account: Account) -> None:
+    inbox, sent = (Mailbox.objects.get(account=account, role=role).pk for role in (Role.INBOX, Role.SENT))
+    locks.lock(folders=[max(inbox, sent)])
+    locks.lock(folders=[min(inbox, sent)])
+
+
+@locks.action
+def _inbox_again_after_account(account: Account) -> int:
+    first = locks.lock(inboxes_of=[account.pk], accounts=[account.pk])
+    again = locks.lock(inboxes_of=[account.pk], accounts=[account.pk])  # held already: free
+    assert again.inboxes == first.inboxes
+    return first.inboxes[account.pk]
+
+
+def test_a_lock_out_of_order_is_refused(db, make_account):
+    alice = make_account("alice@example.com")
+    with pytest.raises(locks.LockOrderError):
+        _folder_after_account(alice)
+    with pytest.raises(locks.LockOrderError):
+        _descending_folders(alice)
+    assert _inbox_again_after_account(alice) == Mailbox.objects.get(account=alice, role=Role.INBOX).pk
+    with pytest.raises(locks.LockOrderError):
+        locks.lock(accounts=[alice.pk])  # outside an action
+
+
+# --- Internationalised domains -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("created", "addressed"), [("bücher.test", "xn--bcher-kva.test"), ("xn--bcher-kva.test", "bücher.test")]
+)
+def test_a_domain_is_the_same_in_either_form(db, created, addressed):
+    domain = actions.create_domain(created)
+    assert domain.name == "xn--bcher-kva.test"
+    assert str(domain) == "bücher.test"
+    account = actions.create_account(f"ute@{addressed}", PASSWORD)
+    assert account.address == "ute@xn--bcher-kva.test"
+    for form in (created, addressed, "BÜCHER.test"):
+        assert actions.resolve_recipient(f"ute@{form}").status is actions.RecipientStatus.LOCAL
+        assert actions.is_local_domain(form)
+    with pytest.raises(actions.AlreadyExists):
+        actions.create_domain(addressed)
+    report = actions.submit(raw(to=f"ute@{addressed}"), "ute@xn--bcher-kva.test", [f"ute@{addressed}"])
+    assert report.results == {f"ute@{addressed}": actions.RecipientStatus.LOCAL}
+    assert not OutboundMessage.objects.exists()
+
+
+def test_a_domain_rename_keeps_its_accounts_working(db, make_account):
+    alice = make_account("alice@old.example")
+    actions.update_domain(alice.domain, name="new.example", active=True)
+    alice.refresh_from_db()
+    assert alice.address == "alice@new.example"
+    assert actions.authenticate("alice@new.example", PASSWORD, remote_ip=None, protocol="imap").ok
+    assert actions.resolve_recipient("alice@new.example").account_ids == (alice.pk,)
+
+
+# --- Deletes ---------------------------------------------------------------------------------------------------
+
+
+def _counts(account_ids: list[int]) -> tuple[int, int, int]:
+    return (
+        Message.objects.filter(account_id__in=account_ids).count(),
+        Mailbox.objects.filter(account_id__in=account_ids).count(),
+        Account.objects.filter(pk__in=account_ids).count(),
+    )
+
+
+def test_admin_deletes_an_account_with_everything_of_its_own(admin_client, make_account):
+    alice, bob = make_account("alice@example.com", quota_bytes=10**6), make_account("bob@example.com")
+    shared = actions.deliver(raw(), "carol@remote.test", ["alice@example.com", "bob@example.com"])
+    actions.deliver(raw("alone"), "carol@remote.test", ["alice@example.com"])
+    actions.create_mailbox(alice, "Projects/2026")
+    actions.create_alias("team@example.com", ["alice@example.com", "bob@example.com"])
+    actions.create_alias("solo@example.com", ["alice@example.com"])
+    bodies = MessageBody.objects.count()
+    assert bodies == 2
+
+    response = admin_client.post(f"/admin/mailboxes/account/{alice.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert _counts([alice.pk]) == (0, 0, 0)
+    assert MessageBody.objects.count() == 1, "the body bob shares is kept, alice's own is gone"
+    assert Message.objects.get(account=bob).pk in shared.message_ids
+    assert Alias.objects.get(local_part="team").destination_list == ["bob@example.com"]
+    assert not Alias.objects.filter(local_part="solo").exists()
+    bob.refresh_from_db()
+    assert bob.used_bytes == Message.objects.get(account=bob).size
+
+
+def test_admin_deletes_a_domain_and_refuses_while_its_mail_is_queued(admin_client, make_account):
+    alice = make_account("alice@example.com")
+    make_account("bob@example.com")
+    actions.deliver(raw(), "carol@remote.test", ["alice@example.com", "bob@example.com"])
+    actions.create_alias("@example.com", ["bob@example.com"])
+    queueing.enqueue(raw(), "alice@example.com", ["zed@remote.test"], author_domain=None)
+    domain = Domain.objects.get(name="example.com")
+    ids = list(domain.accounts.values_list("pk", flat=True))
+
+    page = admin_client.post(f"/admin/mailboxes/domain/{domain.pk}/delete/", {"post": "yes"}, follow=True)
+    assert "still wait for delivery" in page.content.decode()
+    assert Domain.objects.filter(pk=domain.pk).exists()
+    assert _counts(ids) == (2, 12, 2)
+
+    admin_client.post(
+        "/admin/mailboxes/domain/",
+        {"action": "delete_even_if_queued", "_selected_action": [domain.pk]},
+    )
+    assert not Domain.objects.filter(pk=domain.pk).exists()
+    assert _counts(ids) == (0, 0, 0)
+    assert MessageBody.objects.count() == 0
+    assert not Alias.objects.exists()
+    assert OutboundRecipient.objects.filter(address="zed@remote.test").exists(), "queued mail still goes out"
+    assert alice.pk not in Account.objects.values_list("pk", flat=True)
+
+
+def test_admin_changes_go_through_actions(admin_client, make_account):
+    alice = make_account("alice@example.com")
+    response = admin_client.post(
+        f"/admin/mailboxes/account/{alice.pk}/password/",
+        {"password1": "a new secret 42", "password2": "a new secret 42"},
+    )
+    assert response.status_code == 302
+    assert actions.authenticate("alice@example.com", "a new secret 42", remote_ip=None, protocol="web").ok
+    domain = alice.domain
+    admin_client.post(f"/admin/mailboxes/domain/{domain.pk}/change/", {"name": "Straße.example", "active": "on"})
+    alice.refresh_from_db()
+    assert alice.address == "alice@xn--strae-oqa.example"
+
+
+# --- Housekeeping -------------------------------------------------------------------------------------------------
+
+
+def test_finished_outbound_mail_is_purged_after_the_keep_period(db, make_account):
+    make_account("alice@example.com")
+    old = queueing.enqueue(raw(), "alice@example.com", ["a@remote.test", "b@remote.test"], author_domain=None)
+    fresh = queueing.enqueue(raw(), "alice@example.com", ["c@remote.test"], author_domain=None)
+    long_ago = timezone.now() - datetime.timedelta(days=31)
+    OutboundRecipient.objects.filter(message=old, address="a@remote.test").update(
+        state=State.DELIVERED, updated=long_ago
+    )
+    OutboundRecipient.objects.filter(message=old, address="b@remote.test").update(state=State.BOUNCED, updated=long_ago)
+    OutboundRecipient.objects.filter(message=fresh).update(state=State.DELIVERED)
+    row = OutboundRecipient.objects.get(address="a@remote.test")
+    Attempt.objects.create(
+        recipient=row, started=long_ago, finished=long_ago, host="mx", code=250, reply="ok", outcome="delivered"
+    )
+
+    assert outbound.purge(30 * 86400) == 2
+    assert not OutboundMessage.objects.filter(pk=old.pk).exists()
+    assert not Attempt.objects.exists()
+    assert OutboundRecipient.objects.filter(message=fresh).count() == 1
+
+
+# --- Query counts on the hot paths ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("recipients", "most"), [(1, 10), (20, 10)])
+def test_delivery_query_count(db, make_account, recipients, most):
+    addresses = [f"user{n}@example.com" for n in range(recipients)]
+    for address in addresses:
+        make_account(address)
+    resolved = {address: actions.resolve_recipient(address) for address in addresses}
+    with CaptureQueriesContext(connection) as queries:
+        [report] = actions.deliver_many([(raw(), "carol@remote.test", addresses)], resolved)
+    assert len(report.message_ids) == recipients
+    assert len(queries) <= most, "\n".join(q["sql"][:150] for q in queries)
+
+
+def test_webmail_refuses_a_display_name_that_looks_like_an_address(client, make_account):
+    make_account("alice@a.example", display_name="ceo@b.example")
+    make_account("ceo@b.example")
+    assert client.login(username="alice@a.example", password=PASSWORD)
+    response = client.post("/compose/", {"to": "ceo@b.example", "subject": "Hi", "body": "b", "action": "send"})
+    assert response.status_code == 400
+    assert "display name" in response.content.decode()
+    assert not Message.objects.filter(account__address="ceo@b.example").exists()
