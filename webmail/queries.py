@@ -9,6 +9,7 @@ thread of a big folder, would cost as much as reading them all.
 from __future__ import annotations
 
 import datetime
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -45,6 +46,8 @@ LIST_COLUMNS = (
 # The stored tsvector column with the GIN index (PostgreSQL only, mailboxes/migrations/0006); the model does not
 # declare it, so only this raw SQL names it.
 SEARCH_MATCH = f"{Message._meta.db_table}.search_document @@ websearch_to_tsquery('simple'::regconfig, %s)"
+PREFIX_MATCH = f"{Message._meta.db_table}.search_document @@ to_tsquery('simple'::regconfig, %s)"
+_WORD = re.compile(r"[^\W_]+")  # what the 'simple' parser makes words of: letters and digits
 COUNT_CAP = 1000
 # Folders in the order mail clients show them; other folders follow alphabetically.
 ROLE_ORDER = [Role.INBOX, Role.DRAFTS, Role.SENT, Role.ARCHIVE, Role.JUNK, Role.TRASH]
@@ -186,17 +189,33 @@ def _day_start(day: datetime.date) -> datetime.datetime:
     return timezone.make_aware(datetime.datetime.combine(day, datetime.time()), timezone.get_current_timezone())
 
 
+def _words_begin(messages: QuerySet[Message], value: str) -> QuerySet[Message]:
+    """On PostgreSQL, first narrow to messages whose search document has words beginning with each word of
+    `value` (through the GIN index), so the substring test on a column below reads only those rows. The
+    document holds sender, recipients (their addresses also split at "@" and ".") and subject."""
+    words = _WORD.findall(value.lower())
+    if connection.vendor != "postgresql" or not words:
+        return messages
+    query = " & ".join(f"'{word}':*" for word in words)
+    return messages.filter(RawSQL(PREFIX_MATCH, [query], output_field=BooleanField()))
+
+
 def _filtered(messages: QuerySet[Message], terms: Terms) -> QuerySet[Message]:
-    """The search operators as conditions on the list columns."""
+    """The search operators as conditions on the list columns: from:, to: and subject: match a substring of
+    their columns, and on PostgreSQL only where the values' words begin words of the message (see
+    `_words_begin`): `from:ann` finds Ann and anne@..., not Joanna."""
     for sender in terms.senders:
+        messages = _words_begin(messages, sender)
         messages = messages.filter(Q(from_address__icontains=sender) | Q(from_name__icontains=sender))
     for recipient in terms.recipients:
+        messages = _words_begin(messages, recipient)
         messages = messages.filter(
             Q(to_addresses__icontains=recipient)
             | Q(cc_addresses__icontains=recipient)
             | Q(bcc_addresses__icontains=recipient)
         )
     for subject in terms.subjects:
+        messages = _words_begin(messages, subject)
         messages = messages.filter(subject__icontains=subject)
     if terms.has_attachment is not None:
         messages = messages.filter(has_attachments=terms.has_attachment)
