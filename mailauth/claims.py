@@ -58,3 +58,10 @@ def with_sender(sender: str, claims: Claims) -> list[str]:
     found = [_domain(sender.rpartition("@")[2])] if sender else []
     found.extend(claims.mentioned_domains)
     return list(dict.fromkeys(d for d in found if d))
+
+
+def sender_addresses(sender: str, claims: Claims) -> list[str]:
+    """The addresses a message is from, for allow and block lists: MAIL FROM and the From: mailboxes."""
+    found = [sender.lower()] if sender else []
+    found.extend(claims.author_addresses)
+    return list(dict.fromkeys(found))
