@@ -24,6 +24,7 @@ from typing import Protocol
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import Value
 from django.utils import timezone
 
 from mailboxes import actions, bulk, changes
@@ -84,6 +85,7 @@ class _Owner:
         self.account = account
         self.programs = programs
         self._folders: dict[str, int] | None = None
+        self.created: set[int] = set()  # folders made for :create in this transaction (no one else sees them)
 
     @property
     def folders(self) -> dict[str, int]:
@@ -97,8 +99,10 @@ class _Owner:
         if name == "INBOX":
             return None
         if name not in self.folders and create:
+            known = set(self.folders.values())
             actions.create_mailbox(self.account, name)
             self._folders = None
+            self.created |= set(self.folders.values()) - known
         if name not in self.folders:
             raise ServiceError(f"there is no folder {name!r} (fileinto without :create)")
         return self.folders[name]
@@ -106,33 +110,34 @@ class _Owner:
 
 def _owners(account_ids: set[int] | list[int]) -> dict[int, _Owner]:
     """The accounts among these that have a script to run (an active script of their own, or an admin's
-    before-script for every domain or theirs), with their scripts: two queries when none has, three otherwise."""
+    before-script for every domain or theirs), with their scripts: one query when none has, two otherwise."""
     if not account_ids:
         return {}
-    before = list(
-        BeforeScript.objects.filter(enabled=True)
-        .order_by("domain_id", "name")
-        .values_list("name", "domain_id", "content")
-    )
-    own = {
-        account_id: (name, content)
-        for account_id, name, content in SieveScript.objects.filter(
-            account_id__in=account_ids, active=True
-        ).values_list("account_id", "name", "content")
-    }
+    # One query for both kinds: a group whose accounts have no script pays this and nothing more.
+    rows = BeforeScript.objects.filter(enabled=True).values_list(Value("before"), "name", "domain_id", "content")
+    mine = SieveScript.objects.filter(account_id__in=account_ids, active=True)
+    rows = rows.union(mine.values_list(Value("own"), "name", "account_id", "content"), all=True)
+    before: list[tuple[str, int | None, str]] = []
+    own: dict[int, tuple[str, str]] = {}
+    for kind, name, owner_id, content in rows:
+        if kind == "before":
+            before.append((name, owner_id, content))
+        else:
+            own[owner_id] = (name, content)
+    before.sort(key=lambda row: (row[1] is not None, row[1] or 0, row[0]))  # global ones first, then by domain
     candidates = set(account_ids) if before else set(own)
     owners: dict[int, _Owner] = {}
     for account in Account.objects.select_related("domain").filter(pk__in=candidates):
-        rows = [
+        labelled = [
             (f"before-script {name!r}", content)
             for name, domain_id, content in before
             if domain_id in (None, account.domain_id)
         ]
         if account.pk in own:
             name, content = own[account.pk]
-            rows.append((f"script {name!r}", content))
+            labelled.append((f"script {name!r}", content))
         programs: list[tuple[str, Script]] = []
-        for label, content in rows:
+        for label, content in labelled:
             try:
                 programs.append((label, _compiled(content)))
             except SieveError as exc:
@@ -145,6 +150,15 @@ def _owners(account_ids: set[int] | list[int]) -> dict[int, _Owner]:
 def filtered_accounts(account_ids: set[int] | list[int]) -> set[int]:
     """The accounts among these that have a script to run."""
     return set(_owners(account_ids))
+
+
+def folders_to_lock(account_ids: set[int] | list[int]) -> list[int]:
+    """Every folder of the accounts among these that have a script to run: for actions that take their locks
+    before they know what the scripts will decide (`lock_up_front`)."""
+    filtered = filtered_accounts(account_ids)
+    if not filtered:
+        return []
+    return list(Mailbox.objects.filter(account_id__in=filtered).values_list("pk", flat=True))
 
 
 def _run_all(programs: list[tuple[str, Script]], view: MessageView, env: Environment, address: str) -> Result:
@@ -357,6 +371,7 @@ class Filing:
         self.accounts: set[int] = set()
         self.copies: list[tuple[Incoming, int, int, tuple[str, ...]]] = []  # item, account, folder, flags
         owners = _owners(set(inboxes))
+        self.owners = owners
         for item in items:
             if item.parsed is None:
                 continue
@@ -380,7 +395,9 @@ class Filing:
 
     @property
     def folders(self) -> set[int]:
-        return {folder_id for _, _, folder_id, _ in self.copies}
+        """The folders to lock: those copies go to, but not those made in this transaction."""
+        created = set().union(*(owner.created for owner in self.owners.values()))
+        return {folder_id for _, _, folder_id, _ in self.copies} - created
 
     def flags(self, row: Message, item: Incoming, account_id: int) -> None:
         """Give an Inbox row the flags the script set for it (RFC 5232 :flags / setflag)."""
