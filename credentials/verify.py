@@ -1,9 +1,9 @@
 """What a sign-in checks besides the main password: app passwords for mail protocols, and the account's policy.
 
 It follows the sign-in's three steps (`mailboxes.actions.auth`): `for_sign_in` reads what the account may sign in
-with, `match_app_password` compares the typed secret with no database work, and `stamp` marks the app password
-used in the write step. None of them sleeps or raises for a wrong secret: the caller keeps replies and timing
-the same for every failure.
+with, `match_app_password` compares the typed secret with no database work, and `record` marks the app password
+used and lists the sign-in in the write step. None of them sleeps or raises for a wrong secret: the caller keeps
+replies and timing the same for every failure.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from credentials import tokens
+from credentials import actions, tokens
 from credentials.models import MAIL_PROTOCOLS, AppPassword, SecurityOptions
 
 
@@ -23,11 +23,14 @@ class SignInOptions:
     app_passwords: tuple[tuple[str, int], ...] = ()  # (digest, id) of those allowed for the protocol
 
 
+MAIN_PASSWORD_ONLY = SignInOptions()  # the webmail's and admin's, and any unknown account's
+
+
 def for_sign_in(account_id: int, protocol: str) -> SignInOptions:
     """Read step. The webmail and admin ("web") take only the main password; mail protocols take the app
     passwords limited to them, and the main password unless the account requires app passwords."""
     if protocol not in MAIL_PROTOCOLS:
-        return SignInOptions()
+        return MAIN_PASSWORD_ONLY
     required = SecurityOptions.objects.filter(account_id=account_id, require_app_passwords=True).exists()
     rows = AppPassword.objects.filter(account_id=account_id).values_list("digest", "id", "protocols")
     allowed = tuple((digest, pk) for digest, pk, protocols in rows if protocol in protocols.split(","))
@@ -46,6 +49,13 @@ def match_app_password(options: SignInOptions, secret: str) -> int | None:
     return found
 
 
-def stamp(app_password_id: int, remote_ip: str | None) -> None:
-    """Write step: when and from where the app password was last used, for its owner to see."""
-    AppPassword.objects.filter(pk=app_password_id).update(last_used=timezone.now(), last_used_ip=remote_ip)
+def record(account_id: int, app_password_id: int | None, *, protocol: str, remote_ip: str | None) -> None:
+    """Write step of a success: the app password is stamped used, and a mail client's sign-in is listed for
+    the owner (the webmail lists its own once the second factor, if any, is given)."""
+    method = "password"
+    if app_password_id is not None:
+        AppPassword.objects.filter(pk=app_password_id).update(last_used=timezone.now(), last_used_ip=remote_ip)
+        name = AppPassword.objects.filter(pk=app_password_id).values_list("name", flat=True).first()
+        method = f"app password {name}"
+    if protocol != "web":
+        actions.record_sign_in(account_id, protocol, remote_ip, method)

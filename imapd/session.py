@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import DatabaseError
 
+from credentials.actions import revocation_note
 from imapd import store
 from imapd.protocol import NEED_DATA, Bad, Command, Connection, Continue, Line, ParseError, State
 from mailboxes import asyncdb, changes, services
@@ -94,6 +95,7 @@ class Session:
         peer = writer.get_extra_info("peername")
         self.remote_ip: str | None = peer[0] if peer else None
         self.account: Account | None = None
+        self.app_password_id: int | None = None
         self.selected: Selected | None = None
         self.changes: asyncio.Queue[int] | None = None
         self.folder_changed = False
@@ -256,25 +258,29 @@ class Session:
 
     # --- authentication and folder changes ----------------------------------------------------------------
 
-    async def logged_in(self, account: Account) -> None:
+    async def logged_in(self, account: Account, *, app_password_id: int | None = None) -> None:
         self.account = account
+        self.app_password_id = app_password_id  # revoking it ends this session (credentials.actions)
         self.conn.state = State.AUTHENTICATED
         self.changes = await self._exit.enter_async_context(changes.hub().subscribe(account.pk))
 
     def _drain_changes(self) -> None:
-        if self.changes is None or self.selected is None:
+        if self.changes is None:
             return
         while not self.changes.empty():
             folder = self.changes.get_nowait()
-            if folder in (self.selected.mailbox_id, changes.ANYWHERE):
+            if self.app_password_id is not None and folder == revocation_note(self.app_password_id):
+                self.send(b"* BYE The app password of this session was revoked\r\n")
+                raise Closed
+            if self.selected is not None and folder in (self.selected.mailbox_id, changes.ANYWHERE):
                 self.folder_changed = True
 
     async def report_changes(self, command_name: str, *, force: bool = False) -> None:
         """Send the untagged responses for what changed in the selected folder, where RFC 3501 allows."""
         selected = self.selected
+        self._drain_changes()  # with no folder selected too: a revoked app password ends the session
         if selected is None:
             return
-        self._drain_changes()
         if force or self.folder_changed or command_name in ("NOOP", "CHECK"):
             self.folder_changed = False
             found = await asyncdb.call(store.changes_since, selected.mailbox_id, selected.modseq)

@@ -32,7 +32,7 @@ async def _login(session: Session, address: str, password: str) -> str:
         await asyncio.sleep(settings.MAILSITE_AUTH_FAILURE_DELAY)
         raise No("[AUTHENTICATIONFAILED] Authentication failed")
     assert result.account is not None
-    await session.logged_in(result.account)
+    await session.logged_in(result.account, app_password_id=result.app_password_id)
     return f"[CAPABILITY {session.capabilities()}] Logged in"
 
 

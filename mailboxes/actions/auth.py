@@ -17,6 +17,7 @@ from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.utils import timezone
 
+from credentials import verify as credential_checks
 from mailboxes.actions.locks import action
 from mailboxes.models import Account, AuthFailure
 
@@ -25,6 +26,7 @@ from mailboxes.models import Account, AuthFailure
 class AuthResult:
     account: Account | None
     throttled: bool = False
+    app_password_id: int | None = None  # the app password signed in with: revoking it ends the session
 
     @property
     def ok(self) -> bool:
@@ -39,6 +41,19 @@ class Candidate:
     account: Account | None  # None: unknown, disabled, or its domain disabled
     password_hash: str
     throttled: bool
+    # The app passwords allowed for the protocol, and whether the main password is (credentials/verify.py).
+    options: credential_checks.SignInOptions = credential_checks.MAIN_PASSWORD_ONLY
+
+
+@dataclass(frozen=True)
+class Verified:
+    """`verify`'s answer: true when the secret is right, with the app password it was, if it was one."""
+
+    ok: bool
+    app_password_id: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.ok
 
 
 @functools.cache
@@ -47,7 +62,7 @@ def _dummy_hash() -> str:
     return make_password("not the password of anyone")
 
 
-def candidate(address: str, *, remote_ip: str | None) -> Candidate:
+def candidate(address: str, *, remote_ip: str | None, protocol: str = "web") -> Candidate:
     """Read step: after MAILSITE_AUTH_MAX_FAILURES failures for an address (or MAILSITE_AUTH_MAX_IP_FAILURES from
     one IP) within MAILSITE_AUTH_WINDOW seconds, further attempts are throttled without checking the secret."""
     address = address.strip().lower()
@@ -61,25 +76,34 @@ def candidate(address: str, *, remote_ip: str | None) -> Candidate:
     )
     if throttled or account is None:
         return Candidate(address, None, _dummy_hash(), throttled)
-    return Candidate(address, account, account.password, False)
+    options = credential_checks.for_sign_in(account.pk, protocol)
+    # A main password the account refuses here (app passwords required) costs the same work as a wrong one.
+    password_hash = account.password if options.main_password_allowed else _dummy_hash()
+    return Candidate(address, account, password_hash, False, options)
 
 
-def verify(found: Candidate, password: str) -> bool:
-    """The CPU step: no database. False for unknown accounts, after the same work as for a wrong password."""
+def verify(found: Candidate, password: str) -> Verified:
+    """The CPU step: no database. False for unknown accounts, after the same work as for a wrong password.
+    An app password allowed for the protocol is a digest comparison; every failure pays for Argon2."""
     if found.throttled:
-        return False
+        return Verified(False)
+    app_password_id = credential_checks.match_app_password(found.options, password)
+    if app_password_id is not None and found.account is not None:
+        return Verified(True, app_password_id)
     matches = check_password(password, found.password_hash)
-    return matches and found.account is not None
+    return Verified(matches and found.account is not None and found.options.main_password_allowed)
 
 
 @action
-def record(found: Candidate, ok: bool, *, remote_ip: str | None, protocol: str) -> AuthResult:
+def record(found: Candidate, ok: Verified | bool, *, remote_ip: str | None, protocol: str) -> AuthResult:
     """Write step: a success clears the address's failures, a failure is counted (throttled tries are not)."""
     if found.throttled:
         return AuthResult(None, throttled=True)
     if ok and found.account is not None:
         AuthFailure.objects.filter(address=found.address).delete()
-        return AuthResult(found.account)
+        app_password_id = ok.app_password_id if isinstance(ok, Verified) else None
+        credential_checks.record(found.account.pk, app_password_id, protocol=protocol, remote_ip=remote_ip)
+        return AuthResult(found.account, app_password_id=app_password_id)
     since = timezone.now() - datetime.timedelta(seconds=settings.MAILSITE_AUTH_WINDOW)
     AuthFailure.objects.filter(created__lt=since).delete()
     AuthFailure.objects.create(address=found.address[:320], remote_ip=remote_ip or None, protocol=protocol)
@@ -89,5 +113,5 @@ def record(found: Candidate, ok: bool, *, remote_ip: str | None, protocol: str) 
 def authenticate(address: str, password: str, *, remote_ip: str | None, protocol: str) -> AuthResult:
     """Check a login for any protocol. Unknown addresses, wrong passwords and disabled accounts all fail the
     same way and take the same time."""
-    found = candidate(address, remote_ip=remote_ip)
+    found = candidate(address, remote_ip=remote_ip, protocol=protocol)
     return record(found, verify(found, password), remote_ip=remote_ip, protocol=protocol)
