@@ -26,6 +26,8 @@ log = logging.getLogger("mailauth.junk")
 BUILTIN_JUNK_SPAMICITY = 0.95
 GTUBE_SCORE = 1000.0
 
+_recent = queries.RecentJunkFacts()
+
 # Our fields: copies arriving from outside are removed, so a sender cannot mark its own mail as clean.
 SPAM_FIELDS = (b"X-Spam-Status", b"X-Spam", b"X-Spam-Score")
 _FIELDS = re.compile(
@@ -84,7 +86,7 @@ async def score(
     """rspamd's verdict when it is configured (None when it gave no answer in time), else the built-in one;
     with the recipients' allow and block lists applied to `senders` (MAIL FROM and From: addresses)."""
     url = settings.MAILSITE_RSPAMD_URL
-    facts = await asyncdb.call(queries.junk_facts, list(account_ids)) if account_ids else queries.JunkFacts({}, {})
+    facts = await _recent.of(account_ids)
     verdicts = {a: listed(rules, senders) for a, rules in facts.rules.items()}
     lists = {
         "allowed": frozenset(a for a, v in verdicts.items() if v is True),

@@ -7,13 +7,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.conf import settings
+
 from mailboxes import asyncdb
 from mailboxes.models import Domain
 
-# Our domain names, read at most this often per listener process: the forged-sender check needs them for
-# every message, and a query per message cost the MX a tenth of its throughput. A domain added is protected
-# from forged senders this many seconds later at most.
-DOMAINS_MAX_AGE = 10.0
+
+def _max_age() -> float:
+    """MAILSITE_AUTH_CACHE_SECONDS: how long a listener process trusts what it read of our domains and of the
+    recipients' junk settings. Every message needs them, and a query each cost the MX a tenth of its
+    throughput; a domain added, a list changed or a training done counts at most this much later."""
+    return float(settings.MAILSITE_AUTH_CACHE_SECONDS)
 
 
 def domain_names() -> frozenset[str]:
@@ -26,21 +30,18 @@ class LocalDomains:
 
     def __init__(self) -> None:
         self._names: frozenset[str] = frozenset()
-        self._read_at = -DOMAINS_MAX_AGE
+        self._read_at = -float("inf")
         self._refresh: asyncio.Lock | None = None
 
     async def among(self, names: Sequence[str]) -> list[str]:
         """Those of `names` that are our domains."""
-        if names and time.monotonic() - self._read_at >= DOMAINS_MAX_AGE:
+        if names and time.monotonic() - self._read_at >= _max_age():
             self._refresh = self._refresh or asyncio.Lock()
             async with self._refresh:
-                if time.monotonic() - self._read_at >= DOMAINS_MAX_AGE:
+                if time.monotonic() - self._read_at >= _max_age():
                     self._names = await asyncdb.call(domain_names)
                     self._read_at = time.monotonic()
         return [name for name in names if name in self._names]
-
-    def forget(self) -> None:
-        self._read_at = -DOMAINS_MAX_AGE
 
 
 @dataclass(frozen=True)
@@ -77,3 +78,23 @@ def token_counts(account_ids: Sequence[int], tokens: Sequence[int]) -> dict[int,
     for account_id, token, spam, ham in rows.values_list("account_id", "token", "spam", "ham"):
         counts[account_id][token] = (spam, ham)
     return counts
+
+
+class RecentJunkFacts:
+    """`junk_facts` per account, kept for MAILSITE_AUTH_CACHE_SECONDS per listener process."""
+
+    def __init__(self) -> None:
+        self._facts: dict[int, tuple[float, tuple[int, int] | None, list[tuple[str, bool]]]] = {}
+
+    async def of(self, account_ids: Sequence[int]) -> JunkFacts:
+        now = time.monotonic()
+        stale = [a for a in account_ids if a not in self._facts or now - self._facts[a][0] >= _max_age()]
+        if stale:
+            fresh = await asyncdb.call(junk_facts, stale)
+            if len(self._facts) > 100_000:
+                self._facts.clear()
+            for account_id in stale:
+                self._facts[account_id] = (now, fresh.trained.get(account_id), fresh.rules.get(account_id, []))
+        trained = {a: self._facts[a][1] for a in account_ids if self._facts[a][1] is not None}
+        rules = {a: self._facts[a][2] for a in account_ids if self._facts[a][2]}
+        return JunkFacts(trained, rules)  # type: ignore[arg-type]

@@ -62,6 +62,7 @@ Inbound trust at the MX (mailauth/):
 | MAILSITE_AUTH_THREADS           | 8       | threads per listener process doing verification (blocking DNS)   |
 | MAILSITE_DKIM_MAX_SIGNATURES    | 10      | DKIM signatures verified per message; later ones are not         |
 | MAILSITE_REJECT_SPF_FAIL        | false   | refuse (550 5.7.1) SPF fail even where DMARC does not ask to     |
+| MAILSITE_AUTH_CACHE_SECONDS     | 10      | seconds a process keeps our domains and users' junk settings     |
 | MAILSITE_RSPAMD_URL             | (none)  | rspamd's scanner (http://host:11333); unset: built-in filter     |
 | MAILSITE_RSPAMD_CONTROLLER_URL  | (none)  | rspamd's controller (http://host:11334), for training            |
 | MAILSITE_RSPAMD_TIMEOUT         | 10      | seconds a scan may take; then the message goes in unscored       |
@@ -188,6 +189,7 @@ try:
     MAILSITE_AUTH_THREADS = env.int("MAILSITE_AUTH_THREADS", 8, minimum=1, maximum=256)
     MAILSITE_DKIM_MAX_SIGNATURES = env.int("MAILSITE_DKIM_MAX_SIGNATURES", 10, minimum=1, maximum=100)
     MAILSITE_REJECT_SPF_FAIL = env.bool("MAILSITE_REJECT_SPF_FAIL", False)
+    MAILSITE_AUTH_CACHE_SECONDS = env.float("MAILSITE_AUTH_CACHE_SECONDS", 10.0)
     MAILSITE_RSPAMD_URL = env.str("MAILSITE_RSPAMD_URL", "")
     MAILSITE_RSPAMD_CONTROLLER_URL = env.str("MAILSITE_RSPAMD_CONTROLLER_URL", "")
     for _name in ("MAILSITE_RSPAMD_URL", "MAILSITE_RSPAMD_CONTROLLER_URL"):
