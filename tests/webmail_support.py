@@ -186,6 +186,22 @@ def page_fixture(browser, transactional_db):
     close_context(page)
 
 
+VIEWPORTS = {
+    "desktop": {"viewport": {"width": 1280, "height": 800}},
+    "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
+}
+
+
+@pytest.fixture(name="sized_page", params=sorted(VIEWPORTS))
+def sized_page_fixture(request, browser, transactional_db):
+    """A page at desktop width, and again at phone width."""
+    context = browser.new_context(**VIEWPORTS[request.param])
+    page = context.new_page()
+    page.set_default_timeout(5000)
+    yield page
+    close_context(page)
+
+
 def assert_full_page(page) -> None:
     """The page the user landed on is the whole styled application (top bar, stylesheet applied), not a bare
     fragment of it."""

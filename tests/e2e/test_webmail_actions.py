@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 
-import pytest
 from playwright.sync_api import expect
 
 from mailboxes.models import Message, Role
@@ -15,32 +14,18 @@ from tests.webmail_support import (  # noqa: F401 (the *_fixture names are fixtu
     alice_fixture,
     assert_full_page,
     browser_fixture,
-    close_context,
     deliver,
     folder,
     sign_in,
+    sized_page_fixture,
 )
 
 pytestmark = BROWSER_MARKS
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-VIEWPORTS = {
-    "desktop": {"viewport": {"width": 1280, "height": 800}},
-    "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
-}
 
-
-@pytest.fixture(params=sorted(VIEWPORTS))
-def any_page(request, browser, transactional_db):
-    context = browser.new_context(**VIEWPORTS[request.param])
-    page = context.new_page()
-    page.set_default_timeout(5000)
-    yield page
-    close_context(page)
-
-
-def test_a_click_on_the_star_flags_the_message_in_place(web_server, any_page, alice) -> None:
-    page = any_page
+def test_a_click_on_the_star_flags_the_message_in_place(web_server, sized_page, alice) -> None:
+    page = sized_page
     message = deliver(alice, subject="Keep this")
     sign_in(page, web_server.url, alice.address, PASSWORD)
     page.evaluate("window.notReloaded = true")
@@ -58,8 +43,8 @@ def test_a_click_on_the_star_flags_the_message_in_place(web_server, any_page, al
     assert page.url.endswith(f"/f/{message.mailbox_id}/")  # the row did not open
 
 
-def test_archive_from_the_list_and_from_the_message(web_server, any_page, alice) -> None:
-    page = any_page
+def test_archive_from_the_list_and_from_the_message(web_server, sized_page, alice) -> None:
+    page = sized_page
     deliver(alice, subject="Done with this")
     second = deliver(alice, subject="And this")
     sign_in(page, web_server.url, alice.address, PASSWORD)
@@ -76,8 +61,8 @@ def test_archive_from_the_list_and_from_the_message(web_server, any_page, alice)
     assert Message.objects.get(subject="And this").mailbox == folder(alice, Role.ARCHIVE)
 
 
-def test_print_view_and_view_source(web_server, any_page, alice) -> None:
-    page = any_page
+def test_print_view_and_view_source(web_server, sized_page, alice) -> None:
+    page = sized_page
     shown = deliver(
         alice, subject="Boarding pass", text="Seat 12A, gate 4", attachments=[("pass.pdf", "application/pdf", b"%PDF")]
     )

@@ -26,6 +26,7 @@ from tests.webmail_support import (  # noqa: F401 (the *_fixture names are fixtu
     folder,
     page_fixture,
     sign_in,
+    sized_page_fixture,
 )
 
 pytestmark = BROWSER_MARKS
@@ -69,7 +70,8 @@ def _tick(page, subject: str) -> None:
     page.locator("#list .row", has_text=subject).locator("input[type=checkbox]").check()
 
 
-def test_list_toolbar_actions_after_a_live_refresh_land_on_the_full_page(web_server, page, alice) -> None:
+def test_list_toolbar_actions_after_a_live_refresh_land_on_the_full_page(web_server, sized_page, alice) -> None:
+    page = sized_page
     deliver(alice, subject="Lunch on Friday")
     sign_in(page, web_server.url, alice.address, PASSWORD)
     _live_refresh(page, alice, "First refresh")
@@ -159,7 +161,8 @@ def _conversation(account, subject: str, count: int) -> list[Message]:
     return messages
 
 
-def test_conversation_actions_apply_to_the_whole_conversation(web_server, page, alice) -> None:
+def test_conversation_actions_apply_to_the_whole_conversation(web_server, sized_page, alice) -> None:
+    page = sized_page
     _conversation(alice, "Budget", 4)
     deliver(alice, subject="Unrelated")
     sign_in(page, web_server.url, alice.address, PASSWORD)
@@ -179,7 +182,10 @@ def test_conversation_actions_apply_to_the_whole_conversation(web_server, page, 
     expect(page.locator("#list .row", has_text="Unrelated")).to_be_visible()
 
 
-def test_opening_a_conversation_whose_newest_message_is_in_trash_stays_in_the_folder(web_server, page, alice) -> None:
+def test_opening_a_conversation_whose_newest_message_is_in_trash_stays_in_the_folder(
+    web_server, sized_page, alice
+) -> None:
+    page = sized_page
     messages = _conversation(alice, "Party", 3)
     from mailboxes import actions
 
@@ -193,7 +199,8 @@ def test_opening_a_conversation_whose_newest_message_is_in_trash_stays_in_the_fo
     expect(page.locator("#list h1")).to_have_text("INBOX")
 
 
-def test_a_message_over_the_size_limit_is_refused_before_upload(web_server, page, alice) -> None:
+def test_a_message_over_the_size_limit_is_refused_before_upload(web_server, sized_page, alice) -> None:
+    page = sized_page
     sign_in(page, web_server.url, alice.address, PASSWORD)
     page.goto(f"{web_server.url}/compose/")
     page.fill("#id_to", "carol@remote.test")
@@ -204,7 +211,9 @@ def test_a_message_over_the_size_limit_is_refused_before_upload(web_server, page
         "request", lambda request: request.method == "POST" and uploads.append(len(request.post_data_buffer or b""))
     )
     page.set_input_files(
-        "#id_attachments", files=[{"name": "video.mp4", "mimeType": "video/mp4", "buffer": b"\0" * (20 * 2**20)}]
+        "#id_attachments",
+        files=[{"name": "video.mp4", "mimeType": "video/mp4", "buffer": b"\0" * (20 * 2**20)}],
+        timeout=60000,  # 20 MB handed to the browser through its debugging protocol: slow on a busy machine
     )
     expect(page.locator(".size-error")).to_contain_text("too big")
     expect(page.locator(".size-error")).to_contain_text("25 MB")
@@ -220,7 +229,8 @@ def test_a_message_over_the_size_limit_is_refused_before_upload(web_server, page
     expect(page.locator(".size-error")).to_be_hidden()
 
 
-def test_sending_to_a_full_mailbox_says_why(web_server, page, alice, make_account) -> None:
+def test_sending_to_a_full_mailbox_says_why(web_server, sized_page, alice, make_account) -> None:
+    page = sized_page
     make_account("bob@example.com", quota_bytes=100)
     sign_in(page, web_server.url, alice.address, PASSWORD)
     page.goto(f"{web_server.url}/compose/")
@@ -234,7 +244,8 @@ def test_sending_to_a_full_mailbox_says_why(web_server, page, alice, make_accoun
     assert not Message.objects.filter(mailbox=folder(alice, Role.SENT)).exists()
 
 
-def test_with_the_database_down_the_text_survives_and_becomes_a_draft(web_server, page, alice) -> None:
+def test_with_the_database_down_the_text_survives_and_becomes_a_draft(web_server, sized_page, alice) -> None:
+    page = sized_page
     sign_in(page, web_server.url, alice.address, PASSWORD)
     page.goto(f"{web_server.url}/compose/")
     page.fill("#id_to", "carol@remote.test")

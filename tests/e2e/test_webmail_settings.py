@@ -15,6 +15,7 @@ from mailboxes.models import Message, Role
 from tests.conftest import PASSWORD
 from tests.webmail_support import (  # noqa: F401 (the *_fixture names are fixtures)
     BROWSER_MARKS,
+    VIEWPORTS,
     alice_fixture,
     assert_full_page,
     browser_fixture,
@@ -27,11 +28,6 @@ from webmail.models import Preferences
 
 pytestmark = BROWSER_MARKS
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-VIEWPORTS = {
-    "desktop": {"viewport": {"width": 1280, "height": 800}},
-    "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
-}
 
 
 @pytest.fixture(params=sorted(VIEWPORTS))
