@@ -119,7 +119,7 @@ class Session:
     async def _login(self, event: Authenticate) -> None:
         try:
             result = await signin.authenticate(
-                event.username, event.password, remote_ip=self.remote_ip, protocol="managesieve"
+                event.username, event.password, remote_ip=self.remote_ip, protocol="sieve"
             )
         except DatabaseError:
             log.exception("managesieve: authentication failed for lack of the database")

@@ -69,3 +69,13 @@ def test_commands_pipelined_after_starttls_end_the_connection(managesieve):
         while chunk := sock.recv(4096):
             received += chunk
     assert received == b'BYE "commands pipelined after STARTTLS"\r\n'
+
+
+def test_a_one_megabyte_script_is_refused_and_the_session_goes_on(managesieve):
+    client = connected(managesieve.port)
+    big = "#" + "x" * (1024 * 1024) + "\r\nkeep;\r\n"
+    assert not client.havespace("big", len(big))
+    assert not client.putscript("big", big)
+    assert client.putscript("small", "keep;")
+    assert client.listscripts() == (None, ["small"])
+    client.logout()
