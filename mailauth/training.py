@@ -51,8 +51,27 @@ def train_builtin(account_id: int, raw: bytes, *, spam: bool) -> bool:
 
 def schedule(message_ids: Sequence[int], *, spam: bool) -> None:
     """Train on these stored messages once the current transaction commits (for the store's actions)."""
+    from django.conf import settings
+
     from mailauth import tasks
 
     ids = sorted(set(message_ids))
     if ids:
-        transaction.on_commit(lambda: tasks.learn.delay(ids, spam))
+        # The queue the mail workers consume (MAILSITE_RELAY_QUEUE, "celery" unless configured).
+        queue = settings.MAILSITE_RELAY_QUEUE
+        transaction.on_commit(lambda: tasks.learn.apply_async((ids, spam), queue=queue))
+
+
+def on_transfer(source_id: int, target_id: int, message_ids: Sequence[int]) -> None:
+    """For the store's move and copy actions: into Junk trains spam; out of Junk trains ham, unless into Trash
+    (throwing junk away says nothing about it)."""
+    from mailboxes.models import Mailbox, Role
+
+    if source_id == target_id or not message_ids:
+        return
+    roles = dict(Mailbox.objects.filter(pk__in=[source_id, target_id]).values_list("pk", "role"))
+    source, target = roles.get(source_id), roles.get(target_id)
+    if target == Role.JUNK and source != Role.JUNK:
+        schedule(message_ids, spam=True)
+    elif source == Role.JUNK and target not in (Role.JUNK, Role.TRASH):
+        schedule(message_ids, spam=False)
