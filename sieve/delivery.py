@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Value
 from django.utils import timezone
 
@@ -263,10 +263,15 @@ def _decide(
     env = Environment(envelope_from, envelope_to or account.address, folders, spam_percent, now)
     result = _run_all(owner.programs, view, env, account.address)
     try:
-        return _carry_out(result, owner, raw, view, env)
+        # A savepoint: whatever fails here (a folder name, a reply that cannot be built, the vacation log) is
+        # undone alone, and the delivery goes on with the implicit keep.
+        with transaction.atomic():
+            return _carry_out(result, owner, raw, view, env)
     except (ServiceError, SieveError) as exc:
         log.warning("sieve: actions for %s failed, message kept in the Inbox: %s", account.address, exc)
-        return Decision()
+    except Exception:
+        log.exception("sieve: actions for %s failed, message kept in the Inbox", account.address)
+    return Decision()
 
 
 def _carry_out(result: Result, owner: _Owner, raw: bytes, view: MessageView, env: Environment) -> Decision:

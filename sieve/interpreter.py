@@ -22,7 +22,7 @@ from sieve.errors import SieveRuntimeError
 from sieve.match import matches
 from sieve.message import MessageView
 from sieve.parser import Argument, Command, Number, Strings, Test
-from sieve.validate import Script
+from sieve.validate import ADDRESS, Script
 
 MAX_ACTIONS = 32
 MAX_REDIRECTS = 4
@@ -216,7 +216,10 @@ class _Run:
                 if "copy" not in tagged:
                     self.implicit_keep = False
             case "redirect":
-                self.add(Redirect(self.string(command.positional[0]).strip()))
+                address = self.string(command.positional[0]).strip()
+                if not ADDRESS.match(address):
+                    raise SieveRuntimeError(f"redirect to {address!r}, which is not an e-mail address")
+                self.add(Redirect(address))
                 if "copy" not in tagged:
                     self.implicit_keep = False
             case "reject" | "ereject":

@@ -52,6 +52,11 @@ def refusal(envelope_from: str, message: MessageView, own: list[str]) -> str | N
     return None
 
 
+def _one_line(text: str) -> str:
+    """A header value from script text or a decoded subject: line breaks would start new fields."""
+    return " ".join(text.split())
+
+
 def handle_key(action: Vacation) -> str:
     """What identifies "the same" vacation reply for the once-per-:days rule (RFC 5230 4.2)."""
     identity = action.handle or "\0".join((action.reason, action.subject or "", action.from_ or ""))
@@ -64,10 +69,11 @@ def build_reply(
     """The reply's bytes (RFC 5230 5): to the envelope sender, marked Auto-Submitted: auto-replied."""
     reply = EmailMessage(policy=SMTP)
     original_subject = (message.header("subject") or [""])[0]
-    reply["From"] = action.from_ or recipient
+    reply["From"] = _one_line(action.from_ or recipient)
     reply["To"] = to
     # RFC 5230 5.6: without :subject, "Auto:" and the original subject.
-    reply["Subject"] = action.subject if action.subject is not None else f"Auto: {original_subject}".strip()
+    subject = action.subject if action.subject is not None else f"Auto: {original_subject}"
+    reply["Subject"] = _one_line(subject)
     reply["Date"] = format_datetime(now)
     reply["Message-ID"] = f"<vacation.{secrets.token_hex(12)}@{hostname}>"
     message_id = message.parsed.message_id

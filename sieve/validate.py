@@ -41,6 +41,10 @@ DATE_PARTS = frozenset(
     | {"weekday"}
 )
 SET_MODIFIERS = ("lower", "upper", "lowerfirst", "upperfirst", "quotewildcard", "length")
+# RFC 5228 4.2: redirect takes an RFC 5322 address; we take a plain addr-spec (no quoting, no route), which is
+# also what may safely become an SMTP RCPT.
+_LABEL_CHAR = "A-Za-z0-9\u0080-\U0010ffff"
+ADDRESS = re.compile(rf"[^\s\x00-\x1f\x7f<>()\[\],;:\\\"@]+@[{_LABEL_CHAR}](?:[{_LABEL_CHAR}.-]*[{_LABEL_CHAR}])?\Z")
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 _ZONE = re.compile(r"[+-][0-9]{4}\Z")
 
@@ -253,6 +257,11 @@ class _Validator:
             assert isinstance(name, Strings)
             if not _VARIABLE_NAME.match(name.values[0]):
                 raise _at(name, f'"{name.values[0]}" is not a variable name')
+        if node.name == "redirect":
+            target = node.positional[0]
+            assert isinstance(target, Strings)
+            if "${" not in target.values[0] and not ADDRESS.match(target.values[0].strip()):
+                raise _at(target, f'"{target.values[0]}" is not an e-mail address')
         if node.name == "vacation":
             days = node.tagged.get("days")
             if isinstance(days, Number) and days.value < 1:

@@ -8,6 +8,7 @@ import pytest
 
 from mailcore.mime import parse_message
 from sieve.actions import Discard, FileInto, Keep, Redirect, Reject, Result, Vacation
+from sieve.errors import SieveError
 from sieve.interpreter import MAX_ACTIONS, MAX_REDIRECTS, Environment, run
 from sieve.message import MessageView
 from sieve.validate import compile_script
@@ -361,3 +362,12 @@ def test_numeric_comparator_without_substring_matching_is_a_runtime_error(numeri
     result = execute(script, b"X: 1\r\n\r\n")
     assert result.actions == [Keep()]
     assert result.error
+
+
+def test_redirect_to_something_that_is_not_an_address():
+    with pytest.raises(SieveError, match="is not an e-mail address"):
+        compile_script('redirect "bob@example.com\\r\\nRCPT TO:<eve@example.net>";')
+    script = 'require "variables"; set "to" "a b@example.com"; redirect "${to}";'
+    result = execute(script)
+    assert result.actions == [Keep()]
+    assert "not an e-mail address" in (result.error or "")

@@ -112,3 +112,17 @@ def test_mime_reason_is_a_mime_entity():
 def test_handle_identifies_the_reply():
     assert handle_key(Vacation("a", 7)) != handle_key(Vacation("b", 7))
     assert handle_key(Vacation("a", 7, handle="h")) == handle_key(Vacation("b", 7, handle="h"))
+
+
+def test_line_breaks_in_subject_and_from_cannot_add_fields():
+    reply = build_reply(
+        Vacation("x", 7, subject="Away\r\nBcc: eve@example.net", from_="alice@example.com\r\nX-Evil: 1"),
+        view(),
+        recipient="alice@example.com",
+        to="bob@remote.example",
+        now=NOW,
+        hostname="mx.example.com",
+    )
+    head = reply.partition(b"\r\n\r\n")[0]
+    assert b"\r\nBcc:" not in head
+    assert b"\r\nX-Evil:" not in head
