@@ -8,6 +8,7 @@ stripped, and RFC 2047-decoded as RFC 5228 2.7.2 asks; addresses go through `mai
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from functools import cached_property
 
@@ -16,6 +17,17 @@ from mailcore.mime import MimePart, ParsedMessage, decode_body, html_to_text, pa
 
 # RFC 5322 2.2: printable ASCII except ":", optional obsolete whitespace before the colon (as mailcore.mime).
 _FIELD = re.compile(rb"([!-9;-~]+)[ \t]*:")
+
+
+# Body tests (RFC 5173) read at most this much of each part, and of the raw body: a huge message costs no more
+# than this to test (Pigeonhole bounds its body extraction the same way).
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def _bounded(part: MimePart) -> MimePart:
+    if part.body_end - part.body_start <= MAX_BODY_BYTES:
+        return part
+    return dataclasses.replace(part, body_end=part.body_start + MAX_BODY_BYTES)
 
 
 class MessageView:
@@ -63,7 +75,8 @@ class MessageView:
         return found
 
     def body_raw(self) -> str:
-        return header_str(self.raw[self.parsed.root.body_start :])
+        start = self.parsed.root.body_start
+        return header_str(self.raw[start : start + MAX_BODY_BYTES])
 
     def body_parts(self, types: list[str] | None) -> list[str]:
         """Decoded text of the leaf parts whose type matches (RFC 5173 5.2); None means :text."""
@@ -71,6 +84,7 @@ class MessageView:
         for part in self.parsed.root.walk():
             if part.children:
                 continue
+            part = _bounded(part)
             if types is None:
                 # RFC 5173 5.3: :text is the text of text/* parts, HTML with its markup removed.
                 if part.content_type == "text/html":
