@@ -59,17 +59,40 @@ class Outgoing:
     author_domain: str | None  # DKIM-sign for this domain (ours), or None for mail we do not author
 
 
+@dataclass(frozen=True)
+class PendingReply:
+    """A vacation reply, sent only if the log says this sender was not answered within the period."""
+
+    account_id: int
+    sender: str
+    key: str
+    days: int
+    now: datetime.datetime
+    reply: Outgoing
+
+
 @dataclass
 class Decision:
     inbox: bool = True
     inbox_flags: tuple[str, ...] = ()
     folders: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)  # (folder id, flags)
     outbound: list[Outgoing] = field(default_factory=list)
+    vacation: PendingReply | None = None
 
     @property
     def plain(self) -> bool:
         """Nothing but the Inbox without flags: what delivery does without Sieve."""
-        return self.inbox and not self.inbox_flags and not self.folders and not self.outbound
+        return self.inbox and not self.inbox_flags and not self.folders and not self.outbound and not self.vacation
+
+    def settle(self) -> None:
+        """Decide the pending vacation reply against the log (RFC 5230 4.1). Delivery does it under its locks:
+        after the recipient's account row, as every other write of the delivery, so two deliveries that
+        answer the same sender wait for each other in the one lock order."""
+        pending, self.vacation = self.vacation, None
+        if pending is None:
+            return
+        if _vacation_due(pending.account_id, pending.sender, pending.key, pending.days, pending.now):
+            self.outbound.append(pending.reply)
 
 
 @functools.lru_cache(maxsize=256)
@@ -236,11 +259,13 @@ def decide(
     spam_percent: int | None = None,
     now: datetime.datetime | None = None,
 ) -> Decision:
-    """Run the account's scripts on one message; call within the delivery transaction, before its locks."""
+    """Run the account's scripts on one message, in a transaction (outside delivery: tests, tools)."""
     owner = _owners([account_id]).get(account_id)
     if owner is None:
         return Decision()
-    return _decide(owner, raw, parsed, envelope_from, envelope_to, spam_percent=spam_percent, now=now)
+    decision = _decide(owner, raw, parsed, envelope_from, envelope_to, spam_percent=spam_percent, now=now)
+    decision.settle()
+    return decision
 
 
 def _decide(
@@ -298,9 +323,7 @@ def _carry_out(result: Result, owner: _Owner, raw: bytes, view: MessageView, env
                     continue
                 decision.outbound.append(Outgoing(copy, env.envelope_from, (address,), None))
             case Vacation():
-                reply = _vacation(action, account, view, env)
-                if reply is not None:
-                    decision.outbound.append(reply)
+                decision.vacation = _vacation(action, account, view, env)
             case Reject(reason=reason):
                 notice = _rejection(reason, raw, env)
                 if notice is not None:
@@ -310,14 +333,12 @@ def _carry_out(result: Result, owner: _Owner, raw: bytes, view: MessageView, env
     return decision
 
 
-def _vacation(action: Vacation, account: Account, view: MessageView, env: Environment) -> Outgoing | None:
+def _vacation(action: Vacation, account: Account, view: MessageView, env: Environment) -> PendingReply | None:
     assert env.now is not None
     own = [account.address, env.envelope_to, *action.addresses]
     why_not = vacation.refusal(env.envelope_from, view, own)
     if why_not is not None:
         log.info("sieve: no vacation reply from %s to %r: %s", account.address, env.envelope_from, why_not)
-        return None
-    if not _vacation_due(account.pk, env.envelope_from, vacation.handle_key(action), action.days, env.now):
         return None
     reply = vacation.build_reply(
         action, view, recipient=account.address, to=env.envelope_from, now=env.now, hostname=settings.MAILSITE_HOSTNAME
@@ -325,7 +346,8 @@ def _vacation(action: Vacation, account: Account, view: MessageView, env: Enviro
     # Signed only when the From is the account's own domain: a :from elsewhere is not ours to vouch for.
     sign = account.domain.name if _domain_of(action.from_ or account.address) == account.domain.name else None
     # RFC 5230 5.1 / RFC 3834 3.3: the reply goes out with the null sender, so nothing answers it back.
-    return Outgoing(reply, "", (env.envelope_from,), sign)
+    outgoing = Outgoing(reply, "", (env.envelope_from,), sign)
+    return PendingReply(account.pk, env.envelope_from, vacation.handle_key(action), action.days, env.now, outgoing)
 
 
 def _rejection(reason: str, raw: bytes, env: Environment) -> Outgoing | None:
@@ -444,6 +466,7 @@ class Filing:
         bulk.insert(rows)
         changes.notify_many({(row.account_id, row.mailbox_id) for row in rows})
         for decision in self.decisions.values():
+            decision.settle()
             send(decision)
         return rows
 
