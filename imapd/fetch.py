@@ -57,6 +57,14 @@ class Request:
         return any(i.section is not None for i in self.items)
 
     @property
+    def header_only(self) -> bool:
+        """Every section is the message's header or fields of it: only the stored header bytes are read."""
+        sections = [i.section for i in self.items if i.section is not None]
+        return bool(sections) and all(
+            s.part == "" and s.text in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT") for s in sections
+        )
+
+    @property
     def needs_structure(self) -> bool:
         """The MIME tree, whose offsets locate BODY[section]."""
         return any(i.section is not None for i in self.items)

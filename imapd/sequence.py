@@ -10,6 +10,7 @@ from imapd.protocol import Atom, ParseError, Token
 
 _RANGE = re.compile(r"(\d+|\*)(?::(\d+|\*))?\Z")
 STAR = -1
+MAX_UID = 2**32 - 1
 
 
 def parse(token: Token) -> list[tuple[int, int]]:
@@ -23,7 +24,7 @@ def parse(token: Token) -> list[tuple[int, int]]:
             raise ParseError(f"Invalid sequence set {token}")
         low = STAR if match[1] == "*" else int(match[1])
         high = low if match[2] is None else (STAR if match[2] == "*" else int(match[2]))
-        if low == 0 or high == 0 or max(low, high) > 2**32 - 1:
+        if low == 0 or high == 0 or max(low, high) > MAX_UID:
             raise ParseError(f"Invalid sequence set {token}")
         ranges.append((low, high))
     return ranges
@@ -68,6 +69,17 @@ def uids_in(ranges: list[tuple[int, int]], uids: Sequence[int]) -> list[int]:
     for low, high in ranges:
         picked.update(uids[bisect.bisect_left(uids, low) : bisect.bisect_right(uids, high)])
     return sorted(picked)
+
+
+def runs(numbers: Sequence[int]) -> list[tuple[int, int]]:
+    """Ascending numbers as ranges of consecutive ones: [1, 2, 3, 7] -> [(1, 3), (7, 7)]."""
+    out: list[tuple[int, int]] = []
+    for n in numbers:
+        if out and n == out[-1][1] + 1:
+            out[-1] = (out[-1][0], n)
+        else:
+            out.append((n, n))
+    return out
 
 
 def compress(numbers: Sequence[int]) -> str:

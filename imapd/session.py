@@ -3,11 +3,13 @@
 Untagged updates about the selected folder (new messages, expunges, other sessions' flag changes) are
 collected when the folder changed (the change hub says so, or the command is NOOP, CHECK or IDLE, where a
 client expects news) and sent before the tagged response, except that EXPUNGE is held back during FETCH, STORE
-and SEARCH (RFC 3501 7.4.1); held-back messages stay in the view until the next allowed point.
+and SEARCH (RFC 3501 7.4.1); held-back messages stay in the view until the next allowed point. What changed is
+asked of the store as "since mod-sequence N" (new UIDs, flags changed, UIDs in the expunge log), never by
+re-reading the folder's UIDs.
 
-\\Recent (RFC 3501 2.3.2) is kept per process, not in the store: a message is recent to the first read-write
-session of this process that sees it; a fresh process starts with no recent messages. Sessions of other
-processes may therefore each see a new message as recent, which RFC 3501 tolerates poorly but harmlessly.
+\\Recent (RFC 3501 2.3.2) is shared through the store: a read-write SELECT, and a session that sees new
+messages arrive, claims the folder's messages from its `first_recent_uid` on and moves that mark past them,
+so each message is recent to exactly one session of any process.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from credentials.actions import revocation_note
-from imapd import store
+from imapd import sequence, store
 from imapd.protocol import NEED_DATA, Bad, Command, Connection, Continue, Line, ParseError, State
-from mailboxes import asyncdb, changes, services
+from mailboxes import actions, asyncdb, changes
 from mailboxes.models import Account
 from mailsite.tls import plaintext_login_allowed
 
@@ -37,8 +39,6 @@ log = logging.getLogger(__name__)
 WRITE_BATCH = 256 * 1024
 READ_SIZE = 65536
 SYSTEM_FLAGS = "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
-# The first UID per folder that no read-write session of this process has seen yet (see module docstring).
-recent_from: dict[int, int] = {}
 
 
 class No(Exception):
@@ -58,7 +58,7 @@ class Selected:
     modseq: int
     uids: array[int]  # the view: message sequence number n is uids[n - 1]
     recent: set[int] = field(default_factory=set)
-    present: set[int] | None = None  # UIDs in the store at the last check, when some expunges are held back
+    pending_gone: set[int] = field(default_factory=set)  # expunged UIDs not yet reported (RFC 3501 7.4.1)
     # Flags last told to the client per UID, so a change this session made itself is not announced twice.
     told: dict[int, list[str]] = field(default_factory=dict)
     told_modseq: dict[int, int] = field(default_factory=dict)
@@ -140,7 +140,7 @@ class Session:
         caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "NAMESPACE", "ID", "SPECIAL-USE"]
         caps += ["UNSELECT", "ENABLE", "CHILDREN", "ESEARCH", "SEARCHRES", "LIST-EXTENDED", "LIST-STATUS"]
         caps += ["STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE", "SORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES"]
-        caps += ["COMPRESS=DEFLATE", "CONDSTORE", "QRESYNC"]
+        caps += ["COMPRESS=DEFLATE", "CONDSTORE", "QRESYNC", "CREATE-SPECIAL-USE"]
         if self.conn.state is State.NOT_AUTHENTICATED:
             if not self.tls:
                 caps.append("STARTTLS")
@@ -237,7 +237,7 @@ class Session:
             await self.report_changes(command.name)
             self.send(f"{tag} NO {exc}\r\n".encode())
             return
-        except services.ServiceError as exc:
+        except actions.ServiceError as exc:
             self.send(f"{tag} NO {exc}\r\n".encode())
             return
         except DatabaseError:
@@ -283,22 +283,22 @@ class Session:
             return
         if force or self.folder_changed or command_name in ("NOOP", "CHECK"):
             self.folder_changed = False
-            found = await asyncdb.call(store.changes_since, selected.mailbox_id, selected.modseq)
-            if found.gone:
+            found = await asyncdb.call(
+                store.changes_since, selected.mailbox_id, selected.modseq, selected.max_uid, not selected.readonly
+            )
+            if found.folder_gone:
                 self.send(b"* BYE The selected folder was deleted or renamed by another session\r\n")
                 raise Closed
-            if found.uids is not None:
-                self._apply(selected, found)
-        if selected.present is not None and command_name not in ("FETCH", "STORE", "SEARCH"):
-            self._send_expunges(selected, [u for u in selected.uids if u not in selected.present])
-            selected.present = None
+            self._apply(selected, found)
+        # RFC 3501 7.4.1: no EXPUNGE during FETCH, STORE or SEARCH; they wait for the next command.
+        if selected.pending_gone and command_name not in ("FETCH", "STORE", "SEARCH"):
+            gone = sorted(selected.pending_gone)
+            selected.pending_gone.clear()
+            self._send_expunges(selected, gone)
 
     def _apply(self, selected: Selected, found: store.Changes) -> None:
-        assert found.uids is not None
-        present = set(found.uids)
-        known = set(selected.uids)
         for uid, modseq, flags in found.flags:
-            if uid not in known or (seq := selected.seq_of(uid)) is None:
+            if (seq := selected.seq_of(uid)) is None:
                 continue
             # A change this session made and reported itself is not announced again, except that with
             # CONDSTORE the client is told every new mod-sequence (RFC 7162 3.1.4.1).
@@ -309,14 +309,10 @@ class Session:
                 if uid in selected.recent:
                     flags = [*flags, "\\Recent"]
                 self.send(self.flags_fetch(seq, uid, flags, modseq))
-        selected.present = present if known - present else None
-        new = [uid for uid in found.uids if uid > selected.max_uid]
-        if new:
-            selected.uids.extend(new)
-            if not selected.readonly:
-                start = recent_from.get(selected.mailbox_id, 0)
-                selected.recent.update(uid for uid in new if uid >= start)
-                recent_from[selected.mailbox_id] = max(start, new[-1] + 1)
+        selected.pending_gone.update(uid for uid in found.gone if selected.seq_of(uid) is not None)
+        if found.new:
+            selected.uids.extend(found.new)
+            selected.recent.update(found.recent)
             self.send(b"* %d EXISTS\r\n" % len(selected.uids))
             self.send(b"* %d RECENT\r\n" % len(selected.recent))
         selected.modseq = found.highestmodseq
@@ -359,13 +355,26 @@ class Session:
             self.send_flag_lists()
 
     def _send_expunges(self, selected: Selected, gone: list[int]) -> None:
-        # Highest first, so every number sent is still valid when the client applies it.
-        for uid in sorted(gone, reverse=True):
-            seq = selected.seq_of(uid)
-            if seq is not None:
+        """Remove `gone` (ascending UIDs) from the view and tell the client: VANISHED once QRESYNC is on
+        (RFC 7162 3.2.10), else one EXPUNGE each, highest first, so every number is valid when applied."""
+        gone = [uid for uid in gone if selected.seq_of(uid) is not None]
+        if not gone:
+            return
+        if self.qresync:
+            dropped = set(gone)
+            selected.uids = array("I", (uid for uid in selected.uids if uid not in dropped))
+            self.send(b"* VANISHED %s\r\n" % sequence.compress(gone).encode())
+        else:
+            for uid in reversed(gone):
+                seq = selected.seq_of(uid)
+                assert seq is not None
                 del selected.uids[seq - 1]
-                selected.recent.discard(uid)
                 self.send(b"* %d EXPUNGE\r\n" % seq)
+        for uid in gone:
+            selected.recent.discard(uid)
+            selected.pending_gone.discard(uid)
+            selected.told.pop(uid, None)
+            selected.told_modseq.pop(uid, None)
 
     def expunged(self, uids: list[int]) -> None:
         """Report messages this session removed (EXPUNGE, MOVE)."""
@@ -373,11 +382,8 @@ class Session:
             self._send_expunges(self.selected, uids)
 
     def select(self, snapshot: store.Snapshot, readonly: bool) -> Selected:
-        recent: set[int] = set()
-        if not readonly:
-            start = recent_from.get(snapshot.mailbox_id, snapshot.uidnext)
-            recent = {uid for uid in snapshot.uids if uid >= start}
-            recent_from[snapshot.mailbox_id] = snapshot.uidnext
+        # \\Recent (RFC 3501 2.3.2): the store handed this session the messages no other session had.
+        recent = set(snapshot.uids[bisect.bisect_left(snapshot.uids, snapshot.first_recent_uid) :])
         self.selected = Selected(
             snapshot.mailbox_id,
             snapshot.name,

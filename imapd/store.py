@@ -1,20 +1,24 @@
 """What an IMAP session reads from the store, one function per protocol step (each runs in a database
-thread through `asyncdb.call`). Steps that also change mail state do so through `mailboxes.services`."""
+thread through `asyncdb.call`). Steps that also change mail state do so through `mailboxes.actions`."""
 
 from __future__ import annotations
 
 import datetime
+import sys
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from django.db import IntegrityError, connection
 from django.db.models import Count, Q, Sum
+from django.db.models.expressions import RawSQL
 
 from imapd import ordering, search_keys, search_sql, sequence
 from imapd.fetch import MessageData, Request
 from imapd.search_sql import uid_q
-from mailboxes import services
-from mailboxes.models import Account, ExpungedMessage, Mailbox, Message
+from mailboxes import actions
+from mailboxes.actions.folders import claim_recent
+from mailboxes.models import Account, ExpungedMessage, Mailbox, Message, MessageBody
 
 _FLAG_COLUMNS = ("seen", "answered", "flagged", "deleted", "draft")
 _FLAG_NAMES = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
@@ -37,6 +41,7 @@ class Snapshot:
     uids: array[int]  # 4 bytes a UID: a session keeps its folder's UIDs for as long as it is selected
     keywords: list[str]
     first_unseen_uid: int | None
+    first_recent_uid: int  # UIDs from here on are \\Recent to this session
     # With SELECT (QRESYNC ...) and a matching UIDVALIDITY (RFC 7162 3.2.5): what changed since the client's
     # mod-sequence.
     vanished: list[int] = field(default_factory=list)
@@ -52,23 +57,57 @@ class Resync:
     known_uids: list[tuple[int, int]] | None  # as parsed (sequence.STAR for "*"), None: all
 
 
-def open_mailbox(account_id: int, name: str, resync: Resync | None = None) -> Snapshot | None:
+# One pass over the folder's rows: the UIDs as one string of 4-byte big-endian integers (no Python object per
+# message), the distinct keyword strings and the first unseen UID.
+_SCAN_SQL = f"""
+    SELECT string_agg(int4send(uid::int), '' ORDER BY uid),
+           array_agg(DISTINCT keywords) FILTER (WHERE keywords <> ''),
+           min(uid) FILTER (WHERE NOT seen)
+    FROM {Message._meta.db_table} WHERE mailbox_id = %s
+"""
+
+
+def _scan(mailbox_id: int) -> tuple[array[int], list[str], int | None]:
+    """The folder's UIDs ascending, the keywords its messages use, and its first unseen UID."""
+    uids: array[int] = array("I")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_SCAN_SQL, [mailbox_id])
+            packed, keyword_values, first_unseen = cursor.fetchone()
+        if packed:
+            uids.frombytes(bytes(packed))
+            if sys.byteorder == "little":
+                uids.byteswap()
+    else:
+        messages = Message.objects.filter(mailbox_id=mailbox_id)
+        uids.extend(messages.order_by("uid").values_list("uid", flat=True))
+        keyword_values = list(messages.exclude(keywords="").values_list("keywords", flat=True).distinct())
+        first_unseen = messages.filter(seen=False).order_by("uid").values_list("uid", flat=True).first()
+    keywords = sorted({k for value in keyword_values or () for k in value.split()})
+    return uids, keywords, first_unseen
+
+
+def open_mailbox(account_id: int, name: str, resync: Resync | None = None, *, readonly: bool) -> Snapshot | None:
+    """SELECT/EXAMINE; a read-write SELECT also takes the folder's \\Recent messages for the session."""
     mailbox = Mailbox.objects.filter(account_id=account_id, name=name).first()
     if mailbox is None:
         return None
+    # Before the UIDs are read: a message delivered in between is then found by the session's next check,
+    # which claims it too.
+    # EXAMINE sees which messages are recent without taking them (RFC 3501 2.3.2).
+    first_recent = mailbox.first_recent_uid if readonly else claim_recent(mailbox.pk, None)
     messages = Message.objects.filter(mailbox=mailbox)
-    keywords: set[str] = set()
-    for value in messages.exclude(keywords="").values_list("keywords", flat=True).distinct():
-        keywords.update(value.split())
+    uids, keywords, first_unseen = _scan(mailbox.pk)
     snapshot = Snapshot(
         mailbox_id=mailbox.pk,
         name=mailbox.name,
         uidvalidity=mailbox.uidvalidity,
         uidnext=mailbox.uidnext,
         highestmodseq=mailbox.highestmodseq,
-        uids=array("I", messages.order_by("uid").values_list("uid", flat=True)),
-        keywords=sorted(keywords),
-        first_unseen_uid=messages.filter(seen=False).order_by("uid").values_list("uid", flat=True).first(),
+        uids=uids,
+        keywords=keywords,
+        first_unseen_uid=first_unseen,
+        first_recent_uid=first_recent,
     )
     if resync is not None and resync.uidvalidity == mailbox.uidvalidity:
         known = None
@@ -85,27 +124,45 @@ def open_mailbox(account_id: int, name: str, resync: Resync | None = None) -> Sn
 
 @dataclass
 class Changes:
-    """What happened in a folder since `modseq`: None uids means nothing changed."""
+    """What happened in a folder between a session's mod-sequence and `highestmodseq`."""
 
     highestmodseq: int
-    uids: list[int] | None = None  # every UID now in the folder
-    flags: list[tuple[int, int, list[str]]] = field(default_factory=list)  # (uid, modseq, flags) changed since
-    gone: bool = False  # the folder was deleted or renamed away
+    new: list[int] = field(default_factory=list)  # UIDs above the session's highest, ascending
+    recent: list[int] = field(default_factory=list)  # those of `new` that are \\Recent to this session
+    flags: list[tuple[int, int, list[str]]] = field(default_factory=list)  # (uid, modseq, flags) of known UIDs
+    gone: list[int] = field(default_factory=list)  # known UIDs expunged, ascending
+    folder_gone: bool = False  # the folder was deleted or renamed away
 
 
-def changes_since(mailbox_id: int, modseq: int) -> Changes:
+def changes_since(mailbox_id: int, modseq: int, max_uid: int, take_recent: bool) -> Changes:
+    """Every change after `modseq` up to the folder's current mod-sequence H, and nothing after H: a change
+    is committed with the folder row's lock held, so all changes up to H are visible once H is."""
     current = Mailbox.objects.filter(pk=mailbox_id).values_list("highestmodseq", flat=True).first()
     if current is None:
-        return Changes(modseq, gone=True)
+        return Changes(modseq, folder_gone=True)
     if current == modseq:
         return Changes(current)
-    messages = Message.objects.filter(mailbox_id=mailbox_id)
-    changed = messages.filter(modseq__gt=modseq).values_list("uid", "modseq", *_FLAG_COLUMNS, "keywords")
-    return Changes(
-        current,
-        uids=array("I", messages.order_by("uid").values_list("uid", flat=True)),
-        flags=[(uid, mod, flags_of(*rest)) for uid, mod, *rest in changed.order_by("uid")],
+    window = {"modseq__gt": modseq, "modseq__lte": current}
+    rows = (
+        Message.objects.filter(mailbox_id=mailbox_id, **window)
+        .order_by("uid")
+        .values_list("uid", "modseq", *_FLAG_COLUMNS, "keywords")
     )
+    found = Changes(current)
+    for uid, mod, *rest in rows:
+        if uid > max_uid:
+            found.new.append(uid)
+        else:
+            found.flags.append((uid, mod, flags_of(*rest)))
+    expunged = ExpungedMessage.objects.filter(mailbox_id=mailbox_id, uid__lte=max_uid, **window)
+    found.gone = sorted(set(expunged.values_list("uid", flat=True)))
+    if found.new:
+        if take_recent:
+            first = claim_recent(mailbox_id, found.new[-1] + 1)
+        else:
+            first = Mailbox.objects.filter(pk=mailbox_id).values_list("first_recent_uid", flat=True).first() or 0
+        found.recent = [uid for uid in found.new if uid >= first]
+    return found
 
 
 @dataclass
@@ -133,7 +190,7 @@ def fetch(
     if mark_seen:
         unseen = list(messages.filter(seen=False).values_list("uid", flat=True))
         if unseen:
-            changed = services.set_flags(account, mailbox_id, unseen, ["\\Seen"], services.FlagMode.ADD)
+            changed = actions.set_flags(account, mailbox_id, unseen, ["\\Seen"], actions.FlagMode.ADD)
             seen_set = {m.uid for m in changed}
     columns = ["uid", *_FLAG_COLUMNS, "keywords", "internal_date", "size", "modseq"]
     optional = [
@@ -143,10 +200,13 @@ def fetch(
             ("bodystructure", "imap_bodystructure", request.needs_bodystructure),
             ("body", "imap_body", request.needs_body),
             ("structure", "structure", request.needs_structure),
-            ("raw", "body__raw", request.needs_raw),
+            ("raw", "body__raw", request.needs_raw and not request.header_only),
+            ("raw", "raw_header", request.needs_raw and request.header_only),
         )
         if wanted
     ]
+    if request.needs_raw and request.header_only:
+        messages = messages.annotate(raw_header=RawSQL(_HEADER_BYTES[connection.vendor == "postgresql"], []))
     columns += [column for _, column in optional]
     names = [name for name, _ in optional]
     out = []
@@ -158,6 +218,15 @@ def fetch(
             setattr(data, name, value if name == "structure" else bytes(value))
         out.append(data)
     return Fetched(out, seen_set)
+
+
+# The stored bytes of a message's header block only (up to the body of its root part), for BODY[HEADER...].
+_HEADER_BYTES = {
+    True: f"SELECT substring(b.raw from 1 for ({Message._meta.db_table}.structure->'o'->>2)::int) "
+    f"FROM {MessageBody._meta.db_table} b WHERE b.id = {Message._meta.db_table}.body_id",
+    False: f"SELECT substr(b.raw, 1, json_extract({Message._meta.db_table}.structure, '$.o[2]')) "
+    f"FROM {MessageBody._meta.db_table} b WHERE b.id = {Message._meta.db_table}.body_id",
+}
 
 
 def vanished(mailbox_id: int, ranges: list[tuple[int, int]] | None, modseq: int) -> list[int]:
@@ -248,12 +317,12 @@ def store(
     if uids:
         changed = {
             m.uid
-            for m in services.set_flags(
+            for m in actions.set_flags(
                 account,
                 mailbox_id,
                 uids,
                 flags,
-                services.FlagMode(mode),
+                actions.FlagMode(mode),
                 **({} if unchanged_since is None else {"unchanged_since": unchanged_since}),
             )
         }
@@ -281,9 +350,9 @@ def copy(account: Account, mailbox_id: int, ranges: list[tuple[int, int]], max_u
         Message.objects.filter(uid_q(ranges), mailbox_id=mailbox_id, uid__lte=max_uid).values_list("uid", flat=True)
     )
     if move:
-        pairs = services.move(account, mailbox_id, uids, target_id) if uids else []
+        pairs = actions.move(account, mailbox_id, uids, target_id) if uids else []
     else:
-        pairs = services.copy(account, mailbox_id, uids, target_id) if uids else []
+        pairs = actions.copy(account, mailbox_id, uids, target_id) if uids else []
     uidvalidity = Mailbox.objects.filter(pk=target_id).values_list("uidvalidity", flat=True).get()
     return uidvalidity, pairs
 
@@ -295,7 +364,7 @@ def append(
     mailbox = Mailbox.objects.filter(account=account, name=name).first()
     if mailbox is None:
         return None
-    message = services.append(account, mailbox.pk, raw, flags=flags, internal_date=date)
+    message = actions.append(account, mailbox.pk, raw, flags=flags, internal_date=date)
     return mailbox.uidvalidity, message.uid
 
 
@@ -315,19 +384,19 @@ def folders(account_id: int) -> list[Folder]:
     ]
 
 
-def statuses(account_id: int, names: Sequence[str], recent_from: dict[int, int]) -> dict[str, dict[str, int]]:
+def statuses(account_id: int, names: Sequence[str]) -> dict[str, dict[str, int]]:
     """STATUS items of the named folders (those that exist), in two queries whatever their number; RECENT
-    counts messages from the first UID no session of this process has seen yet."""
+    counts the messages no session has selected the folder since (RFC 3501 2.3.2)."""
     found = list(
         Mailbox.objects.filter(account_id=account_id, name__in=names).values_list(
-            "id", "name", "uidnext", "uidvalidity", "highestmodseq"
+            "id", "name", "uidnext", "uidvalidity", "highestmodseq", "first_recent_uid"
         )
     )
     if not found:
         return {}
     recent = Q(pk__in=[])
-    for pk, _name, uidnext, *_ in found:
-        recent |= Q(mailbox_id=pk, uid__gte=recent_from.get(pk, uidnext))
+    for pk, *_, first_recent in found:
+        recent |= Q(mailbox_id=pk, uid__gte=first_recent)
     counts = {
         row["mailbox_id"]: row
         for row in Message.objects.filter(mailbox_id__in=[row[0] for row in found])
@@ -342,7 +411,7 @@ def statuses(account_id: int, names: Sequence[str], recent_from: dict[int, int])
         )
     }
     out = {}
-    for pk, name, uidnext, uidvalidity, highestmodseq in found:
+    for pk, name, uidnext, uidvalidity, highestmodseq, _ in found:
         row = counts.get(pk, {})
         out[name] = {
             "MESSAGES": row.get("n_messages", 0),
@@ -366,11 +435,22 @@ def quota(account_id: int, name: str) -> tuple[int, int] | None:
     return Account.objects.filter(pk=account_id).values_list("used_bytes", "quota_bytes").get()
 
 
+def create_folder(account: Account, name: str, role: str) -> bool:
+    """CREATE, with a special use (RFC 6154) when `role` is set; False when another folder has that use."""
+    if role and Mailbox.objects.filter(account=account, role=role).exists():
+        return False
+    try:
+        actions.create_mailbox(account, name, role=role)
+    except IntegrityError:
+        return False  # another session gave the use to a folder meanwhile (the unique constraint held)
+    return True
+
+
 def delete_folder(account: Account, name: str) -> bool:
     mailbox_id = folder_id(account.pk, name)
     if mailbox_id is None:
         return False
-    services.delete_mailbox(account, mailbox_id)
+    actions.delete_mailbox(account, mailbox_id)
     return True
 
 
@@ -378,9 +458,9 @@ def rename_folder(account: Account, old: str, new: str) -> bool:
     mailbox_id = folder_id(account.pk, old)
     if mailbox_id is None:
         return False
-    services.rename_mailbox(account, mailbox_id, new)
+    actions.rename_mailbox(account, mailbox_id, new)
     return True
 
 
 def expunge(account: Account, mailbox_id: int, uids: Sequence[int] | None) -> list[int]:
-    return services.expunge(account, mailbox_id, uids)
+    return actions.expunge(account, mailbox_id, uids)

@@ -9,11 +9,12 @@ import re
 from imapd import fetch, listing, mutf7, sequence, store
 from imapd.commands.args import count, mailbox, wire_name
 from imapd.protocol import Atom, Command, ParseError, Token, astring
-from imapd.session import No, Session, recent_from
-from mailboxes import asyncdb, services
+from imapd.session import No, Session
+from mailboxes import actions, asyncdb
 from mailcore.imap_wire import string
 from mailcore.mime import MimeError
 
+_ROLES = {f"\\{role}": role for role in ("archive", "drafts", "junk", "sent", "trash")}
 # RFC 3501 6.3.10, SIZE (RFC 8438), HIGHESTMODSEQ (RFC 7162 3.1.9), DELETED (RFC 9051 6.3.11),
 # DELETED-STORAGE (RFC 9208 4.2.2).
 _STATUS_ITEMS = (
@@ -75,7 +76,7 @@ async def _open(session: Session, command: Command, readonly: bool) -> str:
     session.unselect()  # RFC 3501 6.3.1: a failed SELECT leaves no folder selected
     assert session.account is not None
     name = mailbox(token)
-    snapshot = await asyncdb.call(store.open_mailbox, session.account.pk, name, resync)
+    snapshot = await asyncdb.call(store.open_mailbox, session.account.pk, name, resync, readonly=readonly)
     if snapshot is None:
         raise No("[NONEXISTENT] No such folder")
     selected = session.select(snapshot, readonly)
@@ -108,8 +109,24 @@ async def examine(session: Session, command: Command) -> str:
     return await _open(session, command, readonly=True)
 
 
+def _create_use(token: Token) -> str:
+    """CREATE's (USE (attribute)) parameter (RFC 6154 3): the folder role it asks for."""
+    if not isinstance(token, list) or len(token) != 2 or str(token[0]).upper() != "USE":
+        raise ParseError("The CREATE parameter is USE (special-use attribute)")
+    uses = token[1]
+    if not isinstance(uses, list) or not uses:
+        raise ParseError("USE needs a list of special-use attributes")
+    roles = [_ROLES.get(str(use).lower()) for use in uses]
+    # RFC 6154 3: a use this server does not give, or several uses for one folder, is NO [USEATTR].
+    if len(roles) != 1 or roles[0] is None:
+        raise No("[USEATTR] A folder here has one of \\Archive \\Drafts \\Junk \\Sent \\Trash")
+    return roles[0]
+
+
 async def create(session: Session, command: Command) -> str:
-    (token,) = count(command, 1)
+    args = count(command, 1, 2)
+    token = args[0]
+    role = _create_use(args[1]) if len(args) == 2 else ""
     text = astring(token)
     # RFC 3501 6.3.3: a trailing delimiter only declares that children will follow.
     name = mailbox(Atom(text[:-1]) if text.endswith("/") and len(text) > 1 else token)
@@ -117,9 +134,11 @@ async def create(session: Session, command: Command) -> str:
         raise No("[ALREADYEXISTS] INBOX always exists")
     assert session.account is not None
     try:
-        await asyncdb.call(services.create_mailbox, session.account, name)
-    except services.AlreadyExists as exc:
+        created = await asyncdb.call(store.create_folder, session.account, name, role)
+    except actions.AlreadyExists as exc:
         raise No(f"[ALREADYEXISTS] {exc}") from None
+    if not created:
+        raise No("[USEATTR] Another folder has that special use")
     return "CREATE completed"
 
 
@@ -142,7 +161,7 @@ async def rename(session: Session, command: Command) -> str:
     assert session.account is not None
     try:
         found = await asyncdb.call(store.rename_folder, session.account, old_name, new_name)
-    except services.AlreadyExists as exc:
+    except actions.AlreadyExists as exc:
         raise No(f"[ALREADYEXISTS] {exc}") from None
     if not found:
         raise No("[NONEXISTENT] No such folder")
@@ -155,8 +174,8 @@ async def _subscribe(session: Session, command: Command, subscribed: bool) -> st
     (token,) = count(command, 1)
     assert session.account is not None
     try:
-        await asyncdb.call(services.set_subscribed, session.account, mailbox(token), subscribed)
-    except services.NotFound:
+        await asyncdb.call(actions.set_subscribed, session.account, mailbox(token), subscribed)
+    except actions.NotFound:
         raise No("[NONEXISTENT] No such folder") from None
     return f"{command.name} completed"
 
@@ -188,7 +207,7 @@ async def list_(session: Session, command: Command) -> str:
     if request.status_items and chosen:
         # RFC 5819: one STATUS response after the LIST response of each selectable folder.
         names = [mutf7.decode(entry.name) for entry in chosen]
-        statuses = await asyncdb.call(store.statuses, session.account.pk, names, dict(recent_from))
+        statuses = await asyncdb.call(store.statuses, session.account.pk, names)
     for entry in chosen:
         extra = b' ("CHILDINFO" ("SUBSCRIBED"))' if entry.child_info else b""
         attributes = " ".join(entry.attributes).encode()
@@ -232,7 +251,7 @@ async def status(session: Session, command: Command) -> str:
     _check_status_items(session, wanted)
     name = mailbox(token)
     assert session.account is not None
-    values = (await asyncdb.call(store.statuses, session.account.pk, [name], dict(recent_from))).get(name)
+    values = (await asyncdb.call(store.statuses, session.account.pk, [name])).get(name)
     if values is None:
         raise No("[NONEXISTENT] No such folder")
     session.send(_status_response(wire_name(name), wanted, values))
@@ -279,7 +298,7 @@ async def append(session: Session, command: Command) -> str:
     assert session.account is not None
     try:
         result = await asyncdb.call(store.append, session.account, name, message, flags, date)
-    except services.OverQuota as exc:
+    except actions.OverQuota as exc:
         raise No(f"[OVERQUOTA] {exc}") from None
     except MimeError as exc:
         raise No(f"[CANNOT] The message cannot be stored: {exc}") from None

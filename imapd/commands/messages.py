@@ -9,6 +9,9 @@ from imapd.protocol import Atom, Command, ParseError, astring
 from imapd.session import No, Selected, Session
 from mailboxes import asyncdb
 
+FETCH_BATCH = 1000  # messages per database call
+FETCH_BATCH_BODIES = 50  # when whole bodies or parts of them are read
+
 
 def _selected(session: Session) -> Selected:
     assert session.selected is not None
@@ -76,39 +79,45 @@ async def fetch_(session: Session, command: Command) -> str:
     if modifiers.changed_since is not None or any(i.name == "MODSEQ" for i in request.items):
         session.enable_condstore()
     mark_seen = request.sets_seen and not selected.readonly
-    result = await asyncdb.call(
-        store.fetch,
-        session.account,
-        selected.mailbox_id,
-        ranges,
-        selected.max_uid,
-        request,
-        mark_seen,
-        modifiers.changed_since,
-    )
     if modifiers.vanished:
         assert modifiers.changed_since is not None
-        gone = await asyncdb.call(store.vanished, selected.mailbox_id, ranges, modifiers.changed_since)
-        gone = [uid for uid in gone if uid <= selected.max_uid]
+        # "*" here reaches past the view's highest UID, to messages expunged after the client last saw them.
+        wide = sequence.uid_ranges(sequence.parse(command.args[0]), [sequence.MAX_UID], by_uid=True)
+        gone = await asyncdb.call(store.vanished, selected.mailbox_id, wide, modifiers.changed_since)
         if gone:
             session.send(b"* VANISHED (EARLIER) %s\r\n" % sequence.compress(gone).encode())
-    for message in result.messages:
-        seq = selected.seq_of(message.uid)
-        if seq is None:
-            continue
-        if request.needs_flags or message.uid in result.seen_set:
-            session.announce_keywords(message.flags)
-        if message.uid in selected.recent:
-            message.flags.append("\\Recent")
-        response = fetch.render(
-            seq,
-            message,
+    # The replies are read and written in batches, so a session's memory stays bounded whatever the range.
+    uids = sequence.uids_in(ranges, selected.uids)
+    size = FETCH_BATCH_BODIES if request.needs_raw and not request.header_only else FETCH_BATCH
+    for start in range(0, len(uids), size):
+        batch = uids[start : start + size]
+        result = await asyncdb.call(
+            store.fetch,
+            session.account,
+            selected.mailbox_id,
+            sequence.runs(batch),
+            selected.max_uid,
             request,
-            include_uid=by_uid or modifiers.changed_since is not None,
-            include_flags=message.uid in result.seen_set,
-            include_modseq=session.condstore and (request.needs_flags or message.uid in result.seen_set),
+            mark_seen,
+            modifiers.changed_since,
         )
-        await session.write(response)
+        for message in result.messages:
+            seq = selected.seq_of(message.uid)
+            if seq is None:
+                continue
+            if request.needs_flags or message.uid in result.seen_set:
+                session.announce_keywords(message.flags)
+            if message.uid in selected.recent:
+                message.flags.append("\\Recent")
+            response = fetch.render(
+                seq,
+                message,
+                request,
+                include_uid=by_uid or modifiers.changed_since is not None,
+                include_flags=message.uid in result.seen_set,
+                include_modseq=session.condstore and (request.needs_flags or message.uid in result.seen_set),
+            )
+            await session.write(response)
     return f"{command.name} completed"
 
 
@@ -151,7 +160,7 @@ async def store_(session: Session, command: Command) -> str:
         session.announce_keywords(current)
     for uid, modseq, current in result.messages:
         seq = selected.seq_of(uid)
-        if seq is None:
+        if seq is None or uid in result.modified:  # RFC 7162 3.1.3: a message left alone gets no FETCH
             continue
         selected.told[uid] = current
         selected.told_modseq[uid] = modseq

@@ -47,17 +47,25 @@ class FlagMode(enum.StrEnum):
 
 @action
 def set_flags(
-    account: Account, mailbox_id: int, uids: Sequence[int], flags: Iterable[str], mode: FlagMode
+    account: Account,
+    mailbox_id: int,
+    uids: Sequence[int],
+    flags: Iterable[str],
+    mode: FlagMode,
+    *,
+    unchanged_since: int | None = None,
 ) -> list[Message]:
-    """Change flags of the messages with these UIDs; returns the changed messages with their new flags."""
+    """Change flags of the messages with these UIDs; returns the changed messages with their new flags.
+
+    With `unchanged_since`, messages whose mod-sequence is above it are left alone (IMAP's conditional
+    STORE, RFC 7162 3.1.3), decided under the folder's lock."""
     lock(folders=[counters.own_folder(account, mailbox_id)])
     modseq = counters.bump_modseq(mailbox_id)
     system, keywords = split_flags(flags)
-    messages = list(
-        Message.objects.filter(mailbox_id=mailbox_id, uid__in=uids)
-        .only("id", "uid", "modseq", "keywords", *SYSTEM_FLAGS.values())
-        .order_by("uid")
-    )
+    chosen = Message.objects.filter(mailbox_id=mailbox_id, uid__in=uids)
+    if unchanged_since is not None:
+        chosen = chosen.filter(modseq__lte=unchanged_since)
+    messages = list(chosen.only("id", "uid", "modseq", "keywords", *SYSTEM_FLAGS.values()).order_by("uid"))
     changed = []
     for message in messages:
         before = (tuple(getattr(message, c) for c in SYSTEM_FLAGS.values()), message.keywords)

@@ -33,8 +33,9 @@ def normalise_folder_name(name: str) -> str:
 
 
 @action
-def create_mailbox(account: Account, name: str) -> Mailbox:
-    """Create a folder and any missing parents (RFC 3501 6.3.3)."""
+def create_mailbox(account: Account, name: str, *, role: str = "") -> Mailbox:
+    """Create a folder and any missing parents (RFC 3501 6.3.3), with a special use (`Role`, RFC 6154) when
+    given; a use another folder has is refused by the database's unique constraint."""
     name = normalise_folder_name(name)
     if Mailbox.objects.filter(account=account, name=name).exists():
         raise AlreadyExists("a folder of that name exists already")
@@ -44,7 +45,25 @@ def create_mailbox(account: Account, name: str) -> Mailbox:
         path = "/".join(parts[:depth])
         created, _ = Mailbox.objects.get_or_create(account=account, name=path)
     assert created is not None
+    if role:
+        created.role = role
+        created.save(update_fields=["role"])
     return created
+
+
+@action
+def claim_recent(mailbox_id: int, up_to: int | None) -> int:
+    """\\Recent (RFC 3501 2.3.2) shared by every IMAP process: the caller takes the folder's messages from
+    the returned UID on (below `up_to`, or all when None), and no later caller gets them again."""
+    lock(folders=[mailbox_id])
+    row = Mailbox.objects.filter(pk=mailbox_id).values_list("first_recent_uid", "uidnext").first()
+    if row is None:
+        raise NotFound("the folder no longer exists")
+    first, uidnext = row
+    mark = max(first, uidnext if up_to is None else min(up_to, uidnext))
+    if mark != first:
+        Mailbox.objects.filter(pk=mailbox_id).update(first_recent_uid=mark)
+    return first
 
 
 def _own(account: Account, mailbox_id: int) -> Mailbox:

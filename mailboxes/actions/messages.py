@@ -10,10 +10,10 @@ from django.utils import timezone
 
 from mailboxes import bulk, changes
 from mailboxes.actions import counters, storing
-from mailboxes.actions.errors import InvalidName, OverQuota
+from mailboxes.actions.errors import OverQuota
 from mailboxes.actions.flags import split_flags
 from mailboxes.actions.locks import action, lock
-from mailboxes.models import Account, Message, MessageBody
+from mailboxes.models import Account, ExpungedMessage, Mailbox, Message, MessageBody
 from mailcore.mime import parse_message
 
 
@@ -86,9 +86,8 @@ def move(account: Account, mailbox_id: int, uids: Sequence[int], target_id: int)
 
     The rows keep their identity, flags and INTERNALDATE and get new UIDs in the target folder.
     """
-    if mailbox_id == target_id:
-        raise InvalidName("source and target are the same folder")
-    lock(folders=[counters.own_folder(account, pk) for pk in (mailbox_id, target_id)])
+    # RFC 6851 allows a folder as its own target: the messages get new UIDs there (clients use it to renumber).
+    lock(folders=[counters.own_folder(account, pk) for pk in {mailbox_id, target_id}])
     modseqs = {pk: counters.bump_modseq(pk) for pk in sorted({mailbox_id, target_id})}
     messages = list(Message.objects.filter(mailbox_id=mailbox_id, uid__in=uids).only("id", "uid").order_by("uid"))
     if not messages:
@@ -101,6 +100,7 @@ def move(account: Account, mailbox_id: int, uids: Sequence[int], target_id: int)
         message.uid = first_uid + offset
         message.modseq = max(modseq, modseqs[target_id])
     Message.objects.bulk_update(messages, ["mailbox", "uid", "modseq"])
+    log_expunged([(mailbox_id, uid) for uid, _ in mapping])
     changes.notify_many([(account.pk, mailbox_id), (account.pk, target_id)])
     return mapping
 
@@ -110,13 +110,24 @@ def remove(account_id: int, messages: Q) -> list[int]:
 
     For actions that hold the locks of the messages' folders and of the account.
     """
-    rows = list(Message.objects.filter(messages).values_list("id", "uid", "size", "body_id"))
+    rows = list(Message.objects.filter(messages).values_list("id", "uid", "size", "body_id", "mailbox_id"))
     if not rows:
         return []
-    counters.release_quota(account_id, sum(size for _, _, size, _ in rows))
+    counters.release_quota(account_id, sum(size for _, _, size, _, _ in rows))
+    log_expunged([(mailbox, uid) for _, uid, _, _, mailbox in rows])
     Message.objects.filter(pk__in=[pk for pk, *_ in rows]).delete()
-    MessageBody.objects.filter(pk__in={body for *_, body in rows}, messages__isnull=True).delete()
-    return sorted(uid for _, uid, _, _ in rows)
+    MessageBody.objects.filter(pk__in={body for _, _, _, body, _ in rows}, messages__isnull=True).delete()
+    return sorted(uid for _, uid, *_ in rows)
+
+
+def log_expunged(removed: list[tuple[int, int]]) -> None:
+    """Record (folder, UID) pairs leaving their folders at each folder's current mod-sequence, which the
+    caller raised under the folder's lock, so IMAP sessions learn of them as changes since a mod-sequence
+    (QRESYNC's VANISHED, RFC 7162 3.2.10)."""
+    modseqs = dict(Mailbox.objects.filter(pk__in={folder for folder, _ in removed}).values_list("id", "highestmodseq"))
+    ExpungedMessage.objects.bulk_create(
+        [ExpungedMessage(mailbox_id=folder, uid=uid, modseq=modseqs[folder]) for folder, uid in removed]
+    )
 
 
 @action

@@ -102,11 +102,39 @@ def test_a_new_keyword_is_announced_before_fetch_shows_it(server: Server) -> Non
     data = client.ok("STORE 1 +FLAGS ($Important)")
     flags = data.index(b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Important)\r\n")
     permanent = data.index(b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Important \\*)]")
-    assert flags < permanent < data.index(b"* 1 FETCH (FLAGS ($Important))")
+    assert flags < permanent < data.index(b"* 1 FETCH (FLAGS ($Important \\Recent))")
     assert b"* FLAGS" not in client.ok("STORE 1 +FLAGS ($Important)")
     # Another session learns of it from its own FLAGS before the flag change is reported.
     other = RawClient(server)
     other.ok("SELECT INBOX")
     client.ok("STORE 1 +FLAGS ($Later)")
     data = other.ok("NOOP")
-    assert data.index(b"* FLAGS (") < data.index(b"* 1 FETCH (UID 1 FLAGS ($Important $Later))")
+    assert data.index(b"* FLAGS (") < data.index(b"* 1 FETCH (UID 1 FLAGS ($Important $Later))")  # not recent here
+
+
+def test_move_to_the_same_folder(server: Server) -> None:
+    deliver(message("one"))
+    deliver(message("two"))
+    client = RawClient(server)
+    client.ok("SELECT INBOX")
+    data = client.ok("UID MOVE 1 INBOX")
+    # RFC 6851 4.3: COPYUID first, then the message leaves under its old UID and comes back under a new one.
+    assert re.search(rb"\* OK \[COPYUID \d+ 1 3\] ", data), data
+    assert b"* 1 EXPUNGE\r\n" in data
+    assert b"* 2 EXISTS\r\n" in data
+    assert b"* SEARCH 2 3\r\n" in client.ok("UID SEARCH ALL")
+    assert b"Subject: one" in client.ok("UID FETCH 3 (BODY.PEEK[HEADER.FIELDS (Subject)])")
+
+
+def test_create_with_a_special_use(server: Server) -> None:
+    client = RawClient(server)
+    client.ok("DELETE Archive")
+    assert b"CREATE-SPECIAL-USE" in client.ok("CAPABILITY")
+    # RFC 6154 5.2, example: CREATE MyArchive (USE (\Archive)).
+    client.ok("CREATE MyArchive (USE (\\Archive))")
+    assert untagged(client.ok('LIST "" MyArchive'), b"LIST") == [b'* LIST (\\HasNoChildren \\Archive) "/" "MyArchive"']
+    # A use another folder has already: NO [USEATTR] (RFC 6154 6), and nothing is created.
+    assert b" NO [USEATTR] " in client.command("CREATE Other (USE (\\Sent))")
+    assert untagged(client.ok('LIST "" Other'), b"LIST") == []
+    assert b" NO [USEATTR] " in client.command("CREATE Other (USE (\\All))")
+    assert b" BAD " in client.command("CREATE Other (FANCY (\\Sent))")

@@ -65,7 +65,8 @@ def test_idle_reports_new_mail_flags_and_expunge(server: Server) -> None:
     assert (2, b"EXISTS") in watcher.idle_check(timeout=5)
     actor.store("1", "+FLAGS", "(\\Seen)")
     responses = watcher.idle_check(timeout=5)
-    assert (1, b"FETCH", (b"UID", 1, b"FLAGS", (b"\\Seen",))) in responses
+    # The watcher selected first, so message 1 is \\Recent to it (RFC 3501 2.3.2).
+    assert (1, b"FETCH", (b"UID", 1, b"FLAGS", (b"\\Seen", b"\\Recent"))) in responses
     actor.store("1", "+FLAGS", "(\\Deleted)")
     actor.expunge()
     seen: list = []
