@@ -141,3 +141,9 @@ def test_total_time_bounds_verification(zone):
     verdict = check(total=0.3)
     assert verdict.spf.result == "temperror"
     assert [d.result for d in verdict.dmarc] == ["temperror"]
+
+
+def test_dkim_key_of_ten_thousand_strings_is_permerror(zone):
+    zone.add("sel._domainkey.sender.test", "TXT", " ".join(['"v=DKIM1; k=rsa; p="'] + ['"A"'] * 10_000))
+    [result] = check(dkim_sign(MESSAGE, "sender.test")).dkim
+    assert result.result == "permerror"
