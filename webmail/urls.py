@@ -23,6 +23,7 @@ urlpatterns = [
     path("f/<int:folder_id>/", mail.folder, name="folder"),
     path("f/<int:folder_id>/act/", mail.act, name="act"),
     path("trash/empty/", mail.empty_trash, name="empty_trash"),
+    path("undo/", mail.undo, name="undo"),
     path("search/", mail.search, name="search"),
     path("m/<int:message_id>/", mail.message, name="message"),
     path("m/<int:message_id>/frame/<int:index>/", mail.frame, name="frame"),

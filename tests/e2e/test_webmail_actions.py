@@ -16,6 +16,7 @@ from tests.webmail_support import (  # noqa: F401 (the *_fixture names are fixtu
     browser_fixture,
     deliver,
     folder,
+    page_fixture,
     sign_in,
     sized_page_fixture,
 )
@@ -89,3 +90,48 @@ def test_print_view_and_view_source(web_server, sized_page, alice) -> None:
     assert response.body() == bytes(shown.body.raw)
     assert response.headers["content-type"] == "text/plain; charset=utf-8"
     assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_undo_puts_moved_mail_back(web_server, sized_page, alice) -> None:
+    page = sized_page
+    deliver(alice, subject="Oops, not this one")
+    deliver(alice, subject="Nor this one")
+    sign_in(page, web_server.url, alice.address, PASSWORD)
+    for subject in ("Oops, not this one", "Nor this one"):
+        page.locator("#list .row", has_text=subject).locator("input[name=uid]").check()
+    page.click("#list button[value=trash]")
+    expect(page.locator(".notice")).to_contain_text("Moved 2 message(s) to Trash")
+    assert Message.objects.filter(mailbox=folder(alice, Role.TRASH)).count() == 2
+    page.click(".notice form.undo button")
+    expect(page.locator(".notice")).to_contain_text("Undone: 2 message(s) back in INBOX")
+    assert_full_page(page)
+    expect(page.locator("#list .row")).to_have_count(2)
+    assert Message.objects.filter(mailbox=folder(alice, Role.INBOX)).count() == 2
+    # The offer is made once: the next page has none.
+    page.reload()
+    expect(page.locator("form.undo")).to_have_count(0)
+
+
+def test_the_offer_to_undo_goes_away_after_a_few_seconds(web_server, page, alice) -> None:
+    deliver(alice, subject="Archive me")
+    sign_in(page, web_server.url, alice.address, PASSWORD)
+    page.locator("#list .row", has_text="Archive me").locator("input[name=uid]").check()
+    page.click("#list button[value=archive]")
+    expect(page.locator("form.undo")).to_be_visible()
+    expect(page.locator("form.undo")).to_have_count(0, timeout=15000)  # waiting, as a user would, for 10 s
+
+
+def test_on_a_phone_a_message_has_a_way_back_to_its_folder(web_server, sized_page, alice) -> None:
+    page = sized_page
+    deliver(alice, subject="Read me on the go")
+    sign_in(page, web_server.url, alice.address, PASSWORD)
+    page.locator("#list .row", has_text="Read me on the go").locator(".subject").click()
+    expect(page.locator("#reader .subject")).to_have_text("Read me on the go")
+    back = page.locator("#reader a.back")
+    if page.viewport_size["width"] > 1000:
+        expect(back).to_be_hidden()  # the list stays beside the message
+        return
+    expect(page.locator("#list")).to_be_hidden()
+    back.click()
+    expect(page.locator("#list .row", has_text="Read me on the go")).to_be_visible()
+    assert_full_page(page)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import time
 
 from django import template
 from django.utils import timezone
@@ -36,3 +37,17 @@ def listdate(value: datetime.datetime | None) -> str:
 @register.filter
 def sender(message) -> str:
     return message.from_name or message.from_address or "(no sender)"
+
+
+UNDO_KEY = "webmail_undo"  # session: the last move, offered for undoing once, on the page it led to
+UNDO_SECONDS = 30  # an offer older than this (its page was never shown) is dropped; the page hides it sooner
+
+
+@register.inclusion_tag("webmail/_undo.html", takes_context=True)
+def undo_offer(context) -> dict:
+    """The Undo button for the move just made, shown once (on the page the move led to)."""
+    request = context.get("request")
+    offer = request.session.pop(UNDO_KEY, None) if request is not None and hasattr(request, "session") else None
+    if offer is not None and time.time() - offer.get("at", 0) > UNDO_SECONDS:
+        offer = None
+    return {"offer": offer, "csrf_token": context.get("csrf_token"), "next": request.get_full_path() if request else ""}

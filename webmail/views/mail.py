@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from urllib.parse import parse_qsl, urlsplit
 
@@ -19,6 +20,7 @@ from mailcore.mime import decode_body, part_text
 from webmail import queries, sanitize
 from webmail.reading import Reading
 from webmail.search_terms import parse as parse_terms
+from webmail.templatetags.webmail import UNDO_KEY
 from webmail.views.common import (
     account,
     account_required,
@@ -242,6 +244,36 @@ def _selected_uids(request: HttpRequest, current: Mailbox) -> list[int]:
     return sorted(uids)
 
 
+def _move(request: HttpRequest, current: Mailbox, uids: list[int], target: Mailbox, notice: str) -> None:
+    moved = actions.move(account(request), current.pk, uids, target.pk)
+    notices.success(request, notice.format(n=f"{len(moved)} message(s)", f=target.name))
+    request.session[UNDO_KEY] = {
+        "from": target.pk,
+        "to": current.pk,
+        "uids": [new for _, new in moved],
+        "at": time.time(),
+    }
+
+
+@require_POST
+@account_required
+def undo(request: HttpRequest) -> HttpResponse:
+    """Put back what the last move took away (its new UIDs in the folder it went to)."""
+    try:
+        source = folder_of(request, int(request.POST.get("from", "")))
+        back_to = folder_of(request, int(request.POST.get("to", "")))
+        uids = sorted({int(uid) for uid in request.POST.getlist("uid")})
+    except ValueError:
+        return HttpResponseBadRequest("bad undo")
+    try:
+        moved = actions.move(account(request), source.pk, uids, back_to.pk)
+    except actions.ServiceError as exc:
+        notices.error(request, f"Nothing was undone: {exc}")
+    else:
+        notices.success(request, f"Undone: {len(moved)} message(s) back in {back_to.name}.")
+    return redirect(_back(request, back_to))
+
+
 @require_POST
 @account_required
 def act(request: HttpRequest, folder_id: int) -> HttpResponse:
@@ -262,15 +294,11 @@ def act(request: HttpRequest, folder_id: int) -> HttpResponse:
             flags, mode = _FLAG_ACTIONS[action]
             actions.set_flags(me, current.pk, uids, flags, mode)
         elif action == "move":
-            target = folder_of(request, int(request.POST.get("target") or 0))
-            moved = actions.move(me, current.pk, uids, target.pk)
-            notices.success(request, f"Moved {len(moved)} message(s) to {target.name}.")
+            _move(request, current, uids, folder_of(request, int(request.POST.get("target") or 0)), "Moved {n} to {f}.")
         elif action == "archive" and current.role != Role.ARCHIVE:
-            moved = actions.move(me, current.pk, uids, role_folder(request, Role.ARCHIVE).pk)
-            notices.success(request, f"Archived {len(moved)} message(s).")
+            _move(request, current, uids, role_folder(request, Role.ARCHIVE), "Archived {n}.")
         elif action == "trash" and current.role != Role.TRASH:
-            moved = actions.move(me, current.pk, uids, role_folder(request, Role.TRASH).pk)
-            notices.success(request, f"Moved {len(moved)} message(s) to Trash.")
+            _move(request, current, uids, role_folder(request, Role.TRASH), "Moved {n} to Trash.")
         elif action in ("trash", "delete") and current.role == Role.TRASH:
             removed = actions.delete_messages(me, current.pk, uids)
             notices.success(request, f"Deleted {len(removed)} message(s) forever.")

@@ -448,6 +448,8 @@
     document.addEventListener("keydown", shortcuts);
     $(".help-toggle")?.addEventListener("click", () => $("#shortcuts")?.showModal());
     $("[data-print]")?.addEventListener("click", () => window.print());
+    // Undo is offered for a few seconds after a move, as mail clients do.
+    $$("[data-undo]").forEach((form) => setTimeout(() => form.remove(), 10000));
     $$("form[data-confirm]").forEach((form) =>
       form.addEventListener("submit", (event) => {
         if (!window.confirm(form.dataset.confirm)) event.preventDefault();
