@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
 
@@ -34,6 +35,8 @@ def _deleted(admin_: admin.ModelAdmin, request: HttpRequest, delete: Callable[[]
 class DeletesThroughActions:
     """The delete confirmation of a model whose delete action removes mail too: the page lists what goes, by
     count, instead of asking for delete permission on each message (which nobody has: mail is read-only)."""
+
+    model: type[Model]
 
     def get_deleted_objects(self, objs, request: HttpRequest):
         accounts = Account.objects.filter(
@@ -94,14 +97,14 @@ class DomainAdmin(DeletesThroughActions, admin.ModelAdmin):
     @admin.action(description="Delete selected domains, even with mail still queued", permissions=["delete"])
     def delete_even_if_queued(self, request: HttpRequest, queryset: QuerySet[Domain]) -> None:
         for domain in queryset:
-            _deleted(self, request, lambda domain=domain: actions.delete_domain(domain, force=True))
+            _deleted(self, request, functools.partial(actions.delete_domain, domain, force=True))
 
 
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 _QUOTA = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
 
 
-class QuotaField(forms.CharField):
+class QuotaField(forms.Field):
     """A quota typed in human units ("500M", "2.5 GB", "0" for no limit; binary multiples), stored in bytes."""
 
     def __init__(self, **kwargs) -> None:
@@ -219,7 +222,7 @@ class AccountAdmin(DeletesThroughActions, UserAdmin):
     @admin.action(description="Delete selected accounts, even with mail still queued", permissions=["delete"])
     def delete_even_if_queued(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:
         for account in queryset:
-            _deleted(self, request, lambda account=account: actions.delete_account(account, force=True))
+            _deleted(self, request, functools.partial(actions.delete_account, account, force=True))
 
     @admin.display(description="used / quota")
     def usage(self, account: Account) -> str:
@@ -358,7 +361,7 @@ class MessageAdmin(admin.ModelAdmin):
         "keywords",
         "headers",
     ]
-    readonly_fields = fields
+    readonly_fields = [str(name) for name in fields]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
         return (

@@ -59,7 +59,8 @@ async def call(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run `func(*args, **kwargs)` in a database thread and return its result."""
     loop = asyncio.get_running_loop()
     context = contextvars.copy_context()
-    return await loop.run_in_executor(_pool(), functools.partial(context.run, _run, func, *args, **kwargs))
+    step: Callable[[], T] = functools.partial(_run, func, *args, **kwargs)
+    return await loop.run_in_executor(_pool(), context.run, step)
 
 
 def shutdown() -> None:

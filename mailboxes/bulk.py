@@ -25,7 +25,7 @@ def _statement(model: type[Model]) -> tuple[str, list[Field]]:
     columns = ", ".join(quote(field.column) for field in fields)
     # Array types without modifiers, as Django's own UNNEST inserts write them (varchar[], not varchar(300)[]).
     # %b: arrays are sent in binary format, which psycopg dumps without quoting every element.
-    arrays = ", ".join(f"%b::{field.db_type(connection).split('(')[0]}[]" for field in fields)
+    arrays = ", ".join(f"%b::{str(field.db_type(connection)).split('(')[0]}[]" for field in fields)
     sql = (
         f"INSERT INTO {quote(model._meta.db_table)} ({columns}) "
         f"SELECT * FROM UNNEST({arrays}) RETURNING {quote(model._meta.pk.column)}"

@@ -70,7 +70,7 @@ class Account(AbstractBaseUser, PermissionsMixin):
 
     USERNAME_FIELD = "address"
     EMAIL_FIELD = "address"
-    REQUIRED_FIELDS: list[str] = []
+    REQUIRED_FIELDS = []
 
     class Meta:
         ordering = ["address"]

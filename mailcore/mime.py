@@ -554,7 +554,7 @@ class _Parser:
         fields, header_end, body_start = _read_header(raw, start, end)
         content_type = fields.get(b"content-type")
         if content_type is None and in_digest:
-            ctype, params = "message/rfc822", {}  # RFC 2046 5.1.5
+            ctype, params = "message/rfc822", dict[str, str]()  # RFC 2046 5.1.5
         else:
             ctype, params = parse_content_type(None if content_type is None else header_str(content_type))
         part = MimePart(start, header_end, body_start, end, ctype, params)

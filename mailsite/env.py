@@ -6,6 +6,7 @@ stops start-up with a clear message instead of a traceback.
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,17 +20,24 @@ class Env:
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self.environ = os.environ if environ is None else environ
 
-    def _raw(self, name: str) -> str | None:
+    def _raw(self, name: builtins.str) -> builtins.str | None:
         value = self.environ.get(name)
         if value is None or value.strip() == "":
             return None
         return value.strip()
 
-    def str(self, name: str, default: str) -> str:
+    def str(self, name: builtins.str, default: builtins.str) -> builtins.str:
         value = self._raw(name)
         return default if value is None else value
 
-    def int(self, name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    def int(
+        self,
+        name: builtins.str,
+        default: builtins.int,
+        *,
+        minimum: builtins.int | None = None,
+        maximum: builtins.int | None = None,
+    ) -> builtins.int:
         value = self._raw(name)
         if value is None:
             return default
@@ -43,7 +51,7 @@ class Env:
             raise SettingError(f"{name} must be at most {maximum}, got {number}")
         return number
 
-    def port(self, name: str, default: int) -> int:
+    def port(self, name: builtins.str, default: builtins.int) -> builtins.int:
         value = self._raw(name)
         if value is None:
             return default
@@ -55,7 +63,7 @@ class Env:
             raise SettingError(f"{name} must be a TCP port number (1-65535), got {number}")
         return number
 
-    def size(self, name: str, default: int) -> int:
+    def size(self, name: builtins.str, default: builtins.int) -> builtins.int:
         """A byte count, optionally with a K, M or G suffix (binary multiples)."""
         value = self._raw(name)
         if value is None:
@@ -74,7 +82,7 @@ class Env:
             raise SettingError(f"{name} must be a positive size, got {value!r}")
         return number
 
-    def bool(self, name: str, default: bool) -> bool:
+    def bool(self, name: builtins.str, default: builtins.bool) -> builtins.bool:
         value = self._raw(name)
         if value is None:
             return default
@@ -85,7 +93,7 @@ class Env:
             return False
         raise SettingError(f"{name} must be true or false, got {value!r}")
 
-    def float(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+    def float(self, name: builtins.str, default: builtins.float, *, minimum: builtins.float = 0.0) -> builtins.float:
         value = self._raw(name)
         if value is None:
             return default
@@ -97,18 +105,18 @@ class Env:
             raise SettingError(f"{name} must be at least {minimum}, got {number}")
         return number
 
-    def list(self, name: str, default: list[str]) -> list[str]:
+    def list(self, name: builtins.str, default: builtins.list[builtins.str]) -> builtins.list[builtins.str]:
         value = self._raw(name)
         if value is None:
             return list(default)
         return [item.strip() for item in value.split(",") if item.strip()]
 
-    def path(self, name: str, default: Path, *, base: Path) -> Path:
+    def path(self, name: builtins.str, default: Path, *, base: Path) -> Path:
         value = self._raw(name)
         path = default if value is None else Path(value).expanduser()
         return path if path.is_absolute() else (base / path)
 
-    def optional_path(self, name: str, *, base: Path) -> Path | None:
+    def optional_path(self, name: builtins.str, *, base: Path) -> Path | None:
         value = self._raw(name)
         if value is None:
             return None
@@ -118,7 +126,7 @@ class Env:
             raise SettingError(f"{name} names {str(path)!r}, which is not a readable file")
         return path
 
-    def host_ports(self, name: str) -> list[tuple[str, int]]:
+    def host_ports(self, name: builtins.str) -> builtins.list[tuple[builtins.str, builtins.int]]:
         """A comma-separated list of ``host`` or ``host:port`` (port 53 by default)."""
         result = []
         for item in self.list(name, []):

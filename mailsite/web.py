@@ -35,7 +35,7 @@ async def _start(name: str, port: int, context: ssl.SSLContext | None) -> Listen
     config.ssl = context  # the shared context itself, not a copy made from the files once
     server = uvicorn.Server(config)
     # The runner owns the signals; uvicorn must not install its own handlers.
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

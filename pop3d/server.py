@@ -177,7 +177,7 @@ class Session:
         await self.writer.drain()
         # Bytes that reached the stream buffer after STLS were sent in plain text; taking them as if they came
         # through TLS would let a man in the middle inject commands (the STARTTLS injection flaw).
-        if self.reader._buffer:
+        if self.reader._buffer:  # type: ignore[attr-defined]  # asyncio keeps no public view of it
             raise ConnectionAbortedError("data pipelined after STLS")
         await self.writer.start_tls(tls.server_context(), ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
         self.conn.tls_started()

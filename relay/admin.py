@@ -3,6 +3,8 @@ records to publish."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -13,11 +15,14 @@ from mailboxes.actions import outbound
 from relay import dkim
 from relay.models import Attempt, DkimKey, OutboundRecipient
 
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldGroups
+
 
 class AttemptInline(admin.TabularInline):
     model = Attempt
     fields = ["started", "finished", "host", "code", "reply", "outcome"]
-    readonly_fields = fields
+    readonly_fields = [str(name) for name in fields]
     extra = 0
     can_delete = False
 
@@ -51,7 +56,7 @@ class QueueAdmin(admin.ModelAdmin):
         "status",
         "delay_warned",
     ]
-    readonly_fields = fields
+    readonly_fields = [str(name) for name in fields]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[OutboundRecipient]:
         return super().get_queryset(request).defer("message__raw")
@@ -123,7 +128,7 @@ class DkimKeyAdmin(admin.ModelAdmin):
     list_display = ["domain", "selector", "created"]
     readonly_fields = ["selector", "created", "dns_records"]
 
-    def get_fields(self, request: HttpRequest, obj: DkimKey | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: DkimKey | None = None) -> _FieldGroups:
         return ["domain", "selector", "created", "dns_records"] if obj else ["domain"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: DkimKey | None = None) -> list[str]:

@@ -105,7 +105,7 @@ def attempt(
     for host, address in addresses:
         smtp = smtplib.SMTP(local_hostname=helo, timeout=timeout)
         # The name STARTTLS sends as SNI; smtplib sets it only when its constructor connects.
-        smtp._host = host
+        smtp._host = host  # type: ignore[attr-defined]  # not in typeshed
         try:
             replies = _transaction(smtp, address, port, sender, pending, raw)
         except _SessionFailed as exc:

@@ -45,7 +45,7 @@ class Route:
 
 
 def _resolver() -> dns.resolver.Resolver:
-    nameservers = settings.MAILSITE_DNS_NAMESERVERS
+    nameservers: list[tuple[str, int]] = settings.MAILSITE_DNS_NAMESERVERS
     resolver = dns.resolver.Resolver(configure=not nameservers)
     if nameservers:
         resolver.nameservers = [dns.nameserver.Do53Nameserver(host, port) for host, port in nameservers]

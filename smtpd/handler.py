@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+from typing import cast
 
 from aiosmtpd.smtp import AuthResult, Envelope, Session
 from django.conf import settings
@@ -17,6 +18,7 @@ from mailauth import claims, junk, verify
 from mailauth import queries as mailauth_queries
 from mailauth import results as ar_results
 from mailboxes import actions, asyncdb, signin
+from mailboxes.models import Account
 from mailcore.authors import AmbiguousAuthor, author_domain
 from mailcore.authors import authors as read_authors
 from mailcore.mime import HeaderTooLarge, MimeTooDeep
@@ -42,7 +44,7 @@ def _declared_size(options: list[str]) -> int:
 
 def _sender(envelope: Envelope) -> str:
     # aiosmtpd records the null reverse-path as "<>"; the store wants "".
-    return "" if envelope.mail_from in (None, "<>") else envelope.mail_from
+    return "" if envelope.mail_from is None or envelope.mail_from == "<>" else envelope.mail_from
 
 
 class Handler:
@@ -71,7 +73,7 @@ class Handler:
         except Exception:
             log.exception("smtp auth failed internally client=%s", server.client_ip)
             return AuthResult(success=False, handled=False, message=AUTH_UNAVAILABLE)
-        if result.ok:
+        if result.account is not None:
             log.info("smtp auth ok client=%s user=%s", server.client_ip, result.account.address)
             return AuthResult(success=True, auth_data=result.account, message=AUTH_OK)
         log.info("smtp auth failed client=%s throttled=%s", server.client_ip, result.throttled)
@@ -79,17 +81,17 @@ class Handler:
         return AuthResult(success=False, handled=False, message=AUTH_THROTTLED if result.throttled else AUTH_FAILED)
 
     async def handle_MAIL(
-        self, server: MailsiteSMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+        self, server: MailsiteSMTP, session: Session, envelope: MailsiteEnvelope, address: str, options: list[str]
     ) -> str:
         sender = "" if address == "<>" else address
         reply = policy.check_sender(sender, smtputf8="SMTPUTF8" in options)
         if reply:
             return reply
         if self.role.submission:
-            own = await asyncdb.call(lookups.sender_addresses, session.auth_data.pk)
+            own = await asyncdb.call(lookups.sender_addresses, cast(Account, session.auth_data).pk)
             if not policy.sender_allowed(sender, own, delimiter=self.delimiter):
                 return policy.SENDER_NOT_OWNED
-            session.own_addresses = own
+            envelope.own_addresses = own
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 2.1.0 Sender ok"
@@ -104,7 +106,7 @@ class Handler:
             return reply
         address = policy.normalise_address(address)
         resolution = await asyncdb.call(actions.resolve_recipient, address, size=_declared_size(envelope.mail_options))
-        reply = policy.rcpt_reply(str(resolution.status), self.role, authenticated=session.authenticated)
+        reply = policy.rcpt_reply(str(resolution.status), self.role, authenticated=bool(session.authenticated))
         if reply.startswith("250"):
             envelope.rcpt_tos.append(address)
             envelope.rcpt_options.extend(options)
@@ -113,7 +115,7 @@ class Handler:
 
     async def handle_DATA(self, server: MailsiteSMTP, session: Session, envelope: MailsiteEnvelope) -> str:
         queue_id = message.new_queue_id()
-        reply = policy.TEMPORARY_FAILURE
+        reply: str | None = policy.TEMPORARY_FAILURE
         raw = b""
         to_junk: bool | frozenset[int] = False
         try:
@@ -151,7 +153,7 @@ class Handler:
             authors = read_authors(raw)
         except AmbiguousAuthor as exc:
             return policy.ambiguous_from(str(exc)), raw
-        reply = policy.check_from_header(authors, session.own_addresses, delimiter=self.delimiter)
+        reply = policy.check_from_header(authors, envelope.own_addresses, delimiter=self.delimiter)
         if reply:
             return reply, raw
         envelope.author_domain = author_domain(authors)
@@ -249,7 +251,7 @@ class Handler:
             protocol=policy.with_protocol(
                 extended=session.extended_smtp,
                 tls=server.tls_active,
-                authenticated=session.authenticated,
+                authenticated=bool(session.authenticated),
                 smtputf8=envelope.smtp_utf8,
             ),
             queue_id=queue_id,

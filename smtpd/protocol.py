@@ -75,6 +75,8 @@ class MailsiteEnvelope(Envelope):
     def __init__(self) -> None:
         super().__init__()
         self.resolutions: dict[str, Any] = {}
+        # Submission: the authenticated user's own addresses, read at MAIL for the From: check at DATA.
+        self.own_addresses: list[str] = []
         # Submission: the domain of the From: authors, read once and authorised at DATA; the relay signs for it.
         self.author_domain: str | None = None
 
@@ -290,7 +292,7 @@ class MailsiteSMTP(SMTP):
             # The greeting and the HELO/EHLO response carry no enhanced codes (RFC 2034 3); bytes are AUTH
             # challenges.
             self._greeted = True
-            await super().push(status)
+            await super().push(status)  # type: ignore[type-var]  # aiosmtpd takes either, typed as AnyStr
             return
         reply = policy.enhance(status)
         if self._in_data:

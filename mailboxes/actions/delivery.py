@@ -73,7 +73,7 @@ def _store(items: Sequence[_Incoming]) -> None:
     """
     for item in items:
         item.body = MessageBody(raw=item.stored, size=len(item.stored))
-    bulk.insert([item.body for item in items])
+    bulk.insert([item.body for item in items if item.body is not None])
     by_account: dict[int, list[_Incoming]] = {}
     for item in items:
         for account_id in item.account_ids:

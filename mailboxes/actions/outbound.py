@@ -21,7 +21,7 @@ from django.utils import timezone
 from mailboxes.actions.delivery import deliver
 from mailboxes.actions.locks import action, lock, lock_outbound
 from mailboxes.actions.queueing import enqueue, schedule
-from mailboxes.recipients import RecipientStatus, expansion
+from mailboxes.recipients import DeliveryReport, RecipientStatus, expansion
 from mailcore.dsn import RecipientReport, build_dsn
 from relay.deliver import Reply
 from relay.models import OPEN_STATES, Attempt, OutboundMessage, OutboundRecipient, State
@@ -107,7 +107,7 @@ def _notify_sender(
         now=now,
         will_retry_until=will_retry_until,
     )
-    report = deliver(dsn, "", [message.sender])
+    report: DeliveryReport = deliver(dsn, "", [message.sender])
     if report.results.get(message.sender) is RecipientStatus.REMOTE:
         enqueue(dsn, "", [message.sender], author_domain=None)
     elif not report.message_ids:

@@ -7,6 +7,7 @@ cannot take the task, the row stays due and the relay's sweep sends it.
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 from collections.abc import Iterable, Sequence
 from email import policy as email_policy
@@ -37,7 +38,7 @@ def _send_attempt(message_id: int, domain: str, eta: datetime.datetime | None = 
 
 def schedule(pairs: Iterable[tuple[int, str]], eta: datetime.datetime | None = None) -> None:
     for message_id, domain in sorted(set(pairs)):
-        transaction.on_commit(lambda m=message_id, d=domain: _send_attempt(m, d, eta))
+        transaction.on_commit(functools.partial(_send_attempt, message_id, domain, eta))
 
 
 def _subject(raw: bytes) -> str:
