@@ -135,3 +135,20 @@ def test_on_a_phone_a_message_has_a_way_back_to_its_folder(web_server, sized_pag
     back.click()
     expect(page.locator("#list .row", has_text="Read me on the go")).to_be_visible()
     assert_full_page(page)
+
+
+def test_report_junk_and_not_junk(web_server, sized_page, alice) -> None:
+    page = sized_page
+    spam = deliver(alice, subject="You won a prize", sender="Prize <win@spam.test>")
+    sign_in(page, web_server.url, alice.address, PASSWORD)
+    page.goto(f"{web_server.url}/m/{spam.pk}/")
+    page.click("#reader button[value=junk]")
+    expect(page.locator(".notice")).to_contain_text("Reported 1 message(s) as junk")
+    assert_full_page(page)
+    assert Message.objects.get(pk=spam.pk).mailbox == folder(alice, Role.JUNK)
+    page.goto(f"{web_server.url}/f/{folder(alice, Role.JUNK).pk}/")
+    page.locator("#list .row", has_text="You won a prize").locator("input[name=uid]").check()
+    page.click("#list button[value=notjunk]")
+    expect(page.locator(".notice")).to_contain_text("Moved 1 message(s) to INBOX: not junk")
+    assert_full_page(page)
+    assert Message.objects.get(pk=spam.pk).mailbox == folder(alice, Role.INBOX)

@@ -297,6 +297,11 @@ def act(request: HttpRequest, folder_id: int) -> HttpResponse:
             _move(request, current, uids, folder_of(request, int(request.POST.get("target") or 0)), "Moved {n} to {f}.")
         elif action == "archive" and current.role != Role.ARCHIVE:
             _move(request, current, uids, role_folder(request, Role.ARCHIVE), "Archived {n}.")
+        elif action == "junk" and current.role != Role.JUNK:
+            # Moving into Junk is the user's judgement; the store's move trains the junk filter on it.
+            _move(request, current, uids, role_folder(request, Role.JUNK), "Reported {n} as junk.")
+        elif action == "notjunk" and current.role == Role.JUNK:
+            _move(request, current, uids, role_folder(request, Role.INBOX), "Moved {n} to {f}: not junk.")
         elif action == "trash" and current.role != Role.TRASH:
             _move(request, current, uids, role_folder(request, Role.TRASH), "Moved {n} to Trash.")
         elif action in ("trash", "delete") and current.role == Role.TRASH:
@@ -308,7 +313,7 @@ def act(request: HttpRequest, folder_id: int) -> HttpResponse:
         notices.error(request, f"Nothing was changed: {exc}")
     if request.headers.get("X-Requested-With") == "fetch":
         return HttpResponse(status=204)  # the star in a row: the page has changed itself already
-    if action in ("move", "archive", "trash", "delete") and back.startswith(("/m/", "/t/")):
+    if action in ("move", "archive", "junk", "notjunk", "trash", "delete") and back.startswith(("/m/", "/t/")):
         back = reverse("webmail:folder", kwargs={"folder_id": current.pk})
     return redirect(back)
 
