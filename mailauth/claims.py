@@ -12,11 +12,11 @@ import re
 from dataclasses import dataclass
 
 from mailcore.headers import header_str, parse_address_list
+from mailcore.idn import ascii_domain
 
 _FIELD = re.compile(rb"(?im)^from[ \t]*:([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)")
-_AT_DOMAIN = re.compile(
-    r"@\s*([A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+)"
-)
+_LABEL = r"[^\W_](?:[\w-]*[^\W_])?"  # letters and digits of any script: IDNs are claims too
+_AT_DOMAIN = re.compile(rf"@\s*({_LABEL}(?:\.{_LABEL})+)")
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,8 @@ def _header(raw: bytes) -> bytes:
 
 
 def _domain(text: str) -> str:
-    return text.lower().rstrip(".")
+    # A-labels, as our domains are stored and DNS, SPF and DKIM name them (an IDN From: must align too).
+    return ascii_domain(text)
 
 
 def read(raw: bytes) -> Claims:

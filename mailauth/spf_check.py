@@ -13,6 +13,7 @@ import dns.rdatatype
 import spf
 
 from mailauth import dnsquery
+from mailcore.idn import ascii_domain
 
 RESULTS = ("pass", "fail", "softfail", "neutral", "none", "permerror", "temperror")
 
@@ -79,7 +80,7 @@ def check_helo(ip: str, helo: str, *, total_time: float) -> SpfResult:
     """RFC 7208 2.3: the HELO identity, checked as postmaster@<helo>."""
     if not _is_domain(helo):
         return SpfResult("none", "", "helo", "HELO is not a domain name")
-    helo = helo.rstrip(".").lower()
+    helo = ascii_domain(helo)
     return _check(ip, f"postmaster@{helo}", helo, "helo", helo, total_time)
 
 
@@ -88,7 +89,13 @@ def check_mail_from(ip: str, sender: str, helo: str, *, total_time: float) -> Sp
     if not sender:
         if not _is_domain(helo):
             return SpfResult("none", "", "mailfrom", "null sender and HELO is not a domain name")
-        helo = helo.rstrip(".").lower()
+        helo = ascii_domain(helo)
         return _check(ip, f"postmaster@{helo}", helo, "mailfrom", helo, total_time)
-    domain = sender.rpartition("@")[2].rstrip(".").lower()
-    return _check(ip, sender, helo, "mailfrom", domain, total_time)
+    local, _, domain = sender.rpartition("@")
+    domain = ascii_domain(domain)
+    if not domain.isascii():
+        return SpfResult("none", domain, "mailfrom", "the MAIL FROM domain is not a valid domain name")
+    # An SMTPUTF8 local part stays as it is: only macros (%{l}) would use it, and DNS names cannot carry it.
+    return _check(
+        ip, f"{local}@{domain}", ascii_domain(helo) if _is_domain(helo) else helo, "mailfrom", domain, total_time
+    )

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from django.conf import settings
 
@@ -80,15 +82,37 @@ def verify_message(raw: bytes, envelope: Envelope, *, total_time: float, max_sig
     def left() -> float:
         return max(min(per_lookup, deadline - time.monotonic()), 0.001)
 
-    spf_helo = spf_check.check_helo(envelope.ip, envelope.helo, total_time=left())
-    spf = spf_check.check_mail_from(envelope.ip, envelope.sender, envelope.helo, total_time=left())
-    signatures = tuple(dkim_check.verify(raw, max_signatures=max_signatures, timeout=left()))
-    arc = arc_check.verify(raw, timeout=left())
-    verdicts = tuple(
-        dmarc.evaluate(domain, dmarc.discover(domain, timeout=left()), spf, signatures)
-        for domain in dict.fromkeys(envelope.author_domains)
+    failed = timed_out(envelope, "internal error")
+    spf_helo = _guarded(lambda: spf_check.check_helo(envelope.ip, envelope.helo, total_time=left()), failed.spf_helo)
+    spf = _guarded(
+        lambda: spf_check.check_mail_from(envelope.ip, envelope.sender, envelope.helo, total_time=left()), failed.spf
+    )
+    signatures = _guarded(
+        lambda: tuple(dkim_check.verify(raw, max_signatures=max_signatures, timeout=left())),
+        (DkimResult("temperror", "", "", "internal error"),),
+    )
+    arc = _guarded(lambda: arc_check.verify(raw, timeout=left()), failed.arc)
+    verdicts = _guarded(
+        lambda: tuple(
+            dmarc.evaluate(domain, dmarc.discover(domain, timeout=left()), spf, signatures)
+            for domain in dict.fromkeys(envelope.author_domains)
+        ),
+        failed.dmarc,
     )
     return Verdict(spf_helo=spf_helo, spf=spf, dkim=signatures, arc=arc, dmarc=verdicts)
+
+
+T = TypeVar("T")
+
+
+def _guarded(check: Callable[[], T], fallback: T) -> T:
+    """A check that fails on input its library cannot handle gives a temporary result, never a refusal for
+    our own failure, and is logged so it gets fixed."""
+    try:
+        return check()
+    except Exception:
+        log.exception("verification step failed")
+        return fallback
 
 
 _pool: ThreadPoolExecutor | None = None

@@ -147,3 +147,9 @@ def test_dkim_key_of_ten_thousand_strings_is_permerror(zone):
     zone.add("sel._domainkey.sender.test", "TXT", " ".join(['"v=DKIM1; k=rsa; p="'] + ['"A"'] * 10_000))
     [result] = check(dkim_sign(MESSAGE, "sender.test")).dkim
     assert result.result == "permerror"
+
+
+def test_internationalised_sender_domain_is_checked_as_a_labels(zone):
+    zone.add("xn--mnchen-3ya.test", "TXT", txt_value("v=spf1 ip4:127.0.0.0/8 -all"))
+    assert check(sender="grüße@münchen.test").spf.result == "pass"
+    assert check(sender="carol@bad_domain..test").spf.result in ("none", "permerror")

@@ -188,3 +188,9 @@ def test_junk_for_weighs_each_account():
     result = junk.JunkResult("builtin", spamicity={1: 0.99, 2: 0.2}, allowed=frozenset({3}), blocked=frozenset({4}))
     assert result.junk_for([1, 2, 3, 4], message_is_junk=False) == {1, 4}
     assert result.junk_for([1, 2, 3, 4], message_is_junk=True) == {1, 2, 4}
+
+
+def test_claims_use_a_labels():
+    found = claims.read("From: Jörg <jörg@München.test>\r\n\r\n".encode())
+    assert found.author_domains == ("xn--mnchen-3ya.test",)
+    assert found.mentioned_domains == ("xn--mnchen-3ya.test",)
