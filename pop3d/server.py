@@ -8,12 +8,14 @@ maildrop listing at login, a batch of bodies for RETR/TOP, `actions.delete_messa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 
 from django.conf import settings
 from django.db import DatabaseError
 
+from credentials.revocation import ends_session
 from mailboxes import actions, asyncdb, signin
 from mailboxes.models import Account
 from mailsite import tls
@@ -60,10 +62,12 @@ class Session:
         self.inbox_id = 0
         self.maildrop = Maildrop(0, ())
         self.bodies: dict[int, bytes] = {}
+        self._exit = contextlib.AsyncExitStack()
 
     async def run(self) -> None:
         try:
-            await self._serve()
+            async with self._exit:
+                await self._serve()
         finally:
             self.writer.close()
             try:
@@ -147,6 +151,12 @@ class Session:
             return
         self.account = account
         self.conn.login_succeeded(self.maildrop)
+        # Revoking the app password ends the session: like a dropped connection, nothing is deleted (RFC 1939 6).
+        await self._exit.enter_async_context(ends_session(account.pk, result.app_password_id, self._revoked))
+
+    def _revoked(self) -> None:
+        self.writer.write(b"-ERR [AUTH] The app password of this session was revoked\r\n")
+        self.writer.close()
 
     async def _retrieve(self, event: Retrieve) -> None:
         entry = event.entry

@@ -15,6 +15,8 @@ import pytest
 from django.core.management import call_command
 
 from credentials.models import AppPassword
+from mailboxes import actions
+from mailboxes.models import Message
 from tests.conftest import PASSWORD
 
 ADDRESS = "carol@example.test"
@@ -171,3 +173,22 @@ def test_command_lists_and_refuses_unknown_names(ports: Ports) -> None:
         apppassword("create", ADDRESS, "--name", "web", "--protocols", "web")
     with pytest.raises(CommandError, match="no app password named 'tablet'"):
         apppassword("revoke", ADDRESS, "tablet")
+
+
+def test_revocation_ends_an_open_pop3_session_without_deleting(ports: Ports) -> None:
+    secret = apppassword("create", ADDRESS, "--name", "old phone", "--protocols", "pop3")
+    actions.deliver(b"Subject: kept\r\n\r\nBody\r\n", "bob@example.org", [ADDRESS])
+    with socket.create_connection(("127.0.0.1", ports.pop3), timeout=10) as sock:
+        assert read_until(sock, b"\r\n").startswith(b"+OK")
+        sock.sendall(f"USER {ADDRESS}\r\n".encode())
+        assert read_until(sock, b"\r\n").startswith(b"+OK")
+        sock.sendall(f"PASS {secret}\r\n".encode())
+        assert read_until(sock, b"\r\n").startswith(b"+OK")
+        sock.sendall(b"DELE 1\r\n")
+        assert read_until(sock, b"\r\n").startswith(b"+OK")
+
+        apppassword("revoke", ADDRESS, "old phone")
+
+        assert read_until(sock, b"\r\n") == b"-ERR [AUTH] The app password of this session was revoked\r\n"
+        assert sock.recv(100) == b""
+    assert Message.objects.filter(mailbox__account__address=ADDRESS).count() == 1  # no UPDATE state
