@@ -28,6 +28,7 @@ urlpatterns = [
     path("m/<int:message_id>/", mail.message, name="message"),
     path("m/<int:message_id>/frame/<int:index>/", mail.frame, name="frame"),
     path("m/<int:message_id>/source/", mail.source, name="source"),
+    path("m/<int:message_id>/delivery/", mail.delivery_status, name="delivery"),
     path("m/<int:message_id>/print/", mail.print_view, name="print"),
     path("m/<int:message_id>/part/<int:index>/", mail.attachment, name="attachment"),
     path("t/<uuid:thread_id>/", mail.thread, name="thread"),

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from mailboxes import actions
 from mailboxes.models import Mailbox, Message, Role
 from mailcore.mime import decode_body, part_text
-from webmail import queries, sanitize
+from webmail import delivery, queries, sanitize
 from webmail.reading import Reading
 from webmail.search_terms import parse as parse_terms
 from webmail.templatetags.webmail import UNDO_KEY
@@ -106,6 +106,7 @@ def _reading_context(request: HttpRequest, message: Message) -> dict:
             texts.append((body, ""))
     return {
         "message": message,
+        "delivery": delivery.recipients(message) if message.mailbox.role == Role.SENT else [],
         "reading": reading,
         "bodies": texts,
         "sandbox": sanitize.FRAME_SANDBOX,
@@ -179,6 +180,13 @@ def source(request: HttpRequest, message_id: int) -> HttpResponse:
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+@account_required
+def delivery_status(request: HttpRequest, message_id: int) -> HttpResponse:
+    """The delivery block of a sent message, which the reading pane fetches again while any is under way."""
+    shown = message_of(request, message_id)
+    return render(request, "webmail/_delivery.html", {"message": shown, "delivery": delivery.recipients(shown)})
 
 
 @account_required

@@ -100,6 +100,18 @@
     star.setAttribute("aria-pressed", String(!on));
   }
 
+  // The delivery block of a sent message is fetched again while a recipient's delivery is under way.
+  function watchDelivery() {
+    setInterval(async () => {
+      for (const block of $$("[data-delivery][data-open]")) {
+        const html = await fetchText(block.dataset.delivery).catch(() => null);
+        if (html === null || !block.isConnected) continue;
+        const fresh = new DOMParser().parseFromString(html, "text/html").querySelector("[data-delivery]");
+        if (fresh) block.replaceWith(document.importNode(fresh, true));
+      }
+    }, 5000);
+  }
+
   let refreshing = null;
   async function refreshList() {
     const list = $("#list");
@@ -444,6 +456,7 @@
     const zone = $("[data-detect=time-zone]");
     if (zone) zone.value = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
     bindList();
+    watchDelivery();
     liveUpdates();
     document.addEventListener("keydown", shortcuts);
     $(".help-toggle")?.addEventListener("click", () => $("#shortcuts")?.showModal());
