@@ -253,6 +253,33 @@ class Message(models.Model):
         return self.keywords.split()
 
 
+class RecycledMessage(models.Model):
+    """A message removed by its owner (EXPUNGE, POP3 DELE, "delete forever", a deleted folder), kept for
+    MAILSITE_RETENTION_DAYS so it can be restored: invisible to IMAP and POP3 and not counted in the quota; its
+    body stays while this row refers to it."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="recycled")
+    folder_name = models.CharField(max_length=512, help_text="The folder it was removed from")
+    body = models.ForeignKey(MessageBody, on_delete=models.PROTECT, related_name="recycled")
+    size = models.BigIntegerField()
+    subject = models.TextField(blank=True, default="")
+    from_name = models.CharField(max_length=300, blank=True, default="")
+    from_address = models.CharField(max_length=320, blank=True, default="")
+    internal_date = models.DateTimeField()
+    flags = models.TextField(blank=True, default="", help_text="IMAP flags and keywords at removal")
+    removed = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-removed"]
+        indexes = [
+            models.Index(fields=["account", "removed"], name="recycled_account_removed"),
+            models.Index(fields=["removed"], name="recycled_removed"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject[:60]} (from {self.folder_name})"
+
+
 class ExpungedMessage(models.Model):
     """A message that left a folder (EXPUNGE, MOVE, deletion) and the folder's mod-sequence then, so a client
     resynchronising with QRESYNC learns which of its UIDs vanished (RFC 7162 3.2.10). Kept as long as the folder."""
