@@ -57,33 +57,30 @@ class Resync:
     known_uids: list[tuple[int, int]] | None  # as parsed (sequence.STAR for "*"), None: all
 
 
-# One pass over the folder's rows: the UIDs as one string of 4-byte big-endian integers (no Python object per
-# message), the distinct keyword strings and the first unseen UID.
-_SCAN_SQL = f"""
-    SELECT string_agg(int4send(uid::int), '' ORDER BY uid),
-           array_agg(DISTINCT keywords) FILTER (WHERE keywords <> ''),
-           min(uid) FILTER (WHERE NOT seen)
-    FROM {Message._meta.db_table} WHERE mailbox_id = %s
-"""
+# The UIDs as one string of 4-byte big-endian integers, read from the (mailbox, uid) index: no Python object
+# per message.
+_UIDS_SQL = (
+    f"SELECT string_agg(int4send(uid::int), '' ORDER BY uid) FROM {Message._meta.db_table} WHERE mailbox_id = %s"
+)
 
 
 def _scan(mailbox_id: int) -> tuple[array[int], list[str], int | None]:
     """The folder's UIDs ascending, the keywords its messages use, and its first unseen UID."""
     uids: array[int] = array("I")
+    messages = Message.objects.filter(mailbox_id=mailbox_id)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(_SCAN_SQL, [mailbox_id])
-            packed, keyword_values, first_unseen = cursor.fetchone()
+            cursor.execute(_UIDS_SQL, [mailbox_id])
+            (packed,) = cursor.fetchone()
         if packed:
             uids.frombytes(bytes(packed))
             if sys.byteorder == "little":
                 uids.byteswap()
     else:
-        messages = Message.objects.filter(mailbox_id=mailbox_id)
         uids.extend(messages.order_by("uid").values_list("uid", flat=True))
-        keyword_values = list(messages.exclude(keywords="").values_list("keywords", flat=True).distinct())
-        first_unseen = messages.filter(seen=False).order_by("uid").values_list("uid", flat=True).first()
-    keywords = sorted({k for value in keyword_values or () for k in value.split()})
+    keyword_values = messages.exclude(keywords="").values_list("keywords", flat=True).distinct()
+    keywords = sorted({k for value in keyword_values for k in value.split()})
+    first_unseen = messages.filter(seen=False).order_by("uid").values_list("uid", flat=True).first()
     return uids, keywords, first_unseen
 
 
