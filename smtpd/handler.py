@@ -14,6 +14,7 @@ from typing import cast
 from aiosmtpd.smtp import AuthResult, Envelope, Session
 from django.conf import settings
 
+from credentials.revocation import ends_session
 from mailauth import claims, junk, verify
 from mailauth import queries as mailauth_queries
 from mailauth import results as ar_results
@@ -47,6 +48,23 @@ def _sender(envelope: Envelope) -> str:
     return "" if envelope.mail_from is None or envelope.mail_from == "<>" else envelope.mail_from
 
 
+# RFC 5321 3.8: a 421 may be sent asynchronously before the server closes the channel.
+REVOKED = "421 4.7.0 The app password of this session was revoked"
+
+
+async def _end_when_revoked(server: MailsiteSMTP, account_id: int, app_password_id: int) -> None:
+    """Until the connection ends (which cancels this), close it if the app password is revoked; a message
+    in transfer then gets no 250, so the client keeps it and nothing is lost."""
+
+    def end() -> None:
+        if server.transport is not None:
+            server.transport.write(REVOKED.encode() + b"\r\n")
+            server.transport.close()
+
+    async with ends_session(account_id, app_password_id, end):
+        await asyncio.Event().wait()
+
+
 class Handler:
     def __init__(self, role: policy.ListenerRole, groups: DeliveryGroups) -> None:
         self.role = role
@@ -75,6 +93,9 @@ class Handler:
             return AuthResult(success=False, handled=False, message=AUTH_UNAVAILABLE)
         if result.account is not None:
             log.info("smtp auth ok client=%s user=%s", server.client_ip, result.account.address)
+            if result.app_password_id is not None:
+                watch = _end_when_revoked(server, result.account.pk, result.app_password_id)
+                server.session_tasks.append(asyncio.get_running_loop().create_task(watch))
             return AuthResult(success=True, auth_data=result.account, message=AUTH_OK)
         log.info("smtp auth failed client=%s throttled=%s", server.client_ip, result.throttled)
         await asyncio.sleep(settings.MAILSITE_AUTH_FAILURE_DELAY)

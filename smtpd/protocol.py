@@ -115,6 +115,7 @@ class MailsiteSMTP(SMTP):
         self.data_logged = False
         self._line_timer: asyncio.TimerHandle | None = None
         self._block_timer: asyncio.TimerHandle | None = None
+        self.session_tasks: list[asyncio.Task[None]] = []  # live as long as the connection (revocation watch)
 
     def _create_envelope(self) -> MailsiteEnvelope:
         return MailsiteEnvelope()
@@ -137,6 +138,8 @@ class MailsiteSMTP(SMTP):
         if self._refused:
             return
         self._cancel_timers()
+        for task in self.session_tasks:
+            task.cancel()
         if not self._released:  # aiosmtpd may call this twice after a failed TLS handshake
             self._released = True
             self.connections.release(self.client_ip)

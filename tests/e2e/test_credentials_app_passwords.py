@@ -192,3 +192,18 @@ def test_revocation_ends_an_open_pop3_session_without_deleting(ports: Ports) -> 
         assert read_until(sock, b"\r\n") == b"-ERR [AUTH] The app password of this session was revoked\r\n"
         assert sock.recv(100) == b""
     assert Message.objects.filter(mailbox__account__address=ADDRESS).count() == 1  # no UPDATE state
+
+
+def test_revocation_ends_an_open_submission_session(ports: Ports, tls_client_context: ssl.SSLContext) -> None:
+    secret = apppassword("create", ADDRESS, "--name", "laptop", "--protocols", "smtp")
+    with smtplib.SMTP("127.0.0.1", ports.submission, timeout=10) as client:
+        client.starttls(context=tls_client_context)
+        client.login(ADDRESS, secret)
+        assert client.mail(ADDRESS)[0] == 250
+
+        apppassword("revoke", ADDRESS, "laptop")
+
+        assert client.sock is not None
+        assert read_until(client.sock, b"\r\n") == b"421 4.7.0 The app password of this session was revoked\r\n"
+        with pytest.raises((smtplib.SMTPServerDisconnected, OSError)):
+            client.noop()
