@@ -24,6 +24,17 @@ class Attachment:
 class Body:
     index: int
     is_html: bool
+    label: str = ""  # a heading for parts that are not the message's own text (a delivery report)
+
+
+# The machine-readable parts of a delivery report (RFC 3464 2, RFC 6533 6.1, RFC 6522 4) are plain text a
+# person can read: shown as such under a heading, not offered as a file called "part-2.deliveryst".
+REPORT_PARTS = {
+    "message/delivery-status": "Delivery report",
+    "message/global-delivery-status": "Delivery report",
+    "message/disposition-notification": "Read receipt",
+    "text/rfc822-headers": "Header of the returned message",
+}
 
 
 def _contains(part: MimePart, content_type: str) -> bool:
@@ -34,7 +45,7 @@ def _body_parts(part: MimePart, out: list[MimePart]) -> None:
     """The text/plain and text/html leaves a reader sees, preferring HTML within multipart/alternative."""
     if part.disposition == "attachment":
         return
-    if part.content_type in ("text/plain", "text/html"):
+    if part.content_type in ("text/plain", "text/html") or part.content_type in REPORT_PARTS:
         out.append(part)
     elif part.content_type == "multipart/alternative":
         chosen = next((c for c in reversed(part.children) if _contains(c, "text/html")), None)
@@ -68,7 +79,11 @@ class Reading:
             if p.content_type == "message/rfc822" and p is not self.root
             for inner in p.walk()[1:]
         }
-        self.bodies = [Body(i, p.subtype == "html") for i, p in enumerate(self.parts) if id(p) in body_ids]
+        self.bodies = [
+            Body(i, p.content_type == "text/html", REPORT_PARTS.get(p.content_type, ""))
+            for i, p in enumerate(self.parts)
+            if id(p) in body_ids
+        ]
         self.attachments = [
             Attachment(i, p.filename or _fallback_name(p, i), p.content_type, _decoded_size(p))
             for i, p in enumerate(self.parts)

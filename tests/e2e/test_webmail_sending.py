@@ -63,3 +63,11 @@ def test_sent_message_shows_each_remote_recipient_live(web_server, sized_page, a
     expect(dave).to_contain_text("bounced: not delivered")
     expect(dave).to_contain_text("550 5.1.1 No such user")
     expect(page.locator(".delivery[data-open]")).to_have_count(0)  # nothing under way: no more looking
+
+    # The bounce report that came back reads as text, not as an attachment called "part-2.deliveryst".
+    report = Message.objects.get(mailbox=folder(alice, Role.INBOX))
+    page.goto(f"{web_server.url}/m/{report.pk}/")
+    expect(page.locator("#reader .part-label").first).to_have_text("Delivery report")
+    expect(page.locator("#reader")).to_contain_text("Final-Recipient: rfc822; dave@other.test")
+    expect(page.locator("#reader")).to_contain_text("Status: 5.1.1")
+    expect(page.locator("#reader")).not_to_contain_text("deliveryst")
