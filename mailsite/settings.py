@@ -385,6 +385,8 @@ if MAILSITE_ACME:
     # The CA fetches challenges by every name the certificate is for.
     ALLOWED_HOSTS += [name for name in MAILSITE_ACME_NAMES if name not in ALLOWED_HOSTS]
     CELERY_BEAT_SCHEDULE["acme-renew"] = {"task": "mailsite.acme.renew", "schedule": 3600.0}
+if MAILSITE_HTTPS_ONLY and MAILSITE_HTTPS_PORT not in (None, 443):
+    SECURE_SSL_HOST = f"{MAILSITE_HOSTNAME}:{MAILSITE_HTTPS_PORT}"  # where plain HTTP redirects to
 
 # --- Logging --------------------------------------------------------------------------------------------------
 LOGGING = {

@@ -106,6 +106,12 @@ def test_production_is_https_only(tmp_path: Path) -> None:
     assert report["proxied"][0] == 200
 
 
+def test_redirect_goes_to_the_https_listeners_port(tmp_path: Path) -> None:
+    result = run_settings(tmp_path, MAILSITE_HTTPS_PORT="8443")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["http_login"][:2] == [301, "https://mail.example.org:8443/login/"]
+
+
 def test_development_can_opt_out_of_https(tmp_path: Path) -> None:
     result = run_settings(tmp_path, MAILSITE_INSECURE_HTTP="true")
     assert result.returncode == 0, result.stderr
