@@ -107,6 +107,10 @@ async def fetch_(session: Session, command: Command) -> str:
                 continue
             if request.needs_flags or message.uid in result.seen_set:
                 session.announce_keywords(message.flags)
+            if message.uid in result.seen_set:
+                # Told here, so the session's next check does not announce this \\Seen again.
+                selected.told[message.uid] = list(message.flags)
+                selected.told_modseq[message.uid] = message.modseq
             if message.uid in selected.recent:
                 message.flags.append("\\Recent")
             response = fetch.render(

@@ -13,7 +13,7 @@ from django.db import connection
 
 from mailboxes.models import Message
 from tests.conftest import PASSWORD
-from tests.imap_support import ADDRESS, Server, deliver, message, start
+from tests.imap_support import ADDRESS, RawClient, Server, deliver, message, start
 
 NESTED = (
     b"From: =?utf-8?q?J=C3=BCrgen?= <jurgen@example.org>\r\n"
@@ -163,6 +163,15 @@ def test_rfc822_items_and_seen(seeded: Server) -> None:
     assert Message.objects.get(uid=3).seen
     _typ, data = client.fetch("2", "(BODY[1.2])")
     assert Message.objects.get(uid=2).seen
+
+
+def test_an_implicit_seen_is_told_once(seeded: Server) -> None:
+    client = RawClient(seeded)
+    client.ok("SELECT INBOX")
+    data = client.ok("FETCH 1 (BODY[TEXT])") + client.ok("NOOP")
+    # The \Seen the fetch set goes with its reply (RFC 3501 6.4.5), and is not announced again afterwards.
+    assert data.count(b"* 1 FETCH") == 1, data
+    assert b"FLAGS (\\Seen)" in data
 
 
 def test_examine_does_not_set_seen(seeded: Server) -> None:
