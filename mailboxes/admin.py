@@ -16,7 +16,7 @@ from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
 
 from mailboxes import actions
-from mailboxes.models import Account, Alias, Domain, Mailbox, Message
+from mailboxes.models import Account, Alias, Domain, Mailbox, Message, RecycledMessage
 from mailcore.idn import ascii_domain, valid_domain
 from mailcore.mime import MimePart
 from webmail.addresses import valid_address
@@ -401,3 +401,39 @@ class MessageAdmin(admin.ModelAdmin):
             owner = found.values_list("account__address", flat=True).first()
             audit.info("%s viewed message %s of %s", request.user, object_id, owner)
         return super().change_view(request, object_id, form_url, extra_context)
+
+
+@admin.register(RecycledMessage)
+class RecycledMessageAdmin(admin.ModelAdmin):
+    """Mail users removed, kept for MAILSITE_RETENTION_DAYS: restorable into the folder it came from."""
+
+    list_display = ["subject", "from_address", "account", "folder_name", "size", "removed"]
+    list_select_related = ["account"]
+    search_fields = ["subject", "from_address", "account__address"]
+    date_hierarchy = "removed"
+    fields = ["account", "folder_name", "subject", "from_name", "from_address", "internal_date", "flags", "size"]
+    readonly_fields = [str(name) for name in fields]
+    actions = ["restore"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: RecycledMessage | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: RecycledMessage | None = None) -> bool:
+        return False  # the periodic purge removes them; restore is the admin's action
+
+    @admin.action(description="Restore selected messages into their folders", permissions=["view"])
+    def restore(self, request: HttpRequest, queryset: QuerySet[RecycledMessage]) -> None:
+        by_account: dict[int, list[int]] = {}
+        for account_id, pk in queryset.values_list("account_id", "pk"):
+            by_account.setdefault(account_id, []).append(pk)
+        for account in Account.objects.filter(pk__in=by_account):
+            try:
+                restored = actions.restore(account, by_account[account.pk])
+            except actions.ServiceError as exc:
+                self.message_user(request, f"{account}: {exc}", messages.ERROR)
+            else:
+                audit.info("%s restored %d message(s) of %s", request.user, len(restored), account)
+                self.message_user(request, f"{account}: restored {len(restored)} message(s).")

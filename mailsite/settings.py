@@ -28,6 +28,7 @@
 | MAILSITE_DB_THREADS             | 8                                     | database threads per listener process      |
 | MAILSITE_PASSWORD_THREADS       | 2                                     | password-check threads per listener process|
 | MAILSITE_RELAY_KEEP             | 30d                                   | how long delivered/bounced mail is kept    |
+| MAILSITE_RETENTION_DAYS         | 14                                    | days removed mail stays restorable (0: off)|
 | MAILSITE_DB_CONN_MAX_AGE        | 300                                   | seconds a listener reuses a DB connection  |
 | MAILSITE_DNS_NAMESERVERS        | the system's resolvers                | host[:port],... the relay asks for MX      |
 | MAILSITE_DNS_TIMEOUT            | 10                                    | seconds one DNS lookup may take            |
@@ -170,6 +171,7 @@ try:
     MAILSITE_RELAY_RETRY_SCHEDULE = _durations("MAILSITE_RELAY_RETRY_SCHEDULE", "1m,5m,15m,30m,1h")
     MAILSITE_RELAY_MAX_AGE = _duration("MAILSITE_RELAY_MAX_AGE", "5d")
     MAILSITE_RELAY_KEEP = _duration("MAILSITE_RELAY_KEEP", "30d")
+    MAILSITE_RETENTION_DAYS = env.int("MAILSITE_RETENTION_DAYS", 14, minimum=0)
     MAILSITE_RELAY_DELAY_WARNING = _duration("MAILSITE_RELAY_DELAY_WARNING", "4h")
     MAILSITE_RELAY_CLAIM_TIMEOUT = _duration("MAILSITE_RELAY_CLAIM_TIMEOUT", "30m")
     MAILSITE_RELAY_SWEEP_INTERVAL = _duration("MAILSITE_RELAY_SWEEP_INTERVAL", "60s")
@@ -360,6 +362,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "relay-sweep": {
         "task": "relay.sweep",
         "schedule": float(MAILSITE_RELAY_SWEEP_INTERVAL),
+        "options": {"queue": MAILSITE_RELAY_QUEUE},
+    },
+    # The recycle bin keeps removed mail MAILSITE_RETENTION_DAYS; this drops what is older, a batch at a time.
+    "recycle-bin-purge": {
+        "task": "mailboxes.purge_recycled",
+        "schedule": 3600.0,
         "options": {"queue": MAILSITE_RELAY_QUEUE},
     },
 }

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from webmail.views import auth, compose, events, folders, mail, security, settings
+from webmail.views import auth, compose, events, folders, mail, recycle, security, settings
 
 app_name = "webmail"
 
@@ -11,6 +11,7 @@ urlpatterns = [
     path("login/code/", security.login_totp, name="login_totp"),
     path("settings/", settings.settings_view, name="settings"),
     path("settings/filters/", include("webmail.views.filters")),
+    path("settings/recycle-bin/", recycle.recycle_bin, name="recycle_bin"),
     path("settings/security/", security.security, name="security"),
     path("settings/security/sessions/end/", security.end_session, name="end_session"),
     path("settings/security/password/", security.change_password, name="change_password"),

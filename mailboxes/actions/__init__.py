@@ -1,9 +1,10 @@
 """The only writers of the store: one function per change, one transaction each, locks in one global order.
 
-By concern: `accounts` (domains, accounts, aliases), `auth` (sign-in), `delivery` (received and submitted
-mail), `sending` (the webmail's send and drafts), `messages` (append, copy, move, expunge, delete), `flags`,
-`folders`, `queueing` and `outbound` (the relay's queue). `locks` holds the `action` decorator and the one
-helper that takes row locks; `counters` and `storing` are the pieces actions share.
+By concern: `accounts` (domains, accounts, aliases, deletes), `auth` (sign-in), `delivery` (received and
+submitted mail), `sending` (the webmail's send and drafts), `messages` (append, copy, move, expunge, delete),
+`flags`, `folders`, `recycling` (the recycle bin), `queueing` and `outbound` (the relay's queue). `locks` holds
+the `action` decorator and the one helper that takes row locks; `counters` and `storing` are the pieces actions
+share.
 
 Callers import this package and use the names below: `actions.deliver(...)`, `actions.set_flags(...)`.
 """
@@ -34,6 +35,7 @@ from mailboxes.actions.folders import (
     set_subscribed,
 )
 from mailboxes.actions.messages import append, copy, delete_messages, expunge, move
+from mailboxes.actions.recycling import purge_recycled, restore
 from mailboxes.actions.sending import NotSent, save_draft, send
 from mailboxes.actions.storing import with_return_path
 from mailboxes.recipients import DeliveryReport, RecipientStatus, Resolution, is_local_domain, resolve_recipient
@@ -74,8 +76,10 @@ __all__ = [
     "is_local_domain",
     "move",
     "normalise_folder_name",
+    "purge_recycled",
     "rename_mailbox",
     "resolve_recipient",
+    "restore",
     "save_draft",
     "send",
     "set_flags",

@@ -8,6 +8,7 @@ from django.contrib.auth.hashers import make_password
 from django.db.models import Q
 
 from mailboxes import changes
+from mailboxes.actions import recycling
 from mailboxes.actions.errors import AlreadyExists, InvalidName, ServiceError, UnknownDomain
 from mailboxes.actions.locks import action, lock
 from mailboxes.models import (
@@ -18,7 +19,7 @@ from mailboxes.models import (
     Domain,
     Mailbox,
     Message,
-    MessageBody,
+    RecycledMessage,
     split_address,
 )
 from mailcore.idn import ascii_domain, unicode_domain, valid_domain
@@ -191,8 +192,10 @@ def _remove_accounts(accounts: Sequence[Account], *, force: bool) -> None:
     folders = list(Mailbox.objects.filter(account_id__in=ids).values_list("id", flat=True))
     lock(folders=folders, accounts=ids)
     bodies = set(Message.objects.filter(account_id__in=ids).values_list("body_id", flat=True))
+    bodies |= set(RecycledMessage.objects.filter(account_id__in=ids).values_list("body_id", flat=True))
     Message.objects.filter(account_id__in=ids).delete()
-    MessageBody.objects.filter(pk__in=bodies, messages__isnull=True).delete()
+    RecycledMessage.objects.filter(account_id__in=ids).delete()
+    recycling.drop_bodies(bodies)
     Mailbox.objects.filter(account_id__in=ids).delete()
     gone = {address.lower() for address in addresses}
     for alias in Alias.objects.filter(_mentions(addresses)):

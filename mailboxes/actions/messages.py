@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from mailboxes import bulk, changes
-from mailboxes.actions import counters, storing
+from mailboxes.actions import counters, recycling, storing
 from mailboxes.actions.errors import OverQuota
 from mailboxes.actions.flags import split_flags
 from mailboxes.actions.locks import action, lock
@@ -106,7 +106,7 @@ def move(account: Account, mailbox_id: int, uids: Sequence[int], target_id: int)
 
 
 def remove(account_id: int, messages: Q) -> list[int]:
-    """Delete message rows, release their quota and drop bodies no other message shares.
+    """Delete message rows into the recycle bin, release their quota and drop bodies nothing refers to any more.
 
     For actions that hold the locks of the messages' folders and of the account.
     """
@@ -115,8 +115,9 @@ def remove(account_id: int, messages: Q) -> list[int]:
         return []
     counters.release_quota(account_id, sum(size for _, _, size, _, _ in rows))
     log_expunged([(mailbox, uid) for _, uid, _, _, mailbox in rows])
+    recycling.keep(Q(pk__in=[pk for pk, *_ in rows]))
     Message.objects.filter(pk__in=[pk for pk, *_ in rows]).delete()
-    MessageBody.objects.filter(pk__in={body for _, _, _, body, _ in rows}, messages__isnull=True).delete()
+    recycling.drop_bodies(body for _, _, _, body, _ in rows)
     return sorted(uid for _, uid, *_ in rows)
 
 
