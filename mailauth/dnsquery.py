@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import dns.exception
 import dns.name
@@ -22,6 +24,9 @@ from django.conf import settings
 MAX_TXT_RECORDS = 20
 MAX_TXT_OCTETS = 8192
 CACHE_ENTRIES = 10_000
+
+
+T = TypeVar("T")
 
 
 class TemporaryDnsError(Exception):
@@ -56,10 +61,30 @@ _answers: dict[tuple[str, str], tuple[float, list]] = {}
 MAX_TTL = 300
 
 
+# Results computed from DNS answers only (an SPF evaluation for one envelope), kept as long as such answers.
+_results: dict[tuple, tuple[float, object]] = {}
+RESULT_TTL = 60.0
+
+
+def remembered(key: tuple, compute: Callable[[], T], *, keep: Callable[[T], bool]) -> T:
+    """`compute()`, or its value from the last RESULT_TTL seconds for the same key; values for which
+    `keep` is false (temporary failures) are not remembered."""
+    found = _results.get(key)
+    if found is not None and found[0] > time.monotonic():
+        return found[1]  # type: ignore[return-value]
+    value = compute()
+    if keep(value):
+        if len(_results) >= CACHE_ENTRIES:
+            _results.clear()
+        _results[key] = (time.monotonic() + RESULT_TTL, value)
+    return value
+
+
 def forget_cached_answers() -> None:
     """Drop every cached answer (tests that change a zone between messages)."""
     with _lock:
         _answers.clear()
+        _results.clear()
         for item in _resolvers.values():
             if item.cache is not None:
                 item.cache.flush()

@@ -64,6 +64,16 @@ def _is_domain(name: str) -> bool:
 
 
 def _check(ip: str, sender: str, helo: str, identity: str, domain: str, total_time: float) -> SpfResult:
+    # The same envelope from the same address (bulk mail, or HELO and null-sender checks of one message) is
+    # evaluated once a minute: the result depends on nothing else, and its DNS answers are cached anyway.
+    return dnsquery.remembered(
+        ("spf", ip, sender, helo, identity),
+        lambda: _evaluate(ip, sender, helo, identity, domain, total_time),
+        keep=lambda result: result.result != "temperror",
+    )
+
+
+def _evaluate(ip: str, sender: str, helo: str, identity: str, domain: str, total_time: float) -> SpfResult:
     try:
         query = spf.query(i=ip, s=sender, h=helo, timeout=total_time, querytime=total_time)
         result, _, explanation = query.check()

@@ -118,6 +118,13 @@ def _guarded(check: Callable[[], T], fallback: T) -> T:
 _pool: ThreadPoolExecutor | None = None
 
 
+def prepare() -> None:
+    """Load what the first verification would otherwise load while a client waits: the public suffix list
+    (a fifth of a second), the thread pool."""
+    dmarc.organisational_domain("example.com")
+    executor()
+
+
 def executor() -> ThreadPoolExecutor:
     """The threads that do mailauth's blocking or CPU-heavy work off the event loop."""
     global _pool

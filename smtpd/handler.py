@@ -72,6 +72,8 @@ class Handler:
         self.hostname: str = settings.MAILSITE_HOSTNAME
         self.delimiter: str = settings.MAILSITE_RECIPIENT_DELIMITER
         self.local_domains = mailauth_queries.LocalDomains()
+        if not role.submission and settings.MAILSITE_AUTH_VERIFY:
+            verify.prepare()
 
     async def handle_EHLO(
         self, server: MailsiteSMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
