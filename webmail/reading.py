@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from mailboxes.models import Message
 from mailcore.mime import MimePart, decode_body, html_to_text, part_text
 
+# Attachment types the browser shows in its own viewer without running anything of the sender's. No SVG: an
+# SVG document can hold scripts. (Served by `webmail.views.attachments`.)
+PREVIEWED = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "application/pdf"})
+
 
 @dataclass
 class Attachment:
@@ -18,6 +22,10 @@ class Attachment:
     filename: str
     content_type: str
     size: int  # decoded size in bytes, estimated from the encoded size for base64
+
+    @property
+    def previewable(self) -> bool:
+        return self.content_type in PREVIEWED
 
 
 @dataclass

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from webmail.views import auth, compose, events, folders, mail, recycle, security, settings
+from webmail.views import attachments, auth, compose, events, folders, mail, recycle, security, settings
 
 app_name = "webmail"
 
@@ -9,6 +9,11 @@ urlpatterns = [
     path("login/", auth.login, name="login"),
     path("logout/", auth.logout, name="logout"),
     path("login/code/", security.login_totp, name="login_totp"),
+    path("login/passkey/options/", security.login_passkey_options, name="login_passkey_options"),
+    path("login/passkey/", security.login_passkey, name="login_passkey"),
+    path("settings/security/passkeys/options/", security.passkey_options, name="passkey_options"),
+    path("settings/security/passkeys/", security.passkey_add, name="passkey_add"),
+    path("settings/security/passkeys/remove/", security.passkey_remove, name="passkey_remove"),
     path("settings/", settings.settings_view, name="settings"),
     path("settings/filters/", include("webmail.views.filters")),
     path("settings/recycle-bin/", recycle.recycle_bin, name="recycle_bin"),
@@ -31,7 +36,8 @@ urlpatterns = [
     path("m/<int:message_id>/source/", mail.source, name="source"),
     path("m/<int:message_id>/delivery/", mail.delivery_status, name="delivery"),
     path("m/<int:message_id>/print/", mail.print_view, name="print"),
-    path("m/<int:message_id>/part/<int:index>/", mail.attachment, name="attachment"),
+    path("m/<int:message_id>/part/<int:index>/", attachments.attachment, name="attachment"),
+    path("m/<int:message_id>/attachments.zip", attachments.all_attachments, name="attachments_zip"),
     path("t/<uuid:thread_id>/", mail.thread, name="thread"),
     path("compose/", compose.compose_view, name="compose"),
     path("contacts/", compose.contacts, name="contacts"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import zipfile
 
 from playwright.sync_api import expect
 
@@ -152,3 +153,47 @@ def test_report_junk_and_not_junk(web_server, sized_page, alice) -> None:
     expect(page.locator(".notice")).to_contain_text("Moved 1 message(s) to INBOX: not junk")
     assert_full_page(page)
     assert Message.objects.get(pk=spam.pk).mailbox == folder(alice, Role.INBOX)
+
+
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000185d0d6a40000000049454e44ae426082"
+)
+
+
+def test_attachments_open_in_the_browser_or_download_all_as_a_zip(web_server, sized_page, alice) -> None:
+    page = sized_page
+    files = [
+        ("dot.png", "image/png", PNG),
+        ("notes.txt", "text/plain", b"plain notes"),
+        ("notes.txt", "text/plain", b"other notes"),
+        ("page.html", "image/png", b"<script>alert(1)</script>"),  # an "image" that is HTML
+    ]
+    shown = deliver(alice, subject="Files", attachments=files)
+    sign_in(page, web_server.url, alice.address, PASSWORD)
+    page.goto(f"{web_server.url}/m/{shown.pk}/")
+    items = page.locator("#reader .attachments li")
+    expect(items.filter(has_text="dot.png").locator("a.preview")).to_be_visible()
+    expect(items.filter(has_text="notes.txt").locator("a.preview")).to_have_count(0)
+    with page.context.expect_page() as opened:
+        items.filter(has_text="dot.png").locator("a.preview").click()
+    viewer = opened.value
+    viewer.wait_for_load_state()
+    assert viewer.evaluate("document.images.length && document.images[0].naturalWidth") == 1
+    viewer.close()
+    href = items.filter(has_text="page.html").locator("a.preview").get_attribute("href")
+    response = page.request.get(f"{web_server.url}{href}")
+    assert response.headers["content-type"] == "image/png"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in response.headers["content-security-policy"]
+    with page.expect_download() as download:
+        page.click("#reader .attachments a:has-text('Download all')")
+    assert download.value.suggested_filename == "Files attachments.zip"
+    with zipfile.ZipFile(download.value.path()) as archive:
+        contents = {name: archive.read(name) for name in archive.namelist()}
+    assert contents == {
+        "dot.png": PNG,
+        "notes.txt": b"plain notes",
+        "notes (2).txt": b"other notes",
+        "page.html": b"<script>alert(1)</script>",
+    }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from urllib.parse import parse_qsl, urlsplit
@@ -11,12 +10,12 @@ from django.contrib import messages as notices
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import content_disposition_header, urlencode
+from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from mailboxes import actions
 from mailboxes.models import Mailbox, Message, Role
-from mailcore.mime import decode_body, part_text
+from mailcore.mime import part_text
 from webmail import delivery, queries, sanitize
 from webmail.reading import Reading
 from webmail.search_terms import parse as parse_terms
@@ -30,8 +29,6 @@ from webmail.views.common import (
     page_size,
     role_folder,
 )
-
-_SAFE_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
 
 
 @account_required
@@ -150,23 +147,6 @@ def frame(request: HttpRequest, message_id: int, index: int) -> HttpResponse:
     response["Content-Security-Policy"] = sanitize.frame_policy(show_images)
     response["Referrer-Policy"] = "no-referrer"
     response["X-Blocked-Images"] = str(cleaned.blocked_images)
-    response["Cache-Control"] = "private, no-store"
-    return response
-
-
-@account_required
-def attachment(request: HttpRequest, message_id: int, index: int) -> HttpResponse:
-    shown = message_of(request, message_id)
-    reading = Reading(shown)
-    found = next((a for a in reading.attachments if a.index == index), None)
-    part = reading.part(index)
-    if found is None or part is None:
-        raise Http404("No such attachment")
-    data = decode_body(bytes(shown.body.raw), part)
-    content_type = found.content_type if _SAFE_TYPE.match(found.content_type) else "application/octet-stream"
-    response = HttpResponse(data, content_type=content_type)
-    response["Content-Disposition"] = content_disposition_header(True, found.filename)
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Cache-Control"] = "private, no-store"
     return response
 
