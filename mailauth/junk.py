@@ -56,6 +56,12 @@ class JunkResult:
         return frozenset(accounts - self.allowed)
 
 
+@dataclass(frozen=True)
+class Lists:
+    allowed: frozenset[int]
+    blocked: frozenset[int]
+
+
 def listed(rules: Sequence[tuple[str, bool]], senders: Sequence[str]) -> bool | None:
     """True when an allow entry names one of `senders`, False for a block entry, None for neither. Entries
     are addresses or domains (a domain covers its subdomains); an address entry beats a domain entry, and
@@ -88,10 +94,10 @@ async def score(
     url = settings.MAILSITE_RSPAMD_URL
     facts = await _recent.of(account_ids)
     verdicts = {a: listed(rules, senders) for a, rules in facts.rules.items()}
-    lists = {
-        "allowed": frozenset(a for a, v in verdicts.items() if v is True),
-        "blocked": frozenset(a for a, v in verdicts.items() if v is False),
-    }
+    lists = Lists(
+        allowed=frozenset(a for a, v in verdicts.items() if v is True),
+        blocked=frozenset(a for a, v in verdicts.items() if v is False),
+    )
     if not url:
         return await _builtin(raw, facts, lists)
     request: dict[str, str | list[str]] = {"IP": envelope.ip, "Helo": envelope.helo, "Queue-Id": queue_id}
@@ -102,15 +108,15 @@ async def score(
     except rspamd.RspamdUnavailable as exc:
         log.warning("rspamd unavailable, message delivered unscored queue_id=%s: %s", queue_id, exc)
         return None
-    return JunkResult("rspamd", found.score, found.symbols, **lists)
+    return JunkResult("rspamd", found.score, found.symbols, allowed=lists.allowed, blocked=lists.blocked)
 
 
-async def _builtin(raw: bytes, facts: queries.JunkFacts, lists: dict[str, frozenset[int]]) -> JunkResult:
+async def _builtin(raw: bytes, facts: queries.JunkFacts, lists: Lists) -> JunkResult:
     if bayes.has_gtube(raw):
-        return JunkResult("builtin", GTUBE_SCORE, ("GTUBE",), **lists)
+        return JunkResult("builtin", GTUBE_SCORE, ("GTUBE",), allowed=lists.allowed, blocked=lists.blocked)
     # Untrained accounts (most, until their users move mail into and out of Junk) cost no parse.
     if not facts.trained:
-        return JunkResult("builtin", **lists)
+        return JunkResult("builtin", allowed=lists.allowed, blocked=lists.blocked)
     tokens = await asyncio.get_running_loop().run_in_executor(verify.executor(), bayes.tokens, raw)
     counts = await asyncdb.call(queries.token_counts, sorted(facts.trained), tokens)
     return JunkResult(
@@ -120,7 +126,8 @@ async def _builtin(raw: bytes, facts: queries.JunkFacts, lists: dict[str, frozen
             for account_id, (spam, ham) in facts.trained.items()
             if (value := bayes.spamicity(counts[account_id], tokens, spam, ham)) is not None
         },
-        **lists,
+        allowed=lists.allowed,
+        blocked=lists.blocked,
     )
 
 

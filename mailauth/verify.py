@@ -87,10 +87,8 @@ def verify_message(raw: bytes, envelope: Envelope, *, total_time: float, max_sig
     spf = _guarded(
         lambda: spf_check.check_mail_from(envelope.ip, envelope.sender, envelope.helo, total_time=left()), failed.spf
     )
-    signatures = _guarded(
-        lambda: tuple(dkim_check.verify(raw, max_signatures=max_signatures, timeout=left())),
-        (DkimResult("temperror", "", "", "internal error"),),
-    )
+    broken: tuple[DkimResult, ...] = (DkimResult("temperror", "", "", "internal error"),)
+    signatures = _guarded(lambda: tuple(dkim_check.verify(raw, max_signatures=max_signatures, timeout=left())), broken)
     arc = _guarded(lambda: arc_check.verify(raw, timeout=left()), failed.arc)
     verdicts = _guarded(
         lambda: tuple(
