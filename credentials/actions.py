@@ -19,6 +19,7 @@ from credentials import tokens, totp
 from credentials.models import (
     MAIL_PROTOCOLS,
     AppPassword,
+    Passkey,
     RecoveryCode,
     SecurityOptions,
     SignIn,
@@ -102,6 +103,11 @@ def new_recovery_codes(account: Account) -> list[str]:
 
 def totp_enabled(account_id: int) -> bool:
     return TotpDevice.objects.filter(account_id=account_id, confirmed__isnull=False).exists()
+
+
+def second_factor_required(account_id: int) -> bool:
+    """Whether signing in to the webmail or admin takes a second step: a TOTP app or a passkey is set up."""
+    return totp_enabled(account_id) or Passkey.objects.filter(account_id=account_id).exists()
 
 
 @transaction.atomic

@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from credentials import actions
-from credentials.models import AppPassword, SignIn, TotpDevice
+from credentials.models import AppPassword, Passkey, SignIn, TotpDevice
 
 
 @admin.register(TotpDevice)
@@ -33,6 +33,19 @@ class TotpDeviceAdmin(admin.ModelAdmin):
         for device in queryset.select_related("account"):
             actions.disable_totp(device.account)
         self.message_user(request, f"Two-factor sign-in reset for {len(queryset)} account(s).")
+
+
+@admin.register(Passkey)
+class PasskeyAdmin(admin.ModelAdmin):
+    """Deleting a user's passkeys (with the TOTP reset above) lets them sign in with the password alone."""
+
+    list_display = ["name", "account", "created", "last_used"]
+    search_fields = ["account__address", "name"]
+    fields = list_display
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # registered by the owner's browser
 
 
 @admin.register(AppPassword)

@@ -119,3 +119,21 @@ class WebSession(models.Model):
 
     def __str__(self) -> str:
         return f"web session of account {self.account_id} from {self.remote_ip}"
+
+
+class Passkey(models.Model):
+    """A WebAuthn credential registered as a second factor for the webmail and admin."""
+
+    account = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="passkeys")
+    name = models.CharField(max_length=100)
+    credential_id = models.BinaryField(unique=True)
+    public_key = models.BinaryField()  # COSE key, as the authenticator gave it
+    sign_count = models.BigIntegerField(default=0)
+    created = models.DateTimeField(default=timezone.now)
+    last_used = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"passkey {self.name}"

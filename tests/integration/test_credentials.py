@@ -134,7 +134,7 @@ def test_admin_resets_two_factor_and_revokes_app_passwords(client, make_account,
     client.force_login(Account.objects.get(address="admin@example.com"))
     actions.confirm_totp(alice, pyotp.TOTP(actions.start_totp(alice)).now())
     row, _ = actions.create_app_password(alice, "phone", ["imap"])
-    for model in ["totpdevice", "apppassword", "signin"]:
+    for model in ["totpdevice", "apppassword", "signin", "passkey"]:
         assert client.get(reverse(f"admin:credentials_{model}_changelist")).status_code == 200
     client.post(
         reverse("admin:credentials_totpdevice_changelist"),

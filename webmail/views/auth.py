@@ -40,7 +40,7 @@ def login(request: HttpRequest) -> HttpResponse:
         if result.account is not None:
             # The browser's own zone (webmail.js fills it in) becomes the user's unless they chose one.
             preferences.detected(result.account, request.POST.get("time_zone", ""))
-            if credentials.totp_enabled(result.account.pk):  # the second step: webmail/views/security.py
+            if credentials.second_factor_required(result.account.pk):  # the second step: views/security.py
                 return security.begin_second_factor(request, result.account, next_url)
             security.finish_sign_in(request, result.account, "password")
             return redirect(next_url or "webmail:home")

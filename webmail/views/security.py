@@ -7,24 +7,28 @@ never into the session, a notice or a redirect.
 
 from __future__ import annotations
 
+import json
 import time
 
 from django.conf import settings
 from django.contrib import messages as notices
 from django.contrib.auth import login as start_session
 from django.contrib.auth import update_session_auth_hash
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.request import split_domain_port
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from credentials import actions as credentials
-from credentials import totp
+from credentials import passkeys, totp
 from credentials.models import (
     MAIL_PROTOCOLS,
     AppPassword,
+    Passkey,
     RecoveryCode,
     SecurityOptions,
     SignIn,
@@ -38,6 +42,7 @@ from webmail.views.common import account, account_required
 
 PENDING = "mailsite_second_factor"  # session key: who passed the password step, where to go, since when
 PENDING_SECONDS = 300
+CEREMONY = "mailsite_webauthn"  # session key: the challenge of the passkey ceremony in progress, used once
 MIN_PASSWORD_LENGTH = 10
 SIGN_INS_SHOWN = 20
 
@@ -49,6 +54,7 @@ def _page(request: HttpRequest, status: int = 200, **extra: object) -> HttpRespo
         "protocols": MAIL_PROTOCOLS,
         "require_app_passwords": SecurityOptions.objects.filter(account=user, require_app_passwords=True).exists(),
         "totp_on": credentials.totp_enabled(user.pk),
+        "passkeys": Passkey.objects.filter(account=user),
         "recovery_left": RecoveryCode.objects.filter(account=user, used__isnull=True).count(),
         "sign_ins": SignIn.objects.filter(account=user).order_by("-created")[:SIGN_INS_SHOWN],
         "web_sessions": credentials.web_sessions(user),
@@ -211,11 +217,7 @@ def end_session(request: HttpRequest) -> HttpResponse:
 @csrf_protect
 @never_cache
 def login_totp(request: HttpRequest) -> HttpResponse:
-    pending = request.session.get(PENDING)
-    if not pending or time.time() - pending["since"] > PENDING_SECONDS:
-        request.session.pop(PENDING, None)
-        return redirect("webmail:login")
-    user = Account.objects.filter(pk=pending["account"], is_active=True).first()
+    user, next_url = _pending_account(request)
     if user is None:
         request.session.pop(PENDING, None)
         return redirect("webmail:login")
@@ -227,7 +229,6 @@ def login_totp(request: HttpRequest) -> HttpResponse:
         method = None if found.throttled else credentials.accept_second_factor(user.pk, request.POST.get("code", ""))
         result = auth.record(found, method is not None, remote_ip=remote_ip, protocol="web")
         if method is not None and result.account is not None:
-            next_url = pending["next"]
             del request.session[PENDING]
             finish_sign_in(request, user, f"password + {method}")
             return redirect(next_url or "webmail:home")
@@ -236,4 +237,108 @@ def login_totp(request: HttpRequest) -> HttpResponse:
             error, status = "Too many failed sign-ins. Wait a few minutes and try again.", 429
         else:
             error, status = "That code is wrong or was used already.", 401
-    return render(request, "webmail/login_totp.html", {"error": error}, status=status)
+    context = {
+        "error": error,
+        "totp_on": credentials.totp_enabled(user.pk),
+        "passkeys_on": Passkey.objects.filter(account=user).exists(),
+    }
+    return render(request, "webmail/login_totp.html", context, status=status)
+
+
+# --- Passkeys (credentials/passkeys.py; the browser side is webmail/static/webmail/passkeys.js) -------------------
+
+
+def _relying_party(request: HttpRequest) -> tuple[str, str]:
+    """The RP id and origin the browser uses: this request's host (ALLOWED_HOSTS vetted it) and scheme."""
+    host = request.get_host()
+    return split_domain_port(host)[0], f"{request.scheme}://{host}"
+
+
+def _start(request: HttpRequest, ceremony: passkeys.Ceremony) -> HttpResponse:
+    request.session[CEREMONY] = ceremony.challenge.hex()
+    return HttpResponse(ceremony.options_json, content_type="application/json")
+
+
+def _answer(request: HttpRequest) -> tuple[str, bytes | None]:
+    """The browser's credential (JSON text) and the challenge it must answer, which is spent now."""
+    try:
+        body = json.loads(request.body)
+        credential = json.dumps(body["credential"])
+    except (ValueError, KeyError, TypeError):
+        credential = ""
+    challenge = request.session.pop(CEREMONY, None)
+    return credential, bytes.fromhex(challenge) if challenge else None
+
+
+@require_POST
+@account_required
+def passkey_options(request: HttpRequest) -> HttpResponse:
+    return _start(request, passkeys.registration(account(request), _relying_party(request)[0]))
+
+
+@require_POST
+@account_required
+def passkey_add(request: HttpRequest) -> HttpResponse:
+    credential, challenge = _answer(request)
+    try:
+        name = str(json.loads(request.body).get("name", ""))
+    except (ValueError, AttributeError):
+        name = ""
+    if challenge is None:
+        return JsonResponse({"error": "Start again: the request to add a passkey expired."}, status=400)
+    rp_id, origin = _relying_party(request)
+    try:
+        added = passkeys.register(account(request), name, credential, challenge=challenge, rp_id=rp_id, origin=origin)
+    except credentials.CredentialError as exc:
+        return JsonResponse({"error": str(exc).capitalize() + "."}, status=400)
+    notices.success(request, f"Passkey {added.name} added.")
+    return JsonResponse({"redirect": reverse("webmail:security")})
+
+
+@require_POST
+@account_required
+def passkey_remove(request: HttpRequest) -> HttpResponse:
+    removed, _ = Passkey.objects.filter(account=account(request), pk=request.POST.get("passkey", "")).delete()
+    if removed:
+        notices.success(request, "Passkey removed.")
+    return redirect("webmail:security")
+
+
+def _pending_account(request: HttpRequest) -> tuple[Account | None, str]:
+    pending = request.session.get(PENDING)
+    if not pending or time.time() - pending["since"] > PENDING_SECONDS:
+        return None, ""
+    return Account.objects.filter(pk=pending["account"], is_active=True).first(), pending["next"]
+
+
+@require_POST
+def login_passkey_options(request: HttpRequest) -> HttpResponse:
+    user, _ = _pending_account(request)
+    if user is None:
+        return JsonResponse({"error": "Start again with your password."}, status=400)
+    return _start(request, passkeys.authentication(user.pk, _relying_party(request)[0]))
+
+
+@require_POST
+def login_passkey(request: HttpRequest) -> HttpResponse:
+    user, next_url = _pending_account(request)
+    if user is None:
+        return JsonResponse({"error": "Start again with your password."}, status=400)
+    credential, challenge = _answer(request)
+    remote_ip = request.META.get("REMOTE_ADDR")
+    found = auth.candidate(user.address, remote_ip=remote_ip)  # throttled and counted like passwords
+    rp_id, origin = _relying_party(request)
+    ok = (
+        not found.throttled
+        and challenge is not None
+        and passkeys.authenticate(user.pk, credential, challenge=challenge, rp_id=rp_id, origin=origin)
+    )
+    result = auth.record(found, ok, remote_ip=remote_ip, protocol="web")
+    if ok and result.account is not None:
+        del request.session[PENDING]
+        finish_sign_in(request, user, "password + passkey")
+        return JsonResponse({"redirect": next_url or reverse("webmail:home")})
+    time.sleep(settings.MAILSITE_AUTH_FAILURE_DELAY)
+    if result.throttled:
+        return JsonResponse({"error": "Too many failed sign-ins. Wait a few minutes and try again."}, status=429)
+    return JsonResponse({"error": "That passkey was not accepted."}, status=401)
