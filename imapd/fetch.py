@@ -6,6 +6,7 @@ nothing is re-serialised. ENVELOPE, BODYSTRUCTURE and BODY are copied from their
 
 from __future__ import annotations
 
+import binascii
 import datetime
 import re
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ _SIMPLE = {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE", 
 _RFC822 = {"RFC822": ("", False), "RFC822.HEADER": ("HEADER", True), "RFC822.TEXT": ("TEXT", False)}
 _SECTION_ITEM = re.compile(r"(BODY(?:\.PEEK)?)\[([^\]]*)\](?:<(\d+)\.(\d+)>)?\Z", re.IGNORECASE)
 _PART = re.compile(r"\d+(?:\.\d+)*")
+_BINARY_ITEM = re.compile(r"(BINARY(?:\.PEEK|\.SIZE)?)\[([\d.]*)\](?:<(\d+)\.(\d+)>)?\Z", re.IGNORECASE)
 _FIELD_NAME = re.compile(r"[!-9;-~]+")
 
 
@@ -60,8 +62,10 @@ class Request:
     def header_only(self) -> bool:
         """Every section is the message's header or fields of it: only the stored header bytes are read."""
         sections = [i.section for i in self.items if i.section is not None]
-        return bool(sections) and all(
-            s.part == "" and s.text in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT") for s in sections
+        return (
+            not self.needs_binary
+            and bool(sections)
+            and all(s.part == "" and s.text in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT") for s in sections)
         )
 
     @property
@@ -80,6 +84,10 @@ class Request:
     @property
     def needs_envelope(self) -> bool:
         return any(i.name == "ENVELOPE" for i in self.items)
+
+    @property
+    def needs_binary(self) -> bool:
+        return any(i.name in ("BINARY", "BINARY.SIZE") for i in self.items)
 
     @property
     def needs_flags(self) -> bool:
@@ -130,6 +138,23 @@ def _item(token: Token) -> list[Item]:
     if name in _RFC822:
         text, peek = _RFC822[name]
         return [Item(name, Section("", text), peek=peek)]
+    binary = _BINARY_ITEM.match(token)
+    if binary is not None:
+        # RFC 3516 4.1: BINARY[part]<partial> and BINARY.PEEK, decoded from the part's transfer encoding;
+        # BINARY.SIZE[part], the decoded size.
+        kind = binary[1].upper()
+        part = binary[2]
+        if part and (not _PART.fullmatch(part) or any(n.startswith("0") for n in part.split("."))):
+            raise ParseError(f"Invalid part number in {token}")
+        partial = None
+        if binary[3] is not None:
+            if kind == "BINARY.SIZE":
+                raise ParseError("BINARY.SIZE takes no partial range")
+            partial = (int(binary[3]), int(binary[4]))
+            if partial[1] == 0:
+                raise ParseError("A partial fetch needs a length above zero")
+        name = "BINARY.SIZE" if kind == "BINARY.SIZE" else "BINARY"
+        return [Item(name, Section(part, ""), partial, peek=kind != "BINARY")]
     match = _SECTION_ITEM.match(token)
     if match is None:
         raise ParseError(f"Unknown FETCH item {token}")
@@ -265,6 +290,7 @@ class MessageData:
     structure: dict | None = None  # MIME tree JSON
     raw: bytes | None = None
     modseq: int = 0
+    decoded: dict[str, bytes | None] = field(default_factory=dict)  # BINARY: part -> decoded content
 
 
 def render(
@@ -303,6 +329,22 @@ def render(
         elif item.name == "BODY" and item.section is None:
             assert message.body is not None
             parts.append(b"BODY " + message.body)
+        elif item.name == "BINARY.SIZE":
+            assert item.section is not None
+            content = message.decoded[item.section.part]
+            size = b"NIL" if content is None else b"%d" % len(content)
+            parts.append(b"BINARY.SIZE[%s] %s" % (item.section.part.encode(), size))
+        elif item.name == "BINARY":
+            assert item.section is not None
+            content = message.decoded[item.section.part]
+            label = b"BINARY[%s]" % item.section.part.encode()
+            if item.partial is not None and content is not None:
+                start, count = item.partial
+                content = content[start : start + count]
+                label += b"<%d>" % start
+            # RFC 3516 4.3: literal8 when the content holds NUL, which a literal may not.
+            value = b"NIL" if content is None else (b"~" + literal(content) if b"\0" in content else literal(content))
+            parts.append(label + b" " + value)
         else:
             assert root is not None
             assert message.raw is not None
@@ -321,6 +363,30 @@ def render(
     if include_modseq and "MODSEQ" not in names:
         parts.append(b"MODSEQ (%d)" % message.modseq)
     return b"* %d FETCH (%s)\r\n" % (seq, b" ".join(parts))
+
+
+class UnknownTransferEncoding(Exception):
+    """BINARY of a part whose Content-Transfer-Encoding this server cannot decode: NO [UNKNOWN-CTE]."""
+
+
+def decoded_content(raw: bytes, root: MimePart, part: str) -> bytes | None:
+    """RFC 3516 4.2: a part's content with its transfer encoding undone; None when there is no such part.
+    The whole message, and multipart and message parts, are returned as they are."""
+    node = root if not part else root.part(part)
+    if node is None:
+        return None
+    if not part:
+        return raw[node.header_start : node.body_end]
+    data = raw[node.body_start : node.body_end]
+    if node.children:
+        return data
+    if node.encoding == "base64":
+        return binascii.a2b_base64(data)  # characters outside the alphabet are skipped (RFC 2045 6.8)
+    if node.encoding == "quoted-printable":
+        return binascii.a2b_qp(data)
+    if node.encoding in ("7bit", "8bit", "binary"):
+        return data
+    raise UnknownTransferEncoding(node.encoding)
 
 
 def flags_list(flags: list[str]) -> bytes:

@@ -130,7 +130,8 @@ class _NeedData:
 NEED_DATA = _NeedData()
 Event = Command | Bad | Continue | Line | _NeedData
 
-_LITERAL_AT_END = re.compile(rb"\{(\d{1,20})(\+?)\}$")
+# RFC 3516 4.4: "~{n}" is a literal8, which may hold NUL (APPEND of binary content).
+_LITERAL_AT_END = re.compile(rb"~?\{(\d{1,20})(\+?)\}$")
 # RFC 3501 9: tag = 1*<any ASTRING-CHAR except "+">
 _TAG = re.compile(rb"[^\x00-\x20\x7f(){%*\"\\+]+")
 _ATOM_STOP = frozenset(b' ()"{\r\n')
@@ -313,7 +314,7 @@ class _Reader:
                 items.append(self.token(depth + 1))
         if ch == 0x22:  # "
             return self._quoted()
-        if ch == 0x7B:  # {
+        if ch == 0x7B or (ch == 0x7E and self.text[self.pos + 1 : self.pos + 2] == b"{"):  # { or ~{
             return self._literal()
         if ch == 0x29:
             raise ParseError("Unexpected )")

@@ -140,7 +140,7 @@ class Session:
         caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "NAMESPACE", "ID", "SPECIAL-USE"]
         caps += ["UNSELECT", "ENABLE", "CHILDREN", "ESEARCH", "SEARCHRES", "LIST-EXTENDED", "LIST-STATUS"]
         caps += ["STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE", "SORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES"]
-        caps += ["COMPRESS=DEFLATE", "CONDSTORE", "QRESYNC", "CREATE-SPECIAL-USE"]
+        caps += ["COMPRESS=DEFLATE", "CONDSTORE", "QRESYNC", "CREATE-SPECIAL-USE", "BINARY"]
         if self.conn.state is State.NOT_AUTHENTICATED:
             if not self.tls:
                 caps.append("STARTTLS")

@@ -14,11 +14,12 @@ from django.db.models import Count, Q, Sum
 from django.db.models.expressions import RawSQL
 
 from imapd import ordering, search_keys, search_sql, sequence
-from imapd.fetch import MessageData, Request
+from imapd.fetch import MessageData, Request, decoded_content
 from imapd.search_sql import uid_q
 from mailboxes import actions
 from mailboxes.actions.folders import claim_recent
 from mailboxes.models import Account, ExpungedMessage, Mailbox, Message, MessageBody
+from mailcore.mime import MimePart
 
 _FLAG_COLUMNS = ("seen", "answered", "flagged", "deleted", "draft")
 _FLAG_NAMES = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
@@ -213,6 +214,16 @@ def fetch(
         data.modseq = modseq
         for name, value in zip(names, rest, strict=True):
             setattr(data, name, value if name == "structure" else bytes(value))
+        if request.needs_binary:
+            # Decoded here, in the database thread, not on the event loop.
+            assert data.raw is not None
+            assert data.structure is not None
+            root = MimePart.from_json(data.structure)
+            for item in request.items:
+                if item.name in ("BINARY", "BINARY.SIZE") and item.section is not None:
+                    part = item.section.part
+                    if part not in data.decoded:
+                        data.decoded[part] = decoded_content(data.raw, root, part)
         out.append(data)
     return Fetched(out, seen_set)
 

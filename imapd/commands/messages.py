@@ -91,16 +91,19 @@ async def fetch_(session: Session, command: Command) -> str:
     size = FETCH_BATCH_BODIES if request.needs_raw and not request.header_only else FETCH_BATCH
     for start in range(0, len(uids), size):
         batch = uids[start : start + size]
-        result = await asyncdb.call(
-            store.fetch,
-            session.account,
-            selected.mailbox_id,
-            sequence.runs(batch),
-            selected.max_uid,
-            request,
-            mark_seen,
-            modifiers.changed_since,
-        )
+        try:
+            result = await asyncdb.call(
+                store.fetch,
+                session.account,
+                selected.mailbox_id,
+                sequence.runs(batch),
+                selected.max_uid,
+                request,
+                mark_seen,
+                modifiers.changed_since,
+            )
+        except fetch.UnknownTransferEncoding as exc:
+            raise No(f"[UNKNOWN-CTE] Cannot decode the transfer encoding {exc}") from None
         for message in result.messages:
             seq = selected.seq_of(message.uid)
             if seq is None:
