@@ -55,3 +55,21 @@ class SenderRule(models.Model):
     def save(self, *args, **kwargs) -> None:
         self.sender = self.sender.strip().lower().rstrip(".")
         super().save(*args, **kwargs)
+
+
+class MxTally(models.Model):
+    """What the MX did with mail for one of our domains on one day (UTC), for the admin."""
+
+    domain = models.CharField(max_length=253)
+    day = models.DateField()
+    delivered = models.IntegerField(default=0)
+    junked = models.IntegerField(default=0)
+    refused = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["domain", "day"], name="mxtally_domain_day")]
+        ordering = ["-day", "domain"]
+        verbose_name = "MX tally"
+
+    def __str__(self) -> str:
+        return f"{self.domain} {self.day}"

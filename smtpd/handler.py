@@ -15,7 +15,7 @@ from aiosmtpd.smtp import AuthResult, Envelope, Session
 from django.conf import settings
 
 from credentials.revocation import ends_session
-from mailauth import claims, junk, verify
+from mailauth import claims, junk, tally, verify
 from mailauth import queries as mailauth_queries
 from mailauth import results as ar_results
 from mailboxes import actions, asyncdb, signin
@@ -72,6 +72,7 @@ class Handler:
         self.hostname: str = settings.MAILSITE_HOSTNAME
         self.delimiter: str = settings.MAILSITE_RECIPIENT_DELIMITER
         self.local_domains = mailauth_queries.LocalDomains()
+        self.tally = tally.Tally()
         if not role.submission and settings.MAILSITE_AUTH_VERIFY:
             verify.prepare()
 
@@ -153,6 +154,9 @@ class Handler:
             log.exception("smtp internal error queue_id=%s client=%s", queue_id, server.client_ip)
             reply = policy.TEMPORARY_FAILURE
         server.data_logged = True
+        counted = None if self.role.submission else tally.outcome(reply, bool(to_junk))
+        if counted and envelope.rcpt_tos:
+            self.tally.count(envelope.rcpt_tos, counted)
         log.info(
             "smtp message queue_id=%s listener=%s client=%s sender=<%s> recipients=%s size=%d result=%r%s",
             queue_id,

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import smtplib
 
-from mailauth import tasks, training
-from mailauth.models import JunkToken, JunkTraining
+from django.urls import reverse
+
+from mailauth import tally, tasks, training
+from mailauth.models import JunkToken, JunkTraining, MxTally
 from mailboxes.models import Account, Message
+from tests.relay_support import wait_for
 from tests.smtp_support import mail, stored
 
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
@@ -71,3 +74,17 @@ def test_trained_account_gets_a_verdict_others_do_not(listeners, make_account, s
     # Bob trained nothing: his filter has no opinion, and says none.
     assert send(port, mail("Cheap casino bonus", body="Click now: cheap pills.\r\n"), "bob@example.com")[0] == 250
     assert spam_fields(stored("bob@example.com")[-1]) == []
+
+
+def test_mx_counts_per_domain_for_the_admin(listeners, make_account, settings, monkeypatch, client):
+    monkeypatch.setattr(tally, "FLUSH_INTERVAL", 0.05)
+    settings.MAILSITE_RSPAMD_URL = ""
+    make_account("alice@example.com")
+    port = listeners("smtpd")["smtp"].port
+    assert send(port, mail("fine"))[0] == 250
+    assert send(port, mail("gtube", body=GTUBE + "\r\n"))[0] == 550
+    wait_for(lambda: MxTally.objects.filter(domain="example.com", delivered=1, refused=1).exists())
+    client.force_login(make_account("admin@example.com", is_staff=True, is_superuser=True))
+    page = client.get(reverse("admin:mailauth_mxtally_changelist"))
+    assert page.status_code == 200
+    assert b"example.com" in page.content
