@@ -27,6 +27,7 @@
 | MAILSITE_AUTH_FAILURE_DELAY     | 2                                     | seconds a protocol waits before "failed"   |
 | MAILSITE_DB_THREADS             | 8                                     | database threads per listener process      |
 | MAILSITE_PASSWORD_THREADS       | 2                                     | password-check threads per listener process|
+| MAILSITE_PASSWORD_CACHE_SECONDS | 60                                    | a checked password is remembered (0: off)  |
 | MAILSITE_RELAY_KEEP             | 30d                                   | how long delivered/bounced mail is kept    |
 | MAILSITE_RETENTION_DAYS         | 14                                    | days removed mail stays restorable (0: off)|
 | MAILSITE_DB_CONN_MAX_AGE        | 300                                   | seconds a listener reuses a DB connection  |
@@ -52,6 +53,11 @@
 | MAILSITE_ACME_NAMES             | (none)                                | names besides the hostname, comma separated|
 | MAILSITE_ACME_RENEW_DAYS        | 30                                    | renew this many days before expiry         |
 | MAILSITE_ACME_CA_BUNDLE         | (system CAs)                          | CA file for a private ACME server's HTTPS  |
+| MAILSITE_LOG_FORMAT             | text                                  | text, or json: one JSON object per line    |
+| MAILSITE_METRICS_TOKEN          | (none: /metrics from loopback only)   | bearer token /metrics asks others for      |
+| MAILSITE_METRICS_DIR            | <data dir>/metrics                    | prometheus-client multiprocess files       |
+| MAILSITE_PROXY_PROTOCOL_FROM    | (none)                                | balancers that must send a PROXY header    |
+| MAILSITE_READY_LISTENERS        | (none)                                | name=host:port,... /readyz also connects to|
 
 Inbound trust at the MX (mailauth/):
 
@@ -103,6 +109,7 @@ import dj_database_url
 
 from mailsite import hardening
 from mailsite.env import Env, SettingError
+from ops import targets as ops_targets
 from relay.policy import parse_schedule
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -151,6 +158,7 @@ try:
     MAILSITE_AUTH_FAILURE_DELAY = env.float("MAILSITE_AUTH_FAILURE_DELAY", 2.0)
     MAILSITE_DB_THREADS = env.int("MAILSITE_DB_THREADS", 8, minimum=1, maximum=256)
     MAILSITE_PASSWORD_THREADS = env.int("MAILSITE_PASSWORD_THREADS", 2, minimum=1, maximum=64)
+    MAILSITE_PASSWORD_CACHE_SECONDS = env.int("MAILSITE_PASSWORD_CACHE_SECONDS", 60, minimum=0, maximum=3600)
     MAILSITE_DB_CONN_MAX_AGE = env.int("MAILSITE_DB_CONN_MAX_AGE", 300, minimum=0)
     # POP3 (pop3d/): seconds a session may stay idle before it is closed; RFC 1939 3 asks for at least 10 minutes.
     MAILSITE_POP3_IDLE_TIMEOUT = env.int("MAILSITE_POP3_IDLE_TIMEOUT", 600, minimum=600)
@@ -267,6 +275,7 @@ INSTALLED_APPS = [
     "credentials",
     "sieve",
     "mailauth",
+    "transfer",
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -408,3 +417,28 @@ LOGGING = {
         "mail.log": {"level": "WARNING"},  # aiosmtpd logs every SMTP command line there at INFO
     },
 }
+
+# --- Operations: logs, metrics, readiness, PROXY protocol (ops/) -----------------------------------------------
+try:
+    MAILSITE_LOG_FORMAT = env.str("MAILSITE_LOG_FORMAT", "text").lower()
+    if MAILSITE_LOG_FORMAT not in ("text", "json"):
+        raise SettingError(f"MAILSITE_LOG_FORMAT must be text or json, got {MAILSITE_LOG_FORMAT!r}")
+    MAILSITE_METRICS_TOKEN = env.str("MAILSITE_METRICS_TOKEN", "")
+    MAILSITE_METRICS_DIR = env.path("MAILSITE_METRICS_DIR", DATA_DIR / "metrics", base=BASE_DIR)
+    MAILSITE_PROXY_PROTOCOL_FROM = hardening.parse_networks(
+        "MAILSITE_PROXY_PROTOCOL_FROM", env.list("MAILSITE_PROXY_PROTOCOL_FROM", [])
+    )
+    try:
+        MAILSITE_READY_LISTENERS = ops_targets.parse(env.list("MAILSITE_READY_LISTENERS", []))
+    except ValueError as exc:
+        raise SettingError(f"MAILSITE_READY_LISTENERS: {exc}") from None
+except SettingError as exc:
+    sys.stderr.write(f"mailsite: configuration error: {exc}\n")
+    raise SystemExit(2) from None
+if MAILSITE_LOG_FORMAT == "json":
+    LOGGING["formatters"]["line"] = {"()": "ops.logs.JsonFormatter"}  # type: ignore[index]
+    CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # the worker's lines go through the same JSON formatter
+if MAILSITE_HTTPS_ONLY:
+    # Probes of the orchestrator speak plain HTTP on the container's own address.
+    SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^(healthz|readyz)$"]
+# --- end operations ---

@@ -2,15 +2,25 @@
 
 A sign-in is three steps, so that Argon2 (a CPU-bound while by design) never runs inside a transaction or
 on a listener's database threads: `candidate` reads the throttle counts and the account's hash, the hash is
-checked with no database work at all (listeners do it in `asyncdb.check_password`'s own thread pool), and
+checked with no database work at all (listeners do it in `mailboxes/signin.py`'s own thread pool), and
 `record` writes the outcome in one small transaction. `authenticate` runs the three in a row for callers
 that are not in an event loop.
+
+Like Dovecot's auth cache, a successful check of a main password is remembered for
+MAILSITE_PASSWORD_CACHE_SECONDS in this process's memory (never on disk), so a phone that signs in every few
+seconds pays for Argon2 once a minute. The entry's key is an HMAC (keyed with the site's secret) of the
+address, the password and the stored hash: a changed password changes the stored hash, so the old entry can
+never match again, and whether the main password is allowed at all (app passwords required) is read afresh
+at every sign-in.
 """
 
 from __future__ import annotations
 
 import datetime
 import functools
+import hashlib
+import hmac
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -90,8 +100,37 @@ def verify(found: Candidate, password: str) -> Verified:
     app_password_id = credential_checks.match_app_password(found.options, password)
     if app_password_id is not None and found.account is not None:
         return Verified(True, app_password_id)
+    if found.account is None or not found.options.main_password_allowed:
+        check_password(password, found.password_hash)  # the same work as a wrong password
+        return Verified(False)
+    key = _cache_key(found, password)
+    if _cache.get(key, 0.0) > time.monotonic():
+        return Verified(True)
     matches = check_password(password, found.password_hash)
-    return Verified(matches and found.account is not None and found.options.main_password_allowed)
+    if matches:
+        _remember(key)
+    return Verified(matches)
+
+
+_cache: dict[bytes, float] = {}  # keyed hash -> monotonic expiry
+_CACHE_SIZE = 10_000
+
+
+def _cache_key(found: Candidate, password: str) -> bytes:
+    secret = hashlib.sha256(b"mailsite password cache " + settings.SECRET_KEY.encode()).digest()
+    message = "\0".join((found.address, password, found.password_hash)).encode("utf-8", "surrogatepass")
+    return hmac.new(secret, message, hashlib.sha256).digest()
+
+
+def _remember(key: bytes) -> None:
+    lifetime = settings.MAILSITE_PASSWORD_CACHE_SECONDS
+    if lifetime <= 0:
+        return
+    now = time.monotonic()
+    if len(_cache) >= _CACHE_SIZE:
+        for stale in [k for k, expiry in _cache.items() if expiry <= now] or list(_cache)[: _CACHE_SIZE // 10]:
+            del _cache[stale]
+    _cache[key] = now + lifetime
 
 
 @action

@@ -1,0 +1,56 @@
+"""The cache of checked passwords: a repeated sign-in skips Argon2, and nothing it remembers outlives a password
+change or the account requiring app passwords."""
+
+from __future__ import annotations
+
+import pytest
+
+from credentials import actions as credentials
+from mailboxes import actions
+from mailboxes.actions import auth
+from tests.conftest import PASSWORD
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    auth._cache.clear()
+    yield
+    auth._cache.clear()
+
+
+def _sign_in(password: str = PASSWORD, protocol: str = "imap") -> bool:
+    return actions.authenticate("alice@example.com", password, remote_ip="192.0.2.1", protocol=protocol).ok
+
+
+def test_a_repeated_sign_in_is_answered_from_the_cache(db, make_account):
+    make_account("alice@example.com")
+    assert _sign_in()
+    assert len(auth._cache) == 1
+    found = auth.candidate("alice@example.com", remote_ip=None, protocol="imap")
+    key = auth._cache_key(found, PASSWORD)
+    assert key in auth._cache
+    assert PASSWORD.encode() not in key, "the key is a keyed hash, not the password"
+    assert not _sign_in("wrong password")
+    assert len(auth._cache) == 1, "failures are never remembered"
+
+
+def test_a_password_change_ends_what_the_cache_knew(db, make_account):
+    alice = make_account("alice@example.com")
+    assert _sign_in()
+    actions.set_password(alice, "a brand new password")
+    assert not _sign_in()
+    assert _sign_in("a brand new password")
+
+
+def test_requiring_app_passwords_refuses_a_cached_main_password(db, make_account):
+    alice = make_account("alice@example.com")
+    assert _sign_in()
+    credentials.set_require_app_passwords(alice, True)
+    assert not _sign_in()
+
+
+def test_no_cache_when_turned_off(db, make_account, settings):
+    settings.MAILSITE_PASSWORD_CACHE_SECONDS = 0
+    make_account("alice@example.com")
+    assert _sign_in()
+    assert not auth._cache
