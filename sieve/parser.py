@@ -121,10 +121,10 @@ def tokenize(text: str) -> tuple[list[Token], _Position]:
         if kind in ("ws", "hash"):
             pos = m.end()
         elif kind == "bracket":
-            close = text.find("*/", m.end())
-            if close < 0:
+            comment_end = text.find("*/", m.end())
+            if comment_end < 0:
                 raise SieveError("unterminated /* comment", *position(pos))
-            pos = close + 2
+            pos = comment_end + 2
         elif kind == "quoted":
             body = _QUOTED_BODY.match(text, m.end())
             if body is None:
@@ -141,10 +141,10 @@ def tokenize(text: str) -> tuple[list[Token], _Position]:
             tokens.append(Token("string", value.replace("\r\n", "\n").replace("\n", "\r\n"), pos))
             pos = close.end()
         elif kind == "number":
-            value = int(m["number"]) * _QUANTIFIERS[m["quant"].lower()]
-            if value > _MAX_NUMBER:
+            number = int(m["number"]) * _QUANTIFIERS[m["quant"].lower()]
+            if number > _MAX_NUMBER:
                 raise SieveError("number too large", *position(pos))
-            tokens.append(Token("number", value, pos))
+            tokens.append(Token("number", number, pos))
             pos = m.end()
         elif kind == "tag":
             tokens.append(Token("tag", m[0][1:].lower(), pos))

@@ -176,7 +176,7 @@ class _Validator:
     def __init__(self) -> None:
         self.required: set[str] = set()
 
-    def need(self, extension: str | None, node: Command | Test | Tag, what: str) -> None:
+    def need(self, extension: str | None, node: Command | Test | Argument, what: str) -> None:
         if extension is None:
             return
         if extension == "spamtest" and "spamtestplus" in self.required:
@@ -253,10 +253,10 @@ class _Validator:
             if part.values[0].lower() not in DATE_PARTS and "${" not in part.values[0]:
                 raise _at(part, f'unknown date part "{part.values[0]}"')
         if node.name == "set":
-            name = node.positional[0]
-            assert isinstance(name, Strings)
-            if not _VARIABLE_NAME.match(name.values[0]):
-                raise _at(name, f'"{name.values[0]}" is not a variable name')
+            variable = node.positional[0]
+            assert isinstance(variable, Strings)
+            if not _VARIABLE_NAME.match(variable.values[0]):
+                raise _at(variable, f'"{variable.values[0]}" is not a variable name')
         if node.name == "redirect":
             target = node.positional[0]
             assert isinstance(target, Strings)

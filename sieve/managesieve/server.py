@@ -137,7 +137,7 @@ class Session:
         await self.writer.drain()
         # Bytes sent after STARTTLS but before the handshake came in plain text: taking them as protected
         # would let a man in the middle inject commands (the STARTTLS injection flaw).
-        if self.reader._buffer:
+        if self.reader._buffer:  # type: ignore[attr-defined]  # asyncio keeps unread bytes there, unexposed
             raise ConnectionAbortedError("data pipelined after STARTTLS")
         await self.writer.start_tls(tls.server_context(), ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
         self.conn.tls_started()

@@ -76,7 +76,8 @@ def add_rule(request: HttpRequest) -> HttpResponse:
     if settings is None:
         notices.error(request, "Your script was edited by hand; change it in the script editor.")
     elif not form.is_valid():
-        notices.error(request, "The rule was not added: " + " ".join(e for errs in form.errors.values() for e in errs))
+        problems = " ".join(str(error) for errors in form.errors.values() for error in errors)
+        notices.error(request, f"The rule was not added: {problems}")
     else:
         settings.rules.append(rules.Rule(**form.cleaned_data))
         _save(request, settings, "Rule added.")
