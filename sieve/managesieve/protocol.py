@@ -246,6 +246,7 @@ class ManageSieveConnection:
         if not self.tls:
             self._line(b'"STARTTLS"')
         self._line(b'"MAXREDIRECTS" ' + quoted_or_literal(str(MAX_REDIRECTS)))
+        self._line(b'"UNAUTHENTICATE"')
         self._line(b'"VERSION" "1.0"')
 
     # Input
@@ -353,6 +354,15 @@ class ManageSieveConnection:
             return StartTLS()
         if name == "AUTHENTICATE":
             return self._authenticate(args)
+        if name == "UNAUTHENTICATE":
+            # RFC 5804 2.14.1: back to the non-authenticated state; the shell's account is no longer used.
+            if self.state is not State.AUTHENTICATED:
+                self._no("not authenticated")
+                return None
+            self.state = State.NOT_AUTHENTICATED
+            self.username = None
+            self._ok()
+            return None
         if name == "CHECKSCRIPT" or name in _OPERATIONS:
             if self.state is not State.AUTHENTICATED:
                 self._no("AUTHENTICATE first")

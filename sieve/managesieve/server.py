@@ -143,6 +143,8 @@ class Session:
         self.conn.tls_started()
 
     async def _operate(self, event: Operation) -> None:
+        # The core only hands out operations while authenticated (after UNAUTHENTICATE, a new AUTHENTICATE
+        # replaces the account).
         assert self.account is not None
         try:
             kind, value = await asyncdb.call(_operation, self.account, event.name, event.args)

@@ -24,6 +24,7 @@ GREETING_PLAIN = (
     b' mailbox spamtest spamtestplus comparator-i;ascii-numeric comparator-i;octet comparator-i;ascii-casemap"\r\n'
     b'"STARTTLS"\r\n'
     b'"MAXREDIRECTS" "4"\r\n'
+    b'"UNAUTHENTICATE"\r\n'
     b'"VERSION" "1.0"\r\n'
     b"OK\r\n"
 )
@@ -241,3 +242,12 @@ def test_commands_pipelined_with_starttls_end_the_session():
     events, out = feed(conn, b"STARTTLS\r\nLISTSCRIPTS\r\n")
     assert events == [Close()]
     assert out == b'BYE "commands pipelined after STARTTLS"\r\n'
+
+
+def test_unauthenticate_returns_to_the_first_state():
+    conn = logged_in()
+    assert feed(conn, b"UNAUTHENTICATE\r\n") == ([], b"OK\r\n")
+    assert feed(conn, b"LISTSCRIPTS\r\n") == ([], b'NO "AUTHENTICATE first"\r\n')
+    events, _ = feed(conn, b'AUTHENTICATE "PLAIN" "' + PLAIN + b'"\r\n')
+    assert events == [Authenticate("alice@example.com", "secret")]
+    assert feed(connection(tls=True), b"UNAUTHENTICATE\r\n") == ([], b'NO "not authenticated"\r\n')
