@@ -1,7 +1,8 @@
 """HTML mail made safe to show: nh3 (ammonia) with an allow-list, plus the policy the sandboxed frame runs under.
 
-Defence in depth: the sanitiser removes scripts, event handlers, forms, frames, `<base>`, `<meta>`, `<link>`,
-`<style>` and every URL scheme but http(s)/mailto on links; remote images are removed until the user asks for
+Defence in depth: the sanitiser removes scripts, event handlers, forms, frames, `<base>`, `<meta>`, `<link>`
+and every URL scheme but http(s)/mailto on links; `<style>` elements are rebuilt from an allow-list and scoped
+to the message (`webmail.mail_css`); remote images are removed until the user asks for
 them; `cid:` images become data: URLs of the message's own parts. The frame is then sandboxed without scripts
 or same-origin, and its Content-Security-Policy forbids every fetch except data: images (and http(s) images once
 "show images" was clicked), so even markup the sanitiser missed can neither run nor reach the network.
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 
 import nh3
 
+from webmail import mail_css
+
 TAGS = {
     "a", "abbr", "address", "b", "bdi", "bdo", "big", "blockquote", "br", "caption", "center", "cite", "code",
     "col", "colgroup", "dd", "del", "dfn", "div", "dl", "dt", "em", "font", "h1", "h2", "h3", "h4", "h5", "h6",
@@ -27,7 +30,7 @@ TAGS = {
 DROPPED_WITH_CONTENT = {"script", "style", "head", "title", "template", "noscript", "xmp", "iframe", "object",
                         "embed", "frameset", "noembed", "math", "svg", "select", "textarea"}  # fmt: skip
 ATTRIBUTES = {
-    "*": {"align", "bgcolor", "border", "color", "dir", "height", "lang", "style", "title", "valign", "width"},
+    "*": {"align", "bgcolor", "border", "class", "color", "dir", "height", "lang", "style", "title", "valign", "width"},
     "a": {"href", "name"},
     "img": {"alt", "src"},
     "font": {"face", "size"},
@@ -79,7 +82,10 @@ def clean(markup: str, *, show_images: bool, inline: Callable[[str], tuple[str, 
             return ";".join(d for d in value.split(";") if not _CSS_HAZARD.search(d)) or None
         return value
 
-    result.html = nh3.clean(
+    # <style> elements are read apart (nh3 drops them with their content) and rebuilt from an allow-list.
+    sheet = mail_css.clean_stylesheet(_style_sheets(markup), show_images=show_images, properties=STYLE_PROPERTIES)
+    result.blocked_images += sheet.blocked_images
+    body = nh3.clean(
         markup,
         tags=TAGS,
         clean_content_tags=DROPPED_WITH_CONTENT,
@@ -91,7 +97,24 @@ def clean(markup: str, *, show_images: bool, inline: Callable[[str], tuple[str, 
         url_schemes={"http", "https", "mailto", "cid", "data"},
         filter_style_properties=STYLE_PROPERTIES,
     )
+    style = f"<style>{sheet.css}</style>" if sheet.css else ""
+    result.html = f'{style}<div class="{mail_css.SCOPE[1:]}">{body}</div>'
     return result
+
+
+def _style_sheets(markup: str) -> str:
+    """The contents of the <style> elements, found in one pass (an unclosed one ends the search)."""
+    lowered = markup.lower()
+    sheets: list[str] = []
+    position = 0
+    while (start := lowered.find("<style", position)) != -1:
+        opened = lowered.find(">", start)
+        closed = lowered.find("</style", opened) if opened != -1 else -1
+        if closed == -1:
+            break
+        sheets.append(markup[opened + 1 : closed])
+        position = closed + 7
+    return "\n".join(sheets)
 
 
 def _image_source(
