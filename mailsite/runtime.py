@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from mailsite import tls
+from ops import checks
+from ops.targets import Target
 
 log = logging.getLogger("mailsite")
 
@@ -58,10 +60,23 @@ async def start_protocols(names: Sequence[str]) -> list[Listener]:
             continue
         for listener in await start():
             log.info("%s", listener)
-            listeners.append(listener)
+            listeners.append(readiness_checked(listener))
     if listeners:
         tls.watch_in_background()  # renewed certificates reach running listeners (mailsite/tls.py)
     return listeners
+
+
+def readiness_checked(listener: Listener) -> Listener:
+    """Count the listener among those /readyz and `manage.py health` connect to, until it is closed."""
+    unregister = checks.register(Target(listener.name, listener.host, listener.port))
+    close = listener.close
+
+    async def closing() -> None:
+        unregister()
+        await close()
+
+    listener.close = closing
+    return listener
 
 
 async def _until_signalled() -> None:
@@ -81,7 +96,7 @@ async def serve(names: Sequence[str], *, web: bool = False, worker: bool = False
 
         for listener in await web_listeners.start_listeners():
             log.info("%s", listener)
-            listeners.append(listener)
+            listeners.append(readiness_checked(listener))
     try:
         await _until_signalled()
     finally:

@@ -9,6 +9,7 @@ urlpatterns = [
     # Admins sign in like everyone else: throttled, with the second factor (webmail/views/auth.py).
     path("admin/login/", RedirectView.as_view(pattern_name="webmail:login", query_string=True)),
     path("admin/", admin.site.urls),
+    path("", include("ops.urls")),  # health, readiness and metrics endpoints (ops/)
     path("", include("webmail.urls")),
 ]
 
