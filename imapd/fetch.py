@@ -291,6 +291,7 @@ class MessageData:
     raw: bytes | None = None
     modseq: int = 0
     decoded: dict[str, bytes | None] = field(default_factory=dict)  # BINARY: part -> decoded content
+    sections: dict[Section, bytes | None] = field(default_factory=dict)  # BODY[...], RFC822.*: their bytes
 
 
 def render(
@@ -308,7 +309,6 @@ def render(
     names = {item.name for item in request.items}
     if include_uid and "UID" not in names:
         parts.append(b"UID %d" % message.uid)
-    root = MimePart.from_json(message.structure) if message.structure is not None else None
     for item in request.items:
         if item.name == "FLAGS":
             parts.append(flags_list(message.flags))
@@ -346,10 +346,8 @@ def render(
             value = b"NIL" if content is None else (b"~" + literal(content) if b"\0" in content else literal(content))
             parts.append(label + b" " + value)
         else:
-            assert root is not None
-            assert message.raw is not None
             assert item.section is not None
-            data = section_bytes(message.raw, root, item.section)
+            data = message.sections[item.section]
             label = (
                 item.name.encode() if item.name.startswith("RFC822") else b"BODY[%s]" % item.section.label().encode()
             )

@@ -14,7 +14,7 @@ from django.db.models import Count, Q, Sum
 from django.db.models.expressions import RawSQL
 
 from imapd import ordering, search_keys, search_sql, sequence
-from imapd.fetch import MessageData, Request, decoded_content
+from imapd.fetch import MessageData, Request, decoded_content, section_bytes
 from imapd.search_sql import uid_q
 from mailboxes import actions
 from mailboxes.actions.folders import claim_recent
@@ -214,16 +214,8 @@ def fetch(
         data.modseq = modseq
         for name, value in zip(names, rest, strict=True):
             setattr(data, name, value if name == "structure" else bytes(value))
-        if request.needs_binary:
-            # Decoded here, in the database thread, not on the event loop.
-            assert data.raw is not None
-            assert data.structure is not None
-            root = MimePart.from_json(data.structure)
-            for item in request.items:
-                if item.name in ("BINARY", "BINARY.SIZE") and item.section is not None:
-                    part = item.section.part
-                    if part not in data.decoded:
-                        data.decoded[part] = decoded_content(data.raw, root, part)
+        if data.raw is not None:
+            _cut_sections(data, request)
         out.append(data)
     return Fetched(out, seen_set)
 
@@ -244,6 +236,24 @@ def vanished(mailbox_id: int, ranges: list[tuple[int, int]] | None, modseq: int)
     if ranges is not None:
         gone = gone.filter(uid_q(ranges))
     return sorted(set(gone.values_list("uid", flat=True)))
+
+
+def _cut_sections(data: MessageData, request: Request) -> None:
+    """The bytes each section item names, cut (and for BINARY decoded) here in the database thread rather
+    than on the event loop; the whole message is then dropped, so only what is sent stays in memory."""
+    assert data.raw is not None
+    assert data.structure is not None
+    root = MimePart.from_json(data.structure)
+    for item in request.items:
+        if item.section is None:
+            continue
+        if item.name in ("BINARY", "BINARY.SIZE"):
+            if item.section.part not in data.decoded:
+                data.decoded[item.section.part] = decoded_content(data.raw, root, item.section.part)
+        elif item.section not in data.sections:
+            data.sections[item.section] = section_bytes(data.raw, root, item.section)
+    data.raw = None
+    data.structure = None
 
 
 def search(context: search_sql.Context, key: search_keys.Key, max_uid: int) -> tuple[list[int], int]:
