@@ -9,6 +9,14 @@ spreads the deliveries over K Inboxes instead of contending for one folder's row
 when missing (through the same DATABASE_URL the listener uses), and the figure counts only messages both
 answered 250 and found stored afterwards, so a server that answers 250 without storing scores nothing.
 
+With --connection-per-message each message has a connection of its own, every command waits for its reply
+and the session ends with QUIT, as most senders on the internet do; that measures the cost of a connection.
+With --compare HOST:PORT the same load also runs against another server, alternating for --rounds rounds, and
+the medians are printed with their ratio. To compare with Postfix on this machine: install Debian's postfix,
+set `inet_interfaces = loopback-only`, `smtpd_recipient_restrictions = permit`, `mydestination = bench.test`,
+`local_recipient_maps =` and `home_mailbox = Maildir/`, create the local user bench, then run with
+`--compare 127.0.0.1:25` (check the Maildir's file count to see every accepted message was stored).
+
 With --compare-verification the bench starts the MX itself (`manage.py smtpd` on free ports) twice, with
 sender verification off and on, and prints both rates. For the run with verification, a loopback DNS server
 publishes sender.test's SPF record, DKIM key and DMARC policy (p=reject), every message is DKIM-signed
@@ -20,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -48,15 +57,52 @@ async def _reply(reader: asyncio.StreamReader) -> bytes:
 
 
 async def _session(
-    host: str, port: int, count: int, size: int, rcpt: str, first: int, prepared: dict[int, bytes] | None = None
+    host: str,
+    port: int,
+    count: int,
+    size: int,
+    rcpt: str,
+    first: int,
+    prepared: dict[int, bytes] | None = None,
+    *,
+    per_message: bool = False,
 ) -> int:
-    """Messages answered 250 in one session; a session the server closes early counts what it got."""
+    """Messages answered 250 by one sender; a session the server closes early counts what it got."""
     accepted = [0]
     try:
-        await _transactions(host, port, count, size, rcpt, first, accepted, prepared)
+        if per_message:
+            for number in range(first, first + count):
+                await _one_connection(host, port, size, rcpt, number, accepted, prepared)
+        else:
+            await _transactions(host, port, count, size, rcpt, first, accepted, prepared)
     except ConnectionError as exc:
         print(f"a session ended early: {exc}", file=sys.stderr)
     return accepted[0]
+
+
+async def _one_connection(
+    host: str, port: int, size: int, rcpt: str, number: int, accepted: list[int], prepared: dict[int, bytes] | None
+) -> None:
+    """One message the way most senders on the internet send it: its own connection, each command waiting for
+    its reply (no PIPELINING), QUIT at the end."""
+    body = (prepared[number] if prepared else _message(size, number)).replace(b"{rcpt}", rcpt.encode())
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        await _reply(reader)
+        for command in (b"EHLO bench.sender.test", b"MAIL FROM:<bench@sender.test>", f"RCPT TO:<{rcpt}>".encode()):
+            writer.write(command + b"\r\n")
+            if not (await _reply(reader)).startswith(b"250"):
+                return
+        writer.write(b"DATA\r\n")
+        if not (await _reply(reader)).startswith(b"354"):
+            return
+        writer.write(body + b".\r\n")
+        if (await _reply(reader)).startswith(b"250"):
+            accepted[0] += 1
+        writer.write(b"QUIT\r\n")
+        await _reply(reader)
+    finally:
+        writer.close()
 
 
 async def _transactions(
@@ -122,7 +168,16 @@ async def _run(args: argparse.Namespace, prepared: dict[int, bytes] | None = Non
     recipients = _recipients(args)
     accepted = await asyncio.gather(
         *(
-            _session(args.host, args.port, count, args.size, recipients[i % len(recipients)], start, prepared)
+            _session(
+                args.host,
+                args.port,
+                count,
+                args.size,
+                recipients[i % len(recipients)],
+                start,
+                prepared,
+                per_message=args.connection_per_message,
+            )
             for i, (count, start) in enumerate(zip(counts, starts, strict=True))
         )
     )
@@ -262,7 +317,17 @@ def main() -> None:
         action="store_true",
         help="start the MX itself, with sender verification off and then on (loopback DNS), and compare",
     )
-    parser.add_argument("--rounds", type=int, default=3, help="with --compare-verification: rounds of each")
+    parser.add_argument("--rounds", type=int, default=3, help="with --compare(-verification): rounds of each")
+    parser.add_argument(
+        "--connection-per-message",
+        action="store_true",
+        help="a new connection per message, no pipelining, QUIT after each (as most senders do)",
+    )
+    parser.add_argument(
+        "--compare",
+        metavar="HOST:PORT",
+        help="run the same load against another server too (e.g. a local Postfix), alternately, and print the ratio",
+    )
     args = parser.parse_args()
 
     import django
@@ -274,12 +339,43 @@ def main() -> None:
     if args.compare_verification:
         _compare(args)
         return
+    if args.compare:
+        _compare_with(args, rcpts)
+        return
+    print(_measure(args, rcpts)[1])
+
+
+def _measure(args: argparse.Namespace, rcpts: list[str]) -> tuple[float, str]:
+    """One run against --host/--port: the rate of messages both answered 250 and found stored."""
     before = _stored(rcpts)
     accepted, elapsed = asyncio.run(_run(args))
     stored = _stored(rcpts) - before
-    print(
+    rate = min(accepted, stored) / elapsed
+    return rate, (
         f"sessions={args.sessions} recipients={args.recipients} messages={args.messages} size={args.size} "
-        f"accepted={accepted} stored={stored} seconds={elapsed:.2f} rate={min(accepted, stored) / elapsed:.0f} msg/s"
+        f"per-message-connections={args.connection_per_message} "
+        f"accepted={accepted} stored={stored} seconds={elapsed:.2f} rate={rate:.0f} msg/s"
+    )
+
+
+def _compare_with(args: argparse.Namespace, rcpts: list[str]) -> None:
+    """Mailsite and another server, alternating for --rounds rounds; the other server's messages are counted as
+    accepted (it has no store this bench can read: check its own delivery count)."""
+    host, _, port = args.compare.rpartition(":")
+    other = argparse.Namespace(**{**vars(args), "host": host, "port": int(port)})
+    ours: list[float] = []
+    theirs: list[float] = []
+    for number in range(1, args.rounds + 1):
+        rate, line = _measure(args, rcpts)
+        ours.append(rate)
+        print(f"round {number} mailsite: {line}")
+        accepted, elapsed = asyncio.run(_run(other))
+        theirs.append(accepted / elapsed)
+        print(f"round {number} {args.compare}: accepted={accepted} seconds={elapsed:.2f} rate={theirs[-1]:.0f} msg/s")
+    median_ours, median_theirs = statistics.median(ours), statistics.median(theirs)
+    print(
+        f"median: mailsite {median_ours:.0f} msg/s, {args.compare} {median_theirs:.0f} msg/s, "
+        f"ratio {median_ours / median_theirs:.2f}"
     )
 
 
