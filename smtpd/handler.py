@@ -142,11 +142,12 @@ class Handler:
         reply: str | None = policy.TEMPORARY_FAILURE
         raw = b""
         to_junk: bool | frozenset[int] = False
+        notes: list[str] = []  # what the inbound checks found, for this message's one log line
         try:
             raw = message.normalise_line_endings(envelope.original_content or b"")
             reply, raw = self._checked(session, envelope, raw)
             if reply is None and self._from_outside(server.client_ip):
-                reply, raw, to_junk = await self._inbound_checks(server, session, envelope, raw, queue_id)
+                reply, raw, to_junk = await self._inbound_checks(server, session, envelope, raw, queue_id, notes)
             if reply is None:
                 reply = await self._deliver(server, session, envelope, queue_id, raw)
         except Exception:
@@ -158,7 +159,7 @@ class Handler:
         if counted and envelope.rcpt_tos:
             self.tally.count(envelope.rcpt_tos, counted)
         log.info(
-            "smtp message queue_id=%s listener=%s client=%s sender=<%s> recipients=%s size=%d result=%r%s",
+            "smtp message queue_id=%s listener=%s client=%s sender=<%s> recipients=%s size=%d result=%r%s%s",
             queue_id,
             self.role.name,
             server.client_ip,
@@ -167,6 +168,7 @@ class Handler:
             len(raw),
             reply,
             " folder=Junk" if to_junk else "",
+            "".join(f" {note}" for note in notes),
         )
         return reply
 
@@ -206,7 +208,13 @@ class Handler:
         return not any(address in network for network in settings.MAILSITE_TRUSTED_NETWORKS)
 
     async def _inbound_checks(
-        self, server: MailsiteSMTP, session: Session, envelope: MailsiteEnvelope, raw: bytes, queue_id: str
+        self,
+        server: MailsiteSMTP,
+        session: Session,
+        envelope: MailsiteEnvelope,
+        raw: bytes,
+        queue_id: str,
+        notes: list[str],
     ) -> tuple[str | None, bytes, bool | frozenset[int]]:
         """SPF, DKIM, ARC and DMARC (in a worker thread), our domains and the junk score, all at once; then
         the MX policy. Returns the refusal or the bytes to store (with our Authentication-Results in place of
@@ -228,13 +236,7 @@ class Handler:
         if authentication:
             verdict, local = authentication
             decision = policy.authentication_decision(verdict, local, reject_spf_fail=settings.MAILSITE_REJECT_SPF_FAIL)
-            log.info(
-                "smtp auth queue_id=%s client=%s results=%s decision=%r",
-                queue_id,
-                server.client_ip,
-                "; ".join(verdict.resinfos()),
-                decision.reply or ("junk" if decision.junk else "inbox"),
-            )
+            notes.append(f"auth=[{'; '.join(verdict.resinfos())}]")
         if decision.reply:
             return decision.reply, raw, False
         scored = policy.spam_decision(
@@ -242,21 +244,15 @@ class Handler:
             junk_score=settings.MAILSITE_SPAM_JUNK_SCORE,
             reject_score=settings.MAILSITE_SPAM_REJECT_SCORE,
         )
-        if spam is not None:
-            log.info(
-                "smtp junk queue_id=%s engine=%s score=%s per-account=%s",
-                queue_id,
-                spam.engine,
-                spam.score,
-                dict(spam.spamicity),
-            )
+        if spam is not None and (spam.score is not None or spam.spamicity):
+            notes.append(f"junk={spam.engine}:{spam.score if spam.score is not None else dict(spam.spamicity)}")
         if scored.reply:
             return scored.reply, raw, False
         added = b""
         if authentication:
             raw, forged = ar_results.remove_forged(raw, self.hostname)
             if forged:
-                log.info("smtp removed %d forged Authentication-Results queue_id=%s", forged, queue_id)
+                notes.append(f"forged-authentication-results-removed={forged}")
             added += verdict.header_field(self.hostname)
         # DMARC quarantine holds for every recipient; junk scores and lists are weighed per account.
         to_junk: bool | frozenset[int] = decision.junk
