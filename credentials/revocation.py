@@ -1,8 +1,10 @@
-"""Ending a session when the app password it signed in with is revoked, for listeners without IDLE.
+"""Ending a session when the app password it signed in with is revoked, in whichever process it runs.
 
-`credentials.actions.revoke_app_password` announces the revocation on the change hub (`mailboxes.changes`); a
-session that signed in with an app password watches its account there while it runs and is ended at once.
-The IMAP session reads the same note from the subscription it has anyway (`imapd/session.py`).
+`credentials.actions.revoke_app_password` announces the revocation on the change hub (`mailboxes.changes`) in its
+transaction. A session signed in with an app password watches its account on the hub while it runs. The hub
+hears nothing while it is not listening (the first subscriber of a process, a lost database connection), and
+says "anything may have changed" once it listens again; the watch then asks the database whether the app
+password still exists, so a revocation in that gap ends the session too.
 """
 
 from __future__ import annotations
@@ -11,8 +13,15 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 
+from django.db import DatabaseError
+
 from credentials.actions import revocation_note
-from mailboxes import changes
+from credentials.models import AppPassword
+from mailboxes import asyncdb, changes
+
+
+def _exists(app_password_id: int) -> bool:
+    return AppPassword.objects.filter(pk=app_password_id).exists()
 
 
 @contextlib.asynccontextmanager
@@ -25,8 +34,16 @@ async def ends_session(account_id: int, app_password_id: int | None, end: Callab
     async with changes.hub().subscribe(account_id) as queue:
 
         async def watch() -> None:
-            while await queue.get() != note:
-                pass
+            while True:
+                heard = await queue.get()
+                if heard == note:
+                    break
+                if heard == changes.ANYWHERE:
+                    try:
+                        if not await asyncdb.call(_exists, app_password_id):
+                            break
+                    except DatabaseError:
+                        pass  # the hub says ANYWHERE again once it has the database back
             end()
 
         task = asyncio.get_running_loop().create_task(watch(), name="mailsite-revocation-watch")

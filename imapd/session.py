@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import DatabaseError
 
-from credentials.actions import revocation_note
+from credentials.revocation import ends_session
 from imapd import sequence, store
 from imapd.protocol import NEED_DATA, Bad, Command, Connection, Continue, Line, ParseError, State
 from mailboxes import actions, asyncdb, changes
@@ -95,8 +95,8 @@ class Session:
         peer = writer.get_extra_info("peername")
         self.remote_ip: str | None = peer[0] if peer else None
         self.account: Account | None = None
-        self.app_password_id: int | None = None
         self.selected: Selected | None = None
+        self._ending: asyncio.Task[None] | None = None  # BYE and close after a revocation
         self.changes: asyncio.Queue[int] | None = None
         self.folder_changed = False
         # RFC 7162: CONDSTORE once any CONDSTORE-enabling command ran; QRESYNC only by ENABLE QRESYNC.
@@ -260,27 +260,34 @@ class Session:
 
     async def logged_in(self, account: Account, *, app_password_id: int | None = None) -> None:
         self.account = account
-        self.app_password_id = app_password_id  # revoking it ends this session (credentials.actions)
         self.conn.state = State.AUTHENTICATED
         self.changes = await self._exit.enter_async_context(changes.hub().subscribe(account.pk))
+        # Revoking the app password it signed in with ends the session (credentials/revocation.py).
+        await self._exit.enter_async_context(ends_session(account.pk, app_password_id, self._revoked))
+
+    def _revoked(self) -> None:
+        self._ending = asyncio.get_running_loop().create_task(self._end_revoked())
+
+    async def _end_revoked(self) -> None:
+        self.send(b"* BYE The app password of this session was revoked\r\n")
+        with contextlib.suppress(ConnectionError, ssl.SSLError, RuntimeError):
+            await self.flush()
+        self.writer.close()  # the session's read then ends, and with it the session
 
     def _drain_changes(self) -> None:
-        if self.changes is None:
+        if self.changes is None or self.selected is None:
             return
         while not self.changes.empty():
             folder = self.changes.get_nowait()
-            if self.app_password_id is not None and folder == revocation_note(self.app_password_id):
-                self.send(b"* BYE The app password of this session was revoked\r\n")
-                raise Closed
-            if self.selected is not None and folder in (self.selected.mailbox_id, changes.ANYWHERE):
+            if folder in (self.selected.mailbox_id, changes.ANYWHERE):
                 self.folder_changed = True
 
     async def report_changes(self, command_name: str, *, force: bool = False) -> None:
         """Send the untagged responses for what changed in the selected folder, where RFC 3501 allows."""
         selected = self.selected
-        self._drain_changes()  # with no folder selected too: a revoked app password ends the session
         if selected is None:
             return
+        self._drain_changes()
         if force or self.folder_changed or command_name in ("NOOP", "CHECK"):
             self.folder_changed = False
             found = await asyncdb.call(
