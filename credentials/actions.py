@@ -2,7 +2,7 @@
 
 Revoking an app password ends the sessions signed in with it, in every process: the revocation is announced
 on the change hub's channel (`mailboxes.changes`) as the negated id of the app password, in the same
-transaction, so it reaches every IMAP session of the account exactly when the row is gone. Folder ids are
+transaction, so the watching sessions (`credentials.revocation`) hear of it exactly when the row is gone. Folder ids are
 positive, so no folder is mistaken for it; the webmail's live updates just refresh once.
 """
 
