@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import connection
+from django.db.backends.signals import connection_created
 from django.db.models import Q
 from django.db.models.expressions import RawSQL
 
@@ -55,13 +56,38 @@ _BODIES = MessageBody._meta.db_table
 _PG_HEADER = "substring(b.raw from 1 for (m.structure->'o'->>2)::int)"
 # RFC 5322 3.3: the zone ends the date (a comment may follow); RFC 5322 4.3 obsolete zone names.
 _PG_ZONE = r"substring(m.envelope->>'d' from '([+-][0-9]{4})\s*(?:\([^()]*\)\s*)?$')"
+_OBSOLETE_ZONES = {"EDT": -240, "EST": -300, "CDT": -300, "CST": -360, "MDT": -360, "MST": -420, "PDT": -420}
+_OBSOLETE_ZONES["PST"] = -480
 _PG_SENT_DAY = (
     "((m.sent_date AT TIME ZONE 'UTC') + make_interval(mins => COALESCE("
     "(substr(z.zone, 1, 1) || '1')::int * (substr(z.zone, 2, 2)::int * 60 + substr(z.zone, 4, 2)::int), "
-    r"CASE upper(substring(m.envelope->>'d' from '([A-Za-z]+)\s*$')) WHEN 'EDT' THEN -240 WHEN 'EST' THEN -300 "
-    "WHEN 'CDT' THEN -300 WHEN 'CST' THEN -360 WHEN 'MDT' THEN -360 WHEN 'MST' THEN -420 WHEN 'PDT' THEN -420 "
-    "WHEN 'PST' THEN -480 ELSE 0 END)))::date"
+    r"CASE upper(substring(m.envelope->>'d' from '([A-Za-z]+)\s*$')) "
+    + " ".join(f"WHEN '{name}' THEN {minutes}" for name, minutes in _OBSOLETE_ZONES.items())
+    + " ELSE 0 END)))::date"
 )
+_ZONE = re.compile(r"([+-])(\d\d)(\d\d)\s*(?:\([^()]*\)\s*)?\Z")
+_ZONE_NAME = re.compile(r"([A-Za-z]+)\s*\Z")
+
+
+def _sqlite_sent_day(sent: str | None, header: str | None, internal: str) -> str:
+    """SQLite's version of _PG_SENT_DAY: the Date: header's day in its own zone, else the internal date's."""
+    if sent is None:
+        return datetime.datetime.fromisoformat(internal).date().isoformat()
+    minutes = 0
+    if header and (numeric := _ZONE.search(header)):
+        minutes = (int(numeric[2]) * 60 + int(numeric[3])) * (-1 if numeric[1] == "-" else 1)
+    elif header and (named := _ZONE_NAME.search(header)):
+        minutes = _OBSOLETE_ZONES.get(named[1].upper(), 0)
+    moment = datetime.datetime.fromisoformat(sent).replace(tzinfo=None)
+    return (moment + datetime.timedelta(minutes=minutes)).date().isoformat()
+
+
+def _register_sqlite_functions(sender, connection, **kwargs) -> None:
+    if connection.vendor == "sqlite":
+        connection.connection.create_function("imap_sent_day", 3, _sqlite_sent_day, deterministic=True)
+
+
+connection_created.connect(_register_sqlite_functions)
 _RELATIONS = {"before": "<", "on": "=", "since": ">="}
 
 
@@ -146,7 +172,7 @@ def _date(context: Context, key: k.Date) -> Q:
     if connection.vendor == "postgresql":
         day = f"COALESCE({_PG_SENT_DAY}, (m.internal_date AT TIME ZONE 'UTC')::date)"
     else:
-        day = "date(COALESCE(m.sent_date, m.internal_date))"  # SQLite: the day in UTC
+        day = "imap_sent_day(m.sent_date, json_extract(m.envelope, '$.d'), m.internal_date)"
     return _matching(context.mailbox_id, f"{day} {operator} %s", [key.day], body=False)
 
 
