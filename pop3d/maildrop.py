@@ -24,9 +24,11 @@ def open_maildrop(account_id: int) -> tuple[int, Maildrop]:
     return inbox_id, Maildrop(uidvalidity, tuple(ScanEntry(uid, size, body_id) for uid, size, body_id in rows))
 
 
-def read_bodies(body_ids: Sequence[int]) -> dict[int, bytes]:
-    """Stored bytes of these bodies; bodies removed meanwhile are missing from the result."""
-    return {pk: bytes(raw) for pk, raw in MessageBody.objects.filter(pk__in=body_ids).values_list("id", "raw")}
+def read_bodies(inbox_id: int, body_ids: Sequence[int]) -> dict[int, bytes]:
+    """Stored bytes of these bodies while a message of the Inbox still has them: a message removed meanwhile
+    (its body may live on in the recycle bin or in another folder) is missing from the result."""
+    present = Message.objects.filter(mailbox_id=inbox_id, body_id__in=body_ids).values("body_id")
+    return {pk: bytes(raw) for pk, raw in MessageBody.objects.filter(pk__in=present).values_list("id", "raw")}
 
 
 def read_head(inbox_id: int, uid: int) -> bytes | None:

@@ -59,6 +59,6 @@ def test_webmail_list_and_message_pages(client, make_account, messages):
     assert read <= MESSAGE_PAGE
 
 
-SELECT = 7
+SELECT = 9  # the snapshot, shared \Recent, HIGHESTMODSEQ and the first unseen
 LIST_PAGE = 7
 MESSAGE_PAGE = 16

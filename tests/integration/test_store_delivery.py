@@ -129,6 +129,8 @@ def test_expunge_and_delete_release_quota_and_orphaned_bodies(people) -> None:
     assert MessageBody.objects.count() == 1, "bob's copy still uses the body"
     bob_inbox = bob.mailboxes.get(role=Role.INBOX)
     assert actions.delete_messages(bob, bob_inbox.pk, [1]) == [1]
+    assert MessageBody.objects.count() == 1, "both copies wait in the recycle bin"
+    assert actions.purge_recycled(retention_days=0) == 2
     assert MessageBody.objects.count() == 0
 
 
