@@ -120,7 +120,8 @@ async def fetch_(session: Session, command: Command) -> str:
                 seq,
                 message,
                 request,
-                include_uid=by_uid or modifiers.changed_since is not None,
+                # RFC 7162 3.2.4: under QRESYNC every FETCH response carries the UID.
+                include_uid=by_uid or session.qresync or modifiers.changed_since is not None,
                 include_flags=message.uid in result.seen_set,
                 include_modseq=session.condstore and (request.needs_flags or message.uid in result.seen_set),
             )
@@ -178,9 +179,10 @@ async def store_(session: Session, command: Command) -> str:
         if silent:
             # RFC 7162 3.1.3: .SILENT still tells the new mod-sequence of each message changed.
             if uid in result.changed:
-                session.send(b"* %d FETCH (%sMODSEQ (%d))\r\n" % (seq, b"UID %d " % uid if by_uid else b"", modseq))
+                uid_part = b"UID %d " % uid if by_uid or session.qresync else b""
+                session.send(b"* %d FETCH (%sMODSEQ (%d))\r\n" % (seq, uid_part, modseq))
             continue
-        session.send(session.flags_fetch(seq, uid if by_uid else None, current, modseq))
+        session.send(session.flags_fetch(seq, uid if by_uid or session.qresync else None, current, modseq))
     if result.modified:
         numbers = result.modified if by_uid else [n for n in map(selected.seq_of, result.modified) if n is not None]
         return f"[MODIFIED {sequence.compress(sorted(numbers))}] Conditional {command.name} failed"

@@ -136,7 +136,9 @@ def test_qresync_session_reports_vanished(server: Server) -> None:
     client.ok("ENABLE QRESYNC")
     data = client.ok("SELECT INBOX")
     known = highest(data)
-    client.ok("STORE 2,4 +FLAGS.SILENT (\\Deleted)")
+    # Under QRESYNC every FETCH response has the UID, even for sequence-number commands (RFC 7162 3.2.4).
+    assert re.search(rb"\* 2 FETCH \(UID 2 MODSEQ \(\d+\)\)", client.ok("STORE 2,4 +FLAGS.SILENT (\\Deleted)"))
+    assert b"* 1 FETCH (UID 1 RFC822.SIZE " in client.ok("FETCH 1 (RFC822.SIZE)")
     assert b"* VANISHED 2,4\r\n" in client.ok("EXPUNGE")
     other = RawClient(server)
     other.ok("SELECT INBOX")
