@@ -1,12 +1,17 @@
-"""IMAP benchmark: FETCH and SEARCH over a 10,000-message folder, and memory of 1,000 IDLE sessions.
+"""IMAP benchmark: FETCH and SEARCH over a 10,000-message folder, a QRESYNC resync and a TEXT search of a
+100,000-message folder, and memory of 1,000 IDLE sessions.
 
     .venv/bin/python bench/imap_fetch.py --host 127.0.0.1 --port 1143 --user bench@example.test \
-        --password secret [--messages 10000] [--idle 1000] [--pid <imapd pid>]
+        --password secret [--messages 10000] [--big 100000] [--idle 1000] [--pid <imapd pid>]
 
-The folder "bench" is filled by APPEND (LITERAL+, pipelined) until it holds --messages messages. Each timing
-is the wall time from sending the command to reading its tagged reply, whole reply consumed; the warm figure is
-the median of five runs after one warm-up. With --pid, the resident memory of that imapd process is read from
-/proc before and after --idle sessions have logged in, selected the folder and entered IDLE.
+The folder "bench" is filled by APPEND (LITERAL+, pipelined) until it holds --messages messages; the folder
+"bench-big" by COPY of "bench" until it holds --big messages (0 skips those figures). Each timing is the wall
+time from sending the command to reading its tagged reply, whole reply consumed; the warm figure is the median
+of five runs after one warm-up. The resync figure: another session changes the flags of 100 messages of
+"bench-big", then SELECT bench-big (QRESYNC (uidvalidity modseq)) is timed (five rounds, median).
+With --pid, the peak resident memory of that imapd process during the HEADER.FIELDS fetch is read from /proc
+(the peak is reset first through clear_refs, which needs the same user or root), and the resident memory
+before and after --idle sessions have logged in, selected the folder and entered IDLE.
 """
 
 from __future__ import annotations
@@ -132,6 +137,95 @@ async def idle_sessions(args: argparse.Namespace) -> None:
         client.writer.close()
 
 
+def reset_peak(pid: int) -> bool:
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM")
+
+
+async def header_fields(client: Client, pid: int | None) -> None:
+    command = b"UID FETCH 1:* (BODY.PEEK[HEADER.FIELDS (From Subject Date)])"
+    before = rss_mb(pid) if pid else 0.0
+    peak_known = bool(pid) and reset_peak(pid)
+    cold, warm, size = await timed(client, command)
+    memory = ""
+    if peak_known and pid:
+        memory = f"; imapd RSS {before:.1f} MB before, peak {peak_mb(pid):.1f} MB"
+    print(
+        f"{command[4:].decode()}: first {cold * 1000:.1f} ms, warm median {warm * 1000:.1f} ms ({size} bytes){memory}"
+    )
+
+
+async def big_folder(args: argparse.Namespace, client: Client) -> None:
+    with contextlib.suppress(RuntimeError):
+        await client.command(b"CREATE bench-big")
+    while True:
+        _, have = await status_messages(client, b"bench-big")
+        if have >= args.big:
+            break
+        started = time.perf_counter()
+        await client.command(b"SELECT bench")
+        await client.command(b"UID COPY 1:%d bench-big" % min(args.messages, args.big - have))
+        print(f"filled: bench-big holds {have} messages, copied more in {time.perf_counter() - started:.1f} s")
+    other = await Client.connect(args.host, args.port)
+    await other.command(b'LOGIN %s "%s"' % (args.user.encode(), args.password.encode()))
+    await other.command(b"SELECT bench-big")
+    await client.command(b"ENABLE QRESYNC")
+    times = []
+    for round_ in range(6):
+        uidvalidity, modseq = await folder_state(client)
+        flag = b"+FLAGS" if round_ % 2 == 0 else b"-FLAGS"
+        await other.command(b"STORE 1:100 %s.SILENT (\\Flagged)" % flag)
+        started = time.perf_counter()
+        _, size = await client.command(b"SELECT bench-big (QRESYNC (%d %d))" % (uidvalidity, modseq))
+        times.append(time.perf_counter() - started)
+        await client.command(b"UNSELECT")
+    print(
+        f"QRESYNC resync of {args.big} messages after 100 flag changes: first {times[0] * 1000:.1f} ms, "
+        f"warm median {statistics.median(times[1:]) * 1000:.1f} ms ({size} bytes)"
+    )
+    await other.command(b"LOGOUT")
+    await client.command(b"SELECT bench-big")
+    cold, warm, size = await timed(client, b'UID SEARCH TEXT "message 4242 about"')
+    print(f"UID SEARCH TEXT over {args.big} messages: first {cold * 1000:.1f} ms, warm median {warm * 1000:.1f} ms")
+
+
+async def status_messages(client: Client, folder: bytes) -> tuple[bytes, int]:
+    client.counter += 1
+    tag = b"b%d" % client.counter
+    client.writer.write(tag + b" STATUS " + folder + b" (MESSAGES)\r\n")
+    have = 0
+    while True:
+        line = await client.reader.readline()
+        if line.startswith(b"* STATUS"):
+            have = int(re.search(rb"MESSAGES (\d+)", line)[1])
+        if line.startswith(tag + b" "):
+            return line, have
+
+
+async def folder_state(client: Client) -> tuple[int, int]:
+    """UIDVALIDITY and HIGHESTMODSEQ from a STATUS of the selected folder's name."""
+    client.counter += 1
+    tag = b"b%d" % client.counter
+    client.writer.write(tag + b" STATUS bench-big (UIDVALIDITY HIGHESTMODSEQ)\r\n")
+    while True:
+        line = await client.reader.readline()
+        if line.startswith(b"* STATUS"):
+            found = re.search(rb"UIDVALIDITY (\d+) HIGHESTMODSEQ (\d+)", line)
+            state = int(found[1]), int(found[2])
+        if line.startswith(tag + b" "):
+            return state
+
+
 async def main(args: argparse.Namespace) -> None:
     client = await Client.connect(args.host, args.port)
     await client.command(b'LOGIN %s "%s"' % (args.user.encode(), args.password.encode()))
@@ -148,8 +242,11 @@ async def main(args: argparse.Namespace) -> None:
     ):
         cold, warm, size = await timed(client, command)
         print(f"{label}: first {cold * 1000:.1f} ms, warm median {warm * 1000:.1f} ms ({size} bytes)")
+    await header_fields(client, args.pid)
+    if args.big:
+        await big_folder(args, client)
     await client.command(b"LOGOUT")
-    if args.pid:
+    if args.pid and args.idle:
         await idle_sessions(args)
 
 
@@ -160,6 +257,7 @@ if __name__ == "__main__":
     parser.add_argument("--user", required=True)
     parser.add_argument("--password", required=True)
     parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--big", type=int, default=100_000, help="messages of the resync and TEXT folder (0: skip)")
     parser.add_argument("--idle", type=int, default=1000)
     parser.add_argument("--pid", type=int, help="imapd process id, to measure the memory of IDLE sessions")
     asyncio.run(main(parser.parse_args()))
