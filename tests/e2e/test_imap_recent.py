@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from django.db import connection
@@ -35,9 +36,10 @@ def second_process(server: Server, tmp_path: Path) -> Iterator[Server]:
         pytest.fail("this test needs PostgreSQL (set DATABASE_URL), which a second process can share")
     port = free_port()
     settings = connection.settings_dict
+    credentials = quote(settings["USER"]) + (f":{quote(settings['PASSWORD'])}" if settings.get("PASSWORD") else "")
     env = {
         "PATH": "/usr/bin:/bin",
-        "DATABASE_URL": f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}",
+        "DATABASE_URL": f"postgres://{credentials}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}",
         "MAILSITE_SECRET_KEY": secrets.token_urlsafe(50),
         "MAILSITE_DATA_DIR": str(tmp_path / "var"),
         "MAILSITE_IMAP_PORT": str(port),
