@@ -41,7 +41,7 @@ def _select_parameters(session: Session, token: Token) -> store.Resync | None:
     while pos < len(token):
         name = str(token[pos]).upper() if isinstance(token[pos], Atom) else ""
         if name == "CONDSTORE":
-            session.enable_condstore()
+            session.condstore = True  # this SELECT tells HIGHESTMODSEQ itself
             pos += 1
         elif name == "QRESYNC" and pos + 1 < len(token) and isinstance(token[pos + 1], list):
             if not session.qresync:

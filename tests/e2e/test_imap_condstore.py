@@ -57,6 +57,15 @@ def test_condstore_fetch_search_and_status(server: Server) -> None:
     assert re.search(rb"\* 1 FETCH \(UID 1 FLAGS \(\\Seen \\Recent\) MODSEQ \(\d+\)\)", data), data
 
 
+def test_select_condstore_from_another_folder(server: Server) -> None:
+    client = RawClient(server)
+    client.ok("SELECT Drafts")
+    data = client.ok("SELECT INBOX (CONDSTORE)")
+    # Only the new folder's HIGHESTMODSEQ, after the old one was closed (RFC 7162 3.1.8, 3.2.11).
+    assert data.count(b"[HIGHESTMODSEQ") == 1
+    assert data.index(b"[CLOSED]") < data.index(b"[HIGHESTMODSEQ")
+
+
 def test_condstore_errors(server: Server) -> None:
     deliver(message("m"))
     client = RawClient(server)
