@@ -214,6 +214,7 @@ class Importer:
 
     def _reselect(self, folder: Folder) -> None:
         self._drop()
+        self.report.reconnects += 1
         self._session().examine(folder.name)
 
     def _pace(self, count: int) -> None:
