@@ -15,6 +15,7 @@ from imapd.commands import TABLE
 from imapd.session import Session
 from mailsite import tls
 from mailsite.runtime import Listener
+from ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ async def _start(name: str, port: int, implicit_tls: bool) -> Listener:
         task = asyncio.current_task()
         assert task is not None
         sessions.add(task)
+        metrics.CONNECTIONS.labels(name).inc()  # ops
         try:
             await Session(reader, writer, tls=implicit_tls, handlers=TABLE).run()
         except Exception:

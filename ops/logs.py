@@ -9,6 +9,7 @@ filter on. Fields given as `extra={"fields": {...}}` are added as they are.
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import logging
 import re
@@ -28,10 +29,8 @@ def fields_of(message: str) -> tuple[str, dict[str, str]]:
     for match in _PAIR.finditer(message):
         key, value = match.groups()
         if value[:1] in ("'", '"'):
-            try:
+            with contextlib.suppress(ValueError, SyntaxError):  # else kept as written
                 value = ast.literal_eval(value)
-            except (ValueError, SyntaxError):
-                pass  # kept as written
         elif value[:1] == "<":
             value = value[1:-1]
         pairs[key] = value

@@ -70,6 +70,13 @@ def parse(data: bytes) -> ProxyHeader | None:
     raise ProxyError("the connection does not start with a PROXY protocol header")
 
 
+def missing(data: bytes) -> int:
+    """Octets still needed to complete a v2 header that `parse` found incomplete, without reading past it."""
+    if len(data) < _V2_FIXED.size:
+        return _V2_FIXED.size - len(data)
+    return _V2_FIXED.size + _V2_FIXED.unpack_from(data)[3] - len(data)
+
+
 def _parse_v1(data: bytes) -> ProxyHeader | None:
     end = data.find(b"\r\n")
     if end < 0:

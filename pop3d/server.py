@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import time
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -20,6 +21,7 @@ from mailboxes import actions, asyncdb, signin
 from mailboxes.models import Account
 from mailsite import tls
 from mailsite.runtime import Listener
+from ops import metrics, proxied, proxy
 from pop3d import maildrop
 from pop3d.locks import MaildropLocks
 from pop3d.protocol import (
@@ -45,13 +47,21 @@ TLS_HANDSHAKE_TIMEOUT = 30.0
 
 class Session:
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, locks: MaildropLocks, *, implicit_tls: bool
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        locks: MaildropLocks,
+        *,
+        implicit_tls: bool,
+        remote_ip: str | None = None,
     ) -> None:
         self.reader = reader
         self.writer = writer
         self.locks = locks
         peer = writer.get_extra_info("peername")
-        self.remote_ip: str | None = peer[0] if peer else None
+        # The client's address: the peer's, or the one a trusted balancer named in its PROXY header.
+        self.remote_ip: str | None = remote_ip or (peer[0] if peer else None)
+        self._first_input = True
         self.conn = Pop3Connection(
             tls=implicit_tls,
             stls_available=not implicit_tls,
@@ -97,6 +107,13 @@ class Session:
                     return
                 if not data:
                     return
+                if self._first_input:
+                    self._first_input = False
+                    if proxy.looks_like_header(data):  # a header only comes first, and only from a balancer
+                        log.warning("pop3 refused client=%s reason=untrusted-proxy-header", self.remote_ip)
+                        self.writer.write(b"-ERR PROXY protocol header not accepted from this address\r\n")
+                        await self.writer.drain()
+                        return
                 self.conn.receive_data(data)
             elif isinstance(event, Close):
                 self._send()
@@ -126,6 +143,7 @@ class Session:
             log.exception("pop3: authentication failed for lack of the database")
             self.conn.temporary_failure()
             return
+        metrics.AUTH.labels("pop3", "failure" if result.account is None else "success").inc()
         if result.account is None:
             # Unknown user, wrong password and throttled all answer alike, after the same delay.
             await asyncio.sleep(settings.MAILSITE_AUTH_FAILURE_DELAY)
@@ -204,28 +222,66 @@ class Session:
 
 
 async def _handle(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, locks: MaildropLocks, *, implicit_tls: bool
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    locks: MaildropLocks,
+    *,
+    name: str,
+    implicit_tls: bool,
 ) -> None:
+    # --- ops: connection set-up (PROXY protocol, session log lines, metrics) ---
+    peer = writer.get_extra_info("peername")
+    client_ip = peer[0] if peer else None
+    started = time.monotonic()
+    metrics.CONNECTIONS.labels(name).inc()
+    session = None
     try:
-        await Session(reader, writer, locks, implicit_tls=implicit_tls).run()
+        if client_ip is not None and proxy.trusted(client_ip, settings.MAILSITE_PROXY_PROTOCOL_FROM):
+            try:
+                header = await proxied.read_header(reader)
+            except proxy.ProxyError as exc:
+                log.warning("pop3 refused listener=%s peer=%s reason=%r", name, client_ip, str(exc))
+                metrics.CONNECTIONS_REFUSED.labels(name, "bad-proxy-header").inc()
+                writer.close()
+                return
+            if header.source is not None:  # None: the balancer's own check (LOCAL), the peer is the client
+                client_ip = header.source[0]
+        log.info("pop3 session start listener=%s client=%s", name, client_ip)
+        session = Session(reader, writer, locks, implicit_tls=implicit_tls, remote_ip=client_ip)
+        await session.run()
     except (ConnectionError, ssl.SSLError, TimeoutError):
         pass  # the client went away or TLS failed: nothing to answer, nothing was changed
     except Exception:
         # One broken session must not take the listener down; its maildrop is untouched (no UPDATE ran).
         log.exception("pop3: session failed")
+    finally:
+        if session is not None:
+            log.info(
+                "pop3 session end listener=%s client=%s user=%s duration=%.3f",
+                name,
+                client_ip,
+                session.account.address if session.account is not None else "",
+                time.monotonic() - started,
+            )
 
 
 async def start_listeners() -> list[Listener]:
     locks = MaildropLocks()
     sessions: set[asyncio.Task] = set()
 
-    def handler(*, implicit_tls: bool):
+    def handler(name: str, *, implicit_tls: bool):
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             task = asyncio.current_task()
             assert task is not None
             sessions.add(task)
             try:
-                await _handle(reader, writer, locks, implicit_tls=implicit_tls)
+                await _handle(
+                    reader,
+                    writer,
+                    locks,
+                    name=name,
+                    implicit_tls=implicit_tls,
+                )
             except asyncio.CancelledError:
                 pass  # the listener is closing; the session's cleanup ran on the way out
             finally:
@@ -235,10 +291,10 @@ async def start_listeners() -> list[Listener]:
 
     servers = {
         "pop3": await asyncio.start_server(
-            handler(implicit_tls=False), settings.MAILSITE_BIND, settings.MAILSITE_POP3_PORT, reuse_port=True
+            handler("pop3", implicit_tls=False), settings.MAILSITE_BIND, settings.MAILSITE_POP3_PORT, reuse_port=True
         ),
         "pop3s": await asyncio.start_server(
-            handler(implicit_tls=True),
+            handler("pop3s", implicit_tls=True),
             settings.MAILSITE_BIND,
             settings.MAILSITE_POP3S_PORT,
             reuse_port=True,

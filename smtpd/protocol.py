@@ -18,11 +18,14 @@ import binascii
 import collections
 import logging
 import re
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope
 
+from ops import metrics, proxied, proxy
 from smtpd import policy
 from smtpd.connections import SharedConnectionCounter
 
@@ -58,6 +61,7 @@ def plain_path(arg: str) -> tuple[str, str] | None:
 # aiosmtpd's wording for DATA refusals (policy.enhance adds the enhanced codes).
 _LINE_TOO_LONG = "500 Line too long (see RFC5321 4.5.3.1.6)"
 _TOO_MUCH_DATA = "552 Error: Too much mail data"
+PROXY_NOT_ACCEPTED = "554 5.7.0 PROXY protocol header not accepted from this address"
 
 
 def _longest_line(data: bytes | bytearray) -> int:
@@ -92,6 +96,7 @@ class MailsiteSMTP(SMTP):
         limits: SessionLimits,
         connections: policy.ConnectionCounter | SharedConnectionCounter,
         implicit_tls: bool = False,
+        proxy_from: Sequence[proxy.Network] = (),
         **options: Any,
     ) -> None:
         super().__init__(handler, timeout=limits.command_timeout, **options)
@@ -106,6 +111,11 @@ class MailsiteSMTP(SMTP):
         self.command_size_limits = _line_limits()
         self.errors = 0
         self.client_ip = "unknown"
+        self.proxy_from = proxy_from
+        self._proxied = False
+        self._counted = False
+        self._first_data = True
+        self._started = 0.0
         self._greeted = False
         self._raw_replies = False
         self._refused = False
@@ -122,17 +132,65 @@ class MailsiteSMTP(SMTP):
 
     # --- Connection -------------------------------------------------------------------------------------------
 
+    # --- ops: connection set-up (PROXY protocol, per-IP count, session log lines, metrics) ---------------------
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self.transport is None and self._original_transport is None:  # a new client, not a STARTTLS upgrade
             peer = transport.get_extra_info("peername")
             self.client_ip = str(peer[0]) if peer else "unknown"
-            if not self.connections.acquire(self.client_ip):
-                log.warning("smtp refused client=%s reason=too-many-connections", self.client_ip)
+            self._started = time.monotonic()
+            metrics.CONNECTIONS.labels(self.role.name).inc()
+            # A balancer in MAILSITE_PROXY_PROTOCOL_FROM names the client in a PROXY header first; the connection
+            # is counted against that client once the header is read (_handle_client).
+            self._proxied = proxy.trusted(self.client_ip, self.proxy_from)
+            if not self._proxied and not self._admit():
                 self._refused = True
                 transport.write(policy.TOO_MANY_CONNECTIONS.encode() + b"\r\n")  # type: ignore[attr-defined]
                 transport.close()
                 return
         super().connection_made(transport)
+
+    def _admit(self) -> bool:
+        """Count the connection against its client's address; False at the client's limit."""
+        if not self.connections.acquire(self.client_ip):
+            log.warning(
+                "smtp refused listener=%s client=%s reason=too-many-connections", self.role.name, self.client_ip
+            )
+            metrics.CONNECTIONS_REFUSED.labels(self.role.name, "too-many-connections").inc()
+            return False
+        self._counted = True
+        log.info("smtp session start listener=%s client=%s", self.role.name, self.client_ip)
+        return True
+
+    async def _handle_client(self) -> None:
+        if self._proxied:
+            try:
+                header = await proxied.read_header(self._reader)
+            except proxy.ProxyError as exc:
+                log.warning("smtp refused listener=%s peer=%s reason=%r", self.role.name, self.client_ip, str(exc))
+                metrics.CONNECTIONS_REFUSED.labels(self.role.name, "bad-proxy-header").inc()
+                self._close()
+                return
+            if header.source is not None:  # None: the balancer's own check (LOCAL), the peer is the client
+                self.client_ip = header.source[0]
+                assert self.session is not None
+                self.session.peer = header.source  # type: ignore[assignment]  # aiosmtpd keeps the peername there
+            if not self._admit():
+                self._write(policy.TOO_MANY_CONNECTIONS)
+                self._close()
+                return
+        await super()._handle_client()
+
+    def _refuse_proxy_header(self) -> None:
+        """A PROXY header from a peer not in MAILSITE_PROXY_PROTOCOL_FROM: it could claim any client address."""
+        log.warning("smtp refused listener=%s client=%s reason=untrusted-proxy-header", self.role.name, self.client_ip)
+        metrics.CONNECTIONS_REFUSED.labels(self.role.name, "untrusted-proxy-header").inc()
+        self._write(PROXY_NOT_ACCEPTED)
+        self._close()
+
+    def _write(self, reply: str) -> None:
+        if self.transport is not None:
+            self.transport.write(reply.encode() + b"\r\n")  # type: ignore[attr-defined]
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._refused:
@@ -140,10 +198,18 @@ class MailsiteSMTP(SMTP):
         self._cancel_timers()
         for task in self.session_tasks:
             task.cancel()
-        if not self._released:  # aiosmtpd may call this twice after a failed TLS handshake
+        if self._counted and not self._released:  # aiosmtpd may call this twice after a failed TLS handshake
             self._released = True
             self.connections.release(self.client_ip)
+            log.info(
+                "smtp session end listener=%s client=%s duration=%.3f",
+                self.role.name,
+                self.client_ip,
+                time.monotonic() - self._started,
+            )
         super().connection_lost(error)
+
+    # --- end ops ----------------------------------------------------------------------------------------------
 
     @property
     def tls_active(self) -> bool:
@@ -179,6 +245,11 @@ class MailsiteSMTP(SMTP):
         super()._timeout_cb()
 
     def data_received(self, data: bytes) -> None:
+        if self._first_data:
+            self._first_data = False
+            if not self._proxied and proxy.looks_like_header(data):
+                self._refuse_proxy_header()
+                return
         if self._in_data:
             if self._block_timer is not None:
                 self._block_timer.cancel()
@@ -205,6 +276,9 @@ class MailsiteSMTP(SMTP):
                 self._block_timer = None
             if self.transport is not None:
                 self._reset_timeout()
+            if self._data_reply[:3] not in ("", "354"):
+                result = "accepted" if self._data_reply.startswith("250") else "refused"
+                metrics.SMTP_MESSAGES.labels(self.role.name, result, metrics.reply_code(self._data_reply)).inc()
             if self._data_reply[:3] not in ("", "354") and not self.data_logged:
                 log.info(
                     "smtp message refused client=%s sender=<%s> recipients=%s result=%r",
@@ -232,7 +306,9 @@ class MailsiteSMTP(SMTP):
             await self.push(refusal)
             return
         self.envelope.content = self.envelope.original_content = content
+        started = time.monotonic()
         status = await self._call_handler_hook("DATA")
+        metrics.SMTP_DELIVERY_SECONDS.labels(self.role.name).observe(time.monotonic() - started)
         self._set_post_data_state()
         await self.push("250 OK" if status is MISSING else status)
 
@@ -361,7 +437,7 @@ class MailsiteSMTP(SMTP):
         if authzid and authzid != login:
             # Acting as another user (RFC 4616 authorization identity) is not supported.
             return AuthResult(success=False, handled=False, message="535 5.7.8 Authentication credentials invalid")
-        return await self.event_handler.authenticate(self, login, password)
+        return _counted(await self.event_handler.authenticate(self, login, password))
 
     async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
         login = await self._initial_or_challenge(args, "Username:")
@@ -370,4 +446,9 @@ class MailsiteSMTP(SMTP):
         password = await self.challenge_auth("Password:")
         if password is MISSING:
             return AuthResult(success=False, handled=True)
-        return await self.event_handler.authenticate(self, login, password)
+        return _counted(await self.event_handler.authenticate(self, login, password))
+
+
+def _counted(result: AuthResult) -> AuthResult:
+    metrics.AUTH.labels("smtp", "success" if result.success else "failure").inc()
+    return result

@@ -68,6 +68,7 @@ async def start_listeners() -> list[Listener]:
                 limits=limits,
                 connections=connections,
                 implicit_tls=implicit,
+                proxy_from=settings.MAILSITE_PROXY_PROTOCOL_FROM,
                 hostname=settings.MAILSITE_HOSTNAME,
                 ident="ESMTP Mailsite",
                 data_size_limit=settings.MAILSITE_MAX_MESSAGE_SIZE,

@@ -1,0 +1,134 @@
+"""/metrics: counters from real SMTP and POP3 sessions and from another process, the queue read at scrape time,
+and who may scrape. The exposition is parsed with prometheus-client's own parser."""
+
+from __future__ import annotations
+
+import os
+import poplib
+import smtplib
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django.test import Client
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import PASSWORD
+from tests.smtp_support import mail
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def scrape(client: Client | None = None, **headers: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = (client or Client()).get("/metrics", **headers)
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"].startswith("text/plain; version=0.0.4")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.content.decode())
+        for sample in family.samples
+    }
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+@pytest.fixture
+def mail_listeners(listeners, make_account):
+    make_account("alice@example.com")
+    return {**listeners("smtpd"), **listeners("pop3d")}
+
+
+def test_smtp_and_pop3_sessions_are_counted(mail_listeners, tls_client_context) -> None:
+    before = scrape()
+    smtp, smtps, pop3 = mail_listeners["smtp"].port, mail_listeners["smtps"].port, mail_listeners["pop3"].port
+    with smtplib.SMTP("127.0.0.1", smtp) as client:
+        client.sendmail("carol@remote.test", ["alice@example.com"], mail("Accepted"))
+        with pytest.raises(smtplib.SMTPDataError):
+            client.sendmail("carol@remote.test", ["alice@example.com"], mail("Loop", extra="Received: x\r\n" * 60))
+    with smtplib.SMTP_SSL("127.0.0.1", smtps, context=tls_client_context) as client:
+        client.ehlo()
+        client.user, client.password = "alice@example.com", "wrong"
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            client.auth("PLAIN", client.auth_plain)  # one attempt (login() would try LOGIN after PLAIN)
+        client.login("alice@example.com", PASSWORD)
+        client.sendmail("alice@example.com", ["dave@remote.test"], mail("Out", sender="alice@example.com"))
+    client = poplib.POP3("127.0.0.1", pop3, timeout=10)
+    client.user("alice@example.com")
+    with pytest.raises(poplib.error_proto):
+        client.pass_("wrong")
+    client.quit()
+    after = scrape()
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew("mailsite_connections_total", listener="smtp") == 1
+    assert grew("mailsite_connections_total", listener="smtps") == 1
+    assert grew("mailsite_connections_total", listener="pop3") == 1
+    assert grew("mailsite_auth_total", protocol="smtp", result="failure") == 1
+    assert grew("mailsite_auth_total", protocol="smtp", result="success") == 1
+    assert grew("mailsite_auth_total", protocol="pop3", result="failure") == 1
+    assert grew("mailsite_smtp_messages_total", listener="smtp", result="accepted", code="250 2.0.0") == 1
+    assert grew("mailsite_smtp_messages_total", listener="smtp", result="refused", code="554 5.4.6") == 1
+    assert grew("mailsite_smtp_messages_total", listener="smtps", result="accepted", code="250 2.0.0") == 1
+    assert grew("mailsite_smtp_delivery_seconds_count", listener="smtp") == 2
+    # The submitted message waits in the outbound queue (no worker runs here): read from the database.
+    assert value(after, "mailsite_relay_queue", state="queued") == 1
+    assert value(after, "mailsite_relay_queue", state="delivered") == 0
+
+
+def test_counters_of_other_processes_and_hosts_are_merged(transactional_db, settings) -> None:
+    """Another process, writing where another host's processes write: its counts appear in this scrape."""
+    before = scrape()
+    other_host = settings.MAILSITE_METRICS_DIR / "other-host"
+    counting = "import django; django.setup()\nfrom ops import metrics\nmetrics.CONNECTIONS.labels('smtp').inc(3)\n"
+    subprocess.run(
+        [sys.executable, "-c", counting],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PROMETHEUS_MULTIPROC_DIR": str(other_host)},
+        timeout=60,
+        check=True,
+    )
+    assert list(other_host.glob("counter_*.db"))
+    after = scrape()
+    assert (
+        value(after, "mailsite_connections_total", listener="smtp")
+        - value(before, "mailsite_connections_total", listener="smtp")
+        == 3
+    )
+
+
+def test_metrics_are_open_to_loopback_only(db, settings) -> None:
+    settings.MAILSITE_METRICS_TOKEN = ""
+    assert Client(REMOTE_ADDR="192.0.2.7").get("/metrics").status_code == 403
+    # Through a reverse proxy on this host the socket's address is loopback, the client's is not.
+    assert Client().get("/metrics", HTTP_X_FORWARDED_FOR="192.0.2.7").status_code == 403
+    assert Client(REMOTE_ADDR="::1").get("/metrics").status_code == 200
+
+
+def test_others_need_the_bearer_token(db, settings) -> None:
+    settings.MAILSITE_METRICS_TOKEN = "s3cret-token-for-prometheus"
+    outsider = Client(REMOTE_ADDR="192.0.2.7")
+    missing = outsider.get("/metrics")
+    assert missing.status_code == 401
+    assert missing["WWW-Authenticate"] == 'Bearer realm="metrics"'
+    assert outsider.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    assert outsider.get("/metrics", HTTP_AUTHORIZATION="Basic s3cret-token-for-prometheus").status_code == 401
+    assert scrape(outsider, HTTP_AUTHORIZATION="Bearer s3cret-token-for-prometheus")
+
+
+def test_the_web_listener_serves_them(web_server, db) -> None:
+    with urllib.request.urlopen(f"{web_server.url}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    assert {sample.labels["state"] for sample in families["mailsite_relay_queue"].samples} == {
+        "queued",
+        "deferred",
+        "delivered",
+        "bounced",
+        "held",
+    }
