@@ -54,6 +54,8 @@
 | MAILSITE_ACME_NAMES             | (none)                                | names besides the hostname, comma separated|
 | MAILSITE_ACME_RENEW_DAYS        | 30                                    | renew this many days before expiry         |
 | MAILSITE_ACME_CA_BUNDLE         | (system CAs)                          | CA file for a private ACME server's HTTPS  |
+| MAILSITE_MTA_STS_MODE           | testing                               | MTA-STS policy mode: enforce/testing/none  |
+| MAILSITE_MTA_STS_MAX_AGE        | 604800                                | seconds senders may cache the policy       |
 | MAILSITE_LOG_FORMAT             | text                                  | text, or json: one JSON object per line    |
 | MAILSITE_METRICS_TOKEN          | (none: /metrics from loopback only)   | bearer token /metrics asks others for      |
 | MAILSITE_METRICS_DIR            | <data dir>/metrics                    | prometheus-client multiprocess files       |
@@ -395,6 +397,11 @@ try:
     MAILSITE_ACME_NAMES = [name.lower() for name in env.list("MAILSITE_ACME_NAMES", [])]
     MAILSITE_ACME_RENEW_DAYS = env.int("MAILSITE_ACME_RENEW_DAYS", 30, minimum=1)
     MAILSITE_ACME_CA_BUNDLE = env.optional_path("MAILSITE_ACME_CA_BUNDLE", base=BASE_DIR)
+    # The MTA-STS policy served at mta-sts.<domain> (autoconfig/; RFC 8461 3.2: max_age at most a year).
+    MAILSITE_MTA_STS_MODE = env.str("MAILSITE_MTA_STS_MODE", "testing").lower()
+    if MAILSITE_MTA_STS_MODE not in ("enforce", "testing", "none"):
+        raise SettingError("MAILSITE_MTA_STS_MODE must be enforce, testing or none")
+    MAILSITE_MTA_STS_MAX_AGE = env.int("MAILSITE_MTA_STS_MAX_AGE", 604800, minimum=0, maximum=31557600)
     if MAILSITE_ACME and MAILSITE_TLS_CERT:
         raise SettingError("MAILSITE_ACME obtains the certificate itself; unset MAILSITE_TLS_CERT and MAILSITE_TLS_KEY")
 except SettingError as exc:

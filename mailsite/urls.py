@@ -10,6 +10,7 @@ urlpatterns = [
     path("admin/login/", RedirectView.as_view(pattern_name="webmail:login", query_string=True)),
     path("admin/", admin.site.urls),
     path("", include("ops.urls")),  # health, readiness and metrics endpoints (ops/)
+    path("", include("autoconfig.urls")),  # mail client auto-configuration, MTA-STS policy (autoconfig/)
     path("", include("webmail.urls")),
 ]
 

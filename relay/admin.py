@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
+from autoconfig.records import client_records
 from mailboxes.actions import outbound
 from relay import dkim
 from relay.models import Attempt, DkimKey, OutboundRecipient
@@ -138,15 +139,19 @@ class DkimKeyAdmin(admin.ModelAdmin):
     def dns_records(self, key: DkimKey) -> str:
         domain = key.domain.name
         rows = [
-            ("DKIM", *dkim.txt_record(key)),
-            ("SPF", *dkim.spf_record(domain)),
-            ("DMARC", *dkim.dmarc_record(domain)),
+            (what, name, "TXT", value)
+            for what, (name, value) in [
+                ("DKIM", dkim.txt_record(key)),
+                ("SPF", dkim.spf_record(domain)),
+                ("DMARC", dkim.dmarc_record(domain)),
+            ]
         ]
+        rows += client_records(domain)  # SRV, autoconfig, MTA-STS and TLS-RPT (autoconfig/records.py)
         return format_html(
             "<table><tr><th>what</th><th>name</th><th>type</th><th>value</th></tr>{}</table>",
             format_html_join(
                 "",
-                '<tr><td>{}</td><td><code>{}</code></td><td>TXT</td><td><code style="word-break:break-all">'
+                '<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td><code style="word-break:break-all">'
                 "{}</code></td></tr>",
                 rows,
             ),
