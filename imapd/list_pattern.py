@@ -11,7 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from imapd.protocol import ParseError
+
 DELIMITER = "/"
+# Folder names are at most 512 characters (a few times that in modified UTF-7); a longer pattern is refused
+# before any work is done on it, so no literal of any size costs the event loop more than a moment.
+MAX_PATTERN = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,8 @@ class Pattern:
 def compile_pattern(reference: str, pattern: str) -> Pattern:
     """The pattern of LIST reference pattern: the two joined (a pattern starting with the delimiter stands
     alone), with INBOX matched in any case (RFC 3501 5.1)."""
+    if len(pattern) + len(reference) > MAX_PATTERN:
+        raise ParseError(f"LIST pattern too long (the limit is {MAX_PATTERN} characters)")
     full = pattern if pattern.startswith(DELIMITER) else reference + pattern
     if full[:5].upper() == "INBOX" and (len(full) == 5 or full[5] in (DELIMITER, "*", "%")):
         full = "INBOX" + full[5:]

@@ -45,13 +45,19 @@ def test_lsub_percent_shows_an_unsubscribed_parent_as_noselect(server: Server) -
 
 def test_a_hostile_list_pattern_holds_up_no_other_session(server: Server) -> None:
     """The issue's 53-byte command took 288 s on a backtracking regex; 5,000 times longer it stopped the
-    process. Here another session's NOOP is answered while it is in the server, and it is answered itself."""
+    process. Here another session's NOOP is answered while each is in the server, the longest pattern allowed
+    is answered, and the issue's one made 5,000 times longer is refused with BAD at once."""
     hostile = RawClient(server)
     other = RawClient(server)
-    pattern = b"*%" * 5000 * 12 + b"x"
+    pattern = b"*%" * 8000 + b"x"  # just under the length limit
     tag = hostile.send(b'LIST "" {%d+}\r\n%s' % (len(pattern), pattern))
     assert other.ok("NOOP").endswith(b" OK NOOP completed\r\n")
     assert hostile.reply(tag) == tag.encode() + b" OK LIST completed\r\n"
+    # The issue's command made 5,000 times longer: refused at once.
+    pattern = b"*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%x" * 5000
+    tag = hostile.send(b'LIST "" {%d+}\r\n%s' % (len(pattern), pattern))
+    assert other.ok("NOOP").endswith(b" OK NOOP completed\r\n")
+    assert hostile.reply(tag).startswith(tag.encode() + b" BAD LIST pattern too long")
     # and the original command, answered at once
     assert hostile.ok('LIST "" "*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%x"').endswith(b" OK LIST completed\r\n")
 
