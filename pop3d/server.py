@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 import time
 
@@ -228,24 +229,16 @@ async def _handle(
     *,
     name: str,
     implicit_tls: bool,
+    client_ip: str | None,
 ) -> None:
-    # --- ops: connection set-up (PROXY protocol, session log lines, metrics) ---
-    peer = writer.get_extra_info("peername")
-    client_ip = peer[0] if peer else None
+    # --- ops: session log lines, metrics; behind a balancer, the client's address from its PROXY header ---
+    if client_ip is None:
+        peer = writer.get_extra_info("peername")
+        client_ip = peer[0] if peer else None
     started = time.monotonic()
     metrics.CONNECTIONS.labels(name).inc()
     session = None
     try:
-        if client_ip is not None and proxy.trusted(client_ip, settings.MAILSITE_PROXY_PROTOCOL_FROM):
-            try:
-                header = await proxied.read_header(reader)
-            except proxy.ProxyError as exc:
-                log.warning("pop3 refused listener=%s peer=%s reason=%r", name, client_ip, str(exc))
-                metrics.CONNECTIONS_REFUSED.labels(name, "bad-proxy-header").inc()
-                writer.close()
-                return
-            if header.source is not None:  # None: the balancer's own check (LOCAL), the peer is the client
-                client_ip = header.source[0]
         log.info("pop3 session start listener=%s client=%s", name, client_ip)
         session = Session(reader, writer, locks, implicit_tls=implicit_tls, remote_ip=client_ip)
         await session.run()
@@ -269,19 +262,13 @@ async def start_listeners() -> list[Listener]:
     locks = MaildropLocks()
     sessions: set[asyncio.Task] = set()
 
-    def handler(name: str, *, implicit_tls: bool):
+    def handler(name: str, *, implicit_tls: bool, client_ip: str | None = None):
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             task = asyncio.current_task()
             assert task is not None
             sessions.add(task)
             try:
-                await _handle(
-                    reader,
-                    writer,
-                    locks,
-                    name=name,
-                    implicit_tls=implicit_tls,
-                )
+                await _handle(reader, writer, locks, name=name, implicit_tls=implicit_tls, client_ip=client_ip)
             except asyncio.CancelledError:
                 pass  # the listener is closing; the session's cleanup ran on the way out
             finally:
@@ -289,22 +276,43 @@ async def start_listeners() -> list[Listener]:
 
         return handle
 
+    async def serve(name: str, port: int, *, implicit_tls: bool) -> asyncio.Server | proxied.BalancedServer:
+        context = tls.server_context() if implicit_tls else None
+        if not settings.MAILSITE_PROXY_PROTOCOL_FROM:
+            return await asyncio.start_server(
+                handler(name, implicit_tls=implicit_tls),
+                settings.MAILSITE_BIND,
+                port,
+                reuse_port=True,
+                ssl=context,
+                ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if context else None,
+            )
+        # Behind a balancer its PROXY header is read off the socket before anything else, TLS included.
+        family = socket.AF_INET6 if ":" in settings.MAILSITE_BIND else socket.AF_INET
+        sock = socket.create_server((settings.MAILSITE_BIND, port), family=family, backlog=100, reuse_port=True)
+        sock.setblocking(False)
+
+        def protocol(client_ip: str) -> asyncio.StreamReaderProtocol:
+            return asyncio.StreamReaderProtocol(
+                asyncio.StreamReader(), handler(name, implicit_tls=implicit_tls, client_ip=client_ip)
+            )
+
+        return proxied.BalancedServer(
+            name,
+            sock,
+            settings.MAILSITE_PROXY_PROTOCOL_FROM,
+            protocol,
+            tls=context,
+            tls_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
+        )
+
     servers = {
-        "pop3": await asyncio.start_server(
-            handler("pop3", implicit_tls=False), settings.MAILSITE_BIND, settings.MAILSITE_POP3_PORT, reuse_port=True
-        ),
-        "pop3s": await asyncio.start_server(
-            handler("pop3s", implicit_tls=True),
-            settings.MAILSITE_BIND,
-            settings.MAILSITE_POP3S_PORT,
-            reuse_port=True,
-            ssl=tls.server_context(),
-            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
-        ),
+        "pop3": await serve("pop3", settings.MAILSITE_POP3_PORT, implicit_tls=False),
+        "pop3s": await serve("pop3s", settings.MAILSITE_POP3S_PORT, implicit_tls=True),
     }
     remaining = len(servers)
 
-    def closer(server: asyncio.Server):
+    def closer(server: asyncio.Server | proxied.BalancedServer):
         async def close() -> None:
             nonlocal remaining
             server.close()

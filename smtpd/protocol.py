@@ -19,13 +19,12 @@ import collections
 import logging
 import re
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope
 
-from ops import metrics, proxied, proxy
+from ops import metrics, proxy
 from smtpd import policy
 from smtpd.connections import SharedConnectionCounter
 
@@ -96,7 +95,7 @@ class MailsiteSMTP(SMTP):
         limits: SessionLimits,
         connections: policy.ConnectionCounter | SharedConnectionCounter,
         implicit_tls: bool = False,
-        proxy_from: Sequence[proxy.Network] = (),
+        client_address: str | None = None,
         **options: Any,
     ) -> None:
         super().__init__(handler, timeout=limits.command_timeout, **options)
@@ -111,8 +110,8 @@ class MailsiteSMTP(SMTP):
         self.command_size_limits = _line_limits()
         self.errors = 0
         self.client_ip = "unknown"
-        self.proxy_from = proxy_from
-        self._proxied = False
+        # Behind a balancer (ops.proxied), the client's address from its PROXY header.
+        self.client_address = client_address
         self._counted = False
         self._first_data = True
         self._started = 0.0
@@ -137,13 +136,10 @@ class MailsiteSMTP(SMTP):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self.transport is None and self._original_transport is None:  # a new client, not a STARTTLS upgrade
             peer = transport.get_extra_info("peername")
-            self.client_ip = str(peer[0]) if peer else "unknown"
+            self.client_ip = self.client_address or (str(peer[0]) if peer else "unknown")
             self._started = time.monotonic()
             metrics.CONNECTIONS.labels(self.role.name).inc()
-            # A balancer in MAILSITE_PROXY_PROTOCOL_FROM names the client in a PROXY header first; the connection
-            # is counted against that client once the header is read (_handle_client).
-            self._proxied = proxy.trusted(self.client_ip, self.proxy_from)
-            if not self._proxied and not self._admit():
+            if not self._admit():
                 self._refused = True
                 transport.write(policy.TOO_MANY_CONNECTIONS.encode() + b"\r\n")  # type: ignore[attr-defined]
                 transport.close()
@@ -162,35 +158,14 @@ class MailsiteSMTP(SMTP):
         log.info("smtp session start listener=%s client=%s", self.role.name, self.client_ip)
         return True
 
-    async def _handle_client(self) -> None:
-        if self._proxied:
-            try:
-                header = await proxied.read_header(self._reader)
-            except proxy.ProxyError as exc:
-                log.warning("smtp refused listener=%s peer=%s reason=%r", self.role.name, self.client_ip, str(exc))
-                metrics.CONNECTIONS_REFUSED.labels(self.role.name, "bad-proxy-header").inc()
-                self._close()
-                return
-            if header.source is not None:  # None: the balancer's own check (LOCAL), the peer is the client
-                self.client_ip = header.source[0]
-                assert self.session is not None
-                self.session.peer = header.source  # type: ignore[assignment]  # aiosmtpd keeps the peername there
-            if not self._admit():
-                self._write(policy.TOO_MANY_CONNECTIONS)
-                self._close()
-                return
-        await super()._handle_client()
-
     def _refuse_proxy_header(self) -> None:
-        """A PROXY header from a peer not in MAILSITE_PROXY_PROTOCOL_FROM: it could claim any client address."""
+        """A PROXY header where none may come: from a peer not in MAILSITE_PROXY_PROTOCOL_FROM (it could claim any
+        client address), or a second one."""
         log.warning("smtp refused listener=%s client=%s reason=untrusted-proxy-header", self.role.name, self.client_ip)
         metrics.CONNECTIONS_REFUSED.labels(self.role.name, "untrusted-proxy-header").inc()
-        self._write(PROXY_NOT_ACCEPTED)
-        self._close()
-
-    def _write(self, reply: str) -> None:
         if self.transport is not None:
-            self.transport.write(reply.encode() + b"\r\n")  # type: ignore[attr-defined]
+            self.transport.write(PROXY_NOT_ACCEPTED.encode() + b"\r\n")  # type: ignore[attr-defined]
+        self._close()
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._refused:
@@ -247,7 +222,7 @@ class MailsiteSMTP(SMTP):
     def data_received(self, data: bytes) -> None:
         if self._first_data:
             self._first_data = False
-            if not self._proxied and proxy.looks_like_header(data):
+            if proxy.looks_like_header(data):
                 self._refuse_proxy_header()
                 return
         if self._in_data:

@@ -10,6 +10,7 @@ from django.conf import settings
 
 from mailsite import tls
 from mailsite.runtime import Listener
+from ops import proxied
 from smtpd import connections as connection_counts
 from smtpd import policy
 from smtpd.batching import DeliveryGroups
@@ -28,6 +29,9 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.listen(1024)
     sock.setblocking(False)
     return sock
+
+
+TLS_HANDSHAKE_TIMEOUT = 60.0  # asyncio's default for implicit TLS
 
 
 def session_limits() -> SessionLimits:
@@ -61,14 +65,19 @@ async def start_listeners() -> list[Listener]:
     ):
         handler = Handler(role, groups)
 
-        def factory(role: policy.ListenerRole = role, handler: Handler = handler, implicit: bool = implicit_tls):
+        def factory(
+            client_address: str | None = None,
+            role: policy.ListenerRole = role,
+            handler: Handler = handler,
+            implicit: bool = implicit_tls,
+        ) -> MailsiteSMTP:
             return MailsiteSMTP(
                 handler,
                 role=role,
                 limits=limits,
                 connections=connections,
                 implicit_tls=implicit,
-                proxy_from=settings.MAILSITE_PROXY_PROTOCOL_FROM,
+                client_address=client_address,
                 hostname=settings.MAILSITE_HOSTNAME,
                 ident="ESMTP Mailsite",
                 data_size_limit=settings.MAILSITE_MAX_MESSAGE_SIZE,
@@ -84,9 +93,20 @@ async def start_listeners() -> list[Listener]:
             )
 
         sock = _bind(host, port)
-        server = await loop.create_server(factory, sock=sock, ssl=context if implicit_tls else None)
+        server: asyncio.Server | proxied.BalancedServer
+        if settings.MAILSITE_PROXY_PROTOCOL_FROM:  # behind a balancer: the PROXY header is read before TLS
+            server = proxied.BalancedServer(
+                role.name,
+                sock,
+                settings.MAILSITE_PROXY_PROTOCOL_FROM,
+                factory,
+                tls=context if implicit_tls else None,
+                tls_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
+            )
+        else:
+            server = await loop.create_server(factory, sock=sock, ssl=context if implicit_tls else None)
 
-        async def close(server: asyncio.Server = server) -> None:
+        async def close(server: asyncio.Server | proxied.BalancedServer = server) -> None:
             server.close()
             await server.wait_closed()
 

@@ -6,6 +6,7 @@ for the per-IP limit, throttling and the Received header; anyone else sending on
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import socket
 
@@ -14,9 +15,11 @@ import pytest
 from mailboxes.models import AuthFailure
 from ops import checks, proxy
 from ops.targets import Target
+from tests.conftest import PASSWORD
 from tests.smtp_support import mail, stored
 
 CLIENT = ("203.0.113.9", 40000)
+PLAIN = base64.b64encode(f"\0alice@example.com\0{PASSWORD}".encode())
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
 
 
@@ -104,7 +107,7 @@ def test_the_balancers_own_check_uses_the_connections_addresses(behind_balancer,
     with connect(behind_balancer["smtp"].port, proxy.LOCAL_HEADER) as sock:
         assert first_line(sock).startswith(b"220 ")
     # Readiness checks speak the LOCAL header themselves to listeners that expect one.
-    for name in ("smtp", "submission", "pop3"):
+    for name in ("smtp", "submission", "smtps", "pop3", "pop3s"):
         result = checks.listener(Target(name, "127.0.0.1", behind_balancer[name].port))
         assert result.ok, result
 
@@ -144,3 +147,28 @@ def test_pop3_judges_and_throttles_the_real_client(behind_balancer, settings) ->
         assert first_line(sock).startswith(b"-ERR")
     [failure] = AuthFailure.objects.all()
     assert (failure.remote_ip, failure.protocol) == ("203.0.113.9", "pop3")
+
+
+@pytest.mark.parametrize(("name", "greeting"), [("smtps", b"220 "), ("pop3s", b"+OK")])
+def test_implicit_tls_ports_read_the_header_before_the_handshake(behind_balancer, tls_client_context, name, greeting):
+    # Header and ClientHello arrive together, as they do from a balancer forwarding a client that speaks at once.
+    raw = connect(behind_balancer[name].port, proxy.v2_header(CLIENT, ("127.0.0.1", 465)))
+    with tls_client_context.wrap_socket(raw, server_hostname="localhost") as sock:
+        assert first_line(sock).startswith(greeting)
+
+
+def test_the_received_header_of_implicit_tls_submission(behind_balancer, tls_client_context) -> None:
+    raw = connect(behind_balancer["smtps"].port, b"PROXY TCP4 203.0.113.9 127.0.0.1 40000 465\r\n")
+    with tls_client_context.wrap_socket(raw, server_hostname="localhost") as sock:
+        assert first_line(sock).startswith(b"220 ")
+        replies = smtp_exchange(sock, b"EHLO client.test", b"AUTH PLAIN " + PLAIN, b"MAIL FROM:<alice@example.com>")
+        assert [reply[:3] for reply in replies] == [b"250", b"235", b"250"]
+        replies = smtp_exchange(
+            sock,
+            b"RCPT TO:<alice@example.com>",
+            b"DATA",
+            mail("Self", sender="alice@example.com", to="alice@example.com") + b".",
+        )
+        assert replies[-1].startswith(b"250 ")
+    [raw_message] = stored("alice@example.com")
+    assert b"Received: from client.test ([203.0.113.9])\r\n\tby mx.mailsite.test (Mailsite) with ESMTPSA" in raw_message
