@@ -4,7 +4,7 @@
 # a missing program fail with a clear message.
 set -euo pipefail
 
-packages=(chromium isync getmail6 swaks libnet-ssleay-perl rspamd pebble haproxy)  # swaks needs Net::SSLeay for TLS
+packages=(chromium isync getmail6 swaks libnet-ssleay-perl rspamd pebble haproxy dovecot-imapd)  # swaks needs Net::SSLeay for TLS
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

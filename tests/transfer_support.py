@@ -30,14 +30,14 @@ def odd_messages() -> list[bytes]:
     ]
 
 
-def fill(account: Account, count: int, *, seed: int = 7) -> None:
+def fill(account: Account, count: int, *, seed: int = 7, folders: list[str] = FOLDERS) -> None:
     """`count` messages spread over FOLDERS: the corpus, odd messages and generated ones, random flags and
     internal dates with microseconds."""
     rng = random.Random(seed)
-    for name in FOLDERS:
+    for name in folders:
         if not Mailbox.objects.filter(account=account, name=name).exists():
             actions.create_mailbox(account, name)
-    folders = {m.name: m.pk for m in Mailbox.objects.filter(account=account)}
+    ids = {m.name: m.pk for m in Mailbox.objects.filter(account=account)}
     sources = [path.read_bytes() for path in CORPUS] + odd_messages()
     start = datetime.datetime(2015, 3, 1, tzinfo=datetime.UTC)
     for number in range(count):
@@ -51,10 +51,10 @@ def fill(account: Account, count: int, *, seed: int = 7) -> None:
                 * rng.randrange(1, 50)
             ).encode()
         )
-        folder = FOLDERS[number % len(FOLDERS)]
+        folder = folders[number % len(folders)]
         flags = rng.sample(FLAG_CHOICES, rng.randrange(0, 4))
         when = start + datetime.timedelta(seconds=rng.randrange(0, 10 * 365 * 86400), microseconds=rng.randrange(10**6))
-        actions.append(account, folders[folder], raw, flags=flags, internal_date=when)
+        actions.append(account, ids[folder], raw, flags=flags, internal_date=when)
 
 
 def contents(account: Account, *, whole_seconds: bool = False) -> dict[str, list[tuple]]:
