@@ -202,6 +202,13 @@ def sized_page_fixture(request, browser, transactional_db):
     close_context(page)
 
 
+def type_in_message(page, text: str, *, at: str = "End") -> None:
+    """Type into the message editor as a user does: click in it, go to its end (or "Home"), type."""
+    page.click("#editor")
+    page.keyboard.press(f"Control+{at}")
+    page.keyboard.type(text)
+
+
 def assert_full_page(page) -> None:
     """The page the user landed on is the whole styled application (top bar, stylesheet applied), not a bare
     fragment of it."""

@@ -8,6 +8,7 @@ values copied from a stored message (a reply's subject, a sender's display name)
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass, field
 from email import policy
@@ -21,6 +22,7 @@ from mailboxes import actions
 from mailboxes.models import Account, Mailbox, Message, Role
 from mailcore.authors import AmbiguousAuthor, author_domain
 from mailcore.authors import authors as read_authors
+from mailcore.mime import html_to_text
 from webmail.addresses import AddressError, flatten, has_line_break
 
 _MSG_ID = re.compile(r"^<[^<>\s]{1,900}>$")
@@ -46,6 +48,7 @@ class Outgoing:
     subject: str
     body: str
     attachments: list[Attachment] = field(default_factory=list)
+    body_html: str = ""  # sanitised HTML from the editor; the plain-text part is then generated from it
     in_reply_to: str = ""
     references: list[str] = field(default_factory=list)
 
@@ -96,7 +99,10 @@ def build(outgoing: Outgoing, *, message_id: str, include_bcc: bool) -> bytes:
     references = message_ids(outgoing.references)
     if references:
         msg["References"] = " ".join(references)
-    msg.set_content(outgoing.body.replace("\r\n", "\n"))
+    if outgoing.body_html:
+        _set_html(msg, outgoing.body_html, outgoing.body)
+    else:
+        msg.set_content(outgoing.body.replace("\r\n", "\n"))
     for attachment in outgoing.attachments:
         content_type = attachment.content_type.lower()
         if not _CONTENT_TYPE.match(content_type):
@@ -106,6 +112,33 @@ def build(outgoing: Outgoing, *, message_id: str, include_bcc: bool) -> bytes:
             attachment.data, maintype=maintype, subtype=subtype, filename=flatten(attachment.filename) or "file"
         )
     return msg.as_bytes()
+
+
+_DATA_IMAGE = re.compile(r'src="data:(image/(?:png|jpeg|gif|webp));base64,([A-Za-z0-9+/=\s]+)"', re.I)
+
+
+def _set_html(msg: EmailMessage, html: str, text: str) -> None:
+    """multipart/alternative of a plain-text part and the HTML; images pasted into the editor (data: URLs)
+    become parts of a multipart/related referenced by cid: (RFC 2387, RFC 2392). The plain text is the
+    editor's own rendering of the HTML as text (lists, line breaks and "-- " kept), else made from the HTML."""
+    images: list[tuple[str, str, bytes]] = []
+
+    def to_cid(match: re.Match) -> str:
+        content_id = make_msgid(domain="inline.invalid")
+        images.append((content_id, match[1].lower(), base64.b64decode(match[2])))
+        return f'src="cid:{content_id[1:-1]}"'
+
+    html = _DATA_IMAGE.sub(to_cid, html)
+    plain = text.replace("\r\n", "\n") if text.strip() else html_to_text(html).strip() + "\n"
+    msg.set_content(plain)
+    msg.add_alternative(
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>{html}</body></html>', subtype="html"
+    )
+    html_part = msg.get_body(("html",))
+    assert html_part is not None
+    for content_id, content_type, data in images:
+        maintype, subtype = content_type.split("/")
+        html_part.add_related(data, maintype=maintype, subtype=subtype, cid=content_id, disposition="inline")
 
 
 def new_message_id(account: Account) -> str:

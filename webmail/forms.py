@@ -53,6 +53,10 @@ class ComposeForm(forms.Form):
     bcc = _SingleLine(label="Bcc", required=False, max_length=10000)
     subject = _SingleLine(label="Subject", required=False, max_length=998)
     body = forms.CharField(label="Message", required=False, strip=False, widget=forms.Textarea(attrs={"rows": 16}))
+    # The rich editor's HTML (webmail.js turns the field on when the editor runs; without it only `body` is sent).
+    body_html = forms.CharField(
+        required=False, strip=False, max_length=40_000_000, widget=forms.HiddenInput(attrs={"disabled": True})
+    )
     attachments = MultipleFileField(label="Attach files", required=False)
     in_reply_to = _SingleLine(required=False, widget=forms.HiddenInput, max_length=998)
     references = _SingleLine(required=False, widget=forms.HiddenInput, max_length=20000)

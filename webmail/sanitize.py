@@ -102,6 +102,34 @@ def clean(markup: str, *, show_images: bool, inline: Callable[[str], tuple[str, 
     return result
 
 
+def clean_outgoing(markup: str, *, inline: Callable[[str], tuple[str, bytes] | None] | None = None) -> str:
+    """HTML the user wrote in the editor (or a message quoted into it), kept to the same allow-list before it
+    is sent or saved: no scripts, styles sheets, forms or frames; links http(s)/mailto; images http(s) or
+    data: (pasted ones; `cid:` images of a quoted message become data: URLs through `inline`)."""
+    sink = CleanResult("")
+
+    def attribute_filter(tag: str, attribute: str, value: str) -> str | None:
+        if tag == "img" and attribute == "src":
+            return _image_source(value, True, inline or (lambda _cid: None), sink)
+        if tag == "a" and attribute == "href":
+            return value if _LINK_SCHEMES.match(value) else None
+        if attribute == "style":
+            return ";".join(d for d in value.split(";") if not _CSS_HAZARD.search(d)) or None
+        return value
+
+    return nh3.clean(
+        markup,
+        tags=TAGS,
+        clean_content_tags=DROPPED_WITH_CONTENT,
+        attributes=ATTRIBUTES | {"blockquote": {"type"}},
+        attribute_filter=attribute_filter,
+        strip_comments=True,
+        link_rel="noopener noreferrer",
+        url_schemes={"http", "https", "mailto", "cid", "data"},
+        filter_style_properties=STYLE_PROPERTIES,
+    )
+
+
 def _style_sheets(markup: str) -> str:
     """The contents of the <style> elements, found in one pass (an unclosed one ends the search)."""
     lowered = markup.lower()

@@ -19,6 +19,7 @@ from tests.webmail_support import (  # noqa: F401 (the *_fixture names are fixtu
     folder,
     page_fixture,
     sign_in,
+    type_in_message,
 )
 
 pytestmark = BROWSER_MARKS
@@ -60,7 +61,7 @@ def test_send_with_attachment_to_self_arrives_live_then_reply_shows_the_conversa
     compose.goto(f"{web_server.url}/compose/")
     compose.fill("#id_to", alice.address)
     compose.fill("#id_subject", "Live with attachment")
-    compose.fill("#id_body", "See the file.")
+    type_in_message(compose, "See the file.")
     attachment = tmp_path / "notes.txt"
     attachment.write_text("attached notes")
     compose.set_input_files("#id_attachments", str(attachment))
@@ -79,13 +80,16 @@ def test_send_with_attachment_to_self_arrives_live_then_reply_shows_the_conversa
     inbox_page.keyboard.press("r")
     inbox_page.wait_for_url(re.compile(r"/compose/\?reply="))
     assert inbox_page.input_value("#id_subject") == "Re: Live with attachment"
-    inbox_page.fill("#id_body", "Thanks, got it.\n\n" + inbox_page.input_value("#id_body"))
+    type_in_message(inbox_page, "Thanks, got it.", at="Home")
     inbox_page.click("button[value=send]")
     expect(inbox_page.locator(".notice")).to_contain_text("Message sent")
     inbox_page.locator("#list .row", has_text="Re: Live with attachment").locator(".subject").click()
     inbox_page.click("#reader a:has-text('Conversation')")
     expect(inbox_page.locator(".thread-item")).to_have_count(4)  # two in Inbox, two copies in Sent
-    expect(inbox_page.locator(".conversation")).to_contain_text("Thanks, got it.")
+    # The reply was written in the rich editor: its HTML part is shown, in the message frame.
+    reply = inbox_page.frame_locator(".conversation iframe.mail-frame").last
+    expect(reply.locator("body")).to_contain_text("Thanks, got it.")
+    expect(reply.locator("blockquote")).to_contain_text("See the file.")
     expect(inbox_page.locator(".conversation .headers")).to_contain_text(["Sent"])
 
 

@@ -27,6 +27,7 @@ from tests.webmail_support import (  # noqa: F401 (the *_fixture names are fixtu
     page_fixture,
     sign_in,
     sized_page_fixture,
+    type_in_message,
 )
 
 pytestmark = BROWSER_MARKS
@@ -108,11 +109,11 @@ def test_draft_autosave_stores_the_draft(web_server, page, alice) -> None:
     assert_full_page(page)
     page.fill("#id_to", "carol@remote.test")
     page.fill("#id_subject", "Plans")
-    page.locator("#id_body").press_sequentially("Let us meet on Monday.")
+    type_in_message(page, "Let us meet on Monday.")
     expect(page.locator(".draft-status")).to_contain_text("Draft saved", timeout=10000)
     draft = Message.objects.get(mailbox=folder(alice, Role.DRAFTS))
     assert draft.subject == "Plans"
-    page.locator("#id_body").press_sequentially(" Or Tuesday.")
+    type_in_message(page, " Or Tuesday.")
     expect(page.locator(".draft-status")).to_contain_text("Draft saved", timeout=10000)
     expect(page.locator("#id_draft")).not_to_have_value(str(draft.pk))
     [latest] = Message.objects.filter(mailbox=folder(alice, Role.DRAFTS))
@@ -129,7 +130,7 @@ def test_leaving_the_compose_page_with_unsaved_text_asks_first(web_server, page,
     page.clock.install()
     page.goto(f"{web_server.url}/compose/")
     page.clock.pause_at(page.evaluate("Date.now()") / 1000 + 0.2)
-    page.locator("#id_body").press_sequentially("Half a thought")
+    type_in_message(page, "Half a thought")
     dialogs: list[str] = []
 
     def answer(dialog) -> None:
@@ -236,7 +237,7 @@ def test_sending_to_a_full_mailbox_says_why(web_server, sized_page, alice, make_
     page.goto(f"{web_server.url}/compose/")
     page.fill("#id_to", "bob@example.com")
     page.fill("#id_subject", "Hello Bob")
-    page.fill("#id_body", "Are you there?")
+    type_in_message(page, "Are you there?")
     page.click("button[value=send]")
     expect(page.locator(".compose-alert")).to_contain_text("bob@example.com: the mailbox is full")
     assert_full_page(page)
@@ -250,11 +251,11 @@ def test_with_the_database_down_the_text_survives_and_becomes_a_draft(web_server
     page.goto(f"{web_server.url}/compose/")
     page.fill("#id_to", "carol@remote.test")
     page.fill("#id_subject", "Minutes")
-    page.locator("#id_body").press_sequentially("Point one.")
+    type_in_message(page, "Point one.")
     expect(page.locator(".draft-status")).to_contain_text("Draft saved", timeout=10000)
     allow_database_connections(False)
     try:
-        page.locator("#id_body").press_sequentially(" Point two.")
+        type_in_message(page, " Point two.")
         # Autosave meets the outage and says so.
         expect(page.locator(".draft-status")).to_contain_text("not saved", timeout=10000)
         with page.expect_response(lambda r: r.url.endswith("/compose/") and r.request.method == "POST") as sent:
@@ -287,7 +288,7 @@ def test_text_kept_in_the_browser_during_an_outage_is_saved_as_a_draft_later(web
     try:
         page.fill("#id_to", "carol@remote.test")
         page.fill("#id_subject", "Lost?")
-        page.locator("#id_body").press_sequentially("Not lost.")
+        type_in_message(page, "Not lost.")
         with page.expect_response(lambda r: r.url.endswith("/compose/") and r.request.method == "POST") as saved:
             page.click("button[value=save]")
         assert saved.value.status == 503

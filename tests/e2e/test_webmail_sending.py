@@ -19,6 +19,7 @@ from tests.webmail_support import (  # noqa: F401 (the *_fixture names are fixtu
     folder,
     sign_in,
     sized_page_fixture,
+    type_in_message,
 )
 
 pytestmark = BROWSER_MARKS
@@ -40,7 +41,7 @@ def test_sent_message_shows_each_remote_recipient_live(web_server, sized_page, a
     page.click("#compose-link")
     page.fill("#id_to", "carol@remote.test, dave@other.test")
     page.fill("#id_subject", "Agenda")
-    page.fill("#id_body", "See you there.")
+    type_in_message(page, "See you there.")
     page.click("button[value=send]")
     expect(page.locator(".notice")).to_contain_text("Message sent")
     sent = Message.objects.get(mailbox=folder(alice, Role.SENT))

@@ -23,6 +23,7 @@ from tests.webmail_support import (  # noqa: F401 (the *_fixture names are fixtu
     deliver,
     folder,
     sign_in,
+    type_in_message,
 )
 from webmail.models import Preferences
 
@@ -72,14 +73,15 @@ def test_settings_change_name_signature_zone_pane_and_page_size(web_server, toky
     assert page.input_value("#id_body") == "\n\n-- \nAlice\nWonderland Ltd\n"
     page.fill("#id_to", alice.address)
     page.fill("#id_subject", "Signed")
-    page.locator("#id_body").press("Control+Home")
-    page.locator("#id_body").press_sequentially("Hello me.")
+    type_in_message(page, "Hello me.", at="Home")
     page.click("button[value=send]")
     expect(page.locator(".notice")).to_contain_text("Message sent")
     received = Message.objects.get(mailbox=folder(alice, Role.INBOX), subject="Signed")
     parsed = email.message_from_bytes(bytes(received.body.raw), policy=policy.default)
     assert parsed["From"] == "Alice Liddell <alice@example.com>"
-    assert parsed.get_content().replace("\r\n", "\n") == "Hello me.\n\n-- \nAlice\nWonderland Ltd\n"
+    plain = parsed.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert plain == "Hello me.\n\n-- \nAlice\nWonderland Ltd\n"
+    assert "Wonderland Ltd" in parsed.get_body(("html",)).get_content()
 
     # 25 messages a page, and without the reading pane a message opens in the list's place.
     expect(page.locator("#list .row")).to_have_count(25)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import email
 import re
 from email import policy
@@ -196,3 +197,42 @@ def test_autosave_with_bad_fields_reports_json_errors(signed_in) -> None:
     response = signed_in.post(reverse("webmail:compose"), {"to": "not an address", "action": "autosave"})
     assert response.status_code == 400
     assert "to" in response.json()["errors"]
+
+
+def test_html_from_the_editor_is_cleaned_again_and_pasted_images_become_related_parts(signed_in, alice, bob) -> None:
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\nfake").decode()
+    data = {
+        "to": "bob@example.com",
+        "subject": "Rich",
+        "body": "Hi there",
+        "body_html": f'<p onclick="steal()">Hi <b>there</b></p><script>alert(1)</script>'
+        f'<img src="data:image/png;base64,{png}"><a href="javascript:alert(2)">x</a>'
+        '<form action="https://evil.test/"><input name="q"></form>',
+        "action": "send",
+    }
+    assert signed_in.post(reverse("webmail:compose"), data).status_code == 302
+    received = parsed(Message.objects.get(account=bob))
+    assert received.get_body(("plain",)).get_content().strip() == "Hi there"
+    html = received.get_body(("html",)).get_content()
+    assert "<b>there</b>" in html
+    for bad in ("onclick", "<script", "javascript:", "<form", "<input", "data:"):
+        assert bad not in html, bad
+    [image] = [part for part in received.walk() if part.get_content_type() == "image/png"]
+    assert image.get_content() == b"\x89PNG\r\n\x1a\nfake"
+    assert f"cid:{image['Content-ID'].strip('<>')}" in html
+
+
+def test_a_draft_written_in_html_resumes_in_the_editor(signed_in, alice) -> None:
+    url = reverse("webmail:compose")
+    data = {
+        "to": "bob@example.com",
+        "subject": "D",
+        "body": "Plan",
+        "body_html": "<p><i>Plan</i></p>",
+        "action": "save",
+    }
+    assert signed_in.post(url, data).status_code == 302
+    draft = Message.objects.get(mailbox=folder(alice, Role.DRAFTS))
+    page = signed_in.get(url, {"draft": draft.pk}).content.decode()
+    [field] = re.findall(r'<input type="hidden" name="body_html"[^>]*>', page)
+    assert "&lt;i&gt;Plan&lt;/i&gt;" in field, field

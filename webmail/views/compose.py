@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -14,9 +15,9 @@ from django.utils import timezone
 from mailboxes import actions
 from mailboxes.models import Message, Role
 from mailcore.headers import decode_words
-from mailcore.mime import Envelope, EnvelopeAddress, decode_body
+from mailcore.mime import Envelope, EnvelopeAddress, decode_body, part_text
 from mailcore.subject import base_subject
-from webmail import compose, queries
+from webmail import compose, queries, sanitize
 from webmail.addresses import flatten, format_address
 from webmail.forms import ComposeForm
 from webmail.reading import Reading
@@ -103,6 +104,27 @@ def _quoted_text(message: Message) -> str:
     return Reading(message).text(bytes(message.body.raw))[:MAX_QUOTED_CHARS]
 
 
+def _text_html(text: str) -> str:
+    """Plain text as editor paragraphs."""
+    # A trailing space (the "-- " before a signature) as &nbsp;, which editors and HTML keep.
+    lines = (
+        html.escape(line[:-1]) + "&nbsp;" if line.endswith(" ") else html.escape(line) for line in text.split("\n")
+    )
+    return "".join(f"<div>{line or '<br>'}</div>" for line in lines)
+
+
+def _quoted_html(message: Message) -> str:
+    """The message's HTML body made safe for the editor (its cid: images as data: URLs), else its text."""
+    reading = Reading(message)
+    raw = bytes(message.body.raw)
+    for body in reading.bodies:
+        part = reading.part(body.index)
+        if body.is_html and part is not None:
+            markup = part_text(raw, part)[:MAX_QUOTED_CHARS]
+            return sanitize.clean_outgoing(markup, inline=lambda cid: reading.inline(raw, cid))
+    return _text_html(_quoted_text(message))
+
+
 def _initial(request: HttpRequest) -> tuple[dict, list[Kept], Message | None]:
     """Form values for a reply, reply-all, forward, resumed draft or mailto-style ?to=."""
     me = account(request)
@@ -125,6 +147,7 @@ def _initial(request: HttpRequest) -> tuple[dict, list[Kept], Message | None]:
                     "bcc": _field(envelope.bcc),
                     "subject": flatten(original.subject),
                     "body": Reading(original).text(bytes(original.body.raw)),
+                    "body_html": _quoted_html(original) if any(b.is_html for b in Reading(original).bodies) else "",
                     "in_reply_to": original.in_reply_to,
                     "references": original.references,
                     "draft": original.pk,
@@ -138,7 +161,11 @@ def _initial(request: HttpRequest) -> tuple[dict, list[Kept], Message | None]:
                 f"From: {sender}\nDate: {when}\nSubject: {flatten(original.subject)}\n"
                 f"To: {flatten(original.to_addresses)}\n\n"
             )
-            initial.update(subject=_prefixed("Fwd:", original.subject), body=header + _quoted_text(original))
+            initial.update(
+                subject=_prefixed("Fwd:", original.subject),
+                body=header + _quoted_text(original),
+                body_html=_text_html(header.rstrip("\n")) + f"<div>{_quoted_html(original)}</div>",
+            )
             return initial, _kept_of(original), original
         name, address = _reply_address(original)
         initial["to"] = format_address(name, address)
@@ -154,6 +181,10 @@ def _initial(request: HttpRequest) -> tuple[dict, list[Kept], Message | None]:
         initial.update(
             subject=_prefixed("Re:", original.subject),
             body=f"\n\nOn {when}, {sender} wrote:\n{quoted}\n",
+            body_html=(
+                f"<div><br></div><div><br></div><div>{html.escape(f'On {when}, {sender} wrote:')}</div>"
+                f'<blockquote type="cite">{_quoted_html(original)}</blockquote>'
+            ),
             in_reply_to=original.message_id if compose.message_ids([original.message_id]) else "",
             references=" ".join(compose.reply_references(original)),
             replying=original.pk,
@@ -180,6 +211,7 @@ def _outgoing(request: HttpRequest, form: ComposeForm, kept: list[Kept]) -> comp
         bcc=data["bcc"],
         subject=data["subject"],
         body=data["body"],
+        body_html=sanitize.clean_outgoing(data["body_html"]) if data["body_html"].strip() else "",
         attachments=_attachment_data(kept, data["attachments"]),
         in_reply_to=data["in_reply_to"],
         references=data["references"].split(),
@@ -239,7 +271,11 @@ def compose_view(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         initial, kept, _ = _initial(request)
         if not initial.get("draft"):  # a resumed draft has its signature already
-            initial["body"] = _signed(initial.get("body", ""), request.preferences.signature)  # type: ignore[attr-defined]
+            signature = request.preferences.signature  # type: ignore[attr-defined]
+            initial["body"] = _signed(initial.get("body", ""), signature)
+            if initial.get("body_html") and signature.strip():
+                lines = ["-- ", *signature.rstrip().split("\n")]
+                initial["body_html"] = _text_html("\n" + "\n".join(lines)) + initial["body_html"]
         form = ComposeForm(initial=initial)
         return render(request, "webmail/compose.html", _page(form, kept))
     action = request.POST.get("action", "send")

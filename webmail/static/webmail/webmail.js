@@ -238,7 +238,9 @@
   // or, if the user closed it, by the next webmail page opened.
 
   const KEPT = "mailsite.compose.";
-  const TEXT_FIELDS = ["to", "cc", "bcc", "subject", "body", "in_reply_to", "references", "replying", "draft"];
+  const TEXT_FIELDS = [
+    "to", "cc", "bcc", "subject", "body", "body_html", "in_reply_to", "references", "replying", "draft",
+  ];
   const ORPHANED_AFTER_MS = 60000; // a kept text whose page stopped touching it this long ago was left behind
 
   function keptEntries() {
@@ -296,6 +298,112 @@
     }
   }
 
+  // The rich editor (Squire, from static/webmail/vendor): it edits the HTML of the message and keeps the plain
+  // text field in step, so autosave, the kept copy and the size check work as without it. The server cleans
+  // the HTML again and generates the plain-text alternative from it.
+  // The editor's content as lines of plain text: blocks are lines, list items get "- " or "1. ", quotes "> "
+  // (RFC 3676 style); unlike innerText, spaces such as the "-- " before a signature are kept.
+  function plainText(root) {
+    const lines = [];
+    const inline = (node) => {
+      let out = "";
+      node.childNodes.forEach((child) => {
+        if (child.nodeType === Node.TEXT_NODE) out += child.nodeValue.replace(/\u00a0/g, " ");
+        else if (child.nodeName === "BR") out += "\n";
+        else if (child.nodeType === Node.ELEMENT_NODE) out += inline(child);
+      });
+      return out;
+    };
+    const block = (node, prefix) => {
+      node.childNodes.forEach((child) => {
+        const name = child.nodeName;
+        if (name === "BLOCKQUOTE") {
+          block(child, `${prefix}> `);
+        } else if (name === "UL" || name === "OL") {
+          Array.from(child.children).forEach((item, i) => {
+            const marker = name === "OL" ? `${i + 1}. ` : "- ";
+            inline(item).replace(/\n$/, "").split("\n").forEach((line, j) => lines.push(`${prefix}${j ? "   " : marker}${line}`));
+          });
+        } else if (child.nodeType === Node.ELEMENT_NODE && /^(DIV|P|H[1-6]|PRE|TABLE)$/.test(name)) {
+          inline(child).replace(/\n$/, "").split("\n").forEach((line) => lines.push(`${prefix}${line}`));
+        } else if (child.nodeType === Node.TEXT_NODE || child.nodeType === Node.ELEMENT_NODE) {
+          const text = child.nodeType === Node.TEXT_NODE ? child.nodeValue : inline(child);
+          if (text.trim()) lines.push(`${prefix}${text}`);
+        }
+      });
+    };
+    block(root, "");
+    return lines;
+  }
+
+  function richEditor(form) {
+    const text = form.elements.namedItem("body");
+    const html = form.elements.namedItem("body_html");
+    const box = $("#editor", form);
+    if (!window.Squire || !html || !box) return;
+    const editor = new window.Squire(box, { blockTag: "DIV" });
+    const textHtml = (value) =>
+      value
+        .split("\n")
+        .map((line) => {
+          const div = document.createElement("div");
+          div.textContent = line.replace(/ $/, "\u00a0"); // the editor drops a plain trailing space ("-- ")
+          return line ? div.outerHTML : "<div><br></div>";
+        })
+        .join("");
+    editor.setHTML(html.value || textHtml(text.value));
+    const sync = () => {
+      html.value = editor.getHTML();
+      text.value = plainText(box).join("\n");
+    };
+    const changed = () => {
+      sync();
+      form.dispatchEvent(new Event("input", { bubbles: true }));
+    };
+    html.disabled = false;
+    text.hidden = true;
+    box.hidden = false;
+    sync();
+    box.addEventListener("input", sync);
+    editor.addEventListener("input", changed);
+    const toolbar = $(".editor-toolbar", form);
+    toolbar.hidden = false;
+    toolbar.addEventListener("mousedown", (event) => event.preventDefault()); // keep the selection
+    toolbar.addEventListener("click", (event) => {
+      const command = event.target.closest("[data-format]")?.dataset.format;
+      if (!command) return;
+      if (command === "link") {
+        const url = window.prompt("Link to (https://...)");
+        if (url && /^(https?:|mailto:)/i.test(url.trim())) editor.makeLink(url.trim());
+      } else {
+        editor[command]();
+      }
+      editor.focus();
+      changed();
+    });
+    // Images pasted or dropped go into the message, as data: URLs the server turns into cid: parts.
+    const insertImages = (files) =>
+      Array.from(files || [])
+        .filter((file) => /^image\/(png|jpeg|gif|webp)$/.test(file.type))
+        .forEach((file) => {
+          const reader = new FileReader();
+          reader.onload = () => {
+            editor.insertImage(reader.result, { alt: file.name });
+            changed();
+          };
+          reader.readAsDataURL(file);
+        });
+    const takeFiles = (transfer, event) => {
+      if (!transfer?.files?.length) return;
+      event.preventDefault();
+      event.stopPropagation();
+      insertImages(transfer.files);
+    };
+    const holder = box.parentElement;
+    holder.addEventListener("paste", (event) => takeFiles(event.clipboardData, event), true);
+    holder.addEventListener("drop", (event) => takeFiles(event.dataTransfer, event), true);
+  }
+
   function composeForm(form) {
     const url = form.getAttribute("action"); // not form.action: the Send/Save buttons are named "action"
     const status = $(".draft-status", form);
@@ -343,7 +451,9 @@
     // Base64 turns every 3 bytes into 4, in lines of 76 characters plus CRLF.
     function encodedSize() {
       const encoded = (n) => Math.ceil(n / 3) * 4 * (78 / 76);
+      const html = form.elements.namedItem("body_html");
       let total = 4096 + new Blob([form.elements.namedItem("body").value]).size;
+      if (html && !html.disabled) total += new Blob([html.value]).size; // pasted images are in it
       Array.from(files?.files || []).forEach((file) => (total += encoded(file.size)));
       $$("input[name=keep]", form)
         .filter((box) => box.checked)
@@ -471,6 +581,7 @@
     const compose = $("#compose-form");
     if (compose) {
       suggestions(compose);
+      richEditor(compose); // first: the form's starting state includes what the editor made of the text
       composeForm(compose);
     }
     saveOrphans();
