@@ -9,8 +9,10 @@ bounded size, so memory stays bounded by the largest message.
 from __future__ import annotations
 
 import datetime
+import io
 import re
 import socket
+import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -100,6 +102,43 @@ def export(account: Account, fmt: str, out: Path, *, folder: str | None = None) 
         writer.close()
         report.skipped.extend(writer.dropped)
     return report
+
+
+class _Sink(io.RawIOBase):
+    """An unseekable stream that keeps what is written until taken (zipfile then writes data descriptors)."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[no-untyped-def, override]
+        self.chunks.append(bytes(data))
+        self.size += len(data)
+        return len(data)
+
+    def take(self) -> bytes:
+        data = b"".join(self.chunks)
+        self.chunks, self.size = [], 0
+        return data
+
+
+def mbox_zip(account: Account, *, chunk: int = 1024 * 1024) -> Iterator[bytes]:
+    """The account as a zip file of `<folder>.mbox` files, produced piece by piece (about `chunk` bytes each)
+    while the folders are read, so an archive of any size streams in bounded memory."""
+    sink = _Sink()
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as archive:
+        for mailbox in _mailboxes(account, None):
+            with archive.open(mailbox.name + MBOX_SUFFIX, "w", force_zip64=True) as entry:
+                for item in _items(mailbox):
+                    message = io.BytesIO()
+                    mbox.write(message, item)
+                    entry.write(message.getvalue())
+                    if sink.size >= chunk:
+                        yield sink.take()
+    yield sink.take()
 
 
 def _sources(fmt: str, path: Path, folder: str | None, max_size: int) -> Iterator[tuple[str, Iterable] | Skipped]:

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from webmail.views import attachments, auth, compose, events, folders, mail, recycle, security, settings
+from webmail.views import archive, attachments, auth, compose, events, folders, mail, recycle, security, settings
 
 app_name = "webmail"
 
@@ -17,6 +17,7 @@ urlpatterns = [
     path("settings/", settings.settings_view, name="settings"),
     path("settings/filters/", include("webmail.views.filters")),
     path("settings/recycle-bin/", recycle.recycle_bin, name="recycle_bin"),
+    path("settings/archive/", archive.archive, name="archive"),
     path("settings/security/", security.security, name="security"),
     path("settings/security/sessions/end/", security.end_session, name="end_session"),
     path("settings/security/password/", security.change_password, name="change_password"),
