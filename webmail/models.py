@@ -29,3 +29,29 @@ class Preferences(models.Model):
 
     def __str__(self) -> str:
         return f"webmail preferences of {self.account_id}"
+
+
+class Contact(models.Model):
+    """An entry of the user's address book: typed in, imported from a vCard, or added when the user wrote to it."""
+
+    class Source(models.TextChoices):
+        MANUAL = "manual", "added by the user"
+        SENT = "sent", "written to"
+        IMPORTED = "imported", "imported"
+
+    account = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="contacts")
+    name = models.CharField(max_length=200, blank=True)
+    address = models.CharField(max_length=320)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.MANUAL)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "address"]
+        constraints = [
+            models.UniqueConstraint(
+                "account", models.functions.Lower("address"), name="contact_unique_address_per_account"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.address}>" if self.name else self.address

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from mailboxes.models import Account, Mailbox, Message, Role
 from webmail.addresses import split_addresses
+from webmail.models import Contact
 from webmail.search_terms import Terms
 from webmail.search_terms import parse as parse_terms
 
@@ -285,6 +286,14 @@ def contacts(account: Account, prefix: str, limit: int = 10) -> list[str]:
     if not prefix:
         return []
     found: dict[str, str] = {}
+    # The address book first: the names the user chose.
+    saved = (
+        Contact.objects.filter(account=account)
+        .filter(Q(address__istartswith=prefix) | Q(name__istartswith=prefix))
+        .values_list("name", "address")[:limit]
+    )
+    for name, address in saved:
+        found.setdefault(address.lower(), f"{name} <{address}>" if name else address)
     senders = (
         Message.objects.filter(account=account)
         .filter(Q(from_address__istartswith=prefix) | Q(from_name__istartswith=prefix))

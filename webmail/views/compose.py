@@ -17,7 +17,7 @@ from mailboxes.models import Message, Role
 from mailcore.headers import decode_words
 from mailcore.mime import Envelope, EnvelopeAddress, decode_body, part_text
 from mailcore.subject import base_subject
-from webmail import compose, queries, sanitize
+from webmail import address_book, compose, queries, sanitize
 from webmail.addresses import flatten, format_address
 from webmail.forms import ComposeForm
 from webmail.reading import Reading
@@ -295,6 +295,7 @@ def compose_view(request: HttpRequest) -> HttpResponse:
             except actions.ServiceError as exc:
                 form.add_error(None, f"The message was not sent: {exc}")
             else:
+                address_book.remember_recipients(account(request), [*outgoing.to, *outgoing.cc, *outgoing.bcc])
                 return _done(request, reverse("webmail:home"), "Message sent.")
         else:
             try:
