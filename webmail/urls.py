@@ -1,6 +1,18 @@
 from django.urls import include, path
 
-from webmail.views import archive, attachments, auth, compose, events, folders, mail, recycle, security, settings
+from webmail.views import (
+    address_book,
+    archive,
+    attachments,
+    auth,
+    compose,
+    events,
+    folders,
+    mail,
+    recycle,
+    security,
+    settings,
+)
 
 app_name = "webmail"
 
@@ -42,6 +54,10 @@ urlpatterns = [
     path("t/<uuid:thread_id>/", mail.thread, name="thread"),
     path("compose/", compose.compose_view, name="compose"),
     path("contacts/", compose.contacts, name="contacts"),
+    path("address-book/", address_book.book, name="address_book"),
+    path("address-book/<int:contact_id>/delete/", address_book.delete, name="contact_delete"),
+    path("address-book/import/", address_book.import_vcard, name="contacts_import"),
+    path("address-book/contacts.vcf", address_book.export_vcard, name="contacts_export"),
     path("folders/", folders.manage, name="folders"),
     path("folders/create/", folders.create, name="folder_create"),
     path("folders/<int:folder_id>/rename/", folders.rename, name="folder_rename"),
