@@ -90,7 +90,7 @@ SMTP listeners (smtpd/):
 | MAILSITE_SMTP_LINE_DEADLINE          | 60      | seconds a started command line has to arrive completely   |
 | MAILSITE_SMTP_DATA_BLOCK_TIMEOUT     | 180     | seconds of silence allowed inside DATA (4.5.3.2.5)        |
 | MAILSITE_SMTP_DATA_DEADLINE          | 600     | seconds the whole DATA transfer may take                  |
-| MAILSITE_SMTP_MAX_CONNECTIONS_PER_IP | 20      | concurrent connections per client IP, over all processes  |
+| MAILSITE_SMTP_MAX_CONNECTIONS_PER_IP | 50      | concurrent sessions per client IP, over all processes     |
 | MAILSITE_SMTP_MAX_ERRORS             | 20      | error replies in a session before 421 (Postfix: 20)       |
 
 IMAP listeners (imapd/):
@@ -174,7 +174,7 @@ try:
     MAILSITE_SMTP_LINE_DEADLINE = env.float("MAILSITE_SMTP_LINE_DEADLINE", 60.0, minimum=0.1)
     MAILSITE_SMTP_DATA_BLOCK_TIMEOUT = env.float("MAILSITE_SMTP_DATA_BLOCK_TIMEOUT", 180.0, minimum=0.1)
     MAILSITE_SMTP_DATA_DEADLINE = env.float("MAILSITE_SMTP_DATA_DEADLINE", 600.0, minimum=0.1)
-    MAILSITE_SMTP_MAX_CONNECTIONS_PER_IP = env.int("MAILSITE_SMTP_MAX_CONNECTIONS_PER_IP", 20, minimum=1)
+    MAILSITE_SMTP_MAX_CONNECTIONS_PER_IP = env.int("MAILSITE_SMTP_MAX_CONNECTIONS_PER_IP", 50, minimum=1)  # Postfix: 50
     MAILSITE_SMTP_MAX_ERRORS = env.int("MAILSITE_SMTP_MAX_ERRORS", 20, minimum=1)
     MAILSITE_DNS_NAMESERVERS = env.host_ports("MAILSITE_DNS_NAMESERVERS")
     MAILSITE_DNS_TIMEOUT = env.float("MAILSITE_DNS_TIMEOUT", 10.0, minimum=0.1)

@@ -23,6 +23,8 @@ COMMAND_LINE_LIMIT = 510
 MAIL_LINE_LIMIT = COMMAND_LINE_LIMIT + 26 + 10
 TEXT_LINE_LIMIT = 1000  # RFC 5321 4.5.3.1.6: a line of DATA, including CRLF (aiosmtpd's own limit is 1001)
 LOCAL_PART_LIMIT = 64  # RFC 5321 4.5.3.1.1
+DOMAIN_LIMIT = 255  # RFC 5321 4.5.3.1.2
+PATH_LIMIT = 256  # RFC 5321 4.5.3.1.3, the angle brackets included
 MAX_RECIPIENTS = 100  # RFC 5321 4.5.3.1.8 requires at least 100; more get 452 (4.5.3.1.10)
 # RFC 5321 6.3 detects loops by counting Received headers; 50 is the threshold Postfix uses (hopcount_limit).
 MAX_RECEIVED = 50
@@ -129,6 +131,10 @@ def check_address(address: str, *, smtputf8: bool) -> str | None:
         return "501 5.1.3 Invalid address: user@domain expected"
     if len(local.encode("utf-8", "surrogateescape")) > LOCAL_PART_LIMIT:
         return f"501 5.1.3 Invalid address: local part longer than {LOCAL_PART_LIMIT} octets"
+    if len(domain.encode("utf-8", "surrogateescape")) > DOMAIN_LIMIT:
+        return f"501 5.1.3 Invalid address: domain longer than {DOMAIN_LIMIT} octets"
+    if len(address.encode("utf-8", "surrogateescape")) + 2 > PATH_LIMIT:
+        return f"501 5.1.3 Invalid address: path longer than {PATH_LIMIT} octets"
     if not smtputf8 and not address.isascii():
         return "553 5.6.7 Non-ASCII address requires SMTPUTF8"  # RFC 6531 3.5
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in address):

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, TLSSetupException
 
 from ops import metrics, proxy
 from smtpd import policy
@@ -61,6 +61,9 @@ def plain_path(arg: str) -> tuple[str, str] | None:
 _LINE_TOO_LONG = "500 Line too long (see RFC5321 4.5.3.1.6)"
 _TOO_MUCH_DATA = "552 Error: Too much mail data"
 PROXY_NOT_ACCEPTED = "554 5.7.0 PROXY protocol header not accepted from this address"
+# RFC 5322 2.1 and RFC 5321 2.3.8: no NUL anywhere in a message (we offer no BINARYMIME). Permanent: the
+# sender retrying the same bytes for days would change nothing.
+_NUL_IN_MESSAGE = "554 5.6.0 Message contains a NUL character"
 
 
 def _longest_line(data: bytes | bytearray) -> int:
@@ -173,7 +176,13 @@ class MailsiteSMTP(SMTP):
         self._cancel_timers()
         for task in self.session_tasks:
             task.cancel()
-        if self._counted and not self._released:  # aiosmtpd may call this twice after a failed TLS handshake
+        self._release()
+        super().connection_lost(error)
+
+    def _release(self) -> None:
+        """The session is over once our side closes it (QUIT, 421): its place under the per-IP limit is free
+        then, not only once the connection is gone, which after TLS waits for the client's close_notify."""
+        if self._counted and not self._released:  # aiosmtpd may call connection_lost twice after a failed TLS handshake
             self._released = True
             self.connections.release(self.client_ip)
             log.info(
@@ -182,7 +191,10 @@ class MailsiteSMTP(SMTP):
                 self.client_ip,
                 time.monotonic() - self._started,
             )
-        super().connection_lost(error)
+
+    async def smtp_QUIT(self, arg: str) -> None:
+        self._release()
+        await super().smtp_QUIT(arg)
 
     # --- end ops ----------------------------------------------------------------------------------------------
 
@@ -276,6 +288,8 @@ class MailsiteSMTP(SMTP):
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         content, refusal = await self._read_content()
+        if refusal is None and b"\x00" in content:
+            refusal = _NUL_IN_MESSAGE
         if refusal is not None:
             self._set_post_data_state()
             await self.push(refusal)
@@ -362,6 +376,7 @@ class MailsiteSMTP(SMTP):
                 self._close()
 
     def _close(self) -> None:
+        self._release()
         if self.transport is not None:
             self.transport.close()
 
@@ -379,7 +394,18 @@ class MailsiteSMTP(SMTP):
             # aiosmtpd would stack a second TLS layer; RFC 3207 4.2 forbids a new STARTTLS once TLS is active.
             await self.push("503 5.5.1 TLS already active")
             return
-        await super().smtp_STARTTLS(arg)
+        try:
+            await super().smtp_STARTTLS(arg)
+        except TLSSetupException as exc:
+            # The client's failure, not ours: one line without a traceback, then what aiosmtpd would do.
+            log.info(
+                "smtp TLS handshake failed listener=%s client=%s error=%r",
+                self.role.name,
+                self.client_ip,
+                str(exc.__cause__ or exc),
+            )
+            self._close()
+            self.connection_lost(exc)
 
     async def smtp_HELO(self, hostname: str) -> None:
         self._raw_replies = bool(hostname)
