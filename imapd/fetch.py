@@ -290,8 +290,8 @@ class MessageData:
     structure: dict | None = None  # MIME tree JSON
     raw: bytes | None = None
     modseq: int = 0
-    decoded: dict[str, bytes | None] = field(default_factory=dict)  # BINARY: part -> decoded content
-    sections: dict[Section, bytes | None] = field(default_factory=dict)  # BODY[...], RFC822.*: their bytes
+    decoded: dict[str, bytes | None] | None = None  # BINARY: part -> decoded content
+    sections: dict[Section, bytes | None] | None = None  # BODY[...], RFC822.*: their bytes
 
 
 def render(
@@ -331,11 +331,13 @@ def render(
             parts.append(b"BODY " + message.body)
         elif item.name == "BINARY.SIZE":
             assert item.section is not None
+            assert message.decoded is not None
             content = message.decoded[item.section.part]
             size = b"NIL" if content is None else b"%d" % len(content)
             parts.append(b"BINARY.SIZE[%s] %s" % (item.section.part.encode(), size))
         elif item.name == "BINARY":
             assert item.section is not None
+            assert message.decoded is not None
             content = message.decoded[item.section.part]
             label = b"BINARY[%s]" % item.section.part.encode()
             if item.partial is not None and content is not None:
@@ -347,6 +349,7 @@ def render(
             parts.append(label + b" " + value)
         else:
             assert item.section is not None
+            assert message.sections is not None
             data = message.sections[item.section]
             label = (
                 item.name.encode() if item.name.startswith("RFC822") else b"BODY[%s]" % item.section.label().encode()

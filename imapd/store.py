@@ -244,6 +244,7 @@ def _cut_sections(data: MessageData, request: Request) -> None:
     assert data.raw is not None
     assert data.structure is not None
     root = MimePart.from_json(data.structure)
+    data.decoded, data.sections = {}, {}
     for item in request.items:
         if item.section is None:
             continue

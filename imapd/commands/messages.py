@@ -88,6 +88,9 @@ async def fetch_(session: Session, command: Command) -> str:
             session.send(b"* VANISHED (EARLIER) %s\r\n" % sequence.compress(gone).encode())
     # The replies are read and written in batches, so a session's memory stays bounded whatever the range.
     uids = sequence.uids_in(ranges, selected.uids)
+    needs_flags = request.needs_flags
+    # RFC 7162 3.2.4: under QRESYNC every FETCH response carries the UID.
+    include_uid = by_uid or session.qresync or modifiers.changed_since is not None
     size = FETCH_BATCH_BODIES if request.needs_raw and not request.header_only else FETCH_BATCH
     for start in range(0, len(uids), size):
         batch = uids[start : start + size]
@@ -105,25 +108,28 @@ async def fetch_(session: Session, command: Command) -> str:
         except fetch.UnknownTransferEncoding as exc:
             raise No(f"[UNKNOWN-CTE] Cannot decode the transfer encoding {exc}") from None
         for message in result.messages:
-            seq = selected.seq_of(message.uid)
+            uid = message.uid
+            seq = selected.seq_of(uid)
             if seq is None:
                 continue
-            if request.needs_flags or message.uid in result.seen_set:
-                session.announce_keywords(message.flags)
-            if message.uid in result.seen_set:
+            flags = message.flags
+            seen_now = uid in result.seen_set
+            # Keywords come last in the list: announce them only for messages that have any.
+            if (needs_flags or seen_now) and flags and not flags[-1].startswith("\\"):
+                session.announce_keywords(flags)
+            if seen_now:
                 # Told here, so the session's next check does not announce this \\Seen again.
-                selected.told[message.uid] = list(message.flags)
-                selected.told_modseq[message.uid] = message.modseq
-            if message.uid in selected.recent:
-                message.flags.append("\\Recent")
+                selected.told[uid] = list(flags)
+                selected.told_modseq[uid] = message.modseq
+            if uid in selected.recent:
+                flags.append("\\Recent")
             response = fetch.render(
                 seq,
                 message,
                 request,
-                # RFC 7162 3.2.4: under QRESYNC every FETCH response carries the UID.
-                include_uid=by_uid or session.qresync or modifiers.changed_since is not None,
-                include_flags=message.uid in result.seen_set,
-                include_modseq=session.condstore and (request.needs_flags or message.uid in result.seen_set),
+                include_uid=include_uid,
+                include_flags=seen_now,
+                include_modseq=session.condstore and (needs_flags or seen_now),
             )
             await session.write(response)
     return f"{command.name} completed"
