@@ -36,21 +36,24 @@ def closed_port() -> int:
 def wrong_greeter() -> Iterator[int]:
     """A server on loopback that accepts connections and greets like no mail protocol."""
     server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.1)  # a blocked accept() would not notice the socket closing
+    stop = threading.Event()
 
     def serve() -> None:
-        while True:
+        while not stop.is_set():
             try:
                 client, _ = server.accept()
-            except OSError:
-                return
+            except TimeoutError:
+                continue
             with client:
                 client.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield server.getsockname()[1]
-    server.close()
+    stop.set()
     thread.join(timeout=5)
+    server.close()
 
 
 def test_healthz_says_the_process_is_alive(web_server, db) -> None:
