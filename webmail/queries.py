@@ -14,9 +14,9 @@ import uuid
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import BooleanField, Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import BooleanField, Count, Exists, OuterRef, Q, QuerySet, Subquery, TextField
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from mailboxes.models import Account, Mailbox, Message, Role
@@ -218,6 +218,10 @@ def _filtered(messages: QuerySet[Message], terms: Terms) -> QuerySet[Message]:
     for subject in terms.subjects:
         messages = _words_begin(messages, subject)
         messages = messages.filter(subject__icontains=subject)
+    for name in terms.filenames:
+        # The stored MIME tree holds each part's parameters (file names) and type: "pdf" finds PDF attachments.
+        messages = messages.filter(has_attachments=True).alias(tree=Cast("structure", TextField()))
+        messages = messages.filter(tree__icontains=name)
     if terms.has_attachment is not None:
         messages = messages.filter(has_attachments=terms.has_attachment)
     if terms.unread is not None:

@@ -1,6 +1,6 @@
 """Search operators as users type them (Gmail's spelling), parsed without the database.
 
-`from:ann subject:"budget 2025" has:attachment is:unread after:2025-01-31 in:archive invoice` is split into
+`from:ann subject:"budget 2025" filename:pdf has:attachment is:unread after:2025-01-31 in:archive invoice` is split into
 filters on the list columns and the remaining free text, which goes to the full-text index. A value with spaces
 is quoted; an unknown `word:value` is plain text; an operator with a value it cannot use is reported, not
 guessed at.
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 # or a bare word.
 _TOKEN = re.compile(r'(?P<op>[a-z]+):(?:"(?P<quoted>[^"]*)"|(?P<bare>\S*))|(?P<phrase>-?"[^"]*"?)|(?P<word>\S+)', re.I)
 _DATE = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})$")
-OPERATORS = ("from", "to", "subject", "has", "in", "is", "before", "after")
+OPERATORS = ("from", "to", "subject", "filename", "has", "in", "is", "before", "after")
 
 
 @dataclass
@@ -25,6 +25,7 @@ class Terms:
     senders: list[str] = field(default_factory=list)
     recipients: list[str] = field(default_factory=list)
     subjects: list[str] = field(default_factory=list)
+    filenames: list[str] = field(default_factory=list)  # a part of an attachment's name (or its type: "pdf")
     has_attachment: bool | None = None
     folder: str | None = None  # a folder name or special-use role; "all" searches every folder
     unread: bool | None = None
@@ -39,6 +40,7 @@ class Terms:
             self.senders
             or self.recipients
             or self.subjects
+            or self.filenames
             or self.folder is not None
             or self.before
             or self.after
@@ -75,6 +77,8 @@ def parse(query: str) -> Terms:
             terms.recipients.append(value)
         elif operator == "subject":
             terms.subjects.append(value)
+        elif operator == "filename":
+            terms.filenames.append(value)
         elif operator == "in":
             terms.folder = "all" if lowered in ("all", "anywhere", "everywhere") else value
         elif operator == "has" and lowered in ("attachment", "attachments"):

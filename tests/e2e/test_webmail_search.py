@@ -65,6 +65,9 @@ def test_search_operators(web_server, page, mail) -> None:
     assert _search(page, 'subject:"invoice march"') == ["Invoice March"]
     assert _search(page, "to:team@example.com") == ["Old budget"]
     assert _search(page, "has:attachment") == ["Photos"]
+    assert _search(page, "filename:a.jpg") == ["Photos"]
+    assert _search(page, "filename:jpeg") == ["Photos"]  # the type counts too
+    assert _search(page, "filename:b.png") == []
     assert _search(page, "is:starred") == ["Budget plan"]
     assert _search(page, "is:unread from:ann") == ["Photos"]
     assert _search(page, "before:2021-01-01") == ["Old budget"]

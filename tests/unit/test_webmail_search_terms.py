@@ -30,6 +30,7 @@ def test_operators_and_free_text_are_separated() -> None:
         ("IS:Read", Terms(unread=False)),
         ("is:unstarred", Terms(starred=False)),
         ("to:bob@example.com", Terms(recipients=["bob@example.com"])),
+        ('filename:"q3 report.pdf"', Terms(filenames=["q3 report.pdf"])),
         ("before:2024/12/1", Terms(before=datetime.date(2024, 12, 1))),
         ("in:anywhere report", Terms(text="report", folder="all")),
         ('"exact phrase" -spam', Terms(text='"exact phrase" -spam')),
