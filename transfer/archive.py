@@ -2,7 +2,7 @@
 
 With a folder named, the path is that one folder (an mbox file, or a maildir); without, it is the whole
 account: a directory of `<folder>.mbox` files (subfolders in subdirectories), or a Maildir++ tree. Messages
-are read from the database a few at a time and written as they come; imports are stored in batches of
+are read from the database 8 MiB at a time and written as they come; imports are stored in batches of
 bounded size, so memory stays bounded by the largest message.
 """
 
@@ -30,7 +30,7 @@ FORMATS = ("mbox", "maildir")
 MBOX_SUFFIX = ".mbox"
 _BATCH_MESSAGES = 100
 _BATCH_BYTES = 8 * 1024 * 1024
-_READ_CHUNK = 50  # messages (with their bodies) fetched from the database at once
+_READ_BYTES = 8 * 1024 * 1024  # message bytes loaded from the database at once (or one bigger message)
 _RETURN_PATH = re.compile(rb"(?im)^Return-Path:[ \t]*<([^>\r\n]*)>")
 
 
@@ -55,12 +55,25 @@ def _flags(row: Mapping[str, Any]) -> list[str]:
 
 
 def _items(mailbox: Mailbox) -> Iterator[Item]:
+    """The folder's messages in UID order, their bodies loaded at most `_READ_BYTES` (or one message) at once."""
+    batch: list[int] = []
+    size = 0
+    for pk, message_size in Message.objects.filter(mailbox=mailbox).order_by("uid").values_list("pk", "size"):
+        if batch and size + message_size > _READ_BYTES:
+            yield from _load(batch)
+            batch, size = [], 0
+        batch.append(pk)
+        size += message_size
+    yield from _load(batch)
+
+
+def _load(ids: list[int]) -> Iterator[Item]:
     rows = (
-        Message.objects.filter(mailbox=mailbox)
+        Message.objects.filter(pk__in=ids)
         .order_by("uid")
         .values("seen", "answered", "flagged", "deleted", "draft", "keywords", "internal_date", "body__raw")
     )
-    for row in rows.iterator(chunk_size=_READ_CHUNK):
+    for row in rows:
         raw = bytes(row["body__raw"])
         sender = _RETURN_PATH.search(raw[:8192])
         yield Item(raw, _flags(row), row["internal_date"], sender.group(1).decode("utf-8", "replace") if sender else "")

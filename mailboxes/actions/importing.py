@@ -8,15 +8,17 @@ import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from django.db import DataError
+from django.db import DataError, transaction
+from django.utils import timezone
 
-from mailboxes import changes
-from mailboxes.actions import counters
+from mailboxes import bulk, changes
+from mailboxes.actions import counters, storing
 from mailboxes.actions.errors import OverQuota
+from mailboxes.actions.flags import split_flags
 from mailboxes.actions.locks import action, lock
 from mailboxes.actions.messages import append
-from mailboxes.models import Account
-from mailcore.mime import MimeError
+from mailboxes.models import Account, Message, MessageBody
+from mailcore.mime import MimeError, ParsedMessage, parse_message
 from transfer.models import ImportedMessage
 
 
@@ -41,47 +43,113 @@ class Incoming:
 @action
 def import_messages(account: Account, mailbox_id: int, incoming: Sequence[Incoming]) -> list[str | None]:
     """Store `incoming` in one folder in one transaction. Returns, per message, None when stored, else why not
-    (already imported, the mailbox is full, a hostile MIME structure); the others are stored regardless."""
+    (imported before, the mailbox is full, a hostile MIME structure, refused by the database); the others are
+    stored regardless.
+
+    The batch is written set-wise (one UID reservation, one INSERT for the bodies and one for the messages);
+    if the database refuses that (a value PostgreSQL cannot store in some message), the batch is redone one
+    message at a time so that only that message is left out."""
     lock(folders=[counters.own_folder(account, mailbox_id)], accounts=[account.pk])
-    keys = [item.remote for item in incoming if item.remote]
-    done = set()
-    if keys:
-        done = set(
-            ImportedMessage.objects.filter(
-                account=account,
-                source__in={key.source for key in keys},
-                folder__in={key.folder for key in keys},
-                uidvalidity__in={key.uidvalidity for key in keys},
-                uid__in={key.uid for key in keys},
-            ).values_list("source", "folder", "uidvalidity", "uid")
-        )
-    results: list[str | None] = []
-    with changes.batched():
-        for item in incoming:
-            key = item.remote
-            if key and (key.source, key.folder, key.uidvalidity, key.uid) in done:
-                results.append("imported before")
-                continue
-            try:
-                message = append(account, mailbox_id, item.raw, flags=item.flags, internal_date=item.internal_date)
-            except OverQuota:
-                results.append("the mailbox is full")
-                continue
-            except MimeError as error:
-                results.append(f"refused by the MIME parser: {error}")
-                continue
-            except DataError as error:  # e.g. a NUL byte in a text column (PostgreSQL refuses those)
-                results.append(f"refused by the database: {str(error).strip()}")
-                continue
-            if key:
-                ImportedMessage.objects.create(
-                    account=account,
-                    source=key.source,
-                    folder=key.folder,
-                    uidvalidity=key.uidvalidity,
-                    uid=key.uid,
-                    message=message,
-                )
-                done.add((key.source, key.folder, key.uidvalidity, key.uid))
-            results.append(None)
+    results: list[str | None] = [None] * len(incoming)
+    todo: list[int] = []
+    done = _imported_before(account, [item.remote for item in incoming if item.remote])
+    for index, item in enumerate(incoming):
+        key = item.remote
+        if key and (key.source, key.folder, key.uidvalidity, key.uid) in done:
+            results[index] = "imported before"
+            continue
+        if key:
+            done.add((key.source, key.folder, key.uidvalidity, key.uid))
+        todo.append(index)
+    try:
+        with transaction.atomic():
+            _store_together(account, mailbox_id, incoming, todo, results)
+    except DataError:
+        for index in todo:
+            results[index] = _store_one(account, mailbox_id, incoming[index])
     return results
+
+
+def _imported_before(account: Account, keys: list[RemoteKey]) -> set[tuple[str, str, int, int]]:
+    if not keys:
+        return set()
+    return set(
+        ImportedMessage.objects.filter(
+            account=account,
+            source__in={key.source for key in keys},
+            folder__in={key.folder for key in keys},
+            uidvalidity__in={key.uidvalidity for key in keys},
+            uid__in={key.uid for key in keys},
+        ).values_list("source", "folder", "uidvalidity", "uid")
+    )
+
+
+def _store_together(
+    account: Account, mailbox_id: int, incoming: Sequence[Incoming], todo: list[int], results: list[str | None]
+) -> None:
+    parsed: dict[int, ParsedMessage] = {}
+    for index in todo:
+        try:
+            parsed[index] = parse_message(incoming[index].raw)
+        except MimeError as error:
+            results[index] = f"refused by the MIME parser: {error}"
+    fitting = list(parsed)
+    charged = counters.charge_quota_each(account.pk, [len(incoming[index].raw) for index in fitting])
+    for index, fits in zip(fitting, charged, strict=True):
+        if not fits:
+            results[index] = "the mailbox is full"
+    stored = [index for index, fits in zip(fitting, charged, strict=True) if fits]
+    if not stored:
+        return
+    first_uid, modseq = counters.allocate_uids(mailbox_id, len(stored))
+    threads = storing.threads({account.pk: [parsed[index] for index in stored]})[account.pk]
+    bodies = [MessageBody(raw=incoming[index].raw, size=len(incoming[index].raw)) for index in stored]
+    bulk.insert(bodies)
+    messages = []
+    for offset, (index, body, thread) in enumerate(zip(stored, bodies, threads, strict=True)):
+        message = storing.message_row(
+            parsed[index],
+            account_id=account.pk,
+            mailbox_id=mailbox_id,
+            uid=first_uid + offset,
+            modseq=modseq,
+            body=body,
+            thread_id=thread,
+        )
+        system, keywords = split_flags(incoming[index].flags)
+        for column, value in system.items():
+            setattr(message, column, value)
+        message.keywords = f" {' '.join(keywords)} " if keywords else ""
+        message.internal_date = incoming[index].internal_date or timezone.now()
+        messages.append(message)
+    bulk.insert(messages)
+    _record(account, [(incoming[index], message) for index, message in zip(stored, messages, strict=True)])
+    changes.notify(account.pk, mailbox_id)
+
+
+def _store_one(account: Account, mailbox_id: int, item: Incoming) -> str | None:
+    try:
+        message = append(account, mailbox_id, item.raw, flags=item.flags, internal_date=item.internal_date)
+    except OverQuota:
+        return "the mailbox is full"
+    except MimeError as error:
+        return f"refused by the MIME parser: {error}"
+    except DataError as error:  # e.g. a NUL byte in a text column (PostgreSQL refuses those)
+        return f"refused by the database: {str(error).strip()}"
+    _record(account, [(item, message)])
+    return None
+
+
+def _record(account: Account, stored: list[tuple[Incoming, Message]]) -> None:
+    ImportedMessage.objects.bulk_create(
+        ImportedMessage(
+            account=account,
+            source=item.remote.source,
+            folder=item.remote.folder,
+            uidvalidity=item.remote.uidvalidity,
+            uid=item.remote.uid,
+            message=message,
+        )
+        for item, message in stored
+        if item.remote
+    )
