@@ -159,3 +159,24 @@ def test_a_message_the_database_refuses_is_skipped_with_the_reason(make_account,
     output = run("importmail", account.address, "--format", "mbox", "--in", str(path))
     assert "skipped nul message 1: refused by the database: PostgreSQL text fields cannot contain NUL" in output
     assert list(Message.objects.filter(account=account).values_list("subject", flat=True)) == ["fine"]
+
+
+@pytest.mark.parametrize("fmt", ["mbox", "maildir"])
+def test_a_whole_domain(make_account, tmp_path: Path, fmt: str) -> None:
+    first, second = make_account("a@example.test"), make_account("b@example.test")
+    fill(first, 20)
+    fill(second, 15, seed=3)
+    make_account("c@other.test")
+    exported = run("exportmail", "example.test", "--format", fmt, "--out", str(tmp_path / "domain"))
+    assert exported.endswith("exported 35 messages of 2 accounts\n")
+    assert sorted(p.name for p in (tmp_path / "domain").iterdir()) == ["a@example.test", "b@example.test"]
+    (tmp_path / "domain" / "a@example.test").rename(tmp_path / "domain" / "x@new.test")
+    (tmp_path / "domain" / "b@example.test").rename(tmp_path / "domain" / "y@new.test")
+    (tmp_path / "domain" / "nobody@new.test").mkdir()
+    x, y = make_account("x@new.test"), make_account("y@new.test")
+    imported = run("importmail", "new.test", "--format", fmt, "--in", str(tmp_path / "domain"))
+    assert f"skipped {tmp_path / 'domain' / 'nobody@new.test'}: no account nobody@new.test in new.test" in imported
+    assert imported.endswith("imported 35 messages, skipped 0\n")
+    whole = fmt == "mbox"
+    assert contents(x, whole_seconds=whole) == contents(first, whole_seconds=whole)
+    assert contents(y, whole_seconds=whole) == contents(second, whole_seconds=whole)

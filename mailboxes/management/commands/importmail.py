@@ -5,18 +5,20 @@ from django.core.management.base import BaseCommand, CommandError
 
 from mailboxes import actions
 from mailboxes.models import Account
+from mailcore.idn import ascii_domain
 from transfer import archive
 
 
 class Command(BaseCommand):
     help = (
         "Import mbox (mboxrd, mboxo) or Maildir into an account: a directory of mbox files or a Maildir++ tree "
-        "(folders created as needed), or one mbox file or maildir into --folder. Flags and internal dates are "
-        "kept; what is skipped is listed with the reason."
+        "(folders created as needed), or one mbox file or maildir into --folder. A domain instead of an address: "
+        "each subdirectory named by an address of the domain goes into that account. Flags and internal dates "
+        "are kept; what is skipped is listed with the reason."
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("address")
+        parser.add_argument("address", help="an account's address, or a domain")
         parser.add_argument("--format", choices=archive.FORMATS, required=True)
         parser.add_argument("--in", "--path", dest="path", required=True, help="file or directory to read")
         parser.add_argument("--folder", help="import one mbox file or maildir into this folder")
@@ -33,24 +35,39 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
-        account = Account.objects.filter(address__iexact=options["address"].strip()).first()
-        if account is None:
-            raise CommandError(f"no account {options['address']}")
+        target = options["address"].strip()
         path = Path(options["path"])
         if not path.exists():
             raise CommandError(f"{path} does not exist")
-        try:
-            report = archive.import_archive(
-                account,
-                options["format"],
-                path,
-                folder=options["folder"],
-                max_size=settings.MAILSITE_MAX_MESSAGE_SIZE,
-                crlf=options["crlf"],
-                date_from=options["date_from"],
-            )
-        except actions.ServiceError as error:
-            raise CommandError(str(error)) from None
-        for line in report.lines():
-            self.stdout.write(line)
-        self.stdout.write(f"imported {report.total} messages, skipped {len(report.skipped)}")
+        if "@" in target:
+            account = Account.objects.filter(address__iexact=target).first()
+            if account is None:
+                raise CommandError(f"no account {target}")
+            jobs = [(account, path)]
+        else:
+            accounts = {a.address: a for a in Account.objects.filter(domain__name=ascii_domain(target))}
+            jobs = [(accounts[d.name.lower()], d) for d in sorted(path.iterdir()) if d.name.lower() in accounts]
+            for directory in sorted(path.iterdir()):
+                if directory.name.lower() not in accounts:
+                    self.stdout.write(f"skipped {directory}: no account {directory.name} in {target}")
+            if not jobs:
+                raise CommandError(f"{path} holds no directory named by an account of {target}")
+        imported = skipped = 0
+        for account, source in jobs:
+            try:
+                report = archive.import_archive(
+                    account,
+                    options["format"],
+                    source,
+                    folder=options["folder"],
+                    max_size=settings.MAILSITE_MAX_MESSAGE_SIZE,
+                    crlf=options["crlf"],
+                    date_from=options["date_from"],
+                )
+            except actions.ServiceError as error:
+                raise CommandError(f"{account.address}: {error}") from None
+            for line in report.lines():
+                self.stdout.write(line if len(jobs) == 1 else f"{account.address} {line}")
+            imported += report.total
+            skipped += len(report.skipped)
+        self.stdout.write(f"imported {imported} messages, skipped {skipped}")
