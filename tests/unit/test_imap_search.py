@@ -11,6 +11,7 @@ import pytest
 from imapd import search_keys as k
 from imapd.commands.searching import esearch_response, saved_result
 from imapd.protocol import NEED_DATA, Bad, Command, Connection, ParseError, State
+from imapd.search_sql import _sqlite_sent_day
 from imapd.sequence import STAR
 
 
@@ -152,3 +153,12 @@ def test_saved_result_of_searchres() -> None:
     assert saved_result(("MAX", "SAVE", "MIN"), [3, 5, 9]) == [3, 9]
     assert saved_result(("SAVE", "MIN", "COUNT"), [3, 5, 9]) == [3, 5, 9]
     assert saved_result(("SAVE", "MIN"), []) == []
+
+
+def test_sqlite_sent_day_takes_the_header_zone() -> None:
+    # 04:30 UTC on 2 Jan is 1 Jan in New York; 22:30 UTC on 1 Jan is 2 Jan at +0200.
+    assert _sqlite_sent_day("2024-01-02 04:30:00", "Mon, 01 Jan 2024 23:30:00 -0500 (EST)", "x") == "2024-01-01"
+    assert _sqlite_sent_day("2024-01-01 22:30:00", "Tue, 2 Jan 2024 00:30:00 +0200", "x") == "2024-01-02"
+    assert _sqlite_sent_day("2024-01-02 05:30:00", "2 Jan 2024 00:30 EST", "x") == "2024-01-02"
+    assert _sqlite_sent_day("2024-01-02 00:30:00", "2 Jan 2024 00:30 GMT", "x") == "2024-01-02"
+    assert _sqlite_sent_day(None, None, "2024-03-01 23:00:00") == "2024-03-01"
