@@ -64,6 +64,7 @@ PROXY_NOT_ACCEPTED = "554 5.7.0 PROXY protocol header not accepted from this add
 # RFC 5322 2.1 and RFC 5321 2.3.8: no NUL anywhere in a message (we offer no BINARYMIME). Permanent: the
 # sender retrying the same bytes for days would change nothing.
 _NUL_IN_MESSAGE = "554 5.6.0 Message contains a NUL character"
+_OUT_OF_SYNC = "554 5.5.0 SMTP protocol synchronization error: commands sent before our reply (no PIPELINING)"
 
 
 def _longest_line(data: bytes | bytearray) -> int:
@@ -237,6 +238,15 @@ class MailsiteSMTP(SMTP):
             if proxy.looks_like_header(data):
                 self._refuse_proxy_header()
                 return
+        if not self._in_data and self._sent_ahead(data):
+            log.warning(
+                "smtp refused listener=%s client=%s reason=pipelining-after-helo", self.role.name, self.client_ip
+            )
+            metrics.CONNECTIONS_REFUSED.labels(self.role.name, "out-of-sync").inc()
+            if self.transport is not None:
+                self.transport.write(_OUT_OF_SYNC.encode() + b"\r\n")  # type: ignore[attr-defined]
+            self._close()
+            return
         if self._in_data:
             if self._block_timer is not None:
                 self._block_timer.cancel()
@@ -244,6 +254,16 @@ class MailsiteSMTP(SMTP):
         elif self._line_timer is None:
             self._line_timer = self.loop.call_later(self.limits.line_deadline, self._timeout_cb)
         super().data_received(data)
+
+    def _sent_ahead(self, data: bytes) -> bool:
+        """Whether a client that said HELO (so was offered no PIPELINING, RFC 2920 3) sent a command before our
+        reply to the one before it: it is not waiting for replies, and the rest of its commands would be run
+        blindly (Postfix calls this improper command pipelining)."""
+        if self.session is None or not self.session.host_name or self.session.extended_smtp:
+            return False
+        pending = bytes(self._reader._buffer) + data  # type: ignore[attr-defined]  # asyncio has no public view
+        end = pending.find(b"\r\n")
+        return end != -1 and end + 2 < len(pending)
 
     async def smtp_DATA(self, arg: str) -> None:
         # Refusals aiosmtpd makes itself while reading DATA (size, line length) never reach the handler, which

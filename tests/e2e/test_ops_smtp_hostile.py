@@ -113,3 +113,28 @@ def test_a_session_stops_counting_when_our_side_closes_it(settings, listeners, t
         for sock in (first, second):
             if sock is not None:
                 sock.close()
+
+
+def test_commands_sent_ahead_after_helo_are_refused_unrun(smtp, raw_smtp) -> None:
+    session = raw_smtp(smtp["smtp"].port)
+    assert session.command("HELO client.test").startswith("250")
+    session.send(b"MAIL FROM:<carol@remote.test>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n")
+    assert session.reply().startswith("554 5.5.0 ")
+    assert session.closed()
+
+
+def test_after_ehlo_the_same_commands_may_be_pipelined(smtp, raw_smtp) -> None:
+    session = raw_smtp(smtp["smtp"].port)
+    assert "PIPELINING" in session.command("EHLO client.test")
+    session.send(b"MAIL FROM:<carol@remote.test>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n")
+    assert [session.reply()[:3] for _ in range(3)] == ["250", "250", "354"]
+
+
+def test_a_helo_client_waiting_for_each_reply_is_served(smtp, raw_smtp) -> None:
+    session = raw_smtp(smtp["smtp"].port)
+    session.command("HELO client.test")
+    assert session.command("MAIL FROM:<carol@remote.test>").startswith("250")
+    assert session.command("RCPT TO:<alice@example.com>").startswith("250")
+    assert session.command("DATA").startswith("354")
+    assert session.command(mail("Patient") + b".").startswith("250")
+    assert len(stored("alice@example.com")) == 1
