@@ -135,9 +135,10 @@ class Changes:
 def changes_since(mailbox_id: int, modseq: int, max_uid: int, take_recent: bool) -> Changes:
     """Every change after `modseq` up to the folder's current mod-sequence H, and nothing after H: a change
     is committed with the folder row's lock held, so all changes up to H are visible once H is."""
-    current = Mailbox.objects.filter(pk=mailbox_id).values_list("highestmodseq", flat=True).first()
-    if current is None:
+    row = Mailbox.objects.filter(pk=mailbox_id).values_list("highestmodseq", "first_recent_uid").first()
+    if row is None:
         return Changes(modseq, folder_gone=True)
+    current, first_recent = row
     if current == modseq:
         return Changes(current)
     window = {"modseq__gt": modseq, "modseq__lte": current}
@@ -154,11 +155,9 @@ def changes_since(mailbox_id: int, modseq: int, max_uid: int, take_recent: bool)
             found.flags.append((uid, mod, flags_of(*rest)))
     expunged = ExpungedMessage.objects.filter(mailbox_id=mailbox_id, uid__lte=max_uid, **window)
     found.gone = sorted(set(expunged.values_list("uid", flat=True)))
-    if found.new:
-        if take_recent:
-            first = claim_recent(mailbox_id, found.new[-1] + 1)
-        else:
-            first = Mailbox.objects.filter(pk=mailbox_id).values_list("first_recent_uid", flat=True).first() or 0
+    if found.new and first_recent <= found.new[-1]:
+        # Only when some new message may still be unclaimed: most sessions find another took them already.
+        first = claim_recent(mailbox_id, found.new[-1] + 1) if take_recent else first_recent
         found.recent = [uid for uid in found.new if uid >= first]
     return found
 
