@@ -12,6 +12,7 @@ connection is re-opened up to `retries` times in a row; the records make the ret
 
 from __future__ import annotations
 
+import imaplib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from mailboxes import actions
 from mailboxes.actions.importing import Incoming, RemoteKey, import_messages
 from mailboxes.models import Account, Mailbox, Role
 from transfer.flags import Skipped, normalise
-from transfer.imap_response import Folder
+from transfer.imap_response import Folder, ResponseError
 from transfer.imap_source import DROPPED, Endpoint, LiteralTooLarge, Session, SourceError
 from transfer.models import ImportedMessage
 
@@ -148,7 +149,11 @@ class Importer:
         self.report.folders.setdefault(mailbox.name, 0)
         if count == 0:
             return
-        sizes = session.sizes()
+        try:
+            sizes = session.sizes()
+        except SourceError as error:
+            self.report.skipped.append(Skipped(label, f"folder not imported: {error}"))
+            return
         imported = set(
             ImportedMessage.objects.filter(
                 account=self.account, source=self.endpoint.source, folder=label, uidvalidity=uidvalidity
@@ -175,17 +180,23 @@ class Importer:
     def _batch(self, folder: Folder, label: str, uidvalidity: int, mailbox: Mailbox, uids: list[int]) -> None:
         try:
             fetched = self._session().fetch(uids)
-        except LiteralTooLarge:
-            if len(uids) > 1:
-                # Find the culprit: reconnect and fetch one at a time.
+        except (OSError, EOFError, imaplib.IMAP4.abort):
+            raise  # the connection dropped: `run` reconnects and picks up where the records say
+        except (LiteralTooLarge, imaplib.IMAP4.error, ResponseError, SourceError) as error:
+            # Something in this batch cannot be fetched: find it by fetching one at a time, and skip it alone.
+            out_of_step = isinstance(error, (LiteralTooLarge, imaplib.IMAP4.error))
+            if out_of_step:
                 self._reselect(folder)
+            if len(uids) > 1:
                 for uid in uids:
                     self._batch(folder, label, uidvalidity, mailbox, [uid])
                 return
-            self.report.skipped.append(
-                Skipped(f"{label} UID {uids[0]}", f"the server sent more than {self.max_size} bytes for it")
+            reason = (
+                f"the server sent more than {self.max_size} bytes for it"
+                if isinstance(error, LiteralTooLarge)
+                else f"the server's answer could not be used: {error}"
             )
-            self._reselect(folder)
+            self.report.skipped.append(Skipped(f"{label} UID {uids[0]}", reason))
             return
         self._pace(len(fetched))
         by_uid = {item.uid: item for item in fetched if item.uid in set(uids)}
@@ -201,18 +212,19 @@ class Importer:
             )
             for item in (by_uid[uid] for uid in uids if uid in by_uid)
         ]
-        for item, reason in zip(incoming, import_messages(self.account, mailbox.pk, incoming), strict=True):
+        for item, outcome in zip(incoming, import_messages(self.account, mailbox.pk, incoming), strict=True):
             assert item.remote is not None
-            if reason is None:
+            if outcome is None:
                 self.report.folders[mailbox.name] += 1
-            elif reason == "imported before":
+            elif outcome == "imported before":
                 self.report.already += 1
             else:
-                self.report.skipped.append(Skipped(f"{label} UID {item.remote.uid}", reason))
+                self.report.skipped.append(Skipped(f"{label} UID {item.remote.uid}", outcome))
         if self.progress:
             self.progress(mailbox.name, self.report.folders[mailbox.name], self.report.total)
 
     def _reselect(self, folder: Folder) -> None:
+        """A new connection, the folder selected again: the old one is out of step with the server."""
         self._drop()
         self.report.reconnects += 1
         self._session().examine(folder.name)

@@ -105,7 +105,7 @@ MESSAGE = b"Subject: fine\r\n\r\nA small one.\r\n"
 
 class LyingHandler(socketserver.StreamRequestHandler):
     """A scripted IMAP server: UID 2 is announced as 31 bytes and sent as a 1 GB literal; UID 4 is announced
-    as over the limit; UIDs 1 and 3 are ordinary."""
+    as over the limit; UID 5 comes with an INTERNALDATE that is no date; UIDs 1 and 3 are ordinary."""
 
     def send(self, data: bytes) -> None:
         self.wfile.write(data)
@@ -124,9 +124,9 @@ class LyingHandler(socketserver.StreamRequestHandler):
                 elif command.startswith(b"LIST"):
                     self.send(b'* LIST () "/" INBOX\r\n' + tag + b" OK done\r\n")
                 elif command.startswith(b"EXAMINE"):
-                    self.send(b"* 4 EXISTS\r\n* OK [UIDVALIDITY 42] ok\r\n" + tag + b" OK [READ-ONLY] done\r\n")
+                    self.send(b"* 5 EXISTS\r\n* OK [UIDVALIDITY 42] ok\r\n" + tag + b" OK [READ-ONLY] done\r\n")
                 elif command.startswith(b"UID FETCH 1:*"):
-                    sizes = {1: 31, 2: 31, 3: 31, 4: 10**9}
+                    sizes = {1: 31, 2: 31, 3: 31, 4: 10**9, 5: 31}
                     self.send(b"".join(b"* %d FETCH (UID %d RFC822.SIZE %d)\r\n" % (u, u, s) for u, s in sizes.items()))
                     self.send(tag + b" OK done\r\n")
                 elif command.startswith(b"UID FETCH"):
@@ -134,9 +134,10 @@ class LyingHandler(socketserver.StreamRequestHandler):
                         if uid == 2:
                             self.send(b"* 2 FETCH (UID 2 FLAGS () BODY[] {1073741824}\r\n" + b"x" * 65536)
                             return  # the client hangs up rather than read it
+                        date = b"yesterday" if uid == 5 else b"01-Jan-2024 10:00:00 +0000"
                         self.send(
-                            b'* %d FETCH (UID %d FLAGS (\\Seen) INTERNALDATE "01-Jan-2024 10:00:00 +0000" '
-                            b"BODY[] {%d}\r\n%s)\r\n" % (uid, uid, len(MESSAGE), MESSAGE)
+                            b'* %d FETCH (UID %d FLAGS (\\Seen) INTERNALDATE "%s" BODY[] {%d}\r\n%s)\r\n'
+                            % (uid, uid, date, len(MESSAGE), MESSAGE)
                         )
                     self.send(tag + b" OK done\r\n")
                 elif command.startswith(b"LOGOUT"):
@@ -165,8 +166,9 @@ def test_a_server_lying_about_sizes_costs_a_skip_not_memory(liar, make_account, 
     output = importimap(monkeypatch, liar)
     assert "skipped INBOX UID 4: larger than 1048576 bytes" in output
     assert "skipped INBOX UID 2: the server sent more than 1048576 bytes for it" in output
-    assert output.endswith("imported 2 messages, 0 imported before, skipped 2, 2 reconnects\n"), output
+    assert "skipped INBOX UID 5: the server's answer could not be used: not an IMAP date-time: b'yesterday'" in output
+    assert output.endswith("imported 2 messages, 0 imported before, skipped 3, 2 reconnects\n"), output
     assert [bytes(m.body.raw) for m in Message.objects.filter(account=target).order_by("uid")] == [MESSAGE] * 2
-    # The next run fetches only what is still missing: the two skipped, skipped again.
+    # The next run fetches only what is still missing: the three skipped, skipped again.
     again = importimap(monkeypatch, liar)
-    assert again.endswith("imported 0 messages, 2 imported before, skipped 2, 1 reconnects\n"), again
+    assert again.endswith("imported 0 messages, 2 imported before, skipped 3, 2 reconnects\n"), again
