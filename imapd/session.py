@@ -58,7 +58,8 @@ class Selected:
     modseq: int
     uids: array[int]  # the view: message sequence number n is uids[n - 1]
     recent: set[int] = field(default_factory=set)
-    pending_gone: set[int] = field(default_factory=set)  # expunged UIDs not yet reported (RFC 3501 7.4.1)
+    # Expunged UIDs not yet reported (RFC 3501 7.4.1), with the mod-sequence of their expunge.
+    pending_gone: dict[int, int] = field(default_factory=dict)
     # Flags last told to the client per UID, so a change this session made itself is not announced twice.
     told: dict[int, list[str]] = field(default_factory=dict)
     told_modseq: dict[int, int] = field(default_factory=dict)
@@ -298,10 +299,16 @@ class Session:
                 raise Closed
             self._apply(selected, found)
         # RFC 3501 7.4.1: no EXPUNGE during FETCH, STORE or SEARCH; they wait for the next command.
-        if selected.pending_gone and command_name not in ("FETCH", "STORE", "SEARCH"):
+        if not selected.pending_gone:
+            return
+        if command_name not in ("FETCH", "STORE", "SEARCH"):
             gone = sorted(selected.pending_gone)
             selected.pending_gone.clear()
             self._send_expunges(selected, gone)
+        elif self.condstore:
+            # RFC 7162 errata 1810: while expunges wait, the client must not take a MODSEQ it saw in a FETCH
+            # for its resynchronisation point, or a reconnect would miss them: tell it one below the first.
+            self.send(b"* OK [HIGHESTMODSEQ %d] Expunges pending\r\n" % (min(selected.pending_gone.values()) - 1))
 
     def _apply(self, selected: Selected, found: store.Changes) -> None:
         for uid, modseq, flags in found.flags:
@@ -316,7 +323,9 @@ class Session:
                 if uid in selected.recent:
                     flags = [*flags, "\\Recent"]
                 self.send(self.flags_fetch(seq, uid, flags, modseq))
-        selected.pending_gone.update(uid for uid in found.gone if selected.seq_of(uid) is not None)
+        for uid, modseq in found.gone:
+            if selected.seq_of(uid) is not None:
+                selected.pending_gone.setdefault(uid, modseq)
         if found.new:
             selected.uids.extend(found.new)
             selected.recent.update(found.recent)
@@ -379,7 +388,7 @@ class Session:
                 self.send(b"* %d EXPUNGE\r\n" % seq)
         for uid in gone:
             selected.recent.discard(uid)
-            selected.pending_gone.discard(uid)
+            selected.pending_gone.pop(uid, None)
             selected.told.pop(uid, None)
             selected.told_modseq.pop(uid, None)
 

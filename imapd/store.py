@@ -128,7 +128,7 @@ class Changes:
     new: list[int] = field(default_factory=list)  # UIDs above the session's highest, ascending
     recent: list[int] = field(default_factory=list)  # those of `new` that are \\Recent to this session
     flags: list[tuple[int, int, list[str]]] = field(default_factory=list)  # (uid, modseq, flags) of known UIDs
-    gone: list[int] = field(default_factory=list)  # known UIDs expunged, ascending
+    gone: list[tuple[int, int]] = field(default_factory=list)  # (uid, modseq) of known UIDs expunged, by UID
     folder_gone: bool = False  # the folder was deleted or renamed away
 
 
@@ -154,7 +154,10 @@ def changes_since(mailbox_id: int, modseq: int, max_uid: int, take_recent: bool)
         else:
             found.flags.append((uid, mod, flags_of(*rest)))
     expunged = ExpungedMessage.objects.filter(mailbox_id=mailbox_id, uid__lte=max_uid, **window)
-    found.gone = sorted(set(expunged.values_list("uid", flat=True)))
+    gone: dict[int, int] = {}
+    for uid, mod in expunged.values_list("uid", "modseq"):
+        gone[uid] = min(mod, gone.get(uid, mod))
+    found.gone = sorted(gone.items())
     if found.new and first_recent <= found.new[-1]:
         # Only when some new message may still be unclaimed: most sessions find another took them already.
         first = claim_recent(mailbox_id, found.new[-1] + 1) if take_recent else first_recent
