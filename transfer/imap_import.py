@@ -13,6 +13,7 @@ connection is re-opened up to `retries` times in a row; the records make the ret
 from __future__ import annotations
 
 import imaplib
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -108,6 +109,8 @@ class Importer:
                         done.add(folder.name)
                         failures = 0
                 break
+            except ssl.SSLCertVerificationError as error:  # no reconnect will change that
+                raise SourceError(f"the server's certificate is not trusted: {error.verify_message}") from None
             except DROPPED as error:
                 self._drop()
                 failures += 1

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 
 from mailboxes.models import Account, Message
@@ -59,14 +59,20 @@ def test_everything_arrives_exactly_and_a_second_run_adds_nothing(ports, account
     assert Message.objects.filter(account=target).count() == 400
 
 
-def test_over_implicit_tls(ports, accounts, monkeypatch) -> None:
+@pytest.mark.parametrize(("listener", "mode"), [("imaps", "--tls"), ("imap", "--starttls")])
+def test_over_tls(ports, accounts, monkeypatch, listener: str, mode: str) -> None:
     source, target = accounts
     fill(source, 12)
     output = importimap(
-        monkeypatch, ports["imaps"], "--tls", "--cafile", django_settings.TEST_CA_FILE, "--password-stdin"
+        monkeypatch, ports[listener], mode, "--cafile", django_settings.TEST_CA_FILE, "--password-stdin"
     )
     assert output.endswith("imported 12 messages, 0 imported before, skipped 0\n"), output
     assert contents(target, whole_seconds=True) == contents(source, whole_seconds=True)
+
+
+def test_an_untrusted_certificate_is_refused(ports, accounts, monkeypatch) -> None:
+    with pytest.raises(CommandError, match="the server's certificate is not trusted: "):
+        importimap(monkeypatch, ports["imaps"], "--tls", "--password-stdin")
 
 
 def test_wrong_password_is_a_clear_error(ports, accounts, monkeypatch) -> None:
