@@ -25,18 +25,56 @@ log = logging.getLogger(__name__)
 HEADER_TIMEOUT = 10.0  # seconds a balancer has to send its header; it sends it at once
 
 
+# A balancer sends its header in one segment as it connects: a look at the first octets (MSG_PEEK) usually
+# finds all of it, and it is then taken off with one recv of exactly its length.
+_PEEK = 536  # the minimum IPv4 segment: a v1 header, or a v2 header with a few TLVs
+
+
 async def read_header(sock: socket.socket) -> ProxyHeader:
     """The header at the start of a connection, and not one octet more; ProxyError if there is none."""
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(HEADER_TIMEOUT):
-            data = await _receive(loop, sock, proxy.MIN_HEADER)  # no header is shorter
+            seen = await _peek(loop, sock)
+            header = proxy.parse(seen)
+            if header is not None:
+                await _receive(loop, sock, header.length)
+                return header
+            # Only its start so far (or a v2 header longer than the look): take that, then read on exactly.
+            data = await _receive(loop, sock, len(seen))
             while (header := proxy.parse(data)) is None:
                 # v1 ends at a CRLF only a byte at a time can find without reading past it (at most 107).
                 data += await _receive(loop, sock, 1 if data.startswith(proxy.V1_PREFIX) else proxy.missing(data))
             return header
     except TimeoutError:
         raise ProxyError(f"no PROXY header within {HEADER_TIMEOUT:g} seconds") from None
+
+
+async def _peek(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bytes:
+    while True:
+        try:
+            seen = sock.recv(_PEEK, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            await _readable(loop, sock)
+            continue
+        if not seen:
+            raise ProxyError("the connection closed before a PROXY header")
+        return seen
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+    """Until the socket has something to read (or was closed by its peer)."""
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(sock.fileno(), wake)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(sock.fileno())
 
 
 async def _receive(loop: asyncio.AbstractEventLoop, sock: socket.socket, size: int) -> bytes:
@@ -76,13 +114,21 @@ class BalancedServer:
         while True:
             try:
                 conn, peer = await loop.sock_accept(self.sock)
+                while True:
+                    self._start(conn, str(peer[0]))
+                    # Take the rest of the backlog now, without a round through the event loop for each.
+                    conn, peer = self.sock.accept()
+                    conn.setblocking(False)
+            except (BlockingIOError, InterruptedError):
+                continue
             except OSError as exc:  # out of descriptors, or the client reset before we accepted: go on
                 log.warning("%s: accept failed: %s", self.name, exc)
                 await asyncio.sleep(0.1)
-                continue
-            task = asyncio.create_task(self._connect(conn, str(peer[0])))
-            self._connecting.add(task)
-            task.add_done_callback(self._connecting.discard)
+
+    def _start(self, conn: socket.socket, peer_ip: str) -> None:
+        task = asyncio.create_task(self._connect(conn, peer_ip))
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
 
     async def _connect(self, conn: socket.socket, peer_ip: str) -> None:
         client_ip = peer_ip

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import socket
+import time
 
 import pytest
 
@@ -172,3 +173,45 @@ def test_the_received_header_of_implicit_tls_submission(behind_balancer, tls_cli
         assert replies[-1].startswith(b"250 ")
     [raw_message] = stored("alice@example.com")
     assert b"Received: from client.test ([203.0.113.9])\r\n\tby mx.mailsite.test (Mailsite) with ESMTPSA" in raw_message
+
+
+V2_WITH_TLV = (
+    proxy.V2_SIGNATURE
+    + bytes([0x21, 0x11])
+    + (12 + 3 + 700).to_bytes(2, "big")
+    + bytes([203, 0, 113, 9, 127, 0, 0, 1])
+    + (40000).to_bytes(2, "big")
+    + (25).to_bytes(2, "big")
+    + b"\x05"  # PP2_TYPE_UNIQUE_ID (RFC-less TLV), longer than one look at the socket
+    + (700).to_bytes(2, "big")
+    + b"u" * 700
+)
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        [b"PROXY TCP4 203.0.", b"113.9 127.0.0.1 40000 25\r\n"],
+        [proxy.v2_header(CLIENT, ("127.0.0.1", 25))[:7], proxy.v2_header(CLIENT, ("127.0.0.1", 25))[7:]],
+        [V2_WITH_TLV[:300], V2_WITH_TLV[300:]],
+        [V2_WITH_TLV],
+    ],
+    ids=["v1-split", "v2-split", "v2-long-split", "v2-long"],
+)
+def test_a_header_in_pieces_or_longer_than_one_look(behind_balancer, pieces) -> None:
+    with connect(behind_balancer["smtp"].port) as sock:
+        for piece in pieces:
+            sock.sendall(piece)
+            time.sleep(0.1)  # separate segments, read separately
+        sock.sendall(b"EHLO client.test\r\n")  # right behind the header: must not be eaten with it
+        assert first_line(sock).startswith(b"220 ")
+        reply = first_line(sock)
+        while reply[3:4] == b"-":
+            reply = first_line(sock)
+        assert reply.startswith(b"250 ")
+        assert smtp_exchange(sock, b"MAIL FROM:<carol@remote.test>", b"RCPT TO:<alice@example.com>", b"DATA")[2][
+            :3
+        ] == (b"354")
+        assert smtp_exchange(sock, mail("Pieces") + b".")[0].startswith(b"250 ")
+    [raw] = stored("alice@example.com")
+    assert b"([203.0.113.9])" in raw
