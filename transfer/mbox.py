@@ -34,7 +34,7 @@ FROM_LINE = re.compile(
     + rb") +(?P<day>\d{1,2}) +(?P<time>\d{1,2}:\d{2}(?::\d{2})?)(?P<zone>(?: +(?:[A-Za-z]{1,5}|[+-]\d{4}))*)"
     rb" +(?P<year>\d{4})\b"
 )
-_QUOTED = re.compile(rb">*From ")
+_QUOTE_AT = re.compile(rb"^(?=>*From )", re.MULTILINE)  # where a line of the message needs one more ">"
 _UNQUOTE = re.compile(rb">+From ")
 _READ_CHUNK = 64 * 1024  # one line is read in pieces this long: a 2 GB line never sits in memory at once
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
@@ -73,14 +73,7 @@ def write(out: BinaryIO, item: Item) -> None:
     eol = b"\r\n" if first_end > 0 and raw[first_end - 1 : first_end] == b"\r" else b"\n"
     out.write(from_line(item.sender, item.internal_date))
     out.write(_metadata(item.flags, eol))
-    start = 0
-    while start < len(raw):
-        end = raw.find(b"\n", start)
-        end = len(raw) if end < 0 else end + 1
-        if _QUOTED.match(raw, start):
-            out.write(b">")
-        out.write(raw[start:end])
-        start = end
+    out.write(_QUOTE_AT.sub(b">", raw))
     out.write(b"\n")
 
 
