@@ -46,6 +46,12 @@ SMTP_MESSAGES = Counter(
     "Messages at the end of DATA, by listener, result (accepted, refused) and reply code (e.g. 550 5.7.1)",
     ["listener", "result", "code"],
 )
+SESSION_SECONDS = Histogram(
+    "mailsite_session_seconds",
+    "Sessions by listener and how long they lasted (its _count is the number of sessions ended)",
+    ["listener"],
+    buckets=(0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600),
+)
 SMTP_DELIVERY_SECONDS = Histogram(
     "mailsite_smtp_delivery_seconds",
     "From the end of DATA to the reply: checks, junk scoring and storing the message",

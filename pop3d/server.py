@@ -249,12 +249,14 @@ async def _handle(
         log.exception("pop3: session failed")
     finally:
         if session is not None:
+            duration = time.monotonic() - started
+            metrics.SESSION_SECONDS.labels(name).observe(duration)
             log.info(
                 "pop3 session end listener=%s client=%s user=%s duration=%.3f",
                 name,
                 client_ip,
                 session.account.address if session.account is not None else "",
-                time.monotonic() - started,
+                duration,
             )
 
 

@@ -186,12 +186,9 @@ class MailsiteSMTP(SMTP):
         if self._counted and not self._released:  # aiosmtpd may call connection_lost twice after a failed TLS handshake
             self._released = True
             self.connections.release(self.client_ip)
-            log.info(
-                "smtp session end listener=%s client=%s duration=%.3f",
-                self.role.name,
-                self.client_ip,
-                time.monotonic() - self._started,
-            )
+            duration = time.monotonic() - self._started
+            metrics.SESSION_SECONDS.labels(self.role.name).observe(duration)
+            log.info("smtp session end listener=%s client=%s duration=%.3f", self.role.name, self.client_ip, duration)
 
     async def smtp_QUIT(self, arg: str) -> None:
         self._release()

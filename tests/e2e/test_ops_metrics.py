@@ -76,6 +76,9 @@ def test_smtp_and_pop3_sessions_are_counted(mail_listeners, tls_client_context) 
     assert grew("mailsite_smtp_messages_total", listener="smtp", result="refused", code="554 5.4.6") == 1
     assert grew("mailsite_smtp_messages_total", listener="smtps", result="accepted", code="250 2.0.0") == 1
     assert grew("mailsite_smtp_delivery_seconds_count", listener="smtp") == 2
+    assert grew("mailsite_session_seconds_count", listener="smtp") == 1
+    assert grew("mailsite_session_seconds_count", listener="smtps") == 1
+    assert grew("mailsite_session_seconds_count", listener="pop3") == 1
     # The submitted message waits in the outbound queue (no worker runs here): read from the database.
     assert value(after, "mailsite_relay_queue", state="queued") == 1
     assert value(after, "mailsite_relay_queue", state="delivered") == 0
