@@ -50,26 +50,32 @@ def _codec(charset: str) -> str | None:
     return info.name
 
 
+def _without_nul(text: str) -> str:
+    # NUL is no character of any header or text part (RFC 5322 2.2, 3.5), and no database text column or JSON
+    # document can hold it: it reads as U+FFFD, like any other undecodable byte. The stored bytes keep it.
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
 def decode_bytes(data: bytes, charset: str | None = None) -> str:
     """`data` as text in `charset`; unknown, missing or ASCII/Latin-1 labels are sniffed as UTF-8 then cp1252."""
     codec = _codec(charset) if charset else None
     if codec is not None:
         try:
-            return data.decode(codec, "replace")
+            return _without_nul(data.decode(codec, "replace"))
         except (LookupError, UnicodeError, ValueError, TypeError):
             pass
     try:
-        return data.decode("utf-8")
+        return _without_nul(data.decode("utf-8"))
     except UnicodeDecodeError:
-        return data.decode("cp1252", "replace")
+        return _without_nul(data.decode("cp1252", "replace"))
 
 
 def header_str(value: bytes) -> str:
     """Raw header bytes as text: UTF-8 (RFC 6532) when valid, else the 8-bit bytes as windows-1252."""
     try:
-        return value.decode("utf-8")
+        return _without_nul(value.decode("utf-8"))
     except UnicodeDecodeError:
-        return value.decode("cp1252", "replace")
+        return _without_nul(value.decode("cp1252", "replace"))
 
 
 # RFC 2047 2: =?charset?encoding?encoded-text?=; RFC 2231 5 allows "charset*language". Encoded text may not

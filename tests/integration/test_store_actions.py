@@ -213,3 +213,21 @@ def test_webmail_refuses_a_display_name_that_looks_like_an_address(client, make_
     assert response.status_code == 400
     assert "display name" in response.content.decode()
     assert not Message.objects.filter(account__address="ceo@b.example").exists()
+
+
+def test_a_message_with_nul_bytes_is_stored_byte_for_byte(db, make_account):
+    alice = make_account("alice@example.com")
+    raw = (
+        b"From: carol@remote.test\r\nTo: alice@example.com\r\nSubject: a\x00b =?utf-8?q?c=00d?=\r\n"
+        b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nbody\x00text\r\n"
+        b"--x\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename*=utf-8''n%00ul\r\n"
+        b"\r\nAAAA\r\n--x--\r\n"
+    )
+    [message_id] = actions.deliver(raw, "carol@remote.test", [alice.address]).message_ids
+    message = Message.objects.select_related("body").get(pk=message_id)
+    assert bytes(message.body.raw).endswith(raw)
+    assert message.subject == "a\ufffdb c\ufffdd"
+    assert "body\ufffdtext" in message.search_text
+    inbox = Mailbox.objects.get(account=alice, role=Role.INBOX)
+    appended = actions.append(alice, inbox.pk, raw)
+    assert bytes(appended.body.raw) == raw
