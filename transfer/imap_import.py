@@ -12,6 +12,7 @@ connection is re-opened up to `retries` times in a row; the records make the ret
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import ssl
 import time
@@ -94,7 +95,8 @@ class Importer:
 
     def _drop(self) -> None:
         if self.session is not None:
-            self.session.client.shutdown()
+            with contextlib.suppress(OSError):
+                self.session.client.shutdown()
             self.session = None
 
     def run(self) -> Report:
@@ -117,7 +119,7 @@ class Importer:
                 if failures > self.retries:
                     raise SourceError(f"gave up after {self.retries} reconnects: {error}") from None
                 self.report.reconnects += 1
-                time.sleep(min(2 ** (failures - 1), 30) * 0.1)
+                time.sleep(0.5 * 2 ** (failures - 1))  # 0.5 s, then 1, 2, 4, 8: a server restart fits
         if self.session is not None:
             self.session.close()
         return self.report

@@ -7,6 +7,7 @@ memory. The connection is then out of step and is dropped; the importer reconnec
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import ssl
 from dataclasses import dataclass
@@ -20,7 +21,6 @@ MODES = ("tls", "starttls", "plain")
 class LiteralTooLarge(Exception):
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(f"the server sent a literal of {size} bytes, over the limit of {limit}")
-        self.size = size
 
 
 class SourceError(Exception):
@@ -83,13 +83,17 @@ class Session:
             client = _Plain(endpoint.host, endpoint.port, timeout=endpoint.timeout)
         client.literal_limit = literal_limit  # type: ignore[attr-defined]
         self.client = client
+        step = "STARTTLS"
         try:
             if endpoint.mode == "starttls":
                 client.starttls(ssl_context=context)
+            step = "sign-in"
             client.login(endpoint.user, endpoint.password)
+        except imaplib.IMAP4.abort:
+            raise
         except imaplib.IMAP4.error as error:
             self.close()
-            raise SourceError(f"sign-in refused: {error}") from None
+            raise SourceError(f"{step} refused: {error}") from None
 
     def _check(self, typ: str, data: list, what: str) -> list:
         if typ != "OK":
@@ -124,4 +128,5 @@ class Session:
         try:
             self.client.logout()
         except (*DROPPED, imaplib.IMAP4.error):
-            self.client.shutdown()
+            with contextlib.suppress(OSError):
+                self.client.shutdown()

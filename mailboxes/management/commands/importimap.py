@@ -66,8 +66,6 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{error} ({importer.report.total} messages imported so far; run again to resume)"
             ) from None
-        except OSError as error:
-            raise CommandError(f"cannot reach {endpoint.host}:{endpoint.port}: {error}") from None
         for line in report.lines():
             self.stdout.write(line)
         self.stdout.write(
