@@ -172,7 +172,12 @@ def browser_fixture():
 
 @pytest.fixture(name="alice")
 def alice_fixture(make_account, transactional_db) -> Account:
-    return make_account("alice@example.com", display_name="Alice Example")
+    """Alice, with "undo send" off: Send sends at once (the undo-send test turns it on)."""
+    from webmail.models import Preferences
+
+    alice = make_account("alice@example.com", display_name="Alice Example")
+    Preferences.objects.create(account=alice, undo_send_seconds=0)
+    return alice
 
 
 @pytest.fixture(name="page")

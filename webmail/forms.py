@@ -7,7 +7,7 @@ from zoneinfo import available_timezones
 from django import forms
 
 from webmail.addresses import AddressError, has_line_break, parse_field
-from webmail.models import PAGE_SIZES
+from webmail.models import PAGE_SIZES, UNDO_SEND_DELAYS
 
 
 class LoginForm(forms.Form):
@@ -114,3 +114,9 @@ class SettingsForm(forms.Form):
         label="Reading pane", required=False, help_text="Open messages beside the list rather than in its place."
     )
     page_size = forms.TypedChoiceField(label="Messages per page", coerce=int, choices=[(n, str(n)) for n in PAGE_SIZES])
+    undo_send_seconds = forms.TypedChoiceField(
+        label="Undo send",
+        coerce=int,
+        choices=[(n, "off" if n == 0 else f"{n} seconds") for n in UNDO_SEND_DELAYS],
+        help_text="How long Send waits, with an Undo button, before the message leaves.",
+    )

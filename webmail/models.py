@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 
 PAGE_SIZES = (25, 50, 100, 200)
+UNDO_SEND_DELAYS = (0, 5, 10, 20, 30)
 
 
 def valid_time_zone(name: str) -> bool:
@@ -23,6 +24,8 @@ class Preferences(models.Model):
     time_zone = models.CharField(max_length=64, blank=True)
     reading_pane = models.BooleanField(default=True, help_text="open messages beside the list, not in its place")
     page_size = models.PositiveSmallIntegerField(default=50, choices=[(n, str(n)) for n in PAGE_SIZES])
+    # Send waits this long in the page, with an Undo button, before the message goes to the server.
+    undo_send_seconds = models.PositiveSmallIntegerField(default=5, choices=[(n, f"{n} s") for n in UNDO_SEND_DELAYS])
 
     class Meta:
         verbose_name_plural = "preferences"

@@ -102,3 +102,27 @@ def test_tab_title_counts_unread_mail_live(web_server, tokyo_page, alice) -> Non
     expect(page).to_have_title(re.compile(r"^\(1\) INBOX"))
     deliver(alice, subject="Two")
     expect(page).to_have_title(re.compile(r"^\(2\) INBOX"), timeout=5000)
+
+
+def test_undo_send_holds_the_message_for_the_chosen_delay(web_server, tokyo_page, alice) -> None:
+    page = tokyo_page
+    sign_in(page, web_server.url, alice.address, PASSWORD)
+    page.goto(f"{web_server.url}/settings/")
+    page.select_option("#id_undo_send_seconds", "5")
+    page.click("#settings-form button[type=submit]")
+    expect(page.locator(".notice")).to_contain_text("Settings saved")
+    page.click("#compose-link")
+    page.fill("#id_to", alice.address)
+    page.fill("#id_subject", "Second thoughts")
+    type_in_message(page, "Maybe not.")
+    page.click("button[value=send]")
+    expect(page.locator(".send-countdown")).to_contain_text("Sending in")
+    page.click(".send-countdown button")
+    expect(page.locator(".draft-status")).to_contain_text("Not sent")
+    assert page.url.endswith("/compose/")
+    assert page.input_value("#id_body") == "Maybe not."
+    page.wait_for_timeout(6000)  # past the delay: nothing leaves once undone
+    assert not Message.objects.filter(subject="Second thoughts", mailbox=folder(alice, Role.SENT)).exists()
+    page.click("button[value=send]")
+    expect(page.locator(".notice")).to_contain_text("Message sent", timeout=15000)  # after the 5 s, by itself
+    assert Message.objects.filter(subject="Second thoughts", mailbox=folder(alice, Role.SENT)).exists()

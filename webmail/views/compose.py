@@ -277,7 +277,7 @@ def compose_view(request: HttpRequest) -> HttpResponse:
                 lines = ["-- ", *signature.rstrip().split("\n")]
                 initial["body_html"] = _text_html("\n" + "\n".join(lines)) + initial["body_html"]
         form = ComposeForm(initial=initial)
-        return render(request, "webmail/compose.html", _page(form, kept))
+        return render(request, "webmail/compose.html", _page(request, form, kept))
     action = request.POST.get("action", "send")
     form = ComposeForm(request.POST, request.FILES, sending=action == "send")
     kept = _kept_from_post(request)
@@ -314,15 +314,16 @@ def compose_view(request: HttpRequest) -> HttpResponse:
                 return _done(request, f"{request.path}?draft={draft.pk}", "Draft saved.")
     if action == "autosave" or request.headers.get("X-Requested-With") == "fetch":
         return JsonResponse({"errors": form.errors.get_json_data(), "problems": _problems(form)}, status=400)
-    return render(request, "webmail/compose.html", _page(form, kept), status=400)
+    return render(request, "webmail/compose.html", _page(request, form, kept), status=400)
 
 
-def _page(form: ComposeForm, kept: list[Kept]) -> dict:
+def _page(request: HttpRequest, form: ComposeForm, kept: list[Kept]) -> dict:
     return {
         "form": form,
         "kept": kept,
         "kept_keys": [k.key for k in kept],
         "max_size": settings.MAILSITE_MAX_MESSAGE_SIZE,
+        "undo_send_seconds": request.preferences.undo_send_seconds,  # type: ignore[attr-defined]
     }
 
 

@@ -22,6 +22,7 @@ def _settings_form(request: HttpRequest, data=None) -> SettingsForm:
         "time_zone": chosen.time_zone,
         "reading_pane": chosen.reading_pane,
         "page_size": chosen.page_size,
+        "undo_send_seconds": chosen.undo_send_seconds,
     }
     return SettingsForm(data, initial=initial)
 
@@ -38,6 +39,7 @@ def settings_view(request: HttpRequest) -> HttpResponse:
             chosen.time_zone = data["time_zone"]
             chosen.reading_pane = data["reading_pane"]
             chosen.page_size = data["page_size"]
+            chosen.undo_send_seconds = data["undo_send_seconds"]
             chosen.save()
             if data["display_name"] != me.display_name:
                 # The display name is a column of the account itself, which the admin also edits in place.

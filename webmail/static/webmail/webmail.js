@@ -509,6 +509,37 @@
       }
     }
 
+    // "Undo send": the message waits in the page for the user's chosen delay before it goes to the server.
+    function countdown(seconds) {
+      return new Promise((resolve) => {
+        const box = document.createElement("span");
+        box.className = "send-countdown";
+        box.setAttribute("role", "status");
+        const label = document.createElement("span");
+        const undo = document.createElement("button");
+        undo.type = "button";
+        undo.textContent = "Undo";
+        box.append(label, " ", undo);
+        $(".compose-actions", form).append(box);
+        let left = seconds;
+        const show = () => (label.textContent = `Sending in ${left} s…`);
+        show();
+        const timer = setInterval(() => {
+          left -= 1;
+          if (left > 0) return show();
+          clearInterval(timer);
+          box.remove();
+          resolve(true);
+        }, 1000);
+        undo.addEventListener("click", () => {
+          clearInterval(timer);
+          box.remove();
+          status.textContent = "Not sent: the message is still here.";
+          resolve(false);
+        });
+      });
+    }
+
     async function submit(event) {
       event.preventDefault();
       const action = event.submitter?.value || "send";
@@ -519,10 +550,16 @@
       }
       busy = true;
       keep();
-      const data = new FormData(form);
-      data.set("action", action);
       const buttons = $$("button[type=submit]", form);
       buttons.forEach((button) => (button.disabled = true));
+      const delay = Number(form.dataset.undoSend || 0);
+      if (action === "send" && delay > 0 && !(await countdown(delay))) {
+        buttons.forEach((button) => (button.disabled = false));
+        busy = false;
+        return;
+      }
+      const data = new FormData(form);
+      data.set("action", action);
       const result = await postForm(url, data);
       buttons.forEach((button) => (button.disabled = false));
       busy = false;
