@@ -16,6 +16,7 @@ from mailboxes.models import Message, MessageBody
 from mailboxes.recipients import DeliveryReport, Expansion, RecipientStatus, Resolution, expansion, resolution_of
 from mailcore.dsn import RecipientReport, build_dsn
 from mailcore.mime import ParsedMessage, parse_message
+from sieve.delivery import Filing, folders_to_lock
 
 Delivery = tuple[bytes, str, Sequence[str]]  # raw message as received, envelope sender, envelope recipients
 
@@ -30,6 +31,7 @@ class _Incoming:
     parsed: ParsedMessage | None = None
     body: MessageBody | None = None
     charged: list[int] = field(default_factory=list)  # accounts that got a copy
+    sender: str = ""  # the envelope sender, for Sieve (sieve/delivery.py)
 
     @property
     def account_ids(self) -> list[int]:
@@ -47,7 +49,7 @@ def _incoming(delivery: Delivery, expansions: Expansions) -> _Incoming | Excepti
     """
     raw, envelope_sender, recipients = delivery
     stored = storing.with_return_path(raw, envelope_sender)
-    item = _Incoming(stored, DeliveryReport(), [])
+    item = _Incoming(stored, DeliveryReport(), [], sender=envelope_sender)
     for rcpt in recipients:
         if rcpt not in expansions:
             expansions[rcpt] = expansion(rcpt)
@@ -78,13 +80,15 @@ def _store(items: Sequence[_Incoming]) -> None:
     for item in items:
         for account_id in item.account_ids:
             by_account.setdefault(account_id, []).append(item)
+    # Sieve: the accounts' scripts take messages out of the Inbox path, flag them, file them elsewhere.
+    filing = Filing(items, by_account)
     threads = storing.threads(
         {
             account_id: [item.parsed for item in group if item.parsed is not None]
             for account_id, group in by_account.items()
         }
     )
-    lock(inboxes_of=by_account, accounts=by_account)
+    lock(folders=filing.folders, inboxes_of=by_account, accounts=set(by_account) | filing.accounts)
     inboxes = counters.allocate_inbox_uids_many({account_id: len(group) for account_id, group in by_account.items()})
     charges = counters.charge_quota_many(
         {account_id: [len(item.stored) for item in group] for account_id, group in by_account.items()}
@@ -108,12 +112,15 @@ def _store(items: Sequence[_Incoming]) -> None:
                 body=item.body,
                 thread_id=thread_id,
             )
+            filing.flags(row, item, account_id)
             rows.append((item, row))
     bulk.insert([message for _, message in rows])
+    filed = filing.store()
     for item, message in rows:
         item.report.message_ids.append(message.pk)
     changes.notify_many((account_id, inboxes[account_id][0]) for account_id in by_account)
-    unused = [item.body.pk for item in items if not item.charged and item.body is not None]
+    used = {message.body_id for _, message in rows} | {message.body_id for message in filed}
+    unused = [item.body.pk for item in items if item.body is not None and item.body.pk not in used]
     if unused:
         MessageBody.objects.filter(pk__in=unused).delete()
     for item in items:
@@ -162,7 +169,8 @@ def lock_up_front(
             if address not in expansions:
                 expansions[address] = expansion(address)
             reached.update(expansions[address].accounts)
-    lock(folders=folders, inboxes_of=reached, accounts=reached | set(accounts))
+    # Sieve may file into any folder of an account with a script: those are locked too, in order.
+    lock(folders=[*folders, *folders_to_lock(reached)], inboxes_of=reached, accounts=reached | set(accounts))
 
 
 # Within a caller's transaction no savepoint of its own: an error rolls back to the caller's.

@@ -1,0 +1,136 @@
+"""Sieve in the delivery actions: messages filed, flagged, copied, discarded and answered in the delivery
+transaction, on every delivery path (MX groups, single deliveries, submission)."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from mailboxes import actions
+from mailboxes.models import Account, Mailbox, Message, MessageBody, Role
+from relay.models import OutboundMessage
+from sieve import scripts
+
+pytestmark = pytest.mark.django_db
+
+
+def mail(subject: str, sender: str = "bob@remote.example", to: str = "alice@example.com") -> bytes:
+    return f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{subject}@x>\r\n\r\nHello.\r\n".encode()
+
+
+RULES = """require ["fileinto", "mailbox", "imap4flags", "copy"];
+if header :contains "subject" "invoice" { fileinto :create :flags "\\\\Seen $Bill" "Bills/2026"; stop; }
+if header :contains "subject" "spam" { discard; stop; }
+if header :contains "subject" "keep-too" { fileinto :copy "Archive"; }
+if header :contains "subject" "star" { addflag "\\\\Flagged"; }
+"""
+
+
+@pytest.fixture
+def alice(make_account) -> Account:
+    account = make_account("alice@example.com")
+    scripts.put_script(account, "rules", RULES, activate=True)
+    return account
+
+
+def where(account: Account, subject: str) -> list[tuple[str, bool, bool, str]]:
+    return [
+        (m.mailbox.name, m.seen, m.flagged, m.keywords.strip())
+        for m in Message.objects.filter(account=account, subject=subject).select_related("mailbox").order_by("pk")
+    ]
+
+
+def used(account: Account) -> int:
+    return Account.objects.get(pk=account.pk).used_bytes
+
+
+def test_filed_into_a_created_folder_with_flags(alice):
+    raw = mail("invoice 7")
+    report = actions.deliver(raw, "bob@remote.example", [alice.address])
+    assert report.results[alice.address] == actions.RecipientStatus.LOCAL
+    assert where(alice, "invoice 7") == [("Bills/2026", True, False, "$Bill")]
+    assert Mailbox.objects.filter(account=alice, name="Bills").exists()
+    message = Message.objects.get(subject="invoice 7")
+    assert message.uid == 1
+    assert used(alice) == message.size
+
+
+def test_discarded_message_leaves_nothing_behind(alice):
+    report = actions.deliver(mail("spam offer"), "bob@remote.example", [alice.address])
+    assert report.results[alice.address] == actions.RecipientStatus.LOCAL
+    assert not Message.objects.exists()
+    assert not MessageBody.objects.exists()
+    assert used(alice) == 0
+
+
+def test_copy_keeps_the_inbox_copy_and_charges_both(alice):
+    actions.deliver(mail("keep-too"), "bob@remote.example", [alice.address])
+    assert where(alice, "keep-too") == [("INBOX", False, False, ""), ("Archive", False, False, "")]
+    assert used(alice) == 2 * Message.objects.filter(subject="keep-too").first().size
+    assert MessageBody.objects.count() == 1
+
+
+def test_flags_on_the_inbox_copy(alice):
+    actions.deliver(mail("star this"), "bob@remote.example", [alice.address])
+    assert where(alice, "star this") == [("INBOX", False, True, "")]
+
+
+def test_a_group_from_the_mx_with_and_without_scripts(alice, make_account):
+    carol = make_account("carol@example.com")
+    deliveries = [
+        (mail("invoice 1"), "bob@remote.example", [alice.address, carol.address]),
+        (mail("hello"), "bob@remote.example", [alice.address]),
+        (mail("spam 2"), "bob@remote.example", [alice.address, carol.address]),
+    ]
+    reports = actions.deliver_many(deliveries)
+    assert all(isinstance(r, actions.DeliveryReport) for r in reports)
+    assert where(alice, "invoice 1") == [("Bills/2026", True, False, "$Bill")]
+    assert where(carol, "invoice 1") == [("INBOX", False, False, "")]
+    assert where(alice, "hello") == [("INBOX", False, False, "")]
+    assert where(alice, "spam 2") == []
+    assert where(carol, "spam 2") == [("INBOX", False, False, "")]
+    inbox = Mailbox.objects.get(account=alice, role=Role.INBOX)
+    assert list(Message.objects.filter(mailbox=inbox).values_list("uid", flat=True)) == [1]
+
+
+def test_accounts_without_scripts_pay_one_query_per_group(make_account):
+    carol = make_account("carol@example.com")
+    actions.deliver(mail("warm up"), "bob@remote.example", [carol.address])
+    with CaptureQueriesContext(connection) as queries:
+        actions.deliver(mail("plain"), "bob@remote.example", [carol.address])
+    sieve = [q["sql"] for q in queries.captured_queries if "sieve_" in q["sql"]]
+    assert len(sieve) == 1
+
+
+def test_submission_to_a_local_user_is_filtered_too(alice, make_account):
+    make_account("dave@example.com")
+    raw = mail("invoice from dave", sender="dave@example.com")
+    report = actions.submit(raw, "dave@example.com", [alice.address])
+    assert report.results[alice.address] == actions.RecipientStatus.LOCAL
+    assert where(alice, "invoice from dave") == [("Bills/2026", True, False, "$Bill")]
+
+
+def test_vacation_and_redirect_are_queued_in_the_delivery_transaction(make_account):
+    erin = make_account("erin@example.com")
+    scripts.put_script(
+        erin,
+        "away",
+        'require ["vacation", "copy"]; redirect :copy "erin@elsewhere.example"; vacation "Away.";',
+        activate=True,
+    )
+    actions.deliver(mail("question", to="erin@example.com"), "bob@remote.example", [erin.address])
+    queued = {(m.sender, tuple(m.recipients.values_list("address", flat=True))) for m in OutboundMessage.objects.all()}
+    assert queued == {("bob@remote.example", ("erin@elsewhere.example",)), ("", ("bob@remote.example",))}
+    assert where(erin, "question") == [("INBOX", False, False, "")]
+    actions.deliver(mail("again", to="erin@example.com"), "bob@remote.example", [erin.address])
+    assert OutboundMessage.objects.filter(sender="").count() == 1  # one vacation reply per period
+
+
+def test_a_broken_script_keeps_the_message(make_account, caplog):
+    frank = make_account("frank@example.com")
+    scripts.put_script(frank, "loop", "".join(f'redirect "r{i}@remote.example";' for i in range(9)), activate=True)
+    actions.deliver(mail("hi", to="frank@example.com"), "bob@remote.example", [frank.address])
+    assert where(frank, "hi") == [("INBOX", False, False, "")]
+    assert not OutboundMessage.objects.exists()
+    assert "message kept in the Inbox" in caplog.text
