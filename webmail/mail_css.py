@@ -74,7 +74,8 @@ def _selectors(prelude: list) -> list[str]:
         selector = " ".join(selector.split())
         if not selector:
             continue
-        end = _ROOT.match(selector).end()  # type: ignore[union-attr]  (the pattern matches the empty string)
+        root = _ROOT.match(selector)  # matches the empty string at least
+        end = root.end() if root else 0
         rest = selector[end:]
         if not end:
             scoped.append(f"{SCOPE} {selector}")

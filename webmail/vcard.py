@@ -31,7 +31,8 @@ def _escape(value: str) -> str:
 def parse(text: str) -> list[Card]:
     """Every card with at least one EMAIL; FN is the name (else N's given and family names)."""
     cards: list[Card] = []
-    name, structured, addresses, inside = "", "", [], False
+    addresses: list[str] = []
+    name, structured, inside = "", "", False
     for line in _unfold(text):
         head, colon, value = line.partition(":")
         if not colon:

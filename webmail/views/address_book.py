@@ -41,7 +41,7 @@ def delete(request: HttpRequest, contact_id: int) -> HttpResponse:
 @account_required
 def import_vcard(request: HttpRequest) -> HttpResponse:
     upload = request.FILES.get("file")
-    if upload is None or upload.size > MAX_IMPORT:
+    if upload is None or (upload.size or 0) > MAX_IMPORT:
         notices.error(request, "Choose a vCard file (.vcf) of up to 5 MB.")
         return redirect("webmail:address_book")
     text = upload.read().decode("utf-8", "replace")

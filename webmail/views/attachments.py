@@ -30,7 +30,7 @@ def attachment(request: HttpRequest, message_id: int, index: int) -> HttpRespons
     content_type = found.content_type if _SAFE_TYPE.match(found.content_type) else "application/octet-stream"
     inline = request.GET.get("view") == "1" and found.previewable
     response = HttpResponse(data, content_type=content_type)
-    response["Content-Disposition"] = content_disposition_header(not inline, found.filename)
+    response["Content-Disposition"] = content_disposition_header(not inline, found.filename) or "attachment"
     # PDF needs the browser's viewer, which a sandboxed response may not load.
     if content_type == "application/pdf" and inline:
         response["Content-Security-Policy"] = "default-src 'none'; object-src 'self'; frame-ancestors 'none'"
@@ -72,6 +72,6 @@ def all_attachments(request: HttpRequest, message_id: int) -> HttpResponse:
             archive.writestr(_unique(item.filename, taken), decode_body(raw, part))
     response = HttpResponse(buffer.getvalue(), content_type="application/zip")
     subject = _UNSAFE_IN_NAME.sub("_", shown.subject).strip(" .")[:60] or "message"
-    response["Content-Disposition"] = content_disposition_header(True, f"{subject} attachments.zip")
+    response["Content-Disposition"] = content_disposition_header(True, f"{subject} attachments.zip") or "attachment"
     response["Cache-Control"] = "private, no-store"
     return response
