@@ -21,6 +21,7 @@ class _Pending:
     delivery: actions.Delivery
     resolved: dict[str, actions.Resolution]
     future: asyncio.Future[actions.DeliveryReport]
+    junk: actions.JunkFor = False
 
 
 class DeliveryGroups:
@@ -36,11 +37,12 @@ class DeliveryGroups:
         envelope_sender: str,
         recipients: Sequence[str],
         resolved: Mapping[str, actions.Resolution] | None = None,
+        junk: actions.JunkFor = False,
     ) -> actions.DeliveryReport:
         """Store one message (within a group); raises what `actions.deliver` raises for it. `resolved`: the
         RCPT-time answers for its recipients, which the group uses instead of looking them up again."""
         future: asyncio.Future[actions.DeliveryReport] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending((raw, envelope_sender, list(recipients)), dict(resolved or {}), future))
+        self._pending.append(_Pending((raw, envelope_sender, list(recipients)), dict(resolved or {}), future, junk))
         if len(self._draining) < self.max_in_flight:
             self._draining.add(asyncio.get_running_loop().create_task(self._drain()))
         return await future
@@ -60,7 +62,9 @@ class DeliveryGroups:
             group, self._pending = self._pending[: self.max_group], self._pending[self.max_group :]
             resolved = {address: r for pending in group for address, r in pending.resolved.items()}
             try:
-                results = await asyncdb.call(actions.deliver_many, [p.delivery for p in group], resolved)
+                results = await asyncdb.call(
+                    actions.deliver_many, [p.delivery for p in group], resolved, [p.junk for p in group]
+                )
             except Exception as exc:  # the whole transaction failed: nothing of this group is stored
                 for pending in group:
                     if not pending.future.done():

@@ -149,7 +149,7 @@ class Handler:
             if reply is None and self._from_outside(server.client_ip):
                 reply, raw, to_junk = await self._inbound_checks(server, session, envelope, raw, queue_id, notes)
             if reply is None:
-                reply = await self._deliver(server, session, envelope, queue_id, raw)
+                reply = await self._deliver(server, session, envelope, queue_id, raw, to_junk)
         except Exception:
             # Never a 5xx for our own failure: the sending server keeps the message and retries.
             log.exception("smtp internal error queue_id=%s client=%s", queue_id, server.client_ip)
@@ -265,7 +265,13 @@ class Handler:
     # --- end of sender authentication and junk scoring --------------------------------------------------------
 
     async def _deliver(
-        self, server: MailsiteSMTP, session: Session, envelope: MailsiteEnvelope, queue_id: str, raw: bytes
+        self,
+        server: MailsiteSMTP,
+        session: Session,
+        envelope: MailsiteEnvelope,
+        queue_id: str,
+        raw: bytes,
+        junk: bool | frozenset[int] = False,
     ) -> str:
         received = message.received_field(
             helo=session.host_name or "unknown",
@@ -293,7 +299,7 @@ class Handler:
                 )
             else:
                 report = await self.groups.deliver(
-                    received + raw, _sender(envelope), envelope.rcpt_tos, envelope.resolutions
+                    received + raw, _sender(envelope), envelope.rcpt_tos, envelope.resolutions, junk
                 )
         except MimeTooDeep:
             return policy.MIME_TOO_DEEP

@@ -24,7 +24,7 @@ from mailboxes.actions.accounts import (
     update_domain,
 )
 from mailboxes.actions.auth import AuthResult, authenticate
-from mailboxes.actions.delivery import Delivery, deliver, deliver_many, submit, submit_from_smtp
+from mailboxes.actions.delivery import Delivery, JunkFor, deliver, deliver_many, submit, submit_from_smtp
 from mailboxes.actions.errors import AlreadyExists, InvalidName, NotFound, OverQuota, ServiceError, UnknownDomain
 from mailboxes.actions.flags import SYSTEM_FLAGS, FlagMode, flag_names, set_flags
 from mailboxes.actions.folders import (
@@ -49,6 +49,7 @@ __all__ = [
     "DeliveryReport",
     "FlagMode",
     "InvalidName",
+    "JunkFor",
     "NotFound",
     "NotSent",
     "OverQuota",

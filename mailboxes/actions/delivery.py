@@ -12,13 +12,16 @@ from django.utils import timezone
 from mailboxes import bulk, changes
 from mailboxes.actions import counters, queueing, storing
 from mailboxes.actions.locks import action, lock
-from mailboxes.models import Message, MessageBody
+from mailboxes.models import Mailbox, Message, MessageBody, Role
 from mailboxes.recipients import DeliveryReport, Expansion, RecipientStatus, Resolution, expansion, resolution_of
 from mailcore.dsn import RecipientReport, build_dsn
 from mailcore.mime import ParsedMessage, parse_message
 from sieve.delivery import Filing, folders_to_lock
 
 Delivery = tuple[bytes, str, Sequence[str]]  # raw message as received, envelope sender, envelope recipients
+# Where the MX's junk verdict files a message: True for every recipient account, else the accounts in the set
+# (an account with no Junk folder keeps its copy in the Inbox).
+JunkFor = bool | frozenset[int]
 
 
 @dataclass
@@ -32,10 +35,14 @@ class _Incoming:
     body: MessageBody | None = None
     charged: list[int] = field(default_factory=list)  # accounts that got a copy
     sender: str = ""  # the envelope sender, for Sieve (sieve/delivery.py)
+    junk: JunkFor = False
 
     @property
     def account_ids(self) -> list[int]:
         return sorted({pk for resolution in self.resolutions for pk in resolution.account_ids})
+
+    def into_junk(self, account_id: int) -> bool:
+        return self.junk is True or (isinstance(self.junk, frozenset) and account_id in self.junk)
 
 
 Expansions = dict[str, Expansion]  # what each address expanded to, looked up once per group
@@ -88,7 +95,12 @@ def _store(items: Sequence[_Incoming]) -> None:
             for account_id, group in by_account.items()
         }
     )
-    lock(folders=filing.folders, inboxes_of=by_account, accounts=set(by_account) | filing.accounts)
+    junk_folders = _junk_folders(items)
+    lock(
+        folders=[*junk_folders.values(), *filing.folders],
+        inboxes_of=by_account,
+        accounts=set(by_account) | filing.accounts,
+    )
     inboxes = counters.allocate_inbox_uids_many({account_id: len(group) for account_id, group in by_account.items()})
     charges = counters.charge_quota_many(
         {account_id: [len(item.stored) for item in group] for account_id, group in by_account.items()}
@@ -114,17 +126,41 @@ def _store(items: Sequence[_Incoming]) -> None:
             )
             filing.flags(row, item, account_id)
             rows.append((item, row))
+    junked = _into_junk(rows, junk_folders)
     bulk.insert([message for _, message in rows])
     filed = filing.store()
     for item, message in rows:
         item.report.message_ids.append(message.pk)
-    changes.notify_many((account_id, inboxes[account_id][0]) for account_id in by_account)
+    changes.notify_many([*((account_id, inboxes[account_id][0]) for account_id in by_account), *junked])
     used = {message.body_id for _, message in rows} | {message.body_id for message in filed}
     unused = [item.body.pk for item in items if item.body is not None and item.body.pk not in used]
     if unused:
         MessageBody.objects.filter(pk__in=unused).delete()
     for item in items:
         _report_full(item)
+
+
+def _junk_folders(items: Sequence[_Incoming]) -> dict[int, int]:
+    """The Junk folder of each account that one of `items` is filed into Junk for."""
+    wanted = {account_id for item in items for account_id in item.account_ids if item.into_junk(account_id)}
+    if not wanted:
+        return {}
+    return dict(Mailbox.objects.filter(account_id__in=wanted, role=Role.JUNK).values_list("account_id", "pk"))
+
+
+def _into_junk(rows: Sequence[tuple[_Incoming, Message]], junk_folders: Mapping[int, int]) -> set[tuple[int, int]]:
+    """Re-file the copies the junk verdict chose into their account's Junk folder before they are written,
+    with UIDs of that folder (the Inbox UIDs reserved for them stay unused: UIDs ascend, they need not be
+    dense). Returns the (account, folder) pairs to notify."""
+    by_folder: dict[int, list[Message]] = {}
+    for item, row in rows:
+        if row.account_id in junk_folders and item.into_junk(row.account_id):
+            by_folder.setdefault(junk_folders[row.account_id], []).append(row)
+    for folder_id, copies in sorted(by_folder.items()):
+        first_uid, modseq = counters.allocate_uids(folder_id, len(copies))
+        for offset, row in enumerate(copies):
+            row.mailbox_id, row.uid, row.modseq = folder_id, first_uid + offset, modseq
+    return {(copies[0].account_id, folder_id) for folder_id, copies in by_folder.items()}
 
 
 def _report_full(item: _Incoming) -> None:
@@ -135,8 +171,13 @@ def _report_full(item: _Incoming) -> None:
             item.report.results[resolution.address] = RecipientStatus.OVER_QUOTA
 
 
-def _deliver_group(deliveries: Sequence[Delivery], expansions: Expansions) -> list[DeliveryReport | Exception]:
+def _deliver_group(
+    deliveries: Sequence[Delivery], expansions: Expansions, junk: Sequence[JunkFor] = ()
+) -> list[DeliveryReport | Exception]:
     incoming = [_incoming(delivery, expansions) for delivery in deliveries]
+    for item, junk_for in zip(incoming, junk, strict=False):
+        if isinstance(item, _Incoming):
+            item.junk = junk_for
     storing_now = [item for item in incoming if isinstance(item, _Incoming) and item.account_ids]
     if storing_now:
         _store(storing_now)
@@ -229,7 +270,9 @@ def submit_from_smtp(
 
 
 def deliver_many(
-    deliveries: Sequence[Delivery], resolved: Mapping[str, Resolution] | None = None
+    deliveries: Sequence[Delivery],
+    resolved: Mapping[str, Resolution] | None = None,
+    junk: Sequence[JunkFor] = (),
 ) -> list[DeliveryReport | Exception]:
     """Messages received by the MX, stored in one transaction: one commit (one WAL flush) for a group of
     messages, and the group's rows written set-wise (see `_store`). Each message's alias forwards are queued
@@ -243,17 +286,21 @@ def deliver_many(
     anything else raises (a DSN for a local sender whose Inbox the group did not lock included), the group is
     redone by `_deliver_each`. An error that breaks the transaction itself (a lost connection) propagates and
     nothing is stored.
+
+    `junk` gives each message the MX's junk verdict (see `JunkFor`); a message without one goes to Inboxes.
     """
     try:
-        return _deliver_together(deliveries, _known(resolved))
+        return _deliver_together(deliveries, _known(resolved), junk)
     except Exception:
-        return _deliver_each(deliveries)
+        return _deliver_each(deliveries, junk)
 
 
 @action
-def _deliver_together(deliveries: Sequence[Delivery], expansions: Expansions) -> list[DeliveryReport | Exception]:
+def _deliver_together(
+    deliveries: Sequence[Delivery], expansions: Expansions, junk: Sequence[JunkFor] = ()
+) -> list[DeliveryReport | Exception]:
     with changes.batched():
-        results = _deliver_group(deliveries, expansions)
+        results = _deliver_group(deliveries, expansions, junk)
         for delivery, result in zip(deliveries, results, strict=True):
             if isinstance(result, DeliveryReport):
                 _pass_on(delivery, result)
@@ -261,7 +308,7 @@ def _deliver_together(deliveries: Sequence[Delivery], expansions: Expansions) ->
 
 
 @action
-def _deliver_each(deliveries: Sequence[Delivery]) -> list[DeliveryReport | Exception]:
+def _deliver_each(deliveries: Sequence[Delivery], junk: Sequence[JunkFor] = ()) -> list[DeliveryReport | Exception]:
     """The group again, its addresses looked up afresh and every lock it may need taken first (senders' too,
     for DSNs), then each message in its own savepoint: the one that fails is rolled back alone and returned as
     its exception, the others commit together. Savepoints cost two statements per message, so they are only
@@ -270,10 +317,10 @@ def _deliver_each(deliveries: Sequence[Delivery]) -> list[DeliveryReport | Excep
     expansions: Expansions = {}
     lock_up_front(deliveries, expansions)
     with changes.batched():
-        for delivery in deliveries:
+        for index, delivery in enumerate(deliveries):
             try:
                 with transaction.atomic():  # this delivery's savepoint
-                    [result] = _deliver_group([delivery], expansions)
+                    [result] = _deliver_group([delivery], expansions, junk[index : index + 1])
                     if isinstance(result, DeliveryReport):
                         _pass_on(delivery, result)
             except Exception as exc:  # rolled back to the savepoint; the rest go on

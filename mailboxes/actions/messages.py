@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from django.db.models import Q
 from django.utils import timezone
 
+from mailauth import training
 from mailboxes import bulk, changes
 from mailboxes.actions import counters, recycling, storing
 from mailboxes.actions.errors import OverQuota
@@ -69,6 +70,7 @@ def copy(account: Account, mailbox_id: int, uids: Sequence[int], target_id: int)
     if not counters.charge_quota(account.pk, total):
         raise OverQuota("the mailbox is full")
     source_uids = [m.uid for m in messages]
+    training.on_transfer(mailbox_id, target_id, [m.pk for m in messages])  # into or out of Junk: junk training
     first_uid, modseq = counters.allocate_uids(target_id, len(messages))
     for offset, message in enumerate(messages):
         message.pk = None
@@ -100,6 +102,7 @@ def move(account: Account, mailbox_id: int, uids: Sequence[int], target_id: int)
         message.uid = first_uid + offset
         message.modseq = max(modseq, modseqs[target_id])
     Message.objects.bulk_update(messages, ["mailbox", "uid", "modseq"])
+    training.on_transfer(mailbox_id, target_id, [m.pk for m in messages])  # into or out of Junk: junk training
     log_expunged([(mailbox_id, uid) for uid, _ in mapping])
     changes.notify_many([(account.pk, mailbox_id), (account.pk, target_id)])
     return mapping

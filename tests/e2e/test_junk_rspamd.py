@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import imaplib
 import logging
 import smtplib
 import socket
@@ -10,9 +11,14 @@ from collections.abc import Iterator
 
 import pytest
 from django.conf import settings as django_settings
+from django.urls import reverse
 
+from mailauth.models import JunkTraining, SenderRule
+from mailboxes.models import Account, Mailbox, Message, Role
+from tests.conftest import PASSWORD
 from tests.dns_server import DnsServer
 from tests.e2e.conftest import free_port
+from tests.relay_support import RELAY_QUEUE, CeleryWorker, wait_for
 from tests.rspamd_support import Rspamd
 from tests.smtp_support import mail, stored
 
@@ -120,3 +126,77 @@ def test_rspamd_hanging_or_down_delivers_unscored_and_logs(settings, listeners, 
     warnings = [r.getMessage() for r in caplog.records if "delivered unscored" in r.getMessage()]
     assert len(warnings) == 2
     assert "no answer within 0.5s" in warnings[0]
+
+
+SPAM_TEXT = (
+    "Congratulations winner! Claim your casino bonus and cheap pills today. Click the link below to receive "
+    "your lottery prize money, limited offer, act now, free gift card, discount pharmacy, best price guaranteed."
+)
+
+
+@pytest.fixture
+def worker(rspamd, tmp_path, settings):
+    """A real Celery worker (the training task runs there), pointed at the private rspamd."""
+    settings.MAILSITE_RELAY_QUEUE = RELAY_QUEUE  # where this test process sends tasks, and the worker listens
+    worker = CeleryWorker(tmp_path / "worker", {"MAILSITE_RSPAMD_CONTROLLER_URL": rspamd.controller_url})
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+def test_imap_move_to_junk_and_webmail_move_out_train_rspamd(mx, rspamd, listeners, worker, client):
+    assert send(mx, mail("Prize", body=SPAM_TEXT + "\r\n"))[0] == 250
+    alice = Account.objects.get(address="alice@example.com")
+    inbox = Mailbox.objects.get(account=alice, role=Role.INBOX)
+    junk_folder = Mailbox.objects.get(account=alice, role=Role.JUNK)
+    learned = rspamd.learned()
+
+    imap = imaplib.IMAP4("127.0.0.1", listeners("imapd")["imap"].port, timeout=10)
+    try:
+        imap.login("alice@example.com", PASSWORD)
+        imap.select("INBOX")
+        assert imap.uid("MOVE", "1:*", junk_folder.name)[0] == "OK"
+    finally:
+        imap.logout()
+    wait_for(lambda: rspamd.learned() > learned, timeout=30)
+    assert JunkTraining.objects.get(account=alice).spam is True
+
+    # The webmail's move out of Junk says "not junk": the same message is relearnt as ham.
+    signed_in = client.post(reverse("webmail:login"), {"address": "alice@example.com", "password": PASSWORD})
+    assert signed_in.status_code == 302
+    uid = Message.objects.get(mailbox=junk_folder).uid
+    moved = client.post(
+        reverse("webmail:act", kwargs={"folder_id": junk_folder.pk}),
+        {"action": "move", "target": inbox.pk, "uid": uid},
+    )
+    assert moved.status_code == 302
+    wait_for(lambda: not JunkTraining.objects.get(account=alice).spam, timeout=30)
+    wait_for(lambda: rspamd.learned() > learned + 1, timeout=30)
+
+
+def folder_of_only_message(address: str) -> str:
+    [message] = Message.objects.filter(account__address=address).select_related("mailbox")
+    return message.mailbox.role
+
+
+def test_junk_score_files_into_junk_unless_the_sender_is_allowed(mx, settings):
+    settings.MAILSITE_SPAM_REJECT_SCORE = 100.0
+    settings.MAILSITE_AUTH_CACHE_SECONDS = 0
+    assert send(mx, mail("gtube", body=GTUBE + "\r\n"))[0] == 250
+    assert folder_of_only_message("alice@example.com") == Role.JUNK
+    Message.objects.all().delete()
+    alice = Account.objects.get(address="alice@example.com")
+    SenderRule.objects.create(account=alice, sender="sender.test", allow=True)
+    assert send(mx, mail("gtube", body=GTUBE + "\r\n"))[0] == 250
+    assert folder_of_only_message("alice@example.com") == Role.INBOX
+
+
+def test_block_list_files_into_junk_for_that_account_only(mx, make_account, settings):
+    settings.MAILSITE_AUTH_CACHE_SECONDS = 0
+    make_account("bob@example.com")
+    alice = Account.objects.get(address="alice@example.com")
+    SenderRule.objects.create(account=alice, sender="carol@remote.test", allow=False)
+    with smtplib.SMTP("127.0.0.1", mx) as client:
+        client.sendmail("bounce@lists.test", ["alice@example.com", "bob@example.com"], mail("list mail"))
+    assert folder_of_only_message("alice@example.com") == Role.JUNK
+    assert folder_of_only_message("bob@example.com") == Role.INBOX

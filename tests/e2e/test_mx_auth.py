@@ -7,7 +7,7 @@ import smtplib
 import pytest
 
 from mailauth import dnsquery
-from mailboxes.models import Message
+from mailboxes.models import Message, Role
 from tests.dns_server import DnsServer
 from tests.mailauth_support import arc_seal, dkim_sign, publish_key, txt_value
 from tests.smtp_support import mail, stored
@@ -151,6 +151,13 @@ def test_dmarc_none_failure_is_delivered(mx, zone):
     assert "dmarc=fail (p=none dis=none" in auth_results(only_message())
 
 
+def test_dmarc_none_with_aligned_dkim_passes(mx, zone):
+    zone.add("_dmarc.sender.test", "TXT", txt_value("v=DMARC1; p=none"))
+    publish_key(zone, "sender.test")
+    assert send(mx, dkim_sign(message(), "sender.test"))[0] == 250
+    assert "dmarc=pass (p=none dis=none) header.from=sender.test" in auth_results(only_message())
+
+
 def test_dmarc_pass_by_aligned_spf(mx, zone):
     zone.add("sender.test", "TXT", txt_value(SPF_OURS))
     zone.add("_dmarc.sender.test", "TXT", txt_value("v=DMARC1; p=reject"))
@@ -236,11 +243,15 @@ def test_submission_is_not_verified(zone, listeners, make_account):
     assert not zone.queries
 
 
-def test_unscoped_check_keeps_message_count(mx, zone):
-    assert send(mx, message())[0] == 250
-    assert Message.objects.count() == 1
-
-
 def test_local_domain_in_a_display_name_is_refused(mx, zone):
     code, _ = send(mx, message(author='"ceo@example.com" <carol@sender.test>'))
     assert code == 550
+
+
+def test_dmarc_quarantine_files_into_junk(mx, zone):
+    zone.add("sender.test", "TXT", txt_value(SPF_ELSEWHERE))
+    zone.add("_dmarc.sender.test", "TXT", txt_value("v=DMARC1; p=quarantine"))
+    assert send(mx, message())[0] == 250
+    [copy] = Message.objects.filter(account__address="alice@example.com").select_related("mailbox")
+    assert copy.mailbox.role == Role.JUNK
+    assert "dmarc=fail (p=quarantine dis=quarantine" in auth_results(only_message())
