@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 from dataclasses import dataclass, field
 
 SYSTEM = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
@@ -26,12 +27,18 @@ class Skipped:
     reason: str
 
 
+# A keyword is an IMAP atom (RFC 3501 9: no controls, space or atom-specials, 7-bit); anything else in an
+# archive or a server's answer could not be sent back in FLAGS, so it is left out.
+_KEYWORD = re.compile(r"[!#$&\'+,\-./0-9:;<=>?@A-Z\[^_`a-z|}~]+")
+
+
 def normalise(flags: list[str]) -> list[str]:
-    """System flags in their canonical spelling, then keywords, each once; \\Recent is never carried."""
+    """System flags in their canonical spelling, then keywords, each once; \\Recent is never carried, nor a
+    keyword that is not an IMAP atom."""
     lowered = {flag.lower() for flag in flags}
     system = [name for name in SYSTEM if name.lower() in lowered]
     keywords: list[str] = []
     for flag in flags:
-        if not flag.startswith("\\") and flag not in keywords:
+        if _KEYWORD.fullmatch(flag) and flag not in keywords:
             keywords.append(flag)
     return system + keywords

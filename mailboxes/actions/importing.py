@@ -8,15 +8,12 @@ import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from django.db import DataError, transaction
 from django.utils import timezone
 
 from mailboxes import bulk, changes
 from mailboxes.actions import counters, storing
-from mailboxes.actions.errors import OverQuota
 from mailboxes.actions.flags import split_flags
 from mailboxes.actions.locks import action, lock
-from mailboxes.actions.messages import append
 from mailboxes.models import Account, Message, MessageBody
 from mailcore.mime import MimeError, ParsedMessage, parse_message
 from transfer.models import ImportedMessage
@@ -43,12 +40,10 @@ class Incoming:
 @action
 def import_messages(account: Account, mailbox_id: int, incoming: Sequence[Incoming]) -> list[str | None]:
     """Store `incoming` in one folder in one transaction. Returns, per message, None when stored, else why not
-    (imported before, the mailbox is full, a hostile MIME structure, refused by the database); the others are
-    stored regardless.
+    (imported before, the mailbox is full, a hostile MIME structure); the others are stored regardless.
 
-    The batch is written set-wise (one UID reservation, one INSERT for the bodies and one for the messages);
-    if the database refuses that (a value PostgreSQL cannot store in some message), the batch is redone one
-    message at a time so that only that message is left out."""
+    The batch is written set-wise, as deliveries are: one UID reservation, one INSERT for the bodies and one
+    for the messages, one for the records of where they came from."""
     lock(folders=[counters.own_folder(account, mailbox_id)], accounts=[account.pk])
     results: list[str | None] = [None] * len(incoming)
     todo: list[int] = []
@@ -61,12 +56,7 @@ def import_messages(account: Account, mailbox_id: int, incoming: Sequence[Incomi
         if key:
             done.add((key.source, key.folder, key.uidvalidity, key.uid))
         todo.append(index)
-    try:
-        with transaction.atomic():
-            _store_together(account, mailbox_id, incoming, todo, results)
-    except DataError:
-        for index in todo:
-            results[index] = _store_one(account, mailbox_id, incoming[index])
+    _store(account, mailbox_id, incoming, todo, results)
     return results
 
 
@@ -84,7 +74,7 @@ def _imported_before(account: Account, keys: list[RemoteKey]) -> set[tuple[str, 
     )
 
 
-def _store_together(
+def _store(
     account: Account, mailbox_id: int, incoming: Sequence[Incoming], todo: list[int], results: list[str | None]
 ) -> None:
     parsed: dict[int, ParsedMessage] = {}
@@ -125,19 +115,6 @@ def _store_together(
     bulk.insert(messages)
     _record(account, [(incoming[index], message) for index, message in zip(stored, messages, strict=True)])
     changes.notify(account.pk, mailbox_id)
-
-
-def _store_one(account: Account, mailbox_id: int, item: Incoming) -> str | None:
-    try:
-        message = append(account, mailbox_id, item.raw, flags=item.flags, internal_date=item.internal_date)
-    except OverQuota:
-        return "the mailbox is full"
-    except MimeError as error:
-        return f"refused by the MIME parser: {error}"
-    except DataError as error:  # e.g. a NUL byte in a text column (PostgreSQL refuses those)
-        return f"refused by the database: {str(error).strip()}"
-    _record(account, [(item, message)])
-    return None
 
 
 def _record(account: Account, stored: list[tuple[Incoming, Message]]) -> None:

@@ -149,16 +149,19 @@ def test_odd_messages_survive_both_formats_byte_for_byte(make_account, tmp_path:
         assert got == sorted(odd_messages()), fmt
 
 
-def test_a_message_the_database_refuses_is_skipped_with_the_reason(make_account, tmp_path: Path) -> None:
+def test_nul_bytes_are_kept_and_keywords_that_are_no_imap_atoms_left_out(make_account, tmp_path: Path) -> None:
     account = make_account("u@example.test")
-    path = tmp_path / "nul.mbox"
+    path = tmp_path / "odd.mbox"
     path.write_bytes(
-        b"From a@b Mon Jan  1 10:00:00 2024\r\nSubject: NUL\r\n\r\na \x00 b\r\n\n"
-        b"From a@b Mon Jan  1 10:00:00 2024\r\nSubject: fine\r\n\r\nok\r\n\n"
+        b"From a@b Mon Jan  1 10:00:00 2024\r\nStatus: RO\r\nX-Status: \r\nX-Keywords: ok a\x00b (x) \xc3\xbc\r\n"
+        b"Subject: NUL\r\n\r\na \x00 b\r\n\n"
     )
-    output = run("importmail", account.address, "--format", "mbox", "--in", str(path))
-    assert "skipped nul message 1: refused by the database: PostgreSQL text fields cannot contain NUL" in output
-    assert list(Message.objects.filter(account=account).values_list("subject", flat=True)) == ["fine"]
+    assert run("importmail", account.address, "--format", "mbox", "--in", str(path)).endswith(
+        "imported 1 messages, skipped 0\n"
+    )
+    (message,) = Message.objects.filter(account=account).select_related("body")
+    assert bytes(message.body.raw) == b"Subject: NUL\r\n\r\na \x00 b\r\n"
+    assert actions.flag_names(message) == ["\\Seen", "ok"]
 
 
 @pytest.mark.parametrize("fmt", ["mbox", "maildir"])
