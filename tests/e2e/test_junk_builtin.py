@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import imaplib
 import smtplib
 
 from django.urls import reverse
 
 from mailauth import tally, tasks, training
 from mailauth.models import JunkToken, JunkTraining, MxTally
-from mailboxes.models import Account, Message
-from tests.relay_support import wait_for
+from mailboxes.models import Account, Message, Role
+from tests.conftest import PASSWORD
+from tests.relay_support import RELAY_QUEUE, CeleryWorker, wait_for
 from tests.smtp_support import mail, stored
 
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
@@ -24,6 +26,10 @@ def send(port: int, raw: bytes, rcpt: str = "alice@example.com") -> tuple[int, s
         client.rcpt(rcpt)
         code, text = client.data(raw)
     return code, text.decode()
+
+
+def newest_folder(address: str) -> str:
+    return Message.objects.filter(account__address=address).latest("id").mailbox.role
 
 
 def spam_fields(raw: bytes) -> list[str]:
@@ -69,8 +75,10 @@ def test_trained_account_gets_a_verdict_others_do_not(listeners, make_account, s
 
     assert send(port, mail("Cheap casino bonus", body="Click now: cheap pills, casino money prize.\r\n"))[0] == 250
     assert spam_fields(stored("alice@example.com")[-1])[0] == "X-Spam: Yes"
+    assert newest_folder("alice@example.com") == Role.JUNK
     assert send(port, mail("Team meeting", body="Minutes of the project meeting, for review.\r\n"))[0] == 250
     assert spam_fields(stored("alice@example.com")[-1])[0] == "X-Spam: No"
+    assert newest_folder("alice@example.com") == Role.INBOX
     # Bob trained nothing: his filter has no opinion, and says none.
     assert send(port, mail("Cheap casino bonus", body="Click now: cheap pills.\r\n"), "bob@example.com")[0] == 250
     assert spam_fields(stored("bob@example.com")[-1]) == []
@@ -88,3 +96,28 @@ def test_mx_counts_per_domain_for_the_admin(listeners, make_account, settings, m
     page = client.get(reverse("admin:mailauth_mxtally_changelist"))
     assert page.status_code == 200
     assert b"example.com" in page.content
+
+
+def test_imap_copy_into_and_out_of_junk_trains_the_builtin_filter(listeners, make_account, settings, tmp_path):
+    settings.MAILSITE_RELAY_QUEUE = RELAY_QUEUE  # where this process sends the training task, the worker listens
+    settings.MAILSITE_RSPAMD_URL = ""
+    worker = CeleryWorker(tmp_path / "worker", {"MAILSITE_RSPAMD_CONTROLLER_URL": ""})
+    worker.start()
+    try:
+        alice = make_account("alice@example.com")
+        ports = listeners("smtpd", "imapd")
+        assert send(ports["smtp"].port, mail("Prize", body="Cheap casino bonus, click now.\r\n"))[0] == 250
+        imap = imaplib.IMAP4("127.0.0.1", ports["imap"].port, timeout=10)
+        try:
+            imap.login("alice@example.com", PASSWORD)
+            imap.select("INBOX")
+            assert imap.uid("COPY", "1:*", "Junk")[0] == "OK"
+            wait_for(lambda: JunkTraining.objects.filter(account=alice, spam=True).exists(), timeout=30)
+            imap.select("Junk")
+            assert imap.uid("COPY", "1:*", "Archive")[0] == "OK"
+            wait_for(lambda: JunkTraining.objects.filter(account=alice, spam=False).exists(), timeout=30)
+        finally:
+            imap.logout()
+        assert JunkTraining.objects.filter(account=alice).count() == 1  # one message, relearnt: not two
+    finally:
+        worker.stop()
