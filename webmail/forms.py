@@ -109,6 +109,15 @@ class SettingsForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text="Added below new messages, replies and forwards.",
     )
+    signature_html = forms.CharField(
+        label="HTML signature",
+        required=False,
+        max_length=20000,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="HTML (pasted from elsewhere, say) for messages written in the rich editor; cleaned like mail "
+        "you send. Empty: the signature above.",
+    )
     time_zone = forms.ChoiceField(label="Time zone", required=False, choices=_time_zones)
     reading_pane = forms.BooleanField(
         label="Reading pane", required=False, help_text="Open messages beside the list rather than in its place."

@@ -20,6 +20,8 @@ class Preferences(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="webmail_preferences"
     )
     signature = models.TextField(blank=True, max_length=4000, help_text="added below new messages and replies")
+    # The rich editor's signature, cleaned like mail the user sends (webmail.sanitize.clean_outgoing).
+    signature_html = models.TextField(blank=True, max_length=20000)
     # IANA name; empty until the browser reports its zone at the first sign-in (dates are shown in UTC until then).
     time_zone = models.CharField(max_length=64, blank=True)
     reading_pane = models.BooleanField(default=True, help_text="open messages beside the list, not in its place")

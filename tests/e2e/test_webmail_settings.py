@@ -126,3 +126,26 @@ def test_undo_send_holds_the_message_for_the_chosen_delay(web_server, tokyo_page
     page.click("button[value=send]")
     expect(page.locator(".notice")).to_contain_text("Message sent", timeout=15000)  # after the 5 s, by itself
     assert Message.objects.filter(subject="Second thoughts", mailbox=folder(alice, Role.SENT)).exists()
+
+
+def test_html_signature_goes_into_the_rich_editor_cleaned(web_server, tokyo_page, alice) -> None:
+    page = tokyo_page
+    sign_in(page, web_server.url, alice.address, PASSWORD)
+    page.goto(f"{web_server.url}/settings/")
+    page.fill("#id_signature_html", '<b>Alice</b> · <a href="https://alice.test/">alice.test</a><script>x()</script>')
+    page.click("#settings-form button[type=submit]")
+    expect(page.locator(".notice")).to_contain_text("Settings saved")
+    expect(page.locator("#id_signature_html")).not_to_have_value(re.compile("script"))
+    page.click("#compose-link")
+    expect(page.locator("#editor b")).to_have_text("Alice")
+    expect(page.locator("#editor a")).to_have_attribute("href", "https://alice.test/")
+    page.fill("#id_to", alice.address)
+    page.fill("#id_subject", "With HTML signature")
+    type_in_message(page, "Hi.", at="Home")
+    page.click("button[value=send]")
+    expect(page.locator(".notice")).to_contain_text("Message sent")
+    sent = Message.objects.get(mailbox=folder(alice, Role.SENT))
+    parsed = email.message_from_bytes(bytes(sent.body.raw), policy=policy.default)
+    assert "<b>Alice</b>" in parsed.get_body(("html",)).get_content()
+    plain = parsed.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert plain.startswith("Hi.\n\n-- \nAlice")

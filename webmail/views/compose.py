@@ -15,7 +15,7 @@ from django.utils import timezone
 from mailboxes import actions
 from mailboxes.models import Message, Role
 from mailcore.headers import decode_words
-from mailcore.mime import Envelope, EnvelopeAddress, decode_body, part_text
+from mailcore.mime import Envelope, EnvelopeAddress, decode_body, html_to_text, part_text
 from mailcore.subject import base_subject
 from webmail import address_book, compose, queries, sanitize
 from webmail.addresses import flatten, format_address
@@ -202,6 +202,13 @@ def _signed(body: str, signature: str) -> str:
     return f"\n\n-- \n{signature.rstrip()}\n" + (f"\n{rest}" if rest else "")
 
 
+def _signed_html(body_html: str, signature: str, signature_html: str) -> str:
+    """The editor's starting HTML: room to type, the "-- " line and the signature (HTML if the user has one),
+    then the quoted message if any."""
+    signed = signature_html or _text_html(signature.rstrip())
+    return f"<div><br></div><div><br></div><div>--&nbsp;</div>{signed}{body_html}"
+
+
 def _outgoing(request: HttpRequest, form: ComposeForm, kept: list[Kept]) -> compose.Outgoing:
     data = form.cleaned_data
     return compose.Outgoing(
@@ -271,11 +278,11 @@ def compose_view(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         initial, kept, _ = _initial(request)
         if not initial.get("draft"):  # a resumed draft has its signature already
-            signature = request.preferences.signature  # type: ignore[attr-defined]
+            chosen = request.preferences  # type: ignore[attr-defined]
+            signature = chosen.signature or (html_to_text(chosen.signature_html) if chosen.signature_html else "")
             initial["body"] = _signed(initial.get("body", ""), signature)
-            if initial.get("body_html") and signature.strip():
-                lines = ["-- ", *signature.rstrip().split("\n")]
-                initial["body_html"] = _text_html("\n" + "\n".join(lines)) + initial["body_html"]
+            if chosen.signature_html or (initial.get("body_html") and signature.strip()):
+                initial["body_html"] = _signed_html(initial.get("body_html", ""), signature, chosen.signature_html)
         form = ComposeForm(initial=initial)
         return render(request, "webmail/compose.html", _page(request, form, kept))
     action = request.POST.get("action", "send")

@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from mailboxes.models import Account
-from webmail import preferences
+from webmail import preferences, sanitize
 from webmail.forms import SettingsForm
 from webmail.views.common import account, account_required
 
@@ -19,6 +19,7 @@ def _settings_form(request: HttpRequest, data=None) -> SettingsForm:
     initial = {
         "display_name": account(request).display_name,
         "signature": chosen.signature,
+        "signature_html": chosen.signature_html,
         "time_zone": chosen.time_zone,
         "reading_pane": chosen.reading_pane,
         "page_size": chosen.page_size,
@@ -36,6 +37,7 @@ def settings_view(request: HttpRequest) -> HttpResponse:
         with transaction.atomic():
             chosen = preferences.of(me)
             chosen.signature = data["signature"].replace("\r\n", "\n")
+            chosen.signature_html = sanitize.clean_outgoing(data["signature_html"]) if data["signature_html"] else ""
             chosen.time_zone = data["time_zone"]
             chosen.reading_pane = data["reading_pane"]
             chosen.page_size = data["page_size"]
