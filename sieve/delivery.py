@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Value
 from django.utils import timezone
 
@@ -288,10 +288,9 @@ def _decide(
     env = Environment(envelope_from, envelope_to or account.address, folders, spam_percent, now)
     result = _run_all(owner.programs, view, env, account.address)
     try:
-        # A savepoint: whatever fails here (a folder name, a reply that cannot be built, the vacation log) is
-        # undone alone, and the delivery goes on with the implicit keep.
-        with transaction.atomic():
-            return _carry_out(result, owner, raw, view, env)
+        # Its only write, creating a folder, is an action with its own savepoint: whatever fails here (a folder
+        # name, a reply that cannot be built) leaves the delivery's transaction usable, and the message is kept.
+        return _carry_out(result, owner, raw, view, env)
     except (ServiceError, SieveError) as exc:
         log.warning("sieve: actions for %s failed, message kept in the Inbox: %s", account.address, exc)
     except Exception:
@@ -435,21 +434,35 @@ class Filing:
     def store(self) -> list[Message]:
         """The copies filed into other folders (quota charged per copy; one that does not fit is not stored),
         then the outgoing mail queued. Call after the Inbox rows, under the action's locks."""
+        rows = self._store_copies() if self.copies else []
+        for decision in self.decisions.values():
+            decision.settle()
+            send(decision)
+        return rows
+
+    def _store_copies(self) -> list[Message]:
         rows: list[Message] = []
         parsed_by_account: dict[int, list[ParsedMessage]] = {}
         for item, account_id, _, _ in self.copies:
             assert item.parsed is not None
             parsed_by_account.setdefault(account_id, []).append(item.parsed)
         threads = {account_id: iter(ids) for account_id, ids in storing.threads(parsed_by_account).items()}
-        by_folder: dict[int, list[tuple[Incoming, int, tuple[str, ...], uuid.UUID]]] = {}
+        # Quota for all the filed copies at once (per account, in the order of self.copies).
+        sizes: dict[int, list[int]] = {}
+        for item, account_id, _, _ in self.copies:
+            assert item.body is not None
+            sizes.setdefault(account_id, []).append(item.body.size)
+        fits = {account_id: iter(flags) for account_id, flags in counters.charge_quota_many(sizes).items()}
+        by_folder: dict[int, list[tuple[Incoming, int, tuple[str, ...], uuid.UUID, bool]]] = {}
         for item, account_id, folder_id, flags in self.copies:  # the order threads() was given
-            by_folder.setdefault(folder_id, []).append((item, account_id, flags, next(threads[account_id])))
+            entry = (item, account_id, flags, next(threads[account_id]), next(fits[account_id]))
+            by_folder.setdefault(folder_id, []).append(entry)
         for folder_id, group in sorted(by_folder.items()):
             first_uid, modseq = counters.allocate_uids(folder_id, len(group))
-            for offset, (item, account_id, flags, thread_id) in enumerate(group):
+            for offset, (item, account_id, flags, thread_id, fitted) in enumerate(group):
                 assert item.parsed is not None
                 assert item.body is not None
-                if not counters.charge_quota(account_id, item.body.size):
+                if not fitted:
                     log.warning("sieve: no room for a copy in folder %s of account %s", folder_id, account_id)
                     continue
                 row = storing.message_row(
@@ -465,9 +478,6 @@ class Filing:
                 rows.append(row)
         bulk.insert(rows)
         changes.notify_many({(row.account_id, row.mailbox_id) for row in rows})
-        for decision in self.decisions.values():
-            decision.settle()
-            send(decision)
         return rows
 
 
