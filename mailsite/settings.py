@@ -28,7 +28,6 @@
 | MAILSITE_DB_THREADS             | 8                                     | database threads per listener process      |
 | MAILSITE_PASSWORD_THREADS       | 2                                     | password-check threads per listener process|
 | MAILSITE_PASSWORD_CACHE_SECONDS | 60                                    | a checked password is remembered (0: off)  |
-| MAILSITE_PASSWORD_CACHE_SECONDS | 60                                    | a checked password is remembered (0: off)  |
 | MAILSITE_RELAY_KEEP             | 30d                                   | how long delivered/bounced mail is kept    |
 | MAILSITE_RETENTION_DAYS         | 14                                    | days removed mail stays restorable (0: off)|
 | MAILSITE_DB_CONN_MAX_AGE        | 300                                   | seconds a listener reuses a DB connection  |
@@ -161,7 +160,6 @@ try:
     MAILSITE_AUTH_FAILURE_DELAY = env.float("MAILSITE_AUTH_FAILURE_DELAY", 2.0)
     MAILSITE_DB_THREADS = env.int("MAILSITE_DB_THREADS", 8, minimum=1, maximum=256)
     MAILSITE_PASSWORD_THREADS = env.int("MAILSITE_PASSWORD_THREADS", 2, minimum=1, maximum=64)
-    MAILSITE_PASSWORD_CACHE_SECONDS = env.int("MAILSITE_PASSWORD_CACHE_SECONDS", 60, minimum=0, maximum=3600)
     MAILSITE_PASSWORD_CACHE_SECONDS = env.int("MAILSITE_PASSWORD_CACHE_SECONDS", 60, minimum=0, maximum=3600)
     MAILSITE_DB_CONN_MAX_AGE = env.int("MAILSITE_DB_CONN_MAX_AGE", 300, minimum=0)
     # POP3 (pop3d/): seconds a session may stay idle before it is closed; RFC 1939 3 asks for at least 10 minutes.
