@@ -137,8 +137,10 @@ def _owners(account_ids: set[int] | list[int]) -> dict[int, _Owner]:
     if not account_ids:
         return {}
     # One query for both kinds: a group whose accounts have no script pays this and nothing more.
-    rows = BeforeScript.objects.filter(enabled=True).values_list(Value("before"), "name", "domain_id", "content")
-    mine = SieveScript.objects.filter(account_id__in=account_ids, active=True)
+    # (No ORDER BY in the parts: SQLite refuses it inside a compound statement; the models order by default.)
+    before_rows = BeforeScript.objects.filter(enabled=True).order_by()
+    rows = before_rows.values_list(Value("before"), "name", "domain_id", "content")
+    mine = SieveScript.objects.filter(account_id__in=account_ids, active=True).order_by()
     rows = rows.union(mine.values_list(Value("own"), "name", "account_id", "content"), all=True)
     before: list[tuple[str, int | None, str]] = []
     own: dict[int, tuple[str, str]] = {}
