@@ -19,7 +19,7 @@ class TotpDeviceAdmin(admin.ModelAdmin):
     list_display = ["account", "confirmed"]
     search_fields = ["account__address"]
     fields = ["account", "confirmed"]
-    readonly_fields = fields
+    readonly_fields = [str(name) for name in fields]
     actions = ["reset"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -41,8 +41,8 @@ class PasskeyAdmin(admin.ModelAdmin):
 
     list_display = ["name", "account", "created", "last_used"]
     search_fields = ["account__address", "name"]
-    fields = list_display
-    readonly_fields = fields
+    fields = [str(name) for name in list_display]
+    readonly_fields = [str(name) for name in list_display]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # registered by the owner's browser
@@ -52,8 +52,8 @@ class PasskeyAdmin(admin.ModelAdmin):
 class AppPasswordAdmin(admin.ModelAdmin):
     list_display = ["name", "account", "protocols", "created", "last_used", "last_used_ip"]
     search_fields = ["account__address", "name"]
-    fields = list_display
-    readonly_fields = fields
+    fields = [str(name) for name in list_display]
+    readonly_fields = [str(name) for name in list_display]
     actions = ["revoke"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -74,7 +74,7 @@ class SignInAdmin(admin.ModelAdmin):
     list_display = ["created", "account", "protocol", "remote_ip", "method"]
     list_filter = ["protocol"]
     search_fields = ["account__address", "remote_ip"]
-    readonly_fields = list_display
+    readonly_fields = [str(name) for name in list_display]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -9,8 +9,9 @@ RFC 5256 3 asks for ties.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from imapd.protocol import Atom, ParseError, Token, astring
 from mailcore.subject import base_subject
@@ -88,6 +89,10 @@ def parse_thread(args: list[Token]) -> tuple[str, list[Token]]:
     return algorithm, args[2:]
 
 
+def _key_for(name: str) -> Callable[[Row], Any]:
+    return lambda row: _key(row, name)
+
+
 def _key(row: Row, name: str) -> object:
     if name == "ARRIVAL":
         return row.internal_date
@@ -109,7 +114,7 @@ def sort(rows: Iterable[Row], criteria: Sequence[tuple[str, bool]]) -> list[int]
     ordered = sorted(rows, key=lambda r: r.uid)
     # Stable sorts from the last criterion to the first give the combined order.
     for name, reverse in reversed(criteria):
-        ordered.sort(key=lambda r, name=name: _key(r, name), reverse=reverse)  # type: ignore[arg-type, return-value]
+        ordered.sort(key=_key_for(name), reverse=reverse)
     return [r.uid for r in ordered]
 
 

@@ -401,9 +401,10 @@ def parse_command(chunks: list[bytes]) -> Command:
             break  # trailing spaces are tolerated
         args.append(reader.token())
     if name == "UID":
-        if not args or not isinstance(args[0], Atom):
+        first = args.pop(0) if args else None
+        if not isinstance(first, Atom):
             raise ParseError("UID needs a command")
-        name = "UID " + args.pop(0).upper()
+        name = "UID " + first.upper()
     return Command(tag_match[0].decode("ascii"), name, args)
 
 

@@ -138,7 +138,7 @@ class Search:
 
 # --- parsing -------------------------------------------------------------------------------------------------
 
-_FLAG_KEYS = {
+_FLAG_KEYS: dict[str, Key] = {
     "ANSWERED": Flag("answered", True),
     "DELETED": Flag("deleted", True),
     "DRAFT": Flag("draft", True),
@@ -288,11 +288,15 @@ def uses_modseq(key: Key) -> bool:
     return False
 
 
+def _is_atom(token: Token, name: str) -> bool:
+    return isinstance(token, Atom) and token.upper() == name
+
+
 def parse(tokens: list[Token]) -> Search:
     """A SEARCH command's arguments: [RETURN (options)] [CHARSET name] keys."""
     pos = 0
     returns: tuple[str, ...] | None = None
-    if len(tokens) > pos + 1 and isinstance(tokens[pos], Atom) and tokens[pos].upper() == "RETURN":
+    if len(tokens) > pos + 1 and _is_atom(tokens[pos], "RETURN"):
         options = tokens[pos + 1]
         if not isinstance(options, list) or any(not isinstance(o, Atom) for o in options):
             raise ParseError("RETURN needs a list of options")
@@ -304,7 +308,7 @@ def parse(tokens: list[Token]) -> Search:
         returns = names or ("ALL",)
         pos += 2
     charset = "US-ASCII"
-    if len(tokens) > pos and isinstance(tokens[pos], Atom) and tokens[pos].upper() == "CHARSET":
+    if len(tokens) > pos and _is_atom(tokens[pos], "CHARSET"):
         if len(tokens) < pos + 2:
             raise ParseError("CHARSET needs a name")
         charset = astring(tokens[pos + 1]).upper()

@@ -99,8 +99,9 @@ def _client() -> client.ClientV2:
     net = client.ClientNetwork(_account_key(), user_agent=USER_AGENT, verify_ssl=verify)  # type: ignore[arg-type]
     directory = client.ClientV2.get_directory(settings.MAILSITE_ACME_DIRECTORY, net)
     acme_client = client.ClientV2(directory, net)
-    contact = {"email": settings.MAILSITE_ACME_EMAIL} if settings.MAILSITE_ACME_EMAIL else {}
-    registration = messages.NewRegistration.from_data(terms_of_service_agreed=True, **contact)
+    registration = messages.NewRegistration.from_data(
+        email=settings.MAILSITE_ACME_EMAIL or None, terms_of_service_agreed=True
+    )
     try:
         net.account = acme_client.new_account(registration)
     except errors.ConflictError as exists:

@@ -57,9 +57,10 @@ async def _end_when_revoked(server: MailsiteSMTP, account_id: int, app_password_
     in transfer then gets no 250, so the client keeps it and nothing is lost."""
 
     def end() -> None:
-        if server.transport is not None:
-            server.transport.write(REVOKED.encode() + b"\r\n")
-            server.transport.close()
+        transport = server.transport
+        if isinstance(transport, asyncio.WriteTransport):
+            transport.write(REVOKED.encode() + b"\r\n")
+            transport.close()
 
     async with ends_session(account_id, app_password_id, end):
         await asyncio.Event().wait()

@@ -84,14 +84,15 @@ async def idle(session: Session, command: Command) -> str:
         while True:
             waiters: set[asyncio.Future] = {line}
             news = None
-            if session.changes is not None:
-                news = asyncio.ensure_future(session.changes.get())
+            changes = session.changes
+            if changes is not None:
+                news = asyncio.ensure_future(changes.get())
                 waiters.add(news)
             done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             if news is not None and news not in done:
                 news.cancel()
-            if news is not None and news in done:
-                await session.changes.put(news.result())  # the session's own check drains it
+            if changes is not None and news is not None and news in done:
+                await changes.put(news.result())  # the session's own check drains it
                 await session.report_changes("IDLE")
                 await session.flush()
             if line in done:

@@ -64,7 +64,7 @@ def _resync(values: list[Token]) -> store.Resync:
     # The sequence match data only helps a server without an expunge log; it is checked and not used.
     if len(rest) > 1 or (rest and not isinstance(rest[0], list)):
         raise ParseError("Invalid QRESYNC parameter")
-    return store.Resync(int(values[0]), fetch.mod_sequence(values[1]), known)
+    return store.Resync(int(str(values[0])), fetch.mod_sequence(values[1]), known)
 
 
 async def _open(session: Session, command: Command, readonly: bool) -> str:
@@ -82,8 +82,9 @@ async def _open(session: Session, command: Command, readonly: bool) -> str:
     selected = session.select(snapshot, readonly)
     session.send_flag_lists()
     session.send(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(selected.uids), len(selected.recent)))
-    if snapshot.first_unseen_uid is not None:
-        session.send(b"* OK [UNSEEN %d] First unseen\r\n" % selected.seq_of(snapshot.first_unseen_uid))
+    first_unseen = None if snapshot.first_unseen_uid is None else selected.seq_of(snapshot.first_unseen_uid)
+    if first_unseen is not None:
+        session.send(b"* OK [UNSEEN %d] First unseen\r\n" % first_unseen)
     session.send(b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % snapshot.uidvalidity)
     session.send(b"* OK [UIDNEXT %d] Predicted next UID\r\n" % snapshot.uidnext)
     # RFC 7162 3.1.2.1: every successful SELECT/EXAMINE tells the highest mod-sequence.

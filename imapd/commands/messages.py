@@ -3,11 +3,14 @@ FETCH, STORE, COPY, MOVE (RFC 6851) and their UID forms, UID EXPUNGE (RFC 4315).
 
 from __future__ import annotations
 
+from typing import cast
+
 from imapd import fetch, sequence, store
 from imapd.commands.args import count, mailbox
-from imapd.protocol import Atom, Command, ParseError, astring
+from imapd.protocol import Atom, Command, ParseError, Token, astring
 from imapd.session import No, Selected, Session
 from mailboxes import asyncdb
+from mailboxes.models import Account
 
 FETCH_BATCH = 1000  # messages per database call
 FETCH_BATCH_BODIES = 50  # when whole bodies or parts of them are read
@@ -17,6 +20,11 @@ def _selected(session: Session) -> Selected:
     assert session.selected is not None
     assert session.account is not None
     return session.selected
+
+
+def _account(session: Session) -> Account:
+    assert session.account is not None
+    return session.account
 
 
 def _writable(session: Session) -> Selected:
@@ -36,7 +44,7 @@ async def close(session: Session, command: Command) -> str:
     selected = _selected(session)
     if not selected.readonly:
         # RFC 3501 6.4.2: expunge silently, no EXPUNGE responses.
-        await asyncdb.call(store.expunge, session.account, selected.mailbox_id, None)
+        await asyncdb.call(store.expunge, _account(session), selected.mailbox_id, None)
     session.unselect()
     return "CLOSE completed"
 
@@ -54,7 +62,7 @@ async def expunge(session: Session, command: Command) -> str:
     uids = None
     if by_uid:
         uids = sequence.uids_in(sequence.uid_ranges(sequence.parse(args[0]), selected.uids, by_uid=True), selected.uids)
-    removed = await asyncdb.call(store.expunge, session.account, selected.mailbox_id, uids)
+    removed = await asyncdb.call(store.expunge, _account(session), selected.mailbox_id, uids)
     session.expunged(removed)
     return f"{command.name} completed"
 
@@ -97,7 +105,7 @@ async def fetch_(session: Session, command: Command) -> str:
         try:
             result = await asyncdb.call(
                 store.fetch,
-                session.account,
+                _account(session),
                 selected.mailbox_id,
                 sequence.runs(batch),
                 selected.max_uid,
@@ -148,7 +156,7 @@ async def store_(session: Session, command: Command) -> str:
         modifier = args.pop(1)
         if len(modifier) != 2 or str(modifier[0]).upper() != "UNCHANGEDSINCE":
             raise ParseError("The STORE modifier is UNCHANGEDSINCE n")
-        unchanged_since = fetch.mod_sequence(modifier[1])
+        unchanged_since = fetch.mod_sequence(cast(Token, modifier[1]))
         session.enable_condstore()
     if len(args) < 3:
         raise ParseError("STORE needs a sequence set, an item and flags")
@@ -168,7 +176,7 @@ async def store_(session: Session, command: Command) -> str:
     flags = [f for f in flags if f.upper() != "\\RECENT"]  # \Recent is the server's to set (RFC 3501 2.3.2)
     ranges = _ranges(selected, token, by_uid)
     result = await asyncdb.call(
-        store.store, session.account, selected.mailbox_id, ranges, selected.max_uid, flags, mode, unchanged_since
+        store.store, _account(session), selected.mailbox_id, ranges, selected.max_uid, flags, mode, unchanged_since
     )
     for _uid, _modseq, current in result.messages:
         session.announce_keywords(current)
@@ -201,7 +209,9 @@ async def _copy(session: Session, command: Command, move: bool) -> str:
     token, target = count(command, 2)
     ranges = _ranges(selected, token, by_uid)
     name = mailbox(target)
-    result = await asyncdb.call(store.copy, session.account, selected.mailbox_id, ranges, selected.max_uid, name, move)
+    result = await asyncdb.call(
+        store.copy, _account(session), selected.mailbox_id, ranges, selected.max_uid, name, move
+    )
     if result is None:
         raise No("[TRYCREATE] No such folder")
     uidvalidity, pairs = result
