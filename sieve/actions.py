@@ -56,7 +56,3 @@ class Result:
 
     actions: list[Action]
     error: str | None = None
-
-    @property
-    def deliveries(self) -> list[Keep | FileInto]:
-        return [a for a in self.actions if isinstance(a, Keep | FileInto)]
