@@ -134,3 +134,17 @@ def test_a_broken_script_keeps_the_message(make_account, caplog):
     assert where(frank, "hi") == [("INBOX", False, False, "")]
     assert not OutboundMessage.objects.exists()
     assert "message kept in the Inbox" in caplog.text
+
+
+def test_junk_verdict_and_scripts(alice):
+    reports = actions.deliver_many(
+        [
+            (mail("invoice 9"), "bob@remote.example", [alice.address]),
+            (mail("hello"), "bob@remote.example", [alice.address]),
+        ],
+        junk=[True, True],
+    )
+    assert all(isinstance(r, actions.DeliveryReport) for r in reports)
+    # Filed by the script: stays where the script put it; left in the Inbox: the MX's verdict moves it to Junk.
+    assert where(alice, "invoice 9") == [("Bills/2026", True, False, "$Bill")]
+    assert where(alice, "hello") == [("Junk", False, False, "")]
