@@ -70,7 +70,8 @@ Inbound trust at the MX (mailauth/):
 | MAILSITE_AUTH_TIMEOUT           | 20      | seconds all checks of one message may take (RFC 7208 4.6.4)      |
 | MAILSITE_AUTH_THREADS           | 8       | threads per listener process doing verification (blocking DNS)   |
 | MAILSITE_DKIM_MAX_SIGNATURES    | 10      | DKIM signatures verified per message; later ones are not         |
-| MAILSITE_REJECT_SPF_FAIL        | false   | refuse (550 5.7.1) SPF fail even where DMARC does not ask to     |
+| MAILSITE_REJECT_SPF_FAIL        | false   | refuse (550 5.7.23) SPF fail even where DMARC does not ask to    |
+| MAILSITE_REJECT_DKIM_FAIL       | false   | refuse (550 5.7.20) a failed DKIM signature with none passing    |
 | MAILSITE_AUTH_CACHE_SECONDS     | 10      | seconds a process keeps our domains and users' junk settings     |
 | MAILSITE_RSPAMD_URL             | (none)  | rspamd's scanner (http://host:11333); unset: built-in filter     |
 | MAILSITE_RSPAMD_CONTROLLER_URL  | (none)  | rspamd's controller (http://host:11334), for training            |
@@ -201,6 +202,7 @@ try:
     MAILSITE_AUTH_THREADS = env.int("MAILSITE_AUTH_THREADS", 8, minimum=1, maximum=256)
     MAILSITE_DKIM_MAX_SIGNATURES = env.int("MAILSITE_DKIM_MAX_SIGNATURES", 10, minimum=1, maximum=100)
     MAILSITE_REJECT_SPF_FAIL = env.bool("MAILSITE_REJECT_SPF_FAIL", False)
+    MAILSITE_REJECT_DKIM_FAIL = env.bool("MAILSITE_REJECT_DKIM_FAIL", False)
     MAILSITE_AUTH_CACHE_SECONDS = env.float("MAILSITE_AUTH_CACHE_SECONDS", 10.0)
     MAILSITE_RSPAMD_URL = env.str("MAILSITE_RSPAMD_URL", "")
     MAILSITE_RSPAMD_CONTROLLER_URL = env.str("MAILSITE_RSPAMD_CONTROLLER_URL", "")

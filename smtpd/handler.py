@@ -236,7 +236,12 @@ class Handler:
         decision = policy.AuthDecision()
         if authentication:
             verdict, local = authentication
-            decision = policy.authentication_decision(verdict, local, reject_spf_fail=settings.MAILSITE_REJECT_SPF_FAIL)
+            decision = policy.authentication_decision(
+                verdict,
+                local,
+                reject_spf_fail=settings.MAILSITE_REJECT_SPF_FAIL,
+                reject_dkim_fail=settings.MAILSITE_REJECT_DKIM_FAIL,
+            )
             notes.append(f"auth=[{'; '.join(verdict.resinfos())}]")
         if decision.reply:
             return decision.reply, raw, False

@@ -261,6 +261,7 @@ def with_protocol(*, extended: bool, tls: bool, authenticated: bool, smtputf8: b
 
 AUTH_TEMPORARY = "451 4.7.0 Sender authentication could not be completed (DNS), try again later"
 SPF_FAILED = "550 5.7.23 SPF validation failed"
+DKIM_FAILED = "550 5.7.20 No passing DKIM signature found"
 
 
 def dmarc_rejected(domain: str) -> str:
@@ -283,13 +284,16 @@ def _within(domain: str, parent: str) -> bool:
     return bool(parent) and (domain == parent or domain.endswith("." + parent))
 
 
-def authentication_decision(verdict: Verdict, claimed_local: Collection[str], *, reject_spf_fail: bool) -> AuthDecision:
+def authentication_decision(
+    verdict: Verdict, claimed_local: Collection[str], *, reject_spf_fail: bool, reject_dkim_fail: bool = False
+) -> AuthDecision:
     """What the MX does with a message from the outside after verification.
 
     `claimed_local`: those of our own domains the message claims as its MAIL FROM or From: domain. Such a
     claim needs SPF to pass for that very domain or a valid DKIM signature of it (or of a parent domain),
     whatever DMARC record we publish. DMARC p=reject failures are refused, p=quarantine failures go to Junk;
-    SPF alone refuses only with `reject_spf_fail`. A temporary result refuses temporarily, and only where the
+    SPF alone refuses only with `reject_spf_fail`, DKIM alone (a signature that fails, none that passes) only
+    with `reject_dkim_fail`. A temporary result refuses temporarily, and only where the
     final result could have been a refusal; otherwise the message is delivered and the header says temperror.
     """
     for domain in claimed_local:
@@ -313,6 +317,12 @@ def authentication_decision(verdict: Verdict, claimed_local: Collection[str], *,
         return AuthDecision(SPF_FAILED)
     if reject_spf_fail and verdict.spf.result == "temperror":
         return AuthDecision(AUTH_TEMPORARY)
+    results = {d.result for d in verdict.dkim}
+    if reject_dkim_fail and "pass" not in results:
+        if "fail" in results:
+            return AuthDecision(DKIM_FAILED)
+        if "temperror" in results:
+            return AuthDecision(AUTH_TEMPORARY)
     return AuthDecision(junk=junk)
 
 

@@ -255,3 +255,11 @@ def test_dmarc_quarantine_files_into_junk(mx, zone):
     [copy] = Message.objects.filter(account__address="alice@example.com").select_related("mailbox")
     assert copy.mailbox.role == Role.JUNK
     assert "dmarc=fail (p=quarantine dis=quarantine" in auth_results(only_message())
+
+
+def test_dkim_fail_refused_when_configured(mx, zone, settings):
+    settings.MAILSITE_REJECT_DKIM_FAIL = True
+    publish_key(zone, "sender.test")
+    tampered = dkim_sign(message(), "sender.test").replace(b"Hi there.", b"Hi there!")
+    assert send(mx, tampered) == (550, "5.7.20 No passing DKIM signature found")
+    assert send(mx, dkim_sign(message(subject="intact"), "sender.test"))[0] == 250

@@ -194,3 +194,19 @@ def test_claims_use_a_labels():
     found = claims.read("From: Jörg <jörg@München.test>\r\n\r\n".encode())
     assert found.author_domains == ("xn--mnchen-3ya.test",)
     assert found.mentioned_domains == ("xn--mnchen-3ya.test",)
+
+
+def test_dkim_refusals_only_when_configured():
+    failed = verdict(dkim=[DkimResult("fail", "sender.test", "s")])
+    assert policy.authentication_decision(failed, [], reject_spf_fail=False).reply is None
+    assert policy.authentication_decision(failed, [], reject_spf_fail=False, reject_dkim_fail=True).reply == (
+        policy.DKIM_FAILED
+    )
+    rescued = verdict(dkim=[DkimResult("fail", "a.test", "s"), DkimResult("pass", "b.test", "s")])
+    assert policy.authentication_decision(rescued, [], reject_spf_fail=False, reject_dkim_fail=True).reply is None
+    unsigned = verdict()
+    assert policy.authentication_decision(unsigned, [], reject_spf_fail=False, reject_dkim_fail=True).reply is None
+    temporary = verdict(dkim=[DkimResult("temperror", "sender.test", "s")])
+    assert policy.authentication_decision(temporary, [], reject_spf_fail=False, reject_dkim_fail=True).reply == (
+        policy.AUTH_TEMPORARY
+    )
