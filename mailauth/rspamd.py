@@ -30,7 +30,7 @@ class RspamdUnavailable(Exception):
     """rspamd could not be asked or gave no usable answer."""
 
 
-def _target(url: str) -> tuple[str, int, str]:
+def target(url: str) -> tuple[str, int, str]:
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
         raise RspamdUnavailable(f"not an http:// URL: {url!r}")
@@ -56,7 +56,7 @@ def parse_check_reply(status: int, body: bytes) -> SpamScore:
         raise RspamdUnavailable(f"unreadable answer: {exc}") from exc
 
 
-def _split_response(data: bytes) -> tuple[int, bytes]:
+def split_response(data: bytes) -> tuple[int, bytes]:
     head, sep, body = data.partition(b"\r\n\r\n")
     if not sep:
         raise RspamdUnavailable("incomplete HTTP response")
@@ -66,7 +66,10 @@ def _split_response(data: bytes) -> tuple[int, bytes]:
     except (IndexError, ValueError) as exc:
         raise RspamdUnavailable("bad HTTP status line") from exc
     if any(line.lower().replace(b" ", b"") == b"transfer-encoding:chunked" for line in header_lines):
-        body = _unchunk(body)
+        try:
+            body = _unchunk(body)
+        except ValueError as exc:
+            raise RspamdUnavailable("bad chunked encoding") from exc
     return status, body
 
 
@@ -84,7 +87,7 @@ def _unchunk(body: bytes) -> bytes:
 
 async def check(url: str, raw: bytes, envelope: Mapping[str, str | list[str]], *, limit: float) -> SpamScore:
     """POST the message to <url>/checkv2; the whole exchange is bounded by `limit` seconds."""
-    host, port, path = _target(url)
+    host, port, path = target(url)
     request = (
         (
             f"POST {path}/checkv2 HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {len(raw)}\r\n"
@@ -117,13 +120,13 @@ async def check(url: str, raw: bytes, envelope: Mapping[str, str | list[str]], *
         raise RspamdUnavailable(str(exc) or exc.__class__.__name__) from exc
     if len(data) > MAX_RESPONSE:
         raise RspamdUnavailable("answer too large")
-    return parse_check_reply(*_split_response(data))
+    return parse_check_reply(*split_response(data))
 
 
 def learn(controller_url: str, raw: bytes, *, spam: bool, timeout: float) -> str:
     """Train rspamd (blocking; run from a Celery task). rspamd keeps a learn cache per message, so the same
     message learnt twice as the same class is a no-op, and learnt as the other class is relearnt."""
-    host, port, path = _target(controller_url)
+    host, port, path = target(controller_url)
     connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         connection.request("POST", f"{path}/{'learnspam' if spam else 'learnham'}", body=raw)
