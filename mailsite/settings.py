@@ -72,6 +72,7 @@ Inbound trust at the MX (mailauth/):
 | MAILSITE_DKIM_MAX_SIGNATURES    | 10      | DKIM signatures verified per message; later ones are not         |
 | MAILSITE_REJECT_SPF_FAIL        | false   | refuse (550 5.7.23) SPF fail even where DMARC does not ask to    |
 | MAILSITE_REJECT_DKIM_FAIL       | false   | refuse (550 5.7.20) a failed DKIM signature with none passing    |
+| MAILSITE_DNSBL_ZONES            | (none)  | blocklists (zen.spamhaus.org,...); listed clients get 554 5.7.1  |
 | MAILSITE_AUTH_CACHE_SECONDS     | 10      | seconds a process keeps our domains and users' junk settings     |
 | MAILSITE_RSPAMD_URL             | (none)  | rspamd's scanner (http://host:11333); unset: built-in filter     |
 | MAILSITE_RSPAMD_CONTROLLER_URL  | (none)  | rspamd's controller (http://host:11334), for training            |
@@ -203,6 +204,7 @@ try:
     MAILSITE_DKIM_MAX_SIGNATURES = env.int("MAILSITE_DKIM_MAX_SIGNATURES", 10, minimum=1, maximum=100)
     MAILSITE_REJECT_SPF_FAIL = env.bool("MAILSITE_REJECT_SPF_FAIL", False)
     MAILSITE_REJECT_DKIM_FAIL = env.bool("MAILSITE_REJECT_DKIM_FAIL", False)
+    MAILSITE_DNSBL_ZONES = env.list("MAILSITE_DNSBL_ZONES", [])
     MAILSITE_AUTH_CACHE_SECONDS = env.float("MAILSITE_AUTH_CACHE_SECONDS", 10.0)
     MAILSITE_RSPAMD_URL = env.str("MAILSITE_RSPAMD_URL", "")
     MAILSITE_RSPAMD_CONTROLLER_URL = env.str("MAILSITE_RSPAMD_CONTROLLER_URL", "")

@@ -7,15 +7,17 @@ the reply is a success.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
+import weakref
 from typing import cast
 
 from aiosmtpd.smtp import AuthResult, Envelope, Session
 from django.conf import settings
 
 from credentials.revocation import ends_session
-from mailauth import claims, junk, tally, verify
+from mailauth import claims, dnsbl, junk, tally, verify
 from mailauth import queries as mailauth_queries
 from mailauth import results as ar_results
 from mailboxes import actions, asyncdb, signin
@@ -74,6 +76,7 @@ class Handler:
         self.delimiter: str = settings.MAILSITE_RECIPIENT_DELIMITER
         self.local_domains = mailauth_queries.LocalDomains()
         self.tally = tally.Tally()
+        self._dnsbl: weakref.WeakKeyDictionary[MailsiteSMTP, str | None] = weakref.WeakKeyDictionary()
         if not role.submission and settings.MAILSITE_AUTH_VERIFY:
             verify.prepare()
 
@@ -112,6 +115,10 @@ class Handler:
         reply = policy.check_sender(sender, smtputf8="SMTPUTF8" in options)
         if reply:
             return reply
+        if not self.role.submission and settings.MAILSITE_DNSBL_ZONES and self._from_outside(server.client_ip):
+            zone = await self._dnsbl_zone(server)
+            if zone:
+                return policy.dnsbl_listed(server.client_ip, zone)
         if self.role.submission:
             own = await asyncdb.call(lookups.sender_addresses, cast(Account, session.auth_data).pk)
             if not policy.sender_allowed(sender, own, delimiter=self.delimiter):
@@ -207,6 +214,20 @@ class Handler:
         except ValueError:
             return True
         return not any(address in network for network in settings.MAILSITE_TRUSTED_NETWORKS)
+
+    async def _dnsbl_zone(self, server: MailsiteSMTP) -> str | None:
+        """The blocklist listing this client, asked once per connection (at its first MAIL), off the loop."""
+        if server not in self._dnsbl:
+            self._dnsbl[server] = await asyncio.get_running_loop().run_in_executor(
+                verify.executor(),
+                functools.partial(
+                    dnsbl.listing_zone,
+                    server.client_ip,
+                    settings.MAILSITE_DNSBL_ZONES,
+                    timeout=settings.MAILSITE_DNS_TIMEOUT,
+                ),
+            )
+        return self._dnsbl[server]
 
     async def _inbound_checks(
         self,

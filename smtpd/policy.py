@@ -338,6 +338,11 @@ def spam_decision(score: float | None, *, junk_score: float, reject_score: float
     return AuthDecision(junk=score >= junk_score)
 
 
+def dnsbl_listed(ip: str, zone: str) -> str:
+    """RFC 5782 6: a client on a DNS blocklist; 554, as Postfix's postscreen and mox answer."""
+    return f"554 5.7.1 Service unavailable; client [{ip}] is listed by {zone}"
+
+
 # --- Connections ----------------------------------------------------------------------------------------------
 
 
