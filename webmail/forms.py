@@ -71,7 +71,7 @@ class ComposeForm(forms.Form):
 
     def _addresses(self, name: str):
         try:
-            return parse_field(self.cleaned_data.get(name, ""), self.fields[name].label)
+            return parse_field(self.cleaned_data.get(name, ""), str(self.fields[name].label or name))
         except AddressError as exc:
             raise forms.ValidationError(str(exc)) from None
 

@@ -103,7 +103,7 @@ def folders(account: Account, *, totals: bool = False) -> list[Mailbox]:
     rows = Mailbox.objects.filter(account=account).annotate(unread=Coalesce(Subquery(unread), 0))
     if totals:
         rows = rows.annotate(total=Count("messages"))
-    rank = {role: index for index, role in enumerate(ROLE_ORDER)}
+    rank = {str(role): index for index, role in enumerate(ROLE_ORDER)}
     return sorted(rows, key=lambda m: (rank.get(m.role, len(rank)), m.name.casefold()))
 
 

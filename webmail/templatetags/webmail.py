@@ -12,7 +12,7 @@ register = template.Library()
 
 
 @register.filter
-def filesize(size: int) -> str:
+def filesize(size: float) -> str:
     for unit in ("bytes", "KB", "MB"):
         if size < 1024 or unit == "MB":
             return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}".replace(".0 ", " ")

@@ -236,7 +236,7 @@ def _own(request: HttpRequest, pk: int | None, role: Role | None = None) -> Mess
 
 def _problems(form: ComposeForm) -> list[str]:
     """Every error of the form as one line a person reads ("To: ...")."""
-    lines = []
+    lines: list[str] = []
     for name, errors in form.errors.items():
         label = form.fields[name].label if name in form.fields else None
         lines.extend(f"{label}: {error}" if label else str(error) for error in errors)

@@ -39,7 +39,7 @@ def _close_connection() -> None:
     connection.close()  # looked up here, in the thread that owns the connection
 
 
-async def events(request: HttpRequest) -> HttpResponse:
+async def events(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     user = await request.auser()
     # The session lookup opened a database connection in this request's thread; the stream may stay open for
     # hours and never needs it again, so it is closed now rather than when the stream ends.

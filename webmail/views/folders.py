@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import messages as notices
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -11,6 +12,10 @@ from mailboxes import actions
 from webmail import queries
 from webmail.forms import FolderForm
 from webmail.views.common import account, account_required, folder_of
+
+
+def _name_errors(form: forms.Form) -> str:
+    return " ".join(str(error) for error in form.errors.get("name", []))
 
 
 @account_required
@@ -31,7 +36,9 @@ def create(request: HttpRequest) -> HttpResponse:
         else:
             notices.success(request, f"Folder {created.name} created.")
     else:
-        notices.error(request, f"The folder was not created: {' '.join(form.errors.get('name', []))}")
+        notices.error(
+            request, f"The folder was not created: {' '.join(str(error) for error in form.errors.get('name', []))}"
+        )
     return redirect("webmail:folders")
 
 
@@ -50,7 +57,9 @@ def rename(request: HttpRequest, folder_id: int) -> HttpResponse:
         else:
             notices.success(request, f"Folder renamed to {form.cleaned_data['name']}.")
     else:
-        notices.error(request, f"The folder was not renamed: {' '.join(form.errors.get('name', []))}")
+        notices.error(
+            request, f"The folder was not renamed: {' '.join(str(error) for error in form.errors.get('name', []))}"
+        )
     return redirect("webmail:folders")
 
 

@@ -60,7 +60,7 @@ def _list_context(request: HttpRequest, folder: Mailbox | None) -> dict:
         "page_url": _without_fragment(request.path, request.GET.urlencode()),
         "folders": all_folders,
         # The tab's title starts with the Inbox's unread count, as mail clients' do.
-        "inbox_unread": next((f.unread for f in all_folders if f.role == Role.INBOX), 0),
+        "inbox_unread": next((getattr(f, "unread", 0) for f in all_folders if f.role == Role.INBOX), 0),
         "page": page,
         "query": query,
         "search_problems": parse_terms(query).problems if query else [],

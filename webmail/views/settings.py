@@ -8,7 +8,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from mailboxes.models import Account
+from mailboxes import actions
 from webmail import preferences, sanitize
 from webmail.forms import SettingsForm
 from webmail.views.common import account, account_required
@@ -44,8 +44,8 @@ def settings_view(request: HttpRequest) -> HttpResponse:
             chosen.undo_send_seconds = data["undo_send_seconds"]
             chosen.save()
             if data["display_name"] != me.display_name:
-                # The display name is a column of the account itself, which the admin also edits in place.
-                Account.objects.filter(pk=me.pk).update(display_name=data["display_name"])
+                # The display name is a column of the account itself: written by the store's action.
+                actions.update_account(me, display_name=data["display_name"])
         notices.success(request, "Settings saved.")
         return redirect("webmail:settings")
     status = 400 if form.errors else 200
