@@ -7,7 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 # Protocols an app password can be limited to. The webmail and admin never accept app passwords.
-MAIL_PROTOCOLS = ("imap", "pop3", "smtp")
+MAIL_PROTOCOLS = ("imap", "pop3", "smtp", "sieve")  # "sieve": ManageSieve (RFC 5804)
 
 
 class AppPassword(models.Model):

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from credentials import actions, tokens, totp
 from credentials.models import AppPassword, RecoveryCode, TotpDevice
+from mailboxes.actions import authenticate
 from mailboxes.models import Account
 from tests.conftest import PASSWORD
 
@@ -164,3 +165,12 @@ def test_a_browser_signs_another_out(alice) -> None:
     laptop.post(reverse("webmail:end_session"), {"session": sessions[1].pk})
     assert phone.get(reverse("webmail:security")).url.startswith(reverse("webmail:login"))
     assert [s.user_agent for s in actions.web_sessions(alice)] == ["Laptop browser"]
+
+
+def test_managesieve_takes_app_passwords_and_honours_their_requirement(alice) -> None:
+    _, secret = actions.create_app_password(alice, "Thunderbird filters", ["sieve"])
+    assert authenticate(alice.address, secret, remote_ip=None, protocol="sieve").ok
+    assert not authenticate(alice.address, secret, remote_ip=None, protocol="imap").ok
+    assert authenticate(alice.address, PASSWORD, remote_ip=None, protocol="sieve").ok
+    actions.set_require_app_passwords(alice, True)
+    assert not authenticate(alice.address, PASSWORD, remote_ip=None, protocol="sieve").ok
