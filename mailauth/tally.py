@@ -11,7 +11,8 @@ import asyncio
 import datetime
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from django.db import connection
 
@@ -34,7 +35,7 @@ _UPSERT = (
 def add(counts: dict[tuple[str, str], int], day: datetime.date) -> None:
     """Add counts by (domain, outcome) to the day's rows (domains in ascending order: no deadlocks)."""
     domains = sorted({domain for domain, _ in counts})
-    rows = [(d, day, *(counts.get((d, outcome), 0) for outcome in OUTCOMES)) for d in domains]
+    rows: list[Sequence[Any]] = [(d, day, *(counts.get((d, outcome), 0) for outcome in OUTCOMES)) for d in domains]
     with connection.cursor() as cursor:
         cursor.executemany(_UPSERT, rows)
 

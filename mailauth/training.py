@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 
 from mailauth import bayes
 from mailauth.models import JunkToken, JunkTraining
+from mailboxes.actions.locks import action, lock
 
 _UPSERT = (
     f"INSERT INTO {JunkToken._meta.db_table} (account_id, token, spam, ham) VALUES (%s, %s, %s, %s) "
@@ -29,24 +30,26 @@ def _count(account_id: int, tokens: Sequence[int], spam: int, ham: int) -> None:
         cursor.executemany(_UPSERT, [(account_id, token, spam, ham) for token in sorted(tokens)])
 
 
+@action
 def train_builtin(account_id: int, raw: bytes, *, spam: bool) -> bool:
-    """Count the message's tokens for the account as spam or ham; False when it already was so trained."""
+    """Count the message's tokens for the account as spam or ham; False when it already was so trained.
+
+    The account's row lock (the store's lock helper) makes the trainings of one account take turns, so the
+    record of what was learnt and the counts always agree."""
     digest = hashlib.sha256(raw).hexdigest()
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                JunkTraining.objects.create(account_id=account_id, digest=digest, spam=spam)
-        except IntegrityError:
-            previous = JunkTraining.objects.select_for_update().get(account_id=account_id, digest=digest)
-            if previous.spam == spam:
-                return False
-            previous.spam = spam
-            previous.save(update_fields=["spam"])
-            # Relearning: the message's tokens leave the class it was counted in.
-            _count(account_id, bayes.tokens(raw), 1 if spam else -1, -1 if spam else 1)
-            return True
+    lock(accounts=[account_id])
+    previous = JunkTraining.objects.filter(account_id=account_id, digest=digest).first()
+    if previous is None:
+        JunkTraining.objects.create(account_id=account_id, digest=digest, spam=spam)
         _count(account_id, bayes.tokens(raw), 1 if spam else 0, 0 if spam else 1)
         return True
+    if previous.spam == spam:
+        return False
+    previous.spam = spam
+    previous.save(update_fields=["spam"])
+    # Relearning: the message's tokens leave the class it was counted in.
+    _count(account_id, bayes.tokens(raw), 1 if spam else -1, -1 if spam else 1)
+    return True
 
 
 def schedule(message_ids: Sequence[int], *, spam: bool) -> None:
