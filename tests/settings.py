@@ -26,6 +26,21 @@ _ci = os.environ.get("CI", "").lower() == "true"
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 _worker_number = int(_worker.removeprefix("gw") or 0)
 
+# pytest-xdist's workers inherit the environment of the controller, where this file ran first: values it made
+# up for one test process (its broker database, data dir and TLS pair) are made again by each worker, so
+# parallel workers never share queues, metrics files or certificates. Values given by the user are kept.
+_MADE_FOR, _MADE = "MAILSITE_TEST_SETTINGS_FOR", "MAILSITE_TEST_SETTINGS_MADE"
+if os.environ.get(_MADE_FOR, _worker) != _worker:
+    for _name in os.environ.pop(_MADE, "").split(","):
+        os.environ.pop(_name, None)
+_made: list[str] = [name for name in os.environ.get(_MADE, "").split(",") if name]
+
+
+def _make(name: str, value: str) -> None:
+    os.environ[name] = value
+    _made.append(name)
+
+
 if not os.environ.get("DATABASE_URL"):
     if _answers("127.0.0.1", 5432):
         os.environ["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/mailsite"
@@ -37,14 +52,15 @@ if not os.environ.get("DATABASE_URL"):
 if not os.environ.get("MAILSITE_BROKER_URL"):
     if _answers("127.0.0.1", 6379):
         # One Redis database per xdist worker so parallel workers never share queues.
-        os.environ["MAILSITE_BROKER_URL"] = f"redis://127.0.0.1:6379/{1 + _worker_number % 15}"
+        _make("MAILSITE_BROKER_URL", f"redis://127.0.0.1:6379/{1 + _worker_number % 15}")
     elif _ci:
         sys.exit("tests: CI=true but Redis does not answer on 127.0.0.1:6379 and MAILSITE_BROKER_URL is not set")
     else:
         sys.stderr.write("tests: Redis not found on 127.0.0.1:6379, using the embedded broker\n")
 
 # Each test process gets its own data dir (TLS pair, broker spool, SQLite file).
-os.environ.setdefault("MAILSITE_DATA_DIR", tempfile.mkdtemp(prefix=f"mailsite-test-{_worker}-"))
+if not os.environ.get("MAILSITE_DATA_DIR"):
+    _make("MAILSITE_DATA_DIR", tempfile.mkdtemp(prefix=f"mailsite-test-{_worker}-"))
 os.environ.setdefault("MAILSITE_HOSTNAME", "mx.mailsite.test")
 os.environ.setdefault("MAILSITE_AUTH_FAILURE_DELAY", "0.05")
 # The MX verifies senders over DNS; the tests that want it turn it on with a loopback DNS server
@@ -70,8 +86,9 @@ def _trustme_pair(data_dir: str) -> None:
 
 if not os.environ.get("MAILSITE_TLS_CERT"):
     _trustme_pair(os.environ["MAILSITE_DATA_DIR"])
-    os.environ["MAILSITE_TLS_CERT"] = os.path.join(os.environ["MAILSITE_DATA_DIR"], "test-cert.pem")
-    os.environ["MAILSITE_TLS_KEY"] = os.path.join(os.environ["MAILSITE_DATA_DIR"], "test-key.pem")
+    _make("MAILSITE_TLS_CERT", os.path.join(os.environ["MAILSITE_DATA_DIR"], "test-cert.pem"))
+    _make("MAILSITE_TLS_KEY", os.path.join(os.environ["MAILSITE_DATA_DIR"], "test-key.pem"))
+os.environ[_MADE_FOR], os.environ[_MADE] = _worker, ",".join(dict.fromkeys(_made))
 TEST_CA_FILE = os.path.join(os.environ["MAILSITE_DATA_DIR"], "test-ca.pem")
 
 from mailsite.settings import *  # noqa: E402,F403 - the product settings are the base
