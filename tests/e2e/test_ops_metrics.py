@@ -88,8 +88,8 @@ def test_counters_of_other_processes_and_hosts_are_merged(transactional_db, sett
     """Another process, writing where another host's processes write: its counts appear in this scrape."""
     before = scrape()
     other_host = settings.MAILSITE_METRICS_DIR / "other-host"
-    # A listener name of its own: the workers of a parallel test run may share the metrics directory.
-    counting = "import django; django.setup()\nfrom ops import metrics\nmetrics.CONNECTIONS.labels('merge-test').inc(3)\n"
+    # A listener name that no other test counts.
+    counting = "import django; django.setup()\nfrom ops import metrics\nmetrics.CONNECTIONS.labels('merged').inc(3)\n"
     subprocess.run(
         [sys.executable, "-c", counting],
         cwd=ROOT,
@@ -100,8 +100,8 @@ def test_counters_of_other_processes_and_hosts_are_merged(transactional_db, sett
     assert list(other_host.glob("counter_*.db"))
     after = scrape()
     assert (
-        value(after, "mailsite_connections_total", listener="merge-test")
-        - value(before, "mailsite_connections_total", listener="merge-test")
+        value(after, "mailsite_connections_total", listener="merged")
+        - value(before, "mailsite_connections_total", listener="merged")
         == 3
     )
 
