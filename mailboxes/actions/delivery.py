@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from mailboxes import bulk, changes
 from mailboxes.actions import counters, queueing, storing
-from mailboxes.actions.locks import action, lock
+from mailboxes.actions.locks import action, lock, taken
 from mailboxes.models import Mailbox, Message, MessageBody, Role
 from mailboxes.recipients import DeliveryReport, Expansion, RecipientStatus, Resolution, expansion, resolution_of
 from mailcore.dsn import RecipientReport, build_dsn
@@ -96,15 +96,20 @@ def _store(items: Sequence[_Incoming]) -> None:
         }
     )
     junk_folders = _junk_folders(items)
-    lock(
-        folders=[*junk_folders.values(), *filing.folders],
-        inboxes_of=by_account,
-        accounts=set(by_account) | filing.accounts,
-    )
+    other_folders = [*junk_folders.values(), *filing.folders]
+    accounts = set(by_account) | filing.accounts
+    # One Inbox and its account (the MX's common case): the two UPDATEs below lock them in the store's order,
+    # the folder and then the account, so only the lock helper's record is needed, not two statements more.
+    single = len(by_account) == 1 and accounts == set(by_account) and not other_folders
+    if not single:
+        lock(folders=other_folders, inboxes_of=by_account, accounts=accounts)
     inboxes = counters.allocate_inbox_uids_many({account_id: len(group) for account_id, group in by_account.items()})
     charges = counters.charge_quota_many(
         {account_id: [len(item.stored) for item in group] for account_id, group in by_account.items()}
     )
+    if single:
+        [(account_id, (inbox_id, _, _))] = inboxes.items()
+        taken(folder=inbox_id, account=account_id)
     rows: list[tuple[_Incoming, Message]] = []
     for account_id, group in sorted(by_account.items()):
         inbox_id, first_uid, modseq = inboxes[account_id]

@@ -145,6 +145,14 @@ def lock(*, folders: Iterable[int] = (), inboxes_of: Iterable[int] = (), account
     return Locked(inboxes)
 
 
+def taken(*, folder: int, account: int) -> None:
+    """Record the locks an action's own UPDATEs just took, one folder and then one account: with a single row of
+    each kind, taking them in that order needs no statement of its own. Refused like `lock()` when they sort
+    before a lock already held."""
+    _remember(FOLDER, _check(FOLDER, [folder]))
+    _remember(ACCOUNT, _check(ACCOUNT, [account]))
+
+
 def lock_outbound(rows: QuerySet[M], *, skip_locked: bool = False) -> list[M]:
     """Lock the outbound queue rows of `rows` and return them (ascending id). `skip_locked`: leave out rows
     another transaction holds, for claiming work (a queue, not a wait)."""
