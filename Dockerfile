@@ -7,5 +7,5 @@ RUN pip install --no-cache-dir --editable .
 COPY . .
 RUN mkdir -p /data
 VOLUME /data
-EXPOSE 25 465 587 110 995 143 993 8000
+EXPOSE 25 465 587 110 995 143 993 4190 80 443
 CMD ["python", "manage.py", "runmail"]
