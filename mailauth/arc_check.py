@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import dkim
 
 from mailauth import dnsquery
 from mailauth.dkim_check import KeyLookup, quiet_logger
+from mailcore.fields import has_field
 
 # RFC 8617 4.2.1: at most 50 ARC sets; dkimpy stops at that limit too.
 
@@ -19,14 +19,8 @@ class ArcResult:
     reason: str = ""
 
 
-def _has_arc_seal(raw: bytes) -> bool:
-    end = raw.find(b"\r\n\r\n")
-    head = raw[: end + 2] if end >= 0 else raw
-    return re.search(rb"(?im)^arc-seal[ \t]*:", head) is not None
-
-
 def verify(raw: bytes, *, timeout: float) -> ArcResult:
-    if not _has_arc_seal(raw):
+    if not has_field(raw, b"ARC-Seal"):
         return ArcResult("none")  # no ARC set: not worth a second parse of the message
     lookup = KeyLookup(timeout)
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mailcore.fields import header_end
 from mailcore.headers import header_str, parse_address_list
 from mailcore.idn import ascii_domain
 
@@ -26,18 +27,13 @@ class Claims:
     mentioned_domains: tuple[str, ...]  # every domain after an "@" in any From: field (for forged local senders)
 
 
-def _header(raw: bytes) -> bytes:
-    end = raw.find(b"\r\n\r\n")
-    return raw if end < 0 else raw[: end + 2]
-
-
 def _domain(text: str) -> str:
     # A-labels, as our domains are stored and DNS, SPF and DKIM name them (an IDN From: must align too).
     return ascii_domain(text)
 
 
 def read(raw: bytes) -> Claims:
-    values = [re.sub(rb"\r\n([ \t])", rb"\1", m.group(1)) for m in _FIELD.finditer(_header(raw))]
+    values = [re.sub(rb"\r\n([ \t])", rb"\1", m.group(1)) for m in _FIELD.finditer(raw, 0, header_end(raw))]
     authors: dict[str, None] = {}
     addresses: dict[str, None] = {}
     mentioned: dict[str, None] = {}

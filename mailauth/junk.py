@@ -18,6 +18,7 @@ from django.conf import settings
 from mailauth import bayes, queries, rspamd, verify
 from mailauth.verify import Envelope
 from mailboxes import asyncdb
+from mailcore.fields import header_end
 
 log = logging.getLogger("mailauth.junk")
 
@@ -132,8 +133,7 @@ async def _builtin(raw: bytes, facts: queries.JunkFacts, lists: Lists) -> JunkRe
 
 
 def remove_spam_fields(raw: bytes) -> bytes:
-    end = raw.find(b"\r\n\r\n")
-    end = len(raw) if end < 0 else end + 2
+    end = header_end(raw)
     return _FIELDS.sub(b"", raw[:end]) + raw[end:]
 
 

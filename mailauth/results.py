@@ -9,18 +9,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from mailcore.fields import header_end
+
 # One header field with its folded continuation lines (RFC 5322 2.2.3).
 _AR_FIELD = re.compile(rb"(?im)^authentication-results[ \t]*:[^\r\n]*(?:\r\n[ \t][^\r\n]*)*(?:\r\n|$)")
 _COMMENT = re.compile(rb"\((?:[^()\\]|\\.)*\)")
 _TOKEN = re.compile(r"^[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+$")  # RFC 2045 5.1 token characters
 _PROPERTY_VALUE = re.compile(r"^[!#$%&'*+\-./0-9=?A-Z^_`a-z{|}~@]+$")  # RFC 8601 2.2 pvalue, simplified
-
-
-def _header_end(raw: bytes) -> int:
-    if raw.startswith(b"\r\n"):
-        return 0
-    end = raw.find(b"\r\n\r\n")
-    return len(raw) if end < 0 else end + 2
 
 
 def authserv_id(field: bytes) -> str:
@@ -41,7 +36,7 @@ def authserv_id(field: bytes) -> str:
 def remove_forged(raw: bytes, our_id: str) -> tuple[bytes, int]:
     """RFC 8601 5: fields claiming our authserv-id did not come from us; the message without them, and how
     many there were. Every other byte stays as received."""
-    end = _header_end(raw)
+    end = header_end(raw)
     ours = our_id.lower().rstrip(".")
     removed = 0
 

@@ -15,34 +15,12 @@ from email import policy
 from email.errors import HeaderParseError
 from email.parser import BytesHeaderParser
 
+from mailcore.fields import field_values, has_field
 from mailcore.headers import decode_words, header_str, parse_address_list
 
 
 class AmbiguousAuthor(ValueError):
     """From: cannot be read one way only; the text says why, for the SMTP reply and the webmail."""
-
-
-def _field_values(raw: bytes, name: bytes) -> list[bytes]:
-    """The unfolded values of every `name` field of the header section, as bytes."""
-    end = raw.find(b"\r\n\r\n")
-    if end < 0:
-        end = raw.find(b"\n\n")
-    header = raw if end < 0 else raw[: end + 1]
-    values: list[bytes] = []
-    current: bytearray | None = None
-    for line in header.splitlines():
-        if line[:1] in (b" ", b"\t") and current is not None:
-            current += line
-            continue
-        if current is not None:
-            values.append(bytes(current))
-            current = None
-        field, colon, value = line.partition(b":")
-        if colon and field.strip().lower() == name.lower():
-            current = bytearray(value)
-    if current is not None:
-        values.append(bytes(current))
-    return values
 
 
 def _balanced(text: str) -> bool:
@@ -86,7 +64,7 @@ def _stdlib_authors(raw: bytes) -> list[str]:
 
 def authors(raw: bytes) -> list[str]:
     """The author addresses of the message (lower-cased), or AmbiguousAuthor saying why none can be trusted."""
-    values = _field_values(raw, b"From")
+    values = field_values(raw, b"From")
     if len(values) != 1:
         raise AmbiguousAuthor("the message must have exactly one From: field (RFC 5322 3.6)")
     text = header_str(values[0])
@@ -104,7 +82,7 @@ def authors(raw: bytes) -> list[str]:
         ours.append(f"{local}@{domain}".lower())
     if not ours:
         raise AmbiguousAuthor("the From: field names no author")
-    if len(ours) > 1 and not _field_values(raw, b"Sender"):
+    if len(ours) > 1 and not has_field(raw, b"Sender"):
         raise AmbiguousAuthor("several From: authors need a Sender: field (RFC 5322 3.6.2)")
     try:
         theirs = _stdlib_authors(raw)

@@ -11,6 +11,9 @@ import re
 import secrets
 from email.utils import format_datetime
 
+# Field-level reads and edits of the header block live in mailcore; the SMTP layer uses them from here too.
+from mailcore.fields import count_fields, field_values, has_field, header_end, remove_field
+
 _LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
 
 
@@ -21,43 +24,6 @@ def normalise_line_endings(data: bytes) -> bytes:
     if data.count(b"\r") == crlf and data.count(b"\n") == crlf:
         return data  # the common case, decided by three C-speed scans
     return _LINE_ENDINGS.sub(b"\r\n", data)
-
-
-def header_end(raw: bytes) -> int:
-    """Offset just past the header block's last line (the empty line starts here); len(raw) if none."""
-    if raw.startswith(b"\r\n"):
-        return 0
-    end = raw.find(b"\r\n\r\n")
-    return len(raw) if end < 0 else end + 2
-
-
-def _field_pattern(name: bytes) -> re.Pattern[bytes]:
-    # A field: its name line plus folded continuation lines (RFC 5322 2.2.3).
-    return re.compile(rb"(?im)^" + re.escape(name) + rb"[ \t]*:[^\r\n]*(?:\r\n[ \t][^\r\n]*)*(?:\r\n|$)")
-
-
-def count_fields(raw: bytes, name: bytes) -> int:
-    return len(_field_pattern(name).findall(raw, 0, header_end(raw)))
-
-
-def has_field(raw: bytes, name: bytes) -> bool:
-    return _field_pattern(name).search(raw, 0, header_end(raw)) is not None
-
-
-def field_values(raw: bytes, name: bytes) -> list[bytes]:
-    """The unfolded values of every `name` field in the header block."""
-    values = []
-    for match in _field_pattern(name).finditer(raw, 0, header_end(raw)):
-        value = match.group(0).split(b":", 1)[1]
-        values.append(re.sub(rb"\r\n([ \t])", rb"\1", value).strip())
-    return values
-
-
-def remove_field(raw: bytes, name: bytes) -> bytes:
-    """The message without any `name` field (with its continuation lines); the body is untouched."""
-    end = header_end(raw)
-    head = _field_pattern(name).sub(b"", raw[:end])
-    return head + raw[end:]
 
 
 def new_message_id(hostname: str) -> bytes:
@@ -97,3 +63,17 @@ def received_field(
 
 def new_queue_id() -> str:
     return secrets.token_hex(6).upper()
+
+
+__all__ = [
+    "count_fields",
+    "date_value",
+    "field_values",
+    "has_field",
+    "header_end",
+    "new_message_id",
+    "new_queue_id",
+    "normalise_line_endings",
+    "received_field",
+    "remove_field",
+]
