@@ -113,15 +113,15 @@ def remove(account_id: int, messages: Q) -> list[int]:
 
     For actions that hold the locks of the messages' folders and of the account.
     """
-    rows = list(Message.objects.filter(messages).values_list("id", "uid", "size", "body_id", "mailbox_id"))
+    rows = list(Message.objects.filter(messages).select_related("mailbox").only(*recycling.REMOVED_COLUMNS))
     if not rows:
         return []
-    counters.release_quota(account_id, sum(size for _, _, size, _, _ in rows))
-    log_expunged([(mailbox, uid) for _, uid, _, _, mailbox in rows])
-    recycling.keep(Q(pk__in=[pk for pk, *_ in rows]))
-    Message.objects.filter(pk__in=[pk for pk, *_ in rows]).delete()
-    recycling.drop_bodies(body for _, _, _, body, _ in rows)
-    return sorted(uid for _, uid, *_ in rows)
+    counters.release_quota(account_id, sum(row.size for row in rows))
+    log_expunged([(row.mailbox_id, row.uid) for row in rows])
+    recycling.keep(rows)
+    Message.objects.filter(pk__in=[row.pk for row in rows]).delete()
+    recycling.drop_bodies(row.body_id for row in rows)
+    return sorted(row.uid for row in rows)
 
 
 def log_expunged(removed: list[tuple[int, int]]) -> None:

@@ -13,31 +13,30 @@ import datetime
 from collections.abc import Iterable, Sequence
 
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 
 from mailboxes import changes
 from mailboxes.actions import counters, storing
 from mailboxes.actions.errors import NotFound, OverQuota
-from mailboxes.actions.flags import SYSTEM_FLAGS, split_flags
+from mailboxes.actions.flags import SYSTEM_FLAGS, flag_names, split_flags
 from mailboxes.actions.locks import action, lock
 from mailboxes.models import Account, Mailbox, Message, MessageBody, RecycledMessage, Role
 from mailcore.mime import parse_message
 
-# Message columns a recycled row keeps.
-RECYCLED_COLUMNS = ("account_id", "mailbox__name", "body_id", "size", "subject", "from_name", "from_address")
+# The Message columns that removing a message reads: what it releases and logs, and what the bin keeps.
+REMOVED_COLUMNS = (
+    "uid", "size", "body_id", "mailbox_id", "mailbox__name", "account_id", "subject", "from_name",
+    "from_address", "internal_date", "keywords", *SYSTEM_FLAGS.values(),
+)  # fmt: skip
 
 
-def keep(messages: Q) -> None:
-    """Copy these messages into the recycle bin, for an action about to delete their rows (it holds their
-    folders' and account's locks). Nothing is kept when MAILSITE_RETENTION_DAYS is 0."""
+def keep(rows: Sequence[Message]) -> None:
+    """Copy these messages (read with REMOVED_COLUMNS and their folder) into the recycle bin, for an action about
+    to delete their rows (it holds their folders' and account's locks). Nothing is kept when
+    MAILSITE_RETENTION_DAYS is 0."""
     if settings.MAILSITE_RETENTION_DAYS <= 0:
         return
     now = timezone.now()
-    rows = Message.objects.filter(messages).select_related("mailbox").only(
-        "account_id", "mailbox__name", "body_id", "size", "subject", "from_name", "from_address",
-        "internal_date", "keywords", *SYSTEM_FLAGS.values(),
-    )  # fmt: skip
     RecycledMessage.objects.bulk_create(
         RecycledMessage(
             account_id=row.account_id,
@@ -48,17 +47,11 @@ def keep(messages: Q) -> None:
             from_name=row.from_name,
             from_address=row.from_address,
             internal_date=row.internal_date,
-            flags=" ".join(_flags(row)),
+            flags=" ".join(flag_names(row)),
             removed=now,
         )
         for row in rows
     )
-
-
-def _flags(message: Message) -> list[str]:
-    return [f"\\{column.capitalize()}" for column in SYSTEM_FLAGS.values() if getattr(message, column)] + [
-        keyword for keyword in message.keywords.split() if keyword
-    ]
 
 
 def drop_bodies(body_ids: Iterable[int]) -> None:
