@@ -15,14 +15,16 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from smtp_ingest import cpu_seconds, start_mx  # noqa: E402 (a sibling script, found once sys.path names it)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailsite.settings")
 
 RULES = "\n".join(
@@ -40,39 +42,6 @@ RULES = "\n".join(
         'if header :contains "subject" "bench" { addflag "$Bench"; fileinto :create "Bench"; }',
     ]
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start_mx() -> tuple[subprocess.Popen, int]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "MAILSITE_SMTP_PORT": str(port),
-        "MAILSITE_SUBMISSION_PORT": str(_free_port()),
-        "MAILSITE_SMTPS_PORT": str(_free_port()),
-        "MAILSITE_SMTP_MAX_CONNECTIONS_PER_IP": "1000",
-    }
-    process = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "smtpd"], env=env, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return process, port
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit("the MX did not start within 30 seconds")
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of the MX process (Linux /proc): a figure other load on the machine barely moves."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _ingest(args: argparse.Namespace, port: int) -> float:
@@ -114,7 +83,7 @@ def main() -> None:
     account = Account.objects.filter(address=args.recipient).first() or actions.create_account(args.recipient, None)
     scripts.put_script(account, "bench-rules", RULES)
 
-    process, port = _start_mx()
+    process, port = start_mx({})
     best: dict[str, float] = {}
     least_cpu: dict[str, float] = {}
     try:
@@ -122,9 +91,9 @@ def main() -> None:
         for _ in range(args.rounds):
             for name in ("none", "20 rules"):
                 scripts.set_active(account, "bench-rules" if name == "20 rules" else "")
-                cpu = _cpu_seconds(process.pid)
+                cpu = cpu_seconds(process.pid)
                 rate = _ingest(args, port)
-                cpu_ms = 1000 * (_cpu_seconds(process.pid) - cpu) / args.messages
+                cpu_ms = 1000 * (cpu_seconds(process.pid) - cpu) / args.messages
                 best[name] = max(best.get(name, 0.0), rate)
                 least_cpu[name] = min(least_cpu.get(name, 1e9), cpu_ms)
                 print(

@@ -229,7 +229,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _start_mx(environment: dict[str, str]):
+def start_mx(environment: dict[str, str]):
     import socket
     import subprocess
 
@@ -255,7 +255,7 @@ def _start_mx(environment: dict[str, str]):
     raise SystemExit("the MX did not start within 30 seconds")
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process (Linux /proc): a figure other load on the machine barely moves."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -273,13 +273,13 @@ def _compare(args: argparse.Namespace) -> None:
     try:
         # Alternating rounds, best of each: other load on the machine then hurts both figures alike.
         for name, environment, signed in runs * args.rounds:
-            process, args.port = _start_mx(environment)
+            process, args.port = start_mx(environment)
             try:
                 messages = {n: _message(args.size, n) for n in range(args.messages)}
                 prepared = _signed(messages, pem) if signed else messages
-                before, cpu_before = _stored(rcpts), _cpu_seconds(process.pid)
+                before, cpu_before = _stored(rcpts), cpu_seconds(process.pid)
                 accepted, elapsed = asyncio.run(_run(args, prepared))
-                cpu = _cpu_seconds(process.pid) - cpu_before
+                cpu = cpu_seconds(process.pid) - cpu_before
                 stored = _stored(rcpts) - before
             finally:
                 process.terminate()
