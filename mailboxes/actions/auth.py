@@ -116,8 +116,13 @@ _cache: dict[bytes, float] = {}  # keyed hash -> monotonic expiry
 _CACHE_SIZE = 10_000
 
 
+@functools.cache
+def _cache_secret(secret_key: str) -> bytes:
+    return hashlib.sha256(b"mailsite password cache " + secret_key.encode()).digest()
+
+
 def _cache_key(found: Candidate, password: str) -> bytes:
-    secret = hashlib.sha256(b"mailsite password cache " + settings.SECRET_KEY.encode()).digest()
+    secret = _cache_secret(settings.SECRET_KEY)
     message = "\0".join((found.address, password, found.password_hash)).encode("utf-8", "surrogatepass")
     return hmac.new(secret, message, hashlib.sha256).digest()
 
