@@ -22,6 +22,7 @@ from mailboxes import actions, asyncdb, signin
 from mailboxes.models import Account
 from mailsite import tls
 from mailsite.runtime import Listener
+from mailsite.shell import TLS_HANDSHAKE_TIMEOUT, Shell
 from ops import metrics, proxied, proxy
 from pop3d import maildrop
 from pop3d.locks import MaildropLocks
@@ -38,15 +39,13 @@ from pop3d.protocol import (
 
 log = logging.getLogger(__name__)
 
-READ_SIZE = 64 * 1024
 # RETR reads the following messages' bodies in the same query (clients download in order): up to this many
 # bytes or messages at a time, so a full download costs a few dozen queries, not one per message.
 READAHEAD_BYTES = 2 * 1024 * 1024
 READAHEAD_MESSAGES = 100
-TLS_HANDSHAKE_TIMEOUT = 30.0
 
 
-class Session:
+class Session(Shell[Pop3Connection]):
     def __init__(
         self,
         reader: asyncio.StreamReader,
@@ -97,15 +96,7 @@ class Session:
         while True:
             event = self.conn.next_event()
             if event is NEED_DATA:
-                self._send()
-                await self.writer.drain()
-                try:
-                    data = await asyncio.wait_for(self.reader.read(READ_SIZE), settings.MAILSITE_POP3_IDLE_TIMEOUT)
-                except TimeoutError:
-                    self.conn.timed_out()
-                    self._send()
-                    await self.writer.drain()
-                    return
+                data = await self._read(settings.MAILSITE_POP3_IDLE_TIMEOUT)
                 if not data:
                     return
                 if self._first_input:
@@ -129,11 +120,6 @@ class Session:
             elif isinstance(event, Update):
                 await self._update(event)
             self._send()
-
-    def _send(self) -> None:
-        data = self.conn.data_to_send()
-        if data:
-            self.writer.write(data)
 
     async def _login(self, event: Authenticate) -> None:
         try:
@@ -200,16 +186,6 @@ class Session:
             body_ids.append(entry.body_id)
             total += entry.size
         return body_ids
-
-    async def _start_tls(self) -> None:
-        self._send()
-        await self.writer.drain()
-        # Bytes that reached the stream buffer after STLS were sent in plain text; taking them as if they came
-        # through TLS would let a man in the middle inject commands (the STARTTLS injection flaw).
-        if self.reader._buffer:  # type: ignore[attr-defined]  # asyncio keeps no public view of it
-            raise ConnectionAbortedError("data pipelined after STLS")
-        await self.writer.start_tls(tls.server_context(), ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
-        self.conn.tls_started()
 
     async def _update(self, event: Update) -> None:
         assert self.account is not None

@@ -18,14 +18,13 @@ from mailboxes import asyncdb, signin
 from mailboxes.models import Account
 from mailsite import tls
 from mailsite.runtime import Listener
+from mailsite.shell import TLS_HANDSHAKE_TIMEOUT, Shell
 from sieve import scripts
 from sieve.managesieve.protocol import NEED_DATA, Authenticate, Close, ManageSieveConnection, Operation, StartTLS
 
 log = logging.getLogger(__name__)
 
-READ_SIZE = 64 * 1024
 IDLE_TIMEOUT = 600.0
-TLS_HANDSHAKE_TIMEOUT = 30.0
 
 
 def _operation(account: Account, name: str, args: tuple[str | int, ...]) -> tuple[str, object]:
@@ -49,7 +48,7 @@ def _operation(account: Account, name: str, args: tuple[str | int, ...]) -> tupl
     return "ok", None
 
 
-class Session:
+class Session(Shell[ManageSieveConnection]):
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
@@ -87,15 +86,7 @@ class Session:
         while True:
             event = self.conn.next_event()
             if event is NEED_DATA:
-                self._send()
-                await self.writer.drain()
-                try:
-                    data = await asyncio.wait_for(self.reader.read(READ_SIZE), IDLE_TIMEOUT)
-                except TimeoutError:
-                    self.conn.timed_out()
-                    self._send()
-                    await self.writer.drain()
-                    return
+                data = await self._read(IDLE_TIMEOUT)
                 if not data:
                     return
                 self.conn.receive_data(data)
@@ -110,11 +101,6 @@ class Session:
             elif isinstance(event, Operation):
                 await self._operate(event)
             self._send()
-
-    def _send(self) -> None:
-        data = self.conn.data_to_send()
-        if data:
-            self.writer.write(data)
 
     async def _login(self, event: Authenticate) -> None:
         try:
@@ -131,16 +117,6 @@ class Session:
             return
         self.account = result.account
         self.conn.login_succeeded()
-
-    async def _start_tls(self) -> None:
-        self._send()
-        await self.writer.drain()
-        # Bytes sent after STARTTLS but before the handshake came in plain text: taking them as protected
-        # would let a man in the middle inject commands (the STARTTLS injection flaw).
-        if self.reader._buffer:  # type: ignore[attr-defined]  # asyncio keeps unread bytes there, unexposed
-            raise ConnectionAbortedError("data pipelined after STARTTLS")
-        await self.writer.start_tls(tls.server_context(), ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
-        self.conn.tls_started()
 
     async def _operate(self, event: Operation) -> None:
         # The core only hands out operations while authenticated (after UNAUTHENTICATE, a new AUTHENTICATE
