@@ -76,13 +76,15 @@ def _store(items: Sequence[_Incoming]) -> None:
     """Store each message once and a copy for each of its accounts, charging quota; fills in the reports.
 
     Bodies and threads are written and looked up first, holding no lock another delivery waits for. Then, in
-    the store's lock order, the Inboxes and the accounts (one statement each), all the Inboxes' UIDs reserved
-    in one statement and all the accounts charged in another, and one INSERT of every copy. A copy whose
-    account has no room left is not stored (its UID stays unused: UIDs must ascend, they need not be dense).
+    the store's lock order, the folders and the accounts (one statement each, or none for a single Inbox: see
+    below), all the Inboxes' UIDs reserved in one statement and all the accounts charged in another, and one
+    INSERT of every copy. A copy whose account has no room left is not stored (its UID stays unused: UIDs must
+    ascend, they need not be dense).
     """
-    for item in items:
-        item.body = MessageBody(raw=item.stored, size=len(item.stored))
-    bulk.insert([item.body for item in items if item.body is not None])
+    bodies = [MessageBody(raw=item.stored, size=len(item.stored)) for item in items]
+    for item, body in zip(items, bodies, strict=True):
+        item.body = body
+    bulk.insert(bodies)
     by_account: dict[int, list[_Incoming]] = {}
     for item in items:
         for account_id in item.account_ids:
