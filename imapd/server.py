@@ -1,7 +1,8 @@
 """The IMAP listeners: a thin asyncio shell around `imapd.session.Session`.
 
 MAILSITE_IMAP_PORT speaks plaintext with STARTTLS; MAILSITE_IMAPS_PORT speaks TLS from the first byte
-(RFC 8314). Each connection is its own task, so an error in one session never reaches another.
+(RFC 8314). Each connection is its own task, so an error in one session never reaches another. Behind a
+balancer (MAILSITE_PROXY_PROTOCOL_FROM) each connection starts with its PROXY header (`ops.proxied`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from imapd.commands import TABLE
 from imapd.session import Session
 from mailsite import tls
 from mailsite.runtime import Listener
-from ops import metrics
+from ops import metrics, proxied
 
 log = logging.getLogger(__name__)
 
@@ -23,28 +24,27 @@ log = logging.getLogger(__name__)
 async def _start(name: str, port: int, implicit_tls: bool) -> Listener:
     sessions: set[asyncio.Task[None]] = set()
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client_ip: str | None) -> None:
         task = asyncio.current_task()
         assert task is not None
         sessions.add(task)
         metrics.CONNECTIONS.labels(name).inc()  # ops
         try:
-            await Session(reader, writer, tls=implicit_tls, handlers=TABLE).run()
+            await Session(reader, writer, tls=implicit_tls, handlers=TABLE, remote_ip=client_ip).run()
         except Exception:
             log.exception("%s session failed", name)
             writer.close()
         finally:
             sessions.discard(task)
 
-    server = await asyncio.start_server(
+    server = await proxied.stream_server(
+        name,
+        settings.MAILSITE_BIND,
+        port,
         handle,
-        host=settings.MAILSITE_BIND,
-        port=port,
-        reuse_port=True,
-        ssl=tls.server_context() if implicit_tls else None,
-        ssl_handshake_timeout=30 if implicit_tls else None,
+        tls=tls.server_context() if implicit_tls else None,
+        tls_handshake_timeout=30,
         limit=256 * 1024,
-        backlog=1024,
     )
     bound = server.sockets[0].getsockname()[1]
 

@@ -33,6 +33,7 @@ from imapd.protocol import NEED_DATA, Bad, Command, Connection, Continue, Line, 
 from mailboxes import actions, asyncdb, changes
 from mailboxes.models import Account
 from mailsite.tls import plaintext_login_allowed
+from ops import proxy
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ class Session:
         *,
         tls: bool,
         handlers: dict[State, dict[str, Handler]],
+        remote_ip: str | None = None,
     ) -> None:
         self.reader = reader
         self.writer = writer
@@ -94,7 +96,9 @@ class Session:
         self.handlers = handlers
         self.conn = Connection(settings.MAILSITE_MAX_MESSAGE_SIZE)
         peer = writer.get_extra_info("peername")
-        self.remote_ip: str | None = peer[0] if peer else None
+        # The client's address: the peer's, or the one a trusted balancer named in its PROXY header.
+        self.remote_ip: str | None = remote_ip or (peer[0] if peer else None)
+        self._first_input = True
         self.account: Account | None = None
         self.selected: Selected | None = None
         self._ending: asyncio.Task[None] | None = None  # BYE and close after a revocation
@@ -174,6 +178,12 @@ class Session:
             raise Closed from None
         if not data:
             raise Closed
+        if self._first_input:
+            self._first_input = False
+            if proxy.looks_like_header(data):  # a header only comes first, and only from a balancer
+                log.warning("imap refused client=%s reason=untrusted-proxy-header", self.remote_ip)
+                self.send(b"* BYE PROXY protocol header not accepted from this address\r\n")
+                raise Closed
         if inflate is not None:
             try:
                 data = inflate.decompress(data, READ_SIZE)

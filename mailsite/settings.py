@@ -44,7 +44,7 @@
 | MAILSITE_RELAY_QUEUE            | celery                                | Celery queue of the relay's tasks          |
 | MAILSITE_DKIM_SELECTOR          | mailsite                              | selector of generated DKIM keys            |
 | MAILSITE_INSECURE_HTTP          | false                                 | serve plain HTTP off the embedded SQLite   |
-| MAILSITE_TRUSTED_PROXIES        | (none)                                | proxies whose X-Forwarded-Proto counts     |
+| MAILSITE_TRUSTED_PROXIES        | (none)                                | proxies whose X-Forwarded-For/Proto count  |
 | MAILSITE_HTTPS_PORT             | (none: no HTTPS listener)             | web over TLS, with the mail certificate    |
 | MAILSITE_TLS_RELOAD_INTERVAL    | 60                                    | seconds between checks for a renewed cert  |
 | MAILSITE_ACME                   | false                                 | obtain and renew the certificate by ACME   |

@@ -90,7 +90,7 @@ def listener(target: Target) -> Result:
             sock = stack.enter_context(socket.create_connection((host, target.port), timeout=TIMEOUT))
             # A listener that expects a PROXY header from us gets the LOCAL kind, made for health checks
             # (it then uses the connection's own addresses).
-            if proxy.trusted(sock.getsockname()[0], settings.MAILSITE_PROXY_PROTOCOL_FROM):
+            if kind != "web" and proxy.trusted(sock.getsockname()[0], settings.MAILSITE_PROXY_PROTOCOL_FROM):
                 sock.sendall(proxy.LOCAL_HEADER)
             if target.name in IMPLICIT_TLS:
                 context = ssl.create_default_context()

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import socket
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from ops import metrics, proxy
 from ops.proxy import ProxyError, ProxyHeader
@@ -167,3 +167,51 @@ class BalancedServer:
             await self._accepting
         await asyncio.gather(*self._connecting, return_exceptions=True)
         self.sock.close()
+
+
+StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, str | None], Awaitable[None]]
+
+
+async def stream_server(
+    name: str,
+    host: str,
+    port: int,
+    handle: StreamHandler,
+    *,
+    tls: ssl.SSLContext | None = None,
+    tls_handshake_timeout: float | None = None,
+    limit: int = 2**16,
+    backlog: int = 1024,
+) -> asyncio.Server | BalancedServer:
+    """A streams listener (POP3, IMAP, ManageSieve): `handle(reader, writer, client_ip)` serves a connection.
+
+    client_ip is the address a trusted balancer named in its PROXY header (MAILSITE_PROXY_PROTOCOL_FROM), or
+    None for a direct connection, whose peer is the client.
+    """
+    from django.conf import settings
+
+    timeout = tls_handshake_timeout if tls else None
+    if not settings.MAILSITE_PROXY_PROTOCOL_FROM:
+        return await asyncio.start_server(
+            lambda reader, writer: handle(reader, writer, None),
+            host,
+            port,
+            reuse_port=True,
+            ssl=tls,
+            ssl_handshake_timeout=timeout,
+            limit=limit,
+            backlog=backlog,
+        )
+    # Behind a balancer its PROXY header is read off the socket before anything else, TLS included.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, backlog=backlog, reuse_port=True)
+    sock.setblocking(False)
+
+    def protocol(client_ip: str) -> asyncio.StreamReaderProtocol:
+        return asyncio.StreamReaderProtocol(
+            asyncio.StreamReader(limit=limit), lambda reader, writer: handle(reader, writer, client_ip)
+        )
+
+    return BalancedServer(
+        name, sock, settings.MAILSITE_PROXY_PROTOCOL_FROM, protocol, tls=tls, tls_handshake_timeout=timeout
+    )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import ssl
 import time
 
@@ -240,8 +239,8 @@ async def start_listeners() -> list[Listener]:
     locks = MaildropLocks()
     sessions: set[asyncio.Task] = set()
 
-    def handler(name: str, *, implicit_tls: bool, client_ip: str | None = None):
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def handler(name: str, *, implicit_tls: bool) -> proxied.StreamHandler:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client_ip: str | None) -> None:
             task = asyncio.current_task()
             assert task is not None
             sessions.add(task)
@@ -255,33 +254,14 @@ async def start_listeners() -> list[Listener]:
         return handle
 
     async def serve(name: str, port: int, *, implicit_tls: bool) -> asyncio.Server | proxied.BalancedServer:
-        context = tls.server_context() if implicit_tls else None
-        if not settings.MAILSITE_PROXY_PROTOCOL_FROM:
-            return await asyncio.start_server(
-                handler(name, implicit_tls=implicit_tls),
-                settings.MAILSITE_BIND,
-                port,
-                reuse_port=True,
-                ssl=context,
-                ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if context else None,
-            )
-        # Behind a balancer its PROXY header is read off the socket before anything else, TLS included.
-        family = socket.AF_INET6 if ":" in settings.MAILSITE_BIND else socket.AF_INET
-        sock = socket.create_server((settings.MAILSITE_BIND, port), family=family, backlog=100, reuse_port=True)
-        sock.setblocking(False)
-
-        def protocol(client_ip: str) -> asyncio.StreamReaderProtocol:
-            return asyncio.StreamReaderProtocol(
-                asyncio.StreamReader(), handler(name, implicit_tls=implicit_tls, client_ip=client_ip)
-            )
-
-        return proxied.BalancedServer(
+        return await proxied.stream_server(
             name,
-            sock,
-            settings.MAILSITE_PROXY_PROTOCOL_FROM,
-            protocol,
-            tls=context,
+            settings.MAILSITE_BIND,
+            port,
+            handler(name, implicit_tls=implicit_tls),
+            tls=tls.server_context() if implicit_tls else None,
             tls_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
+            backlog=100,
         )
 
     servers = {

@@ -19,6 +19,7 @@ from mailboxes.models import Account
 from mailsite import tls
 from mailsite.runtime import Listener
 from mailsite.shell import TLS_HANDSHAKE_TIMEOUT, Shell
+from ops import proxied, proxy
 from sieve import scripts
 from sieve.managesieve.protocol import NEED_DATA, Authenticate, Close, ManageSieveConnection, Operation, StartTLS
 
@@ -49,11 +50,15 @@ def _operation(account: Account, name: str, args: tuple[str | int, ...]) -> tupl
 
 
 class Session(Shell[ManageSieveConnection]):
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, remote_ip: str | None = None
+    ) -> None:
         self.reader = reader
         self.writer = writer
         peer = writer.get_extra_info("peername")
-        self.remote_ip: str | None = peer[0] if peer else None
+        # The client's address: the peer's, or the one a trusted balancer named in its PROXY header.
+        self.remote_ip: str | None = remote_ip or (peer[0] if peer else None)
+        self._first_input = True
         self.conn = ManageSieveConnection(
             tls=False,
             plaintext_allowed=tls.plaintext_login_allowed(self.remote_ip),
@@ -89,6 +94,14 @@ class Session(Shell[ManageSieveConnection]):
                 data = await self._read(IDLE_TIMEOUT)
                 if not data:
                     return
+                if self._first_input:
+                    self._first_input = False
+                    if proxy.looks_like_header(data):  # a header only comes first, and only from a balancer
+                        log.warning("managesieve refused client=%s reason=untrusted-proxy-header", self.remote_ip)
+                        # RFC 5804 1.3: BYE, and the server closes the connection.
+                        self.writer.write(b'BYE "PROXY protocol header not accepted from this address"\r\n')
+                        await self.writer.drain()
+                        return
                 self.conn.receive_data(data)
             elif isinstance(event, Close):
                 self._send()
@@ -139,9 +152,9 @@ class Session(Shell[ManageSieveConnection]):
             self.conn.respond(True)
 
 
-async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client_ip: str | None) -> None:
     try:
-        await Session(reader, writer).run()
+        await Session(reader, writer, client_ip).run()
     except (ConnectionError, ssl.SSLError, TimeoutError):
         pass  # the client went away or TLS failed; every operation already committed or did nothing
     except Exception:
@@ -151,19 +164,19 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
 async def start_listeners() -> list[Listener]:
     sessions: set[asyncio.Task] = set()
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client_ip: str | None) -> None:
         task = asyncio.current_task()
         assert task is not None
         sessions.add(task)
         try:
-            await _handle(reader, writer)
+            await _handle(reader, writer, client_ip)
         except asyncio.CancelledError:
             pass  # the listener is closing
         finally:
             sessions.discard(task)
 
-    server = await asyncio.start_server(
-        handle, settings.MAILSITE_BIND, settings.MAILSITE_MANAGESIEVE_PORT, reuse_port=True
+    server = await proxied.stream_server(
+        "managesieve", settings.MAILSITE_BIND, settings.MAILSITE_MANAGESIEVE_PORT, handle, backlog=100
     )
 
     async def close() -> None:

@@ -3,6 +3,7 @@ sign-in throttle, and only the balancer may send a header."""
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import shutil
 import smtplib
@@ -40,7 +41,18 @@ frontend pop3
     default_backend pop3
 backend pop3
     server pop3 127.0.0.1:{pop3} send-proxy-v2
+frontend imap
+    bind 127.0.0.1:{imap_front}
+    default_backend imap
+backend imap
+    server imap 127.0.0.1:{imap} send-proxy-v2
+frontend managesieve
+    bind 127.0.0.1:{managesieve_front}
+    default_backend managesieve
+backend managesieve
+    server managesieve 127.0.0.1:{managesieve} send-proxy-v2
 """
+FRONTS = ("smtp", "pop3", "imap", "managesieve")
 
 
 def wait_for(port: int, process: subprocess.Popen[bytes]) -> None:
@@ -57,19 +69,20 @@ def wait_for(port: int, process: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture
 def haproxy(settings, listeners, make_account, tmp_path: Path) -> Iterator[dict[str, int]]:
-    """haproxy on loopback in front of real SMTP and POP3 listeners; yields the ports clients connect to."""
+    """haproxy on loopback in front of real SMTP, POP3, IMAP and ManageSieve listeners; yields the ports
+    clients connect to."""
     if shutil.which("haproxy") is None:
         pytest.fail("haproxy is not installed: apt-get install haproxy (scripts/install-test-deps.sh does)")
     make_account("alice@example.com")
     settings.MAILSITE_PROXY_PROTOCOL_FROM = BALANCER
-    started = {**listeners("smtpd"), **listeners("pop3d")}
-    ports = {"smtp_front": free_port(), "pop3_front": free_port()}
+    started = {**listeners("smtpd"), **listeners("pop3d"), **listeners("imapd"), **listeners("managesieve")}
+    ports = {f"{name}_front": free_port() for name in FRONTS}
     config = tmp_path / "haproxy.cfg"
-    config.write_text(CONFIG.format(smtp=started["smtp"].port, pop3=started["pop3"].port, **ports))
+    config.write_text(CONFIG.format(**{name: started[name].port for name in FRONTS}, **ports))
     process = subprocess.Popen(["haproxy", "-db", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_for(ports["smtp_front"], process)
-        wait_for(ports["pop3_front"], process)
+        for port in ports.values():
+            wait_for(port, process)
         yield {**ports, "smtp": started["smtp"].port}
     finally:
         process.terminate()
@@ -95,6 +108,26 @@ def test_the_throttle_counts_the_real_client(haproxy, settings) -> None:
         assert reader.readline().startswith(b"-ERR")
     [failure] = AuthFailure.objects.all()
     assert failure.remote_ip == CLIENT_IP
+
+
+def test_imap_and_managesieve_throttle_the_real_client(haproxy, settings) -> None:
+    settings.MAILSITE_ALLOW_PLAINTEXT_AUTH = True
+    with socket.create_connection(("127.0.0.1", haproxy["imap_front"]), source_address=(CLIENT_IP, 0)) as sock:
+        reader = sock.makefile("rb")
+        assert reader.readline().startswith(b"* OK ")
+        sock.sendall(b"a LOGIN alice@example.com wrong\r\n")
+        assert reader.readline().startswith(b"a NO [AUTHENTICATIONFAILED]")
+    with socket.create_connection(("127.0.0.1", haproxy["managesieve_front"]), source_address=(CLIENT_IP, 0)) as sock:
+        reader = sock.makefile("rb")
+        while not reader.readline().startswith(b"OK"):
+            pass
+        sock.sendall(b'AUTHENTICATE "PLAIN" "' + base64.b64encode(b"\0alice@example.com\0wrong") + b'"\r\n')
+        assert reader.readline().startswith(b"NO ")
+    failures = AuthFailure.objects.order_by("protocol")
+    assert [(failure.protocol, failure.remote_ip) for failure in failures] == [
+        ("imap", CLIENT_IP),
+        ("sieve", CLIENT_IP),
+    ]
 
 
 def test_a_header_from_past_the_balancer_is_refused(haproxy) -> None:

@@ -1,4 +1,4 @@
-"""PROXY protocol on the SMTP and POP3 listeners, spoken by a raw socket as a balancer would.
+"""PROXY protocol on the SMTP, POP3, IMAP and ManageSieve listeners, spoken by a raw socket as a balancer would.
 
 Trusted balancers (MAILSITE_PROXY_PROTOCOL_FROM) must start with a header, whose client address is then used
 for the per-IP limit, throttling and the Received header; anyone else sending one is refused.
@@ -64,7 +64,7 @@ def behind_balancer(settings, listeners, make_account):
     make_account("alice@example.com")
     settings.MAILSITE_PROXY_PROTOCOL_FROM = LOOPBACK
     settings.MAILSITE_SMTP_MAX_CONNECTIONS_PER_IP = 2
-    return {**listeners("smtpd"), **listeners("pop3d")}
+    return {**listeners("smtpd"), **listeners("pop3d"), **listeners("imapd"), **listeners("managesieve")}
 
 
 @pytest.mark.parametrize(
@@ -108,14 +108,14 @@ def test_the_balancers_own_check_uses_the_connections_addresses(behind_balancer,
     with connect(behind_balancer["smtp"].port, proxy.LOCAL_HEADER) as sock:
         assert first_line(sock).startswith(b"220 ")
     # Readiness checks speak the LOCAL header themselves to listeners that expect one.
-    for name in ("smtp", "submission", "smtps", "pop3", "pop3s"):
+    for name in ("smtp", "submission", "smtps", "pop3", "pop3s", "imap", "imaps", "managesieve"):
         result = checks.listener(Target(name, "127.0.0.1", behind_balancer[name].port))
         assert result.ok, result
 
 
 def test_a_header_from_an_untrusted_peer_is_refused(settings, listeners) -> None:
     settings.MAILSITE_PROXY_PROTOCOL_FROM = (ipaddress.ip_network("192.0.2.0/24"),)
-    started = {**listeners("smtpd"), **listeners("pop3d")}
+    started = {**listeners("smtpd"), **listeners("pop3d"), **listeners("imapd"), **listeners("managesieve")}
     with connect(started["smtp"].port) as sock:
         assert first_line(sock).startswith(b"220 ")
         sock.sendall(b"PROXY TCP4 198.51.100.1 127.0.0.1 1 25\r\n")
@@ -130,6 +130,59 @@ def test_a_header_from_an_untrusted_peer_is_refused(settings, listeners) -> None
         sock.sendall(b"PROXY TCP4 198.51.100.1 127.0.0.1 1 110\r\n")
         assert first_line(sock).startswith(b"-ERR PROXY")
         assert closed(sock)
+    with connect(started["imap"].port) as sock:
+        assert first_line(sock).startswith(b"* OK ")
+        sock.sendall(proxy.v2_header(CLIENT, ("127.0.0.1", 143)))
+        assert first_line(sock).startswith(b"* BYE PROXY")
+        assert closed(sock)
+    with connect(started["managesieve"].port) as sock:
+        assert sieve_greeting(sock)[-1].startswith(b"OK")
+        sock.sendall(b"PROXY TCP4 198.51.100.1 127.0.0.1 1 4190\r\n")
+        assert first_line(sock).startswith(b'BYE "PROXY')
+        assert closed(sock)
+    assert not AuthFailure.objects.exists()
+
+
+def sieve_greeting(sock: socket.socket) -> list[bytes]:
+    """The capability lines of a ManageSieve greeting, through its OK (RFC 5804 1.7)."""
+    lines = [first_line(sock)]
+    while not lines[-1].startswith((b"OK", b"NO", b"BYE")):
+        lines.append(first_line(sock))
+    return lines
+
+
+@pytest.mark.parametrize(
+    "header",
+    [proxy.v2_header(CLIENT, ("127.0.0.1", 143)), b"PROXY TCP4 203.0.113.9 127.0.0.1 40000 143\r\n"],
+    ids=["v2", "v1"],
+)
+def test_imap_judges_and_throttles_the_real_client(behind_balancer, settings, header) -> None:
+    with connect(behind_balancer["imap"].port, header) as sock:
+        # From loopback a password may travel in the clear; from the client's real address it may not.
+        assert b"LOGINDISABLED" in first_line(sock)
+        sock.sendall(b"a LOGIN alice@example.com wrong\r\n")
+        assert first_line(sock).startswith(b"a NO [PRIVACYREQUIRED]")
+    settings.MAILSITE_ALLOW_PLAINTEXT_AUTH = True
+    with connect(behind_balancer["imap"].port, header) as sock:
+        assert b"AUTH=PLAIN" in first_line(sock)
+        sock.sendall(b"a LOGIN alice@example.com wrong\r\n")
+        assert first_line(sock).startswith(b"a NO [AUTHENTICATIONFAILED]")
+    [failure] = AuthFailure.objects.all()
+    assert (failure.remote_ip, failure.protocol) == ("203.0.113.9", "imap")
+
+
+def test_managesieve_judges_and_throttles_the_real_client(behind_balancer, settings) -> None:
+    header = proxy.v2_header(CLIENT, ("127.0.0.1", 4190))
+    wrong = base64.b64encode(b"\0alice@example.com\0wrong")
+    with connect(behind_balancer["managesieve"].port, header) as sock:
+        assert b'"SASL" ""\r\n' in sieve_greeting(sock), "no password in the clear from the client's address"
+    settings.MAILSITE_ALLOW_PLAINTEXT_AUTH = True
+    with connect(behind_balancer["managesieve"].port, header) as sock:
+        assert b'"SASL" "PLAIN"\r\n' in sieve_greeting(sock)
+        sock.sendall(b'AUTHENTICATE "PLAIN" "' + wrong + b'"\r\n')
+        assert first_line(sock).startswith(b"NO ")
+    [failure] = AuthFailure.objects.all()
+    assert (failure.remote_ip, failure.protocol) == ("203.0.113.9", "sieve")
 
 
 def test_pop3_judges_and_throttles_the_real_client(behind_balancer, settings) -> None:
@@ -150,7 +203,7 @@ def test_pop3_judges_and_throttles_the_real_client(behind_balancer, settings) ->
     assert (failure.remote_ip, failure.protocol) == ("203.0.113.9", "pop3")
 
 
-@pytest.mark.parametrize(("name", "greeting"), [("smtps", b"220 "), ("pop3s", b"+OK")])
+@pytest.mark.parametrize(("name", "greeting"), [("smtps", b"220 "), ("pop3s", b"+OK"), ("imaps", b"* OK ")])
 def test_implicit_tls_ports_read_the_header_before_the_handshake(behind_balancer, tls_client_context, name, greeting):
     # Header and ClientHello arrive together, as they do from a balancer forwarding a client that speaks at once.
     raw = connect(behind_balancer[name].port, proxy.v2_header(CLIENT, ("127.0.0.1", 465)))
