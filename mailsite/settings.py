@@ -42,6 +42,7 @@
 | MAILSITE_RELAY_SWEEP_INTERVAL   | 60s                                   | how often the sweep looks for lost tasks   |
 | MAILSITE_RELAY_SWEEP_GRACE      | 5m                                    | overdue this long = the task was lost      |
 | MAILSITE_RELAY_QUEUE            | celery                                | Celery queue of the relay's tasks          |
+| MAILSITE_SEND_LATER_INTERVAL    | 30s                                   | how often due "send later" mail is sent    |
 | MAILSITE_DKIM_SELECTOR          | mailsite                              | selector of generated DKIM keys            |
 | MAILSITE_INSECURE_HTTP          | false                                 | serve plain HTTP off the embedded SQLite   |
 | MAILSITE_TRUSTED_PROXIES        | (none)                                | proxies whose X-Forwarded-For/Proto count  |
@@ -190,6 +191,7 @@ try:
     MAILSITE_RELAY_SWEEP_GRACE = _duration("MAILSITE_RELAY_SWEEP_GRACE", "5m")
     MAILSITE_RELAY_SWEEP_BATCH = 1000  # tasks one sweep sends at most; the next sweep continues
     MAILSITE_RELAY_QUEUE = env.str("MAILSITE_RELAY_QUEUE", "celery")
+    MAILSITE_SEND_LATER_INTERVAL = _duration("MAILSITE_SEND_LATER_INTERVAL", "30s")
     MAILSITE_DKIM_SELECTOR = env.str("MAILSITE_DKIM_SELECTOR", "mailsite")
     # --- mailauth (inbound trust at the MX) ---
     MAILSITE_AUTH_VERIFY = env.bool("MAILSITE_AUTH_VERIFY", True)
@@ -377,6 +379,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "relay-sweep": {
         "task": "relay.sweep",
         "schedule": float(MAILSITE_RELAY_SWEEP_INTERVAL),
+        "options": {"queue": MAILSITE_RELAY_QUEUE},
+    },
+    # Webmail "send later": the rows are the queue; this sends what is due even if its wake-up task was lost.
+    "send-later": {
+        "task": "webmail.send_due",
+        "schedule": float(MAILSITE_SEND_LATER_INTERVAL),
         "options": {"queue": MAILSITE_RELAY_QUEUE},
     },
     # The recycle bin keeps removed mail MAILSITE_RETENTION_DAYS; this drops what is older, a batch at a time.

@@ -16,6 +16,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
+from django.conf import settings
 from django.utils import timezone
 
 from mailboxes import actions
@@ -24,6 +25,7 @@ from mailcore.authors import AmbiguousAuthor, author_domain
 from mailcore.authors import authors as read_authors
 from mailcore.mime import html_to_text
 from webmail.addresses import AddressError, flatten, has_line_break
+from webmail.templatetags.webmail import filesize
 
 _MSG_ID = re.compile(r"^<[^<>\s]{1,900}>$")
 _CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
@@ -152,6 +154,28 @@ class SendError(actions.ServiceError):
 def encoded_size(outgoing: Outgoing) -> int:
     """The size of the message as it would be sent (attachments base64-encoded), Bcc included."""
     return len(build(outgoing, message_id=f"<size-check@{outgoing.sender.domain.name}>", include_bcc=True))
+
+
+def too_big(outgoing: Outgoing) -> str | None:
+    """Why the message cannot go out, if it is over the size SMTP accepts (the limit smtpd enforces): base64
+    makes attachments a third bigger, so the check is on the encoded message, not on the files."""
+    limit = settings.MAILSITE_MAX_MESSAGE_SIZE
+    size = encoded_size(outgoing)
+    if size <= limit:
+        return None
+    return (
+        f"The message is too big: {filesize(size)} once encoded for mail, and the limit is {filesize(limit)}. "
+        "Remove attachments or share big files as a link."
+    )
+
+
+def refusals(refused: dict[str, actions.RecipientStatus]) -> str:
+    """Why recipients could not get the message, as one line ("bob@example.com: the mailbox is full")."""
+    reasons = {
+        actions.RecipientStatus.UNKNOWN: "no such mailbox here",
+        actions.RecipientStatus.OVER_QUOTA: "the mailbox is full",
+    }
+    return "; ".join(f"{rcpt}: {reasons.get(status, 'refused')}" for rcpt, status in refused.items())
 
 
 def _role_folder(account: Account, role: Role) -> Mailbox:

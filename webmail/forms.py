@@ -62,6 +62,12 @@ class ComposeForm(forms.Form):
     references = _SingleLine(required=False, widget=forms.HiddenInput, max_length=20000)
     replying = forms.IntegerField(required=False, widget=forms.HiddenInput)
     draft = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    # "Send later": a time in the user's time zone (the one active for the request), to the second.
+    send_at = forms.DateTimeField(
+        label="Send at",
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 1}, format="%Y-%m-%dT%H:%M:%S"),
+    )
 
     def __init__(self, *args, sending: bool = True, **kwargs) -> None:
         super().__init__(*args, **kwargs)

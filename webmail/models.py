@@ -60,3 +60,33 @@ class Contact(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} <{self.address}>" if self.name else self.address
+
+
+class ScheduledSend(models.Model):
+    """A message the user chose to send later: it waits in Drafts, and this row says when it goes.
+
+    The database is the queue of record: a periodic task sends what is due, and a broker task only wakes a worker
+    at the second. Deleting the draft (or editing it, which replaces it) cancels the send.
+    """
+
+    class State(models.TextChoices):
+        WAITING = "waiting", "waiting"
+        FAILED = "failed", "not sent"  # the send-time checks refused it; `reason` says why
+
+    message = models.OneToOneField("mailboxes.Message", on_delete=models.CASCADE, related_name="scheduled_send")
+    account = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="scheduled_sends")
+    send_at = models.DateTimeField()
+    # The message being answered (flagged \Answered once sent); not a foreign key: it may be gone by then.
+    answers = models.BigIntegerField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.WAITING)
+    reason = models.TextField(blank=True)
+    # While a sender works on it: until when it owns it; a sender that dies leaves it to run out.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["send_at"]
+        indexes = [models.Index(fields=["state", "send_at"], name="scheduled_send_due")]
+
+    def __str__(self) -> str:
+        return f"message {self.message_id} at {self.send_at:%Y-%m-%d %H:%M} ({self.state})"

@@ -10,7 +10,9 @@ from webmail.views import (
     folders,
     mail,
     recycle,
+    scheduled,
     security,
+    senders,
     settings,
 )
 
@@ -30,6 +32,8 @@ urlpatterns = [
     path("settings/filters/", include("webmail.views.filters")),
     path("settings/recycle-bin/", recycle.recycle_bin, name="recycle_bin"),
     path("settings/archive/", archive.archive, name="archive"),
+    path("settings/senders/", senders.senders, name="senders"),
+    path("settings/senders/<int:rule_id>/remove/", senders.remove, name="sender_remove"),
     path("settings/security/", security.security, name="security"),
     path("settings/security/sessions/end/", security.end_session, name="end_session"),
     path("settings/security/password/", security.change_password, name="change_password"),
@@ -54,6 +58,9 @@ urlpatterns = [
     path("t/<uuid:thread_id>/", mail.thread, name="thread"),
     path("compose/", compose.compose_view, name="compose"),
     path("contacts/", compose.contacts, name="contacts"),
+    path("scheduled/", scheduled.scheduled, name="scheduled"),
+    path("scheduled/<int:entry_id>/cancel/", scheduled.cancel, name="scheduled_cancel"),
+    path("scheduled/<int:entry_id>/edit/", scheduled.edit, name="scheduled_edit"),
     path("address-book/", address_book.book, name="address_book"),
     path("address-book/<int:contact_id>/delete/", address_book.delete, name="contact_delete"),
     path("address-book/import/", address_book.import_vcard, name="contacts_import"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib import messages as notices
@@ -11,84 +10,35 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from mailboxes import actions
 from mailboxes.models import Message, Role
-from mailcore.headers import decode_words
-from mailcore.mime import Envelope, EnvelopeAddress, decode_body, html_to_text, part_text
+from mailcore.mime import Envelope, html_to_text
 from mailcore.subject import base_subject
-from webmail import address_book, compose, queries, sanitize
+from webmail import address_book, compose, drafts, queries, scheduling
 from webmail.addresses import flatten, format_address
 from webmail.forms import ComposeForm
-from webmail.reading import Reading
-from webmail.templatetags.webmail import filesize
+from webmail.models import ScheduledSend
 from webmail.views.common import account, account_required
 
-MAX_QUOTED_CHARS = 200_000
 
-
-@dataclass
-class Kept:
-    """An attachment carried over from a stored message (forwarded, or already saved in a draft)."""
-
-    message_id: int
-    index: int
-    filename: str
-    size: int
-
-    @property
-    def key(self) -> str:
-        return f"{self.message_id}:{self.index}"
-
-
-def _kept_of(message: Message) -> list[Kept]:
-    return [Kept(message.pk, a.index, a.filename, a.size) for a in Reading(message).attachments]
-
-
-def _kept_from_post(request: HttpRequest) -> list[Kept]:
+def _kept_from_post(request: HttpRequest) -> list[drafts.Kept]:
     """The carried-over attachments still ticked, checked against the account's own messages."""
     wanted: dict[int, set[int]] = {}
     for key in request.POST.getlist("keep"):
         message_id, _, index = key.partition(":")
         if message_id.isdigit() and index.isdigit():
             wanted.setdefault(int(message_id), set()).add(int(index))
-    kept: list[Kept] = []
+    kept: list[drafts.Kept] = []
     for source in Message.objects.filter(account=account(request), pk__in=wanted):
-        kept.extend(k for k in _kept_of(source) if k.index in wanted[source.pk])
+        kept.extend(k for k in drafts.kept_of(source) if k.index in wanted[source.pk])
     return kept
-
-
-def _attachment_data(kept: list[Kept], uploads: list) -> list[compose.Attachment]:
-    result: list[compose.Attachment] = []
-    sources = {m.pk: m for m in Message.objects.filter(pk__in={k.message_id for k in kept}).select_related("body")}
-    for item in kept:
-        source = sources[item.message_id]
-        reading = Reading(source)
-        part = reading.part(item.index)
-        if part is not None:
-            data = decode_body(bytes(source.body.raw), part)
-            result.append(compose.Attachment(item.filename, part.content_type, data))
-    for upload in uploads:
-        result.append(compose.Attachment(upload.name, upload.content_type or "application/octet-stream", upload.read()))
-    return result
-
-
-def _addresses(items: list[EnvelopeAddress]) -> list[tuple[str, str]]:
-    """(decoded display name, address) of parsed header addresses; group markers are skipped.
-
-    The structured envelope is used rather than the comma-joined display columns, whose decoded names may
-    themselves contain commas, colons or line breaks.
-    """
-    return [(decode_words(a.name or ""), f"{a.mailbox}@{a.host}") for a in items if a.mailbox and a.host]
-
-
-def _field(items: list[EnvelopeAddress]) -> str:
-    return ", ".join(format_address(name, address) for name, address in _addresses(items))
 
 
 def _reply_address(message: Message) -> tuple[str, str]:
     envelope = Envelope.from_json(message.envelope)
-    for name, address in _addresses(envelope.reply_to):
+    for name, address in drafts.addresses(envelope.reply_to):
         return name, address
     return message.from_name, message.from_address
 
@@ -100,32 +50,7 @@ def _prefixed(prefix: str, subject: str) -> str:
     return f"{prefix} {subject}".strip()
 
 
-def _quoted_text(message: Message) -> str:
-    return Reading(message).text(bytes(message.body.raw))[:MAX_QUOTED_CHARS]
-
-
-def _text_html(text: str) -> str:
-    """Plain text as editor paragraphs."""
-    # A trailing space (the "-- " before a signature) as &nbsp;, which editors and HTML keep.
-    lines = (
-        html.escape(line[:-1]) + "&nbsp;" if line.endswith(" ") else html.escape(line) for line in text.split("\n")
-    )
-    return "".join(f"<div>{line or '<br>'}</div>" for line in lines)
-
-
-def _quoted_html(message: Message) -> str:
-    """The message's HTML body made safe for the editor (its cid: images as data: URLs), else its text."""
-    reading = Reading(message)
-    raw = bytes(message.body.raw)
-    for body in reading.bodies:
-        part = reading.part(body.index)
-        if body.is_html and part is not None:
-            markup = part_text(raw, part)[:MAX_QUOTED_CHARS]
-            return sanitize.clean_outgoing(markup, inline=lambda cid: reading.inline(raw, cid))
-    return _text_html(_quoted_text(message))
-
-
-def _initial(request: HttpRequest) -> tuple[dict, list[Kept], Message | None]:
+def _initial(request: HttpRequest) -> tuple[dict, list[drafts.Kept], Message | None]:
     """Form values for a reply, reply-all, forward, resumed draft or mailto-style ?to=."""
     me = account(request)
     initial: dict = {"to": flatten(request.GET.get("to", ""))}
@@ -139,22 +64,7 @@ def _initial(request: HttpRequest) -> tuple[dict, list[Kept], Message | None]:
         when = timezone.localtime(original.sent_date or original.internal_date).strftime("%a, %d %b %Y %H:%M")
         sender = format_address(original.from_name, original.from_address) if original.from_address else "someone"
         if mode == "draft":
-            envelope = Envelope.from_json(original.envelope)
-            return (
-                {
-                    "to": _field(envelope.to),
-                    "cc": _field(envelope.cc),
-                    "bcc": _field(envelope.bcc),
-                    "subject": flatten(original.subject),
-                    "body": Reading(original).text(bytes(original.body.raw)),
-                    "body_html": _quoted_html(original) if any(b.is_html for b in Reading(original).bodies) else "",
-                    "in_reply_to": original.in_reply_to,
-                    "references": original.references,
-                    "draft": original.pk,
-                },
-                _kept_of(original),
-                original,
-            )
+            return drafts.fields(original), drafts.kept_of(original), original
         if mode == "forward":
             header = (
                 "\n\n---------- Forwarded message ----------\n"
@@ -163,27 +73,27 @@ def _initial(request: HttpRequest) -> tuple[dict, list[Kept], Message | None]:
             )
             initial.update(
                 subject=_prefixed("Fwd:", original.subject),
-                body=header + _quoted_text(original),
-                body_html=_text_html(header.rstrip("\n")) + f"<div>{_quoted_html(original)}</div>",
+                body=header + drafts.quoted_text(original),
+                body_html=drafts.text_html(header.rstrip("\n")) + f"<div>{drafts.quoted_html(original)}</div>",
             )
-            return initial, _kept_of(original), original
+            return initial, drafts.kept_of(original), original
         name, address = _reply_address(original)
         initial["to"] = format_address(name, address)
         if mode == "replyall":
             envelope = Envelope.from_json(original.envelope)
             others = [
                 format_address(n, a)
-                for n, a in _addresses([*envelope.to, *envelope.cc])
+                for n, a in drafts.addresses([*envelope.to, *envelope.cc])
                 if a.lower() not in (me.address.lower(), address.lower())
             ]
             initial["cc"] = ", ".join(dict.fromkeys(others))
-        quoted = "\n".join(f"> {line}" if line else ">" for line in _quoted_text(original).splitlines())
+        quoted = "\n".join(f"> {line}" if line else ">" for line in drafts.quoted_text(original).splitlines())
         initial.update(
             subject=_prefixed("Re:", original.subject),
             body=f"\n\nOn {when}, {sender} wrote:\n{quoted}\n",
             body_html=(
                 f"<div><br></div><div><br></div><div>{html.escape(f'On {when}, {sender} wrote:')}</div>"
-                f'<blockquote type="cite">{_quoted_html(original)}</blockquote>'
+                f'<blockquote type="cite">{drafts.quoted_html(original)}</blockquote>'
             ),
             in_reply_to=original.message_id if compose.message_ids([original.message_id]) else "",
             references=" ".join(compose.reply_references(original)),
@@ -205,24 +115,8 @@ def _signed(body: str, signature: str) -> str:
 def _signed_html(body_html: str, signature: str, signature_html: str) -> str:
     """The editor's starting HTML: room to type, the "-- " line and the signature (HTML if the user has one),
     then the quoted message if any."""
-    signed = signature_html or _text_html(signature.rstrip())
+    signed = signature_html or drafts.text_html(signature.rstrip())
     return f"<div><br></div><div><br></div><div>--&nbsp;</div>{signed}{body_html}"
-
-
-def _outgoing(request: HttpRequest, form: ComposeForm, kept: list[Kept]) -> compose.Outgoing:
-    data = form.cleaned_data
-    return compose.Outgoing(
-        sender=account(request),
-        to=data["to"],
-        cc=data["cc"],
-        bcc=data["bcc"],
-        subject=data["subject"],
-        body=data["body"],
-        body_html=sanitize.clean_outgoing(data["body_html"]) if data["body_html"].strip() else "",
-        attachments=_attachment_data(kept, data["attachments"]),
-        in_reply_to=data["in_reply_to"],
-        references=data["references"].split(),
-    )
 
 
 def _own(request: HttpRequest, pk: int | None, role: Role | None = None) -> Message | None:
@@ -243,25 +137,22 @@ def _problems(form: ComposeForm) -> list[str]:
     return lines
 
 
-def _too_big(outgoing: compose.Outgoing) -> str | None:
-    """Why the message cannot go out, if it is over the size SMTP accepts (the limit smtpd enforces): base64
-    makes attachments a third bigger, so the check is on the encoded message, not on the files."""
-    limit = settings.MAILSITE_MAX_MESSAGE_SIZE
-    size = compose.encoded_size(outgoing)
-    if size <= limit:
+def _schedule(
+    request: HttpRequest, form: ComposeForm, outgoing: compose.Outgoing, previous: Message | None
+) -> HttpResponse | None:
+    """ "Send later": the message is kept in Drafts and sent at the chosen time (None: the form shows why not)."""
+    when = form.cleaned_data["send_at"]
+    problem = scheduling.problem_with(when)
+    if problem:
+        form.add_error("send_at", problem)
         return None
-    return (
-        f"The message is too big: {filesize(size)} once encoded for mail, and the limit is {filesize(limit)}. "
-        "Remove attachments or share big files as a link."
-    )
-
-
-def _refusals(refused: dict[str, actions.RecipientStatus]) -> str:
-    reasons = {
-        actions.RecipientStatus.UNKNOWN: "no such mailbox here",
-        actions.RecipientStatus.OVER_QUOTA: "the mailbox is full",
-    }
-    return "; ".join(f"{rcpt}: {reasons.get(status, 'refused')}" for rcpt, status in refused.items())
+    try:
+        scheduling.schedule(outgoing, when, previous=previous, answers=_own(request, form.cleaned_data["replying"]))
+    except actions.ServiceError as exc:
+        form.add_error(None, f"The message was not scheduled: {exc}")
+        return None
+    shown = date_format(timezone.localtime(when), "D j M Y, H:i")
+    return _done(request, reverse("webmail:scheduled"), f"The message will be sent on {shown}.")
 
 
 def _done(request: HttpRequest, location: str, notice: str) -> HttpResponse:
@@ -286,24 +177,29 @@ def compose_view(request: HttpRequest) -> HttpResponse:
         form = ComposeForm(initial=initial)
         return render(request, "webmail/compose.html", _page(request, form, kept))
     action = request.POST.get("action", "send")
-    form = ComposeForm(request.POST, request.FILES, sending=action == "send")
+    form = ComposeForm(request.POST, request.FILES, sending=action in ("send", "schedule"))
     kept = _kept_from_post(request)
     if form.is_valid():
-        outgoing = _outgoing(request, form, kept)
-        previous = _own(request, form.cleaned_data["draft"], Role.DRAFTS)
-        too_big = _too_big(outgoing)
+        data = form.cleaned_data
+        outgoing = drafts.outgoing(account(request), data, drafts.attachment_data(kept, data["attachments"]))
+        previous = _own(request, data["draft"], Role.DRAFTS)
+        too_big = compose.too_big(outgoing)
         if too_big:
             form.add_error(None, too_big)
         elif action == "send":
             try:
-                compose.send(outgoing, replying_to=_own(request, form.cleaned_data["replying"]), draft=previous)
+                compose.send(outgoing, replying_to=_own(request, data["replying"]), draft=previous)
             except actions.NotSent as exc:
-                form.add_error(None, f"The message was not sent to anyone. {_refusals(exc.refused)}.")
+                form.add_error(None, f"The message was not sent to anyone. {compose.refusals(exc.refused)}.")
             except actions.ServiceError as exc:
                 form.add_error(None, f"The message was not sent: {exc}")
             else:
                 address_book.remember_recipients(account(request), [*outgoing.to, *outgoing.cc, *outgoing.bcc])
                 return _done(request, reverse("webmail:home"), "Message sent.")
+        elif action == "schedule":
+            response = _schedule(request, form, outgoing, previous)
+            if response is not None:
+                return response
         else:
             try:
                 draft = compose.save_draft(outgoing, previous=previous)
@@ -314,7 +210,7 @@ def compose_view(request: HttpRequest) -> HttpResponse:
                     return JsonResponse(
                         {
                             "draft": draft.pk,
-                            "kept": [k.key for k in _kept_of(draft)],
+                            "kept": [k.key for k in drafts.kept_of(draft)],
                             "saved": timezone.now().isoformat(),
                         }
                     )
@@ -324,9 +220,15 @@ def compose_view(request: HttpRequest) -> HttpResponse:
     return render(request, "webmail/compose.html", _page(request, form, kept), status=400)
 
 
-def _page(request: HttpRequest, form: ComposeForm, kept: list[Kept]) -> dict:
+def _page(request: HttpRequest, form: ComposeForm, kept: list[drafts.Kept]) -> dict:
+    draft = form["draft"].value()
     return {
         "form": form,
+        # A scheduled draft opened here: the page says when it goes, and that changing it cancels that.
+        "scheduled": ScheduledSend.objects.filter(account=account(request), message_id=draft).first()
+        if str(draft or "").isdigit()
+        else None,
+        "time_zone": timezone.get_current_timezone_name(),
         "kept": kept,
         "kept_keys": [k.key for k in kept],
         "max_size": settings.MAILSITE_MAX_MESSAGE_SIZE,
