@@ -148,6 +148,8 @@ class DeliveryReport:
     message_ids: list[int] = field(default_factory=list)  # stored Message rows
     results: dict[str, RecipientStatus] = field(default_factory=dict)  # per envelope recipient
     forward: list[str] = field(default_factory=list)  # external addresses reached through aliases
+    # Sieve rejected the message for every recipient (RFC 5429 2.1.1): the reason, for the MX to refuse it with.
+    refused: str | None = None
 
     @property
     def accepted(self) -> list[str]:

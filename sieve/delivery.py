@@ -32,7 +32,7 @@ from mailboxes.actions import counters, queueing, storing
 from mailboxes.actions.errors import ServiceError
 from mailboxes.actions.flags import split_flags
 from mailboxes.models import Account, Mailbox, Message, MessageBody
-from mailboxes.recipients import Resolution
+from mailboxes.recipients import DeliveryReport, Resolution
 from mailcore.dsn import RecipientReport, build_dsn
 from mailcore.mime import ParsedMessage
 from sieve import vacation
@@ -78,11 +78,25 @@ class Decision:
     folders: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)  # (folder id, flags)
     outbound: list[Outgoing] = field(default_factory=list)
     vacation: PendingReply | None = None
+    rejected: str | None = None  # the reason of a reject or ereject (RFC 5429)
+    notice: Outgoing | None = None  # its rejection notice (also in `outbound`); none to the null sender
 
     @property
     def plain(self) -> bool:
         """Nothing but the Inbox without flags: what delivery does without Sieve."""
         return self.inbox and not self.inbox_flags and not self.folders and not self.outbound and not self.vacation
+
+    @property
+    def only_rejects(self) -> bool:
+        """A rejection and nothing else that stores or sends the message: the MX may refuse it instead."""
+        others = [outgoing for outgoing in self.outbound if outgoing is not self.notice]
+        return self.rejected is not None and not (self.inbox or self.folders or others or self.vacation)
+
+    def refuse(self) -> None:
+        """The SMTP dialogue refuses the message (RFC 5429 2.1.1): the sender learns it from the reply, so no
+        notice goes out."""
+        self.outbound = [outgoing for outgoing in self.outbound if outgoing is not self.notice]
+        self.notice = None
 
     def settle(self) -> None:
         """Decide the pending vacation reply against the log (RFC 5230 4.1). Delivery does it under its locks:
@@ -326,9 +340,10 @@ def _carry_out(result: Result, owner: _Owner, raw: bytes, view: MessageView, env
             case Vacation():
                 decision.vacation = _vacation(action, account, view, env)
             case Reject(reason=reason):
-                notice = _rejection(reason, raw, env)
-                if notice is not None:
-                    decision.outbound.append(notice)
+                decision.rejected = reason
+                decision.notice = _rejection(reason, raw, env)
+                if decision.notice is not None:
+                    decision.outbound.append(decision.notice)
             case Discard():
                 pass
     return decision
@@ -383,6 +398,8 @@ class Incoming(Protocol):
     body: MessageBody | None
     charged: list[int]
     resolutions: list[Resolution]
+    report: DeliveryReport
+    refusable: bool  # the caller can refuse it in the SMTP dialogue (the MX)
 
 
 class Filing:
@@ -418,8 +435,32 @@ class Filing:
                         item.charged.append(account_id)
                     for folder_id, flags in decision.folders:
                         self.copies.append((item, account_id, folder_id, flags))
+            if item.refusable:
+                item.report.refused = self._refusal(item)
         for account_id in [a for a, group in inboxes.items() if not group]:
             del inboxes[account_id]
+
+    def _refusal(self, item: Incoming) -> str | None:
+        """The reason to refuse `item` with in the SMTP dialogue (RFC 5429 2.1.1), when the scripts reject it
+        for every envelope recipient (each account an address reaches, and it forwards nowhere); then no notice
+        goes out. SMTP has one DATA reply for all recipients (LMTP has one each): as Pigeonhole behind Postfix,
+        a message rejected for some recipients only is accepted, and those send a rejection notice
+        (RFC 5429 2.1.2) instead."""
+        reasons: list[str] = []
+        for resolution in item.resolutions:
+            if resolution.external or not resolution.account_ids:
+                return None
+            for account_id in resolution.account_ids:
+                decision = self.decisions.get((id(item), account_id))
+                if decision is None or not decision.only_rejects:
+                    return None
+                assert decision.rejected is not None
+                reasons.append(decision.rejected)
+        if not reasons:
+            return None
+        for account_id in {pk for resolution in item.resolutions for pk in resolution.account_ids}:
+            self.decisions[id(item), account_id].refuse()
+        return reasons[0]
 
     @property
     def folders(self) -> set[int]:

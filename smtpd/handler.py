@@ -332,6 +332,8 @@ class Handler:
             return policy.MIME_TOO_DEEP
         except HeaderTooLarge:
             return policy.HEADER_TOO_LARGE
+        if report.refused is not None:
+            return policy.refused_by_filter(report.refused)
         results = {rcpt: str(status) for rcpt, status in report.results.items()}
         return policy.delivery_reply(queue_id, results, relayed=self.role.submission)
 

@@ -248,6 +248,13 @@ def delivery_reply(queue_id: str, results: dict[str, str], *, relayed: bool) -> 
     return NO_VALID_RECIPIENTS
 
 
+def refused_by_filter(reason: str) -> str:
+    """The DATA reply when the recipients' Sieve scripts reject the message (RFC 5429 2.1.1: 550, 5.7.1): the
+    script's reason on one line of printable ASCII (RFC 5321 4.2), shortened to fit a reply line."""
+    text = "".join(c if " " <= c <= "~" else "?" for c in " ".join(reason.split()))[:200]
+    return f"550 5.7.1 {text or 'Message refused by the recipient'}"
+
+
 def with_protocol(*, extended: bool, tls: bool, authenticated: bool, smtputf8: bool) -> str:
     """The "with" keyword of the Received header (RFC 3848, RFC 6531 3.7.3)."""
     if not extended:

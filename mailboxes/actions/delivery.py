@@ -36,6 +36,7 @@ class _Incoming:
     charged: list[int] = field(default_factory=list)  # accounts that got a copy
     sender: str = ""  # the envelope sender, for Sieve (sieve/delivery.py)
     junk: JunkFor = False
+    refusable: bool = False  # Sieve may have the MX refuse it at DATA (sieve/delivery.py `Filing`)
 
     @property
     def account_ids(self) -> list[int]:
@@ -179,12 +180,15 @@ def _report_full(item: _Incoming) -> None:
 
 
 def _deliver_group(
-    deliveries: Sequence[Delivery], expansions: Expansions, junk: Sequence[JunkFor] = ()
+    deliveries: Sequence[Delivery], expansions: Expansions, junk: Sequence[JunkFor] = (), *, refusable: bool = False
 ) -> list[DeliveryReport | Exception]:
     incoming = [_incoming(delivery, expansions) for delivery in deliveries]
     for item, junk_for in zip(incoming, junk, strict=False):
         if isinstance(item, _Incoming):
             item.junk = junk_for
+    for item in incoming:
+        if isinstance(item, _Incoming):
+            item.refusable = refusable
     storing_now = [item for item in incoming if isinstance(item, _Incoming) and item.account_ids]
     if storing_now:
         _store(storing_now)
@@ -295,6 +299,9 @@ def deliver_many(
     nothing is stored.
 
     `junk` gives each message the MX's junk verdict (see `JunkFor`); a message without one goes to Inboxes.
+
+    A message the recipients' Sieve scripts reject for all of them is stored for no one and sends no notice: its
+    report's `refused` holds the reason for the MX's DATA reply (sieve/delivery.py `Filing`).
     """
     try:
         return _deliver_together(deliveries, _known(resolved), junk)
@@ -307,7 +314,7 @@ def _deliver_together(
     deliveries: Sequence[Delivery], expansions: Expansions, junk: Sequence[JunkFor] = ()
 ) -> list[DeliveryReport | Exception]:
     with changes.batched():
-        results = _deliver_group(deliveries, expansions, junk)
+        results = _deliver_group(deliveries, expansions, junk, refusable=True)
         for delivery, result in zip(deliveries, results, strict=True):
             if isinstance(result, DeliveryReport):
                 _pass_on(delivery, result)
@@ -327,7 +334,7 @@ def _deliver_each(deliveries: Sequence[Delivery], junk: Sequence[JunkFor] = ()) 
         for index, delivery in enumerate(deliveries):
             try:
                 with transaction.atomic():  # this delivery's savepoint
-                    [result] = _deliver_group([delivery], expansions, junk[index : index + 1])
+                    [result] = _deliver_group([delivery], expansions, junk[index : index + 1], refusable=True)
                     if isinstance(result, DeliveryReport):
                         _pass_on(delivery, result)
             except Exception as exc:  # rolled back to the savepoint; the rest go on

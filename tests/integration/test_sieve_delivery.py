@@ -148,3 +148,53 @@ def test_junk_verdict_and_scripts(alice):
     # Filed by the script: stays where the script put it; left in the Inbox: the MX's verdict moves it to Junk.
     assert where(alice, "invoice 9") == [("Bills/2026", True, False, "$Bill")]
     assert where(alice, "hello") == [("Junk", False, False, "")]
+
+
+EREJECT = 'require "ereject"; if header :contains "subject" "offer" { ereject "No offers, thank you."; }'
+
+
+def test_mx_group_refuses_only_messages_every_recipient_rejects(make_account):
+    """RFC 5429 2.1.1 on the MX: a message rejected for all its recipients is stored for no one and sends no
+    notice (the DATA reply says it); one rejected for some is stored for the others, and the rejecting ones
+    send a notice (2.1.2). The rest of the group is stored as usual, each message once."""
+    erin = make_account("erin@example.com")
+    carol = make_account("carol@example.com")
+    actions.create_alias("both@example.com", [erin.address, carol.address])
+    scripts.put_script(erin, "rules", EREJECT, activate=True)
+    deliveries = [
+        (mail("offer 1", to=erin.address), "bob@remote.example", [erin.address]),
+        (mail("offer 2", to=erin.address), "bob@remote.example", [erin.address, carol.address]),
+        (mail("offer 3", to="both@example.com"), "bob@remote.example", ["both@example.com"]),
+        (mail("hello", to=erin.address), "bob@remote.example", [erin.address]),
+        (mail("offer 4", to=erin.address), "", [erin.address]),
+    ]
+    reports = actions.deliver_many(deliveries)
+    assert all(isinstance(r, actions.DeliveryReport) for r in reports)
+    refused = [r.refused for r in reports if isinstance(r, actions.DeliveryReport)]
+    assert refused == ["No offers, thank you.", None, None, None, "No offers, thank you."]
+    assert [where(erin, s) for s in ("offer 1", "offer 2", "offer 3", "hello", "offer 4")] == [
+        [],
+        [],
+        [],
+        [("INBOX", False, False, "")],
+        [],
+    ]
+    assert where(carol, "offer 2") == where(carol, "offer 3") == [("INBOX", False, False, "")]
+    # Two notices, for offer 2 and offer 3 (the accepted ones), none for the refused and none to <>.
+    notices = OutboundMessage.objects.filter(sender="")
+    assert [bytes(n.raw).count(b"No offers, thank you.") > 0 for n in notices] == [True, True]
+    assert sorted(b"offer 2" in bytes(n.raw) for n in notices) == [False, True]
+    # The bodies of the refused messages are not kept.
+    assert MessageBody.objects.count() == 3
+    assert used(erin) == Message.objects.get(account=erin).size
+
+
+def test_a_single_delivery_cannot_refuse_and_sends_the_notice(make_account):
+    """Outside the MX (webmail sending, a local DSN) nobody can be told in a reply: the notice goes out."""
+    erin = make_account("erin@example.com")
+    scripts.put_script(erin, "rules", EREJECT, activate=True)
+    report = actions.deliver(mail("offer", to=erin.address), "bob@remote.example", [erin.address])
+    assert report.refused is None
+    assert where(erin, "offer") == []
+    [notice] = OutboundMessage.objects.filter(sender="")
+    assert b"No offers, thank you." in bytes(notice.raw)
