@@ -5,11 +5,14 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from django.utils import timezone
 
 from mailboxes.models import Mailbox
+from mailboxes.tasks import purge_recycled
 from mailcore.mime import parse_message
 from relay.models import OutboundMessage
 from sieve import delivery, scripts
+from sieve.housekeeping import prune_vacation_log
 from sieve.models import BeforeScript, SieveScript, VacationReply
 
 pytestmark = pytest.mark.django_db
@@ -258,3 +261,21 @@ def test_junk_verdict_of_the_mx_is_spamtest(make_account, status: bytes, percent
     )
     junk = Mailbox.objects.get(account=alice, name="Junk")
     assert decide(alice, raw).folders == ([(junk.pk, ())] if percent == 100 else [])
+
+
+def answered_at(account, sender: str, now: datetime.datetime) -> bool:
+    raw = RAW.replace(b"bob@remote.example", sender.encode())
+    return bool(delivery.decide(account.pk, raw, parse_message(raw), sender, account.address, now=now).outbound)
+
+
+def test_hourly_housekeeping_prunes_the_vacation_log_of_ended_periods(make_account):
+    alice = make_account("alice@example.com")
+    scripts.put_script(alice, "away", VACATION, activate=True)
+    for sender, age in [("old1@remote.example", 4), ("old2@remote.example", 3), ("new@remote.example", 2)]:
+        assert answered_at(alice, sender, timezone.now() - datetime.timedelta(days=age))
+    assert prune_vacation_log(batch=1) == 1  # a batch at a time
+    purge_recycled()  # the hourly task prunes the rest of the ended periods (:days 3)
+    assert list(VacationReply.objects.values_list("sender", flat=True)) == ["new@remote.example"]
+    # The pruned sender is answered again; the one whose period runs on is still not.
+    assert answered_at(alice, "old1@remote.example", timezone.now())
+    assert not answered_at(alice, "new@remote.example", timezone.now())
