@@ -18,9 +18,11 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from mailboxes import changes
 from mailboxes.actions.delivery import deliver
 from mailboxes.actions.locks import action, lock, lock_outbound
 from mailboxes.actions.queueing import enqueue, schedule
+from mailboxes.models import Mailbox, Role
 from mailboxes.recipients import DeliveryReport, RecipientStatus, expansion
 from mailcore.dsn import RecipientReport, build_dsn
 from relay.deliver import Reply
@@ -120,6 +122,13 @@ def _lock_senders(senders: Sequence[str]) -> None:
     lock(inboxes_of=accounts, accounts=accounts)
 
 
+def _announce(sender: str) -> None:
+    """Tell a local sender's open pages that a sent message's delivery changed: the change hub carries their Sent
+    folder, and the webmail fetches the delivery state of the Sent message shown (sent on commit)."""
+    accounts = expansion(sender).accounts if sender else ()
+    changes.notify_many(Mailbox.objects.filter(account_id__in=accounts, role=Role.SENT).values_list("account_id", "id"))
+
+
 @action
 def record(
     claimed: Claim, replies: Mapping[str, Reply], *, no_reply: Outcome = Outcome.DEFERRED, route_status: str = ""
@@ -175,6 +184,7 @@ def record(
     _notify_sender(message, bounced)
     expires = message.created + datetime.timedelta(seconds=policy.max_age)
     _notify_sender(message, delayed, will_retry_until=expires)
+    _announce(message.sender)
     if retry_at is not None:
         schedule([(claimed.message_id, claimed.domain)], eta=retry_at)
     log.info(

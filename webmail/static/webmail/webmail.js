@@ -100,16 +100,16 @@
     star.setAttribute("aria-pressed", String(!on));
   }
 
-  // The delivery block of a sent message is fetched again while a recipient's delivery is under way.
-  function watchDelivery() {
-    setInterval(async () => {
-      for (const block of $$("[data-delivery][data-open]")) {
-        const html = await fetchText(block.dataset.delivery).catch(() => null);
-        if (html === null || !block.isConnected) continue;
-        const fresh = new DOMParser().parseFromString(html, "text/html").querySelector("[data-delivery]");
-        if (fresh) block.replaceWith(document.importNode(fresh, true));
-      }
-    }, 5000);
+  // The delivery block of a sent message is fetched again when the relay records an attempt: the live-update
+  // stream then names the sender's Sent folder (0: anything may have changed).
+  async function refreshDelivery(changed) {
+    for (const block of $$("[data-delivery][data-open]")) {
+      if (!changed.has(block.dataset.folder) && !changed.has("0")) continue;
+      const html = await fetchText(block.dataset.delivery).catch(() => null);
+      if (html === null || !block.isConnected) continue;
+      const fresh = new DOMParser().parseFromString(html, "text/html").querySelector("[data-delivery]");
+      if (fresh) block.replaceWith(document.importNode(fresh, true));
+    }
   }
 
   let refreshing = null;
@@ -146,7 +146,10 @@
     const url = document.body.dataset.events;
     if (!url || !window.EventSource || !$("#list")) return;
     const source = new EventSource(url);
-    source.addEventListener("change", refreshAll);
+    source.addEventListener("change", (event) => {
+      refreshAll();
+      refreshDelivery(new Set(String(event.data).split(",")));
+    });
     window.addEventListener("pagehide", () => source.close());
   }
 
@@ -603,7 +606,6 @@
     const zone = $("[data-detect=time-zone]");
     if (zone) zone.value = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
     bindList();
-    watchDelivery();
     liveUpdates();
     document.addEventListener("keydown", shortcuts);
     $(".help-toggle")?.addEventListener("click", () => $("#shortcuts")?.showModal());
