@@ -187,7 +187,8 @@ class Message(models.Model):
 
     # No index of its own: message_account_list starts with it (one index fewer to update per delivered copy).
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="messages", db_index=False)
-    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="messages")
+    # No index of its own either: message_unique_uid, message_changes and others start with it.
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="messages", db_index=False)
     uid = models.BigIntegerField()
     body = models.ForeignKey(MessageBody, on_delete=models.PROTECT, related_name="messages")
     modseq = models.BigIntegerField(default=1)
@@ -239,6 +240,10 @@ class Message(models.Model):
             models.Index(fields=["mailbox", "thread_id", "internal_date", "id"], name="message_folder_thread"),
             models.Index(fields=["account", "message_id"], name="message_message_id"),
             models.Index(fields=["mailbox", "seen"], name="message_unseen"),
+            # What changed in a folder since a mod-sequence (IMAP QRESYNC, CONDSTORE; see migration 0011).
+            models.Index(fields=["mailbox", "modseq"], name="message_changes"),
+            # The keywords a folder uses (IMAP FLAGS): only messages that have keywords are in it.
+            models.Index(fields=["mailbox", "keywords"], condition=~models.Q(keywords=""), name="message_keywords"),
             models.Index(Lower("from_address"), "account", name="message_from"),
         ]
         # Full-text search (webmail) uses a PostgreSQL-only stored tsvector column, `search_document`, and its GIN
