@@ -12,7 +12,6 @@ from webmail.views import (
     recycle,
     scheduled,
     security,
-    senders,
     settings,
 )
 
@@ -32,8 +31,6 @@ urlpatterns = [
     path("settings/filters/", include("webmail.views.filters")),
     path("settings/recycle-bin/", recycle.recycle_bin, name="recycle_bin"),
     path("settings/archive/", archive.archive, name="archive"),
-    path("settings/senders/", senders.senders, name="senders"),
-    path("settings/senders/<int:rule_id>/remove/", senders.remove, name="sender_remove"),
     path("settings/security/", security.security, name="security"),
     path("settings/security/sessions/end/", security.end_session, name="end_session"),
     path("settings/security/password/", security.change_password, name="change_password"),
