@@ -28,6 +28,27 @@ def save(account: Account, name: str, address: str, *, source: str, rename: bool
     return existing
 
 
+class ContactError(ValueError):
+    """Why a change to a contact was refused, as the page says it."""
+
+
+def change(account: Account, contact_id: int, name: str, address: str) -> Contact:
+    """Rename a contact or correct its address (then it counts as typed in by the user)."""
+    address = address.strip()
+    if not valid_address(address):
+        raise ContactError(f"Not an address: {address[:100]}")
+    with transaction.atomic():
+        contact = Contact.objects.filter(account=account, pk=contact_id).first()
+        if contact is None:
+            raise ContactError("That contact is gone.")
+        others = Contact.objects.filter(account=account, address__iexact=address).exclude(pk=contact.pk)
+        if others.exists():
+            raise ContactError(f"{address} is already in your address book.")
+        contact.name, contact.address, contact.source = flatten(name)[:200], address, Contact.Source.MANUAL
+        contact.save(update_fields=["name", "address", "source"])
+    return contact
+
+
 def remember_recipients(account: Account, recipients: Iterable[Address]) -> None:
     """After a message was sent: whoever it went to is in the address book (their name filled in if missing)."""
     with transaction.atomic():

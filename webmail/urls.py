@@ -60,6 +60,7 @@ urlpatterns = [
     path("scheduled/<int:entry_id>/edit/", scheduled.edit, name="scheduled_edit"),
     path("address-book/", address_book.book, name="address_book"),
     path("address-book/<int:contact_id>/delete/", address_book.delete, name="contact_delete"),
+    path("address-book/<int:contact_id>/edit/", address_book.edit, name="contact_edit"),
     path("address-book/import/", address_book.import_vcard, name="contacts_import"),
     path("address-book/contacts.vcf", address_book.export_vcard, name="contacts_export"),
     path("folders/", folders.manage, name="folders"),

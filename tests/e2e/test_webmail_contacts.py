@@ -61,7 +61,7 @@ def test_address_book(web_server, sized_page, alice, tmp_path) -> None:
     expect(page.locator(".notice")).to_contain_text("Imported 1 address(es) from 1 card(s)")
     expect(page.locator("tr[data-address='ann@example.org']")).to_contain_text("Ann Lee")
 
-    page.locator("tr[data-address='dan@example.org']").locator("button").click()
+    page.locator("tr[data-address='dan@example.org']").get_by_role("button", name="Delete").click()
     expect(page.locator("tr[data-address='dan@example.org']")).to_have_count(0)
 
     with page.expect_download() as download:
@@ -74,3 +74,38 @@ def test_address_book(web_server, sized_page, alice, tmp_path) -> None:
     page.locator("#id_to").press_sequentially("ann")
     expect(page.locator("#to-list option[value='Ann Lee <ann@example.org>']")).to_have_count(1)
     assert Contact.objects.filter(account=alice).count() == 2
+
+
+def test_a_contact_is_edited_in_its_row(web_server, sized_page, alice) -> None:
+    page = sized_page
+    Contact.objects.create(account=alice, name="Bob", address="bob@old.example", source=Contact.Source.SENT)
+    Contact.objects.create(account=alice, name="Eve", address="eve@example.org")
+    sign_in(page, web_server.url, alice.address, PASSWORD)
+    page.click("a.contacts-link")
+    row = page.locator("tr[data-address='bob@old.example']")
+    row.locator(".edit-contact summary").click()
+    row.locator(".edit-form input[name=name]").fill("Robert Example")
+    row.locator(".edit-form input[name=address]").fill("robert@new.example")
+    row.locator(".edit-form button").click()
+    assert_full_page(page)
+    expect(page.locator(".notice")).to_contain_text("Saved Robert Example <robert@new.example>")
+    row = page.locator("tr[data-address='robert@new.example']")
+    expect(row.locator(".name")).to_have_text("Robert Example")
+    expect(row.locator(".source")).to_have_text("added by the user")
+    expect(page.locator("tr[data-address='bob@old.example']")).to_have_count(0)
+
+    # An address another contact has, or no address at all, is refused and changes nothing.
+    row.locator(".edit-contact summary").click()
+    row.locator(".edit-form input[name=address]").fill("EVE@example.org")
+    row.locator(".edit-form button").click()
+    assert_full_page(page)
+    expect(page.locator(".notice")).to_contain_text("EVE@example.org is already in your address book.")
+    row = page.locator("tr[data-address='robert@new.example']")
+    row.locator(".edit-contact summary").click()
+    row.locator(".edit-form input[name=address]").fill("robert at new")
+    row.locator(".edit-form button").click()
+    expect(page.locator(".notice")).to_contain_text("Not an address: robert at new")
+    assert sorted(Contact.objects.filter(account=alice).values_list("name", "address")) == [
+        ("Eve", "eve@example.org"),
+        ("Robert Example", "robert@new.example"),
+    ]

@@ -1,4 +1,4 @@
-"""The address book page: list, add, rename, delete, import and export as vCard."""
+"""The address book page: list, add, edit in place, delete, import and export as vCard."""
 
 from __future__ import annotations
 
@@ -34,6 +34,20 @@ def delete(request: HttpRequest, contact_id: int) -> HttpResponse:
     removed, _ = Contact.objects.filter(account=account(request), pk=contact_id).delete()
     if removed:
         notices.success(request, "Contact deleted.")
+    return redirect("webmail:address_book")
+
+
+@require_POST
+@account_required
+def edit(request: HttpRequest, contact_id: int) -> HttpResponse:
+    try:
+        saved = address_book.change(
+            account(request), contact_id, request.POST.get("name", ""), request.POST.get("address", "")
+        )
+    except address_book.ContactError as exc:
+        notices.error(request, str(exc))
+    else:
+        notices.success(request, f"Saved {saved}.")
     return redirect("webmail:address_book")
 
 
