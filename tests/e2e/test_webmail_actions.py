@@ -197,3 +197,58 @@ def test_attachments_open_in_the_browser_or_download_all_as_a_zip(web_server, si
         "notes (2).txt": b"other notes",
         "page.html": b"<script>alert(1)</script>",
     }
+
+
+def _pdf(text: str) -> bytes:
+    """A one-page PDF showing `text` (PDF 1.4: catalog, pages, page, content stream, font; then the xref table)."""
+    stream = f"BT /F1 18 Tf 20 40 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 100] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = b"%PDF-1.4\n"
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    return out + b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+
+
+def test_a_pdf_attachment_opens_in_the_browsers_own_viewer(web_server, sized_page, alice) -> None:
+    page = sized_page
+    shown = deliver(alice, subject="Invoice", attachments=[("invoice.pdf", "application/pdf", _pdf("Invoice 42"))])
+    sign_in(page, web_server.url, alice.address, PASSWORD)
+    page.goto(f"{web_server.url}/m/{shown.pk}/")
+    assert_full_page(page)
+    downloads: list[str] = []
+    page.context.on("page", lambda opened: opened.on("download", lambda d: downloads.append(d.suggested_filename)))
+    item = page.locator("#reader .attachments li", has_text="invoice.pdf")
+    with page.context.expect_page() as opened:
+        item.locator("a.preview").click()
+    viewer = opened.value
+    viewer.wait_for_load_state()
+    # Chromium's PDF viewer holds the document: the tab shows it, nothing is downloaded.
+    assert viewer.evaluate("document.contentType") == "application/pdf"
+    assert viewer.url.endswith("?view=1")
+    viewer.wait_for_timeout(500)
+    assert downloads == []
+    viewer.close()
+    response = page.request.get(viewer.url)
+    assert response.headers["content-type"] == "application/pdf"
+    assert response.headers["content-disposition"].startswith("inline")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'none'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert "sandbox" not in policy  # Chromium's viewer does not open a PDF served sandboxed
+    # The plain link downloads it.
+    with page.expect_download() as download:
+        item.locator("a[download]").click()
+    assert download.value.suggested_filename == "invoice.pdf"

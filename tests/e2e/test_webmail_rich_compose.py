@@ -105,3 +105,49 @@ def test_reply_to_html_only_mail_quotes_its_html_safely(web_server, sized_page, 
     assert "onerror" not in html
     assert "<script" not in html
     assert parsed.get_body(("plain",)).get_content().startswith("Thanks!")
+
+
+# An image on the system clipboard, as a screenshot tool leaves it: 3 x 2 pixels drawn on a canvas (the clipboard
+# takes only images it can decode, and stores them re-encoded).
+COPY_IMAGE = """async () => {
+    const canvas = document.createElement("canvas");
+    canvas.width = 3;
+    canvas.height = 2;
+    const context = canvas.getContext("2d");
+    context.fillStyle = "#2458c6";
+    context.fillRect(0, 0, 3, 2);
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+    await navigator.clipboard.write([new ClipboardItem({ "image/png": blob })]);
+}"""
+
+
+def test_an_image_pasted_from_the_clipboard_is_sent_as_an_inline_part(web_server, sized_page, alice) -> None:
+    page = sized_page
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=web_server.url)
+    sign_in(page, web_server.url, alice.address, PASSWORD)
+    page.click("#compose-link")
+    assert_full_page(page)
+    page.fill("#id_to", alice.address)
+    page.fill("#id_subject", "Screenshot")
+    type_in_message(page, "Here it is: ")
+    page.evaluate(COPY_IMAGE)
+    page.click("#editor")
+    page.keyboard.press("Control+End")
+    page.keyboard.press("Control+v")
+    expect(page.locator("#editor img")).to_have_count(1)
+    assert page.locator("#editor img").get_attribute("src").startswith("data:image/png;base64,")
+    page.click("button[value=send]")
+    expect(page.locator(".notice")).to_contain_text("Message sent")
+    assert_full_page(page)
+
+    received = Message.objects.get(mailbox=folder(alice, Role.INBOX), subject="Screenshot")
+    parsed = email.message_from_bytes(bytes(received.body.raw), policy=policy.default)
+    html = parsed.get_body(("html",)).get_content()
+    [image] = [part for part in parsed.walk() if part.get_content_type() == "image/png"]
+    data = image.get_content()
+    assert data[:8] == PNG[:8]
+    assert (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) == (3, 2)  # IHDR width, height
+    assert image.get_content_disposition() == "inline"
+    assert f'src="cid:{image["Content-ID"].strip("<>")}"' in html
+    assert "data:" not in html
+    assert "Here it is:" in parsed.get_body(("plain",)).get_content()
