@@ -61,6 +61,9 @@
 | MAILSITE_METRICS_DIR            | <data dir>/metrics                    | prometheus-client multiprocess files       |
 | MAILSITE_PROXY_PROTOCOL_FROM    | (none)                                | balancers that must send a PROXY header    |
 | MAILSITE_READY_LISTENERS        | (none)                                | name=host:port,... /readyz also connects to|
+| MAILSITE_CONNECTION_LEASE       | 60s                                   | a dead process's sessions count this long  |
+| MAILSITE_LIMITS_PREFIX          | mailsite:limits:                      | Redis key prefix of the shared limits      |
+| MAILSITE_SUBMISSION_RATE        | (none: no limit)                      | messages per account, e.g. 200/1h          |
 
 Inbound trust at the MX (mailauth/):
 
@@ -134,6 +137,21 @@ def _duration(name: str, default: str) -> int:
     if len(values) != 1:
         raise SettingError(f"{name} must be one duration such as 30s, 15m, 4h or 5d")
     return values[0]
+
+
+def _rate(name: str) -> tuple[int, int] | None:
+    """(count, seconds) from "200/1h"; None when unset (no limit)."""
+    text = env.str(name, "").strip()
+    if not text:
+        return None
+    count, _, window = text.partition("/")
+    try:
+        [seconds] = parse_schedule(window)
+    except ValueError:
+        seconds = 0
+    if not count.strip().isdigit() or int(count) < 1 or seconds < 1:
+        raise SettingError(f"{name} must look like 200/1h (messages per duration), got {text!r}")
+    return int(count), seconds
 
 
 try:
@@ -451,6 +469,10 @@ try:
         MAILSITE_READY_LISTENERS = ops_targets.parse(env.list("MAILSITE_READY_LISTENERS", []))
     except ValueError as exc:
         raise SettingError(f"MAILSITE_READY_LISTENERS: {exc}") from None
+    # Limits every host shares in Redis when the broker is Redis (ops/limits.py).
+    MAILSITE_CONNECTION_LEASE = _duration("MAILSITE_CONNECTION_LEASE", "60s")
+    MAILSITE_LIMITS_PREFIX = env.str("MAILSITE_LIMITS_PREFIX", "mailsite:limits:")
+    MAILSITE_SUBMISSION_RATE = _rate("MAILSITE_SUBMISSION_RATE")
 except SettingError as exc:
     sys.stderr.write(f"mailsite: configuration error: {exc}\n")
     raise SystemExit(2) from None

@@ -11,7 +11,8 @@ service; nginx's limit_conn in shared memory.)
 
 An IP is hashed to its bucket, so two clients whose addresses share a bucket also share a count: with 65,536
 buckets that is rare, and at worst such a client is refused a little early, with the same 421 as at its limit.
-A lone process (`runmail`, or one listener process) uses `policy.ConnectionCounter` instead.
+A lone process (`runmail`, or one listener process) uses `policy.ConnectionCounter` instead. Both are for the
+embedded broker on one host: with a Redis broker the count is shared by every host (`ops.limits`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import struct
 import zlib
 from pathlib import Path
 
+from ops import limits
 from smtpd import policy
 
 ENV = "MAILSITE_SMTP_CONNECTION_TABLE"
@@ -91,8 +93,14 @@ def _bucket(ip: str) -> int:
     return zlib.crc32(ip.encode()) % BUCKETS  # the same in every process (unlike hash())
 
 
-def for_this_process(limit: int) -> policy.ConnectionCounter | SharedConnectionCounter:
-    """The shared counter when started by a multi-process `manage.py smtpd`, else a counter of our own."""
+ConnectionCounter = policy.ConnectionCounter | SharedConnectionCounter | limits.LeasedConnectionCounter
+
+
+def for_this_process(limit: int) -> ConnectionCounter:
+    """The count every host shares in Redis; without Redis, the table of a multi-process `manage.py smtpd`, or
+    else a counter of our own."""
+    if limits.shared():
+        return limits.LeasedConnectionCounter(limit)
     handed = os.environ.get(ENV)
     if not handed:
         return policy.ConnectionCounter(limit)

@@ -25,6 +25,7 @@ from mailboxes.models import Account
 from mailcore.authors import AmbiguousAuthor, author_domain
 from mailcore.authors import authors as read_authors
 from mailcore.mime import HeaderTooLarge, MimeTooDeep
+from ops import limits
 from smtpd import lookups, message, policy
 from smtpd.batching import DeliveryGroups
 from smtpd.protocol import MailsiteEnvelope, MailsiteSMTP
@@ -77,6 +78,7 @@ class Handler:
         self.local_domains = mailauth_queries.LocalDomains()
         self.tally = tally.Tally()
         self._dnsbl: weakref.WeakKeyDictionary[MailsiteSMTP, str | None] = weakref.WeakKeyDictionary()
+        self.rate = limits.submission_rate() if role.submission else None
         if not role.submission and settings.MAILSITE_AUTH_VERIFY:
             verify.prepare()
 
@@ -123,6 +125,10 @@ class Handler:
             own = await asyncdb.call(lookups.sender_addresses, cast(Account, session.auth_data).pk)
             if not policy.sender_allowed(sender, own, delimiter=self.delimiter):
                 return policy.SENDER_NOT_OWNED
+            account_id = cast(Account, session.auth_data).pk
+            if self.rate is not None and not self.rate.allow(account_id):
+                log.info("smtp refused client=%s account=%s reason=submission-rate", server.client_ip, account_id)
+                return limits.SUBMISSION_RATE_EXCEEDED
             envelope.own_addresses = own
         envelope.mail_from = address
         envelope.mail_options.extend(options)

@@ -26,7 +26,7 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, TLSSetupException
 
 from ops import metrics, proxy
 from smtpd import policy
-from smtpd.connections import SharedConnectionCounter
+from smtpd.connections import ConnectionCounter
 
 log = logging.getLogger("smtpd")
 
@@ -97,7 +97,7 @@ class MailsiteSMTP(SMTP):
         *,
         role: policy.ListenerRole,
         limits: SessionLimits,
-        connections: policy.ConnectionCounter | SharedConnectionCounter,
+        connections: ConnectionCounter,
         implicit_tls: bool = False,
         client_address: str | None = None,
         **options: Any,

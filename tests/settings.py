@@ -58,6 +58,11 @@ if not os.environ.get("MAILSITE_BROKER_URL"):
     else:
         sys.stderr.write("tests: Redis not found on 127.0.0.1:6379, using the embedded broker\n")
 
+# Each test process keeps its shared limits (ops/limits.py) under keys of its own, so parallel workers sharing
+# one Redis database, or an earlier run's accounts with the same ids, never count against each other.
+if not os.environ.get("MAILSITE_LIMITS_PREFIX"):
+    _make("MAILSITE_LIMITS_PREFIX", f"mailsite-test:{_worker}:{secrets.token_hex(4)}:")
+
 # Each test process gets its own data dir (TLS pair, broker spool, SQLite file).
 if not os.environ.get("MAILSITE_DATA_DIR"):
     _make("MAILSITE_DATA_DIR", tempfile.mkdtemp(prefix=f"mailsite-test-{_worker}-"))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from smtpd import connections
+from ops import limits
+from smtpd import connections, policy
 
 
 def counters(tmp_path: Path, limit: int, rows: int = 2) -> tuple[Path, list[connections.SharedConnectionCounter]]:
@@ -44,12 +45,22 @@ def test_the_rows_of_an_exited_process_are_cleared(tmp_path):
     assert survivor.acquire("192.0.2.1")
 
 
-def test_a_lone_process_counts_by_itself(monkeypatch):
+def test_a_lone_process_counts_by_itself(monkeypatch, settings):
+    settings.MAILSITE_BROKER_URL = "filesystem://"
     monkeypatch.delenv(connections.ENV, raising=False)
-    assert not isinstance(connections.for_this_process(5), connections.SharedConnectionCounter)
+    assert isinstance(connections.for_this_process(5), policy.ConnectionCounter)
 
 
-def test_a_child_finds_its_row_in_the_environment(tmp_path, monkeypatch):
+def test_with_a_redis_broker_every_host_shares_the_count(tmp_path, monkeypatch, settings):
+    settings.MAILSITE_BROKER_URL = "redis://127.0.0.1:6379/0"
+    table = tmp_path / "run" / "smtp-connections.1"
+    connections.create_table(table, 3)
+    monkeypatch.setenv(connections.ENV, connections.child_environment(table, 2, 3)[connections.ENV])
+    assert isinstance(connections.for_this_process(5), limits.LeasedConnectionCounter)
+
+
+def test_a_child_finds_its_row_in_the_environment(tmp_path, monkeypatch, settings):
+    settings.MAILSITE_BROKER_URL = "filesystem://"
     table = tmp_path / "run" / "smtp-connections.1"
     connections.create_table(table, 3)
     monkeypatch.setenv(connections.ENV, connections.child_environment(table, 2, 3)[connections.ENV])
