@@ -19,8 +19,12 @@ class ArcResult:
     reason: str = ""
 
 
+def present(raw: bytes) -> bool:
+    return has_field(raw, b"ARC-Seal")
+
+
 def verify(raw: bytes, *, timeout: float) -> ArcResult:
-    if not has_field(raw, b"ARC-Seal"):
+    if not present(raw):
         return ArcResult("none")  # no ARC set: not worth a second parse of the message
     lookup = KeyLookup(timeout)
     try:

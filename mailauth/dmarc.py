@@ -25,6 +25,7 @@ def _suffixes() -> PublicSuffixList:
     return PublicSuffixList(only_icann=True)
 
 
+@lru_cache(maxsize=4096)  # the same few sender domains, several times per message
 def organisational_domain(domain: str) -> str:
     """RFC 7489 3.2: the public suffix plus one label; a public suffix itself is its own."""
     domain = domain.lower().rstrip(".")

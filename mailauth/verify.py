@@ -1,4 +1,8 @@
-"""Verification of one received message: SPF, DKIM, ARC, then DMARC from their results.
+"""Verification of one received message: SPF, DKIM, DMARC from their results, then ARC where it can matter.
+
+ARC (RFC 8617) only vouches for authentication results a forwarder saw; a message that passes DMARC here needs
+no such voucher, so an ARC chain it carries is not validated and its Authentication-Results has no arc= result
+(RFC 8601 2.7: a method not evaluated is not reported). Without ARC sets the result is arc=none, as always.
 
 `verify_message` is blocking (DNS) and runs in a worker thread; `verify_off_loop` is what the MX awaits. Every
 step gets the time left of one overall budget (MAILSITE_AUTH_TIMEOUT): a step that finds none left, or whose
@@ -39,7 +43,7 @@ class Verdict:
     spf_helo: SpfResult
     spf: SpfResult
     dkim: tuple[DkimResult, ...] = ()
-    arc: ArcResult = field(default_factory=lambda: ArcResult("none"))
+    arc: ArcResult | None = field(default_factory=lambda: ArcResult("none"))  # None: not evaluated
     dmarc: tuple[DmarcResult, ...] = ()
 
     def resinfos(self) -> list[str]:
@@ -53,7 +57,8 @@ class Verdict:
         for d in self.dkim:
             props = [("header.d", d.domain), ("header.s", d.selector), ("header.b", d.signature_b)]
             items.append(results.method_result("dkim", d.result, props, comment=d.reason))
-        items.append(results.method_result("arc", self.arc.result, comment=self.arc.reason))
+        if self.arc is not None:
+            items.append(results.method_result("arc", self.arc.result, comment=self.arc.reason))
         for m in self.dmarc:
             comment = "" if m.result == "none" else f"p={m.policy} dis={m.disposition}"
             comment += f"; {m.reason}" if m.reason and comment else m.reason
@@ -89,7 +94,6 @@ def verify_message(raw: bytes, envelope: Envelope, *, total_time: float, max_sig
     )
     broken: tuple[DkimResult, ...] = (DkimResult("temperror", "", "", "internal error"),)
     signatures = _guarded(lambda: tuple(dkim_check.verify(raw, max_signatures=max_signatures, timeout=left())), broken)
-    arc = _guarded(lambda: arc_check.verify(raw, timeout=left()), failed.arc)
     verdicts = _guarded(
         lambda: tuple(
             dmarc.evaluate(domain, dmarc.discover(domain, timeout=left()), spf, signatures)
@@ -97,6 +101,9 @@ def verify_message(raw: bytes, envelope: Envelope, *, total_time: float, max_sig
         ),
         failed.dmarc,
     )
+    arc = None
+    if not (verdicts and all(v.result == "pass" for v in verdicts) and arc_check.present(raw)):
+        arc = _guarded(lambda: arc_check.verify(raw, timeout=left()), failed.arc)
     return Verdict(spf_helo=spf_helo, spf=spf, dkim=signatures, arc=arc, dmarc=verdicts)
 
 

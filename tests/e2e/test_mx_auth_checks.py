@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from mailauth import dnsquery
+from mailauth.arc_check import ArcResult
 from mailauth.verify import Envelope, verify_message
 from tests.dns_server import DnsServer
-from tests.mailauth_support import dkim_sign, publish_key, txt_value
+from tests.mailauth_support import arc_seal, dkim_sign, publish_key, txt_value
+from tests.unit.test_mailauth_dkim import RFC8463, RFC8463_KEYS
 
 MESSAGE = (
     b"From: carol@sender.test\r\nTo: alice@example.com\r\nSubject: Hi\r\nMessage-ID: <1@sender.test>\r\n\r\nHi.\r\n"
@@ -153,3 +155,29 @@ def test_internationalised_sender_domain_is_checked_as_a_labels(zone):
     zone.add("xn--mnchen-3ya.test", "TXT", txt_value("v=spf1 ip4:127.0.0.0/8 -all"))
     assert check(sender="grüße@münchen.test").spf.result == "pass"
     assert check(sender="carol@bad_domain..test").spf.result in ("none", "permerror")
+
+
+def test_ed25519_and_rsa_signatures_with_keys_from_dns(zone):
+    # RFC 8463 Appendix A: one message signed with Ed25519 and with RSA; both keys published in the test zone.
+    for name, record in RFC8463_KEYS.items():
+        zone.add(name, "TXT", txt_value(record.decode()))
+    envelope = Envelope(ip="127.0.0.1", helo="mail.sender.test", sender="", author_domains=("football.example.com",))
+    verdict = verify_message(RFC8463, envelope, total_time=5.0, max_signatures=10)
+    assert [(d.domain, d.selector, d.result) for d in verdict.dkim] == [
+        ("football.example.com", "brisbane", "pass"),
+        ("football.example.com", "test", "pass"),
+    ]
+
+
+def test_arc_chain_is_validated_only_where_dmarc_did_not_pass(zone):
+    publish_key(zone, "sender.test")
+    publish_key(zone, "list.test")
+    forwarded = arc_seal(dkim_sign(MESSAGE, "sender.test"), "list.test")
+    assert check(forwarded).arc == ArcResult("pass")  # no DMARC record: the chain is what vouches
+    zone.add("_dmarc.sender.test", "TXT", txt_value("v=DMARC1; p=reject"))
+    dnsquery.forget_cached_answers()
+    passed = check(forwarded)
+    assert [d.result for d in passed.dmarc] == ["pass"]
+    assert passed.arc is None
+    assert not any(item.startswith("arc=") for item in passed.resinfos())
+    assert "arc=none" in check(dkim_sign(MESSAGE, "sender.test")).resinfos()  # no ARC set at all
