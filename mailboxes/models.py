@@ -216,8 +216,14 @@ class Message(models.Model):
     references = models.TextField(blank=True, default="")
     thread_id = models.UUIDField(default=uuid.uuid4)
     has_attachments = models.BooleanField(default=False)
+    attachment_names = models.TextField(
+        blank=True, default="", help_text="File names and types of the attachments, for search"
+    )
     snippet = models.CharField(max_length=200, blank=True, default="")
     search_text = models.TextField(blank=True, default="", help_text="Decoded readable text, for search")
+    search_words = models.TextField(
+        blank=True, default="", help_text="The search document folded (mailboxes.search_document); empty for ASCII"
+    )
     envelope = models.JSONField(help_text="IMAP ENVELOPE fields (mailcore.mime.Envelope)")
     structure = models.JSONField(help_text="MIME tree with byte offsets (mailcore.mime.MimePart)")
     # The same two in IMAP wire form (mailcore.imap_wire), rendered once at delivery so FETCH only copies bytes.
@@ -245,9 +251,16 @@ class Message(models.Model):
             # The keywords a folder uses (IMAP FLAGS): only messages that have keywords are in it.
             models.Index(fields=["mailbox", "keywords"], condition=~models.Q(keywords=""), name="message_keywords"),
             models.Index(Lower("from_address"), "account", name="message_from"),
+            # has:attachment and filename: read only this (an index-only scan), kept for attachment mail only.
+            models.Index(
+                fields=["account", "internal_date", "id"],
+                include=["attachment_names"],
+                condition=models.Q(has_attachments=True),
+                name="message_attachments",
+            ),
         ]
         # Full-text search (webmail) uses a PostgreSQL-only stored tsvector column, `search_document`, and its GIN
-        # index, created by migration 0006 rather than declared here so the model stays portable to SQLite (and
+        # index, created by migration 0012 rather than declared here so the model stays portable to SQLite (and
         # Django never writes the column: PostgreSQL computes it).
 
     def __str__(self) -> str:

@@ -785,6 +785,15 @@ def _is_attachment(part: MimePart) -> bool:
     return not (part.maintype == "image" and part.content_id)
 
 
+def attachment_names(root: MimePart) -> str:
+    """The file names and types of the attachments under `root`, for search: "report.pdf application/pdf"."""
+    names: list[str] = []
+    for part in root.walk():
+        if _is_attachment(part):
+            names.extend(filter(None, (part.filename, part.content_type)))
+    return " ".join(names)
+
+
 def parse_message(raw: bytes) -> ParsedMessage:
     """Parse a whole message; raises MimeTooDeep or HeaderTooLarge for hostile input, nothing else."""
     root, fields = _Parser(raw).entity(0, len(raw), 0, False)

@@ -14,12 +14,13 @@ import uuid
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import BooleanField, Count, Exists, OuterRef, Q, QuerySet, Subquery, TextField
+from django.db.models import BooleanField, Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Cast, Coalesce
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from mailboxes.models import Account, Mailbox, Message, Role
+from mailcore.search_words import fold_query
 from webmail.addresses import split_addresses
 from webmail.models import Contact
 from webmail.search_terms import Terms
@@ -194,11 +195,21 @@ def _words_begin(messages: QuerySet[Message], value: str) -> QuerySet[Message]:
     """On PostgreSQL, first narrow to messages whose search document has words beginning with each word of
     `value` (through the GIN index), so the substring test on a column below reads only those rows. The
     document holds sender, recipients (their addresses also split at "@" and ".") and subject."""
-    words = _WORD.findall(value.lower())
+    words = _WORD.findall(fold_query(value))
     if connection.vendor != "postgresql" or not words:
         return messages
     query = " & ".join(f"'{word}':*" for word in words)
     return messages.filter(RawSQL(PREFIX_MATCH, [query], output_field=BooleanField()))
+
+
+def _contains(column: str, value: str) -> Q:
+    """`column` contains `value` in any case. PostgreSQL gets ILIKE, whose selectivity it estimates from the
+    column's statistics; it has none for the `UPPER(column) LIKE` Django writes, so it took a recipient of every
+    message for a rare one and sorted a scan of the whole table instead of reading the newest rows first."""
+    if connection.vendor != "postgresql":
+        return Q(**{f"{column}__icontains": value})
+    pattern = "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return Q(RawSQL(f'{Message._meta.db_table}."{column}" ILIKE %s', [pattern], output_field=BooleanField()))
 
 
 def _filtered(messages: QuerySet[Message], terms: Terms) -> QuerySet[Message]:
@@ -207,21 +218,20 @@ def _filtered(messages: QuerySet[Message], terms: Terms) -> QuerySet[Message]:
     `_words_begin`): `from:ann` finds Ann and anne@..., not Joanna."""
     for sender in terms.senders:
         messages = _words_begin(messages, sender)
-        messages = messages.filter(Q(from_address__icontains=sender) | Q(from_name__icontains=sender))
+        messages = messages.filter(_contains("from_address", sender) | _contains("from_name", sender))
     for recipient in terms.recipients:
         messages = _words_begin(messages, recipient)
         messages = messages.filter(
-            Q(to_addresses__icontains=recipient)
-            | Q(cc_addresses__icontains=recipient)
-            | Q(bcc_addresses__icontains=recipient)
+            _contains("to_addresses", recipient)
+            | _contains("cc_addresses", recipient)
+            | _contains("bcc_addresses", recipient)
         )
     for subject in terms.subjects:
         messages = _words_begin(messages, subject)
-        messages = messages.filter(subject__icontains=subject)
+        messages = messages.filter(_contains("subject", subject))
     for name in terms.filenames:
-        # The stored MIME tree holds each part's parameters (file names) and type: "pdf" finds PDF attachments.
-        messages = messages.filter(has_attachments=True).alias(tree=Cast("structure", TextField()))
-        messages = messages.filter(tree__icontains=name)
+        # The names and types of the attachments (in the message_attachments index): "pdf" finds PDF attachments.
+        messages = messages.filter(_contains("attachment_names", name), has_attachments=True)
     if terms.has_attachment is not None:
         messages = messages.filter(has_attachments=terms.has_attachment)
     if terms.unread is not None:
@@ -242,12 +252,13 @@ def search_folder(account: Account, name: str) -> Mailbox | None:
 
 
 def search(account: Account, text: str, mailbox: Mailbox | None, number: int, size: int = PAGE_SIZE) -> Page:
-    """Messages matching `text` in sender, recipients, subject or body, newest first (two queries).
+    """Messages matching `text` in sender, recipients, subject or body, newest first (three queries).
 
     `text` may hold search operators (`webmail.search_terms`): they filter on the list columns, and the rest is
     matched as before. PostgreSQL uses the stored search document and its full-text index (words, with
-    web-search syntax: "quoted phrases", -exclusions, or); SQLite matches each word as a substring of the same
-    columns.
+    web-search syntax: "quoted phrases", -exclusions, or), the query folded as documents are: without accents
+    ("cafe" finds "Café" and "café" finds "cafe") and with CJK as bigrams (a Chinese or Japanese word is found
+    inside a sentence). SQLite matches each word as a substring of the same columns.
     """
     terms = parse_terms(text)
     messages: QuerySet[Message] = Message.objects.filter(account=account)
@@ -262,7 +273,7 @@ def search(account: Account, text: str, mailbox: Mailbox | None, number: int, si
     messages = _filtered(messages, terms)
     text = terms.text.strip()
     if text and connection.vendor == "postgresql":
-        messages = messages.filter(RawSQL(SEARCH_MATCH, [text], output_field=BooleanField()))
+        messages = messages.filter(RawSQL(SEARCH_MATCH, [fold_query(text)], output_field=BooleanField()))
     elif text:
         for word in text.split():
             messages = messages.filter(
@@ -276,10 +287,15 @@ def search(account: Account, text: str, mailbox: Mailbox | None, number: int, si
     total, capped = _capped_count(messages, number, size)
     number = _bounded(number, total, size)
     start = (number - 1) * size
+    # The walk to the page reads ids only (for filename: and has:attachment an index-only scan of
+    # message_attachments, however few attachments match), then the page's rows are fetched by id. Not as a
+    # subquery: the raw conditions above name the message table, which inside one would be the outer query's.
+    page_ids = list(messages.order_by("-internal_date", "-id").values_list("id", flat=True)[start : start + size])
     items = list(
-        messages.select_related("mailbox")
+        Message.objects.filter(id__in=page_ids)
+        .select_related("mailbox")
         .only(*LIST_COLUMNS, "mailbox__name", "mailbox__role")
-        .order_by("-internal_date", "-id")[start : start + size]
+        .order_by("-internal_date", "-id")
     )
     return Page(items, number, total, capped, size)
 

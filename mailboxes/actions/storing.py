@@ -9,10 +9,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from django.db import connection
 from django.utils import timezone
 
+from mailboxes import search_document
 from mailboxes.models import Message, MessageBody
 from mailcore.crlf import crlf_size
 from mailcore.imap_wire import message_wire
-from mailcore.mime import ParsedMessage
+from mailcore.mime import ParsedMessage, attachment_names
 from mailcore.subject import base_subject
 
 # A hostile References field can list thousands of ids; the most recent ones (at its end) are enough to thread.
@@ -100,6 +101,9 @@ def message_row(
 ) -> Message:
     sender = parsed.from_[0] if parsed.from_ else None
     imap_envelope, imap_bodystructure, imap_body = message_wire(parsed)
+    from_name = (sender.name if sender else "")[:300]
+    from_address = (sender.address if sender else "")[:320]
+    to_addresses, cc_addresses = _join(parsed.to), _join(parsed.cc)
     return Message(
         account_id=account_id,
         mailbox_id=mailbox_id,
@@ -109,10 +113,10 @@ def message_row(
         size=body.size,
         crlf_size=crlf_size(body.raw),
         subject=parsed.subject,
-        from_name=(sender.name if sender else "")[:300],
-        from_address=(sender.address if sender else "")[:320],
-        to_addresses=_join(parsed.to),
-        cc_addresses=_join(parsed.cc),
+        from_name=from_name,
+        from_address=from_address,
+        to_addresses=to_addresses,
+        cc_addresses=cc_addresses,
         bcc_addresses=_join(parsed.bcc),
         sent_date=parsed.date,
         message_id=parsed.message_id[:998],
@@ -120,8 +124,12 @@ def message_row(
         references=" ".join(parsed.references),
         thread_id=thread_id,
         has_attachments=parsed.has_attachments,
+        attachment_names=attachment_names(parsed.root) if parsed.has_attachments else "",
         snippet=parsed.snippet[:200],
         search_text=parsed.text,
+        search_words=search_document.words(
+            parsed.subject, from_name, from_address, to_addresses, cc_addresses, parsed.text
+        ),
         envelope=parsed.envelope_json(),
         structure=parsed.structure_json(),
         imap_envelope=imap_envelope,

@@ -22,6 +22,7 @@ from tests.webmail_support import (  # noqa: F401 (the *_fixture names are fixtu
     make_raw,
     page_fixture,
     sign_in,
+    sized_page_fixture,
 )
 
 pytestmark = BROWSER_MARKS
@@ -76,3 +77,41 @@ def test_search_operators(web_server, page, mail) -> None:
     assert _search(page, "in:nowhere") == []
     _search(page, "before:yesterday")
     expect(page.locator(".search-problems")).to_contain_text("before:yesterday is not understood")
+
+
+def test_accent_insensitive_search_follows_new_mail(web_server, sized_page, alice) -> None:
+    """ "cafe" finds "Café" and "café" finds "cafe"; a matching message that arrives while the results are open
+    joins them with the live refresh."""
+    if connection.vendor != "postgresql":
+        pytest.fail("this test needs PostgreSQL: set DATABASE_URL or run PostgreSQL on 127.0.0.1:5432")
+    page = sized_page
+    deliver(alice, subject="Réunion au Café", text="Rendez-vous à la crème brûlée.")
+    deliver(alice, subject="Cafe menu", text="Soup of the day.")
+    deliver(alice, subject="Lunch", text="Somewhere else.")
+    sign_in(page, web_server.url, alice.address, PASSWORD)
+    assert _search(page, "café") == ["Cafe menu", "Réunion au Café"]
+    assert _search(page, "creme brulee") == ["Réunion au Café"]
+    assert _search(page, "cafe") == ["Cafe menu", "Réunion au Café"]
+    deliver(alice, subject="CAFÉ NOIR", text="Ce soir.")
+    expect(page.locator("#list .row", has_text="CAFÉ NOIR")).to_be_visible()
+    assert_full_page(page)
+    expect(page.locator("#list .row", has_text="Lunch")).to_have_count(0)
+
+
+def test_cjk_words_are_found_inside_sentences(web_server, sized_page, alice) -> None:
+    if connection.vendor != "postgresql":
+        pytest.fail("this test needs PostgreSQL: set DATABASE_URL or run PostgreSQL on 127.0.0.1:5432")
+    page = sized_page
+    deliver(alice, subject="会議のお知らせ", text="明日の会議は東京都の本社で行います。")
+    deliver(alice, subject="天气", text="今天北京的天气很好，我们去公园散步吧。")  # noqa: RUF001 (Chinese comma)
+    sign_in(page, web_server.url, alice.address, PASSWORD)
+    assert _search(page, "東京") == ["会議のお知らせ"]
+    assert _search(page, "天气很好") == ["天气"]
+    assert _search(page, "园") == ["天气"]
+    assert _search(page, "天气很坏") == []
+    expect(page.locator("#list")).to_contain_text("No messages match")
+    deliver(alice, subject="出張", text="来週は北京と東京に出張します。")
+    assert _search(page, "東京") == ["会議のお知らせ", "出張"]
+    page.locator("#list .row", has_text="出張").click()
+    expect(page.locator("body")).to_contain_text("来週は北京と東京に出張します。")
+    assert_full_page(page)

@@ -1,0 +1,43 @@
+"""The text of a message's full-text search document (PostgreSQL's stored `search_document` column).
+
+PostgreSQL builds the document from the message's columns with `SQL`, an expression that must stay identical
+to the generated column's (mailboxes/migrations/0012). That reads ASCII text as the index should. A message with
+any other letter stores `words(...)`, the same text folded in Python (`mailcore.search_words`: accents removed,
+CJK split into bigrams), in `Message.search_words`, and the column indexes that instead. Plain ASCII mail, most
+mail, costs a delivery nothing more.
+"""
+
+from __future__ import annotations
+
+from mailcore.search_words import fold, needs_folding
+
+# Addresses appear twice: as written (the parser keeps "alice@example.com" as one email token) and with "@", "."
+# and angle brackets turned into spaces, so "alice" or "example" finds them too.
+SQL = (
+    "to_tsvector('simple'::regconfig, CASE WHEN search_words <> '' THEN search_words ELSE "
+    "subject || ' ' || from_name || ' ' || from_address || ' ' || translate(from_address, '@.', '  ') || ' ' || "
+    "to_addresses || ' ' || translate(to_addresses, '@.<>', '    ') || ' ' || cc_addresses || ' ' || "
+    "translate(cc_addresses, '@.<>', '    ') || ' ' || search_text END)"
+)
+_FROM_SPACES = str.maketrans("@.", "  ")
+_TO_SPACES = str.maketrans("@.<>", "    ")
+
+
+def words(subject: str, from_name: str, from_address: str, to: str, cc: str, text: str) -> str:
+    """The folded document of a message with letters beyond ASCII, or "" when PostgreSQL's reading will do."""
+    if not any(needs_folding(part) for part in (subject, from_name, from_address, to, cc, text)):
+        return ""
+    document = " ".join(
+        (
+            subject,
+            from_name,
+            from_address,
+            from_address.translate(_FROM_SPACES),
+            to,
+            to.translate(_TO_SPACES),
+            cc,
+            cc.translate(_TO_SPACES),
+            text,
+        )
+    )
+    return fold(document)
