@@ -44,6 +44,14 @@
 | MAILSITE_RELAY_QUEUE            | celery                                | Celery queue of the relay's tasks          |
 | MAILSITE_SEND_LATER_INTERVAL    | 30s                                   | how often due "send later" mail is sent    |
 | MAILSITE_DKIM_SELECTOR          | mailsite                              | selector of generated DKIM keys            |
+| MAILSITE_RELAY_REUSE_MESSAGES   | 100                                   | messages one relay session carries (1: off)|
+| MAILSITE_RELAY_REUSE_TIME       | 300s                                  | a relay session takes no new message after|
+| MAILSITE_RELAY_CONCURRENCY      | 20                                    | sessions at once to one recipient domain   |
+| MAILSITE_RELAY_DESTINATION_CONCURRENCY | (none)                         | per-domain: example.net=2,example.org=5    |
+| MAILSITE_RELAY_SLOT_WAIT        | 5s                                    | wait when a domain's sessions are all busy |
+| MAILSITE_RELAY_MTA_STS          | true                                  | honour recipient domains' MTA-STS policies |
+| MAILSITE_RELAY_CA_FILE          | (system CAs only)                     | more CAs for MX and MTA-STS policy hosts   |
+| MAILSITE_RELAY_HTTPS_PORT       | 443                                   | port of mta-sts.<domain> policy hosts      |
 | MAILSITE_INSECURE_HTTP          | false                                 | serve plain HTTP off the embedded SQLite   |
 | MAILSITE_TRUSTED_PROXIES        | (none)                                | proxies whose X-Forwarded-For/Proto count  |
 | MAILSITE_HTTPS_PORT             | (none: no HTTPS listener)             | web over TLS, with the mail certificate    |
@@ -154,6 +162,17 @@ def _rate(name: str) -> tuple[int, int] | None:
     return int(count), seconds
 
 
+def _per_domain(name: str) -> dict[str, int]:
+    """{"example.net": 2} from "example.net=2,..." (per-destination overrides of a relay limit)."""
+    limits = {}
+    for item in env.list(name, []):
+        domain, _, number = item.partition("=")
+        if not domain.strip() or not number.strip().isdigit() or int(number) < 1:
+            raise SettingError(f"{name} entries must look like example.net=2, got {item!r}")
+        limits[domain.strip().lower().rstrip(".")] = int(number)
+    return limits
+
+
 try:
     DATA_DIR = env.path("MAILSITE_DATA_DIR", Path("var"), base=BASE_DIR)
     MAILSITE_HOSTNAME = env.str("MAILSITE_HOSTNAME", socket.getfqdn() or "localhost").lower()
@@ -211,6 +230,15 @@ try:
     MAILSITE_RELAY_QUEUE = env.str("MAILSITE_RELAY_QUEUE", "celery")
     MAILSITE_SEND_LATER_INTERVAL = _duration("MAILSITE_SEND_LATER_INTERVAL", "30s")
     MAILSITE_DKIM_SELECTOR = env.str("MAILSITE_DKIM_SELECTOR", "mailsite")
+    # Connection reuse (Postfix's smtp_connection_reuse_count_limit and _time_limit) and per-destination limits.
+    MAILSITE_RELAY_REUSE_MESSAGES = env.int("MAILSITE_RELAY_REUSE_MESSAGES", 100, minimum=1)
+    MAILSITE_RELAY_REUSE_TIME = _duration("MAILSITE_RELAY_REUSE_TIME", "300s")
+    MAILSITE_RELAY_CONCURRENCY = env.int("MAILSITE_RELAY_CONCURRENCY", 20, minimum=1)
+    MAILSITE_RELAY_DESTINATION_CONCURRENCY = _per_domain("MAILSITE_RELAY_DESTINATION_CONCURRENCY")
+    MAILSITE_RELAY_SLOT_WAIT = _duration("MAILSITE_RELAY_SLOT_WAIT", "5s")
+    MAILSITE_RELAY_MTA_STS = env.bool("MAILSITE_RELAY_MTA_STS", True)
+    MAILSITE_RELAY_CA_FILE = env.optional_path("MAILSITE_RELAY_CA_FILE", base=BASE_DIR)
+    MAILSITE_RELAY_HTTPS_PORT = env.port("MAILSITE_RELAY_HTTPS_PORT", 443)
     # --- mailauth (inbound trust at the MX) ---
     MAILSITE_AUTH_VERIFY = env.bool("MAILSITE_AUTH_VERIFY", True)
     try:

@@ -59,6 +59,17 @@ SMTP_DELIVERY_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 
+RELAY_RESULTS = Counter(
+    "mailsite_relay_results",
+    "Relay attempts per recipient, by result (delivered, deferred, bounced) and destination (recipient domain)",
+    ["result", "destination"],
+)
+RELAY_SESSIONS = Counter(
+    "mailsite_relay_sessions",
+    "SMTP sessions the relay opened that carried a message, by destination (recipient domain)",
+    ["destination"],
+)
+
 
 def reply_code(reply: str) -> str:
     """The basic and enhanced code of an SMTP reply ("550 5.7.1"), a label of few values."""

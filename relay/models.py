@@ -99,3 +99,23 @@ class DkimKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.selector}._domainkey.{self.domain.name}"
+
+
+class MtaStsPolicy(models.Model):
+    """A recipient domain's MTA-STS policy (RFC 8461 3.2) as last fetched, cached until `expires` (RFC 8461 5.1),
+    so a policy keeps applying while its host is unreachable or its TXT record has been removed."""
+
+    domain = models.CharField(max_length=253, unique=True)
+    policy_id = models.CharField(max_length=32, help_text="The id of the _mta-sts TXT record it was fetched under")
+    mode = models.CharField(max_length=8)  # enforce, testing or none
+    mx = models.JSONField(default=list, help_text="MX host patterns, e.g. mail.example.net or *.example.net")
+    max_age = models.PositiveIntegerField()
+    fetched = models.DateTimeField(default=timezone.now)
+    expires = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "MTA-STS policy"
+        verbose_name_plural = "MTA-STS policies"
+
+    def __str__(self) -> str:
+        return f"{self.domain}: {self.mode}"

@@ -2,35 +2,101 @@
 
 from __future__ import annotations
 
+import functools
+
 from celery import shared_task
 from django.conf import settings
 
 from mailboxes.actions import outbound, queueing
-from relay import deliver, mx
-from relay.deliver import Reply
+from mailboxes.actions.outbound import Claim
+from relay import deliver, events, mtasts, mx, slots
+from relay.deliver import Connection, Reply, Tls
 
 
 @shared_task(name=queueing.ATTEMPT_TASK, ignore_result=True)
 def attempt(message_id: int, domain: str) -> None:
-    """One delivery attempt for the due recipients of one message at one domain (a no-op if none is due)."""
-    claimed = outbound.claim(message_id, domain)
-    if claimed is None:
+    """One delivery attempt for the due recipients of one message at one domain (a no-op if none is due).
+
+    The session it opens then carries the domain's other due messages, one transaction each after RSET, until
+    MAILSITE_RELAY_REUSE_MESSAGES or MAILSITE_RELAY_REUSE_TIME is reached or nothing more is due. It runs in one
+    of the domain's session slots; when all are taken the task comes back after MAILSITE_RELAY_SLOT_WAIT (a
+    session that holds a slot may have taken the message meanwhile).
+    """
+    if not outbound.is_due(message_id, domain):
         return
-    route = mx.route(domain)
+    with slots.slot(domain) as held:
+        if not held:
+            attempt.apply_async(
+                (message_id, domain), countdown=settings.MAILSITE_RELAY_SLOT_WAIT, queue=settings.MAILSITE_RELAY_QUEUE
+            )
+            return
+        claimed = outbound.claim(message_id, domain)
+        if claimed is not None:
+            _session(claimed)
+
+
+def _session(claimed: Claim) -> None:
+    """Deliver `claimed`, then the domain's next due messages over the same SMTP session while it lasts."""
+    route = mx.route(claimed.domain)
     if route.outcome is not None:
         replies = {rcpt: Reply(None, route.reason) for rcpt in claimed.recipients}
-        outbound.record(claimed, replies, no_reply=route.outcome, route_status=route.status)
+        recorded = outbound.record(claimed, replies, no_reply=route.outcome, route_status=route.status)
+        events.attempted(claimed, recorded, new_session=False)
         return
-    replies = deliver.attempt(
-        route.addresses,
-        claimed.sender,
-        claimed.recipients,
-        claimed.raw,
-        helo=settings.MAILSITE_HOSTNAME,
-        port=settings.MAILSITE_RELAY_PORT,
-        timeout=settings.MAILSITE_RELAY_TIMEOUT,
+    addresses, tls = _apply_mta_sts(claimed.domain, route.addresses)
+    if not addresses:
+        reason = f"4.7.5 no MX host of {claimed.domain} matches its MTA-STS policy"
+        replies = {rcpt: Reply(None, reason) for rcpt in claimed.recipients}
+        recorded = outbound.record(claimed, replies, route_status="4.7.5")
+        events.attempted(claimed, recorded, new_session=False)
+        return
+    connection: Connection | None = None
+    current: Claim | None = claimed
+    try:
+        while current is not None:
+            replies, after = deliver.attempt(
+                addresses,
+                current.sender,
+                current.recipients,
+                current.raw,
+                helo=settings.MAILSITE_HOSTNAME,
+                port=settings.MAILSITE_RELAY_PORT,
+                timeout=settings.MAILSITE_RELAY_TIMEOUT,
+                tls=tls,
+                reuse=connection,
+            )
+            # Recorded (delivered only on its 250) before the session takes anything else.
+            recorded = outbound.record(current, replies)
+            events.attempted(current, recorded, new_session=after is not None and after.transactions == 1)
+            connection = after
+            if connection is None or not _reusable(connection):
+                break
+            current = outbound.claim_next(claimed.domain)
+    finally:
+        if connection is not None:
+            connection.close()
+
+
+def _apply_mta_sts(domain: str, addresses: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], Tls]:
+    """The MX addresses mail for `domain` may go to and how TLS is used (RFC 8461 5): under an enforce policy
+    only MX hosts it names, over STARTTLS with a valid certificate; what a testing policy finds is only reported."""
+    ca_file = str(settings.MAILSITE_RELAY_CA_FILE) if settings.MAILSITE_RELAY_CA_FILE else None
+    policy = mtasts.policy_for(domain) if settings.MAILSITE_RELAY_MTA_STS else None
+    if policy is None:
+        return addresses, Tls(ca_file=ca_file)
+    outside = sorted({host for host, _ in addresses if not mtasts.mx_matches(host, policy.mx)})
+    for host in outside:
+        events.policy_mismatch(domain, host, policy.mode)
+    if policy.mode == "testing":
+        return addresses, Tls(ca_file=ca_file, report=functools.partial(events.policy_tls_failure, domain))
+    return [(host, address) for host, address in addresses if host not in outside], Tls(verify=True, ca_file=ca_file)
+
+
+def _reusable(connection: Connection) -> bool:
+    return (
+        connection.transactions < settings.MAILSITE_RELAY_REUSE_MESSAGES
+        and connection.age() < settings.MAILSITE_RELAY_REUSE_TIME
     )
-    outbound.record(claimed, replies)
 
 
 @shared_task(name="relay.sweep", ignore_result=True)

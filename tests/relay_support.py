@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import http.server
 import os
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 from django.conf import settings
 from django.db import connection
 
@@ -63,7 +66,8 @@ class Received:
 
 
 class SinkHandler:
-    """Accepts everything unless told otherwise: per-recipient RCPT replies, queued DATA replies, stalling."""
+    """Accepts everything unless told otherwise: per-recipient RCPT replies, queued DATA replies, stalling,
+    breaking sessions. Counts sessions, and the most open at once."""
 
     def __init__(self) -> None:
         self.messages: list[Received] = []
@@ -71,6 +75,34 @@ class SinkHandler:
         self.data_replies: collections.deque[str] = collections.deque()
         self.stall_seconds = 0.0  # how long each RCPT waits before its reply
         self.rcpt_started = 0
+        # After a session's Nth stored message: the next DATA is read and the connection cut with no reply.
+        self.drop_after: int | None = None
+        # After a session's Nth stored message: the next RSET cuts the connection (an idle session timed out).
+        self.hangup_after: int | None = None
+        self.sessions = 0
+        self.open_sessions = 0
+        self.most_open = 0
+        self.dropped = 0
+        self.per_session: dict[int, int] = {}  # messages stored, by session number
+
+    def opened(self, server: SMTP) -> None:
+        self.sessions += 1
+        server.sink_number = self.sessions  # type: ignore[attr-defined]
+        self.per_session[self.sessions] = 0
+        self.open_sessions += 1
+        self.most_open = max(self.most_open, self.open_sessions)
+
+    def closed(self) -> None:
+        self.open_sessions -= 1
+
+    def _stored_in(self, server: SMTP) -> int:
+        return self.per_session[server.sink_number]  # type: ignore[attr-defined]
+
+    async def handle_RSET(self, server, session, envelope) -> str:
+        if self.hangup_after is not None and self._stored_in(server) >= self.hangup_after:
+            self.dropped += 1
+            server.transport.abort()
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
         self.rcpt_started += 1
@@ -83,6 +115,10 @@ class SinkHandler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:
+        if self.drop_after is not None and self._stored_in(server) >= self.drop_after:
+            self.dropped += 1
+            server.transport.abort()
+            return "451 4.3.0 never sent: the connection is gone"
         if self.data_replies:
             reply = self.data_replies.popleft()
             if not reply.startswith("2"):
@@ -96,7 +132,27 @@ class SinkHandler:
                 session.host_name or "",
             )
         )
+        self.per_session[server.sink_number] += 1
         return "250 2.0.0 OK queued"
+
+
+class _CountingSMTP(SMTP):
+    """aiosmtpd's server telling its handler when a connection opens and closes (STARTTLS is not a new one)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        first = self.transport is None
+        super().connection_made(transport)
+        if first:
+            self.event_handler.opened(self)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        super().connection_lost(error)
+        self.event_handler.closed()
+
+
+class _SinkController(Controller):
+    def factory(self) -> SMTP:
+        return _CountingSMTP(self.handler, **self.SMTP_kwargs)
 
 
 def _sink_tls_context() -> ssl.SSLContext:
@@ -113,17 +169,22 @@ class Sinks:
         self.handlers: dict[str, SinkHandler] = {}
         self._controllers: dict[str, Controller] = {}
 
-    def start(self, host: str, *, starttls: bool = True) -> SinkHandler:
+    def start(self, host: str, *, starttls: bool = True, tls_context: ssl.SSLContext | None = None) -> SinkHandler:
+        """A sink on `host`; STARTTLS with the site's self-signed pair unless given a `tls_context`."""
         handler = SinkHandler()
-        controller = Controller(
+        controller = _SinkController(
             handler,
             hostname=host,
             port=self.port,
             server_hostname="sink.example.net",
-            tls_context=_sink_tls_context() if starttls else None,
+            tls_context=(tls_context or _sink_tls_context()) if starttls else None,
             require_starttls=False,
         )
         controller.start()
+        # start() checks the listener with a connection of its own: not one of the relay's sessions.
+        wait_for(lambda: handler.open_sessions == 0)
+        handler.sessions = handler.most_open = 0
+        handler.per_session.clear()
         self.handlers[host] = handler
         self._controllers[host] = controller
         return handler
@@ -138,6 +199,47 @@ class Sinks:
 
     def received(self) -> list[Received]:
         return [message for handler in self.handlers.values() for message in handler.messages]
+
+
+class PolicyServer:
+    """An HTTPS server on loopback serving an MTA-STS policy at /.well-known/mta-sts.txt (RFC 8461 3.3)."""
+
+    def __init__(self, host: str, tls_context: ssl.SSLContext) -> None:
+        self.body = b""
+        self.status = 200
+        self.content_type = "text/plain"
+        self.requests: list[tuple[str, str]] = []  # (Host header, path)
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.requests.append((self.headers.get("Host", ""), self.path))
+                self.send_response(server.status)
+                self.send_header("Content-Type", server.content_type)
+                self.send_header("Content-Length", str(len(server.body)))
+                if 300 <= server.status < 400:
+                    self.send_header("Location", "https://elsewhere.example/.well-known/mta-sts.txt")
+                self.end_headers()
+                self.wfile.write(server.body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer((host, 0), Handler)
+        self.httpd.socket = tls_context.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="test-mta-sts", daemon=True)
+        self._thread.start()
+
+    def serve(self, mode: str, *mx: str, max_age: int = 86400) -> None:
+        lines = ["version: STSv1", f"mode: {mode}", *(f"mx: {pattern}" for pattern in mx), f"max_age: {max_age}"]
+        self.body = ("\r\n".join(lines) + "\r\n").encode()
+        self.status, self.content_type = 200, "text/plain"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join(timeout=5)
 
 
 def worker_database_url() -> str:

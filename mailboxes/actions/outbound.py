@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from mailboxes.models import Mailbox, Role
 from mailboxes.recipients import DeliveryReport, RecipientStatus, expansion
 from mailcore.dsn import RecipientReport, build_dsn
 from relay.deliver import Reply
-from relay.models import OPEN_STATES, Attempt, OutboundMessage, OutboundRecipient, State
+from relay.models import OPEN_STATES, Attempt, MtaStsPolicy, OutboundMessage, OutboundRecipient, State
 from relay.policy import Outcome, RetryPolicy, enhanced_status, outcome_for_code
 
 log = logging.getLogger("mail.relay")
@@ -52,10 +53,29 @@ class Claim:
     raw: bytes
     recipients: list[str]
     started: datetime.datetime
+    queue_id: str  # the id our SMTP listener gave the message (in its Received field), to follow it in logs
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What an attempt came to for one recipient, once stored."""
+
+    address: str
+    outcome: Outcome
+    host: str
+    code: int | None
+    reply: str
+    status: str
+    attempts: int
 
 
 def _due(now: datetime.datetime) -> Q:
     return Q(state__in=OPEN_STATES, next_attempt__lte=now) & (Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+
+
+def is_due(message_id: int, domain: str) -> bool:
+    """Whether this message has due, unclaimed recipients at this domain (a read, before taking a session slot)."""
+    return OutboundRecipient.objects.filter(_due(timezone.now()), message_id=message_id, domain=domain).exists()
 
 
 @action
@@ -71,7 +91,33 @@ def claim(message_id: int, domain: str) -> Claim | None:
     until = now + datetime.timedelta(seconds=settings.MAILSITE_RELAY_CLAIM_TIMEOUT)
     OutboundRecipient.objects.filter(pk__in=[row.pk for row in rows]).update(claim=token, claimed_until=until)
     message = OutboundMessage.objects.only("sender", "raw").get(pk=message_id)
-    return Claim(message_id, domain, token, message.sender, bytes(message.raw), [r.address for r in rows], now)
+    raw = bytes(message.raw)
+    recipients = [r.address for r in rows]
+    return Claim(message_id, domain, token, message.sender, raw, recipients, now, queue_id_of(raw, message_id))
+
+
+def claim_next(domain: str, candidates: int = 20) -> Claim | None:
+    """Claim the oldest message with due, unclaimed recipients at `domain` (None: nothing to do), for a session
+    already open to it. Each claim is its own transaction; a message another worker took is passed over."""
+    now = timezone.now()
+    due = OutboundRecipient.objects.filter(_due(now), domain=domain).order_by("message_id")
+    for message_id in dict.fromkeys(due.values_list("message_id", flat=True)[:candidates]):
+        claimed = claim(message_id, domain)
+        if claimed is not None:
+            return claimed
+    return None
+
+
+_OUR_QUEUE_ID = re.compile(rb"\(Mailsite\)[^;]*? id ([0-9A-F]{12})\b")
+
+
+def queue_id_of(raw: bytes, message_id: int) -> str:
+    """The queue id our SMTP listener wrote in the top Received field, or the outbound row's own ("R" and its
+    number) for mail that did not come in over SMTP (webmail, DSNs, Sieve). For log lines only."""
+    header = raw.split(b"\r\n\r\n", 1)[0]
+    received = re.search(rb"^Received:.*?(?=\r\n[^ \t]|\Z)", header, re.MULTILINE | re.DOTALL | re.IGNORECASE)
+    found = _OUR_QUEUE_ID.search(received.group(0)) if received else None
+    return found.group(1).decode() if found else f"R{message_id}"
 
 
 def _status_for(reply: Reply, route_status: str) -> str:
@@ -132,7 +178,7 @@ def _announce(sender: str) -> None:
 @action
 def record(
     claimed: Claim, replies: Mapping[str, Reply], *, no_reply: Outcome = Outcome.DEFERRED, route_status: str = ""
-) -> None:
+) -> list[Recorded]:
     """Store what an attempt got for each claimed recipient; bounce, defer or finish each one.
 
     A recipient without an SMTP reply gets the `no_reply` outcome: deferred for connection failures, or what
@@ -148,6 +194,7 @@ def record(
     bounced: list[RecipientReport] = []
     delayed: list[RecipientReport] = []
     retry_at: datetime.datetime | None = None
+    recorded: list[Recorded] = []
     for row in rows:
         reply = replies[row.address]
         outcome = no_reply if reply.code is None else outcome_for_code(reply.code)
@@ -181,18 +228,16 @@ def record(
                 row.delay_warned = True
                 delayed.append(_report(row, "delayed", now))
         row.save()
+        recorded.append(
+            Recorded(row.address, outcome, row.last_host, row.last_code, row.last_reply, row.status, row.attempts)
+        )
     _notify_sender(message, bounced)
     expires = message.created + datetime.timedelta(seconds=policy.max_age)
     _notify_sender(message, delayed, will_retry_until=expires)
     _announce(message.sender)
     if retry_at is not None:
         schedule([(claimed.message_id, claimed.domain)], eta=retry_at)
-    log.info(
-        "message %s to %s: %s",
-        claimed.message_id,
-        claimed.domain,
-        ", ".join(f"{row.address} {row.state} {row.last_code or ''}".strip() for row in rows),
-    )
+    return recorded
 
 
 def due_work(grace: float) -> list[tuple[int, str]]:
@@ -204,6 +249,27 @@ def due_work(grace: float) -> list[tuple[int, str]]:
         .values_list("message_id", "domain")
         .distinct()
         .order_by("message_id", "domain")[: settings.MAILSITE_RELAY_SWEEP_BATCH]
+    )
+
+
+# --- MTA-STS -------------------------------------------------------------------------------------------------------
+
+
+@action
+def remember_policy(
+    domain: str, policy_id: str, mode: str, mx: list[str], max_age: int, expires: datetime.datetime
+) -> None:
+    """Cache a recipient domain's freshly fetched MTA-STS policy (RFC 8461 5.1), replacing the one before."""
+    MtaStsPolicy.objects.update_or_create(
+        domain=domain,
+        defaults={
+            "policy_id": policy_id,
+            "mode": mode,
+            "mx": mx,
+            "max_age": max_age,
+            "fetched": timezone.now(),
+            "expires": expires,
+        },
     )
 
 
