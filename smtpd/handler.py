@@ -10,7 +10,6 @@ import asyncio
 import functools
 import ipaddress
 import logging
-import weakref
 from typing import cast
 
 from aiosmtpd.smtp import AuthResult, Envelope, Session
@@ -77,7 +76,6 @@ class Handler:
         self.delimiter: str = settings.MAILSITE_RECIPIENT_DELIMITER
         self.local_domains = mailauth_queries.LocalDomains()
         self.tally = tally.Tally()
-        self._dnsbl: weakref.WeakKeyDictionary[MailsiteSMTP, str | None] = weakref.WeakKeyDictionary()
         self.rate = limits.submission_rate() if role.submission else None
         if not role.submission and settings.MAILSITE_AUTH_VERIFY:
             verify.prepare()
@@ -117,10 +115,6 @@ class Handler:
         reply = policy.check_sender(sender, smtputf8="SMTPUTF8" in options)
         if reply:
             return reply
-        if not self.role.submission and settings.MAILSITE_DNSBL_ZONES and self._from_outside(server.client_ip):
-            zone = await self._dnsbl_zone(server)
-            if zone:
-                return policy.dnsbl_listed(server.client_ip, zone)
         if self.role.submission:
             own = await asyncdb.call(lookups.sender_addresses, cast(Account, session.auth_data).pk)
             if not policy.sender_allowed(sender, own, delimiter=self.delimiter):
@@ -162,6 +156,9 @@ class Handler:
             reply, raw = self._checked(session, envelope, raw)
             if reply is None and self._from_outside(server.client_ip):
                 reply, raw, to_junk = await self._inbound_checks(server, session, envelope, raw, queue_id, notes)
+            elif reply is None:
+                # RFC 8601 5: only our MX's own checks may speak under our authserv-id (the webmail shows them).
+                raw = ar_results.remove_forged(raw, self.hostname)[0]
             if reply is None:
                 reply = await self._deliver(server, session, envelope, queue_id, raw, to_junk)
         except Exception:
@@ -221,19 +218,24 @@ class Handler:
             return True
         return not any(address in network for network in settings.MAILSITE_TRUSTED_NETWORKS)
 
-    async def _dnsbl_zone(self, server: MailsiteSMTP) -> str | None:
-        """The blocklist listing this client, asked once per connection (at its first MAIL), off the loop."""
-        if server not in self._dnsbl:
-            self._dnsbl[server] = await asyncio.get_running_loop().run_in_executor(
-                verify.executor(),
-                functools.partial(
-                    dnsbl.listing_zone,
-                    server.client_ip,
-                    settings.MAILSITE_DNSBL_ZONES,
-                    timeout=settings.MAILSITE_DNS_TIMEOUT,
-                ),
-            )
-        return self._dnsbl[server]
+    async def connection_refusal(self, server: MailsiteSMTP) -> str | None:
+        """The greeting instead of 220 for a client on a DNS blocklist (MX only, not trusted networks), asked
+        off the loop before the greeting, as Postfix's postscreen does; None to greet as usual."""
+        if not settings.MAILSITE_DNSBL_ZONES or not self._from_outside(server.client_ip):
+            return None
+        zone = await asyncio.get_running_loop().run_in_executor(
+            verify.executor(),
+            functools.partial(
+                dnsbl.listing_zone,
+                server.client_ip,
+                settings.MAILSITE_DNSBL_ZONES,
+                timeout=settings.MAILSITE_DNS_TIMEOUT,
+            ),
+        )
+        if zone is None:
+            return None
+        log.info("smtp refused listener=%s client=%s reason=dnsbl zone=%s", self.role.name, server.client_ip, zone)
+        return policy.dnsbl_listed(server.client_ip, zone)
 
     async def _inbound_checks(
         self,
@@ -282,10 +284,10 @@ class Handler:
         if scored.reply:
             return scored.reply, raw, False
         added = b""
+        raw, forged = ar_results.remove_forged(raw, self.hostname)
+        if forged:
+            notes.append(f"forged-authentication-results-removed={forged}")
         if authentication:
-            raw, forged = ar_results.remove_forged(raw, self.hostname)
-            if forged:
-                notes.append(f"forged-authentication-results-removed={forged}")
             added += verdict.header_field(self.hostname)
         # DMARC quarantine holds for every recipient; junk scores and lists are weighed per account.
         to_junk: bool | frozenset[int] = decision.junk

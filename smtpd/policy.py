@@ -346,8 +346,12 @@ def spam_decision(score: float | None, *, junk_score: float, reject_score: float
 
 
 def dnsbl_listed(ip: str, zone: str) -> str:
-    """RFC 5782 6: a client on a DNS blocklist; 554, as Postfix's postscreen and mox answer."""
+    """RFC 5782 6: a client on a DNS blocklist, greeted with 554 (RFC 5321 3.1), as Postfix's postscreen does."""
     return f"554 5.7.1 Service unavailable; client [{ip}] is listed by {zone}"
+
+
+# RFC 5321 3.1: after a 554 greeting every command but QUIT gets 503.
+REFUSED_AT_GREETING = "503 5.5.1 Bad sequence of commands: this server refused the connection; send QUIT"
 
 
 # --- Connections ----------------------------------------------------------------------------------------------

@@ -373,6 +373,8 @@ class MailsiteSMTP(SMTP):
     # --- Replies ----------------------------------------------------------------------------------------------
 
     async def push(self, status: str | bytes) -> None:
+        if not self._greeted and isinstance(status, str) and status.startswith("220 "):
+            status = await self._greeting(status)
         if isinstance(status, bytes) or self._raw_replies or not self._greeted:
             # The greeting and the HELO/EHLO response carry no enhanced codes (RFC 2034 3); bytes are AUTH
             # challenges.
@@ -391,6 +393,18 @@ class MailsiteSMTP(SMTP):
                 log.info("smtp error limit client=%s errors=%d", self.client_ip, self.errors)
                 await super().push(policy.TOO_MANY_ERRORS)
                 self._close()
+
+    async def _greeting(self, greeting: str) -> str:
+        """RFC 5321 3.1: a client refused at connection (a DNS blocklist) is greeted with 554, then answered 503
+        to every command but QUIT until it leaves (or its errors reach the session's limit)."""
+        refusal = await self.event_handler.connection_refusal(self)
+        if refusal is None:
+            return greeting
+        self._smtp_methods = {name: self._refused_command for name in self._smtp_methods} | {"QUIT": self.smtp_QUIT}
+        return refusal
+
+    async def _refused_command(self, arg: str | None) -> None:
+        await self.push(policy.REFUSED_AT_GREETING)
 
     def _close(self) -> None:
         self._release()

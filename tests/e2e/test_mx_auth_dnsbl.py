@@ -9,7 +9,7 @@ import pytest
 
 from mailauth import dnsbl, dnsquery
 from tests.dns_server import DnsServer
-from tests.smtp_support import mail, stored
+from tests.smtp_support import RawSession, mail, stored
 
 
 @pytest.fixture
@@ -36,12 +36,32 @@ def test_query_names():
     assert dnsbl.query_name("not an address", "bl.test") is None
 
 
-def test_listed_client_is_refused_at_mail(mx, blocklist):
+def test_listed_client_is_refused_at_connection(mx, blocklist):
     blocklist.add("1.0.0.127.bl.test", "A", "127.0.0.2")
-    with smtplib.SMTP("127.0.0.1", mx) as client:
-        client.ehlo("mail.sender.test")
-        code, text = client.mail("carol@sender.test")
-    assert (code, text.decode()) == (554, "5.7.1 Service unavailable; client [127.0.0.1] is listed by bl.test")
+    refusal = "5.7.1 Service unavailable; client [127.0.0.1] is listed by bl.test"
+    with pytest.raises(smtplib.SMTPConnectError) as refused:
+        smtplib.SMTP("127.0.0.1", mx)
+    assert (refused.value.smtp_code, refused.value.smtp_error.decode()) == (554, refusal)
+    # RFC 5321 3.1: after the 554 greeting, 503 to everything but QUIT; the connection stays open until QUIT.
+    session = RawSession(mx)
+    assert session.greeting == "554 " + refusal
+    for command in ("EHLO mail.sender.test", "MAIL FROM:<carol@sender.test>", "RCPT TO:<alice@example.com>", "NOOP"):
+        assert session.command(command).startswith("503 5.5.1 Bad sequence of commands")
+    assert session.command("QUIT").startswith("221 ")
+    assert session.closed()
+    session.close()
+    assert stored("alice@example.com") == []
+
+
+def test_refused_client_is_cut_off_at_the_error_limit(mx, blocklist, settings):
+    blocklist.add("1.0.0.127.bl.test", "A", "127.0.0.2")
+    session = RawSession(mx)
+    assert session.greeting.startswith("554 5.7.1 ")
+    for _ in range(settings.MAILSITE_SMTP_MAX_ERRORS):
+        assert session.command("HELO mail.sender.test").startswith("503 5.5.1 ")
+    assert session.reply() == "421 4.7.0 Too many errors, closing connection"
+    assert session.closed()
+    session.close()
 
 
 def test_error_answers_and_unlisted_clients_pass(mx, blocklist, settings):
