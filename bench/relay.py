@@ -1,12 +1,13 @@
-"""Relay throughput: messages a Celery worker with N processes delivers per second to a local SMTP sink.
+"""Relay throughput: messages a Celery worker with N processes delivers per second to one destination (a local
+SMTP sink), with connection reuse off (a session per message) and on (a session carries up to --reuse messages).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/mailsite_bench MAILSITE_BROKER_URL=redis://127.0.0.1:6379/14 \\
         .venv/bin/python bench/relay.py --workers 4 --messages 1000
 
 The database is migrated and its outbound queue emptied first: use a scratch database. A DNS server and an
-aiosmtpd sink run in this process on loopback; the worker is a real `celery worker` process. Every message
-is signed with DKIM when queued, has one recipient, and is delivered in its own SMTP session (MX lookup,
-EHLO, STARTTLS when --tls, MAIL, RCPT, DATA).
+aiosmtpd sink run in this process on loopback; each run starts a real `celery worker` process. Every message
+is signed with DKIM when queued and has one recipient. Without reuse each one gets its own session (MX lookup,
+EHLO, STARTTLS when --tls, MAIL, RCPT, DATA, QUIT); with reuse a session sends RSET and the next message.
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ QUEUE = "bench-relay"
 class CountingSink:
     def __init__(self) -> None:
         self.count = 0
+        self.sessions = 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses) -> list[str]:
+        if session.ssl is None:  # EHLO again after STARTTLS is the same session
+            self.sessions += 1
+        session.host_name = hostname
+        return responses
 
     async def handle_DATA(self, server, session, envelope) -> str:
         self.count += 1
@@ -44,27 +52,82 @@ def free_port(host: str) -> int:
         return probe.getsockname()[1]
 
 
+def run(mode: str, reuse: int, args: argparse.Namespace, env: dict[str, str], sink: CountingSink) -> None:
+    """Queue --messages messages, start a worker, and print how fast it delivers them all."""
+    from django.db import transaction
+
+    from mailboxes.actions import queueing
+    from relay.models import OutboundMessage, OutboundRecipient, State
+
+    OutboundMessage.objects.all().delete()
+    sink.count = sink.sessions = 0
+    body = ("x" * 76 + "\r\n") * max(1, args.size // 78)
+    started = time.perf_counter()
+    with transaction.atomic():
+        for number in range(args.messages):
+            raw = (
+                f"From: bench@sender.example\r\nTo: user{number}@bench.example\r\nSubject: bench {number}\r\n"
+                f"Message-ID: <bench{number}@sender.example>\r\n\r\n{body}"
+            ).encode()
+            queueing.enqueue(
+                raw, "bench@sender.example", [f"user{number}@bench.example"], author_domain="sender.example"
+            )
+    queued = time.perf_counter()
+
+    log_path = Path(env["MAILSITE_DATA_DIR"]) / f"worker-{mode}.log"
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "--app", "mailsite", "worker", "--queues", QUEUE, "--concurrency",
+             str(args.workers), "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
+            cwd=ROOT, env={**os.environ, **env, "MAILSITE_RELAY_REUSE_MESSAGES": str(reuse)}, stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        # The tasks wait in the broker until the worker is up: time from the first delivery to the last.
+        deadline = time.monotonic() + 120
+        while sink.count == 0:
+            if worker.poll() is not None or time.monotonic() > deadline:
+                sys.exit(f"the worker did not deliver:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.01)
+        first = time.perf_counter()
+        delivered = 0
+        while delivered < args.messages:
+            time.sleep(0.05)
+            delivered = OutboundRecipient.objects.filter(state=State.DELIVERED).count()
+            if time.perf_counter() - first > 600:
+                sys.exit(f"only {delivered} of {args.messages} delivered after 10 minutes")
+        done = time.perf_counter()
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    print(f"reuse {mode} (MAILSITE_RELAY_REUSE_MESSAGES={reuse}):")
+    print(f"  queued (DKIM-signed, one transaction): {queued - started:.2f} s")
+    print(f"  delivered: {done - first:.2f} s = {args.messages / (done - first):.1f} messages/s")
+    print(f"  sink received {sink.count} messages in {sink.sessions} sessions")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=4, help="worker processes (celery --concurrency)")
     parser.add_argument("--messages", type=int, default=500)
     parser.add_argument("--size", type=int, default=4096, help="body size in bytes")
     parser.add_argument("--tls", action="store_true", help="the sink offers STARTTLS")
+    parser.add_argument("--reuse", type=int, default=100, help="messages per session with reuse on")
     args = parser.parse_args()
 
     dns_server = DnsServer()
     dns_server.add("bench.example", "MX", "10 mx.bench.example.")
     dns_server.add("mx.bench.example", "A", SINK_ADDRESS)
     port = free_port(SINK_ADDRESS)
-    data_dir = tempfile.mkdtemp(prefix="mailsite-bench-relay-")
-    settings_env = {
-        "MAILSITE_DATA_DIR": data_dir,
+    env = {
+        "MAILSITE_DATA_DIR": tempfile.mkdtemp(prefix="mailsite-bench-relay-"),
         "MAILSITE_DNS_NAMESERVERS": dns_server.address,
         "MAILSITE_RELAY_PORT": str(port),
         "MAILSITE_RELAY_QUEUE": QUEUE,
         "MAILSITE_HOSTNAME": "bench.mailsite.test",
+        "MAILSITE_RELAY_SLOT_WAIT": "1s",
     }
-    os.environ.update(settings_env)
+    os.environ.update(env)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailsite.settings")
 
     import django
@@ -72,18 +135,14 @@ def main() -> None:
     django.setup()
     from aiosmtpd.controller import Controller
     from django.core.management import call_command
-    from django.db import transaction
 
     from mailboxes import actions
-    from mailboxes.actions import queueing
     from mailboxes.models import Domain
     from mailsite import tls
-    from relay.models import OutboundMessage, OutboundRecipient, State
 
     call_command("migrate", verbosity=0)
     if not Domain.objects.filter(name="sender.example").exists():
         actions.create_domain("sender.example")
-    OutboundMessage.objects.all().delete()
 
     sink = CountingSink()
     tls_context = None
@@ -95,52 +154,13 @@ def main() -> None:
         tls_context.load_cert_chain(cert, key)
     controller = Controller(sink, hostname=SINK_ADDRESS, port=port, tls_context=tls_context, require_starttls=False)
     controller.start()
-
-    log_path = Path(data_dir) / "worker.log"
-    with log_path.open("wb") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "--app", "mailsite", "worker", "--queues", QUEUE, "--concurrency",
-             str(args.workers), "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
-            cwd=ROOT, env={**os.environ, **settings_env}, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    print(f"workers: {args.workers}, messages: {args.messages}, body: {args.size} bytes, starttls: {args.tls}")
     try:
-        deadline = time.monotonic() + 60
-        while b" ready." not in log_path.read_bytes():
-            if worker.poll() is not None or time.monotonic() > deadline:
-                sys.exit(f"the worker did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.1)
-
-        body = ("x" * 76 + "\r\n") * max(1, args.size // 78)
-        started = time.perf_counter()
-        with transaction.atomic():
-            for number in range(args.messages):
-                raw = (
-                    f"From: bench@sender.example\r\nTo: user{number}@bench.example\r\nSubject: bench {number}\r\n"
-                    f"Message-ID: <bench{number}@sender.example>\r\n\r\n{body}"
-                ).encode()
-                queueing.enqueue(
-                    raw, "bench@sender.example", [f"user{number}@bench.example"], author_domain="sender.example"
-                )
-        queued = time.perf_counter()
-        delivered = 0
-        while delivered < args.messages:
-            time.sleep(0.2)
-            delivered = OutboundRecipient.objects.filter(state=State.DELIVERED).count()
-            if time.perf_counter() - queued > 600:
-                sys.exit(f"only {delivered} of {args.messages} delivered after 10 minutes")
-        done = time.perf_counter()
+        run("off", 1, args, env, sink)
+        run("on", args.reuse, args, env, sink)
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
         controller.stop()
         dns_server.close()
-
-    print(f"workers: {args.workers}, messages: {args.messages}, body: {args.size} bytes, starttls: {args.tls}")
-    print(
-        f"queued (DKIM-signed, one transaction): {queued - started:.2f} s = {args.messages / (queued - started):.0f}/s"
-    )
-    print(f"delivered after queueing: {done - queued:.2f} s = {args.messages / (done - queued):.1f} messages/s")
-    print(f"sink received: {sink.count}")
 
 
 if __name__ == "__main__":
