@@ -96,3 +96,30 @@ def compress(numbers: Sequence[int]) -> str:
     if start is not None:
         pieces.append(str(start) if start == prev else f"{start}:{prev}")
     return ",".join(pieces)
+
+
+def text(ranges: Sequence[tuple[int, int]]) -> str:
+    """Ascending, disjoint ranges as a set: [(1, 3), (7, 7)] -> 1:3,7."""
+    return ",".join(str(low) if low == high else f"{low}:{high}" for low, high in ranges)
+
+
+def missing(ranges: Sequence[tuple[int, int]], uids: Sequence[int]) -> list[tuple[int, int]]:
+    """The parts of `ranges` (low <= high each) where `uids` (ascending) has no number, ascending and merged."""
+    out: list[tuple[int, int]] = []
+    for low, high in sorted(ranges):
+        if out and low <= out[-1][1] + 1:  # overlaps or touches the gap before: go on from its end
+            low = out[-1][1] + 1
+            if low > high:
+                continue
+        index = bisect.bisect_left(uids, low)
+        while low <= high:
+            present = uids[index] if index < len(uids) else high + 1
+            if present > low:
+                gap_end = min(present - 1, high)
+                if out and out[-1][1] + 1 == low:
+                    out[-1] = (out[-1][0], gap_end)
+                else:
+                    out.append((low, gap_end))
+            low = present + 1
+            index += 1
+    return out

@@ -302,7 +302,7 @@ class Session:
         if force or self.folder_changed or command_name in ("NOOP", "CHECK"):
             self.folder_changed = False
             found = await asyncdb.call(
-                store.changes_since, selected.mailbox_id, selected.modseq, selected.max_uid, not selected.readonly
+                store.changes_since, selected.mailbox_id, selected.modseq, selected.uids, not selected.readonly
             )
             if found.folder_gone:
                 self.send(b"* BYE The selected folder was deleted or renamed by another session\r\n")

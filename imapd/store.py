@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, connection
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q, Sum, Value
 from django.db.models.expressions import RawSQL
 
 from imapd import ordering, search_keys, search_sql, sequence
@@ -45,7 +45,7 @@ class Snapshot:
     first_recent_uid: int  # UIDs from here on are \\Recent to this session
     # With SELECT (QRESYNC ...) and a matching UIDVALIDITY (RFC 7162 3.2.5): what changed since the client's
     # mod-sequence.
-    vanished: list[int] = field(default_factory=list)
+    vanished: list[tuple[int, int]] = field(default_factory=list)  # UID ranges
     changed: list[tuple[int, int, list[str]]] = field(default_factory=list)  # (uid, modseq, flags)
 
 
@@ -68,10 +68,9 @@ _UIDS_SQL = (
 )
 
 
-def _scan(mailbox_id: int) -> tuple[array[int], list[str], int | None]:
-    """The folder's UIDs ascending, the keywords its messages use, and its first unseen UID."""
+def _uids(mailbox_id: int) -> array[int]:
+    """The folder's UIDs, ascending."""
     uids: array[int] = array("I")
-    messages = Message.objects.filter(mailbox_id=mailbox_id)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(_UIDS_SQL, [mailbox_id])
@@ -81,7 +80,14 @@ def _scan(mailbox_id: int) -> tuple[array[int], list[str], int | None]:
             if sys.byteorder == "little":
                 uids.byteswap()
     else:
-        uids.extend(messages.order_by("uid").values_list("uid", flat=True))
+        uids.extend(Message.objects.filter(mailbox_id=mailbox_id).order_by("uid").values_list("uid", flat=True))
+    return uids
+
+
+def _scan(mailbox_id: int) -> tuple[array[int], list[str], int | None]:
+    """The folder's UIDs ascending, the keywords its messages use, and its first unseen UID."""
+    uids = _uids(mailbox_id)
+    messages = Message.objects.filter(mailbox_id=mailbox_id)
     # From the partial index message_keywords; order_by() drops the model's ordering, which DISTINCT would add.
     keyword_values = messages.exclude(keywords="").order_by().values_list("keywords", flat=True).distinct()
     keywords = sorted({k for value in keyword_values for k in value.split()})
@@ -115,7 +121,7 @@ def open_mailbox(account_id: int, name: str, resync: Resync | None = None, *, re
         known = None
         if resync.known_uids is not None:
             known = sequence.uid_ranges(resync.known_uids, [mailbox.uidnext - 1], by_uid=True)
-        snapshot.vanished = vanished(mailbox.pk, known, resync.modseq)
+        snapshot.vanished = vanished(mailbox.pk, known, resync.modseq, uids)
         changed = messages.filter(modseq__gt=resync.modseq).order_by("uid")
         snapshot.changed = [
             (uid, modseq, flags_of(*rest))
@@ -136,9 +142,21 @@ class Changes:
     folder_gone: bool = False  # the folder was deleted or renamed away
 
 
-def changes_since(mailbox_id: int, modseq: int, max_uid: int, take_recent: bool) -> Changes:
-    """Every change after `modseq` up to the folder's current mod-sequence H, and nothing after H: a change
-    is committed with the folder row's lock held, so all changes up to H are visible once H is."""
+def _expunges(mailbox_id: int, logged: Q) -> tuple[list[tuple[int, int]], int]:
+    """(uid, modseq) of the folder's logged expunges matching `logged`, and the folder's expunge horizon, read
+    in one statement: a pruning of the log (mailboxes.actions.expunge_log) is seen in both or in neither."""
+    rows = ExpungedMessage.objects.filter(logged, mailbox_id=mailbox_id).order_by().values_list("uid", "modseq")
+    # UIDs start at 1: the row with UID 0 is the folder's horizon.
+    horizon = Mailbox.objects.filter(pk=mailbox_id).order_by().values_list(Value(0), "expunge_horizon")
+    found = list(rows.union(horizon, all=True))
+    return [row for row in found if row[0]], max((mod for uid, mod in found if not uid), default=0)
+
+
+def changes_since(mailbox_id: int, modseq: int, uids: Sequence[int], take_recent: bool) -> Changes:
+    """Every change after `modseq` up to the folder's current mod-sequence H, and nothing after H, for a
+    session whose view holds `uids` (ascending): a change is committed with the folder row's lock held, so
+    all changes up to H are visible once H is."""
+    max_uid = uids[-1] if uids else 0
     row = Mailbox.objects.filter(pk=mailbox_id).values_list("highestmodseq", "first_recent_uid").first()
     if row is None:
         return Changes(modseq, folder_gone=True)
@@ -157,11 +175,16 @@ def changes_since(mailbox_id: int, modseq: int, max_uid: int, take_recent: bool)
             found.new.append(uid)
         else:
             found.flags.append((uid, mod, flags_of(*rest)))
-    expunged = ExpungedMessage.objects.filter(mailbox_id=mailbox_id, uid__lte=max_uid, **window)
-    gone: dict[int, int] = {}
-    for uid, mod in expunged.values_list("uid", "modseq"):
-        gone[uid] = min(mod, gone.get(uid, mod))
-    found.gone = sorted(gone.items())
+    expunged, horizon = _expunges(mailbox_id, Q(uid__lte=max_uid, **window))
+    if modseq < horizon:
+        # The log no longer reaches back to the session's mod-sequence: what of its view is not in the folder.
+        present = set(_uids(mailbox_id))
+        found.gone = [(uid, horizon) for uid in uids if uid not in present]
+    else:
+        gone: dict[int, int] = {}
+        for uid, mod in expunged:
+            gone[uid] = min(mod, gone.get(uid, mod))
+        found.gone = sorted(gone.items())
     if found.new and first_recent <= found.new[-1]:
         # Only when some new message may still be unclaimed: most sessions find another took them already.
         first = claim_recent(mailbox_id, found.new[-1] + 1) if take_recent else first_recent
@@ -235,13 +258,20 @@ _HEADER_BYTES = {
 }
 
 
-def vanished(mailbox_id: int, ranges: list[tuple[int, int]] | None, modseq: int) -> list[int]:
-    """UIDs (within `ranges`, when given) expunged from the folder after mod-sequence `modseq` (RFC 7162
-    3.2.10, VANISHED (EARLIER)), from the expunge log."""
-    gone = ExpungedMessage.objects.filter(mailbox_id=mailbox_id, modseq__gt=modseq)
-    if ranges is not None:
-        gone = gone.filter(uid_q(ranges))
-    return sorted(set(gone.values_list("uid", flat=True)))
+def vanished(
+    mailbox_id: int, ranges: list[tuple[int, int]] | None, modseq: int, folder_uids: Sequence[int] | None = None
+) -> list[tuple[int, int]]:
+    """UID ranges (within `ranges`, when given) expunged from the folder after mod-sequence `modseq` (RFC 7162
+    3.2.10, VANISHED (EARLIER)), from the expunge log. When the log was pruned past `modseq`: every UID the
+    folder gave out that is not in it (`folder_uids`, or read now), which RFC 7162 3.2.6 allows a server that
+    keeps no expunges to answer; the client drops those it has."""
+    logged, horizon = _expunges(mailbox_id, Q(modseq__gt=modseq) & (Q() if ranges is None else uid_q(ranges)))
+    if modseq >= horizon:
+        return sequence.runs(sorted({uid for uid, _ in logged}))
+    last = Mailbox.objects.filter(pk=mailbox_id).values_list("uidnext", flat=True).first() or 1
+    known = [(1, last - 1)] if ranges is None else ranges
+    wanted = [(low, min(high, last - 1)) for low, high in known if low < last]
+    return sequence.missing(wanted, _uids(mailbox_id) if folder_uids is None else folder_uids)
 
 
 def _cut_sections(data: MessageData, request: Request) -> None:

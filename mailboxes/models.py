@@ -153,6 +153,11 @@ class Mailbox(models.Model):
         help_text="Messages from this UID on are \\Recent: no session has selected the folder since they came "
         "(RFC 3501 2.3.2; shared by every IMAP process)",
     )
+    expunge_horizon = models.BigIntegerField(
+        default=0,
+        help_text="The expunge log forgot this folder's expunges up to this mod-sequence: a client resynchronising "
+        "from before it is told every UID that is gone (RFC 7162 3.2.6)",
+    )
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -300,11 +305,13 @@ class RecycledMessage(models.Model):
 
 class ExpungedMessage(models.Model):
     """A message that left a folder (EXPUNGE, MOVE, deletion) and the folder's mod-sequence then, so a client
-    resynchronising with QRESYNC learns which of its UIDs vanished (RFC 7162 3.2.10). Kept as long as the folder."""
+    resynchronising with QRESYNC learns which of its UIDs vanished (RFC 7162 3.2.10). Kept for
+    MAILSITE_IMAP_EXPUNGE_KEEP; the folder's `expunge_horizon` says how far back the log was forgotten."""
 
     mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="expunged")
     uid = models.BigIntegerField()
     modseq = models.BigIntegerField()
+    expunged = models.DateTimeField(default=timezone.now)
 
     class Meta:
         indexes = [models.Index(fields=["mailbox", "modseq"], name="expunged_since")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from mailboxes.actions import recycling
+from mailboxes.actions import expunge_log, recycling
 from sieve.housekeeping import prune_vacation_log
 
 
@@ -17,4 +17,14 @@ def purge_recycled() -> int:
         total += purged
     while prune_vacation_log():
         pass
+    return total
+
+
+@shared_task(name="mailboxes.prune_expunge_log", ignore_result=True)
+def prune_expunge_log() -> int:
+    """Forget expunges older than MAILSITE_IMAP_EXPUNGE_KEEP, a batch per action, until none is left; returns how
+    many."""
+    total = 0
+    while pruned := expunge_log.prune_expunge_log():
+        total += pruned
     return total

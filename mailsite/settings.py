@@ -30,7 +30,6 @@
 | MAILSITE_PASSWORD_CACHE_SECONDS | 60                                    | a checked password is remembered (0: off)  |
 | MAILSITE_RELAY_KEEP             | 30d                                   | how long delivered/bounced mail is kept    |
 | MAILSITE_RETENTION_DAYS         | 14                                    | days removed mail stays restorable (0: off)|
-| MAILSITE_IMPORT_PRIVATE_HOSTS   | false                                 | webmail IMAP import may reach private IPs  |
 | MAILSITE_DB_CONN_MAX_AGE        | 300                                   | seconds a listener reuses a DB connection  |
 | MAILSITE_DNS_NAMESERVERS        | the system's resolvers                | host[:port],... the relay asks for MX      |
 | MAILSITE_DNS_TIMEOUT            | 10                                    | seconds one DNS lookup may take            |
@@ -112,6 +111,7 @@ IMAP listeners (imapd/):
 | Variable                   | Default | Meaning                                                               |
 |----------------------------|---------|-----------------------------------------------------------------------|
 | MAILSITE_IMAP_IDLE_TIMEOUT | 1800    | seconds without client input (IDLE too) before `* BYE` (RFC 3501 5.4) |
+| MAILSITE_IMAP_EXPUNGE_KEEP | 30d     | expunges QRESYNC names exactly; older ones: every missing UID instead |
 """
 
 from __future__ import annotations
@@ -208,6 +208,8 @@ try:
     # IMAP (imapd/): seconds without client input before the session is closed (RFC 3501 5.4 asks for at least
     # 30 minutes; lower values are for tests).
     MAILSITE_IMAP_IDLE_TIMEOUT = env.float("MAILSITE_IMAP_IDLE_TIMEOUT", 1800.0, minimum=0.1)
+    # How long the expunge log keeps an expunge (mailboxes/actions/expunge_log.py; RFC 7162 3.2.6).
+    MAILSITE_IMAP_EXPUNGE_KEEP = _duration("MAILSITE_IMAP_EXPUNGE_KEEP", "30d")
     MAILSITE_SMTP_PROCESSES = env.int("MAILSITE_SMTP_PROCESSES", 1, minimum=1, maximum=64)
     MAILSITE_SMTP_COMMAND_TIMEOUT = env.float("MAILSITE_SMTP_COMMAND_TIMEOUT", 300.0, minimum=0.1)
     MAILSITE_SMTP_LINE_DEADLINE = env.float("MAILSITE_SMTP_LINE_DEADLINE", 60.0, minimum=0.1)
@@ -223,9 +225,6 @@ try:
     MAILSITE_RELAY_MAX_AGE = _duration("MAILSITE_RELAY_MAX_AGE", "5d")
     MAILSITE_RELAY_KEEP = _duration("MAILSITE_RELAY_KEEP", "30d")
     MAILSITE_RETENTION_DAYS = env.int("MAILSITE_RETENTION_DAYS", 14, minimum=0)
-    # Off, the webmail's IMAP import refuses servers on loopback, private and link-local addresses, so a user
-    # cannot reach into the network the mail system runs in (transfer/jobs.py).
-    MAILSITE_IMPORT_PRIVATE_HOSTS = env.bool("MAILSITE_IMPORT_PRIVATE_HOSTS", False)
     MAILSITE_RELAY_DELAY_WARNING = _duration("MAILSITE_RELAY_DELAY_WARNING", "4h")
     MAILSITE_RELAY_CLAIM_TIMEOUT = _duration("MAILSITE_RELAY_CLAIM_TIMEOUT", "30m")
     MAILSITE_RELAY_SWEEP_INTERVAL = _duration("MAILSITE_RELAY_SWEEP_INTERVAL", "60s")
@@ -440,6 +439,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     # The recycle bin keeps removed mail MAILSITE_RETENTION_DAYS; this drops what is older, a batch at a time.
     "recycle-bin-purge": {
         "task": "mailboxes.purge_recycled",
+        "schedule": 3600.0,
+        "options": {"queue": MAILSITE_RELAY_QUEUE},
+    },
+    # IMAP's expunge log keeps expunges MAILSITE_IMAP_EXPUNGE_KEEP; this forgets older ones, a batch at a time.
+    "expunge-log-prune": {
+        "task": "mailboxes.prune_expunge_log",
         "schedule": 3600.0,
         "options": {"queue": MAILSITE_RELAY_QUEUE},
     },

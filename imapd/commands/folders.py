@@ -90,7 +90,7 @@ async def _open(session: Session, command: Command, readonly: bool) -> str:
     # RFC 7162 3.1.2.1: every successful SELECT/EXAMINE tells the highest mod-sequence.
     session.send(b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % snapshot.highestmodseq)
     if snapshot.vanished:
-        session.send(b"* VANISHED (EARLIER) %s\r\n" % sequence.compress(snapshot.vanished).encode())
+        session.send(b"* VANISHED (EARLIER) %s\r\n" % sequence.text(snapshot.vanished).encode())
     for uid, modseq, flags in snapshot.changed:
         seq = selected.seq_of(uid)
         if seq is not None:

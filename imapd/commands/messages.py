@@ -93,7 +93,7 @@ async def fetch_(session: Session, command: Command) -> str:
         wide = sequence.uid_ranges(sequence.parse(command.args[0]), [sequence.MAX_UID], by_uid=True)
         gone = await asyncdb.call(store.vanished, selected.mailbox_id, wide, modifiers.changed_since)
         if gone:
-            session.send(b"* VANISHED (EARLIER) %s\r\n" % sequence.compress(gone).encode())
+            session.send(b"* VANISHED (EARLIER) %s\r\n" % sequence.text(gone).encode())
     # The replies are read and written in batches, so a session's memory stays bounded whatever the range.
     uids = sequence.uids_in(ranges, selected.uids)
     needs_flags = request.needs_flags

@@ -3,12 +3,15 @@ CHANGEDSINCE, UNCHANGEDSINCE with MODIFIED, and resynchronisation with VANISHED 
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Iterator
 
 import pytest
+from django.utils import timezone
 
-from mailboxes.models import Mailbox
+from mailboxes.actions.expunge_log import prune_expunge_log
+from mailboxes.models import ExpungedMessage, Mailbox
 from tests.imap_support import RawClient, Server, deliver, message, start
 
 
@@ -158,6 +161,45 @@ def test_qresync_session_reports_vanished(server: Server) -> None:
     assert b"* VANISHED (EARLIER) 2,4:5\r\n" in data
     assert b"* 1 FETCH" not in data
     assert b" OK [CLOSED]" in client.ok("SELECT Drafts")
+
+
+def test_qresync_from_before_the_pruned_expunge_log(server: Server) -> None:
+    """Once the expunge log forgot old expunges, a client resynchronising from before them is told every
+    missing UID (RFC 7162 3.2.6), and one from after them exactly the logged ones."""
+    for n in range(8):
+        deliver(message(f"m{n}"))
+    client = RawClient(server)
+    client.ok("ENABLE QRESYNC")
+    data = client.ok("SELECT INBOX")
+    uidvalidity, known = int(re.search(rb"\[UIDVALIDITY (\d+)\]", data)[1]), highest(data)
+    other = RawClient(server)
+    other.ok("SELECT INBOX")
+    other.ok("UID STORE 2,3 +FLAGS.SILENT (\\Deleted)")
+    other.ok("EXPUNGE")
+    after_first = int(
+        re.search(rb"\* STATUS \"INBOX\" \(HIGHESTMODSEQ (\d+)\)", other.ok("STATUS INBOX (HIGHESTMODSEQ)"))[1]
+    )
+    ExpungedMessage.objects.update(expunged=timezone.now() - datetime.timedelta(days=400))
+    assert prune_expunge_log() == 2
+    other.ok("UID STORE 6 +FLAGS.SILENT (\\Deleted)")
+    other.ok("UID EXPUNGE 6")
+    other.ok("UID STORE 8 +FLAGS.SILENT (\\Flagged)")
+    # The session selected since before the horizon still learns of every expunge, and of the flag change.
+    data = client.ok("NOOP")
+    assert b"* VANISHED 2:3,6\r\n" in data
+    assert b"* 8 FETCH (UID 8 FLAGS (\\Flagged \\Recent) MODSEQ (" in data
+    client.ok("UNSELECT")
+    data = client.ok(f"SELECT INBOX (QRESYNC ({uidvalidity} {known}))")
+    assert b"* VANISHED (EARLIER) 2:3,6\r\n" in data
+    assert re.findall(rb"\* \d+ FETCH \(UID (\d+)", data) == [b"8"]
+    client.ok("UNSELECT")
+    data = client.ok(f"SELECT INBOX (QRESYNC ({uidvalidity} {known} 1:4))")  # the known UIDs bound the answer
+    assert b"* VANISHED (EARLIER) 2:3\r\n" in data
+    data = client.ok(f"UID FETCH 5:* (FLAGS) (CHANGEDSINCE {known} VANISHED)")
+    assert b"* VANISHED (EARLIER) 6\r\n" in data
+    client.ok("UNSELECT")
+    data = client.ok(f"SELECT INBOX (QRESYNC ({uidvalidity} {after_first}))")
+    assert b"* VANISHED (EARLIER) 6\r\n" in data
 
 
 def expand(numbers: bytes) -> set[int]:

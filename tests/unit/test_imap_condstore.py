@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imapd import fetch, store
+from imapd import fetch, sequence, store
 from imapd.commands.folders import _resync
 from imapd.commands.quota import quota_response
 from imapd.protocol import Atom, ParseError
@@ -45,3 +45,29 @@ def test_quota_response() -> None:
     assert quota_response(0, 10 * 1024) == b'* QUOTA "" (STORAGE 0 10)\r\n'
     assert quota_response(1, 10 * 1024 + 1023) == b'* QUOTA "" (STORAGE 1 10)\r\n'
     assert quota_response(2048, 4096) == b'* QUOTA "" (STORAGE 2 4)\r\n'
+
+
+@pytest.mark.parametrize(
+    ("ranges", "uids", "gone"),
+    [
+        ([(1, 10)], [2, 3, 7], [(1, 1), (4, 6), (8, 10)]),
+        ([(1, 5), (3, 9)], [4], [(1, 3), (5, 9)]),  # overlapping ranges: each gap once
+        ([(7, 9), (1, 3)], [], [(1, 3), (7, 9)]),  # unordered, as a client may write them
+        ([(1, 3), (4, 6)], [], [(1, 6)]),  # touching ranges merge
+        ([(5, 5)], [5], []),
+        ([(1, 4)], [1, 2, 3, 4], []),
+        ([(3, 8)], [1, 9], [(3, 8)]),  # UIDs outside the ranges do not matter
+        ([(1, 2**32 - 1)], [2**32 - 1], [(1, 2**32 - 2)]),
+    ],
+)
+def test_missing_uids(ranges, uids, gone) -> None:
+    """The UIDs a client may know that are no longer in the folder, for a resynchronisation from before the
+    expunge log's horizon (RFC 7162 3.2.6), as ranges rather than one number each."""
+    assert sequence.missing(ranges, uids) == gone
+
+
+def test_set_text() -> None:
+    # RFC 7162 3.2.10 example: * VANISHED 405,407,410,425
+    assert sequence.text([(405, 405), (407, 407), (410, 410), (425, 425)]) == "405,407,410,425"
+    assert sequence.text([(1, 3), (7, 7), (9, 10)]) == "1:3,7,9:10"
+    assert sequence.text([]) == ""
