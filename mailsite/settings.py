@@ -30,6 +30,7 @@
 | MAILSITE_PASSWORD_CACHE_SECONDS | 60                                    | a checked password is remembered (0: off)  |
 | MAILSITE_RELAY_KEEP             | 30d                                   | how long delivered/bounced mail is kept    |
 | MAILSITE_RETENTION_DAYS         | 14                                    | days removed mail stays restorable (0: off)|
+| MAILSITE_IMPORT_PRIVATE_HOSTS   | false                                 | webmail IMAP import may reach private IPs  |
 | MAILSITE_DB_CONN_MAX_AGE        | 300                                   | seconds a listener reuses a DB connection  |
 | MAILSITE_DNS_NAMESERVERS        | the system's resolvers                | host[:port],... the relay asks for MX      |
 | MAILSITE_DNS_TIMEOUT            | 10                                    | seconds one DNS lookup may take            |
@@ -225,6 +226,9 @@ try:
     MAILSITE_RELAY_MAX_AGE = _duration("MAILSITE_RELAY_MAX_AGE", "5d")
     MAILSITE_RELAY_KEEP = _duration("MAILSITE_RELAY_KEEP", "30d")
     MAILSITE_RETENTION_DAYS = env.int("MAILSITE_RETENTION_DAYS", 14, minimum=0)
+    # Off, the webmail's IMAP import refuses servers on loopback, private and link-local addresses, so a user
+    # cannot reach into the network the mail system runs in (transfer/jobs.py).
+    MAILSITE_IMPORT_PRIVATE_HOSTS = env.bool("MAILSITE_IMPORT_PRIVATE_HOSTS", False)
     MAILSITE_RELAY_DELAY_WARNING = _duration("MAILSITE_RELAY_DELAY_WARNING", "4h")
     MAILSITE_RELAY_CLAIM_TIMEOUT = _duration("MAILSITE_RELAY_CLAIM_TIMEOUT", "30m")
     MAILSITE_RELAY_SWEEP_INTERVAL = _duration("MAILSITE_RELAY_SWEEP_INTERVAL", "60s")

@@ -57,6 +57,18 @@ class Report:
         return out
 
 
+@dataclass
+class Progress:
+    """How far a run has come, for a page that shows it: folders, and messages dealt with (stored, found
+    imported before, or skipped) against all the remote folders hold."""
+
+    folders_total: int = 0
+    folders_done: int = 0
+    folder: str = ""  # the local folder being imported
+    messages_total: int = 0
+    messages_done: int = 0
+
+
 def decode_name(folder: Folder) -> str:
     """Our "/"-separated name of a remote folder (modified UTF-7 decoded, RFC 3501 5.1.3)."""
     text = mutf7.decode(folder.name.decode("ascii"))
@@ -75,7 +87,7 @@ class Importer:
         max_size: int,
         max_rate: float = 0.0,
         retries: int = 5,
-        progress: Callable[[str, int, int], None] | None = None,
+        progress: Callable[[Progress], None] | None = None,
     ) -> None:
         self.account = account
         self.endpoint = endpoint
@@ -84,6 +96,7 @@ class Importer:
         self.retries = retries
         self.progress = progress
         self.report = Report()
+        self.done = Progress()
         self.session: Session | None = None
         self.started = time.monotonic()
         self.fetched = 0
@@ -105,10 +118,15 @@ class Importer:
         failures = 0
         while True:
             try:
-                for folder in self._session().folders():
+                folders = self._session().folders()
+                if not self.done.folders_total:
+                    self._plan(folders)
+                for folder in folders:
                     if folder.name not in done:
                         self._folder(folder)
                         done.add(folder.name)
+                        self.done.folders_done = len(done)
+                        self._tell()
                         failures = 0
                 break
             except ssl.SSLCertVerificationError as error:  # no reconnect will change that
@@ -123,6 +141,22 @@ class Importer:
         if self.session is not None:
             self.session.close()
         return self.report
+
+    def _plan(self, folders: list[Folder]) -> None:
+        """Count the remote messages up front (one STATUS per folder), so progress has a total."""
+        session = self._session()
+        self.done.folders_total = len(folders)
+        for folder in folders:
+            if not {"\\noselect", "\\nonexistent"} & folder.attributes:
+                with contextlib.suppress(SourceError):
+                    self.done.messages_total += session.count(folder.name)
+        self._tell()
+
+    def _tell(self) -> None:
+        if self.progress:
+            skipped = sum(" UID " in item.where for item in self.report.skipped)  # messages, not whole folders
+            self.done.messages_done = self.report.total + self.report.already + skipped
+            self.progress(self.done)
 
     def _local_folder(self, folder: Folder, name: str) -> Mailbox:
         role = next((SPECIAL_USE[a] for a in folder.attributes if a in SPECIAL_USE), None)
@@ -152,6 +186,8 @@ class Importer:
             self.report.skipped.append(Skipped(label, f"folder not imported: {error}"))
             return
         self.report.folders.setdefault(mailbox.name, 0)
+        self.done.folder = mailbox.name
+        self._tell()
         if count == 0:
             return
         try:
@@ -225,8 +261,7 @@ class Importer:
                 self.report.already += 1
             else:
                 self.report.skipped.append(Skipped(f"{label} UID {item.remote.uid}", outcome))
-        if self.progress:
-            self.progress(mailbox.name, self.report.folders[mailbox.name], self.report.total)
+        self._tell()
 
     def _reselect(self, folder: Folder) -> None:
         """A new connection, the folder selected again: the old one is out of step with the server."""

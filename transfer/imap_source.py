@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import re
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from transfer import imap_response
 from transfer.imap_response import Fetched, Folder
@@ -53,7 +54,7 @@ class Endpoint:
     host: str
     port: int
     user: str
-    password: str
+    password: str = field(repr=False)  # never in a log line or a traceback's locals
     mode: str = "tls"
     cafile: str | None = None
     timeout: float = 60.0
@@ -112,6 +113,17 @@ class Session:
         if not validity or not validity[0] or not validity[0].isdigit():
             raise SourceError(f"{name!r}: the server gave no UIDVALIDITY")
         return int(validity[0]), int(data[0] or 0)
+
+    def count(self, name: bytes) -> int:
+        """How many messages a folder holds (STATUS MESSAGES, RFC 3501 6.3.10), without selecting it."""
+        try:
+            typ, data = self.client.status(quote(name).decode("ascii"), "(MESSAGES)")
+        except imaplib.IMAP4.abort:
+            raise
+        except imaplib.IMAP4.error as error:  # a BAD or NO: the connection itself is fine
+            raise SourceError(f"STATUS refused: {error}") from None
+        found = re.search(rb"MESSAGES (\d+)", b" ".join(d for d in self._check(typ, data, "STATUS") if d))
+        return int(found[1]) if found else 0
 
     def sizes(self) -> dict[int, int]:
         """UID -> RFC822.SIZE for every message of the selected folder."""

@@ -30,3 +30,48 @@ class ImportedMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} {self.folder} {self.uidvalidity}/{self.uid}"
+
+
+class ImportJob(models.Model):
+    """An IMAP import the webmail runs in the background (`transfer.tasks.import_imap`), with its progress.
+
+    The remote password is kept only while the job runs, encrypted with a key derived from the site secret
+    (`transfer.jobs`), and deleted when the run ends, whatever the outcome."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Waiting to start"
+        RUNNING = "running", "Importing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Stopped"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    host = models.CharField(max_length=253)
+    port = models.PositiveIntegerField()
+    mode = models.CharField(max_length=8, help_text="tls, starttls or plain")
+    user = models.CharField(max_length=320)
+    secret = models.TextField(blank=True, default="", help_text="The password, encrypted; empty once the run ended")
+    state = models.CharField(max_length=8, choices=State.choices, default=State.QUEUED)
+    folders_total = models.PositiveIntegerField(default=0)
+    folders_done = models.PositiveIntegerField(default=0)
+    folder = models.CharField(max_length=1000, blank=True, default="", help_text="The folder being imported")
+    messages_total = models.PositiveIntegerField(default=0)
+    messages_done = models.PositiveIntegerField(default=0)
+    imported = models.PositiveIntegerField(default=0)
+    counts = models.JSONField(default=dict, help_text="Local folder -> messages stored by this run")
+    already = models.PositiveIntegerField(default=0, help_text="Found imported by an earlier run")
+    skipped = models.JSONField(default=list, help_text="[where, reason] of each thing not imported")
+    error = models.TextField(blank=True, default="")
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(default=timezone.now)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "-created"], name="import_job_latest")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account"], condition=models.Q(state__in=["queued", "running"]), name="import_job_one_active"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user}@{self.host}:{self.port} {self.state}"

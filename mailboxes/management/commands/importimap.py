@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from mailboxes.models import Account
-from transfer.imap_import import Importer
+from transfer.imap_import import Importer, Progress
 from transfer.imap_source import Endpoint, SourceError
 
 
@@ -46,9 +46,9 @@ class Command(BaseCommand):
         )
         verbosity = options["verbosity"]
 
-        def progress(folder: str, in_folder: int, total: int) -> None:
+        def progress(done: Progress) -> None:
             if verbosity > 1:
-                self.stdout.write(f"{folder}: {in_folder} ({total} in all)")
+                self.stdout.write(f"{done.folder}: {done.messages_done} of {done.messages_total} messages")
 
         importer = Importer(
             account,
