@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
+from django.conf import settings
+
+from mailauth import summary
 from mailboxes.models import Message
 from mailcore.mime import MimePart, decode_body, html_to_text, part_text
 
@@ -97,6 +101,11 @@ class Reading:
             for i, p in enumerate(self.parts)
             if id(p) not in body_ids and id(p) not in enclosed and _is_attachment(p, self.root)
         ]
+
+    @cached_property
+    def authentication(self) -> summary.Summary | None:
+        """Who our MX verified the message as coming from, read from its own Authentication-Results only."""
+        return summary.summarise(bytes(self.message.body.raw), settings.MAILSITE_HOSTNAME)
 
     def part(self, index: int) -> MimePart | None:
         return self.parts[index] if 0 <= index < len(self.parts) else None

@@ -13,6 +13,7 @@ from webmail.views import (
     recycle,
     scheduled,
     security,
+    senders,
     settings,
 )
 
@@ -32,6 +33,8 @@ urlpatterns = [
     path("settings/filters/", include("webmail.views.filters")),
     path("settings/recycle-bin/", recycle.recycle_bin, name="recycle_bin"),
     path("settings/archive/", archive.archive, name="archive"),
+    path("settings/senders/", senders.senders, name="senders"),
+    path("settings/senders/<int:rule_id>/remove/", senders.remove, name="sender_remove"),
     path("settings/import/", importing.import_mail, name="import_mail"),
     path("settings/import/status/", importing.import_status, name="import_status"),
     path("settings/security/", security.security, name="security"),
