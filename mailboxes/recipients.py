@@ -12,6 +12,7 @@ from django.db import connection
 
 from mailboxes.models import Account, Alias, Domain, split_address
 from mailcore.idn import ascii_domain
+from sieve.models import BeforeScript, SieveScript
 
 
 class RecipientStatus(enum.StrEnum):
@@ -23,11 +24,13 @@ class RecipientStatus(enum.StrEnum):
 
 @dataclass(frozen=True)
 class _Mailholder:
-    """What resolution needs of an account: its id and room."""
+    """What resolution needs of an account: its id and room, and whether a Sieve script (its own or an admin's
+    before-script) runs at its deliveries, so a delivery to accounts without one need not ask again."""
 
     pk: int
     quota_bytes: int
     used_bytes: int
+    filtered: bool
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,11 @@ class Expansion:
     found: bool | None
     accounts: dict[int, _Mailholder]
     external: tuple[str, ...]
+
+    @property
+    def filtered(self) -> set[int]:
+        """The accounts reached that have a Sieve script to run."""
+        return {pk for pk, account in self.accounts.items() if account.filtered}
 
 
 @dataclass(frozen=True)
@@ -52,19 +60,22 @@ class Resolution:
 _MAX_ALIAS_DEPTH = 10
 
 
-# One round trip per address: the domain's aliases that could apply, its accounts that could apply, and whether
-# the domain is ours at all. Plain SQL: this runs for every RCPT, and at delivery for addresses RCPT did not
-# look up (webmail, submission, the savepoint retry).
+# One round trip per address: the domain's aliases that could apply, its accounts that could apply (with whether
+# a Sieve script runs for them), and whether the domain is ours at all. Plain SQL: this runs for every RCPT, and
+# at delivery for addresses RCPT did not look up (webmail, submission, the savepoint retry).
 _RESOLVE_SQL = f"""
-    SELECT 'alias', a.local_part, a.destinations, 0, 0, 0
+    SELECT 'alias', a.local_part, a.destinations, 0, 0, 0, FALSE
     FROM {Alias._meta.db_table} a JOIN {Domain._meta.db_table} d ON d.id = a.domain_id
     WHERE d.name = %(domain)s AND d.active AND a.active AND a.local_part IN (%(local)s, %(base)s, '')
     UNION ALL
-    SELECT 'account', c.local_part, '', c.id, c.quota_bytes, c.used_bytes
+    SELECT 'account', c.local_part, '', c.id, c.quota_bytes, c.used_bytes,
+        EXISTS (SELECT 1 FROM {SieveScript._meta.db_table} s WHERE s.account_id = c.id AND s.active)
+        OR EXISTS (SELECT 1 FROM {BeforeScript._meta.db_table} b
+                   WHERE b.enabled AND (b.domain_id IS NULL OR b.domain_id = c.domain_id))
     FROM {Account._meta.db_table} c JOIN {Domain._meta.db_table} d ON d.id = c.domain_id
     WHERE d.name = %(domain)s AND d.active AND c.is_active AND c.local_part IN (%(local)s, %(base)s)
     UNION ALL
-    SELECT 'domain', '', '', 0, 0, 0 FROM {Domain._meta.db_table} d WHERE d.name = %(domain)s AND d.active
+    SELECT 'domain', '', '', 0, 0, 0, FALSE FROM {Domain._meta.db_table} d WHERE d.name = %(domain)s AND d.active
 """
 
 
@@ -83,7 +94,7 @@ def _expand(address: str, depth: int, accounts: dict[int, _Mailholder], external
         cursor.execute(_RESOLVE_SQL, {"domain": domain_name, "local": local, "base": base})
         rows = cursor.fetchall()
     aliases = {part: destinations for kind, part, destinations, *_ in rows if kind == "alias"}
-    candidates = {row[1]: _Mailholder(*row[3:]) for row in rows if row[0] == "account"}
+    candidates = {row[1]: _Mailholder(row[3], row[4], row[5], bool(row[6])) for row in rows if row[0] == "account"}
     is_local = any(row[0] == "domain" for row in rows)
     destinations = aliases.get(local)
     if destinations is None:

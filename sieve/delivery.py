@@ -1,8 +1,9 @@
 """Sieve at final delivery: what the store does with one message for one recipient account.
 
-The delivery action calls `filtered_accounts` once for a group of messages (which accounts have a script to
-run), then `decide` for each message and such account, before it takes its locks, and `send` inside its
-transaction once the copies are stored. `decide` runs the admins' before-scripts and then the account's active
+The delivery action asks once for a group of messages which accounts have a script to run (only among those
+whose recipient lookup found one, `mailboxes.recipients.Expansion.filtered`: a group without pays no query),
+then `decide` for each message and such account, before it takes its locks, and `send` inside its transaction
+once the copies are stored. `decide` runs the admins' before-scripts and then the account's active
 script (a before-script that files, discards or rejects the message ends the run: the user's script does not
 undo it) and turns the actions into a `Decision`: the Inbox (with flags) or not, other folders (created first
 for :create), and messages for the outbound queue (redirects, the vacation reply, a rejection notice).
@@ -402,6 +403,17 @@ class Incoming(Protocol):
     refusable: bool  # the caller can refuse it in the SMTP dialogue (the MX)
 
 
+def _scripted(items: Sequence[Incoming]) -> set[int]:
+    """The accounts the items' recipient lookups found a script for (`Expansion.filtered`)."""
+    return {
+        pk
+        for item in items
+        for resolution in item.resolutions
+        if resolution.expansion is not None
+        for pk in resolution.expansion.filtered
+    }
+
+
 class Filing:
     """Sieve for one delivery group, inside the delivery action.
 
@@ -415,7 +427,8 @@ class Filing:
         self.decisions: dict[tuple[int, int], Decision] = {}
         self.accounts: set[int] = set()
         self.copies: list[tuple[Incoming, int, int, tuple[str, ...]]] = []  # item, account, folder, flags
-        owners = _owners(set(inboxes))
+        # Only accounts whose address lookup found a script (at RCPT, for the MX) are asked for it again.
+        owners = _owners(set(inboxes) & _scripted(items))
         self.owners = owners
         for item in items:
             if item.parsed is None:

@@ -215,14 +215,16 @@ def lock_up_front(
     they reach (with `folders`) before anything is written: for actions that deliver more than once in one
     transaction (a DSN after a delivery, a Sent copy after a send, a group in savepoints)."""
     reached: set[int] = set()
+    filtered: set[int] = set()
     for _, envelope_sender, recipients in deliveries:
         addresses = [*recipients, envelope_sender] if senders and envelope_sender else recipients
         for address in addresses:
             if address not in expansions:
                 expansions[address] = expansion(address)
             reached.update(expansions[address].accounts)
+            filtered |= expansions[address].filtered
     # Sieve may file into any folder of an account with a script: those are locked too, in order.
-    lock(folders=[*folders, *folders_to_lock(reached)], inboxes_of=reached, accounts=reached | set(accounts))
+    lock(folders=[*folders, *folders_to_lock(filtered)], inboxes_of=reached, accounts=reached | set(accounts))
 
 
 # Within a caller's transaction no savepoint of its own: an error rolls back to the caller's.
