@@ -7,7 +7,9 @@ aiosmtpd parses commands and DATA; this subclass adds what the listeners need ar
 - deadlines: the next command (RFC 5321 4.5.3.2.7), a started command line (against clients that trickle
   one byte at a time), silence inside DATA (4.5.3.2.5) and the whole DATA transfer; each ends with 421;
 - AUTH PLAIN/LOGIN checked through the handler, asynchronously (aiosmtpd's own authenticator is synchronous);
-- per-session command line limits (aiosmtpd keeps them in a class attribute shared by every session).
+- per-session command line limits (aiosmtpd keeps them in a class attribute shared by every session);
+- replies to pipelined MAIL and RCPT wait for the next reply while more commands are already here (RFC 2920
+  3.2), so a pipelined transaction costs one send for MAIL, RCPT and DATA together.
 """
 
 from __future__ import annotations
@@ -126,6 +128,8 @@ class MailsiteSMTP(SMTP):
         self._in_data = False
         self._data_reply = ""
         self.data_logged = False
+        self._holding = False  # within MAIL or RCPT: a success reply may wait for the next reply
+        self._held: list[bytes] = []
         self._line_timer: asyncio.TimerHandle | None = None
         self._block_timer: asyncio.TimerHandle | None = None
         self.session_tasks: list[asyncio.Task[None]] = []  # live as long as the connection (revocation watch)
@@ -225,6 +229,7 @@ class MailsiteSMTP(SMTP):
         if self.transport is None:
             return
         log.info("smtp timeout client=%s", self.client_ip)
+        self._write_held()
         self.transport.write(policy.TIMEOUT.encode() + b"\r\n")  # type: ignore[attr-defined]
         self._cancel_timers()
         super()._timeout_cb()
@@ -379,12 +384,18 @@ class MailsiteSMTP(SMTP):
             # The greeting and the HELO/EHLO response carry no enhanced codes (RFC 2034 3); bytes are AUTH
             # challenges.
             self._greeted = True
-            await super().push(status)  # type: ignore[type-var]  # aiosmtpd takes either, typed as AnyStr
+            await self._send(status if isinstance(status, bytes) else self._encode(status))
             return
         reply = policy.enhance(status)
         if self._in_data:
             self._data_reply = reply
-        await super().push(reply)
+        if self._holding and reply.startswith("2") and self._pipelining() and self._more_commands():
+            # RFC 2920 3.2: a server may defer the replies to MAIL and RCPT while the client's next commands are
+            # already here, as long as it never waits for input with replies unsent. A pipelining client's
+            # MAIL, RCPT and DATA then get one send for their three replies instead of three.
+            self._held.append(self._encode(reply) + b"\r\n")
+            return
+        await self._send(self._encode(reply))
         if reply.startswith("421"):
             self._close()
         elif policy.is_error(reply):
@@ -409,7 +420,45 @@ class MailsiteSMTP(SMTP):
     def _close(self) -> None:
         self._release()
         if self.transport is not None:
+            self._write_held()
             self.transport.close()
+
+    def _encode(self, reply: str) -> bytes:
+        return reply.encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
+
+    def _pipelining(self) -> bool:
+        """Whether the client said EHLO, so was offered PIPELINING."""
+        return self.session is not None and self.session.extended_smtp
+
+    def _more_commands(self) -> bool:
+        """Whether a whole command line is already waiting in the input."""
+        return b"\n" in self._reader._buffer  # type: ignore[attr-defined]  # asyncio has no public view
+
+    async def _send(self, reply: bytes) -> None:
+        """Send a reply, after those held back for it (aiosmtpd adds the CRLF)."""
+        if self._held:
+            reply, self._held = b"".join(self._held) + reply, []
+        await super().push(reply)  # type: ignore[type-var]  # aiosmtpd takes either, typed as AnyStr
+
+    def _write_held(self) -> None:
+        """Before our side writes on its own and closes: the held replies go first, in order."""
+        if self._held and self.transport is not None:
+            self.transport.write(b"".join(self._held))  # type: ignore[attr-defined]
+        self._held = []
+
+    async def smtp_MAIL(self, arg: str) -> None:
+        self._holding = True
+        try:
+            await super().smtp_MAIL(arg)
+        finally:
+            self._holding = False
+
+    async def smtp_RCPT(self, arg: str) -> None:
+        self._holding = True
+        try:
+            await super().smtp_RCPT(arg)
+        finally:
+            self._holding = False
 
     async def smtp_EHLO(self, hostname: str) -> None:
         self._raw_replies = bool(hostname)

@@ -175,6 +175,17 @@ def test_pipelined_transaction(mx, raw_smtp):
     assert len(stored("alice@example.com")) == 2
 
 
+def test_replies_held_for_pipelined_commands_are_sent_once_the_client_waits(mx, raw_smtp):
+    # The replies to MAIL and RCPT may wait while more commands are already here (RFC 2920 3.2), but never once
+    # the input runs dry: here the batch ends without DATA, and the client waits for both.
+    session = raw_smtp(mx)
+    session.command("EHLO client.test")
+    session.send(b"MAIL FROM:<carol@remote.test>\r\nRCPT TO:<alice@example.com>\r\n")
+    assert [session.reply()[:3] for _ in range(2)] == ["250", "250"]
+    session.send(b"RSET\r\nMAIL FROM:<carol@remote.test>\r\nRCPT TO:<alice@example.com>\r\nQUIT\r\n")
+    assert [session.reply()[:3] for _ in range(4)] == ["250", "250", "250", "221"]
+
+
 def test_mail_loop_is_refused(mx):
     hops = "".join(
         f"Received: from hop{n}.test by hop{n + 1}.test; Mon, 1 Jan 2024 00:00:00 +0000\r\n" for n in range(50)
