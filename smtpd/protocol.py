@@ -9,7 +9,8 @@ aiosmtpd parses commands and DATA; this subclass adds what the listeners need ar
 - AUTH PLAIN/LOGIN checked through the handler, asynchronously (aiosmtpd's own authenticator is synchronous);
 - per-session command line limits (aiosmtpd keeps them in a class attribute shared by every session);
 - replies to pipelined MAIL and RCPT wait for the next reply while more commands are already here (RFC 2920
-  3.2), so a pipelined transaction costs one send for MAIL, RCPT and DATA together.
+  3.2), so a pipelined transaction costs one send for MAIL, RCPT and DATA together; EHLO's lines go out in one
+  send too.
 """
 
 from __future__ import annotations
@@ -384,6 +385,10 @@ class MailsiteSMTP(SMTP):
             # The greeting and the HELO/EHLO response carry no enhanced codes (RFC 2034 3); bytes are AUTH
             # challenges.
             self._greeted = True
+            if isinstance(status, str) and status[3:4] == "-":
+                # A line of a multiline reply (EHLO's) goes out with the reply's last line, in one send.
+                self._held.append(self._encode(status) + b"\r\n")
+                return
             await self._send(status if isinstance(status, bytes) else self._encode(status))
             return
         reply = policy.enhance(status)
