@@ -2,8 +2,9 @@
 
 A protocol package has a `server` module with `async def start_listeners() -> list[Listener]`: it binds its
 sockets (SO_REUSEPORT, so several processes can share a port) and returns at once, leaving the servers running
-in the current event loop. `runmail` starts every package's listeners, the web server and a Celery worker in
-one process tree; the per-protocol commands (`smtpd`, `pop3d`, `imapd`) start one package each.
+in the current event loop. `runmail` runs every package's listeners and the web server in one process and a
+Celery worker in another, restarting either if it dies (`supervise`, `mailsite/supervise.py`); the
+per-protocol commands (`smtpd`, `pop3d`, `imapd`) start one package each.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import asyncio
 import importlib
 import logging
 import signal
-import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from mailsite import tls
+from mailsite.supervise import Supervised
 from ops import checks
 from ops.targets import Target
 
@@ -87,9 +88,8 @@ async def _until_signalled() -> None:
     await stop.wait()
 
 
-async def serve(names: Sequence[str], *, web: bool = False, worker: bool = False) -> None:
-    """Run listeners (and optionally the web server and a Celery worker) until SIGINT or SIGTERM."""
-    celery = _start_worker() if worker else None
+async def serve(names: Sequence[str], *, web: bool = False) -> None:
+    """Run listeners (and optionally the web server) until SIGINT or SIGTERM."""
     listeners = await start_protocols(names)
     if web:
         from mailsite import web as web_listeners
@@ -103,32 +103,40 @@ async def serve(names: Sequence[str], *, web: bool = False, worker: bool = False
         log.info("shutting down")
         for listener in listeners:
             await listener.close()
-        if celery is not None:
-            celery.terminate()
-            try:
-                celery.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                celery.kill()
         log.info("stopped")
 
 
-def _start_worker() -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "--app",
-        "mailsite",
-        "--quiet",
+async def supervise(processes: Sequence[Supervised]) -> None:
+    """Keep these processes running until SIGINT or SIGTERM, then stop them all."""
+    for process in processes:
+        process.start()
+    try:
+        await _until_signalled()
+    finally:
+        log.info("shutting down")
+        await asyncio.gather(*(process.stop() for process in processes))
+        log.info("stopped")
+
+
+def worker() -> Supervised:
+    """A Celery worker with beat, as `runmail` runs it."""
+    log.info("worker: celery with beat, broker %s", settings.CELERY_BROKER_URL.split("://")[0])
+    return Supervised(
         "worker",
-        "--beat",
-        "--schedule",
-        settings.CELERY_BEAT_SCHEDULE_FILENAME,
-        "--concurrency",
-        "2",
-        "--loglevel",
-        "WARNING",
-    ]
-    process = subprocess.Popen(command)
-    log.info("worker started (celery, pid %s, broker %s)", process.pid, settings.CELERY_BROKER_URL.split("://")[0])
-    return process
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "--app",
+            "mailsite",
+            "--quiet",
+            "worker",
+            "--beat",
+            "--schedule",
+            settings.CELERY_BEAT_SCHEDULE_FILENAME,
+            "--concurrency",
+            "2",
+            "--loglevel",
+            "WARNING",
+        ],
+    )

@@ -27,6 +27,7 @@ async def _start(name: str, port: int, context: ssl.SSLContext | None) -> Listen
         host=settings.MAILSITE_BIND,
         port=port,
         log_level="warning",
+        log_config=None,  # its lines go through the site's logging (JSON, runmail's labels), not a config of its own
         lifespan="off",
         proxy_headers=bool(proxies),
         forwarded_allow_ips=proxies or None,

@@ -11,6 +11,7 @@ import smtplib
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -95,24 +96,46 @@ def test_setup_then_runmail_serves_and_stops_cleanly(bare_environment: dict[str,
         text=True,
         start_new_session=True,
     )
+    lines: list[str] = []
+    reading = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reading.start()
     try:
         url = f"http://127.0.0.1:{env['MAILSITE_HTTP_PORT']}/admin/login/"
 
         def serving() -> bool:
             if process.poll() is not None:
-                pytest.fail(f"runmail exited with {process.returncode}:\n{process.communicate()[0]}")
+                reading.join(5)
+                pytest.fail(f"runmail exited with {process.returncode}:\n{''.join(lines)}")
             return web_answers(url)
 
         wait_for(serving, "the web server")
+        # A worker killed outright is started again; the relay's bounce below needs the new one.
+        first = worker_pids(lines)
+        wait_for(lambda: worker_pids(lines), "the worker")
+        os.kill(worker_pids(lines)[0], signal.SIGKILL)
+        wait_for(lambda: len(worker_pids(lines)) == 2, "the worker's restart", timeout=60)
+        assert first in ([], worker_pids(lines)[:1])
         exercise_every_protocol(env, password)
         process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=30)
+        process.wait(timeout=30)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        reading.join(10)
+        process.stdout.close()
+    output = "".join(lines)
     assert process.returncode == 0, output
     for line in ["smtp listening on", "imaps listening on", "pop3s listening on", "web listening on", "worker started"]:
         assert line in output
+    assert "worker exited status=SIGKILL; restarting in 1s" in output
     assert "stopped" in output
     assert "Traceback" not in output
+    # Every line names the process it came from.
+    assert all(line.startswith(("runmail | ", "mail   | ", "worker | ")) for line in lines), output
+    assert any(line.startswith("mail   | ") and "smtp listening on" in line for line in lines)
+
+
+def worker_pids(lines: list[str]) -> list[int]:
+    """The pids of the workers runmail started, in order."""
+    return [int(found) for line in list(lines) for found in re.findall(r"worker started \(pid (\d+)\)", line)]
