@@ -207,3 +207,13 @@ def test_another_users_scheduled_message_cannot_be_cancelled_or_opened(client, s
     assert response["Location"] == reverse("webmail:scheduled")
     assert ScheduledSend.objects.filter(pk=entry.pk).exists()
     assert b"Later" not in client.get(reverse("webmail:scheduled")).content
+
+
+def test_a_scheduled_draft_opened_in_compose_says_when_it_goes(signed_in, alice) -> None:
+    when = (timezone.now() + datetime.timedelta(days=1)).replace(microsecond=0)
+    _schedule(signed_in, when)
+    entry = ScheduledSend.objects.get()
+    page = signed_in.get(reverse("webmail:compose"), {"draft": entry.message_id})
+    assert b"Scheduled to be sent on" in page.content
+    assert when.astimezone(TOKYO).strftime("%H:%M").encode() in page.content
+    assert b"Scheduled to be sent on" not in signed_in.get(reverse("webmail:compose")).content
