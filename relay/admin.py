@@ -1,5 +1,5 @@
-"""Django admin: the outbound queue (retry now, hold, release, delete with a bounce) and DKIM keys with the DNS
-records to publish."""
+"""Django admin: the outbound queue (retry now, hold, release, delete with a bounce), DKIM keys with the DNS
+records to publish, and the MTA-STS policies the relay cached."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from django.utils.html import format_html, format_html_join
 from autoconfig.records import client_records
 from mailboxes.actions import outbound
 from relay import dkim
-from relay.models import Attempt, DkimKey, OutboundRecipient
+from relay.models import Attempt, DkimKey, MtaStsPolicy, OutboundRecipient
 
 if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldGroups
@@ -163,3 +163,40 @@ class DkimKeyAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: DkimKey | None = None) -> bool:
         return obj is None
+
+
+@admin.register(MtaStsPolicy)
+class MtaStsPolicyAdmin(admin.ModelAdmin):
+    """Recipient domains' MTA-STS policies as the relay cached them. Forgetting one makes the next session to
+    the domain fetch it again (a fixed policy takes effect without waiting for its max_age)."""
+
+    list_display = ["domain", "mode", "mx_patterns", "policy_id", "fetched", "expires"]
+    list_filter = ["mode"]
+    search_fields = ["domain"]
+    ordering = ["domain"]
+    actions = ["forget"]
+    fields = ["domain", "mode", "mx", "policy_id", "max_age", "fetched", "expires"]
+    readonly_fields = [str(name) for name in fields]
+
+    @admin.display(description="MX hosts")
+    def mx_patterns(self, policy: MtaStsPolicy) -> str:
+        return ", ".join(policy.mx)
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # removal goes through the store's action
+        return actions
+
+    @admin.action(description="Forget (fetch again on the next delivery)")
+    def forget(self, request: HttpRequest, policies: QuerySet[MtaStsPolicy]) -> None:
+        count = outbound.forget_policies(list(policies.values_list("pk", flat=True)))
+        self.message_user(request, f"{count} policy(ies) forgotten.")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: MtaStsPolicy | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: MtaStsPolicy | None = None) -> bool:
+        return False

@@ -273,6 +273,12 @@ def remember_policy(
     )
 
 
+@action
+def forget_policies(policy_ids: Sequence[int]) -> int:
+    """Drop cached MTA-STS policies, so the next session to each domain fetches its policy again."""
+    return MtaStsPolicy.objects.filter(pk__in=policy_ids).delete()[0]
+
+
 # --- Administration -----------------------------------------------------------------------------------------------
 
 

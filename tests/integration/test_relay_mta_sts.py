@@ -226,3 +226,25 @@ def test_no_record_means_no_policy(relay, dns_server, policy_server):
     assert tried(send()).state == State.DELIVERED
     assert len(sink.messages) == 1
     assert policy_server.requests == []
+
+
+def test_the_admin_lists_cached_policies_and_forgets_one(relay, ca, policy_server, client, make_account):
+    relay.start(MX, tls_context=server_context(ca, "mx.example.net"))
+    policy_server.serve("enforce", "mx.example.net", "*.example.net")
+    assert tried(send()).state == State.DELIVERED
+    client.force_login(make_account("admin@example.com", is_staff=True, is_superuser=True))
+
+    page = client.get("/admin/relay/mtastspolicy/").content.decode()
+    assert "example.net" in page
+    assert "mx.example.net, *.example.net" in page
+    assert ">enforce<" in page
+    policy = MtaStsPolicy.objects.get()
+    detail = client.get(f"/admin/relay/mtastspolicy/{policy.pk}/change/").content.decode()
+    assert "20261203a" in detail
+    assert 'name="_save"' not in detail  # what was fetched is not edited by hand
+
+    response = client.post("/admin/relay/mtastspolicy/", {"action": "forget", "_selected_action": [policy.pk]})
+    assert response.status_code == 302
+    assert not MtaStsPolicy.objects.exists()
+    assert tried(send("again")).state == State.DELIVERED
+    assert len(policy_server.requests) == 2, "forgotten, so fetched again under the same id"
