@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypeVar
 
 import dns.exception
@@ -31,6 +33,27 @@ T = TypeVar("T")
 
 class TemporaryDnsError(Exception):
     """Timeout, SERVFAIL or an unreachable server: the answer may be different a little later."""
+
+
+class NotCached(TemporaryDnsError):
+    """Within `cached_only`, an answer the cache does not hold."""
+
+
+_cached_only: ContextVar[list[str] | None] = ContextVar("mailauth_cached_only", default=None)
+
+
+@contextmanager
+def cached_only() -> Iterator[list[str]]:
+    """Within: lookups are answered from the cache of positive answers only, never the network, so the caller
+    may run on the event loop. A miss raises NotCached, which every check treats as a temporary failure, and is
+    recorded in the yielded list: a caller that finds it non-empty discards what it computed and asks again
+    with DNS. (Recording, not only raising, because pyspf swallows some exceptions whole.)"""
+    misses: list[str] = []
+    token = _cached_only.set(misses)
+    try:
+        yield misses
+    finally:
+        _cached_only.reset(token)
 
 
 _lock = threading.Lock()
@@ -73,7 +96,7 @@ def remembered(key: tuple, compute: Callable[[], T], *, keep: Callable[[T], bool
     if found is not None and found[0] > time.monotonic():
         return found[1]  # type: ignore[return-value]
     value = compute()
-    if keep(value):
+    if keep(value) and not _cached_only.get():  # a result computed around a cache miss may be incomplete
         if len(_results) >= CACHE_ENTRIES:
             _results.clear()
         _results[key] = (time.monotonic() + RESULT_TTL, value)
@@ -96,6 +119,10 @@ def lookup(name: str, rdtype: str, *, timeout: float | None = None) -> list:
     cached = _answers.get(key)
     if cached is not None and cached[0] > time.monotonic():
         return cached[1]
+    misses = _cached_only.get()
+    if misses is not None:
+        misses.append(f"{rdtype} {name}")
+        raise NotCached(f"{rdtype} {name}: not cached")
     try:
         answer = resolver().resolve(
             dns.name.from_text(name), rdtype, raise_on_no_answer=False, search=False, lifetime=timeout

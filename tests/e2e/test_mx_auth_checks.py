@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from mailauth import dnsquery
 from mailauth.arc_check import ArcResult
-from mailauth.verify import Envelope, verify_message
+from mailauth.verify import Envelope, verify_message, verify_off_loop
 from tests.dns_server import DnsServer
 from tests.mailauth_support import arc_seal, dkim_sign, publish_key, txt_value
 from tests.unit.test_mailauth_dkim import RFC8463, RFC8463_KEYS
@@ -181,3 +183,35 @@ def test_arc_chain_is_validated_only_where_dmarc_did_not_pass(zone):
     assert passed.arc is None
     assert not any(item.startswith("arc=") for item in passed.resinfos())
     assert "arc=none" in check(dkim_sign(MESSAGE, "sender.test")).resinfos()  # no ARC set at all
+
+
+def test_cached_only_lookups_never_ask_the_network_and_record_misses(zone):
+    zone.add("sender.test", "TXT", txt_value("v=spf1 -all"))
+    with dnsquery.cached_only() as misses, pytest.raises(dnsquery.NotCached):
+        dnsquery.txt("sender.test")
+    assert (misses, zone.queries) == (["TXT sender.test"], [])
+    assert dnsquery.txt("sender.test") == [b"v=spf1 -all"]  # asks the server, and caches the answer
+    with dnsquery.cached_only() as misses:
+        assert dnsquery.txt("sender.test") == [b"v=spf1 -all"]
+    assert (misses, len(zone.queries)) == ([], 1)
+
+
+def test_verification_on_the_loop_redoes_a_cache_miss_with_dns(zone):
+    publish_key(zone, "sender.test")
+    zone.add("sender.test", "TXT", txt_value("v=spf1 ip4:127.0.0.0/8 -all"))
+    zone.add("_dmarc.sender.test", "TXT", txt_value("v=DMARC1; p=reject"))
+    envelope = Envelope(
+        ip="127.0.0.1", helo="mail.sender.test", sender="carol@sender.test", author_domains=("sender.test",)
+    )
+    unsigned = asyncio.run(verify_off_loop(MESSAGE, envelope))  # SPF and DMARC answers are cached from here on
+    assert [d.result for d in unsigned.dkim] == []
+    # The key is not cached: the attempt from the cache alone is dropped and the message verified with DNS.
+    signed = asyncio.run(verify_off_loop(dkim_sign(MESSAGE, "sender.test"), envelope))
+    assert [d.result for d in signed.dkim] == ["pass"]
+    assert ("sel._domainkey.sender.test", "TXT") in zone.queries
+    asked = len(zone.queries)
+    again = asyncio.run(verify_off_loop(dkim_sign(MESSAGE, "sender.test"), envelope))
+    assert len(zone.queries) == asked  # everything from the cache now
+    assert [line.split(" header.b=")[0] for line in again.resinfos()] == [
+        line.split(" header.b=")[0] for line in signed.resinfos()
+    ]
