@@ -107,6 +107,8 @@ class Session:
         # RFC 7162: CONDSTORE once any CONDSTORE-enabling command ran; QRESYNC only by ENABLE QRESYNC.
         self.condstore = False
         self.qresync = False
+        # RFC 9051 after ENABLE IMAP4rev2 (Appendix E): no \\Recent, SEARCH answers ESEARCH, SELECT sends LIST.
+        self.rev2 = False
         self._out: list[bytes] = []
         self._out_size = 0
         self._exit = contextlib.AsyncExitStack()
@@ -142,7 +144,8 @@ class Session:
         return self.tls or plaintext_login_allowed(self.remote_ip)
 
     def capabilities(self) -> str:
-        caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "NAMESPACE", "ID", "SPECIAL-USE"]
+        caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "NAMESPACE", "ID"]
+        caps += ["SPECIAL-USE"]
         caps += ["UNSELECT", "ENABLE", "CHILDREN", "ESEARCH", "SEARCHRES", "LIST-EXTENDED", "LIST-STATUS"]
         caps += ["STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE", "SORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES"]
         caps += ["COMPRESS=DEFLATE", "CONDSTORE", "QRESYNC", "CREATE-SPECIAL-USE", "BINARY"]
@@ -338,9 +341,10 @@ class Session:
                 selected.pending_gone.setdefault(uid, modseq)
         if found.new:
             selected.uids.extend(found.new)
-            selected.recent.update(found.recent)
             self.send(b"* %d EXISTS\r\n" % len(selected.uids))
-            self.send(b"* %d RECENT\r\n" % len(selected.recent))
+            if not self.rev2:  # IMAP4rev2 has no RECENT response (RFC 9051 Appendix E)
+                selected.recent.update(found.recent)
+                self.send(b"* %d RECENT\r\n" % len(selected.recent))
         selected.modseq = found.highestmodseq
 
     def flags_fetch(self, seq: int, uid: int | None, flags: list[str], modseq: int) -> bytes:
@@ -410,6 +414,8 @@ class Session:
     def select(self, snapshot: store.Snapshot, readonly: bool) -> Selected:
         # \\Recent (RFC 3501 2.3.2): the store handed this session the messages no other session had.
         recent = set(snapshot.uids[bisect.bisect_left(snapshot.uids, snapshot.first_recent_uid) :])
+        if self.rev2:
+            recent.clear()  # no \\Recent in IMAP4rev2 (RFC 9051 Appendix E); SEARCH RECENT matches nothing
         self.selected = Selected(
             snapshot.mailbox_id,
             snapshot.name,

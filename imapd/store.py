@@ -15,6 +15,7 @@ from django.db.models.expressions import RawSQL
 
 from imapd import ordering, search_keys, search_sql, sequence
 from imapd.fetch import MessageData, Request, decoded_content, section_bytes
+from imapd.listing import SPECIAL_USE
 from imapd.search_sql import uid_q
 from mailboxes import actions
 from mailboxes.actions.folders import claim_recent
@@ -43,6 +44,7 @@ class Snapshot:
     keywords: list[str]
     first_unseen_uid: int | None
     first_recent_uid: int  # UIDs from here on are \\Recent to this session
+    attributes: list[str] | None = None  # LIST attributes of the folder, when asked for (IMAP4rev2 SELECT)
     # With SELECT (QRESYNC ...) and a matching UIDVALIDITY (RFC 7162 3.2.5): what changed since the client's
     # mod-sequence.
     vanished: list[tuple[int, int]] = field(default_factory=list)  # UID ranges
@@ -95,8 +97,11 @@ def _scan(mailbox_id: int) -> tuple[array[int], list[str], int | None]:
     return uids, keywords, first_unseen
 
 
-def open_mailbox(account_id: int, name: str, resync: Resync | None = None, *, readonly: bool) -> Snapshot | None:
-    """SELECT/EXAMINE; a read-write SELECT also takes the folder's \\Recent messages for the session."""
+def open_mailbox(
+    account_id: int, name: str, resync: Resync | None = None, *, readonly: bool, attributes: bool = False
+) -> Snapshot | None:
+    """SELECT/EXAMINE; a read-write SELECT also takes the folder's \\Recent messages for the session. With
+    `attributes`, also the folder's LIST attributes (children and special use, as LIST gives them)."""
     mailbox = Mailbox.objects.filter(account_id=account_id, name=name).first()
     if mailbox is None:
         return None
@@ -117,6 +122,11 @@ def open_mailbox(account_id: int, name: str, resync: Resync | None = None, *, re
         first_unseen_uid=first_unseen,
         first_recent_uid=first_recent,
     )
+    if attributes:
+        children = Mailbox.objects.filter(account_id=account_id, name__startswith=mailbox.name + "/").exists()
+        snapshot.attributes = ["\\HasChildren" if children else "\\HasNoChildren"]
+        if mailbox.role in SPECIAL_USE:
+            snapshot.attributes.append(SPECIAL_USE[mailbox.role])
     if resync is not None and resync.uidvalidity == mailbox.uidvalidity:
         known = None
         if resync.known_uids is not None:

@@ -51,6 +51,10 @@ async def enable(session: Session, command: Command) -> str:
             session.enable_condstore()
             session.qresync = True
             enabled.append(name)
+        elif name == "IMAP4REV2" and not session.rev2:
+            # RFC 9051 6.3.1: a server offering both versions speaks IMAP4rev1 until this.
+            session.rev2 = True
+            enabled.append("IMAP4rev2")
     session.send(("* ENABLED" + "".join(" " + e for e in enabled) + "\r\n").encode())
     return "ENABLE completed"
 

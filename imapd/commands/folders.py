@@ -71,20 +71,29 @@ async def _open(session: Session, command: Command, readonly: bool) -> str:
     args = count(command, 1, 2)
     token = args[0]
     resync = _select_parameters(session, args[1]) if len(args) == 2 else None
-    if session.selected is not None and session.condstore:
-        session.send(b"* OK [CLOSED] Previous folder closed\r\n")  # RFC 7162 3.2.11
+    if session.selected is not None and (session.condstore or session.rev2):
+        session.send(b"* OK [CLOSED] Previous folder closed\r\n")  # RFC 7162 3.2.11, RFC 9051 7.1
     session.unselect()  # RFC 3501 6.3.1: a failed SELECT leaves no folder selected
     assert session.account is not None
     name = mailbox(token)
-    snapshot = await asyncdb.call(store.open_mailbox, session.account.pk, name, resync, readonly=readonly)
+    snapshot = await asyncdb.call(
+        store.open_mailbox, session.account.pk, name, resync, readonly=readonly, attributes=session.rev2
+    )
     if snapshot is None:
         raise No("[NONEXISTENT] No such folder")
     selected = session.select(snapshot, readonly)
     session.send_flag_lists()
-    session.send(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(selected.uids), len(selected.recent)))
-    first_unseen = None if snapshot.first_unseen_uid is None else selected.seq_of(snapshot.first_unseen_uid)
-    if first_unseen is not None:
-        session.send(b"* OK [UNSEEN %d] First unseen\r\n" % first_unseen)
+    session.send(b"* %d EXISTS\r\n" % len(selected.uids))
+    if session.rev2:
+        # RFC 9051 6.3.2: a LIST response with the folder's name and attributes; no RECENT, no UNSEEN.
+        assert snapshot.attributes is not None
+        entry = " ".join(snapshot.attributes).encode()
+        session.send(b'* LIST (%s) "/" %s\r\n' % (entry, string(wire_name(snapshot.name))))
+    else:
+        session.send(b"* %d RECENT\r\n" % len(selected.recent))
+        first_unseen = None if snapshot.first_unseen_uid is None else selected.seq_of(snapshot.first_unseen_uid)
+        if first_unseen is not None:
+            session.send(b"* OK [UNSEEN %d] First unseen\r\n" % first_unseen)
     session.send(b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % snapshot.uidvalidity)
     session.send(b"* OK [UIDNEXT %d] Predicted next UID\r\n" % snapshot.uidnext)
     # RFC 7162 3.1.2.1: every successful SELECT/EXAMINE tells the highest mod-sequence.

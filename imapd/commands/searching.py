@@ -66,6 +66,8 @@ async def search(session: Session, command: Command) -> str:
         session.enable_condstore()
     uids, highest = await asyncdb.call(store.search, _context(selected), parsed.key, selected.max_uid)
     returns = parsed.returns
+    if returns is None and session.rev2:
+        returns = ("ALL",)  # RFC 9051 6.4.4: IMAP4rev2 answers every SEARCH with ESEARCH, ALL by default
     if returns is not None and "SAVE" in returns:
         selected.saved = saved_result(returns, uids)
     numbers = uids if by_uid else [n for n in (selected.seq_of(uid) for uid in uids) if n is not None]

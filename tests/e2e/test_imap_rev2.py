@@ -1,0 +1,99 @@
+"""IMAP4rev2 (RFC 9051) over a real imapd: offered beside IMAP4rev1, and once a client sends ENABLE IMAP4rev2
+the differences of RFC 9051 Appendix E apply to its session (and only to it): no \\Recent, SELECT sends a LIST
+response instead of RECENT and UNSEEN, and every SEARCH answers ESEARCH."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import PASSWORD
+from tests.imap_support import ADDRESS, RawClient, Server, deliver, message, start
+
+
+@pytest.fixture
+def server(listeners, make_account) -> Iterator[Server]:
+    server = start(listeners, make_account)
+    yield server
+    server.close()
+
+
+def rev2(server: Server) -> RawClient:
+    client = RawClient(server)
+    assert b"* ENABLED IMAP4rev2\r\n" in client.ok("ENABLE IMAP4rev2")
+    return client
+
+
+def esearch(client: RawClient, command: str) -> bytes:
+    """The reply to `command`, its tag written "T" so the ESEARCH responses read as in RFC 9051's examples."""
+    tag = client.send(command)
+    return client.reply(tag).replace(b'(TAG "%s")' % tag.encode(), b'(TAG "T")').replace(tag.encode() + b" OK", b"T OK")
+
+
+def test_offered_beside_rev1_and_enabled_once(server: Server) -> None:
+    client = RawClient(server, login=False)
+    # RFC 9051 6.3.1: a server speaking both versions lists both, and IMAP4rev1 until ENABLE IMAP4rev2.
+    assert re.search(rb"\* CAPABILITY IMAP4rev1 IMAP4rev2 ", client.ok("CAPABILITY"))
+    client.ok(f'LOGIN {ADDRESS} "{PASSWORD}"')
+    assert b"* ENABLED IMAP4rev2\r\n" in client.ok("ENABLE imap4rev2")
+    assert b"* ENABLED\r\n" in client.ok("ENABLE IMAP4rev2")  # RFC 5161 3.2: only what this command enabled
+
+
+def test_select_sends_list_and_neither_recent_nor_unseen(server: Server) -> None:
+    for n in range(3):
+        deliver(message(f"m{n}"))
+    client = rev2(server)
+    data = client.ok("SELECT INBOX")
+    # RFC 9051 6.3.2's example: EXISTS, UIDVALIDITY, UIDNEXT, FLAGS, PERMANENTFLAGS and LIST.
+    assert b"* 3 EXISTS\r\n" in data
+    assert b'* LIST (\\HasNoChildren) "/" "INBOX"\r\n' in data
+    for part in (rb"\* OK \[UIDVALIDITY \d+\]", rb"\* OK \[UIDNEXT 4\]", rb"\* FLAGS \(", rb"\[PERMANENTFLAGS \("):
+        assert re.search(part, data), part
+    assert b"RECENT" not in data
+    assert b"[UNSEEN" not in data
+    assert b"* OK [CLOSED]" not in data
+    # A folder was selected: RFC 9051 7.1 [CLOSED] first, then the new folder with its special use.
+    data = client.ok("EXAMINE Sent")
+    assert data.startswith(b"* OK [CLOSED]")
+    assert b'* LIST (\\HasNoChildren \\Sent) "/" "Sent"\r\n' in data
+    # Another session that did not enable IMAP4rev2 keeps IMAP4rev1's answers.
+    other = RawClient(server)
+    data = other.ok("EXAMINE INBOX")
+    assert b"* 0 RECENT\r\n" in data
+    assert b"* OK [UNSEEN 1]" in data
+    assert b"* LIST" not in data
+
+
+def test_no_recent_flag_or_response(server: Server) -> None:
+    deliver(message("first"))
+    client = rev2(server)
+    client.ok("SELECT INBOX")  # takes the folder's \Recent messages, as a rev1 session would, and shows none
+    assert b"* 1 FETCH (FLAGS ())\r\n" in client.ok("FETCH 1 (FLAGS)")
+    deliver(message("second"))
+    data = client.ok("NOOP")
+    assert b"* 2 EXISTS\r\n" in data
+    assert b"RECENT" not in data
+    data = client.ok("FETCH 1:* (FLAGS)")
+    assert b"\\Recent" not in data
+    assert esearch(client, "SEARCH RECENT") == b'* ESEARCH (TAG "T")\r\nT OK SEARCH completed\r\n'
+
+
+def test_search_answers_esearch(server: Server) -> None:
+    for n in range(4):
+        deliver(message(f"m{n}"))
+    client = rev2(server)
+    client.ok("SELECT INBOX")
+    client.ok("STORE 2:3 +FLAGS.SILENT (\\Flagged)")
+    # RFC 9051 6.4.4's examples: ALL without RETURN or with RETURN (), nothing for no match; no SEARCH response.
+    assert esearch(client, "SEARCH FLAGGED") == b'* ESEARCH (TAG "T") ALL 2:3\r\nT OK SEARCH completed\r\n'
+    assert b'* ESEARCH (TAG "T") ALL 2:3\r\n' in esearch(client, "SEARCH RETURN () FLAGGED")
+    assert b'* ESEARCH (TAG "T") MIN 2 COUNT 2\r\n' in esearch(client, "SEARCH RETURN (MIN COUNT) FLAGGED")
+    assert esearch(client, 'SEARCH TEXT "string not in mailbox"') == (
+        b'* ESEARCH (TAG "T")\r\nT OK SEARCH completed\r\n'
+    )
+    assert b'* ESEARCH (TAG "T") UID ALL 2:3\r\n' in esearch(client, "UID SEARCH FLAGGED")
+    other = RawClient(server)
+    other.ok("SELECT INBOX")
+    assert b"* SEARCH 2 3\r\n" in other.ok("SEARCH FLAGGED")
