@@ -146,7 +146,7 @@ def main() -> None:
         ("subject:topic7 (topic7, topic70...: 11%)", reverse("webmail:search"), {"q": "subject:topic7"}),
         ("has:attachment (10%)", reverse("webmail:search"), {"q": "has:attachment"}),
         ("filename:report (10% read, no hit)", reverse("webmail:search"), {"q": "filename:report"}),
-        ("filename:scan42 (11 hits in the 10%)", reverse("webmail:search"), {"q": "filename:scan42"}),
+        ("filename:scan42 (111 hits in the 10%)", reverse("webmail:search"), {"q": "filename:scan42"}),
         ("is:unread (1 in 7)", reverse("webmail:search"), {"q": "is:unread"}),
         ("is:starred (2%)", reverse("webmail:search"), {"q": "is:starred"}),
         ("in:inbox is:starred topic7", reverse("webmail:search"), {"q": "in:inbox is:starred topic7"}),

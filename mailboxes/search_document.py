@@ -9,6 +9,7 @@ mail, costs a delivery nothing more.
 
 from __future__ import annotations
 
+from mailcore.mime import MimePart, attachment_names
 from mailcore.search_words import fold, needs_folding
 
 # Addresses appear twice: as written (the parser keeps "alice@example.com" as one email token) and with "@", "."
@@ -19,6 +20,9 @@ SQL = (
     "to_addresses || ' ' || translate(to_addresses, '@.<>', '    ') || ' ' || cc_addresses || ' ' || "
     "translate(cc_addresses, '@.<>', '    ') || ' ' || search_text END)"
 )
+# The index message_attachments carries the names, and an index entry must fit in a third of a page (2,704 bytes):
+# 500 characters take at most 2,000 bytes in UTF-8.
+ATTACHMENT_NAMES_CHARS = 500
 _FROM_SPACES = str.maketrans("@.", "  ")
 _TO_SPACES = str.maketrans("@.<>", "    ")
 
@@ -41,3 +45,8 @@ def words(subject: str, from_name: str, from_address: str, to: str, cc: str, tex
         )
     )
     return fold(document)
+
+
+def attachments(root: MimePart) -> str:
+    """What `filename:` searches: the attachments' file names and types, cut to fit the index."""
+    return attachment_names(root)[:ATTACHMENT_NAMES_CHARS]

@@ -13,7 +13,7 @@ from mailboxes import search_document
 from mailboxes.models import Message, MessageBody
 from mailcore.crlf import crlf_size
 from mailcore.imap_wire import message_wire
-from mailcore.mime import ParsedMessage, attachment_names
+from mailcore.mime import ParsedMessage
 from mailcore.subject import base_subject
 
 # A hostile References field can list thousands of ids; the most recent ones (at its end) are enough to thread.
@@ -124,7 +124,7 @@ def message_row(
         references=" ".join(parsed.references),
         thread_id=thread_id,
         has_attachments=parsed.has_attachments,
-        attachment_names=attachment_names(parsed.root) if parsed.has_attachments else "",
+        attachment_names=search_document.attachments(parsed.root) if parsed.has_attachments else "",
         snippet=parsed.snippet[:200],
         search_text=parsed.text,
         search_words=search_document.words(

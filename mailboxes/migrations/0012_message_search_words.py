@@ -14,8 +14,8 @@ them, so `filename:` and `has:attachment` read that index alone.
 
 from django.db import migrations, models
 
-from mailboxes.search_document import SQL, words
-from mailcore.mime import MimePart, attachment_names
+from mailboxes.search_document import SQL, attachments, words
+from mailcore.mime import MimePart
 
 BATCH = 500
 _FIELDS = ("subject", "from_name", "from_address", "to_addresses", "cc_addresses", "search_text")
@@ -54,7 +54,7 @@ def _in_batches(rows, *fields: str):
 def fill(apps, schema_editor):
     Message = apps.get_model("mailboxes", "Message")
     for batch in _in_batches(Message.objects.filter(has_attachments=True), "structure"):
-        named = [Message(id=id, attachment_names=attachment_names(MimePart.from_json(tree))) for id, tree in batch]
+        named = [Message(id=id, attachment_names=attachments(MimePart.from_json(tree))) for id, tree in batch]
         Message.objects.bulk_update(named, ["attachment_names"])
     rows = Message.objects.all()
     if schema_editor.connection.vendor == "postgresql":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 from django.db import connection
 from django.urls import reverse
@@ -111,3 +113,18 @@ def test_every_writer_stores_the_folded_words(alice, found) -> None:
     actions.copy(alice, appended.mailbox_id, [appended.uid], folder(alice, Role.ARCHIVE).pk)
     assert found("deja") == ["Déjà vu", "Déjà vu"]
     assert all(m.search_words.startswith("deja vu") for m in Message.objects.filter(subject="Déjà vu"))
+
+
+def test_filename_finds_names_and_types_and_long_lists_still_deliver(alice, found) -> None:
+    deliver(alice, subject="Scans", attachments=[("Rapport été.pdf", "application/pdf", b"%PDF")])
+    # Names that do not compress: without the cut, the index entry would not fit and delivery would fail.
+    names = [(f"appendices {secrets.token_hex(40)}.xlsx", "application/octet-stream", b"x") for _ in range(40)]
+    many = deliver(alice, subject="Many", attachments=names)
+    assert found("filename:rapport") == ["Scans"]
+    assert found("filename:été") == ["Scans"]
+    assert found("filename:pdf") == ["Scans"]  # the type counts too
+    assert found("filename:appendices") == ["Many"]
+    assert found("filename:missing") == []
+    # Cut to what the message_attachments index can hold; the message itself is stored whole.
+    assert len(many.attachment_names) == 500
+    assert many.has_attachments
