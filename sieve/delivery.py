@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Value
 from django.utils import timezone
 
@@ -32,8 +32,9 @@ from mailboxes import actions, bulk, changes
 from mailboxes.actions import counters, queueing, storing
 from mailboxes.actions.errors import ServiceError
 from mailboxes.actions.flags import split_flags
+from mailboxes.actions.locks import holding
 from mailboxes.models import Account, Mailbox, Message, MessageBody
-from mailboxes.recipients import DeliveryReport, Resolution
+from mailboxes.recipients import DeliveryReport, Expansion, RecipientStatus, Resolution, expansion
 from mailcore.dsn import RecipientReport, build_dsn
 from mailcore.mime import ParsedMessage
 from sieve import vacation
@@ -420,7 +421,15 @@ class Filing:
     Created before the action's locks: it runs each filtered account's scripts on each of its messages (folders
     that :create asks for are created here), takes the pairs that do not go to the Inbox out of `inboxes`
     (account id -> its messages in the Inbox path), and names the folders and accounts the action must lock.
-    After the Inbox rows, `store` writes the copies filed into other folders and queues the outgoing mail.
+    After the Inbox rows, `store` writes the copies filed into other folders and sends the outgoing mail.
+
+    Outgoing mail to our own domains (a redirect, a vacation reply, a rejection notice) goes straight into the
+    store by a delivery nested in this transaction, rather than through the relay and our own MX, when the
+    action has taken no lock yet: the accounts it reaches (their Inboxes, and every folder of those with a script)
+    are then named here, to join the action's one `lock()` call. Those nested deliveries already hold their locks,
+    so what their own scripts send goes through the relay as before; loop protection (`X-Sieve-Redirected-By`)
+    holds either way. A nested delivery that fails is rolled back to its savepoint and the message goes to the
+    relay instead, as does one for an address with no room.
     """
 
     def __init__(self, items: Sequence[Incoming], inboxes: dict[int, list]) -> None:
@@ -452,6 +461,21 @@ class Filing:
                 item.report.refused = self._refusal(item)
         for account_id in [a for a, group in inboxes.items() if not group]:
             del inboxes[account_id]
+        self.local: dict[str, Expansion] = {}  # our addresses that outgoing mail goes to, straight into the store
+        self.reached: set[int] = set()  # their accounts, locked with the action's others
+        if self.decisions and not holding():
+            self._reach([d for d in self.decisions.values() if not d.plain])
+
+    def _reach(self, decisions: list[Decision]) -> None:
+        addresses = [rcpt for d in decisions for outgoing in d.outbound for rcpt in outgoing.recipients]
+        addresses += [d.vacation.sender for d in decisions if d.vacation is not None]
+        for address in dict.fromkeys(addresses):
+            expanded = expansion(address)
+            if expanded.found and expanded.accounts:
+                self.local[address] = expanded
+                self.reached |= set(expanded.accounts)
+        self.accounts |= self.reached
+        self._reached_folders = set(folders_to_lock(self.reached)) if self.reached else set()
 
     def _refusal(self, item: Incoming) -> str | None:
         """The reason to refuse `item` with in the SMTP dialogue (RFC 5429 2.1.1), when the scripts reject it
@@ -479,7 +503,8 @@ class Filing:
     def folders(self) -> set[int]:
         """The folders to lock: those copies go to, but not those made in this transaction."""
         created = set().union(*(owner.created for owner in self.owners.values()))
-        return {folder_id for _, _, folder_id, _ in self.copies} - created
+        reached = self._reached_folders if self.reached else set()
+        return ({folder_id for _, _, folder_id, _ in self.copies} | reached) - created
 
     def flags(self, row: Message, item: Incoming, account_id: int) -> None:
         """Give an Inbox row the flags the script set for it (RFC 5232 :flags / setflag)."""
@@ -493,8 +518,25 @@ class Filing:
         rows = self._store_copies() if self.copies else []
         for decision in self.decisions.values():
             decision.settle()
-            send(decision)
+            for outgoing in decision.outbound:
+                self._send(outgoing)
         return rows
+
+    def _send(self, outgoing: Outgoing) -> None:
+        local = [rcpt for rcpt in outgoing.recipients if rcpt in self.local]
+        relayed = [rcpt for rcpt in outgoing.recipients if rcpt not in self.local]
+        if local:
+            try:
+                with transaction.atomic():  # a savepoint: a failure leaves the message to the relay
+                    report: DeliveryReport = actions.deliver(outgoing.raw, outgoing.sender, local)
+            except Exception:
+                log.exception("sieve: delivery into the store to %s failed, sent through the relay", local)
+                relayed += local
+            else:
+                relayed += [rcpt for rcpt in local if report.results.get(rcpt) is not RecipientStatus.LOCAL]
+                relayed += [rcpt for rcpt in report.forward if rcpt not in relayed]
+        if relayed:
+            queueing.enqueue(outgoing.raw, outgoing.sender, relayed, author_domain=outgoing.author_domain)
 
     def _store_copies(self) -> list[Message]:
         rows: list[Message] = []

@@ -103,9 +103,9 @@ def _store(items: Sequence[_Incoming]) -> None:
     accounts = set(by_account) | filing.accounts
     # One Inbox and its account (the MX's common case): the two UPDATEs below lock them in the store's order,
     # the folder and then the account, so only the lock helper's record is needed, not two statements more.
-    single = len(by_account) == 1 and accounts == set(by_account) and not other_folders
+    single = len(by_account) == 1 and accounts == set(by_account) and not other_folders and not filing.reached
     if not single:
-        lock(folders=other_folders, inboxes_of=by_account, accounts=accounts)
+        lock(folders=other_folders, inboxes_of=[*by_account, *filing.reached], accounts=accounts)
     inboxes = counters.allocate_inbox_uids_many({account_id: len(group) for account_id, group in by_account.items()})
     charges = counters.charge_quota_many(
         {account_id: [len(item.stored) for item in group] for account_id, group in by_account.items()}

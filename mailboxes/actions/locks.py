@@ -145,6 +145,12 @@ def lock(*, folders: Iterable[int] = (), inboxes_of: Iterable[int] = (), account
     return Locked(inboxes)
 
 
+def holding() -> bool:
+    """Whether this action holds row locks already (so any more must sort after them)."""
+    held = _held.get()
+    return held is not None and bool(held.keys)
+
+
 def taken(*, folder: int, account: int) -> None:
     """Record the locks an action's own UPDATEs just took, one folder and then one account: with a single row of
     each kind, taking them in that order needs no statement of its own. Refused like `lock()` when they sort

@@ -198,3 +198,53 @@ def test_a_single_delivery_cannot_refuse_and_sends_the_notice(make_account):
     assert where(erin, "offer") == []
     [notice] = OutboundMessage.objects.filter(sender="")
     assert b"No offers, thank you." in bytes(notice.raw)
+
+
+def test_redirect_to_our_own_domain_goes_straight_into_the_store(make_account):
+    """From the MX, a redirect to one of our addresses is delivered in the same transaction, not relayed; the
+    target's own script runs on it, and what that one sends goes through the relay (its hop recorded), so a loop
+    between two accounts still stops at the hop check."""
+    erin = make_account("erin@example.com")
+    carol = make_account("carol@example.com")
+    dave = make_account("dave@example.com")
+    scripts.put_script(erin, "fwd", 'redirect "carol@example.com";', activate=True)
+    scripts.put_script(dave, "fwd", 'redirect "erin@example.com";', activate=True)
+    reports = actions.deliver_many(
+        [
+            (mail("for erin", to=erin.address), "bob@remote.example", [erin.address]),
+            (mail("for dave", to=dave.address), "bob@remote.example", [dave.address]),
+        ]
+    )
+    assert all(isinstance(r, actions.DeliveryReport) for r in reports)
+    [copy] = Message.objects.filter(account=carol, subject="for erin")
+    assert bytes(copy.body.raw).startswith(b"Return-Path: <bob@remote.example>\r\nX-Sieve-Redirected-By: erin@")
+    assert where(erin, "for erin") == []
+    # dave -> erin (into the store) -> carol: erin's redirect of a message delivered into the store goes out
+    # through the relay, with both hops recorded.
+    assert where(dave, "for dave") == where(erin, "for dave") == where(carol, "for dave") == []
+    [relayed] = OutboundMessage.objects.all()
+    assert list(relayed.recipients.values_list("address", flat=True)) == ["carol@example.com"]
+    assert bytes(relayed.raw).count(b"X-Sieve-Redirected-By: ") == 2
+
+
+def test_vacation_reply_to_a_local_sender_lands_in_their_inbox(make_account):
+    erin = make_account("erin@example.com")
+    dave = make_account("dave@example.com")
+    scripts.put_script(erin, "away", 'require "vacation"; vacation :subject "Away" "Back on Monday.";', activate=True)
+    actions.deliver_many([(mail("question", sender=dave.address, to=erin.address), dave.address, [erin.address])])
+    assert where(erin, "question") == [("INBOX", False, False, "")]
+    [reply] = Message.objects.filter(account=dave, subject="Away")
+    assert bytes(reply.body.raw).startswith(b"Return-Path: <>\r\n")
+    assert not OutboundMessage.objects.exists()
+
+
+def test_a_target_without_room_or_under_locks_gets_it_through_the_relay(make_account):
+    erin = make_account("erin@example.com")
+    make_account("full@example.com", quota_bytes=10)
+    scripts.put_script(erin, "fwd", 'redirect "full@example.com";', activate=True)
+    actions.deliver_many([(mail("too big", to=erin.address), "bob@remote.example", [erin.address])])
+    # Submission locks its recipients before it runs scripts: their redirects take the relay, as before.
+    actions.submit(mail("submitted", sender="erin@example.com", to=erin.address), erin.address, [erin.address])
+    queued = [(m.subject, tuple(m.recipients.values_list("address", flat=True))) for m in OutboundMessage.objects.all()]
+    assert queued == [("too big", ("full@example.com",)), ("submitted", ("full@example.com",))]
+    assert not Message.objects.filter(account__address="full@example.com").exists()
