@@ -109,6 +109,7 @@ class Session:
         self.qresync = False
         # RFC 9051 after ENABLE IMAP4rev2 (Appendix E): no \\Recent, SEARCH answers ESEARCH, SELECT sends LIST.
         self.rev2 = False
+        self.utf8_accept = False  # RFC 6855 after ENABLE UTF8=ACCEPT
         self._out: list[bytes] = []
         self._out_size = 0
         self._exit = contextlib.AsyncExitStack()
@@ -140,6 +141,11 @@ class Session:
             await self.writer.drain()
 
     @property
+    def utf8(self) -> bool:
+        """Folder names are UTF-8, not modified UTF-7 (RFC 9051 5.1, RFC 6855 3)."""
+        return self.rev2 or self.utf8_accept
+
+    @property
     def plaintext_auth_allowed(self) -> bool:
         return self.tls or plaintext_login_allowed(self.remote_ip)
 
@@ -148,7 +154,7 @@ class Session:
         caps += ["SPECIAL-USE"]
         caps += ["UNSELECT", "ENABLE", "CHILDREN", "ESEARCH", "SEARCHRES", "LIST-EXTENDED", "LIST-STATUS"]
         caps += ["STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE", "SORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES"]
-        caps += ["COMPRESS=DEFLATE", "CONDSTORE", "QRESYNC", "CREATE-SPECIAL-USE", "BINARY"]
+        caps += ["COMPRESS=DEFLATE", "CONDSTORE", "QRESYNC", "CREATE-SPECIAL-USE", "BINARY", "UTF8=ACCEPT"]
         if self.conn.state is State.NOT_AUTHENTICATED:
             if not self.tls:
                 caps.append("STARTTLS")

@@ -51,6 +51,9 @@ async def enable(session: Session, command: Command) -> str:
             session.enable_condstore()
             session.qresync = True
             enabled.append(name)
+        elif name == "UTF8=ACCEPT" and not session.utf8_accept:
+            session.utf8_accept = True
+            enabled.append(name)
         elif name == "IMAP4REV2" and not session.rev2:
             # RFC 9051 6.3.1: a server offering both versions speaks IMAP4rev1 until this.
             session.rev2 = True

@@ -13,8 +13,11 @@ def count(command: Command, *allowed: int) -> list[Token]:
     return command.args
 
 
-def mailbox(token: Token) -> str:
-    """A mailbox argument as a stored folder name: modified UTF-7 decoded (RFC 3501 5.1.3) and validated."""
+def mailbox(token: Token, utf8: bool = False) -> str:
+    """A mailbox argument as a stored folder name: modified UTF-7 decoded (RFC 3501 5.1.3), or taken as UTF-8
+    once IMAP4rev2 is enabled (RFC 9051 5.1: "&" is then an ordinary character), and validated."""
+    if utf8:
+        return actions.normalise_folder_name(astring(token))
     try:
         name = mutf7.decode(astring(token))
     except mutf7.MUTF7Error as exc:
@@ -22,5 +25,6 @@ def mailbox(token: Token) -> str:
     return actions.normalise_folder_name(name)
 
 
-def wire_name(name: str) -> str:
-    return mutf7.encode(name)
+def wire_name(name: str, utf8: bool = False) -> str:
+    """A folder name as sent: modified UTF-7, or UTF-8 once IMAP4rev2 is enabled."""
+    return name if utf8 else mutf7.encode(name)

@@ -75,7 +75,7 @@ async def _open(session: Session, command: Command, readonly: bool) -> str:
         session.send(b"* OK [CLOSED] Previous folder closed\r\n")  # RFC 7162 3.2.11, RFC 9051 7.1
     session.unselect()  # RFC 3501 6.3.1: a failed SELECT leaves no folder selected
     assert session.account is not None
-    name = mailbox(token)
+    name = mailbox(token, session.utf8)
     snapshot = await asyncdb.call(
         store.open_mailbox, session.account.pk, name, resync, readonly=readonly, attributes=session.rev2
     )
@@ -88,7 +88,7 @@ async def _open(session: Session, command: Command, readonly: bool) -> str:
         # RFC 9051 6.3.2: a LIST response with the folder's name and attributes; no RECENT, no UNSEEN.
         assert snapshot.attributes is not None
         entry = " ".join(snapshot.attributes).encode()
-        session.send(b'* LIST (%s) "/" %s\r\n' % (entry, string(wire_name(snapshot.name))))
+        session.send(b'* LIST (%s) "/" %s\r\n' % (entry, string(wire_name(snapshot.name, session.utf8))))
     else:
         session.send(b"* %d RECENT\r\n" % len(selected.recent))
         first_unseen = None if snapshot.first_unseen_uid is None else selected.seq_of(snapshot.first_unseen_uid)
@@ -139,7 +139,7 @@ async def create(session: Session, command: Command) -> str:
     role = _create_use(args[1]) if len(args) == 2 else ""
     text = astring(token)
     # RFC 3501 6.3.3: a trailing delimiter only declares that children will follow.
-    name = mailbox(Atom(text[:-1]) if text.endswith("/") and len(text) > 1 else token)
+    name = mailbox(Atom(text[:-1]) if text.endswith("/") and len(text) > 1 else token, session.utf8)
     if name == "INBOX":
         raise No("[ALREADYEXISTS] INBOX always exists")
     assert session.account is not None
@@ -154,7 +154,7 @@ async def create(session: Session, command: Command) -> str:
 
 async def delete(session: Session, command: Command) -> str:
     (token,) = count(command, 1)
-    name = mailbox(token)
+    name = mailbox(token, session.utf8)
     if name == "INBOX":
         raise No("[CANNOT] INBOX cannot be deleted")
     assert session.account is not None
@@ -167,7 +167,7 @@ async def delete(session: Session, command: Command) -> str:
 
 async def rename(session: Session, command: Command) -> str:
     old, new = count(command, 2)
-    old_name, new_name = mailbox(old), mailbox(new)
+    old_name, new_name = mailbox(old, session.utf8), mailbox(new, session.utf8)
     assert session.account is not None
     try:
         found = await asyncdb.call(store.rename_folder, session.account, old_name, new_name)
@@ -184,7 +184,7 @@ async def _subscribe(session: Session, command: Command, subscribed: bool) -> st
     (token,) = count(command, 1)
     assert session.account is not None
     try:
-        await asyncdb.call(actions.set_subscribed, session.account, mailbox(token), subscribed)
+        await asyncdb.call(actions.set_subscribed, session.account, mailbox(token, session.utf8), subscribed)
     except actions.NotFound:
         raise No("[NONEXISTENT] No such folder") from None
     return f"{command.name} completed"
@@ -198,8 +198,12 @@ async def unsubscribe(session: Session, command: Command) -> str:
     return await _subscribe(session, command, False)
 
 
-def _folders(found: list[store.Folder]) -> list[listing.Folder]:
-    return [listing.Folder(wire_name(f.name), f.role, f.subscribed) for f in found]
+def _folders(found: list[store.Folder], utf8: bool) -> list[listing.Folder]:
+    return [listing.Folder(wire_name(f.name, utf8), f.role, f.subscribed) for f in found]
+
+
+def _stored_name(wire: str, utf8: bool) -> str:
+    return wire if utf8 else mutf7.decode(wire)
 
 
 async def list_(session: Session, command: Command) -> str:
@@ -212,17 +216,17 @@ async def list_(session: Session, command: Command) -> str:
         _check_status_items(session, request.status_items)
     assert session.account is not None
     found = await asyncdb.call(store.folders, session.account.pk)
-    chosen = listing.entries(request, _folders(found))
+    chosen = listing.entries(request, _folders(found, session.utf8))
     statuses: dict[str, dict[str, int]] = {}
     if request.status_items and chosen:
         # RFC 5819: one STATUS response after the LIST response of each selectable folder.
-        names = [mutf7.decode(entry.name) for entry in chosen]
+        names = [_stored_name(entry.name, session.utf8) for entry in chosen]
         statuses = await asyncdb.call(store.statuses, session.account.pk, names)
     for entry in chosen:
         extra = b' ("CHILDINFO" ("SUBSCRIBED"))' if entry.child_info else b""
         attributes = " ".join(entry.attributes).encode()
         session.send(b'* LIST (%s) "/" %s%s\r\n' % (attributes, string(entry.name), extra))
-        values = statuses.get(mutf7.decode(entry.name))
+        values = statuses.get(_stored_name(entry.name, session.utf8))
         if values is not None:
             session.send(_status_response(entry.name, request.status_items, values))
     return "LIST completed"
@@ -236,7 +240,7 @@ async def lsub(session: Session, command: Command) -> str:
         return "LSUB completed"
     assert session.account is not None
     found = await asyncdb.call(store.folders, session.account.pk)
-    for entry in listing.lsub_entries(ref_text, pattern_text, _folders(found)):
+    for entry in listing.lsub_entries(ref_text, pattern_text, _folders(found, session.utf8)):
         session.send(b'* LSUB (%s) "/" %s\r\n' % (" ".join(entry.attributes).encode(), string(entry.name)))
     return "LSUB completed"
 
@@ -259,12 +263,12 @@ async def status(session: Session, command: Command) -> str:
         raise ParseError("STATUS needs a list of items")
     wanted = [astring(i).upper() for i in items]
     _check_status_items(session, wanted)
-    name = mailbox(token)
+    name = mailbox(token, session.utf8)
     assert session.account is not None
     values = (await asyncdb.call(store.statuses, session.account.pk, [name])).get(name)
     if values is None:
         raise No("[NONEXISTENT] No such folder")
-    session.send(_status_response(wire_name(name), wanted, values))
+    session.send(_status_response(wire_name(name, session.utf8), wanted, values))
     return "STATUS completed"
 
 
@@ -288,9 +292,24 @@ def _date_time(text: str) -> datetime.datetime:
         raise ParseError(f"Invalid date-time {text!r}") from None
 
 
+def _utf8_data(session: Session, args: list[Token]) -> list[Token]:
+    """APPEND's arguments with RFC 6855 4's "UTF8 (literal8)" replaced by the message it holds; that form only
+    once UTF8=ACCEPT is enabled."""
+    if len(args) < 3 or not isinstance(args[-2], Atom) or args[-2].upper() != "UTF8":
+        return args
+    if not session.utf8_accept:
+        raise ParseError("APPEND UTF8 needs ENABLE UTF8=ACCEPT")
+    data = args[-1]
+    if not isinstance(data, list) or len(data) != 1 or not isinstance(data[0], bytes):
+        raise ParseError("APPEND UTF8 takes the message as (literal8)")
+    return [*args[:-2], data[0]]
+
+
 async def append(session: Session, command: Command) -> str:
-    args = count(command, 2, 3, 4)
-    name = mailbox(args[0])
+    args = _utf8_data(session, count(command, 2, 3, 4, 5))
+    if len(args) > 4:
+        raise ParseError("Wrong number of arguments for APPEND")
+    name = mailbox(args[0], session.utf8)
     message = args[-1]
     if not isinstance(message, bytes):
         raise ParseError("APPEND needs the message as a literal")

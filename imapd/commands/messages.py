@@ -208,7 +208,7 @@ async def _copy(session: Session, command: Command, move: bool) -> str:
     by_uid = command.name.startswith("UID")
     token, target = count(command, 2)
     ranges = _ranges(selected, token, by_uid)
-    name = mailbox(target)
+    name = mailbox(target, session.utf8)
     result = await asyncdb.call(
         store.copy, _account(session), selected.mailbox_id, ranges, selected.max_uid, name, move
     )

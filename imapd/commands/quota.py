@@ -21,7 +21,7 @@ def quota_response(used_bytes: int, limit_bytes: int) -> bytes:
 
 async def getquotaroot(session: Session, command: Command) -> str:
     (token,) = count(command, 1)
-    name = mailbox(token)
+    name = mailbox(token, session.utf8)
     assert session.account is not None
     usage = await asyncdb.call(store.quota, session.account.pk, name)
     if usage is None:
@@ -29,10 +29,10 @@ async def getquotaroot(session: Session, command: Command) -> str:
     used, limit = usage
     # RFC 9208 4.3.2: QUOTAROOT names the folder and its roots, then a QUOTA response for each root.
     if limit:
-        session.send(b'* QUOTAROOT %s ""\r\n' % string(wire_name(name)))
+        session.send(b'* QUOTAROOT %s ""\r\n' % string(wire_name(name, session.utf8)))
         session.send(quota_response(used, limit))
     else:
-        session.send(b"* QUOTAROOT %s\r\n" % string(wire_name(name)))
+        session.send(b"* QUOTAROOT %s\r\n" % string(wire_name(name, session.utf8)))
     return "GETQUOTAROOT completed"
 
 

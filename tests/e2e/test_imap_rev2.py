@@ -1,6 +1,7 @@
 """IMAP4rev2 (RFC 9051) over a real imapd: offered beside IMAP4rev1, and once a client sends ENABLE IMAP4rev2
 the differences of RFC 9051 Appendix E apply to its session (and only to it): no \\Recent, SELECT sends a LIST
-response instead of RECENT and UNSEEN, and every SEARCH answers ESEARCH."""
+response instead of RECENT and UNSEEN, every SEARCH answers ESEARCH, and folder names are UTF-8. UTF8=ACCEPT
+(RFC 6855) gives UTF-8 folder names and APPEND's UTF8 form."""
 
 from __future__ import annotations
 
@@ -97,3 +98,37 @@ def test_search_answers_esearch(server: Server) -> None:
     other = RawClient(server)
     other.ok("SELECT INBOX")
     assert b"* SEARCH 2 3\r\n" in other.ok("SEARCH FLAGGED")
+
+
+def test_folder_names_are_utf8(server: Server) -> None:
+    client = rev2(server)
+    # RFC 9051 5.1: names are UTF-8, and "&" is an ordinary character.
+    client.ok('CREATE "Entwürfe"'.encode())
+    client.ok('CREATE "R&D"')
+    data = client.ok('LIST "" "*"')
+    assert b'* LIST (\\HasNoChildren) "/" {9}\r\nEntw\xc3\xbcrfe\r\n' in data
+    assert b'* LIST (\\HasNoChildren) "/" "R&D"\r\n' in data
+    data = client.ok('SELECT "Entwürfe"'.encode())
+    assert b'* LIST (\\HasNoChildren) "/" {9}\r\nEntw\xc3\xbcrfe\r\n' in data
+    assert b'* STATUS "R&D" (MESSAGES 0)\r\n' in client.ok('STATUS "R&D" (MESSAGES)')
+    # The same folders in modified UTF-7 to an IMAP4rev1 session (RFC 3501 5.1.3).
+    data = RawClient(server).ok('LIST "" "*"')
+    assert b'"/" "Entw&APw-rfe"\r\n' in data
+    assert b'"/" "R&-D"\r\n' in data
+
+
+def test_utf8_accept(server: Server) -> None:
+    client = RawClient(server)
+    assert b" UTF8=ACCEPT" in client.ok("CAPABILITY")
+    raw = "From: Jürgen <j@example.org>\r\nSubject: Grüße aus Köln\r\n\r\nHallo.\r\n".encode()
+    append = b"APPEND INBOX UTF8 (~{%d+}\r\n%s)" % (len(raw), raw)
+    # RFC 6855 4: the UTF8 form of APPEND only once UTF8=ACCEPT is enabled.
+    assert b" BAD " in client.command(append)
+    assert b"* ENABLED UTF8=ACCEPT\r\n" in client.ok("ENABLE UTF8=ACCEPT")
+    assert re.search(rb"OK \[APPENDUID \d+ 1\]", client.ok(append))
+    client.ok("SELECT INBOX")
+    assert "Subject: Grüße aus Köln".encode() in client.ok("FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    # RFC 6855 3: folder names in UTF-8 (no IMAP4rev2 behaviour otherwise: SEARCH still answers SEARCH).
+    client.ok('CREATE "Größe"'.encode())
+    assert b'"/" {7}\r\nGr\xc3\xb6\xc3\x9fe\r\n' in client.ok('LIST "" "Gr*"')
+    assert b"* SEARCH 1\r\n" in client.ok("SEARCH ALL")
