@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import ipaddress
 import logging
-from typing import cast
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 from aiosmtpd.smtp import AuthResult, Envelope, Session
 from django.conf import settings
@@ -27,7 +29,7 @@ from mailcore.mime import HeaderTooLarge, MimeTooDeep
 from ops import limits
 from smtpd import lookups, message, policy
 from smtpd.batching import DeliveryGroups
-from smtpd.protocol import MailsiteEnvelope, MailsiteSMTP
+from smtpd.protocol import MailsiteEnvelope, MailsiteSMTP, introspected
 
 log = logging.getLogger("smtpd")
 
@@ -68,7 +70,20 @@ async def _end_when_revoked(server: MailsiteSMTP, account_id: int, app_password_
         await asyncio.Event().wait()
 
 
+Hook = TypeVar("Hook", bound=Callable[..., Any])
+
+
+def _signature_kept(hook: Hook) -> Hook:
+    """aiosmtpd reads handle_EHLO's signature at every connection; `inspect.signature` answers a stored one at
+    once."""
+    hook.__signature__ = inspect.signature(hook)  # type: ignore[attr-defined]
+    return hook
+
+
 class Handler:
+    def __dir__(self) -> list[str]:
+        return introspected(type(self), ("handle_", "auth_"))
+
     def __init__(self, role: policy.ListenerRole, groups: DeliveryGroups) -> None:
         self.role = role
         self.groups = groups
@@ -80,6 +95,7 @@ class Handler:
         if not role.submission and settings.MAILSITE_AUTH_VERIFY:
             verify.prepare()
 
+    @_signature_kept
     async def handle_EHLO(
         self, server: MailsiteSMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
     ) -> list[str]:

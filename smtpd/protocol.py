@@ -75,6 +75,22 @@ def _longest_line(data: bytes | bytearray) -> int:
     return max(map(len, data.split(b"\r\n"))) + 2
 
 
+_INTROSPECTED: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+
+
+def introspected(cls: type, prefixes: tuple[str, ...]) -> list[str]:
+    """The names of `cls` that aiosmtpd looks for, as `__dir__` answers them.
+
+    aiosmtpd builds its command, hook and AUTH tables anew for every connection, from `dir()` and
+    `inspect.getmembers()` of the session and of the handler, which read every attribute of both: more than
+    half the cost of setting up a session. It only keeps the names with these prefixes, so the two classes list
+    just those (computed once per class)."""
+    key = (f"{cls.__module__}.{cls.__qualname__}", prefixes)
+    if key not in _INTROSPECTED:
+        _INTROSPECTED[key] = sorted(name for name in dir(cls) if name.startswith(prefixes))
+    return _INTROSPECTED[key]
+
+
 def _line_limits() -> collections.defaultdict[str, int]:
     return collections.defaultdict(lambda: policy.COMMAND_LINE_LIMIT, {"MAIL": policy.MAIL_LINE_LIMIT})
 
@@ -93,6 +109,9 @@ class MailsiteEnvelope(Envelope):
 
 class MailsiteSMTP(SMTP):
     command_size_limit = policy.COMMAND_LINE_LIMIT
+
+    def __dir__(self) -> list[str]:
+        return introspected(type(self), ("smtp_", "auth_"))
 
     def __init__(
         self,
