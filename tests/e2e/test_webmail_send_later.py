@@ -111,6 +111,9 @@ def test_a_scheduled_message_can_be_changed_and_cancelled(web_server, sized_page
     alice, _ = users
     sign_in(page, web_server.url, alice.address, PASSWORD)
     _write_and_schedule(page, web_server.url, "Agenda", timezone.now() + datetime.timedelta(days=1))
+    page.click("a.brand")
+    page.click("#folders .scheduled-link")  # with the folders, at desktop and phone width
+    expect(page).to_have_url(f"{web_server.url}/scheduled/")
 
     page.locator(".scheduled-list tr", has_text="Agenda").get_by_role("button", name="Edit").click()
     assert_full_page(page)
