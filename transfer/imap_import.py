@@ -207,6 +207,7 @@ class Importer:
                 self.report.skipped.append(Skipped(f"{label} UID {uid}", f"larger than {self.max_size} bytes"))
             else:
                 wanted.append(uid)
+        self._tell()
         batch: list[int] = []
         batch_bytes = 0
         for uid in wanted:

@@ -131,14 +131,17 @@ def _fields(done: Progress, report: Report) -> dict:
 def run(job: ImportJob) -> None:
     """Run a claimed job to its end; the password is deleted then, whatever the outcome."""
     importer: Importer | None = None
-    last_save, last_folder = 0.0, ""
+    last: tuple[float, str, int] = (0.0, "", 0)  # the last write: when, the folder, the skipped count
 
     def progress(done: Progress) -> None:
-        # Every folder change is shown; within a folder, a write each SAVE_EVERY seconds at most.
-        nonlocal last_save, last_folder
-        if importer is not None and (done.folder != last_folder or time.monotonic() - last_save >= SAVE_EVERY):
+        # A new folder or a new skip is shown at once; other progress once every SAVE_EVERY seconds at most.
+        nonlocal last
+        if importer is None:
+            return
+        now, skipped = time.monotonic(), len(importer.report.skipped)
+        if (done.folder, skipped) != last[1:] or now - last[0] >= SAVE_EVERY:
             ImportJob.objects.filter(pk=job.pk).update(**_fields(done, importer.report))
-            last_save, last_folder = time.monotonic(), done.folder
+            last = (now, done.folder, skipped)
 
     state, error = ImportJob.State.FAILED, ""
     try:

@@ -79,8 +79,11 @@ def test_import_runs_in_the_background_with_live_progress(
         expect(page.locator("#import-form")).to_be_hidden()
         progress = page.locator("#import-progress")
         expect(progress.locator("[data-field=state]")).to_have_text("Importing", timeout=30000)
-        expect(progress.locator("[data-field=messages]")).to_have_text(f"0 of {MESSAGES} messages")
         expect(progress.locator("[data-field=folders]")).to_have_text("0 of 10 folders")
+        # The first folder listed (Archive) holds the message over the limit: its skip shows while the run waits.
+        expect(progress.locator("[data-field=messages]")).to_have_text(f"1 of {MESSAGES} messages")
+        expect(progress.locator("[data-field=summary]")).to_have_text("0 imported, 0 there already, 1 skipped")
+        expect(progress.locator(".import-skipped")).to_contain_text(f"Archive UID 3: larger than {LIMIT} bytes")
         [job] = ImportJob.objects.all()
         assert job.secret
         assert PASSWORD not in job.secret

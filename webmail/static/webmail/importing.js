@@ -16,6 +16,17 @@
       `${status.imported} imported, ${status.already} there already, ${status.skipped.length} skipped`;
     bar.max = Math.max(status.messages_total, 1);
     bar.value = status.messages_done;
+    const list = section.querySelector(".import-skipped");
+    list.replaceChildren(
+      ...status.skipped.map(([where, reason]) => {
+        const item = document.createElement("li");
+        const place = document.createElement("b");
+        place.textContent = where;
+        item.append(place, `: ${reason}`);
+        return item;
+      }),
+    );
+    field("skipped").hidden = status.skipped.length === 0;
   }
 
   async function poll() {
