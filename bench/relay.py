@@ -125,7 +125,6 @@ def main() -> None:
         "MAILSITE_RELAY_PORT": str(port),
         "MAILSITE_RELAY_QUEUE": QUEUE,
         "MAILSITE_HOSTNAME": "bench.mailsite.test",
-        "MAILSITE_RELAY_SLOT_WAIT": "1s",
     }
     os.environ.update(env)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailsite.settings")

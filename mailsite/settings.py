@@ -49,7 +49,6 @@
 | MAILSITE_RELAY_REUSE_TIME       | 300s                                  | a relay session takes no new message after|
 | MAILSITE_RELAY_CONCURRENCY      | 20                                    | sessions at once to one recipient domain   |
 | MAILSITE_RELAY_DESTINATION_CONCURRENCY | (none)                         | per-domain: example.net=2,example.org=5    |
-| MAILSITE_RELAY_SLOT_WAIT        | 5s                                    | wait when a domain's sessions are all busy |
 | MAILSITE_RELAY_MTA_STS          | true                                  | honour recipient domains' MTA-STS policies |
 | MAILSITE_RELAY_CA_FILE          | (system CAs only)                     | more CAs for MX and MTA-STS policy hosts   |
 | MAILSITE_RELAY_HTTPS_PORT       | 443                                   | port of mta-sts.<domain> policy hosts      |
@@ -242,7 +241,6 @@ try:
     MAILSITE_RELAY_REUSE_TIME = _duration("MAILSITE_RELAY_REUSE_TIME", "300s")
     MAILSITE_RELAY_CONCURRENCY = env.int("MAILSITE_RELAY_CONCURRENCY", 20, minimum=1)
     MAILSITE_RELAY_DESTINATION_CONCURRENCY = _per_domain("MAILSITE_RELAY_DESTINATION_CONCURRENCY")
-    MAILSITE_RELAY_SLOT_WAIT = _duration("MAILSITE_RELAY_SLOT_WAIT", "5s")
     MAILSITE_RELAY_MTA_STS = env.bool("MAILSITE_RELAY_MTA_STS", True)
     MAILSITE_RELAY_CA_FILE = env.optional_path("MAILSITE_RELAY_CA_FILE", base=BASE_DIR)
     MAILSITE_RELAY_HTTPS_PORT = env.port("MAILSITE_RELAY_HTTPS_PORT", 443)

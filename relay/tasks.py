@@ -19,20 +19,23 @@ def attempt(message_id: int, domain: str) -> None:
 
     The session it opens then carries the domain's other due messages, one transaction each after RSET, until
     MAILSITE_RELAY_REUSE_MESSAGES or MAILSITE_RELAY_REUSE_TIME is reached or nothing more is due. It runs in one
-    of the domain's session slots; when all are taken the task comes back after MAILSITE_RELAY_SLOT_WAIT (a
-    session that holds a slot may have taken the message meanwhile).
+    of the domain's session slots. When all are taken the task ends at once: the sessions holding them take the
+    message in turn, as Postfix's queue manager feeds a busy destination, instead of every waiting message
+    polling for a slot.
     """
     if not outbound.is_due(message_id, domain):
         return
     with slots.slot(domain) as held:
         if not held:
-            attempt.apply_async(
-                (message_id, domain), countdown=settings.MAILSITE_RELAY_SLOT_WAIT, queue=settings.MAILSITE_RELAY_QUEUE
-            )
             return
         claimed = outbound.claim(message_id, domain)
         if claimed is not None:
             _session(claimed)
+    # The slot is free again. Mail that is due and that no session took (the session reached its limits, or
+    # the message arrived while every slot was taken) gets the next task.
+    following = outbound.next_due(domain)
+    if following is not None:
+        attempt.apply_async((following, domain), queue=settings.MAILSITE_RELAY_QUEUE)
 
 
 def _session(claimed: Claim) -> None:

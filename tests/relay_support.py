@@ -197,6 +197,10 @@ class Sinks:
         for host in list(self._controllers):
             self.stop(host)
 
+    def quiet(self) -> None:
+        """Wait for the relay's sessions to end (QUIT) before the sinks stop, so no connection is left open."""
+        wait_for(lambda: all(handler.open_sessions == 0 for handler in self.handlers.values()))
+
     def received(self) -> list[Received]:
         return [message for handler in self.handlers.values() for message in handler.messages]
 

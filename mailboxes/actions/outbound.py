@@ -73,6 +73,12 @@ def _due(now: datetime.datetime) -> Q:
     return Q(state__in=OPEN_STATES, next_attempt__lte=now) & (Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
 
 
+def next_due(domain: str) -> int | None:
+    """The oldest message with due, unclaimed recipients at `domain` (a read)."""
+    due = OutboundRecipient.objects.filter(_due(timezone.now()), domain=domain).order_by("message_id")
+    return due.values_list("message_id", flat=True).first()
+
+
 def is_due(message_id: int, domain: str) -> bool:
     """Whether this message has due, unclaimed recipients at this domain (a read, before taking a session slot)."""
     return OutboundRecipient.objects.filter(_due(timezone.now()), message_id=message_id, domain=domain).exists()

@@ -89,6 +89,7 @@ def relay(transactional_db, settings, worker, dns_server, sinks, policy_server, 
     policy_server.requests.clear()
     make_account("alice@example.com")
     yield sinks
+    sinks.quiet()
     sinks.stop_all()
 
 
