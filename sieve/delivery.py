@@ -34,7 +34,7 @@ from mailboxes.actions.errors import ServiceError
 from mailboxes.actions.flags import split_flags
 from mailboxes.actions.locks import holding
 from mailboxes.models import Account, Mailbox, Message, MessageBody
-from mailboxes.recipients import DeliveryReport, Expansion, RecipientStatus, Resolution, expansion
+from mailboxes.recipients import DeliveryReport, RecipientStatus, Resolution, expansion
 from mailcore.dsn import RecipientReport, build_dsn
 from mailcore.mime import ParsedMessage
 from sieve import vacation
@@ -461,8 +461,9 @@ class Filing:
                 item.report.refused = self._refusal(item)
         for account_id in [a for a, group in inboxes.items() if not group]:
             del inboxes[account_id]
-        self.local: dict[str, Expansion] = {}  # our addresses that outgoing mail goes to, straight into the store
+        self.local: set[str] = set()  # our addresses that outgoing mail goes to, straight into the store
         self.reached: set[int] = set()  # their accounts, locked with the action's others
+        self.reached_folders: set[int] = set()  # every folder of those with a script
         if self.decisions and not holding():
             self._reach([d for d in self.decisions.values() if not d.plain])
 
@@ -472,10 +473,11 @@ class Filing:
         for address in dict.fromkeys(addresses):
             expanded = expansion(address)
             if expanded.found and expanded.accounts:
-                self.local[address] = expanded
+                self.local.add(address)
                 self.reached |= set(expanded.accounts)
         self.accounts |= self.reached
-        self._reached_folders = set(folders_to_lock(self.reached)) if self.reached else set()
+        if self.reached:
+            self.reached_folders = set(folders_to_lock(self.reached))
 
     def _refusal(self, item: Incoming) -> str | None:
         """The reason to refuse `item` with in the SMTP dialogue (RFC 5429 2.1.1), when the scripts reject it
@@ -503,8 +505,7 @@ class Filing:
     def folders(self) -> set[int]:
         """The folders to lock: those copies go to, but not those made in this transaction."""
         created = set().union(*(owner.created for owner in self.owners.values()))
-        reached = self._reached_folders if self.reached else set()
-        return ({folder_id for _, _, folder_id, _ in self.copies} | reached) - created
+        return ({folder_id for _, _, folder_id, _ in self.copies} | self.reached_folders) - created
 
     def flags(self, row: Message, item: Incoming, account_id: int) -> None:
         """Give an Inbox row the flags the script set for it (RFC 5232 :flags / setflag)."""
