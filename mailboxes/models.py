@@ -250,7 +250,8 @@ class Message(models.Model):
             # The conversation list asks, per message, whether its thread has a newer message in the same folder.
             models.Index(fields=["mailbox", "thread_id", "internal_date", "id"], name="message_folder_thread"),
             models.Index(fields=["account", "message_id"], name="message_message_id"),
-            models.Index(fields=["mailbox", "seen"], name="message_unseen"),
+            # With uid: a folder's first unseen message (IMAP SELECT's [UNSEEN]) is one probe (migration 0014).
+            models.Index(fields=["mailbox", "seen", "uid"], name="message_unseen"),
             # What changed in a folder since a mod-sequence (IMAP QRESYNC, CONDSTORE; see migration 0011).
             models.Index(fields=["mailbox", "modseq"], name="message_changes"),
             # The keywords a folder uses (IMAP FLAGS): only messages that have keywords are in it.
