@@ -9,16 +9,45 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from django.conf import settings
 
 from imapd.commands import TABLE
-from imapd.session import Session
+from imapd.protocol import Command, State
+from imapd.session import Handler, Session
 from mailsite import tls
 from mailsite.runtime import Listener
 from ops import metrics, proxied
 
 log = logging.getLogger(__name__)
+
+
+def _counted(name: str, handler: Handler) -> Handler:
+    """The handler, counting its command (mailsite_commands_total) and timing IDLE (mailsite_imap_idle_seconds)."""
+    counter = metrics.COMMANDS.labels("imap", name)
+    if name != "IDLE":
+
+        async def counted(session: Session, command: Command) -> str | None:
+            counter.inc()
+            return await handler(session, command)
+
+        return counted
+
+    async def idling(session: Session, command: Command) -> str | None:
+        counter.inc()
+        started = time.monotonic()
+        try:
+            return await handler(session, command)
+        finally:
+            metrics.IMAP_IDLE_SECONDS.observe(time.monotonic() - started)
+
+    return idling
+
+
+COUNTED: dict[State, dict[str, Handler]] = {
+    state: {name: _counted(name, handler) for name, handler in handlers.items()} for state, handlers in TABLE.items()
+}
 
 
 async def _start(name: str, port: int, implicit_tls: bool) -> Listener:
@@ -30,7 +59,7 @@ async def _start(name: str, port: int, implicit_tls: bool) -> Listener:
         sessions.add(task)
         metrics.CONNECTIONS.labels(name).inc()  # ops
         try:
-            await Session(reader, writer, tls=implicit_tls, handlers=TABLE, remote_ip=client_ip).run()
+            await Session(reader, writer, tls=implicit_tls, handlers=COUNTED, remote_ip=client_ip).run()
         except Exception:
             log.exception("%s session failed", name)
             writer.close()

@@ -40,7 +40,23 @@ CONNECTIONS_REFUSED = Counter(
     "Connections closed before the greeting, by listener and reason",
     ["listener", "reason"],
 )
-AUTH = Counter("mailsite_auth", "Sign-in attempts of mail clients, by protocol and result", ["protocol", "result"])
+AUTH = Counter(
+    "mailsite_auth",
+    "Sign-ins by protocol (smtp, pop3, imap, sieve, web) and result (success, failure, throttled)",
+    ["protocol", "result"],
+)
+COMMANDS = Counter("mailsite_commands", "Commands by protocol (smtp, imap) and command", ["protocol", "command"])
+IMAP_IDLE_SECONDS = Histogram(
+    "mailsite_imap_idle_seconds",
+    "IMAP IDLE commands ended and how long they lasted; the IDLE sessions open are"
+    ' mailsite_commands_total{protocol="imap",command="IDLE"} minus this _count',
+    buckets=(1, 10, 60, 300, 600, 1200, 1800, 3600),
+)
+SPAM_VERDICTS = Counter(
+    "mailsite_spam_verdicts",
+    "Messages scored at the MX, by engine (rspamd, builtin, none) and verdict (ham, junk, reject, unscored)",
+    ["engine", "verdict"],
+)
 SMTP_MESSAGES = Counter(
     "mailsite_smtp_messages",
     "Messages at the end of DATA, by listener, result (accepted, refused) and reply code (e.g. 550 5.7.1)",

@@ -129,7 +129,6 @@ class Session(Shell[Pop3Connection]):
             log.exception("pop3: authentication failed for lack of the database")
             self.conn.temporary_failure()
             return
-        metrics.AUTH.labels("pop3", "failure" if result.account is None else "success").inc()
         if result.account is None:
             # Unknown user, wrong password and throttled all answer alike, after the same delay.
             await asyncio.sleep(settings.MAILSITE_AUTH_FAILURE_DELAY)

@@ -26,7 +26,7 @@ from mailboxes.models import Account
 from mailcore.authors import AmbiguousAuthor, author_domain
 from mailcore.authors import authors as read_authors
 from mailcore.mime import HeaderTooLarge, MimeTooDeep
-from ops import limits
+from ops import limits, metrics
 from smtpd import lookups, message, policy
 from smtpd.batching import DeliveryGroups
 from smtpd.protocol import MailsiteEnvelope, MailsiteSMTP, introspected
@@ -78,6 +78,13 @@ def _signature_kept(hook: Hook) -> Hook:
     once."""
     hook.__signature__ = inspect.signature(hook)  # type: ignore[attr-defined]
     return hook
+
+
+def _verdict(spam: junk.JunkResult | None, account_ids: list[int], message_is_junk: bool) -> tuple[str, str]:
+    """The engine and verdict a message is counted under (mailsite_spam_verdicts_total)."""
+    if spam is None or (spam.score is None and not spam.spamicity):
+        return (spam.engine if spam is not None else "none"), "unscored"
+    return spam.engine, "junk" if spam.junk_for(account_ids, message_is_junk=message_is_junk) else "ham"
 
 
 class Handler:
@@ -298,6 +305,7 @@ class Handler:
         if spam is not None and (spam.score is not None or spam.spamicity):
             notes.append(f"junk={spam.engine}:{spam.score if spam.score is not None else dict(spam.spamicity)}")
         if scored.reply:
+            metrics.SPAM_VERDICTS.labels(spam.engine if spam is not None else "none", "reject").inc()
             return scored.reply, raw, False
         added = b""
         raw, forged = ar_results.remove_forged(raw, self.hostname)
@@ -311,6 +319,7 @@ class Handler:
             raw = junk.remove_spam_fields(raw)
             added += junk.fields_for(spam, account_ids, junk_score=settings.MAILSITE_SPAM_JUNK_SCORE)
             to_junk = to_junk or spam.junk_for(account_ids, message_is_junk=scored.junk)
+        metrics.SPAM_VERDICTS.labels(*_verdict(spam, account_ids, scored.junk)).inc()
         return None, added + raw, to_junk
 
     # --- end of sender authentication and junk scoring --------------------------------------------------------

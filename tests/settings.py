@@ -66,6 +66,16 @@ if not os.environ.get("MAILSITE_LIMITS_PREFIX"):
 # Each test process gets its own data dir (TLS pair, broker spool, SQLite file).
 if not os.environ.get("MAILSITE_DATA_DIR"):
     _make("MAILSITE_DATA_DIR", tempfile.mkdtemp(prefix=f"mailsite-test-{_worker}-"))
+# ops/metrics.py sets prometheus-client's directory in the environment of the first process importing it, which
+# may be the controller: made here, under this process's data dir, so a worker never writes into another's.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _make(
+        "PROMETHEUS_MULTIPROC_DIR",
+        os.path.join(
+            os.environ.get("MAILSITE_METRICS_DIR", os.path.join(os.environ["MAILSITE_DATA_DIR"], "metrics")),
+            socket.gethostname(),
+        ),
+    )
 os.environ.setdefault("MAILSITE_HOSTNAME", "mx.mailsite.test")
 os.environ.setdefault("MAILSITE_AUTH_FAILURE_DELAY", "0.05")
 # The MX verifies senders over DNS; the tests that want it turn it on with a loopback DNS server

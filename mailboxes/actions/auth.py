@@ -20,6 +20,7 @@ import datetime
 import functools
 import hashlib
 import hmac
+import logging
 import time
 from dataclasses import dataclass
 
@@ -30,6 +31,9 @@ from django.utils import timezone
 from credentials import verify as credential_checks
 from mailboxes.actions.locks import action
 from mailboxes.models import Account, AuthFailure
+from ops import metrics
+
+log = logging.getLogger("mailboxes.signin")
 
 
 @dataclass(frozen=True)
@@ -142,16 +146,25 @@ def _remember(key: bytes) -> None:
 def record(found: Candidate, ok: Verified | bool, *, remote_ip: str | None, protocol: str) -> AuthResult:
     """Write step: a success clears the address's failures, a failure is counted (throttled tries are not)."""
     if found.throttled:
+        _signed_in(found, protocol, remote_ip, "throttled")
         return AuthResult(None, throttled=True)
     if ok and found.account is not None:
         AuthFailure.objects.filter(address=found.address).delete()
         app_password_id = ok.app_password_id if isinstance(ok, Verified) else None
         credential_checks.record(found.account.pk, app_password_id, protocol=protocol, remote_ip=remote_ip)
+        _signed_in(found, protocol, remote_ip, "success")
         return AuthResult(found.account, app_password_id=app_password_id)
     since = timezone.now() - datetime.timedelta(seconds=settings.MAILSITE_AUTH_WINDOW)
     AuthFailure.objects.filter(created__lt=since).delete()
     AuthFailure.objects.create(address=found.address[:320], remote_ip=remote_ip or None, protocol=protocol)
+    _signed_in(found, protocol, remote_ip, "failure")
     return AuthResult(None)
+
+
+def _signed_in(found: Candidate, protocol: str, remote_ip: str | None, result: str) -> None:
+    """One line and one count per sign-in, for every protocol (never the password)."""
+    metrics.AUTH.labels(protocol, result).inc()
+    log.info("login protocol=%s user=%r client=%s result=%s", protocol, found.address, remote_ip or "-", result)
 
 
 def authenticate(address: str, password: str, *, remote_ip: str | None, protocol: str) -> AuthResult:

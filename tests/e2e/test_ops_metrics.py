@@ -3,9 +3,14 @@ and who may scrape. The exposition is parsed with prometheus-client's own parser
 
 from __future__ import annotations
 
+import base64
+import imaplib
+import json
+import logging
 import os
 import poplib
 import smtplib
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -15,6 +20,7 @@ import pytest
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
+from ops.logs import JsonFormatter
 from tests.conftest import PASSWORD
 from tests.smtp_support import mail
 
@@ -79,9 +85,66 @@ def test_smtp_and_pop3_sessions_are_counted(mail_listeners, tls_client_context) 
     assert grew("mailsite_session_seconds_count", listener="smtp") == 1
     assert grew("mailsite_session_seconds_count", listener="smtps") == 1
     assert grew("mailsite_session_seconds_count", listener="pop3") == 1
+    assert grew("mailsite_commands_total", protocol="smtp", command="MAIL") == 3
+    assert grew("mailsite_commands_total", protocol="smtp", command="AUTH") == 2
+    assert grew("mailsite_commands_total", protocol="smtp", command="DATA") == 3
+    # The MX message that reached scoring (the looping one was refused before): the engine's verdict.
+    verdicts = [key for key in after if key[0] == "mailsite_spam_verdicts_total"]
+    assert (
+        sum(value(after, name, **dict(labels)) - value(before, name, **dict(labels)) for name, labels in verdicts) == 1
+    )
     # The submitted message waits in the outbound queue (no worker runs here): read from the database.
     assert value(after, "mailsite_relay_queue", state="queued") == 1
     assert value(after, "mailsite_relay_queue", state="delivered") == 0
+
+
+def test_imap_managesieve_and_web_sign_ins_commands_and_idle(listeners, make_account, settings, caplog) -> None:
+    make_account("alice@example.com")
+    started = {**listeners("imapd"), **listeners("managesieve")}
+    before = scrape()
+    caplog.set_level(logging.INFO, logger="mailboxes.signin")
+    refused = imaplib.IMAP4("127.0.0.1", started["imap"].port)
+    with pytest.raises(imaplib.IMAP4.error):
+        refused.login("alice@example.com", "wrong")
+    refused.logout()
+    client = imaplib.IMAP4("127.0.0.1", started["imap"].port)
+    client.login("alice@example.com", PASSWORD)
+    client.select("INBOX")
+    client.send(b"i1 IDLE\r\n")
+    assert client.readline().startswith(b"+ ")
+    client.send(b"DONE\r\n")
+    assert client.readline().startswith(b"i1 OK")
+    client.logout()
+    with socket.create_connection(("127.0.0.1", started["managesieve"].port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        while not reader.readline().startswith(b"OK"):
+            pass
+        sock.sendall(b'AUTHENTICATE "PLAIN" "' + base64.b64encode(b"\0alice@example.com\0wrong") + b'"\r\n')
+        assert reader.readline().startswith(b"NO ")
+    assert Client().post("/login/", {"address": "alice@example.com", "password": "wrong"}).status_code == 401
+    after = scrape()
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew("mailsite_auth_total", protocol="imap", result="failure") == 1
+    assert grew("mailsite_auth_total", protocol="imap", result="success") == 1
+    assert grew("mailsite_auth_total", protocol="sieve", result="failure") == 1
+    assert grew("mailsite_auth_total", protocol="web", result="failure") == 1
+    assert grew("mailsite_commands_total", protocol="imap", command="LOGIN") == 2
+    assert grew("mailsite_commands_total", protocol="imap", command="SELECT") == 1
+    assert grew("mailsite_commands_total", protocol="imap", command="IDLE") == 1
+    assert grew("mailsite_imap_idle_seconds_count") == 1
+    # One login line per sign-in, as JSON an operator filters on: protocol, user, client and result fields.
+    formatter = JsonFormatter()
+    logins = [json.loads(formatter.format(record)) for record in caplog.records if record.msg.startswith("login ")]
+    assert [(line["protocol"], line["user"], line["client"], line["result"]) for line in logins] == [
+        ("imap", "alice@example.com", "127.0.0.1", "failure"),
+        ("imap", "alice@example.com", "127.0.0.1", "success"),
+        ("sieve", "alice@example.com", "127.0.0.1", "failure"),
+        ("web", "alice@example.com", "127.0.0.1", "failure"),
+    ]
+    assert all(PASSWORD not in line["message"] and "wrong" not in line["message"] for line in logins)
 
 
 def test_counters_of_other_processes_and_hosts_are_merged(transactional_db, settings) -> None:
