@@ -4,7 +4,8 @@
 # a missing program fail with a clear message.
 set -euo pipefail
 
-packages=(chromium isync getmail6 swaks libnet-ssleay-perl rspamd pebble haproxy dovecot-imapd)  # swaks needs Net::SSLeay for TLS
+# swaks needs Net::SSLeay for TLS; iproute2 and socat make the multi-host test's network (tests/e2e/test_multihost.py)
+packages=(chromium isync getmail6 swaks libnet-ssleay-perl rspamd pebble haproxy dovecot-imapd iproute2 socat)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
