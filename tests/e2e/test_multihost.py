@@ -1,7 +1,8 @@
 """Several hosts, made with network namespaces (iproute2 veth pairs): two SMTP listener hosts behind Debian's
-haproxy sending PROXY v2, against one PostgreSQL and one Redis (reached through socat on each host's link, as
-a host reaches them over the network). The client's real address reaches the Received header, the per-IP
-limit holds across both hosts, and killing one host loses no message it accepted.
+haproxy sending PROXY v2 and a worker host running Celery, against one PostgreSQL and one Redis (reached
+through socat on each host's link, as a host reaches them over the network). The client's real address
+reaches the Received header, the per-IP limit holds across both hosts, killing one host loses no message it
+accepted, and the worker host relays what was queued.
 
 Needs root (or CAP_NET_ADMIN) to make namespaces; where they cannot be made the test is skipped, saying why.
 """
@@ -23,7 +24,11 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from mailboxes import actions
+from mailboxes.models import Mailbox, Role
 from ops import limits
+from relay.models import OutboundRecipient
+from tests.dns_server import DnsServer
 from tests.e2e.conftest import free_port
 from tests.e2e.test_proxy_haproxy import wait_for
 from tests.smtp_support import mail, stored
@@ -66,7 +71,8 @@ class Host:
 
 @pytest.fixture
 def network(tmp_path: Path) -> Iterator[list[Host]]:
-    """Two namespaces, each with a veth link to this one and socat forwarding PostgreSQL and Redis to it."""
+    """Three namespaces (two listener hosts, a worker host), each with a veth link to this one and socat
+    forwarding PostgreSQL and Redis to it."""
     if shutil.which("ip") is None or shutil.which("socat") is None:
         pytest.fail("ip and socat are needed: apt-get install iproute2 socat (scripts/install-test-deps.sh does)")
     tag = f"ms{os.getpid() % 100000}"
@@ -77,7 +83,7 @@ def network(tmp_path: Path) -> Iterator[list[Host]]:
     hosts: list[Host] = []
     subnet = 200 + os.getpid() % 50
     try:
-        for number in (1, 2):
+        for number in (1, 2, 3):
             name = f"{tag}h{number}"
             host = Host(name, f"10.{subnet}.{number}.1", f"10.{subnet}.{number}.2", [])
             hosts.append(host)
@@ -153,10 +159,10 @@ def balanced(
     if shutil.which("haproxy") is None:
         pytest.fail("haproxy is not installed: apt-get install haproxy (scripts/install-test-deps.sh does)")
     make_account("alice@example.com")
-    listeners = [start_listener(host, tmp_path / host.name) for host in network]
+    listeners = [start_listener(host, tmp_path / host.name) for host in network[:2]]
     front = free_port()
     servers = "\n".join(
-        f"    server {host.name} {host.inside}:{SMTP_PORT} send-proxy-v2 check inter 500 fall 1" for host in network
+        f"    server {host.name} {host.inside}:{SMTP_PORT} send-proxy-v2 check inter 500 fall 1" for host in network[:2]
     )
     config = tmp_path / "haproxy.cfg"
     config.write_text(HAPROXY.format(front=front, servers=servers))
@@ -164,7 +170,7 @@ def balanced(
     try:
         wait_for(front, haproxy)
         time.sleep(1)  # both servers checked up
-        yield front, listeners, [host.name for host in network]
+        yield front, listeners, [host.name for host in network[:2]]
     finally:
         haproxy.terminate()
         haproxy.communicate(timeout=10)
@@ -229,3 +235,52 @@ def greeting_from(front: int) -> tuple[socket.socket, bytes]:
             break
         reply += chunk
     return sock, reply
+
+
+def test_the_worker_host_relays_what_the_store_queued(
+    network, transactional_db, make_account, settings, tmp_path: Path
+) -> None:
+    """A message queued for a domain without mail servers: the worker on its own host takes the task from
+    Redis, asks DNS (a server on its link), and the bounce reaches the sender's Inbox through PostgreSQL."""
+    if connection.vendor != "postgresql" or not limits.shared():
+        pytest.fail("the hosts share PostgreSQL and Redis: run the suite with both (DATABASE_URL, MAILSITE_BROKER_URL)")
+    worker_host = network[2]
+    alice = make_account("alice@example.com")
+    settings.MAILSITE_RELAY_QUEUE = f"multihost-{os.getpid()}"
+    dns = DnsServer(host=worker_host.outside)  # every name NXDOMAIN
+    database = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{database['USER']}@{worker_host.outside}:{database['PORT']}/{database['NAME']}",
+        "MAILSITE_BROKER_URL": os.environ["MAILSITE_BROKER_URL"].replace("127.0.0.1", worker_host.outside),
+        "MAILSITE_DATA_DIR": str(tmp_path / "worker"),
+        "MAILSITE_RELAY_QUEUE": settings.MAILSITE_RELAY_QUEUE,
+        "MAILSITE_DNS_NAMESERVERS": dns.address,
+    }
+    log = (tmp_path / "worker.log").open("wb")
+    worker = subprocess.Popen(
+        [
+            *("ip", "netns", "exec", worker_host.name, sys.executable, "-m", "celery", "--app", "mailsite", "worker"),
+            *("--queues", settings.MAILSITE_RELAY_QUEUE, "--concurrency", "1", "--loglevel", "INFO"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    worker_host.processes.append(worker)
+    log.close()
+    try:
+        sent = Mailbox.objects.get(account=alice, role=Role.SENT).pk
+        raw = mail("Far away", sender="alice@example.com", to="bob@nowhere.test")
+        actions.send(alice, raw, ["bob@nowhere.test"], sent_copy=raw, sent_folder=sent, author_domain="example.com")
+        deadline = time.monotonic() + 90
+        while not any(b"Subject: Undelivered Mail Returned to Sender" in m for m in stored("alice@example.com")):
+            assert worker.poll() is None, (tmp_path / "worker.log").read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text(errors="replace")[-3000:] + str(
+                (dns.queries, list(OutboundRecipient.objects.values_list("state", "last_reply")))
+            )
+            time.sleep(0.5)
+        assert ("nowhere.test", "MX") in dns.queries
+    finally:
+        dns.close()
