@@ -21,6 +21,7 @@ from django.db.models.expressions import RawSQL
 from imapd import search_keys as k
 from imapd import sequence
 from imapd.protocol import ParseError
+from mailboxes import text_index
 from mailboxes.models import Message, MessageBody
 
 _SYSTEM_KEYWORDS = {"\\seen": "seen", "\\answered": "answered", "\\flagged": "flagged", "\\deleted": "deleted"}
@@ -136,6 +137,33 @@ def _raw_header_contains(mailbox_id: int, text: str) -> Q:
     return _matching(mailbox_id, f"instr(lower(CAST({header} AS TEXT)), lower(%s)) > 0", [text])
 
 
+def _narrowed(mailbox_id: int, text: str, columns: Sequence[str], *, header: bool) -> Q | None:
+    """The messages whose columns (or header bytes) contain `text`, read only where the trigram index
+    (mailboxes.text_index) leaves candidates; None where it cannot narrow. The comparisons are the scan's:
+    Django's icontains on PostgreSQL (UPPER, LIKE) and _raw_header_contains's ILIKE, on the same pattern."""
+    within = text_index.candidates(mailbox_id, text)
+    if within is None:
+        return None
+    pattern = f"%{_like_escape(text)}%"
+    tests = [f'UPPER(m."{column}"::text) LIKE UPPER(%s)' for column in columns]
+    if header:
+        tests.append(f"encode({_PG_HEADER}, 'escape') ILIKE %s")
+    condition = f"m.id IN ({within[0]}) AND ({' OR '.join(tests)})"
+    return _matching(mailbox_id, condition, [*within[1], *[pattern] * len(tests)], body=header)
+
+
+def _text(mailbox_id: int, text: str) -> Q:
+    narrowed = _narrowed(mailbox_id, text, _TEXT_COLUMNS, header=True)
+    if narrowed is not None:
+        return narrowed
+    return _contains(_TEXT_COLUMNS, text) | _raw_header_contains(mailbox_id, text)
+
+
+def _body(mailbox_id: int, text: str) -> Q:
+    narrowed = _narrowed(mailbox_id, text, ("search_text",), header=False)
+    return Q(search_text__icontains=text) if narrowed is None else narrowed
+
+
 def _header_field(mailbox_id: int, name: str, value: str) -> Q:
     """HEADER on a field without a column: the field's (possibly folded) line contains value."""
     if connection.vendor != "postgresql":
@@ -199,9 +227,9 @@ def to_q(key: k.Key, context: Context) -> Q:
     if isinstance(key, k.Header):
         return _header(context, key)
     if isinstance(key, k.Body):
-        return Q(search_text__icontains=key.value)
+        return _body(context.mailbox_id, key.value)
     if isinstance(key, k.Text):
-        return _contains(_TEXT_COLUMNS, key.value) | _raw_header_contains(context.mailbox_id, key.value)
+        return _text(context.mailbox_id, key.value)
     if isinstance(key, k.Size):
         return Q(size__gt=key.octets) if key.larger else Q(size__lt=key.octets)
     if isinstance(key, k.Date):

@@ -321,6 +321,31 @@ class ExpungedMessage(models.Model):
         return f"{self.mailbox_id}/{self.uid} expunged at {self.modseq}"
 
 
+class MessageText(models.Model):
+    """What IMAP SEARCH TEXT and BODY read of a message, for their trigram index (mailboxes.text_index), written
+    after delivery in batches. On PostgreSQL the row goes with its message (ON DELETE CASCADE, migration 0015)."""
+
+    message = models.OneToOneField(
+        Message, on_delete=models.DO_NOTHING, db_constraint=False, primary_key=True, related_name="+"
+    )
+    text = models.TextField()
+
+    def __str__(self) -> str:
+        return f"text of message {self.message_id}"
+
+
+class MessageTextMark(models.Model):
+    """Per folder, the UID up to which every message has its MessageText (goes with its folder, as above)."""
+
+    mailbox = models.OneToOneField(
+        Mailbox, on_delete=models.DO_NOTHING, db_constraint=False, primary_key=True, related_name="+"
+    )
+    uid = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"folder {self.mailbox_id} indexed up to UID {self.uid}"
+
+
 class AuthFailure(models.Model):
     """Recent failed logins, shared by every protocol and process for throttling (one row per failure)."""
 

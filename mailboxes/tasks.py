@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from mailboxes.actions import expunge_log, recycling
+from mailboxes.actions import expunge_log, recycling, text_index
 from sieve.housekeeping import prune_vacation_log
 
 
@@ -27,4 +27,14 @@ def prune_expunge_log() -> int:
     total = 0
     while pruned := expunge_log.prune_expunge_log():
         total += pruned
+    return total
+
+
+@shared_task(name="mailboxes.index_text", ignore_result=True)
+def index_text() -> int:
+    """Give the messages delivered since the last run their IMAP TEXT/BODY index rows, a batch per action, until
+    none is left; returns how many."""
+    total = 0
+    while indexed := text_index.index_text():
+        total += indexed
     return total

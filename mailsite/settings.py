@@ -453,6 +453,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 3600.0,
         "options": {"queue": MAILSITE_RELAY_QUEUE},
     },
+    # IMAP SEARCH TEXT/BODY's trigram index (PostgreSQL): newer mail is scanned until this indexes it.
+    "text-index": {
+        "task": "mailboxes.index_text",
+        "schedule": 60.0,
+        "options": {"queue": MAILSITE_RELAY_QUEUE},
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 

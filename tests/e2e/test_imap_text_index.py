@@ -1,0 +1,216 @@
+"""SEARCH TEXT and BODY with the trigram index (mailboxes.text_index) give exactly the answers of the scan:
+over a real imapd before and after the indexing task runs, with mail delivered after its last batch; against
+the slow Python evaluation over generated mailboxes indexed part way; and the index's rows go with their
+messages and folders."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import pytest
+from django.db import connection
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from imapd import search_keys as k
+from imapd import search_sql, store
+from mailboxes import actions, tasks
+from mailboxes.actions import text_index as indexing
+from mailboxes.models import Account, Mailbox, Message
+from mailboxes.text_index import MARKS, TEXTS, candidates
+from tests.e2e.test_imap_search_property import keys, matches, samples
+from tests.imap_support import RawClient, Server, deliver, message, start
+
+_counter = itertools.count()
+KELVIN = "\u212a"  # lower() makes it "k", upper() leaves it: the index compares upper(), ILIKE lower()
+LONG_S = "\u017f"  # upper() makes it "S"
+QUERIES = [
+    "TEXT err",  # inside "cherry"
+    "TEXT ERR",
+    "BODY err",
+    "TEXT cherry",
+    "NOT TEXT cherry",
+    "OR TEXT cherry BODY strudel",
+    "TEXT ab",  # too short for a trigram: scanned
+    "TEXT example.org",  # in an address column and the header bytes
+    "TEXT mail.example.net/path",  # inside a URL
+    "BODY mail.example.net",
+    "TEXT X-Temp",  # a header field without a column: only the header bytes
+    "BODY X-Temp",
+    'TEXT "100%"',
+    "TEXT sure_thing",
+    "TEXT sur__thing",  # "_" is no wildcard
+    'TEXT "\\\\back"',
+    "TEXT SUN",  # matches the long s
+    "BODY SUN",
+    "TEXT Subject",
+]
+LITERAL_QUERIES = [("TEXT", f"300 {KELVIN}"), ("BODY", f"{LONG_S}un"), ("TEXT", f"Strudel {LONG_S}")]
+
+
+def _needs_postgresql() -> None:
+    if connection.vendor != "postgresql":
+        pytest.fail("this test needs PostgreSQL: set DATABASE_URL or run PostgreSQL on 127.0.0.1:5432")
+
+
+@pytest.fixture
+def server(listeners, make_account) -> Iterator[Server]:
+    _needs_postgresql()
+    server = start(listeners, make_account)
+    yield server
+    server.close()
+
+
+def found(client: RawClient, criteria: str | tuple[str, str]) -> list[int]:
+    if isinstance(criteria, tuple):
+        key, text = criteria
+        raw = text.encode()
+        data = client.ok(b"UID SEARCH CHARSET UTF-8 %s {%d+}\r\n%s" % (key.encode(), len(raw), raw))
+    else:
+        data = client.ok(f"UID SEARCH {criteria}")
+    (line,) = [line for line in data.split(b"\r\n") if line.startswith(b"* SEARCH")]
+    return [int(n) for n in line.split()[2:]]
+
+
+def answers(client: RawClient) -> dict[str | tuple[str, str], list[int]]:
+    return {query: found(client, query) for query in [*QUERIES, *LITERAL_QUERIES]}
+
+
+def marks() -> dict[int, int]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT mailbox_id, uid FROM {MARKS}")
+        return dict(cursor.fetchall())
+
+
+def indexed() -> set[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT message_id FROM {TEXTS}")
+        return {row[0] for row in cursor.fetchall()}
+
+
+def test_answers_are_the_same_before_and_after_indexing(server: Server) -> None:
+    deliver(message("Pie", "A cherry pie.\r\n"))
+    utf8 = {"Content-Type": "text/plain; charset=utf-8", "Content_Transfer_Encoding": "8bit"}
+    deliver(message("Cake", f"Strudel {LONG_S}un.\r\n", **utf8))
+    deliver(message("Weather", "Cold.\r\n", X_Temp="300 k"))
+    deliver(message("Odd", "100% sure_thing \\back\r\n"))
+    deliver(message("Link", "See https://mail.example.net/path?q=1 now.\r\n"))
+    client = RawClient(server)
+    client.ok("SELECT INBOX")
+    scanned = answers(client)
+    # What the scan answers, so the comparisons below compare something.
+    assert scanned["TEXT err"] == scanned["TEXT ERR"] == scanned["BODY err"] == [1]
+    assert scanned["TEXT SUN"] == [2]
+    assert scanned[("TEXT", f"300 {KELVIN}")] == [3]
+    assert scanned["TEXT sur__thing"] == []
+    assert scanned["TEXT sure_thing"] == [4]
+    assert scanned["TEXT mail.example.net/path"] == [5]
+    assert scanned["BODY X-Temp"] == []
+
+    assert tasks.index_text() == 5
+    inbox = Mailbox.objects.get(account=server.account, role="inbox")
+    assert marks() == {inbox.pk: 5}
+    assert answers(client) == scanned
+
+    # Delivered after the last batch: above the mark, scanned, found all the same.
+    deliver(message("Later", "Another cherry.\r\n", X_Temp="300 k"))
+    assert b"* 6 EXISTS" in client.ok("NOOP")  # the session searches the messages it knows of
+    later = answers(client)
+    assert later["TEXT cherry"] == later["TEXT err"] == [1, 6]
+    assert later["NOT TEXT cherry"] == [2, 3, 4, 5]
+    assert later[("TEXT", f"300 {KELVIN}")] == [3, 6]
+    assert {query: [uid for uid in uids if uid != 6] for query, uids in later.items()} == scanned
+    assert tasks.index_text() == 1
+    assert marks() == {inbox.pk: 6}
+    assert answers(client) == later
+
+
+def test_candidates_are_the_index_matches_and_the_messages_above_the_mark(make_account) -> None:
+    _needs_postgresql()
+    account = make_account("cand@example.test")
+    folder = actions.create_mailbox(account, "cand")
+    for body in ("cherry", "apple", "Cherry"):
+        actions.append(account, folder.pk, message(body.title(), f"{body}\r\n"), flags=[])
+    assert tasks.index_text() == 3
+    actions.append(account, folder.pk, message("Fig", "fig\r\n"), flags=[])
+    ids = dict(Message.objects.filter(mailbox=folder).values_list("uid", "id"))
+    sql, params = candidates(folder.pk, "erry")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        assert sorted(row[0] for row in cursor.fetchall()) == [ids[1], ids[3], ids[4]]
+        cursor.execute(f"EXPLAIN {sql}", params)
+        assert "message_text_trigrams" in "\n".join(row[0] for row in cursor.fetchall())
+    assert candidates(folder.pk, "er") is None  # no trigram: the scan
+    assert candidates(folder.pk, "e.r-y") is None
+
+
+def test_batches_are_bounded_and_rows_go_with_their_messages(make_account) -> None:
+    _needs_postgresql()
+    account = make_account("batch@example.test")
+    folder = actions.create_mailbox(account, "batch")
+    for number in range(5):
+        actions.append(account, folder.pk, message(f"Note {number}"), flags=["\\Deleted"] if number < 2 else [])
+    assert indexing.index_text(batch=2) == 2
+    assert marks() == {folder.pk: 2}
+    assert indexing.index_text(batch=2) == 2
+    assert indexing.index_text(batch=2) == 1
+    assert marks() == {folder.pk: 5}
+    assert indexing.index_text(batch=2) == 0
+    assert actions.expunge(account, folder.pk) == [1, 2]
+    assert indexed() == set(Message.objects.filter(mailbox=folder).values_list("id", flat=True))
+    actions.delete_mailbox(account, folder.pk)
+    assert indexed() == set()
+    assert marks() == {}
+
+
+def test_a_folder_emptied_at_its_end_has_its_mark_raised(make_account) -> None:
+    _needs_postgresql()
+    account = make_account("tail@example.test")
+    folder = actions.create_mailbox(account, "tail")
+    for number in range(3):
+        actions.append(account, folder.pk, message(f"Tail {number}"), flags=["\\Deleted"] if number else [])
+    actions.expunge(account, folder.pk)
+    assert tasks.index_text() == 1
+    assert marks() == {folder.pk: 3}
+
+
+@pytest.fixture
+def account(db, make_account) -> Account:
+    _needs_postgresql()
+    return make_account("tprop@example.test")
+
+
+text_keys = st.one_of(
+    st.builds(k.Text, st.sampled_from(["err", "APPLE", "bob@", "About", "zzz", "an", "ple ban", "example.org"])),
+    st.builds(k.Body, st.sampled_from(["err", "Cherry", "e b", "zzz", "date ELDER", "ate"])),
+)
+mixed_keys = st.one_of(text_keys, keys, st.builds(k.Not, text_keys), st.builds(k.Or, text_keys, keys))
+
+
+@settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    mailbox=st.lists(samples, min_size=1, max_size=8),
+    split=st.integers(0, 8),
+    batch=st.integers(1, 3),
+    queries=st.lists(mixed_keys, min_size=1, max_size=5),
+)
+def test_search_indexed_part_way_equals_the_python_evaluation(
+    account: Account, mailbox: list, split: int, batch: int, queries: list
+) -> None:
+    tasks.index_text()  # the folders of earlier examples: the batch below is then this folder's
+    folder = actions.create_mailbox(account, f"tprop{next(_counter)}")
+    for number, sample in enumerate(mailbox):
+        if number == split:
+            indexing.index_text(batch=batch)  # one bounded batch: the folder may be indexed only part way
+        names = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
+        flags = [name for name, on in zip(names, sample.flags, strict=True) if on]
+        if sample.keyword:
+            flags.append(sample.keyword)
+        actions.append(account, folder.pk, sample.raw(), flags=flags, internal_date=sample.internal)
+    uids = list(range(1, len(mailbox) + 1))
+    context = search_sql.Context(folder.pk, uids, set())
+    for key in queries:
+        got, _ = store.search(context, key, uids[-1])
+        expected = [uid for uid, sample in zip(uids, mailbox, strict=True) if matches(key, sample, uid, uids[-1])]
+        assert got == expected, key
