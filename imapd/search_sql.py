@@ -141,15 +141,15 @@ def _narrowed(mailbox_id: int, text: str, columns: Sequence[str], *, header: boo
     """The messages whose columns (or header bytes) contain `text`, read only where the trigram index
     (mailboxes.text_index) leaves candidates; None where it cannot narrow. The comparisons are the scan's:
     Django's icontains on PostgreSQL (UPPER, LIKE) and _raw_header_contains's ILIKE, on the same pattern."""
-    within = text_index.candidates(mailbox_id, text)
-    if within is None:
+    found = text_index.candidates(mailbox_id, text)
+    if found is None:
         return None
-    pattern = f"%{_like_escape(text)}%"
     tests = [f'UPPER(m."{column}"::text) LIKE UPPER(%s)' for column in columns]
     if header:
         tests.append(f"encode({_PG_HEADER}, 'escape') ILIKE %s")
-    condition = f"m.id IN ({within[0]}) AND ({' OR '.join(tests)})"
-    return _matching(mailbox_id, condition, [*within[1], *[pattern] * len(tests)], body=header)
+    condition = f"(m.id = ANY(%s) OR m.uid > %s) AND ({' OR '.join(tests)})"
+    params = [found.ids, found.mark, *[f"%{_like_escape(text)}%"] * len(tests)]
+    return _matching(mailbox_id, condition, params, body=header)
 
 
 def _text(mailbox_id: int, text: str) -> Q:

@@ -9,12 +9,14 @@ contains it are among them. That is a superset: the caller still applies its exa
 Per folder, `MessageTextMark` holds the UID up to which every message has its row. UIDs ascend in
 commit order under the folder's row lock (`mailboxes.actions.counters`), so a message above the mark is the only
 kind that may lack a row: `candidates` adds the folder's messages above it, which are scanned as before. A
-folder without a mark yet (the first batch has not reached it) is scanned whole, as before.
+folder without a mark yet (the first batch has not reached it) is scanned whole, as before, and so is a folder
+searched for a string found in many messages, where reading them all through the index would be slower.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from django.db import connection
 
@@ -40,6 +42,7 @@ HEADER = "encode(substring(b.raw from 1 for (m.structure->'o'->>2)::int), 'escap
 TEXT = "concat_ws(E'\\n', " + ", ".join(f'm."{column}"' for column in COLUMNS) + f", {HEADER})"
 _MESSAGES = Message._meta.db_table
 _BODIES = MessageBody._meta.db_table
+LIMIT = 2000
 # pg_trgm takes trigrams from runs of letters and digits; without one the index would return every row.
 _TRIGRAM = re.compile(r"[^\W_]{3}")
 
@@ -48,27 +51,33 @@ def like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def candidates(mailbox_id: int, text: str) -> tuple[str, list[object]] | None:
-    """SQL for the ids of messages that may contain `text` in a TEXT column or the header (those of other folders
-    included), with its parameters; None where the index cannot narrow (SQLite, no three letters or digits in a
-    row, or a folder not indexed yet)."""
+@dataclass(frozen=True)
+class Candidates:
+    """The messages a TEXT or BODY search must read: these ids (of any folder) and the folder's UIDs above `mark`."""
+
+    ids: list[int]
+    mark: int
+
+
+def candidates(mailbox_id: int, text: str) -> Candidates | None:
+    """What the index leaves of the folder for `text`; None where it cannot narrow: on SQLite, for a string
+    without three letters or digits in a row, in a folder not indexed yet, or for a string in more than LIMIT
+    messages, which a scan of the folder finds sooner."""
     if connection.vendor != "postgresql" or not _TRIGRAM.search(text):
         return None
     mark = MessageTextMark.objects.filter(mailbox_id=mailbox_id).values_list("uid", flat=True).first()
     if mark is None:
         return None
-    # The mark as a constant, so the planner sees how few messages are above it. A mark read before a batch
-    # raised it only leaves more to scan.
+    # The header text is ASCII and TEXT compares it with ILIKE, which lowers both sides: a string with a
+    # character beyond ASCII whose lower() is ASCII (the Kelvin sign's is "k") can match it where the index's
+    # upper() differs, so such a string is not narrowed.
     sql = (
-        f"SELECT t.message_id FROM {TEXTS} t WHERE upper(t.text) LIKE upper(%s) "
-        f"UNION ALL SELECT m.id FROM {_MESSAGES} m WHERE m.mailbox_id = %s AND m.uid > %s"
+        f"SELECT ARRAY(SELECT t.message_id FROM {TEXTS} t WHERE upper(t.text) LIKE upper(%s) LIMIT %s), "
+        "%s AND octet_length(lower(%s)) = char_length(lower(%s))"
     )
-    params: list[object] = [f"%{like_escape(text)}%", mailbox_id, mark]
-    if not text.isascii():
-        # The header text is ASCII and TEXT compares it with ILIKE, which lowers both sides: a string with a
-        # character beyond ASCII whose lower() is ASCII (the Kelvin sign's is "k") can match it where upper()
-        # differs. Then the whole folder is a candidate (a condition on constants, decided when planning).
-        sql += f" UNION ALL SELECT m.id FROM {_MESSAGES} m WHERE m.mailbox_id = %s"
-        sql += " AND octet_length(lower(%s)) = char_length(lower(%s))"
-        params += [mailbox_id, text, text]
-    return sql, params
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [f"%{like_escape(text)}%", LIMIT + 1, not text.isascii(), text, text])
+        ids, folds_to_ascii = cursor.fetchone()
+    if folds_to_ascii or len(ids) > LIMIT:
+        return None
+    return Candidates(ids, mark)

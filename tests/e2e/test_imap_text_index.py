@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from imapd import search_keys as k
 from imapd import search_sql, store
-from mailboxes import actions, tasks
+from mailboxes import actions, tasks, text_index
 from mailboxes.actions import text_index as indexing
 from mailboxes.models import Account, Mailbox, Message
 from mailboxes.text_index import MARKS, TEXTS, candidates
@@ -126,23 +126,27 @@ def test_answers_are_the_same_before_and_after_indexing(server: Server) -> None:
     assert answers(client) == later
 
 
-def test_candidates_are_the_index_matches_and_the_messages_above_the_mark(make_account) -> None:
+def test_candidates_are_the_index_matches_and_the_messages_above_the_mark(make_account, monkeypatch) -> None:
     _needs_postgresql()
     account = make_account("cand@example.test")
     folder = actions.create_mailbox(account, "cand")
-    for body in ("cherry", "apple", "Cherry"):
+    assert candidates(folder.pk, "cherry") is None  # not indexed yet: the scan
+    for body in ("cherry", "apple", "Cherry", "merry"):
         actions.append(account, folder.pk, message(body.title(), f"{body}\r\n"), flags=[])
-    assert tasks.index_text() == 3
+    assert tasks.index_text() == 4
     actions.append(account, folder.pk, message("Fig", "fig\r\n"), flags=[])
     ids = dict(Message.objects.filter(mailbox=folder).values_list("uid", "id"))
-    sql, params = candidates(folder.pk, "erry")
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        assert sorted(row[0] for row in cursor.fetchall()) == [ids[1], ids[3], ids[4]]
-        cursor.execute(f"EXPLAIN {sql}", params)
-        assert "message_text_trigrams" in "\n".join(row[0] for row in cursor.fetchall())
+    found = candidates(folder.pk, "erry")
+    assert found is not None
+    assert sorted(found.ids) == [ids[1], ids[3], ids[4]]
+    assert found.mark == 4
     assert candidates(folder.pk, "er") is None  # no trigram: the scan
     assert candidates(folder.pk, "e.r-y") is None
+    assert candidates(folder.pk, f"{KELVIN}iwi") is None  # lower() folds it to ASCII
+    assert candidates(folder.pk, f"{LONG_S}un") is not None
+    monkeypatch.setattr(text_index, "LIMIT", 2)
+    assert candidates(folder.pk, "erry") is None  # in more messages than the limit: the scan
+    assert candidates(folder.pk, "Cherry") is not None
 
 
 def test_batches_are_bounded_and_rows_go_with_their_messages(make_account) -> None:
