@@ -328,6 +328,10 @@ class MessageText(models.Model):
     message = models.OneToOneField(
         Message, on_delete=models.DO_NOTHING, db_constraint=False, primary_key=True, related_name="+"
     )
+    # The message's, which never changes: the index is searched per account (migration 0016).
+    account = models.ForeignKey(
+        Account, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
     text = models.TextField()
 
     def __str__(self) -> str:

@@ -53,7 +53,8 @@ def like_escape(text: str) -> str:
 
 @dataclass(frozen=True)
 class Candidates:
-    """The messages a TEXT or BODY search must read: these ids (of any folder) and the folder's UIDs above `mark`."""
+    """The messages a TEXT or BODY search must read: these ids (of any of the account's folders) and the folder's
+    UIDs above `mark`."""
 
     ids: list[int]
     mark: int
@@ -62,21 +63,22 @@ class Candidates:
 def candidates(mailbox_id: int, text: str) -> Candidates | None:
     """What the index leaves of the folder for `text`; None where it cannot narrow: on SQLite, for a string
     without three letters or digits in a row, in a folder not indexed yet, or for a string in more than LIMIT
-    messages, which a scan of the folder finds sooner."""
+    of the account's messages, which a scan of the folder finds sooner."""
     if connection.vendor != "postgresql" or not _TRIGRAM.search(text):
         return None
-    mark = MessageTextMark.objects.filter(mailbox_id=mailbox_id).values_list("uid", flat=True).first()
-    if mark is None:
+    folder = MessageTextMark.objects.filter(mailbox_id=mailbox_id).values_list("uid", "mailbox__account_id").first()
+    if folder is None:
         return None
+    mark, account_id = folder
     # The header text is ASCII and TEXT compares it with ILIKE, which lowers both sides: a string with a
     # character beyond ASCII whose lower() is ASCII (the Kelvin sign's is "k") can match it where the index's
     # upper() differs, so such a string is not narrowed.
     sql = (
-        f"SELECT ARRAY(SELECT t.message_id FROM {TEXTS} t WHERE upper(t.text) LIKE upper(%s) LIMIT %s), "
-        "%s AND octet_length(lower(%s)) = char_length(lower(%s))"
+        f"SELECT ARRAY(SELECT t.message_id FROM {TEXTS} t WHERE t.account_id = %s AND upper(t.text) LIKE upper(%s) "
+        "LIMIT %s), %s AND octet_length(lower(%s)) = char_length(lower(%s))"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [f"%{like_escape(text)}%", LIMIT + 1, not text.isascii(), text, text])
+        cursor.execute(sql, [account_id, f"%{like_escape(text)}%", LIMIT + 1, not text.isascii(), text, text])
         ids, folds_to_ascii = cursor.fetchone()
     if folds_to_ascii or len(ids) > LIMIT:
         return None

@@ -26,8 +26,8 @@ _INDEX = f"""
         SELECT id, uid FROM {Message._meta.db_table} WHERE mailbox_id = %s AND uid > %s AND uid < %s
         ORDER BY uid LIMIT %s
     ), added AS (
-        INSERT INTO {TEXTS} (message_id, text)
-        SELECT m.id, {TEXT} FROM picked p JOIN {Message._meta.db_table} m ON m.id = p.id
+        INSERT INTO {TEXTS} (message_id, account_id, text)
+        SELECT m.id, m.account_id, {TEXT} FROM picked p JOIN {Message._meta.db_table} m ON m.id = p.id
         JOIN {MessageBody._meta.db_table} b ON b.id = m.body_id
         ON CONFLICT (message_id) DO NOTHING
     )

@@ -133,7 +133,11 @@ def test_candidates_are_the_index_matches_and_the_messages_above_the_mark(make_a
     assert candidates(folder.pk, "cherry") is None  # not indexed yet: the scan
     for body in ("cherry", "apple", "Cherry", "merry"):
         actions.append(account, folder.pk, message(body.title(), f"{body}\r\n"), flags=[])
-    assert tasks.index_text() == 4
+    other = make_account("other@example.test")
+    other_folder = actions.create_mailbox(other, "cand")
+    for _ in range(3):
+        actions.append(other, other_folder.pk, message("Berry", "berry\r\n"), flags=[])
+    assert tasks.index_text() == 7
     actions.append(account, folder.pk, message("Fig", "fig\r\n"), flags=[])
     ids = dict(Message.objects.filter(mailbox=folder).values_list("uid", "id"))
     found = candidates(folder.pk, "erry")
@@ -144,6 +148,8 @@ def test_candidates_are_the_index_matches_and_the_messages_above_the_mark(make_a
     assert candidates(folder.pk, "e.r-y") is None
     assert candidates(folder.pk, f"{KELVIN}iwi") is None  # lower() folds it to ASCII
     assert candidates(folder.pk, f"{LONG_S}un") is not None
+    monkeypatch.setattr(text_index, "LIMIT", 3)  # the other account's three do not count
+    assert candidates(folder.pk, "erry") is not None
     monkeypatch.setattr(text_index, "LIMIT", 2)
     assert candidates(folder.pk, "erry") is None  # in more messages than the limit: the scan
     assert candidates(folder.pk, "Cherry") is not None
