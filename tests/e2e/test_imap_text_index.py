@@ -9,6 +9,7 @@ import itertools
 from collections.abc import Iterator
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,6 +20,7 @@ from mailboxes import actions, tasks, text_index
 from mailboxes.actions import text_index as indexing
 from mailboxes.models import Account, Mailbox, Message
 from mailboxes.text_index import MARKS, TEXTS, candidates
+from mailsite.celery import app
 from tests.e2e.test_imap_search_property import keys, matches, samples
 from tests.imap_support import RawClient, Server, deliver, message, start
 
@@ -183,6 +185,13 @@ def test_a_folder_emptied_at_its_end_has_its_mark_raised(make_account) -> None:
     actions.expunge(account, folder.pk)
     assert tasks.index_text() == 1
     assert marks() == {folder.pk: 3}
+
+
+def test_celery_beat_runs_the_indexing_task() -> None:
+    entry = django_settings.CELERY_BEAT_SCHEDULE["text-index"]
+    assert entry["task"] == tasks.index_text.name
+    assert entry["task"] in app.tasks
+    assert entry["schedule"] <= 60
 
 
 @pytest.fixture
