@@ -37,18 +37,7 @@ _HEADER_COLUMNS = {
     "in-reply-to": (("in_reply_to",), "i"),
     "date": ((), "d"),
 }
-_TEXT_COLUMNS = (
-    "search_text",
-    "subject",
-    "from_name",
-    "from_address",
-    "to_addresses",
-    "cc_addresses",
-    "bcc_addresses",
-    "message_id",
-    "in_reply_to",
-    "references",
-)
+_TEXT_COLUMNS = text_index.COLUMNS  # what TEXT reads besides the header bytes, as the index holds it
 _NOTHING = Q(pk__in=[])
 _EVERYTHING = Q(pk__isnull=False)  # not Q(), whose negation is also empty and so matches everything
 _MESSAGES = Message._meta.db_table

@@ -32,20 +32,6 @@ def message(subject: str = "Hello", to: str = "bob@example.net") -> bytes:
     ).encode()
 
 
-@pytest.fixture(scope="module")
-def dns_server() -> Iterator[DnsServer]:
-    server = DnsServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def sinks() -> Iterator[Sinks]:
-    started = Sinks()
-    yield started
-    started.stop_all()
-
-
 def worker_env(dns_server: DnsServer, sinks: Sinks) -> dict[str, str]:
     return {
         "MAILSITE_DNS_NAMESERVERS": dns_server.address,

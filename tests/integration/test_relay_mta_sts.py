@@ -12,7 +12,6 @@ import trustme
 
 from mailboxes.actions import queueing
 from relay.models import MtaStsPolicy, OutboundRecipient, State
-from tests.dns_server import DnsServer
 from tests.relay_support import RELAY_QUEUE, CeleryWorker, PolicyServer, Sinks, address, wait_for
 
 pytestmark = [pytest.mark.xdist_group("relay-mta-sts"), pytest.mark.slow]
@@ -29,20 +28,6 @@ def server_context(ca: trustme.CA, name: str) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(name).configure_cert(context)
     return context
-
-
-@pytest.fixture(scope="module")
-def dns_server() -> Iterator[DnsServer]:
-    server = DnsServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def sinks() -> Iterator[Sinks]:
-    started = Sinks()
-    yield started
-    started.stop_all()
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,6 @@ from mailboxes.actions import queueing
 from relay import slots
 from relay.models import OPEN_STATES, Attempt, OutboundRecipient, State
 from smtpd.message import received_field
-from tests.dns_server import DnsServer
 from tests.relay_support import RELAY_QUEUE, CeleryWorker, Sinks, address, wait_for
 
 pytestmark = [pytest.mark.xdist_group("relay-sessions"), pytest.mark.slow]
@@ -50,20 +49,6 @@ def queue(count: int, domain: str) -> list[str]:
 
 def delivered(recipients: list[str]) -> bool:
     return OutboundRecipient.objects.filter(address__in=recipients, state=State.DELIVERED).count() == len(recipients)
-
-
-@pytest.fixture(scope="module")
-def dns_server() -> Iterator[DnsServer]:
-    server = DnsServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def sinks() -> Iterator[Sinks]:
-    started = Sinks()
-    yield started
-    started.stop_all()
 
 
 @pytest.fixture(scope="module")
