@@ -84,15 +84,18 @@ class SinkHandler:
         self.most_open = 0
         self.dropped = 0
         self.per_session: dict[int, int] = {}  # messages stored, by session number
+        self.open: set[SMTP] = set()
 
     def opened(self, server: SMTP) -> None:
+        self.open.add(server)
         self.sessions += 1
         server.sink_number = self.sessions  # type: ignore[attr-defined]
         self.per_session[self.sessions] = 0
         self.open_sessions += 1
         self.most_open = max(self.most_open, self.open_sessions)
 
-    def closed(self) -> None:
+    def closed(self, server: SMTP) -> None:
+        self.open.discard(server)
         self.open_sessions -= 1
 
     def _stored_in(self, server: SMTP) -> int:
@@ -147,7 +150,7 @@ class _CountingSMTP(SMTP):
 
     def connection_lost(self, error: Exception | None) -> None:
         super().connection_lost(error)
-        self.event_handler.closed()
+        self.event_handler.closed(self)
 
 
 class _SinkController(Controller):
@@ -159,6 +162,16 @@ def _sink_tls_context() -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(settings.MAILSITE_TLS_CERT, settings.MAILSITE_TLS_KEY)
     return context
+
+
+async def _close_sessions(handler: SinkHandler) -> None:
+    for server in list(handler.open):
+        if server.transport is not None:
+            server.transport.close()
+    for _ in range(100):  # connection_lost runs a loop step or two after close
+        if not handler.open:
+            return
+        await asyncio.sleep(0.01)
 
 
 class Sinks:
@@ -190,8 +203,11 @@ class Sinks:
         return handler
 
     def stop(self, host: str) -> None:
-        self._controllers.pop(host).stop()
-        self.handlers.pop(host)
+        controller, handler = self._controllers.pop(host), self.handlers.pop(host)
+        # A session the relay still holds (a connection kept for its next message) ends with its sink, rather
+        # than being left for the garbage collector to find unclosed.
+        asyncio.run_coroutine_threadsafe(_close_sessions(handler), controller.loop).result(timeout=10)
+        controller.stop()
 
     def stop_all(self) -> None:
         for host in list(self._controllers):
