@@ -28,6 +28,8 @@ from aiosmtpd.smtp import SMTP
 from django.conf import settings
 from django.db import connection
 
+from tests.dns_server import DnsServer
+
 WORKER_NUMBER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
 NETWORK = f"127.0.{20 + WORKER_NUMBER}"
 RELAY_QUEUE = f"relay-test-gw{WORKER_NUMBER}"
@@ -36,6 +38,10 @@ RELAY_QUEUE = f"relay-test-gw{WORKER_NUMBER}"
 def address(host: int) -> str:
     """The loopback address number `host` of this test process's network, e.g. 127.0.20.2."""
     return f"{NETWORK}.{host}"
+
+
+# The MX hosts of the relay tests' remote domains: the sinks listen on these addresses.
+MX1, MX2 = address(2), address(3)
 
 
 def free_port(host: str) -> int:
@@ -219,6 +225,20 @@ class Sinks:
 
     def received(self) -> list[Received]:
         return [message for handler in self.handlers.values() for message in handler.messages]
+
+
+def worker_env(dns_server: DnsServer, sinks: Sinks) -> dict[str, str]:
+    """A relay worker's settings: the loopback DNS server, the sinks' port, short timeouts and retries."""
+    return {
+        "MAILSITE_DNS_NAMESERVERS": dns_server.address,
+        "MAILSITE_DNS_TIMEOUT": "1",
+        "MAILSITE_RELAY_PORT": str(sinks.port),
+        "MAILSITE_RELAY_TIMEOUT": "2",
+        "MAILSITE_RELAY_RETRY_SCHEDULE": "1s",
+        "MAILSITE_RELAY_CLAIM_TIMEOUT": "3s",
+        "MAILSITE_RELAY_SWEEP_INTERVAL": "1s",
+        "MAILSITE_RELAY_SWEEP_GRACE": "1s",
+    }
 
 
 class PolicyServer:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.dns_server import DnsServer
+from tests.relay_support import MX1, RELAY_QUEUE, CeleryWorker, Sinks, worker_env
 from tests.smtp_support import RawSession
 from tests.webmail_support import WebServer
 
@@ -81,3 +82,19 @@ def bare_environment(tmp_path: Path) -> Iterator[dict[str, str]]:
     env.update({name: str(free_port()) for name in PORT_SETTINGS})
     yield env
     dns.close()
+
+
+@pytest.fixture
+def outside(transactional_db, settings, tmp_path) -> Iterator[tuple[DnsServer, Sinks]]:
+    """The remote world: example.net's MX on a loopback sink, and a relay worker that can reach it."""
+    dns_server = DnsServer()
+    dns_server.add("example.net", "MX", "10 mx1.example.net.")
+    dns_server.add("mx1.example.net", "A", MX1)
+    sinks = Sinks()
+    settings.MAILSITE_RELAY_QUEUE = RELAY_QUEUE
+    worker = CeleryWorker(tmp_path / "worker", worker_env(dns_server, sinks))
+    worker.start()
+    yield dns_server, sinks
+    worker.stop()
+    sinks.stop_all()
+    dns_server.close()

@@ -3,34 +3,16 @@
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Iterator
 
 import pytest
 
 from mailboxes.models import Message
 from relay.models import OutboundRecipient, State
 from tests.conftest import PASSWORD
-from tests.dns_server import DnsServer
-from tests.integration.test_relay_delivery import MX1, message, publish_dkim_key, verify_with_dns, worker_env
-from tests.relay_support import RELAY_QUEUE, CeleryWorker, Sinks, wait_for
+from tests.integration.test_relay_delivery import message, publish_dkim_key, verify_with_dns
+from tests.relay_support import MX1, wait_for
 
 pytestmark = [pytest.mark.xdist_group("relay-submission"), pytest.mark.slow]
-
-
-@pytest.fixture
-def outside(transactional_db, settings, tmp_path) -> Iterator[tuple[DnsServer, Sinks]]:
-    """The remote world: example.net's MX on a loopback sink, and a relay worker that can reach it."""
-    dns_server = DnsServer()
-    dns_server.add("example.net", "MX", "10 mx1.example.net.")
-    dns_server.add("mx1.example.net", "A", MX1)
-    sinks = Sinks()
-    settings.MAILSITE_RELAY_QUEUE = RELAY_QUEUE
-    worker = CeleryWorker(tmp_path / "worker", worker_env(dns_server, sinks))
-    worker.start()
-    yield dns_server, sinks
-    worker.stop()
-    sinks.stop_all()
-    dns_server.close()
 
 
 def test_submitted_mail_to_an_external_address_arrives_with_a_valid_dkim_signature(

@@ -4,16 +4,14 @@ goes out once per period through the relay to a loopback SMTP sink, never to the
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Iterator
 
 import pytest
 
 from mailboxes.models import Mailbox, Message, Role
 from relay.models import OutboundMessage, OutboundRecipient, State
 from sieve import scripts
-from tests.dns_server import DnsServer
-from tests.integration.test_relay_delivery import MX1, publish_dkim_key, verify_with_dns, worker_env
-from tests.relay_support import RELAY_QUEUE, CeleryWorker, Sinks, wait_for
+from tests.integration.test_relay_delivery import publish_dkim_key, verify_with_dns
+from tests.relay_support import MX1, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -22,22 +20,6 @@ if address :domain :is "from" "newsletter.example" { discard; stop; }
 vacation :days 7 :subject "Away" "I am away until Monday.";
 if header :contains "subject" "invoice" { addflag "\\\\Flagged"; fileinto :create "Bills"; stop; }
 """
-
-
-@pytest.fixture
-def outside(transactional_db, settings, tmp_path) -> Iterator[tuple[DnsServer, Sinks]]:
-    """The remote world: example.net's MX on a loopback sink, and a relay worker that can reach it."""
-    dns_server = DnsServer()
-    dns_server.add("example.net", "MX", "10 mx1.example.net.")
-    dns_server.add("mx1.example.net", "A", MX1)
-    sinks = Sinks()
-    settings.MAILSITE_RELAY_QUEUE = RELAY_QUEUE
-    worker = CeleryWorker(tmp_path / "worker", worker_env(dns_server, sinks))
-    worker.start()
-    yield dns_server, sinks
-    worker.stop()
-    sinks.stop_all()
-    dns_server.close()
 
 
 def mail(sender: str, subject: str, extra: str = "") -> bytes:

@@ -17,11 +17,9 @@ from mailboxes.models import Message, Role
 from relay import dkim, tasks
 from relay.models import Attempt, DkimKey, OutboundRecipient, State
 from tests.dns_server import DnsServer
-from tests.relay_support import RELAY_QUEUE, CeleryWorker, Sinks, address, wait_for
+from tests.relay_support import MX1, MX2, RELAY_QUEUE, CeleryWorker, Sinks, wait_for, worker_env
 
 pytestmark = [pytest.mark.xdist_group("relay-delivery"), pytest.mark.slow]
-
-MX1, MX2 = address(2), address(3)
 
 
 def message(subject: str = "Hello", to: str = "bob@example.net") -> bytes:
@@ -30,19 +28,6 @@ def message(subject: str = "Hello", to: str = "bob@example.net") -> bytes:
         "Date: Mon, 02 Jun 2025 10:00:00 +0000\r\nMessage-ID: <m1@example.com>\r\nMIME-Version: 1.0\r\n"
         "Content-Type: text/plain; charset=utf-8\r\n\r\nHi Bob,\r\n.leading dot survives\r\n"
     ).encode()
-
-
-def worker_env(dns_server: DnsServer, sinks: Sinks) -> dict[str, str]:
-    return {
-        "MAILSITE_DNS_NAMESERVERS": dns_server.address,
-        "MAILSITE_DNS_TIMEOUT": "1",
-        "MAILSITE_RELAY_PORT": str(sinks.port),
-        "MAILSITE_RELAY_TIMEOUT": "2",
-        "MAILSITE_RELAY_RETRY_SCHEDULE": "1s",
-        "MAILSITE_RELAY_CLAIM_TIMEOUT": "3s",
-        "MAILSITE_RELAY_SWEEP_INTERVAL": "1s",
-        "MAILSITE_RELAY_SWEEP_GRACE": "1s",
-    }
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import trustme
 
 from mailboxes.actions import queueing
 from relay.models import MtaStsPolicy, OutboundRecipient, State
-from tests.relay_support import RELAY_QUEUE, CeleryWorker, PolicyServer, Sinks, address, wait_for
+from tests.relay_support import RELAY_QUEUE, CeleryWorker, PolicyServer, Sinks, address, wait_for, worker_env
 
 pytestmark = [pytest.mark.xdist_group("relay-mta-sts"), pytest.mark.slow]
 
@@ -45,13 +45,9 @@ def worker(
     ca_file = workdir / "test-ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     env = {
-        "MAILSITE_DNS_NAMESERVERS": dns_server.address,
-        "MAILSITE_DNS_TIMEOUT": "1",
-        "MAILSITE_RELAY_PORT": str(sinks.port),
+        **worker_env(dns_server, sinks),
         "MAILSITE_RELAY_TIMEOUT": "3",
-        "MAILSITE_RELAY_RETRY_SCHEDULE": "1s",
         "MAILSITE_RELAY_CLAIM_TIMEOUT": "5s",
-        "MAILSITE_RELAY_SWEEP_INTERVAL": "1s",
         "MAILSITE_RELAY_SWEEP_GRACE": "2s",
         "MAILSITE_RELAY_CA_FILE": str(ca_file),
         "MAILSITE_RELAY_HTTPS_PORT": str(policy_server.port),

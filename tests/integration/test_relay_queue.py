@@ -18,8 +18,8 @@ from mailboxes.models import Message, Role
 from relay import dkim, tasks
 from relay.models import DkimKey, OutboundMessage, OutboundRecipient, State
 from tests.dns_server import DnsServer
-from tests.integration.test_relay_delivery import MX1, message
-from tests.relay_support import Sinks
+from tests.integration.test_relay_delivery import message
+from tests.relay_support import MX1, Sinks
 
 pytestmark = pytest.mark.xdist_group("relay-queue")
 

@@ -12,8 +12,8 @@ from django.conf import settings as django_settings
 from mailboxes.actions import outbound, queueing
 from relay.models import OutboundRecipient, State
 from tests.dns_server import DnsServer
-from tests.integration.test_relay_delivery import MX1, message, worker_env
-from tests.relay_support import RELAY_QUEUE, CeleryWorker, Sinks, wait_for
+from tests.integration.test_relay_delivery import message
+from tests.relay_support import MX1, RELAY_QUEUE, CeleryWorker, Sinks, wait_for, worker_env
 
 pytestmark = [pytest.mark.xdist_group("relay-recovery"), pytest.mark.slow]
 

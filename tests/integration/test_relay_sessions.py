@@ -23,7 +23,7 @@ from mailboxes.actions import queueing
 from relay import slots
 from relay.models import OPEN_STATES, Attempt, OutboundRecipient, State
 from smtpd.message import received_field
-from tests.relay_support import RELAY_QUEUE, CeleryWorker, Sinks, address, wait_for
+from tests.relay_support import RELAY_QUEUE, CeleryWorker, Sinks, address, wait_for, worker_env
 
 pytestmark = [pytest.mark.xdist_group("relay-sessions"), pytest.mark.slow]
 
@@ -54,13 +54,9 @@ def delivered(recipients: list[str]) -> bool:
 @pytest.fixture(scope="module")
 def worker(django_db_setup, django_db_blocker, dns_server, sinks, tmp_path_factory) -> Iterator[CeleryWorker]:
     env = {
-        "MAILSITE_DNS_NAMESERVERS": dns_server.address,
-        "MAILSITE_DNS_TIMEOUT": "1",
-        "MAILSITE_RELAY_PORT": str(sinks.port),
+        **worker_env(dns_server, sinks),
         "MAILSITE_RELAY_TIMEOUT": "3",
-        "MAILSITE_RELAY_RETRY_SCHEDULE": "1s",
         "MAILSITE_RELAY_CLAIM_TIMEOUT": "5s",
-        "MAILSITE_RELAY_SWEEP_INTERVAL": "1s",
         "MAILSITE_RELAY_SWEEP_GRACE": "60s",
         "MAILSITE_RELAY_REUSE_MESSAGES": str(PER_SESSION),
         "MAILSITE_RELAY_DESTINATION_CONCURRENCY": "example.net=1, example.org=2",
