@@ -1,12 +1,15 @@
 """What the POP3 and ManageSieve listeners share around their sans-I/O cores: sending what the core has,
-reading the next bytes under an idle timeout, and STARTTLS without taking plain-text bytes as protected."""
+reading the next bytes under an idle timeout, STARTTLS without taking plain-text bytes as protected, and the
+refusal of a PROXY header where none may come."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Generic, Protocol, TypeVar
 
 from mailsite import tls
+from ops import proxy
 
 READ_SIZE = 64 * 1024
 TLS_HANDSHAKE_TIMEOUT = 30.0
@@ -25,6 +28,9 @@ class Shell(Generic[C]):
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     conn: C
+    log: logging.Logger
+    remote_ip: str | None
+    _first_input = True
 
     def _send(self) -> None:
         data = self.conn.data_to_send()
@@ -53,3 +59,17 @@ class Shell(Generic[C]):
             raise ConnectionAbortedError("data pipelined after the TLS command")
         await self.writer.start_tls(tls.server_context(), ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
         self.conn.tls_started()
+
+    async def _refused_proxy_header(self, data: bytes, protocol: str, refusal: bytes) -> bool:
+        """Whether `data` opens the session with a PROXY header, refused with `refusal` (the session then ends):
+        a header only comes first, and only from a trusted balancer, whose header `ops.proxied` has already read
+        before the session started."""
+        if not self._first_input:
+            return False
+        self._first_input = False
+        if not proxy.looks_like_header(data):
+            return False
+        self.log.warning("%s refused client=%s reason=untrusted-proxy-header", protocol, self.remote_ip)
+        self.writer.write(refusal)
+        await self.writer.drain()
+        return True

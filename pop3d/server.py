@@ -22,7 +22,7 @@ from mailboxes.models import Account
 from mailsite import tls
 from mailsite.runtime import Listener
 from mailsite.shell import TLS_HANDSHAKE_TIMEOUT, Shell
-from ops import metrics, proxied, proxy
+from ops import metrics, proxied
 from pop3d import maildrop
 from pop3d.locks import MaildropLocks
 from pop3d.protocol import (
@@ -45,6 +45,8 @@ READAHEAD_MESSAGES = 100
 
 
 class Session(Shell[Pop3Connection]):
+    log = log
+
     def __init__(
         self,
         reader: asyncio.StreamReader,
@@ -60,7 +62,6 @@ class Session(Shell[Pop3Connection]):
         peer = writer.get_extra_info("peername")
         # The client's address: the peer's, or the one a trusted balancer named in its PROXY header.
         self.remote_ip: str | None = remote_ip or (peer[0] if peer else None)
-        self._first_input = True
         self.conn = Pop3Connection(
             tls=implicit_tls,
             stls_available=not implicit_tls,
@@ -98,13 +99,10 @@ class Session(Shell[Pop3Connection]):
                 data = await self._read(settings.MAILSITE_POP3_IDLE_TIMEOUT)
                 if not data:
                     return
-                if self._first_input:
-                    self._first_input = False
-                    if proxy.looks_like_header(data):  # a header only comes first, and only from a balancer
-                        log.warning("pop3 refused client=%s reason=untrusted-proxy-header", self.remote_ip)
-                        self.writer.write(b"-ERR PROXY protocol header not accepted from this address\r\n")
-                        await self.writer.drain()
-                        return
+                if await self._refused_proxy_header(
+                    data, "pop3", b"-ERR PROXY protocol header not accepted from this address\r\n"
+                ):
+                    return
                 self.conn.receive_data(data)
             elif isinstance(event, Close):
                 self._send()

@@ -19,7 +19,7 @@ from mailboxes.models import Account
 from mailsite import tls
 from mailsite.runtime import Listener
 from mailsite.shell import TLS_HANDSHAKE_TIMEOUT, Shell
-from ops import proxied, proxy
+from ops import proxied
 from sieve import scripts
 from sieve.managesieve.protocol import NEED_DATA, Authenticate, Close, ManageSieveConnection, Operation, StartTLS
 
@@ -50,6 +50,8 @@ def _operation(account: Account, name: str, args: tuple[str | int, ...]) -> tupl
 
 
 class Session(Shell[ManageSieveConnection]):
+    log = log
+
     def __init__(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, remote_ip: str | None = None
     ) -> None:
@@ -58,7 +60,6 @@ class Session(Shell[ManageSieveConnection]):
         peer = writer.get_extra_info("peername")
         # The client's address: the peer's, or the one a trusted balancer named in its PROXY header.
         self.remote_ip: str | None = remote_ip or (peer[0] if peer else None)
-        self._first_input = True
         self.conn = ManageSieveConnection(
             tls=False,
             plaintext_allowed=tls.plaintext_login_allowed(self.remote_ip),
@@ -94,14 +95,11 @@ class Session(Shell[ManageSieveConnection]):
                 data = await self._read(IDLE_TIMEOUT)
                 if not data:
                     return
-                if self._first_input:
-                    self._first_input = False
-                    if proxy.looks_like_header(data):  # a header only comes first, and only from a balancer
-                        log.warning("managesieve refused client=%s reason=untrusted-proxy-header", self.remote_ip)
-                        # RFC 5804 1.3: BYE, and the server closes the connection.
-                        self.writer.write(b'BYE "PROXY protocol header not accepted from this address"\r\n')
-                        await self.writer.drain()
-                        return
+                # RFC 5804 1.3: BYE, and the server closes the connection.
+                if await self._refused_proxy_header(
+                    data, "managesieve", b'BYE "PROXY protocol header not accepted from this address"\r\n'
+                ):
+                    return
                 self.conn.receive_data(data)
             elif isinstance(event, Close):
                 self._send()
