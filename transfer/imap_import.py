@@ -17,12 +17,13 @@ import imaplib
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from imapd import mutf7
 from mailboxes import actions
 from mailboxes.actions.importing import Incoming, RemoteKey, import_messages
 from mailboxes.models import Account, Mailbox, Role
+from transfer import archive
 from transfer.flags import Skipped, normalise
 from transfer.imap_response import Folder, ResponseError
 from transfer.imap_source import DROPPED, Endpoint, LiteralTooLarge, Session, SourceError
@@ -41,20 +42,11 @@ SPECIAL_USE = {
 
 
 @dataclass
-class Report:
-    folders: dict[str, int] = field(default_factory=dict)  # local folder -> messages stored in this run
+class Report(archive.Report):
+    """An archive import's report (messages stored per local folder, what was skipped), and more."""
+
     already: int = 0  # messages found imported by an earlier run
-    skipped: list[Skipped] = field(default_factory=list)
     reconnects: int = 0
-
-    @property
-    def total(self) -> int:
-        return sum(self.folders.values())
-
-    def lines(self) -> list[str]:
-        out = [f"{name}: {count}" for name, count in self.folders.items()]
-        out += [f"skipped {item.where}: {item.reason}" for item in self.skipped]
-        return out
 
 
 @dataclass
