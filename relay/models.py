@@ -30,6 +30,15 @@ class OutboundMessage(models.Model):
     size = models.BigIntegerField()
     subject = models.TextField(blank=True, default="")
     created = models.DateTimeField(default=timezone.now, db_index=True)
+    # What the sender asked of this message's notices and its transport (RFC 3461 4.3, 4.4; RFC 8689 3, 4).
+    dsn_ret = models.CharField(
+        max_length=4, blank=True, default="", help_text="RFC 3461 RET: FULL or HDRS; empty when not given"
+    )
+    dsn_envid = models.CharField(max_length=100, blank=True, default="", help_text="RFC 3461 ENVID, xtext-decoded")
+    require_tls = models.BooleanField(default=False, help_text="RFC 8689 REQUIRETLS: verified TLS on every hop")
+    tls_optional = models.BooleanField(
+        default=False, help_text="RFC 8689 4 'TLS-Required: No': the recipient domain's TLS policy is not enforced"
+    )
 
     class Meta:
         verbose_name = "outbound message"
@@ -56,6 +65,10 @@ class OutboundRecipient(models.Model):
     last_reply = models.TextField(blank=True, default="")
     status = models.CharField(max_length=16, blank=True, default="", help_text="RFC 3463 status of the last reply")
     delay_warned = models.BooleanField(default=False)
+    # RFC 3461 4.1, 4.2: NEVER or some of SUCCESS,FAILURE,DELAY (empty: not given, so FAILURE,DELAY), and the
+    # original recipient as "addr-type;address", xtext-decoded.
+    dsn_notify = models.CharField(max_length=32, blank=True, default="")
+    dsn_orcpt = models.CharField(max_length=500, blank=True, default="")
     updated = models.DateTimeField(default=timezone.now)
 
     class Meta:
