@@ -14,15 +14,19 @@ def count(command: Command, *allowed: int) -> list[Token]:
 
 
 def mailbox(token: Token, utf8: bool = False) -> str:
-    """A mailbox argument as a stored folder name: modified UTF-7 decoded (RFC 3501 5.1.3), or taken as UTF-8
-    once IMAP4rev2 is enabled (RFC 9051 5.1: "&" is then an ordinary character), and validated."""
+    """A mailbox argument as a stored folder name: decoded (`supplied_name`), then validated and normalised."""
+    return actions.normalise_folder_name(supplied_name(token, utf8))
+
+
+def supplied_name(token: Token, utf8: bool = False) -> str:
+    """A mailbox argument as the client wrote it: modified UTF-7 decoded (RFC 3501 5.1.3), or taken as UTF-8
+    once IMAP4rev2 is enabled (RFC 9051 5.1: "&" is then an ordinary character)."""
     if utf8:
-        return actions.normalise_folder_name(astring(token))
+        return astring(token)
     try:
-        name = mutf7.decode(astring(token))
+        return mutf7.decode(astring(token))
     except mutf7.MUTF7Error as exc:
         raise ParseError(f"Invalid mailbox name: {exc}") from None
-    return actions.normalise_folder_name(name)
 
 
 def wire_name(name: str, utf8: bool = False) -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import datetime
 import re
+import unicodedata
 
 from imapd import fetch, listing, mutf7, sequence, store
-from imapd.commands.args import count, mailbox, wire_name
+from imapd.commands.args import count, mailbox, supplied_name, wire_name
 from imapd.protocol import Atom, Command, ParseError, Token, astring
 from imapd.session import No, Session
 from mailboxes import actions, asyncdb
@@ -139,7 +140,8 @@ async def create(session: Session, command: Command) -> str:
     role = _create_use(args[1]) if len(args) == 2 else ""
     text = astring(token)
     # RFC 3501 6.3.3: a trailing delimiter only declares that children will follow.
-    name = mailbox(Atom(text[:-1]) if text.endswith("/") and len(text) > 1 else token, session.utf8)
+    supplied = supplied_name(Atom(text[:-1]) if text.endswith("/") and len(text) > 1 else token, session.utf8)
+    name = actions.normalise_folder_name(supplied)
     if name == "INBOX":
         raise No("[ALREADYEXISTS] INBOX always exists")
     assert session.account is not None
@@ -149,6 +151,11 @@ async def create(session: Session, command: Command) -> str:
         raise No(f"[ALREADYEXISTS] {exc}") from None
     if not created:
         raise No("[USEATTR] Another folder has that special use")
+    if session.rev2 and not unicodedata.is_normalized("NFC", supplied):
+        # RFC 9051 6.3.4: a name the server normalised is announced with the name asked for as OLDNAME.
+        # New folders are subscribed, which the LIST must then say.
+        listed = (string(wire_name(name, True)), string(supplied))
+        session.send(b'* LIST (\\HasNoChildren \\Subscribed) "/" %s ("OLDNAME" (%s))\r\n' % listed)
     return "CREATE completed"
 
 
@@ -158,10 +165,14 @@ async def delete(session: Session, command: Command) -> str:
     if name == "INBOX":
         raise No("[CANNOT] INBOX cannot be deleted")
     assert session.account is not None
+    try:
+        found = await asyncdb.call(store.delete_folder, session.account, name)
+    except actions.HasChildren as exc:
+        raise No(f"[HASCHILDREN] {exc}") from None  # RFC 9051 6.3.5, 7.1
+    if not found:
+        raise No("[NONEXISTENT] No such folder")
     if session.selected is not None and session.selected.name == name:
         session.unselect()
-    if not await asyncdb.call(store.delete_folder, session.account, name):
-        raise No("[NONEXISTENT] No such folder")
     return "DELETE completed"
 
 
@@ -248,6 +259,8 @@ async def lsub(session: Session, command: Command) -> str:
 def _check_status_items(session: Session, items: list[str]) -> None:
     if not items or any(i not in _STATUS_ITEMS for i in items):
         raise ParseError(f"STATUS items are {' '.join(_STATUS_ITEMS)}")
+    if session.rev2 and "RECENT" in items:
+        raise ParseError("IMAP4rev2 has no RECENT")  # RFC 9051 6.3.11's status-att and Appendix E
     if "HIGHESTMODSEQ" in items:
         session.enable_condstore()  # RFC 7162 3.1
 

@@ -25,7 +25,15 @@ from mailboxes.actions.accounts import (
 )
 from mailboxes.actions.auth import AuthResult, authenticate
 from mailboxes.actions.delivery import Delivery, JunkFor, deliver, deliver_many, submit, submit_from_smtp
-from mailboxes.actions.errors import AlreadyExists, InvalidName, NotFound, OverQuota, ServiceError, UnknownDomain
+from mailboxes.actions.errors import (
+    AlreadyExists,
+    HasChildren,
+    InvalidName,
+    NotFound,
+    OverQuota,
+    ServiceError,
+    UnknownDomain,
+)
 from mailboxes.actions.flags import SYSTEM_FLAGS, FlagMode, flag_names, set_flags
 from mailboxes.actions.folders import (
     create_mailbox,
@@ -48,6 +56,7 @@ __all__ = [
     "Delivery",
     "DeliveryReport",
     "FlagMode",
+    "HasChildren",
     "InvalidName",
     "JunkFor",
     "NotFound",

@@ -23,5 +23,9 @@ class InvalidName(ServiceError):
     pass
 
 
+class HasChildren(InvalidName):
+    """A folder with subfolders cannot be deleted (IMAP answers NO [HASCHILDREN], RFC 9051 6.3.5)."""
+
+
 class OverQuota(ServiceError):
     pass

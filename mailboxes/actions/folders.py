@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from django.db.models import Q
 
 from mailboxes import changes
 from mailboxes.actions import counters
-from mailboxes.actions.errors import AlreadyExists, InvalidName, NotFound
+from mailboxes.actions.errors import AlreadyExists, HasChildren, InvalidName, NotFound
 from mailboxes.actions.locks import action, lock
 from mailboxes.actions.messages import move, remove
 from mailboxes.models import Account, Mailbox, Message, Role
@@ -15,7 +17,10 @@ MAX_FOLDER_DEPTH = 20
 
 
 def normalise_folder_name(name: str) -> str:
-    """Validate a folder path ("/"-separated); INBOX in any case is the Inbox (RFC 3501 5.1)."""
+    """Validate a folder path ("/"-separated); INBOX in any case is the Inbox (RFC 3501 5.1). Names are kept in
+    Unicode NFC (RFC 9051 5.1, RFC 5198 2), so a name written in another normalisation form finds the same
+    folder."""
+    name = unicodedata.normalize("NFC", name)
     if name.upper() == "INBOX":
         return "INBOX"
     parts = name.split("/")
@@ -81,7 +86,7 @@ def delete_mailbox(account: Account, mailbox_id: int) -> None:
     if mailbox.role == Role.INBOX:
         raise InvalidName("the Inbox cannot be deleted")
     if Mailbox.objects.filter(account=account, name__startswith=mailbox.name + "/").exists():
-        raise InvalidName("the folder has subfolders; delete them first")
+        raise HasChildren("the folder has subfolders; delete them first")
     remove(account.pk, Q(mailbox_id=mailbox.pk))
     mailbox.delete()
     changes.notify(account.pk, mailbox_id)

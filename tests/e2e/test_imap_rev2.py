@@ -6,10 +6,12 @@ response instead of RECENT and UNSEEN, every SEARCH answers ESEARCH, and folder 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator
 
 import pytest
 
+from imapd import mutf7
 from tests.conftest import PASSWORD
 from tests.imap_support import ADDRESS, RawClient, Server, deliver, message, start
 
@@ -132,3 +134,33 @@ def test_utf8_accept(server: Server) -> None:
     client.ok('CREATE "Größe"'.encode())
     assert b'"/" {7}\r\nGr\xc3\xb6\xc3\x9fe\r\n' in client.ok('LIST "" "Gr*"')
     assert b"* SEARCH 1\r\n" in client.ok("SEARCH ALL")
+
+
+def test_folder_commands_per_rfc_9051(server: Server) -> None:
+    client = rev2(server)
+    nfd = unicodedata.normalize("NFD", "Café")
+    # RFC 9051 6.3.4: a name the server normalises (to NFC, RFC 5198 2) is announced with OLDNAME.
+    data = client.ok(f'CREATE "{nfd}"'.encode())
+    assert data.startswith(
+        b'* LIST (\\HasNoChildren \\Subscribed) "/" {5}\r\nCaf\xc3\xa9 ("OLDNAME" ({6}\r\nCafe\xcc\x81))\r\n'
+    )
+    assert b"OLDNAME" not in client.ok('CREATE "Café/Menu"'.encode())
+    # Either form names the same folder.
+    assert b'* LIST (\\HasChildren) "/" {5}\r\nCaf\xc3\xa9\r\n' in client.ok(f'SELECT "{nfd}"'.encode())
+    assert b"[ALREADYEXISTS]" in client.command('CREATE "Café"'.encode())
+    # RFC 9051 6.3.5, 7.1: a folder with children is not deleted, and the NO says why; the folder stays selected.
+    assert re.search(rb" NO \[HASCHILDREN\] ", client.command(f'DELETE "{nfd}"'.encode()))
+    client.ok("CHECK")  # only valid with a folder selected
+    # RFC 9051 6.3.11: no RECENT status item in IMAP4rev2, in STATUS or in LIST's RETURN (STATUS).
+    assert b" BAD " in client.command("STATUS INBOX (MESSAGES RECENT)")
+    assert b" BAD " in client.command('LIST "" "INBOX" RETURN (STATUS (RECENT))')
+    assert b"* STATUS " in client.ok("STATUS INBOX (MESSAGES UNSEEN)")
+    # An IMAP4rev1 session keeps RECENT and sees no OLDNAME; HASCHILDREN is a response code it may ignore.
+    other = RawClient(server)
+    assert b'* STATUS "INBOX" (RECENT 0)\r\n' in other.ok("STATUS INBOX (RECENT)")
+    data = other.ok('CREATE "' + mutf7.encode(unicodedata.normalize("NFD", "Noël")) + '"')
+    assert b"LIST" not in data
+    assert b'* LIST (\\HasNoChildren) "/" "No&AOs-l"\r\n' in other.ok('LIST "" "No*"')
+    assert re.search(rb" NO \[HASCHILDREN\] ", other.command('DELETE "Caf&AOk-"'))
+    client.ok('DELETE "Café/Menu"'.encode())
+    client.ok(f'DELETE "{nfd}"'.encode())

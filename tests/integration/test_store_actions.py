@@ -4,8 +4,11 @@ behind, the relay's housekeeping, and query counts on the hot paths."""
 from __future__ import annotations
 
 import datetime
+import importlib
+import unicodedata
 
 import pytest
+from django.apps import apps as django_apps
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -231,3 +234,36 @@ def test_a_message_with_nul_bytes_is_stored_byte_for_byte(db, make_account):
     inbox = Mailbox.objects.get(account=alice, role=Role.INBOX)
     appended = actions.append(alice, inbox.pk, raw)
     assert bytes(appended.body.raw) == raw
+
+
+# --- Folder names in NFC ----------------------------------------------------------------------------------------
+
+
+def test_a_folder_name_is_one_folder_in_any_normalisation_form(db, make_account):
+    account = make_account("nfc@example.com")
+    nfd, nfc = unicodedata.normalize("NFD", "Café/Résumé"), "Café/Résumé"
+    created = actions.create_mailbox(account, nfd)
+    assert created.name == nfc
+    assert Mailbox.objects.filter(account=account, name="Café").exists()  # the parent, in NFC too
+    with pytest.raises(actions.AlreadyExists):
+        actions.create_mailbox(account, nfc)
+    actions.set_subscribed(account, nfd, False)
+    assert not Mailbox.objects.get(pk=created.pk).subscribed
+
+
+def test_the_migration_renames_folders_stored_in_another_form(db, make_account):
+    migration = importlib.import_module("mailboxes.migrations.0017_folder_names_nfc")
+    account = make_account("nfd@example.com")
+    nfd = unicodedata.normalize("NFD", "Café")
+    # Stored before names were normalised: one folder (with a subfolder) only in NFD, one in both forms.
+    for name in (nfd, f"{nfd}/Sub", "Noël", unicodedata.normalize("NFD", "Noël"), "Plain"):
+        Mailbox.objects.create(account=account, name=name)
+    migration.normalise_names(django_apps, None)
+    names = set(Mailbox.objects.filter(account=account).values_list("name", flat=True))
+    assert names - {"INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive"} == {
+        "Café",
+        "Café/Sub",
+        "Noël",
+        "Noël (2)",
+        "Plain",
+    }
