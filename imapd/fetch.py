@@ -53,6 +53,9 @@ class Item:
 @dataclass
 class Request:
     items: list[Item] = field(default_factory=list)
+    # 8-bit header data in 7-bit form (ENVELOPE, HEADER sections): the client did not enable UTF8=ACCEPT or
+    # IMAP4rev2 (RFC 6855 3, 5; mailcore.downgrade).
+    downgrade: bool = False
 
     @property
     def needs_raw(self) -> bool:

@@ -20,6 +20,7 @@ from imapd.search_sql import uid_q
 from mailboxes import actions
 from mailboxes.actions.folders import claim_recent
 from mailboxes.models import Account, ExpungedMessage, Mailbox, Message, MessageBody
+from mailcore import downgrade
 from mailcore.mime import MimePart
 
 _FLAG_COLUMNS = ("seen", "answered", "flagged", "deleted", "draft")
@@ -253,6 +254,8 @@ def fetch(
         data.modseq = modseq
         for name, value in zip(names, rest, strict=True):
             setattr(data, name, value if name == "structure" else bytes(value))
+        if request.downgrade and data.envelope is not None:
+            data.envelope = downgrade.envelope(data.envelope)
         if data.raw is not None:
             _cut_sections(data, request)
         out.append(data)
@@ -298,7 +301,10 @@ def _cut_sections(data: MessageData, request: Request) -> None:
             if item.section.part not in data.decoded:
                 data.decoded[item.section.part] = decoded_content(data.raw, root, item.section.part)
         elif item.section not in data.sections:
-            data.sections[item.section] = section_bytes(data.raw, root, item.section)
+            section = section_bytes(data.raw, root, item.section)
+            if section is not None and request.downgrade and item.section.text.startswith("HEADER"):
+                section = downgrade.header(section)
+            data.sections[item.section] = section
     data.raw = None
     data.structure = None
 

@@ -81,6 +81,7 @@ async def fetch_(session: Session, command: Command) -> str:
         raise ParseError("FETCH needs a sequence set and items")
     ranges = _ranges(selected, command.args[0], by_uid)
     request = fetch.parse(command.args[1:2])
+    request.downgrade = not session.utf8
     modifiers = fetch.parse_modifiers(command.args[2] if len(command.args) == 3 else None)
     if modifiers.vanished and not (by_uid and session.qresync):
         raise ParseError("VANISHED needs UID FETCH and QRESYNC enabled")  # RFC 7162 3.2.6

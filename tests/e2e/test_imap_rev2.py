@@ -164,3 +164,34 @@ def test_folder_commands_per_rfc_9051(server: Server) -> None:
     assert re.search(rb" NO \[HASCHILDREN\] ", other.command('DELETE "Caf&AOk-"'))
     client.ok('DELETE "Café/Menu"'.encode())
     client.ok(f'DELETE "{nfd}"'.encode())
+
+
+def test_8bit_headers_downgraded_for_clients_without_utf8(server: Server) -> None:
+    subject = "Grüße aus Köln".encode()
+    deliver(
+        b"From: J\xc3\xbcrgen <j@b\xc3\xbccher.example>\r\nTo: bob@example.test\r\nSubject: "
+        + subject
+        + b"\r\n\r\nHi\r\n"
+    )
+    items = "(ENVELOPE BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)] BODY.PEEK[])"
+    # RFC 6855 3, 5: an IMAP4rev1 client that did not enable UTF8=ACCEPT gets encoded-words and A-labels.
+    client = RawClient(server)
+    client.ok("SELECT INBOX")
+    data = client.ok(f"FETCH 1 {items}")
+    head, _, body = data.partition(b"BODY[] ")
+    assert head.isascii()
+    encoded = b'"=?UTF-8?B?R3LDvMOfZQ==?= aus =?UTF-8?B?S8O2bG4=?="'
+    assert b'ENVELOPE (NIL %s (("=?UTF-8?B?SsO8cmdlbg==?=" NIL "j" "xn--bcher-kva.example"))' % encoded in head
+    assert (
+        b"\r\nFrom: =?UTF-8?B?SsO8cmdlbg==?= <j@xn--bcher-kva.example>\r\n"
+        b"Subject: =?UTF-8?B?R3LDvMOfZQ==?= aus =?UTF-8?B?S8O2bG4=?=\r\n\r\n" in head
+    )
+    assert b"Subject: " + subject in body  # the message itself stays as stored
+    # Once enabled (UTF8=ACCEPT, or IMAP4rev2, which includes it), the header data as stored.
+    for enable in ("UTF8=ACCEPT", "IMAP4rev2"):
+        client = RawClient(server)
+        client.ok(f"ENABLE {enable}")
+        client.ok("SELECT INBOX")
+        head = client.ok(f"FETCH 1 {items}").partition(b"BODY[] ")[0]
+        assert b"{17}\r\n" + subject in head
+        assert b"\r\nSubject: " + subject + b"\r\n" in head
