@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from mailcore import xtext
+from mailcore.dsn import UNASKED, Requests
 from relay.policy import next_mx_after_session_failure
 
 
@@ -25,6 +27,7 @@ class Reply:
     code: int | None  # None: no reply at all (connection refused or lost, timeout, TLS failure)
     text: str
     host: str = ""  # the MX host name that gave it
+    dsn_passed: bool = False  # the host offered DSN, so the sender's NOTIFY went on with the message (RFC 3461 5.2)
 
 
 @dataclass(frozen=True)
@@ -125,9 +128,32 @@ def _open(host: str, address: str, port: int, *, helo: str, timeout: float, tls:
     return Connection(smtp, host)
 
 
-def _transaction(smtp: smtplib.SMTP, sender: str, recipients: Sequence[str], raw: bytes) -> dict[str, tuple[int, str]]:
+def _dsn_options(smtp: smtplib.SMTP, requests: Requests) -> tuple[list[str], Callable[[str], list[str]]]:
+    """MAIL's parameters and each RCPT's that carry the sender's requests on: DSN's where the host offers DSN
+    (RFC 3461 5.2), REQUIRETLS where it offers that (RFC 8689 5; without it the message may not go)."""
+    mail = ["REQUIRETLS"] if requests.require_tls else []
+    if not smtp.has_extn("dsn"):
+        return mail, lambda rcpt: []
+    mail += [f"RET={requests.ret}"] if requests.ret else []
+    mail += [f"ENVID={xtext.encode(requests.envid)}"] if requests.envid else []
+
+    def rcpt_options(rcpt: str) -> list[str]:
+        notify, orcpt = requests.notify.get(rcpt), requests.orcpt.get(rcpt)
+        addr_type, _, address = (orcpt or "").partition(";")
+        return ([f"NOTIFY={notify}"] if notify else []) + (
+            [f"ORCPT={addr_type};{xtext.encode(address)}"] if orcpt else []
+        )
+
+    return mail, rcpt_options
+
+
+def _transaction(
+    smtp: smtplib.SMTP, sender: str, recipients: Sequence[str], raw: bytes, requests: Requests = UNASKED
+) -> dict[str, tuple[int, str]]:
     """Run one mail transaction; return each recipient's final reply or raise _SessionFailed."""
-    options = []
+    if requests.require_tls and not smtp.has_extn("requiretls"):
+        raise _SessionFailed(550, "5.7.30 REQUIRETLS support required: the host does not offer REQUIRETLS")
+    options, rcpt_options = _dsn_options(smtp, requests)
     if smtp.has_extn("size"):
         options.append(f"SIZE={len(raw)}")
     if smtp.has_extn("8bitmime") and any(byte > 127 for byte in raw):
@@ -140,7 +166,7 @@ def _transaction(smtp: smtplib.SMTP, sender: str, recipients: Sequence[str], raw
     replies: dict[str, tuple[int, str]] = {}
     accepted = []
     for rcpt in recipients:
-        code, message = smtp.rcpt(rcpt)
+        code, message = smtp.rcpt(rcpt, rcpt_options(rcpt))
         replies[rcpt] = (code, _text(message))
         if code in (250, 251):
             accepted.append(rcpt)
@@ -168,6 +194,7 @@ def attempt(
     timeout: float,
     tls: Tls = Tls(),
     reuse: Connection | None = None,
+    requests: Requests = UNASKED,
 ) -> tuple[dict[str, Reply], Connection | None]:
     """Deliver `raw` to `recipients` through the first address that takes it: a reply for every recipient, and
     the session it went over, still open, when that session can carry another transaction (else None).
@@ -196,7 +223,7 @@ def attempt(
             last = Reply(None, f"{where}: {why}{exc or type(exc).__name__}", host)
             continue
         try:
-            replies = _transaction(connection.smtp, sender, pending, raw)
+            replies = _transaction(connection.smtp, sender, pending, raw, requests)
         except _SessionFailed as exc:
             connection.close()
             last = Reply(exc.code, exc.text, host)
@@ -208,5 +235,6 @@ def attempt(
             last = Reply(None, f"{host}: {exc or type(exc).__name__}", host)
             continue
         connection.transactions += 1
-        return {rcpt: Reply(code, text, host) for rcpt, (code, text) in replies.items()}, connection
+        passed = connection.smtp.has_extn("dsn")
+        return {rcpt: Reply(code, text, host, passed) for rcpt, (code, text) in replies.items()}, connection
     return {rcpt: last for rcpt in pending}, None

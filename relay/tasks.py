@@ -46,7 +46,14 @@ def _session(claimed: Claim) -> None:
         recorded = outbound.record(claimed, replies, no_reply=route.outcome, route_status=route.status)
         events.attempted(claimed, recorded, new_session=False)
         return
-    addresses, tls = _apply_mta_sts(claimed.domain, route.addresses)
+    addresses, tls = _apply_mta_sts(claimed.domain, route.addresses, optional=claimed.tls_optional)
+    if claimed.requests.require_tls and not tls.verify:
+        # RFC 8689 5: only to an MX authenticated by an MTA-STS enforce policy (we have no DANE); else 5.7.30.
+        reason = f"5.7.30 REQUIRETLS: {claimed.domain} has no MTA-STS enforce policy to verify its MX hosts by"
+        replies = {rcpt: Reply(550, reason) for rcpt in claimed.recipients}
+        recorded = outbound.record(claimed, replies)
+        events.attempted(claimed, recorded, new_session=False)
+        return
     if not addresses:
         reason = f"4.7.5 no MX host of {claimed.domain} matches its MTA-STS policy"
         replies = {rcpt: Reply(None, reason) for rcpt in claimed.recipients}
@@ -67,6 +74,7 @@ def _session(claimed: Claim) -> None:
                 timeout=settings.MAILSITE_RELAY_TIMEOUT,
                 tls=tls,
                 reuse=connection,
+                requests=current.requests,
             )
             # Recorded (delivered only on its 250) before the session takes anything else.
             recorded = outbound.record(current, replies)
@@ -74,15 +82,21 @@ def _session(claimed: Claim) -> None:
             connection = after
             if connection is None or not _reusable(connection):
                 break
-            current = outbound.claim_next(claimed.domain)
+            # Only messages with the first one's TLS requirements: the session's TLS was chosen for them.
+            current = outbound.claim_next(
+                claimed.domain, require_tls=claimed.requests.require_tls, tls_optional=claimed.tls_optional
+            )
     finally:
         if connection is not None:
             connection.close()
 
 
-def _apply_mta_sts(domain: str, addresses: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], Tls]:
+def _apply_mta_sts(
+    domain: str, addresses: list[tuple[str, str]], *, optional: bool = False
+) -> tuple[list[tuple[str, str]], Tls]:
     """The MX addresses mail for `domain` may go to and how TLS is used (RFC 8461 5): under an enforce policy
-    only MX hosts it names, over STARTTLS with a valid certificate; what a testing policy finds is only reported."""
+    only MX hosts it names, over STARTTLS with a valid certificate; what a testing policy finds is only reported.
+    A message marked "TLS-Required: No" (`optional`, RFC 8689 4) is sent as under a testing policy."""
     ca_file = str(settings.MAILSITE_RELAY_CA_FILE) if settings.MAILSITE_RELAY_CA_FILE else None
     policy = mtasts.policy_for(domain) if settings.MAILSITE_RELAY_MTA_STS else None
     if policy is None:
@@ -90,7 +104,7 @@ def _apply_mta_sts(domain: str, addresses: list[tuple[str, str]]) -> tuple[list[
     outside = sorted({host for host, _ in addresses if not mtasts.mx_matches(host, policy.mx)})
     for host in outside:
         events.policy_mismatch(domain, host, policy.mode)
-    if policy.mode == "testing":
+    if policy.mode == "testing" or optional:
         return addresses, Tls(ca_file=ca_file, report=functools.partial(events.policy_tls_failure, domain))
     return [(host, address) for host, address in addresses if host not in outside], Tls(verify=True, ca_file=ca_file)
 

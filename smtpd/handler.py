@@ -25,6 +25,7 @@ from mailboxes import actions, asyncdb, signin
 from mailboxes.models import Account
 from mailcore.authors import AmbiguousAuthor, author_domain
 from mailcore.authors import authors as read_authors
+from mailcore.dsn import Requests
 from mailcore.mime import HeaderTooLarge, MimeTooDeep
 from ops import limits, metrics
 from smtpd import lookups, message, policy
@@ -50,6 +51,18 @@ def _declared_size(options: list[str]) -> int:
 def _sender(envelope: Envelope) -> str:
     # aiosmtpd records the null reverse-path as "<>"; the store wants "".
     return "" if envelope.mail_from is None or envelope.mail_from == "<>" else envelope.mail_from
+
+
+def _requests(envelope: MailsiteEnvelope) -> Requests:
+    """The envelope's DSN (RFC 3461) and REQUIRETLS (RFC 8689) parameters, as the queue keeps them."""
+    mail, by_recipient = envelope.mail_parameters, envelope.rcpt_parameters
+    return Requests(
+        ret=mail.ret,
+        envid=mail.envid,
+        require_tls=mail.require_tls,
+        notify={rcpt: found.notify for rcpt, found in by_recipient.items() if found.notify},
+        orcpt={rcpt: found.orcpt for rcpt, found in by_recipient.items() if found.orcpt},
+    )
 
 
 # RFC 5321 3.8: a 421 may be sent asynchronously before the server closes the channel.
@@ -108,7 +121,10 @@ class Handler:
     ) -> list[str]:
         session.host_name = hostname
         lines = [line for line in responses[:-1] if self.role.submission or not line.startswith("250-AUTH")]
-        return [*lines, "250-PIPELINING", "250-ENHANCEDSTATUSCODES", responses[-1]]
+        lines += ["250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250-DSN"]
+        if server.tls_active:
+            lines.append("250-REQUIRETLS")  # RFC 8689 3: offered on TLS sessions only
+        return [*lines, responses[-1]]
 
     async def authenticate(self, server: MailsiteSMTP, login: bytes, password: bytes) -> AuthResult:
         try:
@@ -356,6 +372,7 @@ class Handler:
                     _sender(envelope),
                     envelope.rcpt_tos,
                     author_domain=envelope.author_domain,
+                    requests=_requests(envelope),
                 )
             else:
                 report = await self.groups.deliver(

@@ -22,13 +22,14 @@ import collections
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, TLSSetupException
 
 from ops import metrics, proxy
-from smtpd import policy
+from smtpd import parameters, policy
 from smtpd.connections import ConnectionCounter
 
 log = logging.getLogger("smtpd")
@@ -59,6 +60,9 @@ def plain_path(arg: str) -> tuple[str, str] | None:
         return None
     return match.group(1), arg[match.end() :]
 
+
+# The parameters `smtpd.parameters` takes out of MAIL and RCPT before aiosmtpd reads them (RFC 3461 4, RFC 8689 3).
+_OUR_PARAMETERS = re.compile(r"\b(?:RET|ENVID|REQUIRETLS|NOTIFY|ORCPT)\b", re.IGNORECASE)
 
 # aiosmtpd's wording for DATA refusals (policy.enhance adds the enhanced codes).
 _LINE_TOO_LONG = "500 Line too long (see RFC5321 4.5.3.1.6)"
@@ -105,6 +109,9 @@ class MailsiteEnvelope(Envelope):
         self.own_addresses: list[str] = []
         # Submission: the domain of the From: authors, read once and authorised at DATA; the relay signs for it.
         self.author_domain: str | None = None
+        # DSN (RFC 3461) and REQUIRETLS (RFC 8689) parameters of MAIL, and of RCPT by accepted recipient.
+        self.mail_parameters = parameters.MailParameters()
+        self.rcpt_parameters: dict[str, parameters.RcptParameters] = {}
 
 
 class MailsiteSMTP(SMTP):
@@ -475,6 +482,21 @@ class MailsiteSMTP(SMTP):
     async def smtp_MAIL(self, arg: str) -> None:
         self._holding = True
         try:
+            assert self.session is not None
+            ready = self.envelope is not None and not self.envelope.mail_from
+            if ready and (self.session.authenticated or not self._auth_required):
+                taken = self._parameters(
+                    arg, "FROM:", lambda words: parameters.mail_parameters(words, tls=self.tls_active)
+                )
+                if isinstance(taken, str):
+                    await self.push(taken)
+                    return
+                if taken is not None:
+                    arg, found = taken
+                    await super().smtp_MAIL(arg)
+                    if isinstance(self.envelope, MailsiteEnvelope) and self.envelope.mail_from:
+                        self.envelope.mail_parameters = found
+                    return
             await super().smtp_MAIL(arg)
         finally:
             self._holding = False
@@ -482,9 +504,39 @@ class MailsiteSMTP(SMTP):
     async def smtp_RCPT(self, arg: str) -> None:
         self._holding = True
         try:
+            if isinstance(self.envelope, MailsiteEnvelope) and self.envelope.mail_from:
+                taken = self._parameters(arg, "TO:", parameters.rcpt_parameters)
+                if isinstance(taken, str):
+                    await self.push(taken)
+                    return
+                if taken is not None:
+                    arg, found = taken
+                    before = len(self.envelope.rcpt_tos)
+                    await super().smtp_RCPT(arg)
+                    if len(self.envelope.rcpt_tos) > before:
+                        self.envelope.rcpt_parameters[self.envelope.rcpt_tos[-1]] = found
+                    return
             await super().smtp_RCPT(arg)
         finally:
             self._holding = False
+
+    def _parameters(self, arg: str | None, keyword: str, parse: Callable[[list[str]], Any]) -> Any:
+        """For MAIL and RCPT with DSN or REQUIRETLS parameters: the command without them and what they say, or
+        the reply refusing them; None when there are none (or aiosmtpd refuses the command anyway)."""
+        if not arg or self.session is None or not self.session.extended_smtp or not _OUR_PARAMETERS.search(arg):
+            return None
+        arg = arg.rstrip()
+        stripped = self._strip_command_keyword(keyword, arg)
+        if stripped is None:
+            return None
+        address, rest = self._getaddr(stripped)
+        if not address or rest is None or not arg.endswith(rest):
+            return None
+        taken = parse(rest.split())
+        if isinstance(taken, str):
+            return taken
+        found, words = taken
+        return " ".join([arg[: len(arg) - len(rest)].rstrip(), *words]), found
 
     async def smtp_EHLO(self, hostname: str) -> None:
         self._raw_replies = bool(hostname)

@@ -91,6 +91,14 @@ class SinkHandler:
         self.dropped = 0
         self.per_session: dict[int, int] = {}  # messages stored, by session number
         self.open: set[SMTP] = set()
+        # Extensions offered beyond aiosmtpd's own, such as DSN or REQUIRETLS: their MAIL and RCPT parameters
+        # are taken, not refused, and kept for each message in `parameters`.
+        self.extensions: tuple[str, ...] = ()
+        self.parameters: list[list[str]] = []
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses) -> list[str]:
+        session.host_name = hostname
+        return [*responses[:-1], *(f"250-{name}" for name in self.extensions), responses[-1]]
 
     def opened(self, server: SMTP) -> None:
         self.open.add(server)
@@ -147,6 +155,24 @@ class SinkHandler:
 
 class _CountingSMTP(SMTP):
     """aiosmtpd's server telling its handler when a connection opens and closes (STARTTLS is not a new one)."""
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        await super().smtp_MAIL(self._take_parameters(arg, new=True))
+
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        await super().smtp_RCPT(self._take_parameters(arg, new=False))
+
+    def _take_parameters(self, arg: str | None, *, new: bool) -> str | None:
+        """The command without the parameters of the extensions the sink offers, which are recorded."""
+        handler = self.event_handler
+        if not handler.extensions or arg is None:
+            return arg
+        if new:
+            handler.parameters.append([])
+        path, *words = arg.split(" ")
+        ours = ("RET", "ENVID", "REQUIRETLS", "NOTIFY", "ORCPT")
+        handler.parameters[-1].extend(word for word in words if word.partition("=")[0].upper() in ours)
+        return " ".join([path, *(word for word in words if word.partition("=")[0].upper() not in ours)])
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = self.transport is None

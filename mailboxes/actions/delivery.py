@@ -14,7 +14,7 @@ from mailboxes.actions import counters, queueing, storing
 from mailboxes.actions.locks import action, lock, taken
 from mailboxes.models import Mailbox, Message, MessageBody, Role
 from mailboxes.recipients import DeliveryReport, Expansion, RecipientStatus, Resolution, expansion, resolution_of
-from mailcore.dsn import RecipientReport, build_dsn
+from mailcore.dsn import UNASKED, RecipientReport, Requests, build_dsn
 from mailcore.mime import ParsedMessage, parse_message
 from sieve.delivery import Filing, folders_to_lock
 
@@ -246,12 +246,17 @@ def deliver(raw: bytes, envelope_sender: str, recipients: Sequence[str]) -> Deli
 
 
 def submit_in(
-    raw: bytes, envelope_sender: str, recipients: Sequence[str], expansions: Expansions, author_domain: str | None
+    raw: bytes,
+    envelope_sender: str,
+    recipients: Sequence[str],
+    expansions: Expansions,
+    author_domain: str | None,
+    requests: Requests = UNASKED,
 ) -> DeliveryReport:
     [report] = _deliver_group([(raw, envelope_sender, recipients)], expansions)
     if isinstance(report, Exception):
         raise report
-    queueing.pass_on(raw, envelope_sender, report, relay_remote=True, author_domain=author_domain)
+    queueing.pass_on(raw, envelope_sender, report, relay_remote=True, author_domain=author_domain, requests=requests)
     return report
 
 
@@ -270,15 +275,21 @@ def submit(
 
 @action
 def submit_from_smtp(
-    raw: bytes, envelope_sender: str, recipients: Sequence[str], *, author_domain: str | None = None
+    raw: bytes,
+    envelope_sender: str,
+    recipients: Sequence[str],
+    *,
+    author_domain: str | None = None,
+    requests: Requests = UNASKED,
 ) -> DeliveryReport:
     """`submit` for SMTP submission, which has one DATA reply for all recipients: a local recipient whose
     mailbox filled up (or who was removed) after RCPT gets no copy, and the sender a DSN saying so, as on the
-    MX."""
+    MX. `requests` are the envelope's DSN and REQUIRETLS parameters: the queue keeps them for the relay, and a
+    local recipient with NOTIFY=SUCCESS gets the sender a "delivered" notice (RFC 3461 4.1)."""
     expansions: Expansions = {}
     lock_up_front([(raw, envelope_sender, recipients)], expansions)
-    report = submit_in(raw, envelope_sender, recipients, expansions, author_domain)
-    _bounce_refused(raw, envelope_sender, report, relayed=True)
+    report = submit_in(raw, envelope_sender, recipients, expansions, author_domain, requests)
+    _bounce_refused(raw, envelope_sender, report, relayed=True, requests=requests)
     return report
 
 
@@ -362,35 +373,65 @@ _REFUSED_AT_DATA = {
 }
 
 
-def _bounce_refused(raw: bytes, envelope_sender: str, report: DeliveryReport, *, relayed: bool) -> None:
+def _bounce_refused(
+    raw: bytes, envelope_sender: str, report: DeliveryReport, *, relayed: bool, requests: Requests = UNASKED
+) -> None:
     """Recipients accepted at RCPT that got no copy at DATA, when others did: a mailbox filled up, or an
     account or domain was removed in between (REMOTE counts so only on the MX; on submission, `relayed`, it
     was queued for the relay).
 
     SMTP has one DATA reply for all recipients: it is 250 for those stored, so the sender learns about the
     others from a DSN (RFC 3464), delivered in the same transaction. When none got it the reply itself says so
-    and no DSN is sent; never for a bounce (null sender).
+    and no DSN is sent; never for a bounce (null sender). The same DSN tells of the local recipients whose
+    NOTIFY asked for SUCCESS, and leaves out those whose NOTIFY leaves out FAILURE (RFC 3461 4.1).
     """
     statuses = set(report.results.values())
     refused = {
         rcpt: _REFUSED_AT_DATA[status]
         for rcpt, status in report.results.items()
-        if status in _REFUSED_AT_DATA and not (relayed and status is RecipientStatus.REMOTE)
+        if status in _REFUSED_AT_DATA
+        and not (relayed and status is RecipientStatus.REMOTE)
+        and requests.notifies(rcpt, "FAILURE")
     }
     delivered = RecipientStatus.LOCAL in statuses or (relayed and RecipientStatus.REMOTE in statuses)
-    if not refused or not delivered or not envelope_sender:
-        return
     now = timezone.now()
+    reports = [
+        RecipientReport(
+            rcpt,
+            "failed",
+            status,
+            text,
+            smtp_reply=False,
+            last_attempt=now,
+            original_recipient=requests.orcpt.get(rcpt, ""),
+        )
+        for rcpt, (status, text) in refused.items()
+        if delivered
+    ]
+    reports += [
+        RecipientReport(
+            rcpt,
+            "delivered",
+            "2.0.0",
+            "delivered to the mailbox",
+            smtp_reply=False,
+            last_attempt=now,
+            original_recipient=requests.orcpt.get(rcpt, ""),
+        )
+        for rcpt, status in report.results.items()
+        if status is RecipientStatus.LOCAL and requests.notifies(rcpt, "SUCCESS")
+    ]
+    if not reports or not envelope_sender:
+        return
     dsn = build_dsn(
         reporting_mta=settings.MAILSITE_HOSTNAME,
         to=envelope_sender,
         original=raw,
-        recipients=[
-            RecipientReport(rcpt, "failed", status, text, smtp_reply=False, last_attempt=now)
-            for rcpt, (status, text) in refused.items()
-        ],
+        recipients=reports,
         arrival=now,
         now=now,
+        ret=requests.ret,
+        envid=requests.envid,
     )
     if deliver(dsn, "", [envelope_sender]).results.get(envelope_sender) is RecipientStatus.REMOTE:
         queueing.enqueue(dsn, "", [envelope_sender], author_domain=None)

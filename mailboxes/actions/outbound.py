@@ -25,7 +25,7 @@ from mailboxes.actions.locks import action, lock, lock_outbound
 from mailboxes.actions.queueing import enqueue, schedule
 from mailboxes.models import Mailbox, Role
 from mailboxes.recipients import DeliveryReport, RecipientStatus, expansion
-from mailcore.dsn import RecipientReport, build_dsn
+from mailcore.dsn import UNASKED, RecipientReport, Requests, build_dsn, notifies
 from relay.deliver import Reply
 from relay.models import OPEN_STATES, Attempt, MtaStsPolicy, OutboundMessage, OutboundRecipient, State
 from relay.policy import Outcome, RetryPolicy, enhanced_status, outcome_for_code
@@ -54,6 +54,8 @@ class Claim:
     recipients: list[str]
     started: datetime.datetime
     queue_id: str  # the id our SMTP listener gave the message (in its Received field), to follow it in logs
+    requests: Requests = UNASKED  # the sender's DSN and REQUIRETLS parameters, passed on (RFC 3461 5.2)
+    tls_optional: bool = False  # "TLS-Required: No" (RFC 8689 4)
 
 
 @dataclass(frozen=True)
@@ -96,17 +98,34 @@ def claim(message_id: int, domain: str) -> Claim | None:
     token = secrets.token_hex(16)
     until = now + datetime.timedelta(seconds=settings.MAILSITE_RELAY_CLAIM_TIMEOUT)
     OutboundRecipient.objects.filter(pk__in=[row.pk for row in rows]).update(claim=token, claimed_until=until)
-    message = OutboundMessage.objects.only("sender", "raw").get(pk=message_id)
+    message = OutboundMessage.objects.only("sender", "raw", "dsn_ret", "dsn_envid", "require_tls", "tls_optional").get(
+        pk=message_id
+    )
     raw = bytes(message.raw)
     recipients = [r.address for r in rows]
-    return Claim(message_id, domain, token, message.sender, raw, recipients, now, queue_id_of(raw, message_id))
+    requests = Requests(
+        ret=message.dsn_ret,
+        envid=message.dsn_envid,
+        require_tls=message.require_tls,
+        notify={r.address: r.dsn_notify for r in rows if r.dsn_notify},
+        orcpt={r.address: r.dsn_orcpt for r in rows if r.dsn_orcpt},
+    )
+    queue_id = queue_id_of(raw, message_id)
+    return Claim(
+        message_id, domain, token, message.sender, raw, recipients, now, queue_id, requests, message.tls_optional
+    )
 
 
-def claim_next(domain: str, candidates: int = 20) -> Claim | None:
+def claim_next(
+    domain: str, candidates: int = 20, *, require_tls: bool = False, tls_optional: bool = False
+) -> Claim | None:
     """Claim the oldest message with due, unclaimed recipients at `domain` (None: nothing to do), for a session
-    already open to it. Each claim is its own transaction; a message another worker took is passed over."""
+    already open to it. Each claim is its own transaction; a message another worker took is passed over. Only
+    messages with these TLS requirements (RFC 8689) are taken: the session's TLS was chosen for them."""
     now = timezone.now()
-    due = OutboundRecipient.objects.filter(_due(now), domain=domain).order_by("message_id")
+    due = OutboundRecipient.objects.filter(
+        _due(now), domain=domain, message__require_tls=require_tls, message__tls_optional=tls_optional
+    ).order_by("message_id")
     for message_id in dict.fromkeys(due.values_list("message_id", flat=True)[:candidates]):
         claimed = claim(message_id, domain)
         if claimed is not None:
@@ -142,13 +161,17 @@ def _report(row: OutboundRecipient, action: str, now: datetime.datetime) -> Reci
         smtp_reply=row.last_code is not None,
         remote_mta=row.last_host,
         last_attempt=now,
+        original_recipient=row.dsn_orcpt,
     )
 
 
 def _notify_sender(
     message: OutboundMessage, reports: list[RecipientReport], *, will_retry_until: datetime.datetime | None = None
 ) -> None:
-    """Put a DSN in the sender's Inbox (or queue it to a remote sender). Never for a bounce (null sender)."""
+    """Put a DSN in the sender's Inbox (or queue it to a remote sender). Never for a bounce (null sender).
+
+    It carries the sender's ENVID and returns what RET asked for (RFC 3461 4.3, 4.4); for a REQUIRETLS message
+    only the headers, and a DSN queued to a remote sender requires TLS in turn (RFC 8689 5)."""
     if not reports or not message.sender:
         return
     now = timezone.now()
@@ -160,10 +183,12 @@ def _notify_sender(
         arrival=message.created,
         now=now,
         will_retry_until=will_retry_until,
+        ret="HDRS" if message.require_tls else message.dsn_ret,
+        envid=message.dsn_envid,
     )
     report: DeliveryReport = deliver(dsn, "", [message.sender])
     if report.results.get(message.sender) is RecipientStatus.REMOTE:
-        enqueue(dsn, "", [message.sender], author_domain=None)
+        enqueue(dsn, "", [message.sender], author_domain=None, requests=Requests(require_tls=message.require_tls))
     elif not report.message_ids:
         log.warning("DSN for message %s: sender %s cannot receive it (%s)", message.pk, message.sender, report.results)
 
@@ -197,7 +222,7 @@ def record(
     rows = lock_outbound(
         OutboundRecipient.objects.filter(message_id=claimed.message_id, claim=claimed.token, address__in=list(replies))
     )
-    bounced: list[RecipientReport] = []
+    bounced: list[RecipientReport] = []  # failures and successes (RFC 3461 4.1 NOTIFY says which)
     delayed: list[RecipientReport] = []
     retry_at: datetime.datetime | None = None
     recorded: list[Recorded] = []
@@ -222,9 +247,13 @@ def record(
             row.status = "5.4.7"  # RFC 3463: delivery time expired
         if outcome is Outcome.DELIVERED:
             row.state = State.DELIVERED
+            if not reply.dsn_passed and notifies(row.dsn_notify, "SUCCESS"):
+                # RFC 3461 5.2.2: the next hop took the message but not our NOTIFY, so the notice is ours.
+                bounced.append(_report(row, "relayed", now))
         elif outcome is Outcome.BOUNCED:
             row.state = State.BOUNCED
-            bounced.append(_report(row, "failed", now))
+            if notifies(row.dsn_notify, "FAILURE"):
+                bounced.append(_report(row, "failed", now))
         else:
             if row.state != State.HELD:  # held while this attempt ran: it stays held
                 row.state = State.DEFERRED
@@ -232,7 +261,8 @@ def record(
             retry_at = min(retry_at or row.next_attempt, row.next_attempt)
             if policy.warns_delay(message.created, now, row.delay_warned):
                 row.delay_warned = True
-                delayed.append(_report(row, "delayed", now))
+                if notifies(row.dsn_notify, "DELAY"):
+                    delayed.append(_report(row, "delayed", now))
         row.save()
         recorded.append(
             Recorded(row.address, outcome, row.last_host, row.last_code, row.last_reply, row.status, row.attempts)
@@ -327,7 +357,8 @@ def delete(recipient_ids: Sequence[int]) -> int:
         last = f" (last reply: {row.last_code or ''} {row.last_reply})" if row.last_reply else ""
         row.status, row.last_code = "5.0.0", None
         row.last_reply = "deleted from the queue by the administrator" + last
-        by_message.setdefault(row.message_id, []).append(_report(row, "failed", now))
+        if notifies(row.dsn_notify, "FAILURE"):
+            by_message.setdefault(row.message_id, []).append(_report(row, "failed", now))
     for message in OutboundMessage.objects.filter(pk__in=by_message):
         _notify_sender(message, by_message[message.pk])
     OutboundRecipient.objects.filter(pk__in=[row.pk for row in rows]).delete()

@@ -19,6 +19,8 @@ from django.db import transaction
 from mailboxes.actions.locks import action
 from mailboxes.models import Domain, split_address
 from mailboxes.recipients import DeliveryReport, RecipientStatus
+from mailcore.dsn import UNASKED, Requests
+from mailcore.fields import field_values
 from relay import dkim
 from relay.models import OutboundMessage, OutboundRecipient
 
@@ -55,27 +57,62 @@ def _signing_domain(author_domain: str | None) -> Domain | None:
     return Domain.objects.filter(name=author_domain, active=True).first()
 
 
+def _tls_optional(raw: bytes, requests: Requests) -> bool:
+    """RFC 8689 4: "TLS-Required: No" asks that the recipient domain's TLS policy (MTA-STS) not stop delivery;
+    under REQUIRETLS the field is ignored."""
+    return not requests.require_tls and any(value.lower() == b"no" for value in field_values(raw, b"TLS-Required"))
+
+
 @action
-def enqueue(raw: bytes, sender: str, recipients: Sequence[str], *, author_domain: str | None) -> OutboundMessage | None:
+def enqueue(
+    raw: bytes, sender: str, recipients: Sequence[str], *, author_domain: str | None, requests: Requests = UNASKED
+) -> OutboundMessage | None:
     """Queue `raw` for remote `recipients`; attempts start on commit.
 
     It is DKIM-signed for `author_domain` when that is one of our active domains. The caller passes the domain
     that submission authorised the author for (decided once, from one parse of From:), or None for mail we did
     not author (alias forwards, DSNs): the relay never reads the headers to decide whom it signs for.
+    `requests` holds what the sender asked in the SMTP envelope (DSN, REQUIRETLS); the relay honours them.
     """
     unique = list(dict.fromkeys(rcpt.strip() for rcpt in recipients if rcpt.strip()))
     if not unique:
         return None
     domain = _signing_domain(author_domain)
     signed = dkim.sign(raw, domain) if domain is not None else raw
-    message = OutboundMessage.objects.create(sender=sender, raw=signed, size=len(signed), subject=_subject(raw))
-    rows = [OutboundRecipient(message=message, address=rcpt, domain=split_address(rcpt)[1]) for rcpt in unique]
+    message = OutboundMessage.objects.create(
+        sender=sender,
+        raw=signed,
+        size=len(signed),
+        subject=_subject(raw),
+        dsn_ret=requests.ret,
+        dsn_envid=requests.envid,
+        require_tls=requests.require_tls,
+        tls_optional=_tls_optional(raw, requests),
+    )
+    rows = [
+        OutboundRecipient(
+            message=message,
+            address=rcpt,
+            domain=split_address(rcpt)[1],
+            dsn_notify=requests.notify.get(rcpt, ""),
+            dsn_orcpt=requests.orcpt.get(rcpt, ""),
+        )
+        for rcpt in unique
+    ]
     OutboundRecipient.objects.bulk_create(rows)
     schedule((message.pk, row.domain) for row in rows)
     return message
 
 
-def pass_on(raw: bytes, sender: str, report: DeliveryReport, *, relay_remote: bool, author_domain: str | None) -> None:
+def pass_on(
+    raw: bytes,
+    sender: str,
+    report: DeliveryReport,
+    *,
+    relay_remote: bool,
+    author_domain: str | None,
+    requests: Requests = UNASKED,
+) -> None:
     """Queue what a delivery left for the relay: alias forwards (always, with the original envelope sender),
     and remote recipients when `relay_remote` (authenticated senders; the MX refuses them at RCPT)."""
     outbound = list(report.forward)
@@ -84,4 +121,4 @@ def pass_on(raw: bytes, sender: str, report: DeliveryReport, *, relay_remote: bo
             rcpt for rcpt, status in report.results.items() if status is RecipientStatus.REMOTE and rcpt not in outbound
         )
     if outbound:
-        enqueue(raw, sender, outbound, author_domain=author_domain)
+        enqueue(raw, sender, outbound, author_domain=author_domain, requests=requests)

@@ -14,6 +14,7 @@ import pytest
 
 from mailboxes.actions import queueing
 from mailboxes.models import Message, Role
+from mailcore.dsn import Requests
 from relay import dkim, tasks
 from relay.models import Attempt, DkimKey, OutboundRecipient, State
 from tests.dns_server import DnsServer
@@ -233,3 +234,76 @@ def test_no_mx_means_the_domains_own_address(relay, dns_server):
     wait_for(lambda: settled("erin@example.org", State.DELIVERED))
     assert sink.messages[0].rcpt_tos == ["erin@example.org"]
     assert state_of("erin@example.org").last_host == "example.org"
+
+
+# --- The sender's DSN requests (RFC 3461) -------------------------------------------------------------------------
+
+ASKED = Requests(
+    ret="HDRS",
+    envid="QQ314159+1",
+    notify={"bob@example.net": "SUCCESS,FAILURE"},
+    orcpt={"bob@example.net": "rfc822;Bob+Lists@example.net"},
+)
+
+
+def test_dsn_requests_go_on_to_a_next_hop_that_offers_dsn_and_we_send_no_notice(relay):
+    mx1 = relay.start(MX1)
+    mx1.extensions = ("DSN",)
+    queueing.enqueue(message(), "alice@example.com", ["bob@example.net"], author_domain=None, requests=ASKED)
+
+    wait_for(lambda: settled("bob@example.net", State.DELIVERED))
+    # RFC 3461 5.2: passed on, ENVID and ORCPT as xtext
+    assert mx1.parameters == [
+        ["RET=HDRS", "ENVID=QQ314159+2B1", "NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;Bob+2BLists@example.net"]
+    ]
+    assert inbox("alice@example.com") == []  # the next hop sends the success notice
+
+
+def test_success_through_a_next_hop_without_dsn_is_reported_relayed(relay):
+    relay.start(MX1)  # aiosmtpd offers no DSN
+    queueing.enqueue(message("Tea"), "alice@example.com", ["bob@example.net"], author_domain=None, requests=ASKED)
+
+    wait_for(lambda: inbox("alice@example.com"))
+    [notice] = inbox("alice@example.com")
+    report = message_from_bytes(bytes(notice.body.raw), policy=email_policy.default)
+    assert report["Subject"] == "Successful Mail Delivery Report"
+    _, status, returned = report.get_payload()
+    text = status.as_bytes().decode()
+    assert "Original-Envelope-Id: QQ314159+1" in text  # RFC 3464 2.2.1
+    assert "Original-Recipient: rfc822;Bob+Lists@example.net" in text  # RFC 3464 2.3.1
+    assert "Action: relayed" in text  # RFC 3461 5.2.2
+    assert "Status: 2.0.0" in text
+    assert returned.get_content_type() == "text/rfc822-headers"
+
+
+@pytest.mark.parametrize(
+    ("notify", "ret", "notice"),
+    [
+        ("NEVER", "", None),
+        ("SUCCESS", "FULL", None),
+        ("FAILURE", "FULL", "message/rfc822"),
+        ("", "", "text/rfc822-headers"),
+    ],
+)
+def test_notify_and_ret_decide_the_failure_notice(relay, notify, ret, notice):
+    mx1 = relay.start(MX1)
+    mx1.rcpt_replies["nobody@example.net"] = "550 5.1.1 no such user here"
+    requests = Requests(ret=ret, notify={"nobody@example.net": notify} if notify else {})
+    queueing.enqueue(
+        message("Lunch", to="nobody@example.net"),
+        "alice@example.com",
+        ["nobody@example.net", "bob@example.net"],
+        author_domain=None,
+        requests=requests,
+    )
+
+    wait_for(lambda: settled("nobody@example.net", State.BOUNCED) and settled("bob@example.net", State.DELIVERED))
+    if notice is None:
+        relay.quiet()
+        assert inbox("alice@example.com") == []
+        return
+    wait_for(lambda: inbox("alice@example.com"))
+    [bounce] = inbox("alice@example.com")
+    *_, returned = message_from_bytes(bytes(bounce.body.raw), policy=email_policy.default).get_payload()
+    assert returned.get_content_type() == notice
+    assert (b".leading dot survives" in returned.as_bytes()) == (notice == "message/rfc822")

@@ -11,6 +11,8 @@ import pytest
 import trustme
 
 from mailboxes.actions import queueing
+from mailboxes.models import Message
+from mailcore.dsn import Requests
 from relay.models import MtaStsPolicy, OutboundRecipient, State
 from tests.relay_support import RELAY_QUEUE, CeleryWorker, PolicyServer, Sinks, address, wait_for, worker_env
 
@@ -230,3 +232,60 @@ def test_the_admin_lists_cached_policies_and_forgets_one(relay, ca, policy_serve
     assert not MtaStsPolicy.objects.exists()
     assert tried(send("again")).state == State.DELIVERED
     assert len(policy_server.requests) == 2, "forgotten, so fetched again under the same id"
+
+
+# --- REQUIRETLS (RFC 8689) ---------------------------------------------------------------------------------------
+
+
+def send_requiring_tls(subject: str = "Sealed", header: bytes = b"") -> OutboundRecipient:
+    raw = f"From: alice@example.com\r\nTo: bob@example.net\r\nSubject: {subject}\r\n".encode() + header + b"\r\nHi\r\n"
+    queued = queueing.enqueue(
+        raw, "alice@example.com", ["bob@example.net"], author_domain=None, requests=Requests(require_tls=True)
+    )
+    assert queued is not None
+    return queued.recipients.get()
+
+
+def test_requiretls_goes_to_a_verified_mx_that_offers_it_and_is_passed_on(relay, ca, policy_server):
+    sink = relay.start(MX, tls_context=server_context(ca, "mx.example.net"))
+    sink.extensions = ("REQUIRETLS",)
+    policy_server.serve("enforce", "mx.example.net")
+
+    row = tried(send_requiring_tls())
+    assert row.state == State.DELIVERED, row.last_reply
+    assert [message.tls for message in sink.messages] == [True]
+    assert sink.parameters == [["REQUIRETLS"]]
+
+
+@pytest.mark.parametrize("mode", ["enforce", "testing", "none"])
+def test_requiretls_bounces_without_a_verified_mx_offering_it(relay, ca, policy_server, mode):
+    # enforce: the MX is verified but does not offer REQUIRETLS; testing and none: nothing verifies the MX.
+    sink = relay.start(MX, tls_context=server_context(ca, "mx.example.net"))
+    policy_server.serve(mode, "mx.example.net")
+
+    row = tried(send_requiring_tls())
+    assert (row.state, row.status) == (State.BOUNCED, "5.7.30")  # RFC 8689 5
+    assert sink.messages == []
+    wait_for(lambda: Message.objects.filter(account__address="alice@example.com").exists())
+    [notice] = Message.objects.filter(account__address="alice@example.com")
+    raw = bytes(notice.body.raw)
+    assert b"Status: 5.7.30" in raw
+    assert b"text/rfc822-headers" in raw
+    assert b"\r\n\r\nHi\r\n" not in raw
+
+
+def test_tls_required_no_is_delivered_despite_an_enforce_policy(relay, policy_server):
+    sink = relay.start(MX)  # a certificate the enforce policy would refuse
+    policy_server.serve("enforce", "mx.example.net")
+    raw = b"From: alice@example.com\r\nTo: bob@example.net\r\nTLS-Required: No\r\nSubject: Open\r\n\r\nHi\r\n"
+    queued = queueing.enqueue(raw, "alice@example.com", ["bob@example.net"], author_domain=None)
+    assert queued is not None
+    assert queued.tls_optional
+    assert tried(queued.recipients.get()).state == State.DELIVERED
+    assert len(sink.messages) == 1
+
+    # Under REQUIRETLS the field is ignored: the message waits for a valid certificate instead.
+    row = tried(send_requiring_tls("Both", b"TLS-Required: No\r\n"))
+    assert row.state == State.DEFERRED
+    assert "certificate verify failed" in row.last_reply
+    assert len(sink.messages) == 1

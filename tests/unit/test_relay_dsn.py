@@ -6,6 +6,8 @@ import datetime
 from email import message_from_bytes
 from email import policy as email_policy
 
+import pytest
+
 from mailcore.dsn import RecipientReport, build_dsn, header_section
 
 NOW = datetime.datetime(2025, 6, 2, 12, 0, tzinfo=datetime.UTC)
@@ -77,3 +79,60 @@ def test_header_section():
     assert header_section(b"A: 1\r\nB: 2\r\n\r\nbody") == b"A: 1\r\nB: 2"
     assert header_section(b"A: 1\n\nbody") == b"A: 1"
     assert header_section(b"A: 1\r\n") == b"A: 1\r\n"
+
+
+def test_envid_orcpt_and_ret_full_in_a_failure():
+    raw = build_dsn(
+        reporting_mta="mx.example.com",
+        to="a@example.com",
+        original=ORIGINAL,
+        recipients=[
+            RecipientReport("b@example.net", "failed", "5.1.1", "550 no", original_recipient="rfc822;B@example.net")
+        ],
+        arrival=NOW,
+        now=NOW,
+        ret="FULL",
+        envid="QQ314159",
+    )
+    message = message_from_bytes(raw, policy=email_policy.default)
+    _, status, returned = message.get_payload()
+    text = status.as_bytes().decode()
+    # RFC 3464 2.2.1 and 2.3.1
+    assert "Original-Envelope-Id: QQ314159" in text
+    assert "Original-Recipient: rfc822;B@example.net" in text
+    assert text.index("Original-Recipient") < text.index("Final-Recipient")
+    assert returned.get_content_type() == "message/rfc822"  # RET=FULL (RFC 3461 4.3): the whole message
+    assert b"secret body" in raw
+
+
+@pytest.mark.parametrize("ret", ["", "HDRS"])
+def test_headers_only_unless_ret_full(ret):
+    raw = build_dsn(
+        reporting_mta="mx.example.com",
+        to="a@example.com",
+        original=ORIGINAL,
+        recipients=[RecipientReport("b@example.net", "failed", "5.1.1", "550 no")],
+        arrival=NOW,
+        now=NOW,
+        ret=ret,
+    )
+    assert b"secret body" not in raw
+    assert b"Original-Envelope-Id" not in raw
+
+
+def test_success_notice_returns_headers_even_with_ret_full():
+    raw = build_dsn(
+        reporting_mta="mx.example.com",
+        to="a@example.com",
+        original=ORIGINAL,
+        recipients=[RecipientReport("b@example.net", "relayed", "2.0.0", "250 2.0.0 ok", remote_mta="mx.example.net")],
+        arrival=NOW,
+        now=NOW,
+        ret="FULL",
+    )
+    message = message_from_bytes(raw, policy=email_policy.default)
+    assert message["Subject"] == "Successful Mail Delivery Report"
+    _, status, returned = message.get_payload()
+    assert "Action: relayed" in status.as_bytes().decode()
+    assert returned.get_content_type() == "text/rfc822-headers"
+    assert b"secret body" not in raw
