@@ -121,7 +121,8 @@ class Handler:
     ) -> list[str]:
         session.host_name = hostname
         lines = [line for line in responses[:-1] if self.role.submission or not line.startswith("250-AUTH")]
-        lines += ["250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250-DSN"]
+        # CHUNKING (RFC 3030) without BINARYMIME: chunks carry the same 7-bit or 8-bit text as DATA.
+        lines += ["250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250-DSN", "250-CHUNKING"]
         if server.tls_active:
             lines.append("250-REQUIRETLS")  # RFC 8689 3: offered on TLS sessions only
         return [*lines, responses[-1]]

@@ -22,7 +22,7 @@ import collections
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +72,13 @@ PROXY_NOT_ACCEPTED = "554 5.7.0 PROXY protocol header not accepted from this add
 # sender retrying the same bytes for days would change nothing.
 _NUL_IN_MESSAGE = "554 5.6.0 Message contains a NUL character"
 _OUT_OF_SYNC = "554 5.5.0 SMTP protocol synchronization error: commands sent before our reply (no PIPELINING)"
+# RFC 3030 2: "BDAT" SP chunk-size [SP "LAST"]. A command we cannot read does not say where the next one starts.
+_BDAT = re.compile(r"([0-9]{1,20})(?: +(LAST))?", re.IGNORECASE)
+_BDAT_SYNTAX = "501 5.5.4 Syntax: BDAT chunk-size [LAST]; closing, the chunk's end is unknown"
+_DATA_AFTER_BDAT = "503 5.5.1 DATA cannot follow BDAT in one transaction"  # RFC 3030 3
+_BDAT_NEEDS_RCPT = "503 5.5.1 Error: need RCPT command"
+_BDAT_NEEDS_EHLO = "503 5.5.1 Error: send EHLO first (BDAT is an ESMTP extension)"
+_CHUNK_READ = 65536
 
 
 def _longest_line(data: bytes | bytearray) -> int:
@@ -112,6 +119,8 @@ class MailsiteEnvelope(Envelope):
         # DSN (RFC 3461) and REQUIRETLS (RFC 8689) parameters of MAIL, and of RCPT by accepted recipient.
         self.mail_parameters = parameters.MailParameters()
         self.rcpt_parameters: dict[str, parameters.RcptParameters] = {}
+        # BDAT (RFC 3030): the chunks received so far; None until this transaction's first BDAT.
+        self.chunks: bytearray | None = None
 
 
 class MailsiteSMTP(SMTP):
@@ -297,6 +306,78 @@ class MailsiteSMTP(SMTP):
         return end != -1 and end + 2 < len(pending)
 
     async def smtp_DATA(self, arg: str) -> None:
+        if isinstance(self.envelope, MailsiteEnvelope) and self.envelope.chunks is not None:
+            await self.push(_DATA_AFTER_BDAT)
+            return
+        await self._receiving(self._data(arg))
+
+    async def smtp_BDAT(self, arg: str) -> None:
+        """A chunk of the message (RFC 3030 2), read by its size: no dot-stuffing and no end line. Every chunk is
+        read, even one refused, so the next command is where the client put it. The last chunk goes the way a
+        message after DATA goes (`_take_message`)."""
+        match = _BDAT.fullmatch((arg or "").strip())
+        if match is None:
+            await self.push(_BDAT_SYNTAX)
+            self._close()
+            return
+        size, last = int(match.group(1)), match.group(2) is not None
+        envelope = self.envelope
+        assert self.session is not None
+        refusal = None
+        if not self.session.extended_smtp:
+            refusal = _BDAT_NEEDS_EHLO
+        elif self._auth_required and not self.session.authenticated:
+            refusal = "530 5.7.0 Authentication required"
+        elif not isinstance(envelope, MailsiteEnvelope) or not envelope.rcpt_tos:
+            refusal = _BDAT_NEEDS_RCPT
+        if refusal is not None or not isinstance(envelope, MailsiteEnvelope):
+            await self._read_chunk(size, None)
+            await self.push(refusal or _BDAT_NEEDS_RCPT)
+            return
+        if envelope.chunks is None:
+            envelope.chunks = bytearray()
+        await self._receiving(self._chunk(envelope, envelope.chunks, size, last))
+
+    async def _chunk(self, envelope: MailsiteEnvelope, chunks: bytearray, size: int, last: bool) -> None:
+        limit = self.data_size_limit or 0
+        over = bool(limit) and len(chunks) + size > limit
+        # RFC 1870 6.1 and RFC 3030 2: a message over the limit is refused with 552 once its chunk is read; the
+        # transaction ends there, so later chunks of it get 503.
+        await self._read_chunk(size, None if over else chunks)
+        if over:
+            self._set_post_data_state()
+            await self.push(_TOO_MUCH_DATA)
+            return
+        if not last:
+            self._in_data = False  # a chunk's reply is not the message's
+            self._holding = True  # RFC 3030 4.2: replies to BDAT may be pipelined as MAIL's and RCPT's
+            try:
+                await self.push(f"250 2.0.0 {size} octets received")
+            finally:
+                self._holding = False
+            return
+        content = bytes(chunks)
+        refusal = _LINE_TOO_LONG if _longest_line(content) > policy.TEXT_LINE_LIMIT else None
+        await self._take_message(content, refusal)
+
+    async def _read_chunk(self, size: int, into: bytearray | None) -> None:
+        """Read `size` octets into `into` (None: read and drop them)."""
+        if self._held and len(self._reader._buffer) < size:  # type: ignore[attr-defined]  # no public view
+            self._write_held()  # never wait for input with replies held (RFC 2920 3.2)
+        remaining = size
+        while remaining:
+            try:
+                piece = await self._reader.readexactly(min(remaining, _CHUNK_READ))
+            except asyncio.CancelledError:
+                log.info("smtp connection lost during BDAT client=%s", self.client_ip)
+                self._writer.close()
+                raise
+            remaining -= len(piece)
+            if into is not None:
+                into += piece
+
+    async def _receiving(self, transfer: Coroutine[Any, Any, None]) -> None:
+        """Run a message transfer (DATA, or a BDAT chunk) under the DATA deadlines; count and log what ends it."""
         # Refusals aiosmtpd makes itself while reading DATA (size, line length) never reach the handler, which
         # logs every message it sees; the log line for those is written here.
         self.data_logged = False
@@ -306,7 +387,7 @@ class MailsiteSMTP(SMTP):
         self._reset_timeout(self.limits.data_deadline)
         self._block_timer = self.loop.call_later(self.limits.data_block_timeout, self._timeout_cb)
         try:
-            await self._data(arg)
+            await transfer
         finally:
             self._in_data = False
             if self._block_timer is not None:
@@ -338,7 +419,12 @@ class MailsiteSMTP(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
-        content, refusal = await self._read_content()
+        await self._take_message(*await self._read_content())
+
+    async def _take_message(self, content: bytes, refusal: str | None) -> None:
+        """The whole message is here (after DATA's end line or the last BDAT chunk): refuse it, or hand it to the
+        handler, which replies 250 only once it is stored or queued."""
+        assert self.envelope is not None
         if refusal is None and b"\x00" in content:
             refusal = _NUL_IN_MESSAGE
         if refusal is not None:
