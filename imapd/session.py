@@ -153,7 +153,15 @@ class Session:
         caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "NAMESPACE", "ID"]
         caps += ["SPECIAL-USE"]
         caps += ["UNSELECT", "ENABLE", "CHILDREN", "ESEARCH", "SEARCHRES", "LIST-EXTENDED", "LIST-STATUS"]
-        caps += ["STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE", "SORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES"]
+        caps += [
+            "STATUS=SIZE",
+            "QUOTA",
+            "QUOTA=RES-STORAGE",
+            "QUOTA=RES-MESSAGE",
+            "SORT",
+            "THREAD=ORDEREDSUBJECT",
+            "THREAD=REFERENCES",
+        ]
         caps += ["COMPRESS=DEFLATE", "CONDSTORE", "QRESYNC", "CREATE-SPECIAL-USE", "BINARY", "UTF8=ACCEPT"]
         if self.conn.state is State.NOT_AUTHENTICATED:
             if not self.tls:

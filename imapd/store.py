@@ -499,11 +499,22 @@ def statuses(account_id: int, names: Sequence[str]) -> dict[str, dict[str, int]]
     return out
 
 
-def quota(account_id: int, name: str) -> tuple[int, int] | None:
-    """(bytes used, quota in bytes, 0 for none) of the account, or None when it has no folder `name`."""
+@dataclass(frozen=True)
+class Usage:
+    """An account's usage and limits (0: no limit)."""
+
+    used_bytes: int
+    quota_bytes: int
+    used_messages: int
+    quota_messages: int
+
+
+def quota(account_id: int, name: str) -> Usage | None:
+    """The account's usage and limits, or None when it has no folder `name`."""
     if not Mailbox.objects.filter(account_id=account_id, name=name).exists():
         return None
-    return Account.objects.filter(pk=account_id).values_list("used_bytes", "quota_bytes").get()
+    columns = ("used_bytes", "quota_bytes", "used_messages", "quota_messages")
+    return Usage(*Account.objects.filter(pk=account_id).values_list(*columns).get())
 
 
 def create_folder(account: Account, name: str, role: str) -> bool:

@@ -132,6 +132,13 @@ class QuotaField(forms.Field):
         return number
 
 
+class MessageLimitField(forms.IntegerField):
+    """A number of messages; empty or 0 means no limit."""
+
+    def to_python(self, value) -> int:
+        return super().to_python(value) or 0
+
+
 class AccountCreationForm(forms.ModelForm):
     password = forms.CharField(widget=forms.PasswordInput, strip=False)
 
@@ -183,7 +190,7 @@ class AccountAdmin(DeletesThroughActions, UserAdmin):
     readonly_fields = ["domain", "local_part", "usage", "created", "last_login"]
     fieldsets = [
         (None, {"fields": ["address", "password", "display_name", "domain", "local_part"]}),
-        ("Storage", {"fields": ["quota_bytes", "usage"]}),
+        ("Storage", {"fields": ["quota_bytes", "quota_messages", "usage"]}),
         ("Access", {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]}),
         ("History", {"fields": ["created", "last_login"]}),
     ]
@@ -193,6 +200,10 @@ class AccountAdmin(DeletesThroughActions, UserAdmin):
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if db_field.name == "quota_bytes":
             return QuotaField(label="Quota", required=False)
+        if db_field.name == "quota_messages":
+            return MessageLimitField(
+                label="Message limit", required=False, min_value=0, max_value=2**62, help_text=db_field.help_text
+            )
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Account | None = None) -> list[str]:
@@ -228,9 +239,12 @@ class AccountAdmin(DeletesThroughActions, UserAdmin):
     def usage(self, account: Account) -> str:
         used = filesizeformat(account.used_bytes)
         if not account.quota_bytes:
-            return f"{used} (no limit)"
-        percent = 100 * account.used_bytes / account.quota_bytes
-        return f"{used} of {filesizeformat(account.quota_bytes)} ({percent:.0f}%)"
+            storage = f"{used} (no limit)"
+        else:
+            percent = 100 * account.used_bytes / account.quota_bytes
+            storage = f"{used} of {filesizeformat(account.quota_bytes)} ({percent:.0f}%)"
+        limit = f" of {account.quota_messages}" if account.quota_messages else ""
+        return f"{storage}; {account.used_messages}{limit} messages"
 
 
 class AliasForm(forms.ModelForm):

@@ -62,6 +62,10 @@ class Account(AbstractBaseUser, PermissionsMixin):
     display_name = models.CharField(max_length=200, blank=True)
     quota_bytes = models.BigIntegerField(default=0, help_text="0 means no limit")
     used_bytes = models.BigIntegerField(default=0, editable=False)
+    quota_messages = models.BigIntegerField(
+        default=0, help_text="The most messages the account may hold (IMAP QUOTA's MESSAGE); 0 means no limit"
+    )
+    used_messages = models.BigIntegerField(default=0, editable=False)
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False, help_text="May sign in to this admin site")
     created = models.DateTimeField(default=timezone.now)

@@ -30,6 +30,8 @@ class _Mailholder:
     pk: int
     quota_bytes: int
     used_bytes: int
+    quota_messages: int
+    used_messages: int
     filtered: bool
 
 
@@ -64,18 +66,18 @@ _MAX_ALIAS_DEPTH = 10
 # a Sieve script runs for them), and whether the domain is ours at all. Plain SQL: this runs for every RCPT, and
 # at delivery for addresses RCPT did not look up (webmail, submission, the savepoint retry).
 _RESOLVE_SQL = f"""
-    SELECT 'alias', a.local_part, a.destinations, 0, 0, 0, FALSE
+    SELECT 'alias', a.local_part, a.destinations, 0, 0, 0, 0, 0, FALSE
     FROM {Alias._meta.db_table} a JOIN {Domain._meta.db_table} d ON d.id = a.domain_id
     WHERE d.name = %(domain)s AND d.active AND a.active AND a.local_part IN (%(local)s, %(base)s, '')
     UNION ALL
-    SELECT 'account', c.local_part, '', c.id, c.quota_bytes, c.used_bytes,
+    SELECT 'account', c.local_part, '', c.id, c.quota_bytes, c.used_bytes, c.quota_messages, c.used_messages,
         EXISTS (SELECT 1 FROM {SieveScript._meta.db_table} s WHERE s.account_id = c.id AND s.active)
         OR EXISTS (SELECT 1 FROM {BeforeScript._meta.db_table} b
                    WHERE b.enabled AND (b.domain_id IS NULL OR b.domain_id = c.domain_id))
     FROM {Account._meta.db_table} c JOIN {Domain._meta.db_table} d ON d.id = c.domain_id
     WHERE d.name = %(domain)s AND d.active AND c.is_active AND c.local_part IN (%(local)s, %(base)s)
     UNION ALL
-    SELECT 'domain', '', '', 0, 0, 0, FALSE FROM {Domain._meta.db_table} d WHERE d.name = %(domain)s AND d.active
+    SELECT 'domain', '', '', 0, 0, 0, 0, 0, FALSE FROM {Domain._meta.db_table} d WHERE d.name = %(domain)s AND d.active
 """
 
 
@@ -94,7 +96,9 @@ def _expand(address: str, depth: int, accounts: dict[int, _Mailholder], external
         cursor.execute(_RESOLVE_SQL, {"domain": domain_name, "local": local, "base": base})
         rows = cursor.fetchall()
     aliases = {part: destinations for kind, part, destinations, *_ in rows if kind == "alias"}
-    candidates = {row[1]: _Mailholder(row[3], row[4], row[5], bool(row[6])) for row in rows if row[0] == "account"}
+    candidates = {
+        row[1]: _Mailholder(row[3], row[4], row[5], row[6], row[7], bool(row[8])) for row in rows if row[0] == "account"
+    }
     is_local = any(row[0] == "domain" for row in rows)
     destinations = aliases.get(local)
     if destinations is None:
@@ -145,7 +149,10 @@ def resolve_recipient(address: str, *, size: int = 0) -> Resolution:
 
 
 def _has_room(account: _Mailholder, size: int) -> bool:
-    return account.quota_bytes == 0 or account.used_bytes + max(size, 1) <= account.quota_bytes
+    """Room for one message of `size` bytes, in bytes and in the message limit."""
+    return (account.quota_bytes == 0 or account.used_bytes + max(size, 1) <= account.quota_bytes) and (
+        account.quota_messages == 0 or account.used_messages < account.quota_messages
+    )
 
 
 def is_local_domain(domain_name: str) -> bool:

@@ -9,7 +9,7 @@ from imapd import fetch, sequence, store
 from imapd.commands.args import count, mailbox
 from imapd.protocol import Atom, Command, ParseError, Token, astring
 from imapd.session import No, Selected, Session
-from mailboxes import asyncdb
+from mailboxes import actions, asyncdb
 from mailboxes.models import Account
 
 FETCH_BATCH = 1000  # messages per database call
@@ -210,9 +210,12 @@ async def _copy(session: Session, command: Command, move: bool) -> str:
     token, target = count(command, 2)
     ranges = _ranges(selected, token, by_uid)
     name = mailbox(target, session.utf8)
-    result = await asyncdb.call(
-        store.copy, _account(session), selected.mailbox_id, ranges, selected.max_uid, name, move
-    )
+    try:
+        result = await asyncdb.call(
+            store.copy, _account(session), selected.mailbox_id, ranges, selected.max_uid, name, move
+        )
+    except actions.OverQuota as exc:
+        raise No(f"[OVERQUOTA] {exc}") from None  # RFC 9208 4.5
     if result is None:
         raise No("[TRYCREATE] No such folder")
     uidvalidity, pairs = result

@@ -148,7 +148,7 @@ def delete_alias(alias: Alias) -> None:
 
 
 # Account settings an administrator changes; the address is fixed (it keys the login and the mail).
-ACCOUNT_SETTINGS = ("display_name", "quota_bytes", "is_active", "is_staff", "is_superuser")
+ACCOUNT_SETTINGS = ("display_name", "quota_bytes", "quota_messages", "is_active", "is_staff", "is_superuser")
 
 
 @action
@@ -158,9 +158,10 @@ def update_account(account: Account, **settings: object) -> Account:
     unknown = set(settings) - set(ACCOUNT_SETTINGS)
     if unknown:
         raise InvalidName(f"not an account setting: {', '.join(sorted(unknown))}")
-    quota = settings.get("quota_bytes")
-    if isinstance(quota, int) and quota < 0:
-        raise InvalidName("a quota cannot be negative; 0 means no limit")
+    for name in ("quota_bytes", "quota_messages"):
+        quota = settings.get(name)
+        if isinstance(quota, int) and quota < 0:
+            raise InvalidName("a quota cannot be negative; 0 means no limit")
     lock(accounts=[account.pk])
     Account.objects.filter(pk=account.pk).update(**settings)
     for name, value in settings.items():

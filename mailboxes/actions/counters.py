@@ -3,7 +3,8 @@
 Called by actions after `locks.lock()` has locked the rows they change. Reserving UIDs with
 `UPDATE ... SET uidnext = uidnext + n ... RETURNING` makes UIDs ascend in commit order under any number of
 concurrent deliveries (RFC 3501 2.3.1.1); quota is charged with a conditional UPDATE, so two deliveries can
-never overfill an account."""
+never overfill an account. The same statements keep the account's message count beside its bytes (its MESSAGE
+limit, RFC 9208 5.2), so counting adds no statement to any action."""
 
 from __future__ import annotations
 
@@ -62,31 +63,35 @@ def bump_modseq(mailbox_id: int) -> int:
     return allocate_uids(mailbox_id, 0)[1]
 
 
-def charge_quota(account_id: int, size: int) -> bool:
-    """Add `size` to the account's usage if it fits its quota; False (and no change) if it does not."""
+def charge_quota(account_id: int, size: int, count: int = 1) -> bool:
+    """Add `count` messages of `size` bytes in all to the account's usage if they fit both its limits (bytes,
+    and messages: RFC 9208 5.2); False (and no change) if they do not."""
     table = Account._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET used_bytes = used_bytes + %s "
-            "WHERE id = %s AND (quota_bytes = 0 OR used_bytes + %s <= quota_bytes)",
-            [size, account_id, size],
+            f"UPDATE {table} SET used_bytes = used_bytes + %s, used_messages = used_messages + %s "
+            "WHERE id = %s AND (quota_bytes = 0 OR used_bytes + %s <= quota_bytes) "
+            "AND (quota_messages = 0 OR used_messages + %s <= quota_messages)",
+            [size, count, account_id, size, count],
         )
         return cursor.rowcount == 1
 
 
 def charge_quota_each(account_id: int, sizes: Sequence[int]) -> list[bool]:
     """Charge several messages: all at once if they fit together, else one by one in order (those that fit)."""
-    if charge_quota(account_id, sum(sizes)):
+    if charge_quota(account_id, sum(sizes), len(sizes)):
         return [True] * len(sizes)
     return [charge_quota(account_id, size) for size in sizes]
 
 
-def release_quota(account_id: int, size: int) -> None:
+def release_quota(account_id: int, size: int, count: int) -> None:
+    """Take `count` messages of `size` bytes in all off the account's usage."""
     table = Account._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET used_bytes = CASE WHEN used_bytes > %s THEN used_bytes - %s ELSE 0 END WHERE id = %s",
-            [size, size, account_id],
+            f"UPDATE {table} SET used_bytes = CASE WHEN used_bytes > %s THEN used_bytes - %s ELSE 0 END, "
+            "used_messages = CASE WHEN used_messages > %s THEN used_messages - %s ELSE 0 END WHERE id = %s",
+            [size, size, count, count, account_id],
         )
 
 
@@ -118,9 +123,10 @@ def allocate_inbox_uids_many(counts: Mapping[int, int]) -> dict[int, tuple[int, 
 
 
 _CHARGE_MANY_SQL = f"""
-    UPDATE {Account._meta.db_table} AS a SET used_bytes = a.used_bytes + v.size
-    FROM unnest(%s::int[], %s::bigint[]) AS v(id, size)
+    UPDATE {Account._meta.db_table} AS a SET used_bytes = a.used_bytes + v.size, used_messages = a.used_messages + v.n
+    FROM unnest(%s::int[], %s::bigint[], %s::int[]) AS v(id, size, n)
     WHERE a.id = v.id AND (a.quota_bytes = 0 OR a.used_bytes + v.size <= a.quota_bytes)
+        AND (a.quota_messages = 0 OR a.used_messages + v.n <= a.quota_messages)
     RETURNING a.id
 """
 
@@ -132,7 +138,9 @@ def charge_quota_many(sizes: Mapping[int, Sequence[int]]) -> dict[int, list[bool
         return {account_id: charge_quota_each(account_id, each) for account_id, each in sorted(sizes.items())}
     accounts = sorted(sizes)
     with connection.cursor() as cursor:
-        cursor.execute(_CHARGE_MANY_SQL, [accounts, [sum(sizes[pk]) for pk in accounts]])
+        cursor.execute(
+            _CHARGE_MANY_SQL, [accounts, [sum(sizes[pk]) for pk in accounts], [len(sizes[pk]) for pk in accounts]]
+        )
         fitted = {row[0] for row in cursor.fetchall()}
     return {
         account_id: [True] * len(sizes[account_id])

@@ -67,7 +67,7 @@ def copy(account: Account, mailbox_id: int, uids: Sequence[int], target_id: int)
     if not messages:
         return []
     total = sum(m.size for m in messages)
-    if not counters.charge_quota(account.pk, total):
+    if not counters.charge_quota(account.pk, total, len(messages)):
         raise OverQuota("the mailbox is full")
     source_uids = [m.uid for m in messages]
     training.on_transfer(mailbox_id, target_id, [m.pk for m in messages])  # into or out of Junk: junk training
@@ -116,7 +116,7 @@ def remove(account_id: int, messages: Q) -> list[int]:
     rows = list(Message.objects.filter(messages).select_related("mailbox").only(*recycling.REMOVED_COLUMNS))
     if not rows:
         return []
-    counters.release_quota(account_id, sum(row.size for row in rows))
+    counters.release_quota(account_id, sum(row.size for row in rows), len(rows))
     log_expunged([(row.mailbox_id, row.uid) for row in rows])
     recycling.keep(rows)
     Message.objects.filter(pk__in=[row.pk for row in rows]).delete()

@@ -72,7 +72,7 @@ def restore(account: Account, recycled_ids: Sequence[int]) -> list[Message]:
     inbox = Mailbox.objects.get(account=account, role=Role.INBOX).pk
     targets = {item.pk: folders.get(item.folder_name, inbox) for item in items}
     lock(folders=set(targets.values()), accounts=[account.pk])
-    if not counters.charge_quota(account.pk, sum(item.size for item in items)):
+    if not counters.charge_quota(account.pk, sum(item.size for item in items), len(items)):
         raise OverQuota("the mailbox is full")
     restored = []
     for folder in sorted(set(targets.values())):

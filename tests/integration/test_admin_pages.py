@@ -125,6 +125,22 @@ def test_quota_is_typed_in_human_units(admin_client, typed, stored) -> None:
     assert alice.quota_bytes == stored
 
 
+def test_message_limit_is_set_by_the_admin(admin_client) -> None:
+    alice = Account.objects.get(address="alice@example.com")
+    url = reverse("admin:mailboxes_account_change", args=[alice.pk])
+    assert admin_client.post(url, _account_change_data(alice, quota_messages="500")).status_code == 302
+    alice.refresh_from_db()
+    assert alice.quota_messages == 500
+    assert b"messages" in admin_client.get(url).content  # the usage line counts them
+    assert (
+        b"Ensure this value is greater than"
+        in admin_client.post(url, _account_change_data(alice, quota_messages="-1")).content
+    )
+    assert admin_client.post(url, _account_change_data(alice, quota_messages="")).status_code == 302
+    alice.refresh_from_db()
+    assert alice.quota_messages == 0
+
+
 def test_negative_or_garbled_quota_is_refused(admin_client) -> None:
     alice = Account.objects.get(address="alice@example.com")
     url = reverse("admin:mailboxes_account_change", args=[alice.pk])

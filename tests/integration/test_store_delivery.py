@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
+from django.apps import apps as django_apps
 
 from mailboxes import actions
 from mailboxes.actions import RecipientStatus
-from mailboxes.models import Message, MessageBody, Role
+from mailboxes.models import Account, Message, MessageBody, Role
 from mailcore.mime import MimeTooDeep
 
 RAW = (
@@ -281,3 +284,53 @@ def test_a_recipient_removed_between_rcpt_and_data_gets_the_sender_a_dsn(people,
     assert len(inbox_messages(alice)) == 1
     [dsn] = inbox_messages(dave)
     assert b"Final-Recipient: rfc822; bob@example.com\r\nAction: failed\r\nStatus: 5.1.1" in bytes(dsn.body.raw)
+
+
+def counted(account) -> tuple[int, int]:
+    """The account's message counter, and its messages counted."""
+    account.refresh_from_db()
+    return account.used_messages, Message.objects.filter(account=account).count()
+
+
+def test_the_message_counter_follows_every_action_and_the_limit_refuses_like_the_storage_quota(people) -> None:
+    alice, bob, _ = people
+    actions.update_account(alice, quota_messages=4)
+    inbox = alice.mailboxes.get(role=Role.INBOX).pk
+    archive = alice.mailboxes.get(role=Role.ARCHIVE).pk
+    actions.deliver(RAW, "s@remote.test", ["alice@example.com", "bob@example.com"])  # one group, two accounts
+    actions.append(alice, inbox, RAW)
+    assert counted(alice) == (2, 2)
+    assert counted(bob) == (1, 1)
+    assert actions.copy(alice, inbox, [1, 2], archive) == [(1, 1), (2, 2)]
+    assert counted(alice) == (4, 4)
+    # Full by number of messages, with room in bytes: the same refusals as a full storage quota.
+    assert actions.resolve_recipient("alice@example.com", size=len(RAW)).status is RecipientStatus.OVER_QUOTA
+    report = actions.deliver(RAW, "s@remote.test", ["alice@example.com", "bob@example.com"])
+    assert report.results["alice@example.com"] is RecipientStatus.OVER_QUOTA
+    with pytest.raises(actions.OverQuota):
+        actions.append(alice, inbox, RAW)
+    with pytest.raises(actions.OverQuota):
+        actions.copy(alice, inbox, [1], archive)
+    actions.move(alice, inbox, [1], archive)
+    assert counted(alice) == (4, 4)
+    actions.set_flags(alice, archive, [1, 2], ["\\Deleted"], actions.FlagMode.ADD)
+    assert actions.expunge(alice, archive) == [1, 2]
+    assert counted(alice) == (2, 2)
+    actions.delete_messages(alice, archive, [3])
+    assert counted(alice) == (1, 1)
+    recycled = list(alice.recycled.values_list("pk", flat=True))
+    actions.restore(alice, recycled)  # back in, counted again
+    assert counted(alice) == (4, 4)
+    actions.delete_mailbox(alice, archive)
+    assert counted(alice) == (1, 1)
+    assert counted(bob) == (2, 2)
+
+
+def test_the_migration_counts_existing_messages(people) -> None:
+    migration = importlib.import_module("mailboxes.migrations.0018_account_message_count")
+    alice, bob, carol = people
+    actions.deliver(RAW, "s@remote.test", ["alice@example.com", "bob@example.com"])
+    actions.deliver(RAW, "s@remote.test", ["alice@example.com"])
+    Account.objects.update(used_messages=0)
+    migration.count_messages(django_apps, None)
+    assert [counted(person) for person in (alice, bob, carol)] == [(2, 2), (1, 1), (0, 0)]

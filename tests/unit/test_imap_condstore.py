@@ -9,6 +9,7 @@ from imapd.commands.folders import _resync
 from imapd.commands.quota import quota_response
 from imapd.protocol import Atom, ParseError
 from imapd.sequence import STAR
+from imapd.store import Usage
 
 
 def test_fetch_modifiers() -> None:
@@ -42,9 +43,12 @@ def test_qresync_select_parameter() -> None:
 
 def test_quota_response() -> None:
     # RFC 9208 5.1: usage and limit in units of 1024 octets; usage rounded up.
-    assert quota_response(0, 10 * 1024) == b'* QUOTA "" (STORAGE 0 10)\r\n'
-    assert quota_response(1, 10 * 1024 + 1023) == b'* QUOTA "" (STORAGE 1 10)\r\n'
-    assert quota_response(2048, 4096) == b'* QUOTA "" (STORAGE 2 4)\r\n'
+    assert quota_response(Usage(0, 10 * 1024, 5, 0)) == b'* QUOTA "" (STORAGE 0 10)\r\n'
+    assert quota_response(Usage(1, 10 * 1024 + 1023, 5, 0)) == b'* QUOTA "" (STORAGE 1 10)\r\n'
+    assert quota_response(Usage(2048, 4096, 5, 0)) == b'* QUOTA "" (STORAGE 2 4)\r\n'
+    # RFC 9208 5.2: MESSAGE counts messages, with no unit; a resource without a limit is not listed.
+    assert quota_response(Usage(2048, 4096, 5, 7)) == b'* QUOTA "" (STORAGE 2 4 MESSAGE 5 7)\r\n'
+    assert quota_response(Usage(2048, 0, 0, 7)) == b'* QUOTA "" (MESSAGE 0 7)\r\n'
 
 
 @pytest.mark.parametrize(
