@@ -1,12 +1,13 @@
 """Sieve at final delivery: what the store does with one message for one recipient account.
 
-The delivery action asks once for a group of messages which accounts have a script to run (only among those
-whose recipient lookup found one, `mailboxes.recipients.Expansion.filtered`: a group without pays no query),
-then `decide` for each message and such account, before it takes its locks, and `send` inside its transaction
-once the copies are stored. `decide` runs the admins' before-scripts and then the account's active
-script (a before-script that files, discards or rejects the message ends the run: the user's script does not
-undo it) and turns the actions into a `Decision`: the Inbox (with flags) or not, other folders (created first
-for :create), and messages for the outbound queue (redirects, the vacation reply, a rejection notice).
+The delivery action reads once for a group of messages the scripts of the accounts that have one to run (only
+among those whose recipient lookup found one, `mailboxes.recipients.Expansion.filtered`: a group without pays
+no query), decides for each message and such account before it takes its locks, stores the filed copies with
+the Inbox copies, and sends what the scripts send (`Filing.send`) in its transaction once they are stored.
+`decide` runs the admins' before-scripts and then the account's active script (a before-script that files,
+discards or rejects the message ends the run: the user's script does not undo it) and turns the actions into a
+`Decision`: the Inbox (with flags) or not, other folders (created first for :create), and messages for the
+outbound queue (redirects, the vacation reply, a rejection notice).
 
 Anything that goes wrong (a script that no longer compiles, a limit, a folder that does not exist, a redirect
 loop) is logged and ends in the implicit keep: the message is stored in the Inbox, never lost, never twice.
@@ -18,22 +19,20 @@ import datetime
 import functools
 import logging
 import re
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Value
 from django.utils import timezone
 
-from mailboxes import actions, bulk, changes
-from mailboxes.actions import counters, queueing, storing
+from mailboxes import actions
+from mailboxes.actions import queueing
 from mailboxes.actions.errors import ServiceError
 from mailboxes.actions.flags import split_flags
 from mailboxes.actions.locks import holding
-from mailboxes.models import Account, Mailbox, Message, MessageBody
+from mailboxes.models import Account, Domain, Mailbox, Message, MessageBody
 from mailboxes.recipients import DeliveryReport, RecipientStatus, Resolution, expansion
 from mailcore.dsn import RecipientReport, build_dsn
 from mailcore.mime import ParsedMessage
@@ -117,20 +116,18 @@ def _compiled(content: str) -> Script:
 
 
 class _Owner:
-    """A recipient account with scripts to run: the account, its compiled scripts in order, and its folders
-    (name -> id, read the first time a script files or asks for one)."""
+    """A recipient account with scripts to run: its address and domain, its compiled scripts in order, and its
+    folders (name -> id), read with the group's other owners in one statement (`_owners`)."""
 
-    def __init__(self, account: Account, programs: list[tuple[str, Script]]) -> None:
-        self.account = account
+    def __init__(
+        self, account_id: int, address: str, domain: str, programs: list[tuple[str, Script]], folders: dict[str, int]
+    ) -> None:
+        self.account_id = account_id
+        self.address = address
+        self.domain = domain
         self.programs = programs
-        self._folders: dict[str, int] | None = None
+        self.folders = folders
         self.created: set[int] = set()  # folders made for :create in this transaction (no one else sees them)
-
-    @property
-    def folders(self) -> dict[str, int]:
-        if self._folders is None:
-            self._folders = dict(Mailbox.objects.filter(account=self.account).values_list("name", "pk"))
-        return self._folders
 
     def folder_id(self, name: str, create: bool) -> int | None:
         """The folder a fileinto names (created with its parents for :create); None for the Inbox."""
@@ -139,52 +136,71 @@ class _Owner:
             return None
         if name not in self.folders and create:
             known = set(self.folders.values())
-            actions.create_mailbox(self.account, name)
-            self._folders = None
+            actions.create_mailbox(Account.objects.get(pk=self.account_id), name)
+            self.folders = dict(Mailbox.objects.filter(account_id=self.account_id).values_list("name", "pk"))
             self.created |= set(self.folders.values()) - known
         if name not in self.folders:
             raise ServiceError(f"there is no folder {name!r} (fileinto without :create)")
         return self.folders[name]
 
 
+# Everything a group's script runs read, in one round trip: the accounts (address, domain), every enabled
+# before-script, the accounts' active scripts, and their folders (for fileinto and mailboxexists). Plain SQL, as
+# the recipient lookup (mailboxes/recipients.py): it runs for every delivery group with a script. Columns: kind,
+# owner (account, or the before-script's domain), name (address, script or folder), text (domain name or script),
+# number (the account's domain, or the folder's id).
+_OWNERS_SQL = f"""
+    SELECT 'account', a.id, a.address, d.name, a.domain_id
+    FROM {Account._meta.db_table} a JOIN {Domain._meta.db_table} d ON d.id = a.domain_id WHERE a.id IN ({{ids}})
+    UNION ALL
+    SELECT 'before', b.domain_id, b.name, b.content, 0 FROM {BeforeScript._meta.db_table} b WHERE b.enabled
+    UNION ALL
+    SELECT 'own', s.account_id, s.name, s.content, 0
+    FROM {SieveScript._meta.db_table} s WHERE s.account_id IN ({{ids}}) AND s.active
+    UNION ALL
+    SELECT 'folder', m.account_id, m.name, '', m.id FROM {Mailbox._meta.db_table} m WHERE m.account_id IN ({{ids}})
+"""
+
+
 def _owners(account_ids: set[int] | list[int]) -> dict[int, _Owner]:
     """The accounts among these that have a script to run (an active script of their own, or an admin's
-    before-script for every domain or theirs), with their scripts: one query when none has, two otherwise."""
+    before-script for every domain or theirs), with their scripts and folders: one statement."""
     if not account_ids:
         return {}
-    # One query for both kinds: a group whose accounts have no script pays this and nothing more.
-    # (No ORDER BY in the parts: SQLite refuses it inside a compound statement; the models order by default.)
-    before_rows = BeforeScript.objects.filter(enabled=True).order_by()
-    rows = before_rows.values_list(Value("before"), "name", "domain_id", "content")
-    mine = SieveScript.objects.filter(account_id__in=account_ids, active=True).order_by()
-    rows = rows.union(mine.values_list(Value("own"), "name", "account_id", "content"), all=True)
+    ids = sorted(set(account_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(_OWNERS_SQL.format(ids=", ".join(["%s"] * len(ids))), [*ids, *ids, *ids])
+        rows = cursor.fetchall()
+    accounts: dict[int, tuple[str, str, int]] = {}
     before: list[tuple[str, int | None, str]] = []
     own: dict[int, tuple[str, str]] = {}
-    for kind, name, owner_id, content in rows:
-        if kind == "before":
-            before.append((name, owner_id, content))
+    folders: dict[int, dict[str, int]] = {}
+    for kind, owner_id, name, text, number in rows:
+        if kind == "account":
+            accounts[owner_id] = (name, text, number)
+        elif kind == "before":
+            before.append((name, owner_id, text))
+        elif kind == "own":
+            own[owner_id] = (name, text)
         else:
-            own[owner_id] = (name, content)
+            folders.setdefault(owner_id, {})[name] = number
     before.sort(key=lambda row: (row[1] is not None, row[1] or 0, row[0]))  # global ones first, then by domain
-    candidates = set(account_ids) if before else set(own)
     owners: dict[int, _Owner] = {}
-    for account in Account.objects.select_related("domain").filter(pk__in=candidates):
+    for account_id, (address, domain, domain_id) in accounts.items():
         labelled = [
-            (f"before-script {name!r}", content)
-            for name, domain_id, content in before
-            if domain_id in (None, account.domain_id)
+            (f"before-script {name!r}", content) for name, owner, content in before if owner in (None, domain_id)
         ]
-        if account.pk in own:
-            name, content = own[account.pk]
+        if account_id in own:
+            name, content = own[account_id]
             labelled.append((f"script {name!r}", content))
         programs: list[tuple[str, Script]] = []
         for label, content in labelled:
             try:
                 programs.append((label, _compiled(content)))
             except SieveError as exc:
-                log.warning("sieve: %s of %s does not compile, skipped: %s", label, account.address, exc)
+                log.warning("sieve: %s of %s does not compile, skipped: %s", label, address, exc)
         if programs:
-            owners[account.pk] = _Owner(account, programs)
+            owners[account_id] = _Owner(account_id, address, domain, programs, folders.get(account_id, {}))
     return owners
 
 
@@ -196,10 +212,7 @@ def filtered_accounts(account_ids: set[int] | list[int]) -> set[int]:
 def folders_to_lock(account_ids: set[int] | list[int]) -> list[int]:
     """Every folder of the accounts among these that have a script to run: for actions that take their locks
     before they know what the scripts will decide (`lock_up_front`)."""
-    filtered = filtered_accounts(account_ids)
-    if not filtered:
-        return []
-    return list(Mailbox.objects.filter(account_id__in=filtered).values_list("pk", flat=True))
+    return [pk for owner in _owners(account_ids).values() for pk in owner.folders.values()]
 
 
 def _run_all(programs: list[tuple[str, Script]], view: MessageView, env: Environment, address: str) -> Result:
@@ -296,28 +309,26 @@ def _decide(
     spam_percent: int | None = None,
     now: datetime.datetime | None = None,
 ) -> Decision:
-    account = owner.account
     now = now or timezone.now()
     view = MessageView(raw, parsed)
     needs_folders = any("mailbox" in script.required for _, script in owner.programs)
     folders = frozenset(owner.folders) if needs_folders else frozenset()
     if spam_percent is None:
         spam_percent = verdict_percent(view)
-    env = Environment(envelope_from, envelope_to or account.address, folders, spam_percent, now)
-    result = _run_all(owner.programs, view, env, account.address)
+    env = Environment(envelope_from, envelope_to or owner.address, folders, spam_percent, now)
+    result = _run_all(owner.programs, view, env, owner.address)
     try:
         # Its only write, creating a folder, is an action with its own savepoint: whatever fails here (a folder
         # name, a reply that cannot be built) leaves the delivery's transaction usable, and the message is kept.
         return _carry_out(result, owner, raw, view, env)
     except (ServiceError, SieveError) as exc:
-        log.warning("sieve: actions for %s failed, message kept in the Inbox: %s", account.address, exc)
+        log.warning("sieve: actions for %s failed, message kept in the Inbox: %s", owner.address, exc)
     except Exception:
-        log.exception("sieve: actions for %s failed, message kept in the Inbox", account.address)
+        log.exception("sieve: actions for %s failed, message kept in the Inbox", owner.address)
     return Decision()
 
 
 def _carry_out(result: Result, owner: _Owner, raw: bytes, view: MessageView, env: Environment) -> Decision:
-    account = owner.account
     decision = Decision(inbox=False)
     assert env.now is not None
     for action in result.actions:
@@ -333,14 +344,14 @@ def _carry_out(result: Result, owner: _Owner, raw: bytes, view: MessageView, env
                 elif all(folder != f for f, _ in decision.folders):
                     decision.folders.append((folder, flags))
             case Redirect(address=address):
-                copy = _redirected(raw, view, account.address)
+                copy = _redirected(raw, view, owner.address)
                 if copy is None:
-                    log.warning("sieve: redirect loop for %s to %s, message kept", account.address, address)
+                    log.warning("sieve: redirect loop for %s to %s, message kept", owner.address, address)
                     decision.inbox = True
                     continue
                 decision.outbound.append(Outgoing(copy, env.envelope_from, (address,), None))
             case Vacation():
-                decision.vacation = _vacation(action, account, view, env)
+                decision.vacation = _vacation(action, owner, view, env)
             case Reject(reason=reason):
                 decision.rejected = reason
                 decision.notice = _rejection(reason, raw, env)
@@ -351,21 +362,23 @@ def _carry_out(result: Result, owner: _Owner, raw: bytes, view: MessageView, env
     return decision
 
 
-def _vacation(action: Vacation, account: Account, view: MessageView, env: Environment) -> PendingReply | None:
+def _vacation(action: Vacation, owner: _Owner, view: MessageView, env: Environment) -> PendingReply | None:
     assert env.now is not None
-    own = [account.address, env.envelope_to, *action.addresses]
+    own = [owner.address, env.envelope_to, *action.addresses]
     why_not = vacation.refusal(env.envelope_from, view, own)
     if why_not is not None:
-        log.info("sieve: no vacation reply from %s to %r: %s", account.address, env.envelope_from, why_not)
+        log.info("sieve: no vacation reply from %s to %r: %s", owner.address, env.envelope_from, why_not)
         return None
     reply = vacation.build_reply(
-        action, view, recipient=account.address, to=env.envelope_from, now=env.now, hostname=settings.MAILSITE_HOSTNAME
+        action, view, recipient=owner.address, to=env.envelope_from, now=env.now, hostname=settings.MAILSITE_HOSTNAME
     )
     # Signed only when the From is the account's own domain: a :from elsewhere is not ours to vouch for.
-    sign = account.domain.name if _domain_of(action.from_ or account.address) == account.domain.name else None
+    sign = owner.domain if _domain_of(action.from_ or owner.address) == owner.domain else None
     # RFC 5230 5.1 / RFC 3834 3.3: the reply goes out with the null sender, so nothing answers it back.
     outgoing = Outgoing(reply, "", (env.envelope_from,), sign)
-    return PendingReply(account.pk, env.envelope_from, vacation.handle_key(action), action.days, env.now, outgoing)
+    return PendingReply(
+        owner.account_id, env.envelope_from, vacation.handle_key(action), action.days, env.now, outgoing
+    )
 
 
 def _rejection(reason: str, raw: bytes, env: Environment) -> Outgoing | None:
@@ -415,13 +428,17 @@ def _scripted(items: Sequence[Incoming]) -> set[int]:
     }
 
 
-class Filing:
+Item = TypeVar("Item", bound=Incoming)
+
+
+class Filing(Generic[Item]):
     """Sieve for one delivery group, inside the delivery action.
 
     Created before the action's locks: it runs each filtered account's scripts on each of its messages (folders
     that :create asks for are created here), takes the pairs that do not go to the Inbox out of `inboxes`
-    (account id -> its messages in the Inbox path), and names the folders and accounts the action must lock.
-    After the Inbox rows, `store` writes the copies filed into other folders and sends the outgoing mail.
+    (account id -> its messages in the Inbox path), lists the `copies` for other folders, which the action stores
+    with the Inbox copies, and names the accounts the action must lock. After the copies, `send` sends the
+    outgoing mail.
 
     Outgoing mail to our own domains (a redirect, a vacation reply, a rejection notice) goes straight into the
     store by a delivery nested in this transaction, rather than through the relay and our own MX, when the
@@ -432,10 +449,10 @@ class Filing:
     relay instead, as does one for an address with no room.
     """
 
-    def __init__(self, items: Sequence[Incoming], inboxes: dict[int, list]) -> None:
+    def __init__(self, items: Sequence[Item], inboxes: dict[int, list[Item]]) -> None:
         self.decisions: dict[tuple[int, int], Decision] = {}
         self.accounts: set[int] = set()
-        self.copies: list[tuple[Incoming, int, int, tuple[str, ...]]] = []  # item, account, folder, flags
+        self.copies: list[tuple[Item, int, int, tuple[str, ...]]] = []  # item, account, folder, flags
         # Only accounts whose address lookup found a script (at RCPT, for the MX) are asked for it again.
         owners = _owners(set(inboxes) & _scripted(items))
         self.owners = owners
@@ -502,26 +519,22 @@ class Filing:
         return reasons[0]
 
     @property
-    def folders(self) -> set[int]:
-        """The folders to lock: those copies go to, but not those made in this transaction."""
-        created = set().union(*(owner.created for owner in self.owners.values()))
-        return ({folder_id for _, _, folder_id, _ in self.copies} | self.reached_folders) - created
+    def created(self) -> set[int]:
+        """The folders made for :create in this transaction: no one else sees them, so they need no lock."""
+        return set().union(*(owner.created for owner in self.owners.values()))
 
-    def flags(self, row: Message, item: Incoming, account_id: int) -> None:
-        """Give an Inbox row the flags the script set for it (RFC 5232 :flags / setflag)."""
+    def inbox_flags(self, item: Incoming, account_id: int) -> tuple[str, ...]:
+        """The flags the scripts set for the message's Inbox copy (RFC 5232 :flags / setflag)."""
         decision = self.decisions.get((id(item), account_id))
-        if decision is not None and decision.inbox_flags:
-            set_row_flags(row, decision.inbox_flags)
+        return decision.inbox_flags if decision is not None else ()
 
-    def store(self) -> list[Message]:
-        """The copies filed into other folders (quota charged per copy; one that does not fit is not stored),
-        then the outgoing mail queued. Call after the Inbox rows, under the action's locks."""
-        rows = self._store_copies() if self.copies else []
+    def send(self) -> None:
+        """The outgoing mail: redirects, vacation replies (decided against the log here), rejection notices. Call
+        after the copies are stored, under the action's locks."""
         for decision in self.decisions.values():
             decision.settle()
             for outgoing in decision.outbound:
                 self._send(outgoing)
-        return rows
 
     def _send(self, outgoing: Outgoing) -> None:
         local = [rcpt for rcpt in outgoing.recipients if rcpt in self.local]
@@ -538,46 +551,6 @@ class Filing:
                 relayed += [rcpt for rcpt in report.forward if rcpt not in relayed]
         if relayed:
             queueing.enqueue(outgoing.raw, outgoing.sender, relayed, author_domain=outgoing.author_domain)
-
-    def _store_copies(self) -> list[Message]:
-        rows: list[Message] = []
-        parsed_by_account: dict[int, list[ParsedMessage]] = {}
-        for item, account_id, _, _ in self.copies:
-            assert item.parsed is not None
-            parsed_by_account.setdefault(account_id, []).append(item.parsed)
-        threads = {account_id: iter(ids) for account_id, ids in storing.threads(parsed_by_account).items()}
-        # Quota for all the filed copies at once (per account, in the order of self.copies).
-        sizes: dict[int, list[int]] = {}
-        for item, account_id, _, _ in self.copies:
-            assert item.body is not None
-            sizes.setdefault(account_id, []).append(item.body.size)
-        fits = {account_id: iter(flags) for account_id, flags in counters.charge_quota_many(sizes).items()}
-        by_folder: dict[int, list[tuple[Incoming, int, tuple[str, ...], uuid.UUID, bool]]] = {}
-        for item, account_id, folder_id, flags in self.copies:  # the order threads() was given
-            entry = (item, account_id, flags, next(threads[account_id]), next(fits[account_id]))
-            by_folder.setdefault(folder_id, []).append(entry)
-        for folder_id, group in sorted(by_folder.items()):
-            first_uid, modseq = counters.allocate_uids(folder_id, len(group))
-            for offset, (item, account_id, flags, thread_id, fitted) in enumerate(group):
-                assert item.parsed is not None
-                assert item.body is not None
-                if not fitted:
-                    log.warning("sieve: no room for a copy in folder %s of account %s", folder_id, account_id)
-                    continue
-                row = storing.message_row(
-                    item.parsed,
-                    account_id=account_id,
-                    mailbox_id=folder_id,
-                    uid=first_uid + offset,
-                    modseq=modseq,
-                    body=item.body,
-                    thread_id=thread_id,
-                )
-                set_row_flags(row, flags)
-                rows.append(row)
-        bulk.insert(rows)
-        changes.notify_many({(row.account_id, row.mailbox_id) for row in rows})
-        return rows
 
 
 def set_row_flags(row: Message, flags: Iterable[str]) -> None:

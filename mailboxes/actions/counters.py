@@ -95,31 +95,42 @@ def release_quota(account_id: int, size: int, count: int) -> None:
         )
 
 
-# Every Inbox of a delivery group in one statement (PostgreSQL): the same reservation and the same check that
-# the account and its domain still take mail, for each account.
-_ALLOCATE_INBOXES_SQL = f"""
-    UPDATE {Mailbox._meta.db_table} AS m
-    SET uidnext = m.uidnext + v.n, highestmodseq = m.highestmodseq + 1
-    FROM unnest(%s::int[], %s::int[]) AS v(account_id, n)
-    WHERE m.account_id = v.account_id AND m.role = %s AND EXISTS (
-        SELECT 1 FROM {Account._meta.db_table} a JOIN {Domain._meta.db_table} d ON d.id = a.domain_id
-        WHERE a.id = v.account_id AND a.is_active AND d.active
-    )
-    RETURNING m.account_id, m.id, m.uidnext - v.n, m.highestmodseq
+# Folders named by id, for a delivery: the same reservation, and the same check that the folder's account and its
+# domain still take mail, as for an Inbox.
+_TAKES_MAIL = f"""EXISTS (
+    SELECT 1 FROM {Account._meta.db_table} a JOIN {Domain._meta.db_table} d ON d.id = a.domain_id
+    WHERE a.id = {{table}}.account_id AND a.is_active AND d.active
+)"""
+_ALLOCATE_FOLDER_SQL = f"""
+    UPDATE {Mailbox._meta.db_table} SET uidnext = uidnext + %s, highestmodseq = highestmodseq + 1
+    WHERE id = %s AND {_TAKES_MAIL.format(table=Mailbox._meta.db_table)}
+    RETURNING id, uidnext - %s, highestmodseq
+"""
+_ALLOCATE_FOLDERS_SQL = f"""
+    UPDATE {Mailbox._meta.db_table} AS m SET uidnext = m.uidnext + v.n, highestmodseq = m.highestmodseq + 1
+    FROM unnest(%s::int[], %s::int[]) AS v(id, n)
+    WHERE m.id = v.id AND {_TAKES_MAIL.format(table="m")}
+    RETURNING m.id, m.uidnext - v.n, m.highestmodseq
 """
 
 
-def allocate_inbox_uids_many(counts: Mapping[int, int]) -> dict[int, tuple[int, int, int]]:
-    """`allocate_inbox_uids` for several accounts: account id -> (inbox id, first uid, new modseq)."""
-    if connection.vendor != "postgresql" or len(counts) == 1:
-        return {account_id: allocate_inbox_uids(account_id, n) for account_id, n in sorted(counts.items())}
-    accounts = sorted(counts)
+def allocate_delivery_uids(counts: Mapping[int, int]) -> dict[int, tuple[int, int]]:
+    """Reserve UIDs in these folders (folder id -> how many) for a delivery, in one statement on PostgreSQL:
+    folder id -> (first uid, new modseq). NotFound if a folder is gone, or its account takes no mail. Lock the
+    folders first when there are several (`locks.lock()`)."""
+    rows = []
     with connection.cursor() as cursor:
-        cursor.execute(_ALLOCATE_INBOXES_SQL, [accounts, [counts[pk] for pk in accounts], Role.INBOX.value])
-        rows = cursor.fetchall()
-    if len(rows) != len(accounts):
-        raise NotFound("an account has no Inbox, or takes no mail")
-    return {account_id: (inbox_id, first, modseq) for account_id, inbox_id, first, modseq in rows}
+        if connection.vendor != "postgresql" or len(counts) == 1:
+            for folder_id, n in sorted(counts.items()):
+                cursor.execute(_ALLOCATE_FOLDER_SQL, [n, folder_id, n])
+                rows.extend(cursor.fetchall())
+        else:
+            folders = sorted(counts)
+            cursor.execute(_ALLOCATE_FOLDERS_SQL, [folders, [counts[pk] for pk in folders]])
+            rows = cursor.fetchall()
+    if len(rows) != len(counts):
+        raise NotFound("a folder no longer exists, or its account takes no mail")
+    return {folder_id: (first, modseq) for folder_id, first, modseq in rows}
 
 
 _CHARGE_MANY_SQL = f"""

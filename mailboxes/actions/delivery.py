@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -11,12 +14,15 @@ from django.utils import timezone
 
 from mailboxes import bulk, changes
 from mailboxes.actions import counters, queueing, storing
-from mailboxes.actions.locks import action, lock, taken
+from mailboxes.actions.errors import NotFound
+from mailboxes.actions.locks import action, holding, lock, taken
 from mailboxes.models import Mailbox, Message, MessageBody, Role
 from mailboxes.recipients import DeliveryReport, Expansion, RecipientStatus, Resolution, expansion, resolution_of
 from mailcore.dsn import UNASKED, RecipientReport, Requests, build_dsn
 from mailcore.mime import ParsedMessage, parse_message
-from sieve.delivery import Filing, folders_to_lock
+from sieve.delivery import Filing, folders_to_lock, set_row_flags
+
+log = logging.getLogger("mail.sieve")
 
 Delivery = tuple[bytes, str, Sequence[str]]  # raw message as received, envelope sender, envelope recipients
 # Where the MX's junk verdict files a message: True for every recipient account, else the accounts in the set
@@ -73,14 +79,25 @@ def _incoming(delivery: Delivery, expansions: Expansions) -> _Incoming | Excepti
     return item
 
 
+@dataclass(frozen=True)
+class _Copy:
+    """One copy of a message for one account: into a folder, or its Inbox (None)."""
+
+    item: _Incoming
+    account_id: int
+    folder_id: int | None
+    flags: tuple[str, ...] = ()
+
+
 def _store(items: Sequence[_Incoming]) -> None:
     """Store each message once and a copy for each of its accounts, charging quota; fills in the reports.
 
-    Bodies and threads are written and looked up first, holding no lock another delivery waits for. Then, in
-    the store's lock order, the folders and the accounts (one statement each, or none for a single Inbox: see
-    below), all the Inboxes' UIDs reserved in one statement and all the accounts charged in another, and one
-    INSERT of every copy. A copy whose account has no room left is not stored (its UID stays unused: UIDs must
-    ascend, they need not be dense).
+    Bodies and threads are written and looked up first, and Sieve decides (sieve/delivery.py `Filing`), holding
+    no lock another delivery waits for. Each copy then has its folder: the Inbox, the account's Junk folder for
+    the junk verdict, or those the scripts filed it into. Then, in the store's lock order, the folders and the
+    accounts (one statement each, or none for one folder of one account: see below), the UIDs of every folder
+    reserved in one statement and the accounts charged in another, and one INSERT of every copy. A copy whose
+    account has no room left is not stored (its UID stays unused: UIDs must ascend, they need not be dense).
     """
     bodies = [MessageBody(raw=item.stored, size=len(item.stored)) for item in items]
     for item, body in zip(items, bodies, strict=True):
@@ -92,60 +109,105 @@ def _store(items: Sequence[_Incoming]) -> None:
             by_account.setdefault(account_id, []).append(item)
     # Sieve: the accounts' scripts take messages out of the Inbox path, flag them, file them elsewhere.
     filing = Filing(items, by_account)
-    threads = storing.threads(
-        {
-            account_id: [item.parsed for item in group if item.parsed is not None]
-            for account_id, group in by_account.items()
-        }
-    )
     junk_folders = _junk_folders(items)
-    other_folders = [*junk_folders.values(), *filing.folders]
-    accounts = set(by_account) | filing.accounts
-    # One Inbox and its account (the MX's common case): the two UPDATEs below lock them in the store's order,
-    # the folder and then the account, so only the lock helper's record is needed, not two statements more.
-    single = len(by_account) == 1 and accounts == set(by_account) and not other_folders and not filing.reached
-    if not single:
-        lock(folders=other_folders, inboxes_of=[*by_account, *filing.reached], accounts=accounts)
-    inboxes = counters.allocate_inbox_uids_many({account_id: len(group) for account_id, group in by_account.items()})
-    charges = counters.charge_quota_many(
-        {account_id: [len(item.stored) for item in group] for account_id, group in by_account.items()}
-    )
-    if single:
-        [(account_id, (inbox_id, _, _))] = inboxes.items()
-        taken(folder=inbox_id, account=account_id)
-    rows: list[tuple[_Incoming, Message]] = []
-    for account_id, group in sorted(by_account.items()):
-        inbox_id, first_uid, modseq = inboxes[account_id]
-        charged = charges[account_id]
-        for offset, (item, fits, thread_id) in enumerate(zip(group, charged, threads[account_id], strict=True)):
-            if not fits:
-                continue
-            item.charged.append(account_id)
-            assert item.parsed is not None
-            assert item.body is not None
-            row = storing.message_row(
-                item.parsed,
-                account_id=account_id,
-                mailbox_id=inbox_id,
-                uid=first_uid + offset,
-                modseq=modseq,
-                body=item.body,
-                thread_id=thread_id,
+    copies = [
+        _Copy(
+            item,
+            account_id,
+            junk_folders.get(account_id) if item.into_junk(account_id) else None,
+            filing.inbox_flags(item, account_id),
+        )
+        for account_id, group in sorted(by_account.items())
+        for item in group
+    ]
+    copies += [_Copy(item, account_id, folder_id, flags) for item, account_id, folder_id, flags in filing.copies]
+    threads = _threads(copies)
+    accounts = {copy.account_id for copy in copies} | filing.accounts
+    inbox_of = sorted({copy.account_id for copy in copies if copy.folder_id is None})
+    folders = {copy.folder_id for copy in copies if copy.folder_id is not None}
+    # One folder of one account (the MX's common case): the two UPDATEs below lock them in the store's order, the
+    # folder and then the account, so only the lock helper's record is needed, not two statements more. (An
+    # action that locked up front holds them already: `lock()` then costs nothing.)
+    single = not holding() and len(accounts) == 1 and len(inbox_of) + len(folders) == 1 and not filing.reached
+    inboxes: dict[int, int] = {}
+    if single and inbox_of:
+        [account_id] = inbox_of
+        inbox_id, first_uid, modseq = counters.allocate_inbox_uids(account_id, len(copies))
+        inboxes, uids = {account_id: inbox_id}, {inbox_id: (first_uid, modseq)}
+    else:
+        if not single:
+            locked = lock(
+                folders=(folders | filing.reached_folders) - filing.created,
+                inboxes_of=[*inbox_of, *filing.reached],
+                accounts=accounts,
             )
-            filing.flags(row, item, account_id)
-            rows.append((item, row))
-    junked = _into_junk(rows, junk_folders)
+            inboxes = locked.inboxes
+            if any(account_id not in inboxes for account_id in inbox_of):
+                raise NotFound("an account has no Inbox")
+        counts = Counter(copy.folder_id or inboxes[copy.account_id] for copy in copies)
+        uids = counters.allocate_delivery_uids(counts) if counts else {}
+    sizes: dict[int, list[int]] = {}
+    for copy in copies:
+        sizes.setdefault(copy.account_id, []).append(len(copy.item.stored))
+    fits = {account_id: iter(each) for account_id, each in counters.charge_quota_many(sizes).items()} if sizes else {}
+    if single:
+        [(folder_id, _)] = uids.items()
+        taken(folder=folder_id, account=copies[0].account_id)
+    rows: list[tuple[_Incoming, Message]] = []
+    next_uid = {folder_id: first_uid for folder_id, (first_uid, _) in uids.items()}
+    for copy in copies:
+        folder_id = copy.folder_id or inboxes[copy.account_id]
+        uid, next_uid[folder_id] = next_uid[folder_id], next_uid[folder_id] + 1
+        if not next(fits[copy.account_id]):
+            if copy.account_id in copy.item.charged:  # delivered as far as the sender is told: say it here
+                log.warning("sieve: no room for a copy in folder %s of account %s", folder_id, copy.account_id)
+            continue
+        if copy.account_id not in copy.item.charged:
+            copy.item.charged.append(copy.account_id)
+        assert copy.item.parsed is not None
+        assert copy.item.body is not None
+        row = storing.message_row(
+            copy.item.parsed,
+            account_id=copy.account_id,
+            mailbox_id=folder_id,
+            uid=uid,
+            modseq=uids[folder_id][1],
+            body=copy.item.body,
+            thread_id=threads[copy.account_id, id(copy.item)],
+        )
+        if copy.flags:
+            set_row_flags(row, copy.flags)
+        rows.append((copy.item, row))
     bulk.insert([message for _, message in rows])
-    filed = filing.store()
     for item, message in rows:
         item.report.message_ids.append(message.pk)
-    changes.notify_many([*((account_id, inboxes[account_id][0]) for account_id in by_account), *junked])
-    used = {message.body_id for _, message in rows} | {message.body_id for message in filed}
+    changes.notify_many({(copy.account_id, copy.folder_id or inboxes[copy.account_id]) for copy in copies})
+    filing.send()
+    used = {message.body_id for _, message in rows}
     unused = [item.body.pk for item in items if item.body is not None and item.body.pk not in used]
     if unused:
         MessageBody.objects.filter(pk__in=unused).delete()
     for item in items:
         _report_full(item)
+
+
+def _threads(copies: Sequence[_Copy]) -> dict[tuple[int, int], uuid.UUID]:
+    """The conversation each message joins in each account it has copies in (every copy of a message in one
+    account is in the same one): (account id, id of the item) -> thread."""
+    by_account: dict[int, dict[int, _Incoming]] = {}
+    for copy in copies:
+        by_account.setdefault(copy.account_id, {})[id(copy.item)] = copy.item
+    found = storing.threads(
+        {
+            account_id: [item.parsed for item in group.values() if item.parsed is not None]
+            for account_id, group in by_account.items()
+        }
+    )
+    return {
+        (account_id, key): thread
+        for account_id, group in by_account.items()
+        for key, thread in zip(group, found[account_id], strict=True)
+    }
 
 
 def _junk_folders(items: Sequence[_Incoming]) -> dict[int, int]:
@@ -154,21 +216,6 @@ def _junk_folders(items: Sequence[_Incoming]) -> dict[int, int]:
     if not wanted:
         return {}
     return dict(Mailbox.objects.filter(account_id__in=wanted, role=Role.JUNK).values_list("account_id", "pk"))
-
-
-def _into_junk(rows: Sequence[tuple[_Incoming, Message]], junk_folders: Mapping[int, int]) -> set[tuple[int, int]]:
-    """Re-file the copies the junk verdict chose into their account's Junk folder before they are written,
-    with UIDs of that folder (the Inbox UIDs reserved for them stay unused: UIDs ascend, they need not be
-    dense). Returns the (account, folder) pairs to notify."""
-    by_folder: dict[int, list[Message]] = {}
-    for item, row in rows:
-        if row.account_id in junk_folders and item.into_junk(row.account_id):
-            by_folder.setdefault(junk_folders[row.account_id], []).append(row)
-    for folder_id, copies in sorted(by_folder.items()):
-        first_uid, modseq = counters.allocate_uids(folder_id, len(copies))
-        for offset, row in enumerate(copies):
-            row.mailbox_id, row.uid, row.modseq = folder_id, first_uid + offset, modseq
-    return {(copies[0].account_id, folder_id) for folder_id, copies in by_folder.items()}
 
 
 def _report_full(item: _Incoming) -> None:

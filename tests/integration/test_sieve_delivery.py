@@ -103,6 +103,64 @@ def test_accounts_without_scripts_pay_one_query_per_group(make_account):
     assert len(sieve) == 1
 
 
+def statements(queries: CaptureQueriesContext) -> list[str]:
+    """What a delivery sent to the database, without the test transaction's savepoints."""
+    return [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
+
+
+def test_a_group_filed_into_one_folder_costs_one_statement_more_than_the_inbox(make_account):
+    """The MX's group of ten for one recipient: a script that files every message into a folder adds one
+    statement (the script, the account and its folders, read together) to the Inbox's six: the bodies, the
+    threads, the folder's UIDs (which lock it), the quota (which locks the account), the copies and the change
+    notification. The filed copies share them: no lock statement, no second thread lookup or quota charge."""
+    plain, filtered = make_account("plain@example.com"), make_account("filtered@example.com")
+    scripts.put_script(filtered, "rules", 'require "fileinto"; fileinto "Archive";', activate=True)
+    counts = {}
+    for account in (plain, filtered):
+        resolved = {account.address: actions.resolve_recipient(account.address)}
+        group = [
+            (mail(f"{account.pk}-{n}", to=account.address), "bob@remote.example", [account.address]) for n in range(10)
+        ]
+        with CaptureQueriesContext(connection) as queries:
+            reports = actions.deliver_many(group, resolved)
+        assert all(isinstance(r, actions.DeliveryReport) and r.message_ids for r in reports)
+        counts[account.address] = len(statements(queries))
+    assert counts == {"plain@example.com": 6, "filtered@example.com": 7}
+    filed = Message.objects.filter(account=filtered)
+    assert {m.mailbox.name for m in filed.select_related("mailbox")} == {"Archive"}
+    assert sorted(filed.values_list("uid", flat=True)) == list(range(1, 11))
+    assert used(filtered) == sum(filed.values_list("size", flat=True))
+
+
+def test_copies_of_one_message_share_its_conversation_and_are_reported(alice):
+    report = actions.deliver(mail("keep-too again"), "bob@remote.example", [alice.address])
+    copies = Message.objects.filter(subject="keep-too again").order_by("pk")
+    assert [m.mailbox.name for m in copies] == ["INBOX", "Archive"]
+    assert len({m.thread_id for m in copies}) == 1
+    assert report.message_ids == [m.pk for m in copies]
+
+
+def test_a_filing_account_disabled_since_rcpt_gets_nothing(alice, make_account):
+    """RCPT's lookup saves one at DATA; an account disabled in between is caught when its folder's UIDs are
+    reserved, whichever folder the script chose, and the message is looked up again and refused for it."""
+    carol = make_account("carol@example.com")
+    at_rcpt = {address: actions.resolve_recipient(address) for address in (alice.address, carol.address)}
+    Account.objects.filter(pk=alice.pk).update(is_active=False)
+    reports = actions.deliver_many(
+        [
+            (mail("invoice 3"), "bob@remote.example", [alice.address]),
+            (mail("for carol", to=carol.address), "bob@remote.example", [carol.address]),
+        ],
+        at_rcpt,
+    )
+    assert [r.results for r in reports if isinstance(r, actions.DeliveryReport)] == [
+        {alice.address: actions.RecipientStatus.UNKNOWN},
+        {carol.address: actions.RecipientStatus.LOCAL},
+    ]
+    assert list(Message.objects.values_list("account__address", "mailbox__name")) == [(carol.address, "INBOX")]
+    assert used(alice) == 0
+
+
 def test_submission_to_a_local_user_is_filtered_too(alice, make_account):
     make_account("dave@example.com")
     raw = mail("invoice from dave", sender="dave@example.com")
