@@ -10,6 +10,7 @@ the match variables.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -121,6 +122,11 @@ class Pattern:
         return values
 
 
+# A script's patterns are the same for every message it runs on: each is compiled once (a pattern made from
+# variables may differ each time, hence a bounded cache). A Pattern does not change once made.
+_pattern = functools.lru_cache(maxsize=1024)(Pattern)
+
+
 def matches(
     match_type: str,
     comparator: str,
@@ -135,8 +141,10 @@ def matches(
         return any(_RELATIONS[relation](_compare(comparator, count, key)) for key in keys), None
     if comparator == "i;ascii-numeric" and match_type in ("contains", "matches"):
         raise SieveRuntimeError(f"comparator i;ascii-numeric does not support :{match_type}")
+    if not values:
+        return False, None
     if match_type == "matches":
-        patterns = [Pattern(key, comparator) for key in keys]
+        patterns = [_pattern(key, comparator) for key in keys]
         for value in values:
             for pattern in patterns:
                 variables = pattern.match(value)

@@ -31,9 +31,14 @@ def _bounded(part: MimePart) -> MimePart:
 
 
 class MessageView:
+    """One message for one script run. A script tests the same fields again and again (twenty rules on Subject
+    and From are usual): each field's values are decoded, and its addresses parsed, once."""
+
     def __init__(self, raw: bytes, parsed: ParsedMessage) -> None:
         self.raw = raw
         self.parsed = parsed
+        self._headers: dict[str, list[str]] = {}
+        self._addresses: dict[str, list[tuple[str, str | None]]] = {}
 
     @property
     def size(self) -> int:
@@ -57,22 +62,34 @@ class MessageView:
                 fields.append((m[1].decode("ascii").lower(), line[m.end() :]))
         return fields
 
+    @cached_property
+    def _by_name(self) -> dict[str, list[bytes]]:
+        by_name: dict[str, list[bytes]] = {}
+        for name, value in self.fields:
+            by_name.setdefault(name, []).append(value)
+        return by_name
+
     def raw_values(self, name: str) -> list[str]:
         """Undecoded values of the fields called `name`, as text."""
-        wanted = name.lower()
-        return [header_str(value).strip() for field, value in self.fields if field == wanted]
+        return [header_str(value).strip() for value in self._by_name.get(name.lower(), ())]
 
     def header(self, name: str) -> list[str]:
-        return [decode_words(value) for value in self.raw_values(name)]
+        name = name.lower()
+        if name not in self._headers:
+            self._headers[name] = [decode_words(value) for value in self.raw_values(name)]
+        return list(self._headers[name])
 
     def addresses(self, name: str) -> list[tuple[str, str | None]]:
         """(local part, domain) of each mailbox in the named fields; group names are not addresses (5.1)."""
-        found: list[tuple[str, str | None]] = []
-        for value in self.raw_values(name):
-            for kind, _name, local, domain in parse_address_list(value):
-                if kind == "mailbox":
-                    found.append((local, domain))
-        return found
+        name = name.lower()
+        if name not in self._addresses:
+            self._addresses[name] = [
+                (local, domain)
+                for value in self.raw_values(name)
+                for kind, _name, local, domain in parse_address_list(value)
+                if kind == "mailbox"
+            ]
+        return list(self._addresses[name])
 
     def body_raw(self) -> str:
         start = self.parsed.root.body_start

@@ -92,6 +92,26 @@ def test_rfc5228_5_1_address_parts():
     assert execute('if address :is "To" "Ken" { discard; }').actions == [Keep()]
 
 
+def test_fields_tested_again_give_the_same_answers():
+    """A field's values are decoded and its addresses parsed once per message: later tests, in any case of the
+    field's name, still see every value, whatever an earlier caller did with its list."""
+    view = MessageView(MESSAGE, parse_message(MESSAGE))
+    view.header("subject").clear()
+    view.addresses("to").clear()
+    assert view.header("SUBJECT") == ["I have a present for you"]
+    assert view.addresses("To") == [("roadrunner", "acme.example.com"), ("ken+sieve", "example.org")]
+    script = "\n".join(
+        [
+            *(f'if address :domain :is "to" "nowhere{n}.example" {{ discard; }}' for n in range(5)),
+            'if header :matches "list-id" "*<*>" { discard; }',
+            'if header :matches "subject" "I * a *" { addflag "x${1}"; }',
+            'if header :matches "subject" "I * a *" { fileinto "${2}"; }',
+        ]
+    )
+    result = execute('require ["fileinto", "variables", "imap4flags"];' + script)
+    assert result.actions == [FileInto("present for you", ("xhave",))]
+
+
 def test_rfc5228_5_4_envelope():
     script = 'require "envelope"; if envelope :all :is "from" "tim@example.com" { discard; }'
     assert execute(script).actions == [Discard()]
