@@ -254,8 +254,13 @@ def fetch(
         data.modseq = modseq
         for name, value in zip(names, rest, strict=True):
             setattr(data, name, value if name == "structure" else bytes(value))
-        if request.downgrade and data.envelope is not None:
-            data.envelope = downgrade.envelope(data.envelope)
+        if request.downgrade:
+            if data.envelope is not None:
+                data.envelope = downgrade.envelope(data.envelope)
+            if data.bodystructure is not None:
+                data.bodystructure = downgrade.body_structure(data.bodystructure)
+            if data.body is not None:
+                data.body = downgrade.body_structure(data.body)
         if data.raw is not None:
             _cut_sections(data, request)
         out.append(data)

@@ -1,8 +1,9 @@
 """Header fields in 7-bit form for IMAP clients that did not enable UTF8=ACCEPT (RFC 6855 3 and 5: such a
 client is not sent UTF-8 header data; the server downgrades it, with the methods of RFC 6857 3).
 
-Pure functions on bytes: `envelope` rewrites a stored ENVELOPE (mailcore.imap_wire's form), `header` a header
-block as BODY[HEADER] or BODY[HEADER.FIELDS (...)] give it. ASCII input comes back as it is.
+Pure functions on bytes: `envelope` and `body_structure` rewrite a stored ENVELOPE or BODYSTRUCTURE (in
+mailcore.imap_wire's form), `header` a header block as BODY[HEADER] or BODY[HEADER.FIELDS (...)] give it.
+ASCII input comes back as it is.
 - Unstructured text (Subject, unknown fields): each run of words with non-ASCII characters becomes RFC 2047
   "B" encoded-words in UTF-8 (RFC 6857 3.1.5, 3.1.6).
 - Display names and group names: encoded-words (RFC 2047 5(3)); domains: IDNA A-labels (RFC 6857 3.1.10);
@@ -20,6 +21,7 @@ import re
 from mailcore.headers import header_str, parse_address_list
 from mailcore.idn import ascii_domain
 from mailcore.imap_wire import envelope as render_envelope
+from mailcore.imap_wire import nstring
 from mailcore.mime import Envelope, EnvelopeAddress
 
 # RFC 2047 2: an encoded-word is at most 75 characters; "=?UTF-8?B?" and "?=" leave 63 for base64, which is
@@ -80,11 +82,18 @@ def _address_label(name: str, local: str, host: str | None) -> str:
 
 # --- ENVELOPE ---------------------------------------------------------------------------------------------------
 
+
+class _Atom(bytes):
+    """A number in a BODYSTRUCTURE, written back as it is."""
+
+
 Node = bytes | None | list["Node"]
+_ATOM = re.compile(rb"[^ ()\"{]+")
 
 
 def _parse(data: bytes, pos: int) -> tuple[Node, int]:
-    """One item of an ENVELOPE as mailcore.imap_wire writes it: a list, NIL, a quoted string or a literal."""
+    """One item of an ENVELOPE or BODYSTRUCTURE as mailcore.imap_wire writes it: a list, NIL, a quoted string,
+    a literal or a number."""
     first = data[pos : pos + 1]
     if first == b"(":
         items: list[Node] = []
@@ -112,7 +121,10 @@ def _parse(data: bytes, pos: int) -> tuple[Node, int]:
         start = close + 3
         end = start + int(data[pos + 1 : close])
         return data[start:end], end
-    raise ValueError(f"unexpected byte at {pos} of an ENVELOPE")
+    match = _ATOM.match(data, pos)
+    if match is None:
+        raise ValueError(f"unexpected byte at {pos} of a response")
+    return _Atom(match[0]), match.end()
 
 
 def _string(node: Node) -> str | None:
@@ -150,7 +162,10 @@ def envelope(wire: bytes) -> bytes:
     """A stored ENVELOPE with every string in 7-bit form."""
     if wire.isascii():
         return wire
-    fields, _ = _parse(wire, 0)
+    return _envelope(_parse(wire, 0)[0])
+
+
+def _envelope(fields: Node) -> bytes:
     assert isinstance(fields, list)
     assert len(fields) == 10
     date, subject, *lists, in_reply_to, message_id = fields
@@ -170,6 +185,42 @@ def envelope(wire: bytes) -> bytes:
             message_id=ids[1] if ids[1] is None or ids[1].isascii() else None,
         )
     )
+
+
+# --- BODYSTRUCTURE ---------------------------------------------------------------------------------------------
+
+
+def _render(node: Node) -> bytes:
+    if isinstance(node, _Atom):
+        return bytes(node)
+    if isinstance(node, list):
+        return b"(%s)" % b" ".join(_render(item) for item in node)
+    return nstring(node if node is None or node.isascii() else encoded_words(header_str(node)))
+
+
+def _body(node: Node) -> bytes:
+    """One body of a BODYSTRUCTURE or BODY: a message/rfc822 part's ENVELOPE downgraded as `envelope` does, its
+    body in turn, and any other 8-bit string (a Content-Description) as encoded-words."""
+    assert isinstance(node, list)
+    children = 0
+    while children < len(node) and isinstance(node[children], list):
+        children += 1
+    if children:  # multipart: the bodies, with no space between them (RFC 3501 9, body-type-mpart)
+        rest = b"".join(b" " + _render(item) for item in node[children:])
+        return b"(%s%s)" % (b"".join(_body(child) for child in node[:children]), rest)
+    kind = [item.upper() if isinstance(item, bytes) else b"" for item in node[:2]]
+    if kind[0] == b"MESSAGE" and kind[1] in (b"RFC822", b"GLOBAL") and len(node) >= 10:
+        rendered = [_render(item) for item in node]
+        rendered[7], rendered[8] = _envelope(node[7]), _body(node[8])
+        return b"(%s)" % b" ".join(rendered)
+    return _render(node)
+
+
+def body_structure(wire: bytes) -> bytes:
+    """A stored BODYSTRUCTURE or BODY with every string in 7-bit form."""
+    if wire.isascii():
+        return wire
+    return _body(_parse(wire, 0)[0])
 
 
 # --- Header blocks ----------------------------------------------------------------------------------------------

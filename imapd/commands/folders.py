@@ -197,7 +197,9 @@ async def _subscribe(session: Session, command: Command, subscribed: bool) -> st
     try:
         await asyncdb.call(actions.set_subscribed, session.account, mailbox(token, session.utf8), subscribed)
     except actions.NotFound:
-        raise No("[NONEXISTENT] No such folder") from None
+        # RFC 9051 6.3.8: unsubscribing a name that is not subscribed is no error (RFC 3501 6.3.7 said NO).
+        if subscribed or not session.rev2:
+            raise No("[NONEXISTENT] No such folder") from None
     return f"{command.name} completed"
 
 

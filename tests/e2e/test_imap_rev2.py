@@ -164,6 +164,9 @@ def test_folder_commands_per_rfc_9051(server: Server) -> None:
     assert re.search(rb" NO \[HASCHILDREN\] ", other.command('DELETE "Caf&AOk-"'))
     client.ok('DELETE "Café/Menu"'.encode())
     client.ok(f'DELETE "{nfd}"'.encode())
+    # RFC 9051 6.3.8: unsubscribing a name that is not subscribed (here: no longer a folder) is OK; in rev1, NO.
+    client.ok(f'UNSUBSCRIBE "{nfd}"'.encode())
+    assert b" NO [NONEXISTENT] " in other.command('UNSUBSCRIBE "Caf&AOk-"')
 
 
 def test_8bit_headers_downgraded_for_clients_without_utf8(server: Server) -> None:

@@ -95,3 +95,29 @@ def test_header_folding_and_lines_without_a_field() -> None:
     assert all(len(line) <= 78 and line.isascii() for line in lines)
     assert lines[-2:] == [b"not a field ?", b""]
     assert re.fullmatch(rb"( and)+ folded", b"".join(lines[1:-2]))
+
+
+def test_body_structure_with_a_forwarded_message() -> None:
+    inner = "From: Jürgen <jürgen@example.org>\r\nSubject: Grüße\r\n\r\nHallo\r\n".encode()
+    raw = (
+        b"From: a@b.example\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\n"
+        b"Content-Type: text/plain\r\nContent-Description: K\xc3\xb6ln\r\n\r\nhi\r\n"
+        b"--XX\r\nContent-Type: message/rfc822\r\n\r\n" + inner + b"\r\n--XX--\r\n"
+    )
+    _, structure, body = message_wire(parse_message(raw))
+    jurgen = b'((NIL NIL "=?UTF-8?B?SsO8cmdlbiA8asO8cmdlbkBleGFtcGxlLm9yZz4=?=" NIL)(NIL NIL NIL NIL))'
+    envelope = b'(NIL "=?UTF-8?B?R3LDvMOfZQ==?=" %s NIL NIL NIL NIL NIL)' % b" ".join([jurgen] * 3)
+    # The Content-Description as encoded-words; the message part's ENVELOPE as `envelope` gives it; the bodies
+    # of a multipart still with no space between them.
+    assert downgrade.body_structure(structure) == (
+        b'(("text" "plain" NIL NIL "=?UTF-8?B?S8O2bG4=?=" "7BIT" 2 1 NIL NIL NIL NIL)'
+        b'("message" "rfc822" NIL NIL NIL "7BIT" 64 %s'
+        % envelope
+        + b' ("text" "plain" ("charset" "us-ascii") NIL NIL "7BIT" 7 1 NIL NIL NIL NIL) 4 NIL NIL NIL NIL)'
+        b' "mixed" ("boundary" "XX") NIL NIL NIL)'
+    )
+    assert downgrade.body_structure(body) == (
+        b'(("text" "plain" NIL NIL "=?UTF-8?B?S8O2bG4=?=" "7BIT" 2 1)("message" "rfc822" NIL NIL NIL "7BIT" 64 %s'
+        % envelope
+        + b' ("text" "plain" ("charset" "us-ascii") NIL NIL "7BIT" 7 1) 4) "mixed")'
+    )
