@@ -9,9 +9,18 @@ The folder "bench" is filled by APPEND (LITERAL+, pipelined) until it holds --me
 time from sending the command to reading its tagged reply, whole reply consumed; the warm figure is the median
 of five runs after one warm-up. The resync figure: another session changes the flags of 100 messages of
 "bench-big", then SELECT bench-big (QRESYNC (uidvalidity modseq)) is timed (five rounds, median).
-With --pid, the peak resident memory of that imapd process during the HEADER.FIELDS fetch is read from /proc
-(the peak is reset first through clear_refs, which needs the same user or root), and the resident memory
-before and after --idle sessions have logged in, selected the folder and entered IDLE.
+"connect + LOGIN" is the median of 20 sign-ins one after another (socket opened to LOGIN's OK); "SELECT" the
+warm median of SELECT bench. --idle sessions then log in, select the folder and enter IDLE, 50 connections at a
+time, each batch signing in one session after another; the bench prints the time that took, then appends one
+message from another session and prints when each IDLE session saw its EXISTS (p50 and p99 after the APPEND was
+sent), and expunges it again. With --pid, the peak resident memory of that imapd process during the
+HEADER.FIELDS fetch is read from /proc (the peak is reset first through clear_refs, which needs the same user
+or root), and the resident memory before and after the IDLE sessions.
+
+To compare with Dovecot, run one as a user-level instance on unprivileged ports (its own base_dir, state_dir
+and log_path under a scratch directory, `ssl = no`, `disable_plaintext_auth = no`, a passwd-file passdb with
+the bench user, `mail_location = maildir:...`, `mail_max_userip_connections` above --idle) and point --port
+at it; both servers then get the same commands.
 """
 
 from __future__ import annotations
@@ -115,24 +124,78 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
+async def sign_in(args: argparse.Namespace) -> Client:
+    client = await Client.connect(args.host, args.port)
+    await client.command(b'LOGIN %s "%s"' % (args.user.encode(), args.password.encode()))
+    return client
+
+
+async def sign_ins(args: argparse.Namespace, runs: int = 20) -> None:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        client = await sign_in(args)
+        times.append(time.perf_counter() - started)
+        await client.command(b"LOGOUT")
+        client.writer.close()
+    print(f"connect + LOGIN: median {statistics.median(times) * 1000:.1f} ms over {runs} sign-ins")
+
+
+async def _exists_seen(client: Client) -> float:
+    while True:
+        line = await client.reader.readline()
+        if not line:
+            raise ConnectionError("server closed the connection")
+        if line.endswith(b" EXISTS\r\n"):
+            return time.perf_counter()
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
 async def idle_sessions(args: argparse.Namespace) -> None:
-    before = rss_mb(args.pid)
+    before = rss_mb(args.pid) if args.pid else 0.0
     clients: list[Client] = []
-    login = b'LOGIN %s "%s"' % (args.user.encode(), args.password.encode())
+    started = time.perf_counter()
     for _ in range(0, args.idle, 50):
-        batch = await asyncio.gather(*(Client.connect(args.host, args.port) for _ in range(50)))
-        for client in batch:
+        connected = await asyncio.gather(*(Client.connect(args.host, args.port) for _ in range(50)))
+        login = b'LOGIN %s "%s"' % (args.user.encode(), args.password.encode())
+        for client in connected:
             await client.command(login)
             await client.command(b"SELECT bench")
             client.writer.write(b"i IDLE\r\n")
-            await client.reader.readline()
-        clients.extend(batch)
+            while not (await client.reader.readline()).startswith(b"+"):
+                pass
+        clients.extend(connected)
+    signed_in = time.perf_counter() - started
     await asyncio.sleep(1)
-    after = rss_mb(args.pid)
+    memory = ""
+    if args.pid:
+        after = rss_mb(args.pid)
+        memory = (
+            f"; imapd RSS {before:.1f} MB before, {after:.1f} MB with them "
+            f"({(after - before) * 1024 / len(clients):.1f} KB per session)"
+        )
+    print(f"IDLE: {len(clients)} sessions signed in, selected and idling in {signed_in:.1f} s{memory}")
+    writer = await sign_in(args)
+    waits = [asyncio.ensure_future(_exists_seen(client)) for client in clients]
+    raw = sample(10**7)
+    sent = time.perf_counter()
+    line, _ = await writer.command(b"APPEND bench {%d+}\r\n" % len(raw) + raw)
+    seen = await asyncio.wait_for(asyncio.gather(*waits), 60)
+    delays = [when - sent for when in seen]
     print(
-        f"IDLE: {len(clients)} sessions; imapd RSS {before:.1f} MB before, {after:.1f} MB with them "
-        f"({(after - before) * 1024 / len(clients):.1f} KB per session)"
+        f"IDLE: a new message seen by all {len(clients)} sessions, p50 {_percentile(delays, 0.5) * 1000:.0f} ms, "
+        f"p99 {_percentile(delays, 0.99) * 1000:.0f} ms, last {max(delays) * 1000:.0f} ms"
     )
+    uid = re.search(rb"\[APPENDUID \d+ (\d+)\]", line)
+    if uid:
+        await writer.command(b"SELECT bench")
+        await writer.command(b"UID STORE %s +FLAGS.SILENT (\\Deleted)" % uid[1])
+        await writer.command(b"UID EXPUNGE %s" % uid[1])
+    await writer.command(b"LOGOUT")
     for client in clients:
         client.writer.close()
 
@@ -230,7 +293,9 @@ async def main(args: argparse.Namespace) -> None:
     client = await Client.connect(args.host, args.port)
     await client.command(b'LOGIN %s "%s"' % (args.user.encode(), args.password.encode()))
     await fill(client, args.messages)
-    await client.command(b"SELECT bench")
+    await sign_ins(args)
+    cold, warm, _ = await timed(client, b"SELECT bench")
+    print(f"SELECT bench: first {cold * 1000:.1f} ms, warm median {warm * 1000:.1f} ms")
     for label, command in (
         (
             "UID FETCH 1:* (FLAGS INTERNALDATE RFC822.SIZE ENVELOPE)",
@@ -246,7 +311,7 @@ async def main(args: argparse.Namespace) -> None:
     if args.big:
         await big_folder(args, client)
     await client.command(b"LOGOUT")
-    if args.pid and args.idle:
+    if args.idle:
         await idle_sessions(args)
 
 

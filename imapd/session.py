@@ -28,9 +28,10 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from credentials.revocation import ends_session
-from imapd import sequence, store
+from imapd import sequence, store, views
 from imapd.protocol import NEED_DATA, Bad, Command, Connection, Continue, Line, ParseError, State
 from mailboxes import actions, asyncdb, changes
+from mailboxes.actions.folders import claim_recent
 from mailboxes.models import Account
 from mailsite.tls import plaintext_login_allowed
 from ops import proxy
@@ -318,13 +319,11 @@ class Session:
         self._drain_changes()
         if force or self.folder_changed or command_name in ("NOOP", "CHECK"):
             self.folder_changed = False
-            found = await asyncdb.call(
-                store.changes_since, selected.mailbox_id, selected.modseq, selected.uids, not selected.readonly
-            )
+            found, recent = await self._read_changes(selected)
             if found.folder_gone:
                 self.send(b"* BYE The selected folder was deleted or renamed by another session\r\n")
                 raise Closed
-            self._apply(selected, found)
+            self._apply(selected, found, recent)
         # RFC 3501 7.4.1: no EXPUNGE during FETCH, STORE or SEARCH; they wait for the next command.
         if not selected.pending_gone:
             return
@@ -337,7 +336,25 @@ class Session:
             # for its resynchronisation point, or a reconnect would miss them: tell it one below the first.
             self.send(b"* OK [HIGHESTMODSEQ %d] Expunges pending\r\n" % (min(selected.pending_gone.values()) - 1))
 
-    def _apply(self, selected: Selected, found: store.Changes) -> None:
+    async def _read_changes(self, selected: Selected) -> tuple[store.Changes, list[int]]:
+        """What changed in the folder since the session's mod-sequence, read once for all the process's sessions
+        that know the folder alike (imapd.views), and the new messages that are \\Recent to this session."""
+        mailbox_id, uids = selected.mailbox_id, selected.uids
+
+        def read() -> Awaitable[store.Changes]:
+            return asyncdb.call(store.changes_since, mailbox_id, selected.modseq, uids, False)
+
+        found = await views.shared((mailbox_id, selected.modseq, selected.max_uid, len(uids)), read)
+        if found.from_view:
+            found = await read()
+        if not found.recent or selected.readonly:
+            return found, found.recent
+        up_to = found.new[-1] + 1
+        first = await views.claim_once(mailbox_id, up_to, lambda: asyncdb.call(claim_recent, mailbox_id, up_to))
+        return found, [] if first is None else [uid for uid in found.new if uid >= first]
+
+    def _apply(self, selected: Selected, found: store.Changes, recent: list[int]) -> None:
+        """Bring the view up to `found` (which other sessions may share: it is only read)."""
         for uid, modseq, flags in found.flags:
             if (seq := selected.seq_of(uid)) is None:
                 continue
@@ -357,7 +374,7 @@ class Session:
             selected.uids.extend(found.new)
             self.send(b"* %d EXISTS\r\n" % len(selected.uids))
             if not self.rev2:  # IMAP4rev2 has no RECENT response (RFC 9051 Appendix E)
-                selected.recent.update(found.recent)
+                selected.recent.update(recent)
                 self.send(b"* %d RECENT\r\n" % len(selected.recent))
         selected.modseq = found.highestmodseq
 

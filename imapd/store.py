@@ -13,7 +13,7 @@ from django.db import IntegrityError, connection
 from django.db.models import Count, Q, Sum, Value
 from django.db.models.expressions import RawSQL
 
-from imapd import ordering, search_keys, search_sql, sequence
+from imapd import ordering, search_keys, search_sql, sequence, views
 from imapd.fetch import MessageData, Request, decoded_content, section_bytes
 from imapd.listing import SPECIAL_USE
 from imapd.search_sql import uid_q
@@ -87,15 +87,37 @@ def _uids(mailbox_id: int) -> array[int]:
     return uids
 
 
-def _scan(mailbox_id: int) -> tuple[array[int], list[str], int | None]:
-    """The folder's UIDs ascending, the keywords its messages use, and its first unseen UID."""
-    uids = _uids(mailbox_id)
-    messages = Message.objects.filter(mailbox_id=mailbox_id)
+def _current_uids(mailbox_id: int, kept: views.View | None, modseq: int) -> tuple[array[int], int]:
+    """The folder's UIDs ascending, and the mod-sequence they are known at (`modseq`, read from the folder's row
+    just before, or later): from the view this process kept and what changed since, or read whole."""
+    if kept is not None and kept.modseq <= modseq:
+        found = changes_since(mailbox_id, kept.modseq, kept.uids, take_recent=False)
+        if not found.folder_gone:
+            uids = kept.uids
+            gone = {uid for uid, _ in found.gone}
+            if gone:
+                uids = array("I", (uid for uid in uids if uid not in gone))
+            uids.extend(found.new)
+            return uids, found.highestmodseq
+    return _uids(mailbox_id), modseq
+
+
+def _scan(mailbox: Mailbox) -> views.View:
+    """The folder's UIDs ascending, the keywords its messages use, and its first unseen UID: as this process
+    kept them while the folder is unchanged (imapd.views)."""
+    folder = (mailbox.pk, mailbox.uidvalidity)
+    kept = views.known(folder)
+    if kept is not None and kept.modseq == mailbox.highestmodseq:
+        return kept
+    uids, modseq = _current_uids(mailbox.pk, kept, mailbox.highestmodseq)
+    messages = Message.objects.filter(mailbox_id=mailbox.pk)
     # From the partial index message_keywords; order_by() drops the model's ordering, which DISTINCT would add.
     keyword_values = messages.exclude(keywords="").order_by().values_list("keywords", flat=True).distinct()
-    keywords = sorted({k for value in keyword_values for k in value.split()})
+    keywords = tuple(sorted({k for value in keyword_values for k in value.split()}))
     first_unseen = messages.filter(seen=False).order_by("uid").values_list("uid", flat=True).first()
-    return uids, keywords, first_unseen
+    view = views.View(modseq, uids, keywords, first_unseen)
+    views.keep(folder, view)
+    return view
 
 
 def open_mailbox(
@@ -108,19 +130,24 @@ def open_mailbox(
         return None
     # Before the UIDs are read: a message delivered in between is then found by the session's next check,
     # which claims it too.
-    # EXAMINE sees which messages are recent without taking them (RFC 3501 2.3.2).
-    first_recent = mailbox.first_recent_uid if readonly else claim_recent(mailbox.pk, None)
+    # EXAMINE sees which messages are recent without taking them (RFC 3501 2.3.2); nor does a SELECT when no
+    # message is left to take.
+    first_recent = mailbox.first_recent_uid
+    if not readonly and first_recent < mailbox.uidnext:
+        first_recent = claim_recent(mailbox.pk, None)
     messages = Message.objects.filter(mailbox=mailbox)
-    uids, keywords, first_unseen = _scan(mailbox.pk)
+    view = _scan(mailbox)
+    uids = view.uids
     snapshot = Snapshot(
         mailbox_id=mailbox.pk,
         name=mailbox.name,
         uidvalidity=mailbox.uidvalidity,
-        uidnext=mailbox.uidnext,
+        # The UIDs may include a message committed since the row was read.
+        uidnext=max(mailbox.uidnext, uids[-1] + 1 if uids else 1),
         highestmodseq=mailbox.highestmodseq,
         uids=uids,
-        keywords=keywords,
-        first_unseen_uid=first_unseen,
+        keywords=list(view.keywords),
+        first_unseen_uid=view.first_unseen,
         first_recent_uid=first_recent,
     )
     if attributes:
@@ -151,6 +178,9 @@ class Changes:
     flags: list[tuple[int, int, list[str]]] = field(default_factory=list)  # (uid, modseq, flags) of known UIDs
     gone: list[tuple[int, int]] = field(default_factory=list)  # (uid, modseq) of known UIDs expunged, by UID
     folder_gone: bool = False  # the folder was deleted or renamed away
+    # `gone` was found by comparing the view with the folder (the expunge log no longer reaches back), so it
+    # holds for that view only (imapd.views shares the other answers between sessions).
+    from_view: bool = False
 
 
 def _expunges(mailbox_id: int, logged: Q) -> tuple[list[tuple[int, int]], int]:
@@ -191,6 +221,7 @@ def changes_since(mailbox_id: int, modseq: int, uids: Sequence[int], take_recent
         # The log no longer reaches back to the session's mod-sequence: what of its view is not in the folder.
         present = set(_uids(mailbox_id))
         found.gone = [(uid, horizon) for uid in uids if uid not in present]
+        found.from_view = True
     else:
         gone: dict[int, int] = {}
         for uid, mod in expunged:

@@ -89,3 +89,24 @@ def test_recent_is_shared_between_processes(server: Server, second_process: Serv
     assert recent(there.ok("EXAMINE INBOX")) == 1
     assert recent(here.ok("SELECT INBOX")) == 1
     assert recent(there.ok("EXAMINE INBOX")) == 0
+
+
+def test_idle_sessions_of_one_process_each_see_a_new_message_and_one_takes_it(server: Server) -> None:
+    """The sessions share one reading of the change (imapd.views); \\Recent still goes to exactly one."""
+    clients = [RawClient(server) for _ in range(4)]
+    tags = []
+    for client in clients:
+        assert recent(client.ok("SELECT INBOX")) == 0
+        tags.append(client.send("IDLE"))
+        client.read_until(b"+ ")
+    deliver(message("one"))
+    told = []
+    for client, tag in zip(clients, tags, strict=True):
+        data = client.read_until(b" RECENT\r\n")
+        assert b"* 1 EXISTS\r\n" in data
+        told.append(recent(data))
+        client.sock.sendall(b"DONE\r\n")
+        client.reply(tag)
+    assert sorted(told) == [0, 0, 0, 1]
+    found = [client.ok("SEARCH RECENT") for client in clients]
+    assert sum(b"* SEARCH 1\r\n" in data for data in found) == 1
