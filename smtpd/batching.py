@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from mailboxes import actions, asyncdb
+from mailcore.dsn import UNASKED, Requests
 
 
 @dataclass
@@ -22,6 +23,7 @@ class _Pending:
     resolved: dict[str, actions.Resolution]
     future: asyncio.Future[actions.DeliveryReport]
     junk: actions.JunkFor = False
+    requests: Requests = UNASKED
 
 
 class DeliveryGroups:
@@ -38,11 +40,14 @@ class DeliveryGroups:
         recipients: Sequence[str],
         resolved: Mapping[str, actions.Resolution] | None = None,
         junk: actions.JunkFor = False,
+        requests: Requests = UNASKED,
     ) -> actions.DeliveryReport:
         """Store one message (within a group); raises what `actions.deliver` raises for it. `resolved`: the
-        RCPT-time answers for its recipients, which the group uses instead of looking them up again."""
+        RCPT-time answers for its recipients, which the group uses instead of looking them up again; `requests`:
+        the sender's DSN and REQUIRETLS parameters."""
         future: asyncio.Future[actions.DeliveryReport] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending((raw, envelope_sender, list(recipients)), dict(resolved or {}), future, junk))
+        delivery = (raw, envelope_sender, list(recipients))
+        self._pending.append(_Pending(delivery, dict(resolved or {}), future, junk, requests))
         if len(self._draining) < self.max_in_flight:
             self._draining.add(asyncio.get_running_loop().create_task(self._drain()))
         return await future
@@ -63,7 +68,11 @@ class DeliveryGroups:
             resolved = {address: r for pending in group for address, r in pending.resolved.items()}
             try:
                 results = await asyncdb.call(
-                    actions.deliver_many, [p.delivery for p in group], resolved, [p.junk for p in group]
+                    actions.deliver_many,
+                    [p.delivery for p in group],
+                    resolved,
+                    [p.junk for p in group],
+                    [p.requests for p in group],
                 )
             except Exception as exc:  # the whole transaction failed: nothing of this group is stored
                 for pending in group:

@@ -377,7 +377,12 @@ class Handler:
                 )
             else:
                 report = await self.groups.deliver(
-                    received + raw, _sender(envelope), envelope.rcpt_tos, envelope.resolutions, junk
+                    received + raw,
+                    _sender(envelope),
+                    envelope.rcpt_tos,
+                    envelope.resolutions,
+                    junk,
+                    _requests(envelope),
                 )
         except MimeTooDeep:
             return policy.MIME_TOO_DEEP

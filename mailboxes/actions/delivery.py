@@ -344,6 +344,7 @@ def deliver_many(
     deliveries: Sequence[Delivery],
     resolved: Mapping[str, Resolution] | None = None,
     junk: Sequence[JunkFor] = (),
+    requests: Sequence[Requests] = (),
 ) -> list[DeliveryReport | Exception]:
     """Messages received by the MX, stored in one transaction: one commit (one WAL flush) for a group of
     messages, and the group's rows written set-wise (see `_store`). Each message's alias forwards are queued
@@ -360,29 +361,36 @@ def deliver_many(
 
     `junk` gives each message the MX's junk verdict (see `JunkFor`); a message without one goes to Inboxes.
 
+    `requests` gives each message its sender's DSN and REQUIRETLS parameters (RFC 3461, RFC 8689): NOTIFY decides
+    the notices about its local recipients, and its alias forwards are queued with RET, ENVID and REQUIRETLS. A
+    message without them gets today's defaults.
+
     A message the recipients' Sieve scripts reject for all of them is stored for no one and sends no notice: its
     report's `refused` holds the reason for the MX's DATA reply (sieve/delivery.py `Filing`).
     """
+    asked = [*requests, *[UNASKED] * (len(deliveries) - len(requests))]
     try:
-        return _deliver_together(deliveries, _known(resolved), junk)
+        return _deliver_together(deliveries, _known(resolved), junk, asked)
     except Exception:
-        return _deliver_each(deliveries, junk)
+        return _deliver_each(deliveries, junk, asked)
 
 
 @action
 def _deliver_together(
-    deliveries: Sequence[Delivery], expansions: Expansions, junk: Sequence[JunkFor] = ()
+    deliveries: Sequence[Delivery], expansions: Expansions, junk: Sequence[JunkFor], requests: Sequence[Requests]
 ) -> list[DeliveryReport | Exception]:
     with changes.batched():
         results = _deliver_group(deliveries, expansions, junk, refusable=True)
-        for delivery, result in zip(deliveries, results, strict=True):
+        for delivery, result, asked in zip(deliveries, results, requests, strict=True):
             if isinstance(result, DeliveryReport):
-                _pass_on(delivery, result)
+                _pass_on(delivery, result, asked)
         return results
 
 
 @action
-def _deliver_each(deliveries: Sequence[Delivery], junk: Sequence[JunkFor] = ()) -> list[DeliveryReport | Exception]:
+def _deliver_each(
+    deliveries: Sequence[Delivery], junk: Sequence[JunkFor], requests: Sequence[Requests]
+) -> list[DeliveryReport | Exception]:
     """The group again, its addresses looked up afresh and every lock it may need taken first (senders' too,
     for DSNs), then each message in its own savepoint: the one that fails is rolled back alone and returned as
     its exception, the others commit together. Savepoints cost two statements per message, so they are only
@@ -396,20 +404,22 @@ def _deliver_each(deliveries: Sequence[Delivery], junk: Sequence[JunkFor] = ()) 
                 with transaction.atomic():  # this delivery's savepoint
                     [result] = _deliver_group([delivery], expansions, junk[index : index + 1], refusable=True)
                     if isinstance(result, DeliveryReport):
-                        _pass_on(delivery, result)
+                        _pass_on(delivery, result, requests[index])
             except Exception as exc:  # rolled back to the savepoint; the rest go on
                 result = exc
             results.append(result)
     return results
 
 
-def _pass_on(delivery: Delivery, report: DeliveryReport) -> None:
+def _pass_on(delivery: Delivery, report: DeliveryReport, requests: Requests) -> None:
     """After a received message is stored: queue its alias forwards for the relay, with the original envelope
-    sender (no SRS rewriting, and no DKIM signature: we are not its author), and tell the sender about
-    recipients refused at DATA."""
+    sender (no SRS rewriting, and no DKIM signature: we are not its author) and its RET, ENVID and REQUIRETLS
+    (a forward has another address than the RCPT's, so NOTIFY and ORCPT stay with the RCPT: defaults apply),
+    and tell the sender about recipients refused at DATA."""
     raw, envelope_sender, _ = delivery
-    queueing.pass_on(raw, envelope_sender, report, relay_remote=False, author_domain=None)
-    _bounce_refused(raw, envelope_sender, report, relayed=False)
+    forwarded = Requests(ret=requests.ret, envid=requests.envid, require_tls=requests.require_tls)
+    queueing.pass_on(raw, envelope_sender, report, relay_remote=False, author_domain=None, requests=forwarded)
+    _bounce_refused(raw, envelope_sender, report, relayed=False, requests=requests)
 
 
 # Why a recipient accepted at RCPT got no copy at DATA: (RFC 3463 status, text for the DSN).
@@ -477,8 +487,10 @@ def _bounce_refused(
         recipients=reports,
         arrival=now,
         now=now,
-        ret=requests.ret,
+        ret="HDRS" if requests.require_tls else requests.ret,  # RFC 8689 5: never the content of such mail
         envid=requests.envid,
     )
     if deliver(dsn, "", [envelope_sender]).results.get(envelope_sender) is RecipientStatus.REMOTE:
-        queueing.enqueue(dsn, "", [envelope_sender], author_domain=None)
+        queueing.enqueue(
+            dsn, "", [envelope_sender], author_domain=None, requests=Requests(require_tls=requests.require_tls)
+        )

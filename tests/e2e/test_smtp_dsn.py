@@ -80,3 +80,24 @@ def test_helo_sessions_get_no_parameters(started, raw_smtp):
     session = raw_smtp(started["smtp"].port)
     session.command("HELO client.test")
     assert session.command("MAIL FROM:<carol@remote.test> RET=FULL").startswith("501 ")
+
+
+def test_the_mx_tells_a_remote_sender_of_local_delivery_under_requiretls(started, tls_client_context):
+    with smtplib.SMTP("127.0.0.1", started["smtp"].port) as client:
+        client.starttls(context=tls_client_context)
+        client.ehlo()
+        assert client.has_extn("requiretls")
+        assert client.mail("carol@remote.test", ["REQUIRETLS", "ENVID=mx1"])[0] == 250
+        assert client.rcpt("alice@example.com", ["NOTIFY=SUCCESS"])[0] == 250
+        assert client.data(mail(sender="carol@remote.test", to="alice@example.com"))[0] == 250
+
+    assert len(stored("alice@example.com")) == 1
+    # The "delivered" notice goes back to the remote sender through the queue, itself under REQUIRETLS (RFC 8689
+    # 5) and with the headers only.
+    notice = OutboundMessage.objects.get()
+    assert (notice.sender, notice.require_tls) == ("", True)
+    assert [row.address for row in notice.recipients.all()] == ["carol@remote.test"]
+    raw = bytes(notice.raw)
+    assert b"Action: delivered" in raw
+    assert b"Original-Envelope-Id: mx1" in raw
+    assert b"text/rfc822-headers" in raw

@@ -282,7 +282,7 @@ def test_hostile_mime_is_refused_and_malformed_mime_is_stored(mx):
 
 
 def test_internal_failure_is_a_temporary_error_without_details(mx, raw_smtp, monkeypatch):
-    def broken(deliveries):
+    def broken(*args):
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(actions, "deliver_many", broken)

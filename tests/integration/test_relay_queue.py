@@ -15,6 +15,7 @@ from django.utils import timezone
 from mailboxes import actions
 from mailboxes.actions import outbound, queueing
 from mailboxes.models import Message, Role
+from mailcore.dsn import Requests
 from relay import dkim, tasks
 from relay.models import DkimKey, OutboundMessage, OutboundRecipient, State
 from tests.dns_server import DnsServer
@@ -131,6 +132,18 @@ def test_alias_forward_from_mx_is_queued_with_the_original_sender_unsigned(relay
     assert outbound.sender == "someone@example.net"
     assert bytes(outbound.raw) == raw, "mail from a foreign domain is not signed by us"
     assert OutboundRecipient.objects.get().address == "zed@example.org"
+
+
+def test_alias_forward_keeps_ret_envid_and_requiretls(relay):
+    actions.create_alias("info@example.com", ["zed@example.org"])
+    raw = b"From: someone@example.net\r\nTo: info@example.com\r\nSubject: hi\r\n\r\nhello\r\n"
+    asked = Requests(ret="FULL", envid="E2", require_tls=True, notify={"info@example.com": "NEVER"})
+    actions.deliver_many([(raw, "someone@example.net", ["info@example.com"])], None, [], [asked])
+
+    outbound = OutboundMessage.objects.get()
+    assert (outbound.dsn_ret, outbound.dsn_envid, outbound.require_tls) == ("FULL", "E2", True)
+    # NOTIFY belongs to the RCPT, not to the forward's new address
+    assert OutboundRecipient.objects.get().dsn_notify == ""
 
 
 @pytest.fixture

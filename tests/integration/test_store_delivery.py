@@ -10,6 +10,7 @@ from django.apps import apps as django_apps
 from mailboxes import actions
 from mailboxes.actions import RecipientStatus
 from mailboxes.models import Account, Message, MessageBody, Role
+from mailcore.dsn import Requests
 from mailcore.mime import MimeTooDeep
 
 RAW = (
@@ -334,3 +335,28 @@ def test_the_migration_counts_existing_messages(people) -> None:
     Account.objects.update(used_messages=0)
     migration.count_messages(django_apps, None)
     assert [counted(person) for person in (alice, bob, carol)] == [(2, 2), (1, 1), (0, 0)]
+
+
+@pytest.mark.parametrize("notify", ["NEVER", "SUCCESS,FAILURE"])
+def test_notify_decides_the_notice_of_a_delivery_from_the_mx(people, make_account, notify) -> None:
+    alice, bob, _ = people
+    dave = make_account("dave@example.com")
+    at_rcpt = {address: actions.resolve_recipient(address) for address in (alice.address, bob.address)}
+    bob.delete()
+    raw = RAW.replace(b"From: Sender <sender@remote.test>", b"From: dave@example.com")
+    asked = Requests(
+        envid="E1",
+        notify={alice.address: notify, "bob@example.com": notify},
+        orcpt={"bob@example.com": "rfc822;Bob@example.com"},
+    )
+    actions.deliver_many([(raw, dave.address, [alice.address, "bob@example.com"])], at_rcpt, [], [asked])
+    assert len(inbox_messages(alice)) == 1
+    if notify == "NEVER":  # RFC 3461 4.1
+        assert inbox_messages(dave) == []
+        return
+    [dsn] = inbox_messages(dave)
+    text = bytes(dsn.body.raw)
+    assert b"Original-Envelope-Id: E1\r\n" in text
+    assert b"Original-Recipient: rfc822;Bob@example.com\r\nFinal-Recipient: rfc822; bob@example.com\r\n" in text
+    assert b"Action: failed" in text
+    assert f"Final-Recipient: rfc822; {alice.address}\r\nAction: delivered\r\nStatus: 2.0.0".encode() in text
