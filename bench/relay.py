@@ -7,7 +7,9 @@ SMTP sink), with connection reuse off (a session per message) and on (a session 
 The database is migrated and its outbound queue emptied first: use a scratch database. A DNS server and an
 aiosmtpd sink run in this process on loopback; each run starts a real `celery worker` process. Every message
 is signed with DKIM when queued and has one recipient. Without reuse each one gets its own session (MX lookup,
-EHLO, STARTTLS when --tls, MAIL, RCPT, DATA, QUIT); with reuse a session sends RSET and the next message.
+EHLO, STARTTLS when --tls, MAIL, RCPT, DATA, QUIT); with reuse a session sends RSET and the next message. The
+sink offers PIPELINING (as Postfix and the big providers do) unless --no-pipelining: a relay that pipelines
+sends RSET, MAIL, RCPT and DATA in one write.
 """
 
 from __future__ import annotations
@@ -31,15 +33,16 @@ QUEUE = "bench-relay"
 
 
 class CountingSink:
-    def __init__(self) -> None:
+    def __init__(self, pipelining: bool) -> None:
         self.count = 0
         self.sessions = 0
+        self.pipelining = pipelining
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses) -> list[str]:
         if session.ssl is None:  # EHLO again after STARTTLS is the same session
             self.sessions += 1
         session.host_name = hostname
-        return responses
+        return [*responses[:-1], "250-PIPELINING", responses[-1]] if self.pipelining else responses
 
     async def handle_DATA(self, server, session, envelope) -> str:
         self.count += 1
@@ -113,6 +116,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=4096, help="body size in bytes")
     parser.add_argument("--tls", action="store_true", help="the sink offers STARTTLS")
     parser.add_argument("--reuse", type=int, default=100, help="messages per session with reuse on")
+    parser.add_argument("--no-pipelining", action="store_true", help="the sink does not offer PIPELINING")
     args = parser.parse_args()
 
     dns_server = DnsServer()
@@ -143,7 +147,7 @@ def main() -> None:
     if not Domain.objects.filter(name="sender.example").exists():
         actions.create_domain("sender.example")
 
-    sink = CountingSink()
+    sink = CountingSink(pipelining=not args.no_pipelining)
     tls_context = None
     if args.tls:
         import ssl
@@ -153,7 +157,10 @@ def main() -> None:
         tls_context.load_cert_chain(cert, key)
     controller = Controller(sink, hostname=SINK_ADDRESS, port=port, tls_context=tls_context, require_starttls=False)
     controller.start()
-    print(f"workers: {args.workers}, messages: {args.messages}, body: {args.size} bytes, starttls: {args.tls}")
+    print(
+        f"workers: {args.workers}, messages: {args.messages}, body: {args.size} bytes, starttls: {args.tls},"
+        f" PIPELINING offered: {not args.no_pipelining}"
+    )
     try:
         run("off", 1, args, env, sink)
         run("on", args.reuse, args, env, sink)

@@ -4,6 +4,9 @@ All recipients of the domain travel in one transaction; each gets its own reply.
 session (no connection, timeout, 4yz greeting, MAIL or DATA) moves the recipients still open to the next
 address; a recipient's own RCPT reply is final for this attempt.
 
+The transaction itself is `relay.transaction` (PIPELINING and CHUNKING where offered); smtplib only connects,
+says EHLO, starts TLS and authenticates, and this module writes the transaction's bytes and reads its replies.
+
 A session that ends its transaction cleanly is handed back open, so the caller can send the destination's next
 message over it after RSET, as Postfix's connection cache does. A reused session that turns out dead is closed
 and the message goes through the address list from the start, over a new session.
@@ -15,11 +18,12 @@ import smtplib
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mailcore import xtext
 from mailcore.dsn import UNASKED, Requests
 from relay.policy import next_mx_after_session_failure
+from relay.transaction import Failed, Features, Transaction
 
 
 @dataclass(frozen=True)
@@ -33,13 +37,24 @@ class Reply:
 @dataclass(frozen=True)
 class Tls:
     """How a session uses TLS: opportunistic (RFC 3207), or required with a certificate valid for the MX host
-    name (MTA-STS enforce, RFC 8461 4.2), checked against the system CAs plus `ca_file`. With `report` (MTA-STS
-    testing) the certificate is checked as under enforce, but a failure is only reported, as report(host,
-    problem), and the session goes on with opportunistic TLS."""
+    name (MTA-STS enforce, RFC 8461 4.2, or a route's STARTTLS), checked against the system CAs plus `ca_file`.
+    With `implicit` the connection is TLS from the start (RFC 8314 3.3, a route's port 465). With `report`
+    (MTA-STS testing) the certificate is checked as under enforce, but a failure is only reported, as
+    report(host, problem), and the session goes on with opportunistic TLS."""
 
     verify: bool = False
     ca_file: str | None = None
     report: Callable[[str, str], None] | None = None
+    implicit: bool = False
+    required_by: str = "the MTA-STS policy"  # named when a required STARTTLS is not offered
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A route's AUTH user and password; the password is left out of every repr."""
+
+    user: str
+    password: str = field(repr=False)
 
 
 class _SessionFailed(Exception):
@@ -72,7 +87,7 @@ def _expect(reply: tuple[int, bytes], wanted: tuple[int, ...]) -> None:
 
 
 class Connection:
-    """An SMTP session past EHLO (and STARTTLS), ready for a transaction."""
+    """An SMTP session past EHLO (and STARTTLS, AUTH), ready for a transaction."""
 
     def __init__(self, smtp: smtplib.SMTP, host: str) -> None:
         self.smtp = smtp
@@ -83,15 +98,14 @@ class Connection:
     def age(self) -> float:
         return time.monotonic() - self.opened
 
-    def reset(self) -> bool:
-        """RSET before the next transaction (RFC 5321 4.1.1.5); False, and closed, if the session is gone."""
-        try:
-            code, _ = self.smtp.rset()
-        except (OSError, smtplib.SMTPException):
-            code = 0
-        if code != 250:
-            self.smtp.close()
-        return code == 250
+    def features(self) -> Features:
+        return Features(
+            pipelining=self.smtp.has_extn("pipelining"),
+            chunking=self.smtp.has_extn("chunking"),
+            size=self.smtp.has_extn("size"),
+            eight_bit=self.smtp.has_extn("8bitmime"),
+            smtputf8=self.smtp.has_extn("smtputf8"),
+        )
 
     def close(self) -> None:
         try:
@@ -100,28 +114,58 @@ class Connection:
             self.smtp.close()
 
 
-def _open(host: str, address: str, port: int, *, helo: str, timeout: float, tls: Tls) -> Connection:
-    smtp = smtplib.SMTP(local_hostname=helo, timeout=timeout)
-    # The name STARTTLS sends as SNI and checks the certificate against; smtplib sets it only when its
-    # constructor connects.
+def _authenticate(smtp: smtplib.SMTP, host: str, credentials: Credentials) -> None:
+    """AUTH PLAIN, else LOGIN (RFC 4954, RFC 4616), whichever the server offers; never over a clear session."""
+    offered = (smtp.esmtp_features.get("auth") or "").upper().split()
+    mechanism = next((name for name in ("PLAIN", "LOGIN") if name in offered), None)
+    if mechanism is None:
+        raise _SessionFailed(None, f"{host} offers no AUTH PLAIN or LOGIN, which the route needs")
+    smtp.user, smtp.password = credentials.user, credentials.password  # read by smtplib's auth_plain/auth_login
+    authenticate = smtp.auth_plain if mechanism == "PLAIN" else smtp.auth_login
+    try:
+        smtp.auth(mechanism, authenticate)
+    except smtplib.SMTPAuthenticationError as exc:
+        # A refused login is our configuration, not the recipients' fault: the mail waits for it to be fixed
+        # instead of bouncing (Postfix's smtp_sasl_auth_soft_bounce). The server's reply is kept in the text;
+        # the credentials are never part of a reply or log line.
+        reply = f"{exc.smtp_code} {_text(exc.smtp_error)}"
+        raise _SessionFailed(454, f"4.7.0 {host} refused our login, the mail waits: {reply}") from None
+
+
+def _open(
+    host: str, address: str, port: int, *, helo: str, timeout: float, tls: Tls, credentials: Credentials | None
+) -> Connection:
+    # Made only when TLS is used: loading the system CAs costs more than a whole session on loopback.
+    checked = tls.verify or tls.report is not None
+    smtp = (
+        smtplib.SMTP_SSL(local_hostname=helo, timeout=timeout, context=_tls_context(tls.ca_file, checked))
+        if tls.implicit
+        else smtplib.SMTP(local_hostname=helo, timeout=timeout)
+    )
+    # The name STARTTLS (or implicit TLS) sends as SNI and checks the certificate against; smtplib sets it only
+    # when its constructor connects.
     smtp._host = host  # type: ignore[attr-defined]  # not in typeshed
     try:
         _expect(smtp.connect(address, port), (220,))
         if smtp.ehlo()[0] != 250:
             _expect(smtp.helo(), (250,))
-        if smtp.has_extn("starttls"):
-            _expect(smtp.starttls(context=_tls_context(tls.ca_file, tls.verify or tls.report is not None)), (220,))
+        if not tls.implicit and smtp.has_extn("starttls"):
+            _expect(smtp.starttls(context=_tls_context(tls.ca_file, checked)), (220,))
             _expect(smtp.ehlo(), (250,))
-        elif tls.verify:
-            raise _SessionFailed(None, f"{host} does not offer STARTTLS, which the MTA-STS policy requires")
-        elif tls.report is not None:
+        elif tls.verify and not tls.implicit:
+            raise _SessionFailed(None, f"{host} does not offer STARTTLS, which {tls.required_by} requires")
+        elif tls.report is not None and not tls.implicit:
             tls.report(host, "no STARTTLS offered")
+        if credentials is not None:
+            _authenticate(smtp, host, credentials)
     except ssl.SSLCertVerificationError as exc:
         smtp.close()
         if tls.report is None:
             raise
         tls.report(host, str(exc))
-        return _open(host, address, port, helo=helo, timeout=timeout, tls=Tls(ca_file=tls.ca_file))
+        return _open(
+            host, address, port, helo=helo, timeout=timeout, tls=Tls(ca_file=tls.ca_file), credentials=credentials
+        )
     except BaseException:
         smtp.close()
         raise
@@ -148,39 +192,39 @@ def _dsn_options(smtp: smtplib.SMTP, requests: Requests) -> tuple[list[str], Cal
 
 
 def _transaction(
-    smtp: smtplib.SMTP, sender: str, recipients: Sequence[str], raw: bytes, requests: Requests = UNASKED
-) -> dict[str, tuple[int, str]]:
-    """Run one mail transaction; return each recipient's final reply or raise _SessionFailed."""
+    connection: Connection,
+    sender: str,
+    recipients: Sequence[str],
+    raw: bytes,
+    *,
+    reset: bool,
+    requests: Requests = UNASKED,
+) -> tuple[dict[str, tuple[int, str]], bool]:
+    """Run one mail transaction (pipelined and in BDAT chunks where offered): each recipient's final reply, and
+    whether the session is still in step for another (no pipelined reply left unread); or _SessionFailed.
+    `reset` sends RSET first, for a session that carried a transaction before."""
+    smtp = connection.smtp
     if requests.require_tls and not smtp.has_extn("requiretls"):
         raise _SessionFailed(550, "5.7.30 REQUIRETLS support required: the host does not offer REQUIRETLS")
-    options, rcpt_options = _dsn_options(smtp, requests)
-    if smtp.has_extn("size"):
-        options.append(f"SIZE={len(raw)}")
-    if smtp.has_extn("8bitmime") and any(byte > 127 for byte in raw):
-        options.append("BODY=8BITMIME")
-    if not (sender + "".join(recipients)).isascii():
-        if not smtp.has_extn("smtputf8"):
-            raise _SessionFailed(553, "5.6.7 the server does not support SMTPUTF8 for non-ASCII addresses")
-        options.append("SMTPUTF8")
-    _expect(smtp.mail(sender, options), (250,))
-    replies: dict[str, tuple[int, str]] = {}
-    accepted = []
-    for rcpt in recipients:
-        code, message = smtp.rcpt(rcpt, rcpt_options(rcpt))
-        replies[rcpt] = (code, _text(message))
-        if code in (250, 251):
-            accepted.append(rcpt)
-    if not accepted:
-        return replies
-    try:
-        code, message = smtp.data(raw)
-    except smtplib.SMTPDataError as exc:
-        raise _SessionFailed(exc.smtp_code, _text(exc.smtp_error)) from None
-    if next_mx_after_session_failure(code) and not 200 <= code < 300:
-        raise _SessionFailed(code, _text(message))
-    for rcpt in accepted:
-        replies[rcpt] = (code, _text(message))
-    return replies
+    mail_options, rcpt_options = _dsn_options(smtp, requests)
+    transaction = Transaction(
+        sender,
+        recipients,
+        raw,
+        connection.features(),
+        reset=reset,
+        mail_options=mail_options,
+        rcpt_options=rcpt_options,
+    )
+    while transaction.result is None:
+        data = transaction.to_send()
+        if data:
+            smtp.send(data)
+        code, message = smtp.getreply()
+        transaction.receive(code, _text(message))
+    if isinstance(transaction.result, Failed):
+        raise _SessionFailed(transaction.result.code, transaction.result.text)
+    return transaction.result.replies, transaction.outstanding == 0
 
 
 def attempt(
@@ -193,23 +237,27 @@ def attempt(
     port: int,
     timeout: float,
     tls: Tls = Tls(),
+    credentials: Credentials | None = None,
     reuse: Connection | None = None,
     requests: Requests = UNASKED,
 ) -> tuple[dict[str, Reply], Connection | None]:
     """Deliver `raw` to `recipients` through the first address that takes it: a reply for every recipient, and
     the session it went over, still open, when that session can carry another transaction (else None).
 
-    `reuse` is an open session of an earlier transaction to the same destination, tried first.
+    `reuse` is an open session of an earlier transaction to the same destination, tried first; its transaction
+    starts with RSET (RFC 5321 4.1.1.5), pipelined with the rest where the server allows.
     """
     pending = list(recipients)
     last = Reply(None, "no MX address to try")
-    targets: list[Connection | tuple[str, str]] = [reuse] if reuse is not None and reuse.reset() else []
+    targets: list[Connection | tuple[str, str]] = [reuse] if reuse is not None else []
     targets.extend(addresses)
     for target in targets:
         host = target.host if isinstance(target, Connection) else target[0]
         try:
             connection = (
-                target if isinstance(target, Connection) else _open(*target, port, helo=helo, timeout=timeout, tls=tls)
+                target
+                if isinstance(target, Connection)
+                else _open(*target, port, helo=helo, timeout=timeout, tls=tls, credentials=credentials)
             )
         except _SessionFailed as exc:
             last = Reply(exc.code, exc.text, host)
@@ -223,18 +271,26 @@ def attempt(
             last = Reply(None, f"{where}: {why}{exc or type(exc).__name__}", host)
             continue
         try:
-            replies = _transaction(connection.smtp, sender, pending, raw, requests)
+            replies, in_step = _transaction(
+                connection, sender, pending, raw, reset=connection is reuse, requests=requests
+            )
         except _SessionFailed as exc:
-            connection.close()
+            connection.smtp.close()  # replies to pipelined commands may still be on their way: no QUIT
             last = Reply(exc.code, exc.text, host)
             if next_mx_after_session_failure(exc.code):
                 continue
             return {rcpt: last for rcpt in pending}, None
         except (OSError, smtplib.SMTPException) as exc:
+            # A reused session found closed, or the server hung up mid-transaction: nothing was accepted.
             connection.smtp.close()
             last = Reply(None, f"{host}: {exc or type(exc).__name__}", host)
             continue
         connection.transactions += 1
         passed = connection.smtp.has_extn("dsn")
-        return {rcpt: Reply(code, text, host, passed) for rcpt, (code, text) in replies.items()}, connection
+        if not in_step:
+            connection.smtp.close()
+        return (
+            {rcpt: Reply(code, text, host, passed) for rcpt, (code, text) in replies.items()},
+            connection if in_step else None,
+        )
     return {rcpt: last for rcpt in pending}, None

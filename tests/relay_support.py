@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult
 from django.conf import settings
 from django.db import connection
 
@@ -92,9 +92,16 @@ class SinkHandler:
         self.per_session: dict[int, int] = {}  # messages stored, by session number
         self.open: set[SMTP] = set()
         # Extensions offered beyond aiosmtpd's own, such as DSN or REQUIRETLS: their MAIL and RCPT parameters
-        # are taken, not refused, and kept for each message in `parameters`.
+        # are taken, not refused, and kept for each message in `parameters`. PIPELINING and CHUNKING too (BDAT
+        # is _CountingSMTP's).
         self.extensions: tuple[str, ...] = ()
         self.parameters: list[list[str]] = []
+        self.mail_reply = ""  # a refusal for every MAIL, when set
+        self.drop_at_rcpt: int | None = None  # the Nth RCPT of all cuts the connection with no reply
+        # What had already arrived behind each MAIL command when it was read: the rest of a pipelined group.
+        self.ahead_of_mail: list[bytes] = []
+        self.chunks = 0  # BDAT commands taken
+        self.logins: list[tuple[str, str, str]] = []  # (mechanism, user, password) of every AUTH tried
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses) -> list[str]:
         session.host_name = hostname
@@ -121,8 +128,18 @@ class SinkHandler:
             server.transport.abort()
         return "250 OK"
 
+    async def handle_MAIL(self, server, session, envelope, address, mail_options) -> str:
+        self.ahead_of_mail.append(bytes(server._reader._buffer))
+        if self.mail_reply:
+            return self.mail_reply
+        envelope.mail_from, envelope.mail_options = address, list(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
         self.rcpt_started += 1
+        if self.rcpt_started == self.drop_at_rcpt:
+            self.dropped += 1
+            server.transport.abort()
         if self.stall_seconds:
             await asyncio.sleep(self.stall_seconds)
         reply = self.rcpt_replies.get(address.lower())
@@ -154,7 +171,33 @@ class SinkHandler:
 
 
 class _CountingSMTP(SMTP):
-    """aiosmtpd's server telling its handler when a connection opens and closes (STARTTLS is not a new one)."""
+    """aiosmtpd's server telling its handler when a connection opens and closes (STARTTLS is not a new one), and
+    taking BDAT (RFC 3030) for the relay tests' CHUNKING sinks."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._chunks: list[bytes] = []
+
+    async def smtp_BDAT(self, arg: str) -> None:
+        words = arg.split()
+        if not 1 <= len(words) <= 2 or not words[0].isdigit() or words[1:] not in ([], ["LAST"]):
+            await self.push("501 5.5.4 Syntax: BDAT size [LAST]")
+            return
+        data = await self._reader.readexactly(int(words[0]))  # read even when refused (RFC 3030 2)
+        self.event_handler.chunks += 1
+        if not self.envelope.rcpt_tos:
+            self._chunks = []
+            await self.push("503 5.5.1 need RCPT")
+            return
+        self._chunks.append(data)
+        if not words[1:]:
+            await self.push(f"250 2.0.0 {len(data)} octets received")
+            return
+        self.envelope.content = self.envelope.original_content = b"".join(self._chunks)
+        self._chunks = []
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push(status)
 
     async def smtp_MAIL(self, arg: str | None) -> None:
         await super().smtp_MAIL(self._take_parameters(arg, new=True))
@@ -187,7 +230,11 @@ class _CountingSMTP(SMTP):
 
 class _SinkController(Controller):
     def factory(self) -> SMTP:
-        return _CountingSMTP(self.handler, **self.SMTP_kwargs)
+        server = _CountingSMTP(self.handler, **self.SMTP_kwargs)
+        if self.ssl_context is not None:
+            # TLS from the first byte: aiosmtpd only counts STARTTLS as TLS for AUTH (as smtpd.protocol does).
+            server._auth_require_tls = False
+        return server
 
 
 def _sink_tls_context() -> ssl.SSLContext:
@@ -214,16 +261,44 @@ class Sinks:
         self.handlers: dict[str, SinkHandler] = {}
         self._controllers: dict[str, Controller] = {}
 
-    def start(self, host: str, *, starttls: bool = True, tls_context: ssl.SSLContext | None = None) -> SinkHandler:
-        """A sink on `host`; STARTTLS with the site's self-signed pair unless given a `tls_context`."""
+    def start(
+        self,
+        host: str,
+        *,
+        starttls: bool = True,
+        tls_context: ssl.SSLContext | None = None,
+        implicit_tls: bool = False,
+        login: tuple[str, str] | None = None,
+        mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN"),
+    ) -> SinkHandler:
+        """A sink on `host`; STARTTLS with the site's self-signed pair unless given a `tls_context`, or TLS from
+        the start with `implicit_tls`. With `login` it takes mail only after AUTH (with one of `mechanisms`) as
+        that user."""
         handler = SinkHandler()
+        context = tls_context or _sink_tls_context()
+        options: dict[str, object] = {}
+        if login is not None:
+
+            def authenticator(server, session, envelope, mechanism, auth_data) -> AuthResult:
+                user, password = auth_data.login.decode(), auth_data.password.decode()
+                handler.logins.append((mechanism, user, password))
+                return AuthResult(success=(user, password) == login, handled=False)
+
+            options = {
+                "authenticator": authenticator,
+                "auth_required": True,
+                "auth_require_tls": True,
+                "auth_exclude_mechanism": [name for name in ("PLAIN", "LOGIN") if name not in mechanisms],
+            }
         controller = _SinkController(
             handler,
             hostname=host,
             port=self.port,
             server_hostname="sink.example.net",
-            tls_context=(tls_context or _sink_tls_context()) if starttls else None,
+            tls_context=context if starttls and not implicit_tls else None,
+            ssl_context=context if implicit_tls else None,
             require_starttls=False,
+            **options,
         )
         controller.start()
         # start() checks the listener with a connection of its own: not one of the relay's sessions.
@@ -254,7 +329,8 @@ class Sinks:
 
 
 def worker_env(dns_server: DnsServer, sinks: Sinks) -> dict[str, str]:
-    """A relay worker's settings: the loopback DNS server, the sinks' port, short timeouts and retries."""
+    """A relay worker's settings: the loopback DNS server, the sinks' port, short timeouts, retries and dead
+    times."""
     return {
         "MAILSITE_DNS_NAMESERVERS": dns_server.address,
         "MAILSITE_DNS_TIMEOUT": "1",
@@ -264,6 +340,10 @@ def worker_env(dns_server: DnsServer, sinks: Sinks) -> dict[str, str]:
         "MAILSITE_RELAY_CLAIM_TIMEOUT": "3s",
         "MAILSITE_RELAY_SWEEP_INTERVAL": "1s",
         "MAILSITE_RELAY_SWEEP_GRACE": "1s",
+        # Destinations the tests leave unreachable on purpose are dead for a second only, and in keys of their
+        # own worker, so that no later test finds them dead.
+        "MAILSITE_RELAY_DEAD_TIME": "1s",
+        "MAILSITE_LIMITS_PREFIX": f"mailsite:test-relay:{uuid.uuid4().hex}:",
     }
 
 
