@@ -52,6 +52,9 @@
 | MAILSITE_RELAY_MTA_STS          | true                                  | honour recipient domains' MTA-STS policies |
 | MAILSITE_RELAY_CA_FILE          | (system CAs only)                     | more CAs for MX and MTA-STS policy hosts   |
 | MAILSITE_RELAY_HTTPS_PORT       | 443                                   | port of mta-sts.<domain> policy hosts      |
+| MAILSITE_RELAY_ROUTES           | (none: MX hosts for every domain)     | smarthosts with AUTH (see relay/routes.py) |
+| MAILSITE_RELAY_DEAD_AFTER       | 2                                     | attempts reaching no host: destination dead|
+| MAILSITE_RELAY_DEAD_TIME        | 5m                                    | a dead destination is not tried this long  |
 | MAILSITE_INSECURE_HTTP          | false                                 | serve plain HTTP off the embedded SQLite   |
 | MAILSITE_TRUSTED_PROXIES        | (none)                                | proxies whose X-Forwarded-For/Proto count  |
 | MAILSITE_HTTPS_PORT             | (none: no HTTPS listener)             | web over TLS, with the mail certificate    |
@@ -128,6 +131,7 @@ from mailsite import hardening
 from mailsite.env import Env, SettingError
 from ops import targets as ops_targets
 from relay.policy import parse_schedule
+from relay.routes import parse_routes
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = Env()
@@ -244,6 +248,12 @@ try:
     MAILSITE_RELAY_MTA_STS = env.bool("MAILSITE_RELAY_MTA_STS", True)
     MAILSITE_RELAY_CA_FILE = env.optional_path("MAILSITE_RELAY_CA_FILE", base=BASE_DIR)
     MAILSITE_RELAY_HTTPS_PORT = env.port("MAILSITE_RELAY_HTTPS_PORT", 443)
+    try:
+        MAILSITE_RELAY_ROUTES = parse_routes(env.str("MAILSITE_RELAY_ROUTES", ""))
+    except ValueError as exc:
+        raise SettingError(f"MAILSITE_RELAY_ROUTES: {exc}") from None
+    MAILSITE_RELAY_DEAD_AFTER = env.int("MAILSITE_RELAY_DEAD_AFTER", 2, minimum=1)
+    MAILSITE_RELAY_DEAD_TIME = _duration("MAILSITE_RELAY_DEAD_TIME", "5m")
     # --- mailauth (inbound trust at the MX) ---
     MAILSITE_AUTH_VERIFY = env.bool("MAILSITE_AUTH_VERIFY", True)
     try:

@@ -80,6 +80,11 @@ RELAY_RESULTS = Counter(
     "Relay attempts per recipient, by result (delivered, deferred, bounced) and destination (recipient domain)",
     ["result", "destination"],
 )
+RELAY_DEAD = Counter(
+    "mailsite_relay_dead_destinations",
+    "Times a destination (recipient domain, or a route's [host]:port) was marked dead: no host answered",
+    ["destination"],
+)
 RELAY_SESSIONS = Counter(
     "mailsite_relay_sessions",
     "SMTP sessions the relay opened that carried a message, by destination (recipient domain)",

@@ -7,6 +7,7 @@ its arrival to its delivery, deferral or bounce.
 
 from __future__ import annotations
 
+import datetime
 import logging
 
 from mailboxes.actions.outbound import Claim, Recorded
@@ -51,3 +52,13 @@ def policy_mismatch(domain: str, host: str, mode: str) -> None:
 def policy_tls_failure(domain: str, host: str, problem: str) -> None:
     """An MX host whose TLS would fail the domain's MTA-STS testing policy (enforce defers instead)."""
     log.warning("relay mta-sts tls domain=%s host=%s mode=testing action=reported problem=%r", domain, host, problem)
+
+
+def destination_dead(destination: str, until: float) -> None:
+    """No host of `destination` answered MAILSITE_RELAY_DEAD_AFTER attempts in a row: its mail waits, unsent."""
+    metrics.RELAY_DEAD.labels(destination).inc()
+    log.warning(
+        "relay destination dead destination=%s until=%s",
+        destination,
+        datetime.datetime.fromtimestamp(until, datetime.UTC).isoformat(timespec="seconds"),
+    )

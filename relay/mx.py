@@ -6,6 +6,7 @@ that the domain bounces (NXDOMAIN, null MX) or must wait (SERVFAIL, timeout).
 
 from __future__ import annotations
 
+import ipaddress
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -125,3 +126,21 @@ def route(domain: str, rng: random.Random | None = None) -> Route:
         return Route(outcome=Outcome.BOUNCED, status="5.1.2", reason=f"{domain} has no MX, A or AAAA record")
     # MX hosts that exist in DNS but have no address yet: a configuration being fixed, so wait (as Postfix does).
     return Route(outcome=Outcome.DEFERRED, status="4.4.4", reason=f"no MX host of {domain} has an address")
+
+
+def host_route(host: str) -> Route:
+    """The addresses of a route's host (relay.routes): no MX lookup (as Postfix's `[host]`); an IP address is
+    used as it is. A name that does not resolve defers: it is our configuration, not the recipient's domain."""
+    try:
+        return Route(addresses=[(host, str(ipaddress.ip_address(host)))])
+    except ValueError:
+        pass
+    try:
+        found = _addresses(_resolver(), host)
+    except _NoSuchDomain:
+        return Route(outcome=Outcome.DEFERRED, status="4.4.4", reason=f"route host {host} does not exist (NXDOMAIN)")
+    except _TemporaryDnsFailure as exc:
+        return Route(outcome=Outcome.DEFERRED, status="4.4.3", reason=str(exc))
+    if not found:
+        return Route(outcome=Outcome.DEFERRED, status="4.4.4", reason=f"route host {host} has no address")
+    return Route(addresses=[(host, address) for address in found[:MAX_ADDRESSES]])

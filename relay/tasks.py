@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import datetime
 import functools
+from dataclasses import dataclass
 
 from celery import shared_task
 from django.conf import settings
 
 from mailboxes.actions import outbound, queueing
 from mailboxes.actions.outbound import Claim
-from relay import deliver, events, mtasts, mx, slots
-from relay.deliver import Connection, Reply, Tls
+from relay import dead, deliver, events, mtasts, mx, routes, slots
+from relay.deliver import Connection, Credentials, Reply, Tls
+from relay.policy import Outcome
 
 
 @shared_task(name=queueing.ATTEMPT_TASK, ignore_result=True)
@@ -38,47 +41,124 @@ def attempt(message_id: int, domain: str) -> None:
         attempt.apply_async((following, domain), queue=settings.MAILSITE_RELAY_QUEUE)
 
 
+@dataclass(frozen=True)
+class _Destination:
+    """Where one domain's mail goes now: addresses to try in order over `port`, with `tls` and `credentials`;
+    `key` names it for the dead-destination state."""
+
+    key: str
+    addresses: list[tuple[str, str]]
+    port: int
+    tls: Tls
+    credentials: Credentials | None = None
+
+
+def _without_session(
+    claimed: Claim,
+    reason: str,
+    status: str,
+    outcome: Outcome = Outcome.DEFERRED,
+    not_before: datetime.datetime | None = None,
+) -> None:
+    """Record an attempt that opened no session: every claimed recipient gets `reason`."""
+    replies = {rcpt: Reply(None, reason) for rcpt in claimed.recipients}
+    recorded = outbound.record(claimed, replies, no_reply=outcome, route_status=status, not_before=not_before)
+    events.attempted(claimed, recorded, new_session=False)
+
+
+def _destination(claimed: Claim) -> _Destination | tuple[str, str, Outcome]:
+    """The destination of the claimed mail's domain: its route (MAILSITE_RELAY_ROUTES) or its MX hosts under
+    MTA-STS; or why there is none now, as (reason, status, outcome)."""
+    ca_file = str(settings.MAILSITE_RELAY_CA_FILE) if settings.MAILSITE_RELAY_CA_FILE else None
+    smarthost = routes.route_for(settings.MAILSITE_RELAY_ROUTES, claimed.domain)
+    if smarthost is not None:
+        found = mx.host_route(smarthost.host)
+        if found.outcome is not None:
+            return found.reason, found.status, found.outcome
+        credentials = None
+        if smarthost.credentials:
+            try:
+                credentials = Credentials(*routes.read_credentials(smarthost.credentials))
+            except routes.CredentialsUnreadable as exc:
+                # RFC 3463 4.3.5: the system is not configured right; the mail waits for the fix.
+                return (
+                    f"4.3.5 the login of the route to {smarthost.key} is unreadable: {exc}",
+                    "4.3.5",
+                    Outcome.DEFERRED,
+                )
+        tls = Tls(
+            verify=smarthost.security != "none",
+            ca_file=ca_file,
+            implicit=smarthost.security == "tls",
+            required_by=f"the route to {smarthost.key}",
+        )
+        return _Destination(smarthost.key, found.addresses, smarthost.port, tls, credentials)
+    found = mx.route(claimed.domain)
+    if found.outcome is not None:
+        return found.reason, found.status, found.outcome
+    addresses, tls = _apply_mta_sts(claimed.domain, found.addresses, ca_file, optional=claimed.tls_optional)
+    if not addresses:
+        return f"4.7.5 no MX host of {claimed.domain} matches its MTA-STS policy", "4.7.5", Outcome.DEFERRED
+    return _Destination(claimed.domain, addresses, settings.MAILSITE_RELAY_PORT, tls)
+
+
 def _session(claimed: Claim) -> None:
     """Deliver `claimed`, then the domain's next due messages over the same SMTP session while it lasts."""
-    route = mx.route(claimed.domain)
-    if route.outcome is not None:
-        replies = {rcpt: Reply(None, route.reason) for rcpt in claimed.recipients}
-        recorded = outbound.record(claimed, replies, no_reply=route.outcome, route_status=route.status)
-        events.attempted(claimed, recorded, new_session=False)
+    destination = _destination(claimed)
+    if not isinstance(destination, _Destination):
+        reason, status, outcome = destination
+        _without_session(claimed, reason, status, outcome)
         return
-    addresses, tls = _apply_mta_sts(claimed.domain, route.addresses, optional=claimed.tls_optional)
-    if claimed.requests.require_tls and not tls.verify:
-        # RFC 8689 5: only to an MX authenticated by an MTA-STS enforce policy (we have no DANE); else 5.7.30.
-        reason = f"5.7.30 REQUIRETLS: {claimed.domain} has no MTA-STS enforce policy to verify its MX hosts by"
+    if claimed.requests.require_tls and not destination.tls.verify:
+        # RFC 8689 5: only to an MX authenticated by an MTA-STS enforce policy (we have no DANE), or a route's
+        # host with its certificate checked; else 5.7.30.
+        reason = (
+            f"5.7.30 REQUIRETLS: {claimed.domain} has no MTA-STS enforce policy to verify its MX hosts by"
+            if destination.key == claimed.domain
+            else f"5.7.30 REQUIRETLS: the route to {destination.key} does not use TLS"
+        )
         replies = {rcpt: Reply(550, reason) for rcpt in claimed.recipients}
         recorded = outbound.record(claimed, replies)
         events.attempted(claimed, recorded, new_session=False)
         return
-    if not addresses:
-        reason = f"4.7.5 no MX host of {claimed.domain} matches its MTA-STS policy"
-        replies = {rcpt: Reply(None, reason) for rcpt in claimed.recipients}
-        recorded = outbound.record(claimed, replies, route_status="4.7.5")
-        events.attempted(claimed, recorded, new_session=False)
+    until = dead.dead_until(destination.key)
+    if until is not None:
+        when = datetime.datetime.fromtimestamp(until, datetime.UTC)
+        _without_session(
+            claimed,
+            f"4.4.1 {destination.key} is not answering: not tried until {when:%H:%M:%S} UTC",
+            "4.4.1",
+            not_before=when,
+        )
         return
     connection: Connection | None = None
     current: Claim | None = claimed
+    answered = False
     try:
         while current is not None:
             replies, after = deliver.attempt(
-                addresses,
+                destination.addresses,
                 current.sender,
                 current.recipients,
                 current.raw,
                 helo=settings.MAILSITE_HOSTNAME,
-                port=settings.MAILSITE_RELAY_PORT,
+                port=destination.port,
                 timeout=settings.MAILSITE_RELAY_TIMEOUT,
-                tls=tls,
+                tls=destination.tls,
+                credentials=destination.credentials,
                 reuse=connection,
                 requests=current.requests,
             )
             # Recorded (delivered only on its 250) before the session takes anything else.
             recorded = outbound.record(current, replies)
             events.attempted(current, recorded, new_session=after is not None and after.transactions == 1)
+            if not answered:
+                # The destination's first attempt of this session says whether any host answers at all.
+                answered = any(reply.code is not None for reply in replies.values())
+                if answered:
+                    dead.reached(destination.key)
+                elif (until := dead.unreachable(destination.key)) is not None:
+                    events.destination_dead(destination.key, until)
             connection = after
             if connection is None or not _reusable(connection):
                 break
@@ -92,12 +172,11 @@ def _session(claimed: Claim) -> None:
 
 
 def _apply_mta_sts(
-    domain: str, addresses: list[tuple[str, str]], *, optional: bool = False
+    domain: str, addresses: list[tuple[str, str]], ca_file: str | None, *, optional: bool = False
 ) -> tuple[list[tuple[str, str]], Tls]:
     """The MX addresses mail for `domain` may go to and how TLS is used (RFC 8461 5): under an enforce policy
     only MX hosts it names, over STARTTLS with a valid certificate; what a testing policy finds is only reported.
     A message marked "TLS-Required: No" (`optional`, RFC 8689 4) is sent as under a testing policy."""
-    ca_file = str(settings.MAILSITE_RELAY_CA_FILE) if settings.MAILSITE_RELAY_CA_FILE else None
     policy = mtasts.policy_for(domain) if settings.MAILSITE_RELAY_MTA_STS else None
     if policy is None:
         return addresses, Tls(ca_file=ca_file)

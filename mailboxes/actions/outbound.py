@@ -208,12 +208,18 @@ def _announce(sender: str) -> None:
 
 @action
 def record(
-    claimed: Claim, replies: Mapping[str, Reply], *, no_reply: Outcome = Outcome.DEFERRED, route_status: str = ""
+    claimed: Claim,
+    replies: Mapping[str, Reply],
+    *,
+    no_reply: Outcome = Outcome.DEFERRED,
+    route_status: str = "",
+    not_before: datetime.datetime | None = None,
 ) -> list[Recorded]:
     """Store what an attempt got for each claimed recipient; bounce, defer or finish each one.
 
     A recipient without an SMTP reply gets the `no_reply` outcome: deferred for connection failures, or what
-    DNS decided (bounced for NXDOMAIN and null MX, deferred for SERVFAIL) with its `route_status`.
+    DNS decided (bounced for NXDOMAIN and null MX, deferred for SERVFAIL) with its `route_status`. A deferred
+    recipient is not retried before `not_before` (a dead destination's end).
     """
     now = timezone.now()
     policy = retry_policy()
@@ -257,7 +263,7 @@ def record(
         else:
             if row.state != State.HELD:  # held while this attempt ran: it stays held
                 row.state = State.DEFERRED
-            row.next_attempt = policy.next_attempt(now, row.attempts)
+            row.next_attempt = max(policy.next_attempt(now, row.attempts), not_before or now)
             retry_at = min(retry_at or row.next_attempt, row.next_attempt)
             if policy.warns_delay(message.created, now, row.delay_warned):
                 row.delay_warned = True

@@ -1,5 +1,6 @@
 """Fixtures shared by the relay's integration tests: the loopback DNS server and the SMTP sinks it points at."""
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -20,3 +21,10 @@ def sinks() -> Iterator[Sinks]:
     started = Sinks()
     yield started
     started.stop_all()
+
+
+@pytest.fixture
+def relay_state(settings) -> None:
+    """Dead-destination state of this test's own (Redis keys under a prefix of its own), for tests that run the
+    relay's task in this process: a destination an earlier test left unreachable is not dead here."""
+    settings.MAILSITE_LIMITS_PREFIX = f"mailsite:test-relay:{uuid.uuid4().hex}:"

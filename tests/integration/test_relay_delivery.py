@@ -41,7 +41,7 @@ def worker(django_db_setup, django_db_blocker, dns_server, sinks, tmp_path_facto
 
 
 @pytest.fixture
-def relay(transactional_db, settings, worker, dns_server, sinks, make_account) -> Iterator[Sinks]:
+def relay(transactional_db, settings, worker, dns_server, sinks, make_account, relay_state) -> Iterator[Sinks]:
     """A clean DNS zone and sinks for each test; alice@example.com is the local sender."""
     settings.MAILSITE_RELAY_QUEUE = RELAY_QUEUE
     settings.MAILSITE_DNS_NAMESERVERS = [(dns_server.host, dns_server.port)]

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.xdist_group("relay-queue")
 
 
 @pytest.fixture
-def relay(db, settings, make_account) -> Iterator[Sinks]:
+def relay(db, settings, make_account, relay_state) -> Iterator[Sinks]:
     dns_server = DnsServer()
     sinks = Sinks()
     settings.MAILSITE_DNS_NAMESERVERS = [(dns_server.host, dns_server.port)]
