@@ -108,6 +108,7 @@ SMTP listeners (smtpd/):
 | MAILSITE_SMTP_DATA_DEADLINE          | 600     | seconds the whole DATA transfer may take                  |
 | MAILSITE_SMTP_MAX_CONNECTIONS_PER_IP | 50      | concurrent sessions per client IP, over all processes     |
 | MAILSITE_SMTP_MAX_ERRORS             | 20      | error replies in a session before 421 (Postfix: 20)       |
+| MAILSITE_ETRN_NETWORKS               | (none)  | CIDRs whose ETRN (RFC 1985) runs the queue for a domain   |
 
 IMAP listeners (imapd/):
 
@@ -262,6 +263,12 @@ try:
         ]
     except ValueError as exc:
         raise SettingError(f"MAILSITE_TRUSTED_NETWORKS: {exc}") from None
+    try:
+        MAILSITE_ETRN_NETWORKS = [
+            ipaddress.ip_network(item, strict=False) for item in env.list("MAILSITE_ETRN_NETWORKS", [])
+        ]
+    except ValueError as exc:
+        raise SettingError(f"MAILSITE_ETRN_NETWORKS: {exc}") from None
     MAILSITE_AUTH_TIMEOUT = env.float("MAILSITE_AUTH_TIMEOUT", 20.0, minimum=0.1)
     MAILSITE_AUTH_THREADS = env.int("MAILSITE_AUTH_THREADS", 8, minimum=1, maximum=256)
     MAILSITE_DKIM_MAX_SIGNATURES = env.int("MAILSITE_DKIM_MAX_SIGNATURES", 10, minimum=1, maximum=100)

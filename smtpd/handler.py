@@ -22,13 +22,15 @@ from mailauth import claims, dnsbl, junk, tally, verify
 from mailauth import queries as mailauth_queries
 from mailauth import results as ar_results
 from mailboxes import actions, asyncdb, signin
+from mailboxes.actions import outbound
 from mailboxes.models import Account
 from mailcore.authors import AmbiguousAuthor, author_domain
 from mailcore.authors import authors as read_authors
 from mailcore.dsn import Requests
 from mailcore.mime import HeaderTooLarge, MimeTooDeep
 from ops import limits, metrics
-from smtpd import lookups, message, policy
+from relay import dead
+from smtpd import etrn, lookups, message, policy
 from smtpd.batching import DeliveryGroups
 from smtpd.protocol import MailsiteEnvelope, MailsiteSMTP, introspected
 
@@ -93,6 +95,13 @@ def _signature_kept(hook: Hook) -> Hook:
     return hook
 
 
+def _flush(request: etrn.Request) -> int:
+    """ETRN's work: the domain's queued mail due now, and the domain no longer dead (its host is back)."""
+    count = outbound.flush_domain(request.domain, subdomains=request.subdomains)
+    dead.reached(request.domain)
+    return count
+
+
 def _verdict(spam: junk.JunkResult | None, account_ids: list[int], message_is_junk: bool) -> tuple[str, str]:
     """The engine and verdict a message is counted under (mailsite_spam_verdicts_total)."""
     if spam is None or (spam.score is None and not spam.spamicity):
@@ -125,7 +134,28 @@ class Handler:
         lines += ["250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250-DSN", "250-CHUNKING"]
         if server.tls_active:
             lines.append("250-REQUIRETLS")  # RFC 8689 3: offered on TLS sessions only
+        if settings.MAILSITE_ETRN_NETWORKS and not self.role.submission:
+            lines.append("250-ETRN")
         return [*lines, responses[-1]]
+
+    async def etrn(self, server: MailsiteSMTP, arg: str) -> str:
+        """ETRN (RFC 1985) on the MX, for clients on MAILSITE_ETRN_NETWORKS."""
+        if self.role.submission:
+            return etrn.NOT_HERE
+        request = etrn.parse(arg)
+        if isinstance(request, str):
+            return request
+        node = ("@" if request.subdomains else "") + request.domain
+        if not etrn.allowed(server.client_ip, settings.MAILSITE_ETRN_NETWORKS):
+            log.info("smtp etrn refused client=%s node=%s", server.client_ip, node)
+            return etrn.refused(node)
+        try:
+            count = await asyncdb.call(_flush, request)
+        except Exception:
+            log.exception("smtp etrn failed client=%s node=%s", server.client_ip, node)
+            return etrn.UNAVAILABLE.format(node=node)
+        log.info("smtp etrn client=%s node=%s messages=%d", server.client_ip, node, count)
+        return etrn.started(node, count)
 
     async def authenticate(self, server: MailsiteSMTP, login: bytes, password: bytes) -> AuthResult:
         try:

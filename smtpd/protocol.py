@@ -29,7 +29,7 @@ from typing import Any
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, TLSSetupException
 
 from ops import metrics, proxy
-from smtpd import parameters, policy
+from smtpd import etrn, parameters, policy
 from smtpd.connections import ConnectionCounter
 
 log = logging.getLogger("smtpd")
@@ -632,6 +632,12 @@ class MailsiteSMTP(SMTP):
             self._raw_replies = False
             # aiosmtpd raises the MAIL limit on every EHLO; start from ours each time.
             self.command_size_limits = _line_limits()
+
+    async def smtp_ETRN(self, arg: str | None) -> None:
+        if self.envelope is not None and self.envelope.mail_from is not None:
+            await self.push(etrn.IN_TRANSACTION)
+            return
+        await self.push(await self.event_handler.etrn(self, arg or ""))
 
     async def smtp_STARTTLS(self, arg: str) -> None:
         if self._tls_protocol is not None:

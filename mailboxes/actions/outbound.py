@@ -335,6 +335,18 @@ def retry_now(recipient_ids: Sequence[int]) -> int:
 
 
 @action
+def flush_domain(domain: str, *, subdomains: bool = False) -> int:
+    """ETRN (RFC 1985): make the open recipients at `domain` (and its subdomains) due now and send their tasks;
+    returns how many messages wait for it. Held recipients stay held."""
+    where = Q(domain=domain) | (Q(domain__endswith="." + domain) if subdomains else Q())
+    rows = OutboundRecipient.objects.filter(where, state__in=OPEN_STATES)
+    pairs = list(rows.values_list("message_id", "domain"))
+    rows.filter(next_attempt__gt=timezone.now()).update(next_attempt=timezone.now())
+    schedule(pairs)
+    return len({message_id for message_id, _ in pairs})
+
+
+@action
 def hold(recipient_ids: Sequence[int]) -> int:
     return OutboundRecipient.objects.filter(pk__in=recipient_ids, state__in=OPEN_STATES).update(state=State.HELD)
 
