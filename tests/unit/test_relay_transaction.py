@@ -178,3 +178,18 @@ def test_non_ascii_addresses_need_smtputf8() -> None:
 def test_dot_stuffing_and_final_crlf() -> None:
     assert dot_stuffed(b".a\r\nb\r\n..c") == b"..a\r\nb\r\n...c\r\n.\r\n"
     assert bdat_chunks(b"") == [b"BDAT 0 LAST\r\n"]
+
+
+def test_callers_parameters_go_ahead_of_ours() -> None:
+    transaction = Transaction(
+        "a@x.example",
+        ["b@y.example", "c@y.example"],
+        RAW,
+        Features(pipelining=True, size=True),
+        mail_options=["RET=HDRS", "ENVID=q1"],
+        rcpt_options=lambda rcpt: ["NOTIFY=FAILURE"] if rcpt.startswith("b") else [],
+    )
+    assert transaction.to_send() == (
+        b"MAIL FROM:<a@x.example> RET=HDRS ENVID=q1 SIZE=35\r\n"
+        b"RCPT TO:<b@y.example> NOTIFY=FAILURE\r\nRCPT TO:<c@y.example>\r\nDATA\r\n"
+    )
