@@ -3,10 +3,13 @@ every refusal leaving the session in step with the client."""
 
 from __future__ import annotations
 
+import smtplib
 import time
 
 import pytest
 
+from relay.models import OutboundMessage
+from tests.conftest import PASSWORD
 from tests.e2e.test_smtp_data import content_of
 from tests.smtp_support import RawSession, stored
 
@@ -168,3 +171,29 @@ def test_a_session_cut_inside_a_chunk_stores_nothing_and_a_resend_stores_once(li
     assert second.reply().startswith("250 2.0.0 ")
     [raw] = stored("alice@example.com")
     assert content_of(raw) == b"Subject: cut\r\n\r\nabc" + b"x" * 100
+
+
+def test_bdat_on_submission_needs_auth_and_then_delivers_and_queues(listeners, make_account, tls_client_context):
+    make_account("alice@example.com")
+    make_account("bob@example.com")
+    message = b"From: alice@example.com\r\nTo: bob@example.com\r\nSubject: chunked\r\n\r\nHi\r\n"
+    with smtplib.SMTP("127.0.0.1", listeners("smtpd")["submission"].port) as client:
+        client.starttls(context=tls_client_context)
+        client.ehlo()
+        assert client.has_extn("chunking")
+        client.send(b"BDAT 5 LAST\r\nMAIL ")  # before AUTH: refused, and the chunk is still read
+        assert client.getreply()[0] == 530
+        assert client.noop()[0] == 250
+        client.login("alice@example.com", PASSWORD)
+        assert client.mail("alice@example.com")[0] == 250
+        assert client.rcpt("bob@example.com")[0] == 250
+        assert client.rcpt("dave@example.net")[0] == 250
+        client.send(b"BDAT %d\r\n" % 20 + message[:20] + b"BDAT %d LAST\r\n" % (len(message) - 20) + message[20:])
+        assert client.getreply() == (250, b"2.0.0 20 octets received")
+        code, text = client.getreply()
+        assert code == 250, text
+    [raw] = stored("bob@example.com")
+    assert raw.endswith(message)
+    queued = OutboundMessage.objects.get()
+    assert bytes(queued.raw).endswith(message)
+    assert [row.address for row in queued.recipients.all()] == ["dave@example.net"]
