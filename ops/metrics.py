@@ -16,7 +16,7 @@ from __future__ import annotations
 import glob
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from django.conf import settings
@@ -45,7 +45,9 @@ AUTH = Counter(
     "Sign-ins by protocol (smtp, pop3, imap, sieve, web) and result (success, failure, throttled)",
     ["protocol", "result"],
 )
-COMMANDS = Counter("mailsite_commands", "Commands by protocol (smtp, imap) and command", ["protocol", "command"])
+COMMANDS = Counter(
+    "mailsite_commands", "Commands by protocol (smtp, imap, pop3, sieve) and command", ["protocol", "command"]
+)
 IMAP_IDLE_SECONDS = Histogram(
     "mailsite_imap_idle_seconds",
     "IMAP IDLE commands ended and how long they lasted; the IDLE sessions open are"
@@ -90,6 +92,19 @@ RELAY_SESSIONS = Counter(
     "SMTP sessions the relay opened that carried a message, by destination (recipient domain)",
     ["destination"],
 )
+
+
+def command_counter(protocol: str) -> Callable[[str], None]:
+    """What a sans-I/O core calls with each command it carries out, counting it in mailsite_commands_total."""
+    counters: dict[str, Counter] = {}
+
+    def count(command: str) -> None:
+        counter = counters.get(command)
+        if counter is None:
+            counter = counters[command] = COMMANDS.labels(protocol, command)
+        counter.inc()
+
+    return count
 
 
 def reply_code(reply: str) -> str:

@@ -106,8 +106,10 @@ class Pop3Connection:
         plaintext_allowed: bool,
         implementation: str = "Mailsite",
         hostname: str = "localhost",
+        on_command: Callable[[str], None] | None = None,
     ) -> None:
         self.state = State.AUTHORIZATION
+        self._on_command = on_command  # told the name of each known command it is given (the shell counts them)
         self.tls = tls
         self._stls_available = stls_available
         self._plaintext_allowed = plaintext_allowed
@@ -240,6 +242,8 @@ class Pop3Connection:
         keyword = keyword.upper()
         table = _AUTHORIZATION if self.state is State.AUTHORIZATION else _TRANSACTION
         handler = table.get(keyword)
+        if self._on_command is not None and (keyword in _AUTHORIZATION or keyword in _TRANSACTION):
+            self._on_command(keyword)
         if handler is None:
             if keyword in _AUTHORIZATION or keyword in _TRANSACTION:
                 self._err(f"{keyword} is not allowed in the {self.state.value} state")

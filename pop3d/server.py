@@ -38,6 +38,8 @@ from pop3d.protocol import (
 
 log = logging.getLogger(__name__)
 
+_count_command = metrics.command_counter("pop3")
+
 # RETR reads the following messages' bodies in the same query (clients download in order): up to this many
 # bytes or messages at a time, so a full download costs a few dozen queries, not one per message.
 READAHEAD_BYTES = 2 * 1024 * 1024
@@ -67,6 +69,7 @@ class Session(Shell[Pop3Connection]):
             stls_available=not implicit_tls,
             plaintext_allowed=tls.plaintext_login_allowed(self.remote_ip),
             hostname=settings.MAILSITE_HOSTNAME,
+            on_command=_count_command,
         )
         self.account: Account | None = None
         self.inbox_id = 0

@@ -14,6 +14,7 @@ import base64
 import binascii
 import enum
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sieve.errors import SieveError
@@ -88,6 +89,10 @@ _OPERATIONS = {
     "RENAMESCRIPT": "ss",
     "HAVESPACE": "sn",
 }
+# RFC 5804 2: every command this core knows; others are answered NO.
+COMMAND_NAMES = frozenset(
+    {"AUTHENTICATE", "STARTTLS", "LOGOUT", "CAPABILITY", "NOOP", "UNAUTHENTICATE", "CHECKSCRIPT", *_OPERATIONS}
+)
 
 
 class _Syntax(Exception):
@@ -194,9 +199,16 @@ def _too_long(buf: bytes | bytearray, pos: int) -> _Syntax:
 
 class ManageSieveConnection:
     def __init__(
-        self, *, tls: bool, plaintext_allowed: bool, implementation: str = "Mailsite", hostname: str = "localhost"
+        self,
+        *,
+        tls: bool,
+        plaintext_allowed: bool,
+        implementation: str = "Mailsite",
+        hostname: str = "localhost",
+        on_command: Callable[[str], None] | None = None,
     ) -> None:
         self.state = State.NOT_AUTHENTICATED
+        self._on_command = on_command  # told the name of each known command it is given (the shell counts them)
         self.tls = tls
         self.username: str | None = None
         self._plaintext_allowed = plaintext_allowed
@@ -322,6 +334,8 @@ class ManageSieveConnection:
         name = tokens[0]
         assert isinstance(name, str)
         args = tokens[1:]
+        if self._on_command is not None and name in COMMAND_NAMES:
+            self._on_command(name)
         if name == "LOGOUT":
             self._ok("Logout")
             self.state = State.CLOSED

@@ -19,11 +19,13 @@ from mailboxes.models import Account
 from mailsite import tls
 from mailsite.runtime import Listener
 from mailsite.shell import TLS_HANDSHAKE_TIMEOUT, Shell
-from ops import proxied
+from ops import metrics, proxied
 from sieve import scripts
 from sieve.managesieve.protocol import NEED_DATA, Authenticate, Close, ManageSieveConnection, Operation, StartTLS
 
 log = logging.getLogger(__name__)
+
+_count_command = metrics.command_counter("sieve")
 
 IDLE_TIMEOUT = 600.0
 
@@ -64,6 +66,7 @@ class Session(Shell[ManageSieveConnection]):
             tls=False,
             plaintext_allowed=tls.plaintext_login_allowed(self.remote_ip),
             hostname=settings.MAILSITE_HOSTNAME,
+            on_command=_count_command,
         )
         self.account: Account | None = None
 

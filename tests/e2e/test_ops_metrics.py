@@ -88,6 +88,7 @@ def test_smtp_and_pop3_sessions_are_counted(mail_listeners, tls_client_context) 
     assert grew("mailsite_commands_total", protocol="smtp", command="MAIL") == 3
     assert grew("mailsite_commands_total", protocol="smtp", command="AUTH") == 2
     assert grew("mailsite_commands_total", protocol="smtp", command="DATA") == 3
+    assert [grew("mailsite_commands_total", protocol="pop3", command=c) for c in ("USER", "PASS", "QUIT")] == [1] * 3
     # The MX message that reached scoring (the looping one was refused before): the engine's verdict.
     verdicts = [key for key in after if key[0] == "mailsite_spam_verdicts_total"]
     assert (
@@ -134,6 +135,7 @@ def test_imap_managesieve_and_web_sign_ins_commands_and_idle(listeners, make_acc
     assert grew("mailsite_commands_total", protocol="imap", command="LOGIN") == 2
     assert grew("mailsite_commands_total", protocol="imap", command="SELECT") == 1
     assert grew("mailsite_commands_total", protocol="imap", command="IDLE") == 1
+    assert grew("mailsite_commands_total", protocol="sieve", command="AUTHENTICATE") == 1
     assert grew("mailsite_imap_idle_seconds_count") == 1
     # One login line per sign-in, as JSON an operator filters on: protocol, user, client and result fields.
     formatter = JsonFormatter()

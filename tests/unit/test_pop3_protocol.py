@@ -371,3 +371,11 @@ def test_capa_after_stls_drops_stls() -> None:
     harness.feed(b"STLS\r\n", bytewise=False)
     assert harness.conn.tls
     assert harness.feed(b"CAPA\r\n", bytewise=False) == CAPA_PLAIN.replace(b"STLS\r\n", b"")
+
+
+def test_each_known_command_is_told_to_the_shell() -> None:
+    told: list[str] = []
+    conn = Pop3Connection(tls=False, stls_available=True, plaintext_allowed=True, on_command=told.append)
+    conn.receive_data(b"capa\r\nSTAT\r\nXYZZY\r\nNOOP\r\n")
+    assert conn.next_event() is NEED_DATA
+    assert told == ["CAPA", "STAT", "NOOP"], "known commands, even where the state refuses them; XYZZY is not"

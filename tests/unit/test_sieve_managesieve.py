@@ -251,3 +251,11 @@ def test_unauthenticate_returns_to_the_first_state():
     events, _ = feed(conn, b'AUTHENTICATE "PLAIN" "' + PLAIN + b'"\r\n')
     assert events == [Authenticate("alice@example.com", "secret")]
     assert feed(connection(tls=True), b"UNAUTHENTICATE\r\n") == ([], b'NO "not authenticated"\r\n')
+
+
+def test_each_known_command_is_told_to_the_shell():
+    told: list[str] = []
+    conn = ManageSieveConnection(tls=True, plaintext_allowed=False, on_command=told.append)
+    conn.receive_data(b'capability\r\nNOOP "x"\r\nXYZZY\r\nLISTSCRIPTS\r\n')
+    assert conn.next_event() is NEED_DATA
+    assert told == ["CAPABILITY", "NOOP", "LISTSCRIPTS"]
