@@ -17,6 +17,8 @@ in the log (the listener's own timeouts and error limits still apply).
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import itertools
 import logging
 import os
@@ -24,6 +26,7 @@ import secrets
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from functools import cache
 
 import redis
@@ -78,9 +81,10 @@ def key(*parts: str) -> str:
 class LeasedConnectionCounter:
     """`policy.ConnectionCounter`'s interface over Redis: concurrent sessions per client IP on every host.
 
-    `acquire` is one round trip, made where the listener asks (it answers whether the client is admitted).
-    Releases are handed to a thread of this counter, which removes them in batches and renews the leases, so
-    the end of a session costs the listener's event loop no round trip.
+    The listener awaits `admit` before its greeting; the round trips are made by a thread of this counter, so
+    the event loop never waits for Redis, and the admissions, releases and renewals that arrive while one round
+    trip is out go together in the next (one pipeline, in the order they came, so a session's removal never
+    precedes its addition). The end of a session costs the listener one append.
     """
 
     def __init__(self, limit: int) -> None:
@@ -93,23 +97,25 @@ class LeasedConnectionCounter:
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._numbers = itertools.count()
         self._held: dict[str, list[str]] = {}  # client IP -> members of its open sessions here
-        self._released: list[tuple[str, str]] = []  # (key, member) for the thread to remove
+        self._pending: list[_Admission | _Removal] = []  # for the thread's next round trip, in order
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    def acquire(self, ip: str) -> bool:
+    async def admit(self, ip: str) -> bool:
+        """Whether the client may have one more session; counts it if so. A session that goes away while this
+        waits (the client hung up, the listener stops) is taken out again: its member is removed whether or not
+        Redis had added it yet."""
         member = f"{self._owner}:{next(self._numbers)}"
+        admission = _Admission(key("connections", ip), member, concurrent.futures.Future())
+        self._send(admission)
         try:
-            admitted = bool(self._acquire(keys=[key("connections", ip)], args=[self.limit, member, self.lease]))
-        except redis.RedisError as exc:
-            log.warning("connection limit unchecked client=%s reason=%r", ip, f"redis: {exc}")
-            admitted = True  # its member is not in Redis; removing it at release is harmless
+            admitted = await asyncio.wrap_future(admission.answer)
+        except BaseException:
+            self._send(_Removal(admission.key, member))
+            raise
         if admitted:
             with self._wake:
                 self._held.setdefault(ip, []).append(member)
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._keep, name="connection-leases", daemon=True)
-                    self._thread.start()
         return admitted
 
     def release(self, ip: str) -> None:
@@ -120,29 +126,66 @@ class LeasedConnectionCounter:
             member = members.pop()
             if not members:
                 del self._held[ip]
-            self._released.append((key("connections", ip), member))
+        self._send(_Removal(key("connections", ip), member))
+
+    def _send(self, work: _Admission | _Removal) -> None:
+        with self._wake:
+            self._pending.append(work)
             self._wake.notify()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._keep, name="connection-leases", daemon=True)
+                self._thread.start()
 
     def _keep(self) -> None:
-        """Remove released sessions as they come, and renew the open ones every third of a lease."""
+        """Make the round trips: what is pending as it comes, and the open sessions' renewal every third of a
+        lease."""
         renew_at = time.monotonic() + self.lease / 3
         while True:
             with self._wake:
-                self._wake.wait_for(lambda: bool(self._released), timeout=max(0.0, renew_at - time.monotonic()))
-                released, self._released = self._released, []
+                self._wake.wait_for(lambda: bool(self._pending), timeout=max(0.0, renew_at - time.monotonic()))
+                pending, self._pending = self._pending, []
                 held = [(key("connections", ip), member) for ip, members in self._held.items() for member in members]
+            # An admission whose session has gone already is not made (its removal follows in `pending`).
+            work = [w for w in pending if isinstance(w, _Removal) or w.answer.set_running_or_notify_cancel()]
+            renewing = time.monotonic() >= renew_at
+            if renewing:
+                renew_at = time.monotonic() + self.lease / 3
+            if not work and not (renewing and held):
+                continue
             try:
-                if released:
-                    with self._redis.pipeline(transaction=False) as pipe:
-                        for name, member in released:
-                            pipe.zrem(name, member)
-                        pipe.execute()
-                if time.monotonic() >= renew_at:
-                    renew_at = time.monotonic() + self.lease / 3
-                    if held:
-                        self._renew(keys=[name for name, _ in held], args=[self.lease, *(m for _, m in held)])
-            except redis.RedisError as exc:  # leases not renewed run out; released ones sooner or later
-                log.warning("connection leases not kept reason=%r", f"redis: {exc}")
+                results = self._round_trip(work, held if renewing else [])
+            except redis.RedisError as exc:
+                # Not counted: admitted all the same, so that Redis being down stops no mail. Leases not renewed
+                # run out; removals not made are harmless (the members time out).
+                log.warning("connection limits unchecked reason=%r", f"redis: {exc}")
+                results = [True] * len(work)
+            for w, result in zip(work, results, strict=True):
+                if isinstance(w, _Admission):
+                    w.answer.set_result(bool(result))
+
+    def _round_trip(self, work: list[_Admission | _Removal], held: list[tuple[str, str]]) -> list[object]:
+        with self._redis.pipeline(transaction=False) as pipe:
+            for w in work:
+                if isinstance(w, _Admission):
+                    self._acquire(keys=[w.key], args=[self.limit, w.member, self.lease], client=pipe)
+                else:
+                    pipe.zrem(w.key, w.member)
+            if held:
+                self._renew(keys=[name for name, _ in held], args=[self.lease, *(m for _, m in held)], client=pipe)
+            return pipe.execute()[: len(work)]
+
+
+@dataclass
+class _Admission:
+    key: str
+    member: str
+    answer: concurrent.futures.Future[bool]
+
+
+@dataclass
+class _Removal:
+    key: str
+    member: str
 
 
 # MAILSITE_SUBMISSION_RATE, over: Postfix's anvil answers a client over its message rate so, at MAIL FROM.

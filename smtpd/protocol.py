@@ -28,7 +28,7 @@ from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, TLSSetupException
 
-from ops import metrics, proxy
+from ops import limits, metrics, proxy
 from smtpd import etrn, parameters, policy
 from smtpd.connections import ConnectionCounter
 
@@ -159,7 +159,6 @@ class MailsiteSMTP(SMTP):
         self._started = 0.0
         self._greeted = False
         self._raw_replies = False
-        self._refused = False
         self._released = False
         self._in_data = False
         self._data_reply = ""
@@ -185,16 +184,17 @@ class MailsiteSMTP(SMTP):
             metrics.CONNECTIONS.labels(self.role.name).inc()
             # ops: each command counted as aiosmtpd looks it up (mailsite_commands_total)
             self._smtp_methods = _CountedCommands(self._smtp_methods)
-            if not self._admit():
-                self._refused = True
-                transport.write(policy.TOO_MANY_CONNECTIONS.encode() + b"\r\n")  # type: ignore[attr-defined]
-                transport.close()
-                return
         super().connection_made(transport)
 
-    def _admit(self) -> bool:
-        """Count the connection against its client's address; False at the client's limit."""
-        if not self.connections.acquire(self.client_ip):
+    async def _admit(self) -> bool:
+        """Count the session against its client's address, before the greeting; False at the client's limit.
+        Over Redis (every host's count) the session waits for the answer; the event loop does not."""
+        counter = self.connections
+        if isinstance(counter, limits.LeasedConnectionCounter):
+            admitted = await counter.admit(self.client_ip)
+        else:
+            admitted = counter.acquire(self.client_ip)
+        if not admitted:
             log.warning(
                 "smtp refused listener=%s client=%s reason=too-many-connections", self.role.name, self.client_ip
             )
@@ -214,8 +214,6 @@ class MailsiteSMTP(SMTP):
         self._close()
 
     def connection_lost(self, error: Exception | None) -> None:
-        if self._refused:
-            return
         self._cancel_timers()
         for task in self.session_tasks:
             task.cancel()
@@ -504,6 +502,8 @@ class MailsiteSMTP(SMTP):
                 self._held.append(self._encode(status) + b"\r\n")
                 return
             await self._send(status if isinstance(status, bytes) else self._encode(status))
+            if status == policy.TOO_MANY_CONNECTIONS:
+                self._close()
             return
         reply = policy.enhance(status)
         if self._in_data:
@@ -525,9 +525,18 @@ class MailsiteSMTP(SMTP):
                 self._close()
 
     async def _greeting(self, greeting: str) -> str:
-        """RFC 5321 3.1: a client refused at connection (a DNS blocklist) is greeted with 554, then answered 503
-        to every command but QUIT until it leaves (or its errors reach the session's limit)."""
-        refusal = await self.event_handler.connection_refusal(self)
+        """A client at its connection limit is greeted with 421 and the connection closed (RFC 5321 3.8). RFC
+        5321 3.1: a client refused at connection (a DNS blocklist) is greeted with 554, then answered 503 to
+        every command but QUIT until it leaves (or its errors reach the session's limit)."""
+        try:
+            if not await self._admit():
+                return policy.TOO_MANY_CONNECTIONS
+            refusal = await self.event_handler.connection_refusal(self)
+        except asyncio.CancelledError:
+            # The session is cancelled (the client left, the listener stops) before aiosmtpd's command loop, which
+            # closes the connection on cancellation: close it as it would.
+            self._writer.close()
+            raise
         if refusal is None:
             return greeting
         self._smtp_methods = {name: self._refused_command for name in self._smtp_methods} | {"QUIT": self.smtp_QUIT}

@@ -1,0 +1,101 @@
+"""The per-IP connection count every listener host shares in Redis (ops/limits.py `LeasedConnectionCounter`):
+two counters stand for two hosts; the sessions' admissions are awaited, answered by each counter's thread."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from django.test import override_settings
+
+from ops import limits
+
+CLIENT = "192.0.2.7"
+
+
+@pytest.fixture
+def hosts():
+    if not limits.shared():
+        pytest.fail("these tests need Redis as the broker: MAILSITE_BROKER_URL=redis://127.0.0.1:6379/N")
+    yield limits.LeasedConnectionCounter(2), limits.LeasedConnectionCounter(2)
+    limits.client().delete(limits.key("connections", CLIENT))
+
+
+def members() -> list[bytes]:
+    return limits.client().zrange(limits.key("connections", CLIENT), 0, -1)
+
+
+def eventually(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the lease thread did not catch up"
+        time.sleep(0.01)
+
+
+def test_hosts_share_the_limit_and_a_release_makes_room(hosts) -> None:
+    first, second = hosts
+
+    async def sessions() -> list[bool]:
+        return [await first.admit(CLIENT), await second.admit(CLIENT), await second.admit(CLIENT)]
+
+    assert asyncio.run(sessions()) == [True, True, False]
+    assert len(members()) == 2
+    first.release(CLIENT)
+    eventually(lambda: len(members()) == 1)
+    assert asyncio.run(second.admit(CLIENT)), "a session ended on one host frees its place on the other"
+
+
+def test_many_sessions_at_once_get_exactly_the_limit(hosts) -> None:
+    first, second = hosts
+
+    async def sessions() -> list[bool]:
+        return await asyncio.gather(*(counter.admit(CLIENT) for counter in (first, second) * 10))
+
+    assert sorted(asyncio.run(sessions())) == [False] * 18 + [True] * 2
+    assert len(members()) == 2
+
+
+def test_a_session_gone_while_it_waits_does_not_stay_counted(hosts) -> None:
+    first, _ = hosts
+
+    async def hang_up() -> None:
+        waiting = asyncio.create_task(first.admit(CLIENT))
+        await asyncio.sleep(0)  # the admission is on its way to Redis
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+
+    for _ in range(5):
+        asyncio.run(hang_up())
+    eventually(lambda: members() == [])
+    assert [asyncio.run(first.admit(CLIENT)) for _ in range(2)] == [True, True], "both places are free"
+
+
+def test_redis_unreachable_admits(caplog) -> None:
+    with override_settings(MAILSITE_BROKER_URL="redis://127.0.0.1:9/0"):
+        counter = limits.LeasedConnectionCounter(1)
+    assert [asyncio.run(counter.admit(CLIENT)) for _ in range(2)] == [True, True]
+    assert "connection limits unchecked" in caplog.text
+
+
+class CountedRoundTrips(limits.LeasedConnectionCounter):
+    round_trips = 0
+
+    def _round_trip(self, work, held):
+        self.round_trips += 1
+        return super()._round_trip(work, held)
+
+
+def test_the_thread_goes_to_redis_only_with_work_or_leases_to_renew(hosts) -> None:
+    with override_settings(MAILSITE_CONNECTION_LEASE=0.3):  # renewed every 0.1 s
+        counter = CountedRoundTrips(2)
+    assert asyncio.run(counter.admit(CLIENT))
+    counter.release(CLIENT)
+    eventually(lambda: members() == [])
+    quiet = counter.round_trips
+    time.sleep(0.5)
+    assert counter.round_trips == quiet, "nothing to add, remove or renew: no round trip"
+    assert asyncio.run(counter.admit(CLIENT))
+    time.sleep(0.5)
+    assert counter.round_trips - quiet in range(3, 8), "an open session's lease is renewed every third of it"
