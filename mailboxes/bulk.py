@@ -19,17 +19,22 @@ from django.db.models import Field, Model
 
 
 @functools.cache
-def _statement(model: type[Model]) -> tuple[str, list[Field]]:
+def _statement(model: type[Model], single: bool) -> tuple[str, list[Field]]:
+    """The INSERT of one row (plain values: psycopg dumps them for less than arrays) or of any number (arrays)."""
     fields = [field for field in model._meta.concrete_fields if not field.primary_key and not field.generated]
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in fields)
-    # Array types without modifiers, as Django's own UNNEST inserts write them (varchar[], not varchar(300)[]).
-    # %b: arrays are sent in binary format, which psycopg dumps without quoting every element.
-    arrays = ", ".join(f"%b::{str(field.db_type(connection)).split('(')[0]}[]" for field in fields)
-    sql = (
-        f"INSERT INTO {quote(model._meta.db_table)} ({columns}) "
-        f"SELECT * FROM UNNEST({arrays}) RETURNING {quote(model._meta.pk.column)}"
-    )
+    if single:
+        values = "VALUES (" + ", ".join(["%s"] * len(fields)) + ")"
+    else:
+        # Array types without modifiers, as Django's own UNNEST inserts write them (varchar[], not
+        # varchar(300)[]). %b: arrays are sent in binary format, which psycopg dumps without quoting every element.
+        values = (
+            "SELECT * FROM UNNEST("
+            + ", ".join(f"%b::{str(field.db_type(connection)).split('(')[0]}[]" for field in fields)
+            + ")"
+        )
+    sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) {values} RETURNING {quote(model._meta.pk.column)}"
     return sql, fields
 
 
@@ -41,11 +46,12 @@ def insert(objs: Sequence[Model]) -> None:
     if connection.vendor != "postgresql":
         model._default_manager.bulk_create(objs)
         return
-    sql, fields = _statement(model)
+    single = len(objs) == 1
+    sql, fields = _statement(model, single)
     wrapper = connections[connection.alias]  # not the proxy, which would be looked up again for every value
     columns = [[field.get_db_prep_save(field.pre_save(obj, True), wrapper) for obj in objs] for field in fields]
     with wrapper.cursor() as cursor:
-        cursor.execute(sql, columns)
+        cursor.execute(sql, [values[0] for values in columns] if single else columns)
         keys = cursor.fetchall()
     # UNNEST yields the rows in array order and RETURNING follows the insertion order, as bulk_create relies on.
     for obj, (key,) in zip(objs, keys, strict=True):

@@ -1,6 +1,8 @@
-"""The delivery path's multi-row INSERT stores exactly what Django's own save stores."""
+"""The delivery path's INSERTs (of one row, and of many) store exactly what Django's own save stores."""
 
 from __future__ import annotations
+
+import pytest
 
 from mailboxes import actions
 from mailboxes.models import Message, Role
@@ -20,10 +22,15 @@ MESSAGES = [
 PER_COPY = {"id", "mailbox", "uid", "modseq", "thread_id", "body", "internal_date"}
 
 
-def test_delivered_rows_equal_appended_rows(make_account):
+@pytest.mark.parametrize("together", [True, False], ids=["one group", "one at a time"])
+def test_delivered_rows_equal_appended_rows(make_account, together):
     alice = make_account("alice@example.com")
     archive = actions.create_mailbox(alice, "Copies")
-    report = actions.deliver_many([(raw, "s@remote.test", [alice.address]) for raw in MESSAGES])
+    deliveries = [(raw, "s@remote.test", [alice.address]) for raw in MESSAGES]
+    if together:
+        report = actions.deliver_many(deliveries)
+    else:
+        report = [result for delivery in deliveries for result in actions.deliver_many([delivery])]
     inbox = alice.mailboxes.get(role=Role.INBOX)
     delivered = list(Message.objects.filter(mailbox=inbox).order_by("uid").select_related("body"))
     assert [m.pk for m in delivered] == [r.message_ids[0] for r in report]
