@@ -58,10 +58,11 @@ class Credentials:
 
 
 class _SessionFailed(Exception):
-    def __init__(self, code: int | None, text: str) -> None:
+    def __init__(self, code: int | None, text: str, *, next_mx: bool = False) -> None:
         super().__init__(text)
         self.code = code
         self.text = text
+        self.next_mx = next_mx  # try the next address even for a permanent code
 
 
 def _tls_context(ca_file: str | None, verify: bool) -> ssl.SSLContext:
@@ -205,7 +206,11 @@ def _transaction(
     `reset` sends RSET first, for a session that carried a transaction before."""
     smtp = connection.smtp
     if requests.require_tls and not smtp.has_extn("requiretls"):
-        raise _SessionFailed(550, "5.7.30 REQUIRETLS support required: the host does not offer REQUIRETLS")
+        # RFC 8689 4.2.1: try each of the domain's MX hosts for one that meets the requirement; with none, the
+        # message is not sent (the last of these replies bounces it).
+        raise _SessionFailed(
+            550, "5.7.30 REQUIRETLS support required: the host does not offer REQUIRETLS", next_mx=True
+        )
     mail_options, rcpt_options = _dsn_options(smtp, requests)
     transaction = Transaction(
         sender,
@@ -277,7 +282,7 @@ def attempt(
         except _SessionFailed as exc:
             connection.smtp.close()  # replies to pipelined commands may still be on their way: no QUIT
             last = Reply(exc.code, exc.text, host)
-            if next_mx_after_session_failure(exc.code):
+            if exc.next_mx or next_mx_after_session_failure(exc.code):
                 continue
             return {rcpt: last for rcpt in pending}, None
         except (OSError, smtplib.SMTPException) as exc:

@@ -18,7 +18,7 @@ from tests.relay_support import RELAY_QUEUE, CeleryWorker, PolicyServer, Sinks, 
 
 pytestmark = [pytest.mark.xdist_group("relay-mta-sts"), pytest.mark.slow]
 
-MX, POLICY_HOST = address(7), address(8)
+MX, POLICY_HOST, OTHER_MX = address(7), address(8), address(9)
 
 
 @pytest.fixture(scope="module")
@@ -255,6 +255,21 @@ def test_requiretls_goes_to_a_verified_mx_that_offers_it_and_is_passed_on(relay,
     assert row.state == State.DELIVERED, row.last_reply
     assert [message.tls for message in sink.messages] == [True]
     assert sink.parameters == [["REQUIRETLS"]]
+
+
+def test_requiretls_tries_the_next_mx_for_one_that_offers_it(relay, ca, policy_server, dns_server):
+    # RFC 8689 4.2.1: the first MX does not offer REQUIRETLS; the message goes to the next one, which does.
+    dns_server.add("example.net", "MX", "20 mx2.example.net.")
+    dns_server.add("mx2.example.net", "A", OTHER_MX)
+    first = relay.start(MX, tls_context=server_context(ca, "mx.example.net"))
+    second = relay.start(OTHER_MX, tls_context=server_context(ca, "mx2.example.net"))
+    second.extensions = ("REQUIRETLS",)
+    policy_server.serve("enforce", "mx.example.net", "mx2.example.net")
+
+    row = tried(send_requiring_tls())
+    assert row.state == State.DELIVERED, row.last_reply
+    assert (first.messages, len(second.messages)) == ([], 1)
+    assert second.parameters == [["REQUIRETLS"]]
 
 
 @pytest.mark.parametrize("mode", ["enforce", "testing", "none"])
