@@ -200,6 +200,34 @@ def test_opening_a_conversation_whose_newest_message_is_in_trash_stays_in_the_fo
     expect(page.locator("#list h1")).to_have_text("INBOX")
 
 
+def test_send_clicked_while_an_autosave_is_on_its_way_is_sent_once_it_is_answered(web_server, page, alice) -> None:
+    sign_in(page, web_server.url, alice.address, PASSWORD)
+    page.goto(f"{web_server.url}/compose/")
+    held: list = []  # autosave requests kept on their way until the user has clicked Send
+
+    def hold_autosaves(route) -> None:
+        if b'name="action"\r\n\r\nautosave' in (route.request.post_data_buffer or b""):
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/compose/**", hold_autosaves)
+    page.fill("#id_to", alice.address)
+    page.fill("#id_subject", "Sent during autosave")
+    type_in_message(page, "Clicked while saving.")
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(100)
+    assert held, "the page autosaves within a few seconds"
+    page.click("button[value=send]")
+    page.wait_for_timeout(500)
+    assert "/compose/" in page.url, "the Send waits for the autosave's answer"
+    held.pop().continue_()
+    expect(page.locator(".notice")).to_contain_text("Message sent")
+    assert Message.objects.filter(mailbox=folder(alice, Role.SENT), subject="Sent during autosave").count() == 1
+
+
 def test_a_message_over_the_size_limit_is_refused_before_upload(web_server, sized_page, alice) -> None:
     page = sized_page
     sign_in(page, web_server.url, alice.address, PASSWORD)

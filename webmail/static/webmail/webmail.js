@@ -424,6 +424,7 @@
     let saved = textState(); // what the server holds (the page as it was loaded, or the last save)
     let refused = null; // a state the server refused (bad fields): not retried until it changes
     let busy = false;
+    let saving = null; // the autosave request on its way, which a Send waits for
     let leaving = false;
 
     const hasFiles = () => Boolean(files && files.files.length);
@@ -494,7 +495,9 @@
       const data = new FormData(form);
       data.delete("attachments"); // files are stored with the draft when the user saves or sends
       data.set("action", "autosave");
-      const result = await postForm(url, data);
+      saving = postForm(url, data);
+      const result = await saving;
+      saving = null;
       busy = false;
       if (leaving) return;
       if (result.status === 200) {
@@ -546,6 +549,8 @@
     async function submit(event) {
       event.preventDefault();
       const action = event.submitter?.value || "send";
+      // A click during an autosave is not lost: it goes once the autosave is answered (and knows the draft).
+      if (saving) await saving;
       if (busy) return;
       if (!checkSize()) {
         sizeError.scrollIntoView({ block: "nearest" });
