@@ -31,6 +31,7 @@ from relay.models import OutboundRecipient
 from tests.dns_server import DnsServer
 from tests.e2e.conftest import free_port
 from tests.e2e.test_proxy_haproxy import wait_for
+from tests.e2e.test_smtp_processes import greeting
 from tests.smtp_support import mail, stored
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -202,10 +203,10 @@ def test_two_listener_hosts_behind_haproxy(balanced) -> None:
     opened = []
     try:
         for _ in range(LIMIT):
-            sock, reply = greeting_from(front)
+            sock, reply = greeting(front, CLIENT_IP)
             opened.append(sock)
             assert reply.startswith(b"220 ")
-        sock, reply = greeting_from(front)
+        sock, reply = greeting(front, CLIENT_IP)
         opened.append(sock)
         assert reply.startswith(b"421 "), reply
     finally:
@@ -224,17 +225,6 @@ def test_two_listener_hosts_behind_haproxy(balanced) -> None:
     subjects = {raw.split(b"Subject: ", 1)[1].split(b"\r\n", 1)[0].decode() for raw in stored("alice@example.com")}
     assert set(accepted) <= subjects, "a message answered 250 was lost"
     assert len([subject for subject in accepted if int(subject.split()[1]) >= 5]) >= 10, "the other host took over"
-
-
-def greeting_from(front: int) -> tuple[socket.socket, bytes]:
-    sock = socket.create_connection(("127.0.0.1", front), timeout=10, source_address=(CLIENT_IP, 0))
-    reply = b""
-    while not reply.endswith(b"\n"):
-        chunk = sock.recv(512)
-        if not chunk:
-            break
-        reply += chunk
-    return sock, reply
 
 
 def test_the_worker_host_relays_what_the_store_queued(

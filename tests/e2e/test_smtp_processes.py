@@ -12,8 +12,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def greeting(port: int) -> tuple[socket.socket, bytes]:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+def greeting(port: int, source: str | None = None) -> tuple[socket.socket, bytes]:
+    """Connect (from `source`, a loopback address, if given) and read the greeting."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0) if source else None)
     reply = b""
     while not reply.endswith(b"\n"):
         chunk = sock.recv(512)
