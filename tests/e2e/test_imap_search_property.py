@@ -142,16 +142,21 @@ def account(db, make_account) -> Account:
     return make_account("prop@example.test")
 
 
+def append(account: Account, folder_id: int, sample: Sample) -> None:
+    """Store `sample` in the folder through IMAP's APPEND action, with its flags and keyword."""
+    names = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
+    flags = [name for name, on in zip(names, sample.flags, strict=True) if on]
+    if sample.keyword:
+        flags.append(sample.keyword)
+    actions.append(account, folder_id, sample.raw(), flags=flags, internal_date=sample.internal)
+
+
 @settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(mailbox=st.lists(samples, min_size=1, max_size=8), queries=st.lists(keys, min_size=1, max_size=5))
 def test_sql_search_equals_the_python_evaluation(account: Account, mailbox: list[Sample], queries) -> None:
     folder = actions.create_mailbox(account, f"prop{next(_counter)}")
     for sample in mailbox:
-        names = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
-        flags = [name for name, on in zip(names, sample.flags, strict=True) if on]
-        if sample.keyword:
-            flags.append(sample.keyword)
-        actions.append(account, folder.pk, sample.raw(), flags=flags, internal_date=sample.internal)
+        append(account, folder.pk, sample)
     uids = list(range(1, len(mailbox) + 1))
     assert Mailbox.objects.get(pk=folder.pk).uidnext == len(mailbox) + 1
     context = search_sql.Context(folder.pk, uids, set())

@@ -21,7 +21,7 @@ from mailboxes.actions import text_index as indexing
 from mailboxes.models import Account, Mailbox, Message
 from mailboxes.text_index import MARKS, TEXTS, candidates
 from mailsite.celery import app
-from tests.e2e.test_imap_search_property import keys, matches, samples
+from tests.e2e.test_imap_search_property import append, keys, matches, samples
 from tests.imap_support import RawClient, Server, deliver, message, start
 
 _counter = itertools.count()
@@ -222,11 +222,7 @@ def test_search_indexed_part_way_equals_the_python_evaluation(
     for number, sample in enumerate(mailbox):
         if number == split:
             indexing.index_text(batch=batch)  # one bounded batch: the folder may be indexed only part way
-        names = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
-        flags = [name for name, on in zip(names, sample.flags, strict=True) if on]
-        if sample.keyword:
-            flags.append(sample.keyword)
-        actions.append(account, folder.pk, sample.raw(), flags=flags, internal_date=sample.internal)
+        append(account, folder.pk, sample)
     uids = list(range(1, len(mailbox) + 1))
     context = search_sql.Context(folder.pk, uids, set())
     for key in queries:
