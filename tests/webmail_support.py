@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import time
 import warnings
 from email import policy
 from email.message import EmailMessage
@@ -149,6 +150,27 @@ def close_context(page) -> None:
         except PlaywrightError:  # a navigation of the page's own (to the sign-in page) got in first
             continue
     page.context.close()
+    wait_for_requests_to_finish()
+
+
+def wait_for_requests_to_finish(timeout: float = 2.0) -> None:
+    """Wait until no other connection to the test database is inside a transaction: a request the closed page
+    left running in the web server would otherwise meet the test's emptying of the tables (TRUNCATE takes its
+    tables one by one) and one of the two would end in a deadlock."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+            )
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.02)
 
 
 def sign_in(page, base_url: str, address: str, password: str) -> None:
