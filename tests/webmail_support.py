@@ -154,21 +154,31 @@ def close_context(page) -> None:
 
 
 def wait_for_requests_to_finish(timeout: float = 2.0) -> None:
-    """Wait until no other connection to the test database is inside a transaction: a request the closed page
-    left running in the web server would otherwise meet the test's emptying of the tables (TRUNCATE takes its
-    tables one by one) and one of the two would end in a deadlock."""
+    """Wait until no connection to the test database is inside a transaction: a request the closed page left
+    running in the web server would otherwise meet the test's emptying of the tables (TRUNCATE takes its tables
+    one by one) and one of the two would end in a deadlock. The check uses a connection of its own, since a
+    module's page is closed where the test's database access has already ended."""
+    import psycopg
     from django.db import connection
 
     if connection.vendor != "postgresql":
         return
+    settings = connection.settings_dict
     deadline = time.monotonic() + timeout
-    with connection.cursor() as cursor:
+    with psycopg.connect(
+        dbname=settings["NAME"],
+        user=settings["USER"] or None,
+        host=settings["HOST"] or None,
+        port=settings["PORT"] or None,
+        password=settings["PASSWORD"] or None,
+        autocommit=True,
+    ) as watcher:
         while time.monotonic() < deadline:
-            cursor.execute(
+            busy = watcher.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                 "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
-            )
-            if cursor.fetchone()[0] == 0:
+            ).fetchone()
+            if busy is None or busy[0] == 0:
                 return
             time.sleep(0.02)
 
