@@ -121,6 +121,8 @@ def obtain() -> Path:
     tokens = []
     try:
         for authorization in order.authorizations:
+            if authorization.body.status == messages.STATUS_VALID:
+                continue  # RFC 8555 7.1.4: the CA reuses a name's recent authorization; nothing to answer
             challenge = next((c for c in authorization.body.challenges if isinstance(c.chall, challenges.HTTP01)), None)
             if challenge is None:
                 raise errors.Error(f"{authorization.body.identifier.value}: the CA offers no http-01 challenge")

@@ -3,6 +3,7 @@ serve it on HTTPS, IMAPS and SMTPS, renew it, and keep an open IMAPS session thr
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import socket
 import ssl
@@ -154,23 +155,25 @@ def test_obtain_serve_everywhere_and_renew_without_dropping_a_session(system: Sy
         wait_for(lambda name=listener: serves(system.ports[name], trust, first.serial_number), f"{listener} cert")
     assert https_get(system.ports["https"], trust, "/login/").startswith(b"HTTP/1.1 200 ")
 
-    session = ImapsSession(system.ports["imaps"], trust)
-    assert session.command("a", f'LOGIN {ADDRESS} "{PASSWORD}"').startswith(b"a OK")
-    assert session.command("b", "SELECT INBOX").startswith(b"b OK")
-    old_peer = session.conn.getpeercert(binary_form=True)
+    # Closed even when a step fails, so no socket of this test is left to a later one.
+    with contextlib.closing(ImapsSession(system.ports["imaps"], trust)) as session:
+        assert session.command("a", f'LOGIN {ADDRESS} "{PASSWORD}"').startswith(b"a OK")
+        assert session.command("b", "SELECT INBOX").startswith(b"b OK")
+        old_peer = session.conn.getpeercert(binary_form=True)
 
-    assert acme.obtain_if_due() is False  # not due: nothing asked of the CA
-    assert acme.obtain_if_due(force=True) is True
-    second = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    assert second.serial_number != first.serial_number
-    for listener in ("imaps", "smtps", "https"):
-        wait_for(lambda name=listener: serves(system.ports[name], trust, second.serial_number), f"{listener} renewal")
+        assert acme.obtain_if_due() is False  # not due: nothing asked of the CA
+        assert acme.obtain_if_due(force=True) is True
+        second = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        assert second.serial_number != first.serial_number
+        for listener in ("imaps", "smtps", "https"):
+            wait_for(
+                lambda name=listener: serves(system.ports[name], trust, second.serial_number), f"{listener} renewal"
+            )
 
-    # The session opened before the renewal goes on, on its old certificate.
-    assert session.command("c", "NOOP").startswith(b"c OK")
-    assert session.conn.getpeercert(binary_form=True) == old_peer
-    assert session.command("d", "LOGOUT").startswith(b"d OK")
-    session.close()
+        # The session opened before the renewal goes on, on its old certificate.
+        assert session.command("c", "NOOP").startswith(b"c OK")
+        assert session.conn.getpeercert(binary_form=True) == old_peer
+        assert session.command("d", "LOGOUT").startswith(b"d OK")
 
     expiry = second.not_valid_after_utc
     renew_days = django_settings.MAILSITE_ACME_RENEW_DAYS
