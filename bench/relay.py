@@ -80,7 +80,7 @@ def run(mode: str, reuse: int, args: argparse.Namespace, env: dict[str, str], si
     log_path = Path(env["MAILSITE_DATA_DIR"]) / f"worker-{mode}.log"
     with log_path.open("wb") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "--app", "mailsite", "worker", "--queues", QUEUE, "--concurrency",
+            [sys.executable, "-m", "celery", "--app", "mailsite.celery", "worker", "--queues", QUEUE, "--concurrency",
              str(args.workers), "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
             cwd=ROOT, env={**os.environ, **env, "MAILSITE_RELAY_REUSE_MESSAGES": str(reuse)}, stdout=log,
             stderr=subprocess.STDOUT,

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from celery import shared_task
-
 from mailsite import acme
+from mailsite.celery import app
 
 
-@shared_task(name="mailsite.acme.renew", ignore_result=True)
+@app.task(name="mailsite.acme.renew", ignore_result=True)
 def renew() -> bool:
     """Hourly from beat when MAILSITE_ACME is on: a new certificate once the current one is due."""
     return acme.obtain_if_due()

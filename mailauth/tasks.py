@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import logging
 
-from celery import shared_task
 from django.conf import settings
 
 from mailauth import rspamd, training
 from mailboxes.models import Message, MessageBody
+from mailsite.celery import app
 
 log = logging.getLogger("mailauth.training")
 
 
-@shared_task(name="mailauth.learn", bind=True, max_retries=5, default_retry_delay=60)
+@app.task(name="mailauth.learn", bind=True, max_retries=5, default_retry_delay=60)
 def learn(self, message_ids: list[int], spam: bool) -> None:
     """Idempotent: a retry after a partial run trains again only what was not trained."""
     rows = Message.objects.filter(pk__in=message_ids).values_list("account_id", "body_id")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from celery import shared_task
-
 from mailboxes.actions import expunge_log, recycling, text_index
+from mailsite.celery import app
 from sieve.housekeeping import prune_vacation_log
 
 
-@shared_task(name="mailboxes.purge_recycled", ignore_result=True)
+@app.task(name="mailboxes.purge_recycled", ignore_result=True)
 def purge_recycled() -> int:
     """Drop recycled messages past the retention, a batch per action, until none is left; returns how many.
     Then, the same way, the Sieve vacation log's entries whose period is over."""
@@ -20,7 +19,7 @@ def purge_recycled() -> int:
     return total
 
 
-@shared_task(name="mailboxes.prune_expunge_log", ignore_result=True)
+@app.task(name="mailboxes.prune_expunge_log", ignore_result=True)
 def prune_expunge_log() -> int:
     """Forget expunges older than MAILSITE_IMAP_EXPUNGE_KEEP, a batch per action, until none is left; returns how
     many."""
@@ -30,7 +29,7 @@ def prune_expunge_log() -> int:
     return total
 
 
-@shared_task(name="mailboxes.index_text", ignore_result=True)
+@app.task(name="mailboxes.index_text", ignore_result=True)
 def index_text() -> int:
     """Give the messages delivered since the last run their IMAP TEXT/BODY index rows, a batch per action, until
     none is left; returns how many."""

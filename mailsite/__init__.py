@@ -1,5 +1,2 @@
-"""Mailsite project package: settings, URLs, the Celery app and the process runtime."""
-
-from .celery import app as celery_app
-
-__all__ = ["celery_app"]
+"""Mailsite project package: settings, URLs, the Celery app (`mailsite.celery`, imported by the processes that
+send or run tasks, not by every listener) and the process runtime."""

@@ -128,7 +128,7 @@ def worker() -> Supervised:
             "-m",
             "celery",
             "--app",
-            "mailsite",
+            "mailsite.celery",
             "--quiet",
             "worker",
             "--beat",

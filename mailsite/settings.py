@@ -342,7 +342,8 @@ SILENCED_SYSTEM_CHECKS = ["models.W040"]
 
 # --- Django ---------------------------------------------------------------------------------------------------
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin modules are loaded by the URLs (mailsite/urls.py), so the mail listeners never load them.
+    "django.contrib.admin.apps.SimpleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -16,10 +16,6 @@ import weakref
 from functools import cache
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from django.conf import settings
 
 log = logging.getLogger(__name__)
@@ -44,6 +40,12 @@ def certificate_paths() -> tuple[Path, Path]:
 
 
 def write_self_signed(cert_path: Path, key_path: Path, hostname: str) -> None:
+    # cryptography is imported here, by the one process that makes the pair, not by every listener.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
     now = datetime.datetime.now(datetime.UTC)

@@ -4,6 +4,9 @@ from django.views.generic import RedirectView
 
 from mailsite import acme
 
+# Each app's admin.py, loaded here rather than at start-up (SimpleAdminConfig): only the web serves the admin.
+admin.autodiscover()
+
 urlpatterns = [
     path(".well-known/acme-challenge/<str:token>", acme.challenge_response),
     # Admins sign in like everyone else: throttled, with the second factor (webmail/views/auth.py).

@@ -1,12 +1,12 @@
-"""DKIM signing of outbound mail from local domains (RFC 6376, dkimpy), and the DNS records to publish."""
+"""DKIM signing of outbound mail from local domains (RFC 6376, dkimpy), and the DNS records to publish.
+
+Every process that stores mail imports this module (delivery queues outbound copies), but only the ones that
+sign or make keys need dkimpy, its DNS stack and cryptography: those are imported where they are used."""
 
 from __future__ import annotations
 
 import base64
 
-import dkim
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
@@ -32,6 +32,9 @@ SIGNED_HEADERS = [
 
 
 def _new_private_key() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -54,6 +57,8 @@ def key_for(domain: Domain) -> DkimKey:
 
 
 def public_key_base64(key: DkimKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     private = serialization.load_pem_private_key(key.private_key.encode(), password=None)
     der = private.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return base64.b64encode(der).decode()
@@ -75,7 +80,10 @@ def dmarc_record(domain: str) -> tuple[str, str]:
 
 def sign(raw: bytes, domain: Domain) -> bytes:
     """`raw` with a DKIM-Signature header for `domain` prepended (relaxed/relaxed, rsa-sha256)."""
+    import dkim
+
     key = key_for(domain)
+
     signature = dkim.sign(
         raw,
         key.selector.encode(),

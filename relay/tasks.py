@@ -6,17 +6,17 @@ import datetime
 import functools
 from dataclasses import dataclass
 
-from celery import shared_task
 from django.conf import settings
 
 from mailboxes.actions import outbound, queueing
 from mailboxes.actions.outbound import Claim
+from mailsite.celery import app
 from relay import dead, deliver, events, mtasts, mx, routes, slots
 from relay.deliver import Connection, Credentials, Reply, Tls
 from relay.policy import Outcome
 
 
-@shared_task(name=queueing.ATTEMPT_TASK, ignore_result=True)
+@app.task(name=queueing.ATTEMPT_TASK, ignore_result=True)
 def attempt(message_id: int, domain: str) -> None:
     """One delivery attempt for the due recipients of one message at one domain (a no-op if none is due).
 
@@ -195,7 +195,7 @@ def _reusable(connection: Connection) -> bool:
     )
 
 
-@shared_task(name="relay.sweep", ignore_result=True)
+@app.task(name="relay.sweep", ignore_result=True)
 def sweep() -> int:
     """Re-send whatever is due but has no task (broker lost, worker killed mid-attempt), and drop finished mail
     kept longer than MAILSITE_RELAY_KEEP; returns how many tasks were sent."""

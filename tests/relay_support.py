@@ -425,7 +425,7 @@ class CeleryWorker:
             "-m",
             "celery",
             "--app",
-            "mailsite",
+            "mailsite.celery",
             "worker",
             "--beat",
             "--schedule",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from celery import Task, shared_task
+from celery import Task
 
+from mailsite.celery import app
 from transfer import jobs
 
 
-@shared_task(name="transfer.import_imap", bind=True, max_retries=None)
+@app.task(name="transfer.import_imap", bind=True, max_retries=None)
 def import_imap(self: Task, job_id: int) -> None:
     """Run the import job; its message holds only the job's id. A job still running under another worker
     (this message handed on after a broker timeout) is looked at again once that worker would count as dead."""

@@ -3,18 +3,17 @@
 
 from __future__ import annotations
 
-from celery import shared_task
-
+from mailsite.celery import app
 from webmail import scheduling
 
 
-@shared_task(name=scheduling.SEND_TASK, ignore_result=True)
+@app.task(name=scheduling.SEND_TASK, ignore_result=True)
 def send_scheduled(entry_id: int) -> None:
     """Send one scheduled message at its time (a no-op if it was cancelled, sent or is not due)."""
     scheduling.send_one(entry_id)
 
 
-@shared_task(name="webmail.send_due", ignore_result=True)
+@app.task(name="webmail.send_due", ignore_result=True)
 def send_due() -> int:
     """The periodic run: send every scheduled message that is due, whether or not its wake-up task arrived."""
     return scheduling.send_due()

@@ -250,7 +250,8 @@ def test_the_worker_host_relays_what_the_store_queued(
     log = (tmp_path / "worker.log").open("wb")
     worker = subprocess.Popen(
         [
-            *("ip", "netns", "exec", worker_host.name, sys.executable, "-m", "celery", "--app", "mailsite", "worker"),
+            *("ip", "netns", "exec", worker_host.name, sys.executable, "-m", "celery"),
+            *("--app", "mailsite.celery", "worker"),
             *("--queues", settings.MAILSITE_RELAY_QUEUE, "--concurrency", "1", "--loglevel", "INFO"),
         ],
         cwd=ROOT,

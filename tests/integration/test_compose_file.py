@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from celery import Celery
 from django.core.management import get_commands
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +48,7 @@ def test_service_command_exists(service: str) -> None:
         assert command[2] in get_commands(), f"no management command {command[2]}"
     elif command[0] == "celery":
         app_module = command[command.index("--app") + 1]
-        assert hasattr(importlib.import_module(app_module), "celery_app")
+        assert isinstance(importlib.import_module(app_module).app, Celery)
         assert command[command.index("--app") + 2] in {"worker", "beat"}
     elif command[0] == "uvicorn":
         module, _, attribute = command[1].partition(":")

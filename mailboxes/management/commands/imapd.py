@@ -1,13 +1,6 @@
-import asyncio
-
-from django.core.management.base import BaseCommand
-
-from mailsite import runtime, tls
+from mailsite.commands import ListenerCommand
 
 
-class Command(BaseCommand):
+class Command(ListenerCommand):
     help = "Run the imapd listeners in the foreground (one process; start several to use more cores)."
-
-    def handle(self, *args, **options) -> None:
-        tls.certificate_paths()
-        asyncio.run(runtime.serve(["imapd"]))
+    protocol = "imapd"

@@ -1,31 +1,31 @@
-import asyncio
 import os
 import signal
 import subprocess
 import sys
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
 
-from mailsite import runtime, tls
+from mailsite import tls
+from mailsite.commands import ListenerCommand
 from smtpd import connections
 
 
-class Command(BaseCommand):
+class Command(ListenerCommand):
     help = (
         "Run the smtpd listeners in the foreground. With MAILSITE_SMTP_PROCESSES > 1 (or --processes) that many "
         "listener processes share each port (SO_REUSEPORT), so the kernel spreads connections over several cores; "
         "they share one count of each client's connections."
     )
+    protocol = "smtpd"
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--processes", type=int, default=settings.MAILSITE_SMTP_PROCESSES)
 
     def handle(self, *args, processes: int = 1, **options) -> None:
-        tls.certificate_paths()  # made once here, not raced by the children
         if processes <= 1:
-            asyncio.run(runtime.serve(["smtpd"]))
+            super().handle(*args, **options)
             return
+        tls.certificate_paths()  # made once here, not raced by the children
         table = settings.DATA_DIR / "run" / f"smtp-connections.{os.getpid()}"
         connections.create_table(table, processes)
         command = [sys.executable, sys.argv[0], "smtpd", "--processes", "1"]
