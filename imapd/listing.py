@@ -1,6 +1,6 @@
 """What LIST and LSUB answer (RFC 3501 6.3.8-6.3.9, LIST-EXTENDED RFC 5258, SPECIAL-USE RFC 6154), without
-I/O: the arguments parsed into a `ListRequest`, and the folders chosen and given their attributes by
-`entries`. The session renders the entries and adds STATUS responses (LIST-STATUS, RFC 5819)."""
+I/O: the arguments parsed into a `ListRequest`, the folders chosen and given their attributes by `entries`,
+and each entry's response line. The session sends the lines and adds STATUS responses (LIST-STATUS, RFC 5819)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from imapd.list_pattern import DELIMITER, Pattern, compile_pattern
 from imapd.protocol import Atom, ParseError, Token, astring
+from mailcore.imap_wire import string
 
 SPECIAL_USE = {"sent": "\\Sent", "drafts": "\\Drafts", "trash": "\\Trash", "junk": "\\Junk", "archive": "\\Archive"}
 SELECTION_OPTIONS = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
@@ -150,3 +151,12 @@ def lsub_entries(reference: str, pattern: str, folders: Sequence[Folder]) -> lis
             if parent not in subscribed and parent not in out and matcher.matches(parent):
                 out[parent] = Entry(parent, ["\\Noselect", children(parent)], selectable=False)
     return sorted(out.values(), key=lambda e: e.name)
+
+
+def list_response(entry: Entry) -> bytes:
+    extra = b' ("CHILDINFO" ("SUBSCRIBED"))' if entry.child_info else b""
+    return b'* LIST (%s) "/" %s%s\r\n' % (" ".join(entry.attributes).encode(), string(entry.name), extra)
+
+
+def lsub_response(entry: Entry) -> bytes:
+    return b'* LSUB (%s) "/" %s\r\n' % (" ".join(entry.attributes).encode(), string(entry.name))

@@ -236,9 +236,7 @@ async def list_(session: Session, command: Command) -> str:
         names = [_stored_name(entry.name, session.utf8) for entry in chosen]
         statuses = await asyncdb.call(store.statuses, session.account.pk, names)
     for entry in chosen:
-        extra = b' ("CHILDINFO" ("SUBSCRIBED"))' if entry.child_info else b""
-        attributes = " ".join(entry.attributes).encode()
-        session.send(b'* LIST (%s) "/" %s%s\r\n' % (attributes, string(entry.name), extra))
+        session.send(listing.list_response(entry))
         values = statuses.get(_stored_name(entry.name, session.utf8))
         if values is not None:
             session.send(_status_response(entry.name, request.status_items, values))
@@ -254,7 +252,7 @@ async def lsub(session: Session, command: Command) -> str:
     assert session.account is not None
     found = await asyncdb.call(store.folders, session.account.pk)
     for entry in listing.lsub_entries(ref_text, pattern_text, _folders(found, session.utf8)):
-        session.send(b'* LSUB (%s) "/" %s\r\n' % (" ".join(entry.attributes).encode(), string(entry.name)))
+        session.send(listing.lsub_response(entry))
     return "LSUB completed"
 
 

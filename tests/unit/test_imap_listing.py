@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imapd.listing import Entry, Folder, entries, lsub_entries, parse_list
+from imapd.listing import Entry, Folder, entries, list_response, lsub_entries, lsub_response, parse_list
 from imapd.protocol import Atom, ParseError
 
 # RFC 5258 5's example hierarchy (a subset): Fruit is not subscribed, Fruit/Banana is.
@@ -53,6 +53,8 @@ def names(found: list[Entry]) -> list[tuple[str, list[str], bool]]:
 def test_subscribed_and_recursivematch() -> None:
     # RFC 5258 5, example 9: RECURSIVEMATCH gives the unsubscribed parent with CHILDINFO.
     found = entries(parse_list([[Atom("SUBSCRIBED"), Atom("RECURSIVEMATCH")], b"", b"%"]), FOLDERS)
+    assert list_response(found[0]) == b'* LIST (\\HasChildren) "/" "Fruit" ("CHILDINFO" ("SUBSCRIBED"))\r\n'
+    assert list_response(found[2]) == b'* LIST (\\HasNoChildren \\Subscribed \\Sent) "/" "Sent"\r\n'
     assert names(found) == [
         ("Fruit", ["\\HasChildren"], True),
         ("INBOX", ["\\HasNoChildren", "\\Subscribed"], False),
@@ -71,6 +73,7 @@ def test_special_use_selection() -> None:
 def test_lsub_percent_rule() -> None:
     # RFC 3501 6.3.9: "foo/bar" subscribed, "foo" not: "%" returns foo, flagged \Noselect.
     found = lsub_entries("", "%", FOLDERS)
+    assert lsub_response(found[0]) == b'* LSUB (\\Noselect \\HasChildren) "/" "Fruit"\r\n'
     assert names(found) == [
         ("Fruit", ["\\Noselect", "\\HasChildren"], False),
         ("INBOX", ["\\HasNoChildren"], False),
