@@ -4,7 +4,7 @@ and each entry's response line. The session sends the lines and adds STATUS resp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from imapd.list_pattern import DELIMITER, Pattern, compile_pattern
@@ -20,7 +20,6 @@ RETURN_OPTIONS = frozenset({"SUBSCRIBED", "CHILDREN", "STATUS", "SPECIAL-USE"})
 class Folder:
     name: str  # as on the wire (modified UTF-7)
     role: str
-    subscribed: bool
 
 
 @dataclass
@@ -97,57 +96,57 @@ def _parents(name: str) -> list[str]:
     return [DELIMITER.join(parts[:depth]) for depth in range(1, len(parts))]
 
 
-def entries(request: ListRequest, folders: Sequence[Folder]) -> list[Entry]:
-    """The LIST responses for `request`, in folder order."""
+def entries(request: ListRequest, folders: Sequence[Folder], subscribed: Collection[str]) -> list[Entry]:
+    """The LIST responses for `request`, in name order. `subscribed` holds the subscribed names (as on the
+    wire), which need not be folders'."""
     matchers = [compile_pattern(request.reference, p) for p in request.patterns if p]
-    with_children = {parent for f in folders for parent in _parents(f.name)}
+    roles = {f.name: f.role for f in folders}
+    subscribed = set(subscribed)
+    with_children = {parent for name in roles for parent in _parents(name)}
     subscribed_only = "SUBSCRIBED" in request.selection
     special_only = "SPECIAL-USE" in request.selection
     show_subscribed = subscribed_only or "SUBSCRIBED" in request.returns
-    # Parents of a folder meeting the selection criteria (RFC 5258 3.5, CHILDINFO).
-    meeting = {
-        f.name for f in folders if (not subscribed_only or f.subscribed) and (not special_only or f.role in SPECIAL_USE)
-    }
-    parents_of_meeting = {parent for name in meeting for parent in _parents(name)}
-
-    def matches(name: str) -> bool:
-        return any(m.matches(name) for m in matchers)
+    # RFC 5258 3.1: SUBSCRIBED lists the subscribed names, folders or not; without it, only folders are listed.
+    candidates = subscribed if subscribed_only else roles.keys()
+    meeting = {name for name in candidates if not special_only or roles.get(name) in SPECIAL_USE}
+    # RFC 5258 3.5 (CHILDINFO): a name with a descendant meeting the selection criteria is listed too, itself a
+    # folder or not (RFC 9051 6.3.9's table: "(\NonExistent) + CHILDINFO").
+    recursive = "RECURSIVEMATCH" in request.selection and subscribed_only
+    parents_of_meeting = {parent for name in meeting for parent in _parents(name)} if recursive else set()
 
     out = []
-    for folder in folders:
-        if not matches(folder.name):
+    for name in sorted(meeting | parents_of_meeting):
+        if not any(m.matches(name) for m in matchers):
             continue
-        meets = folder.name in meeting
-        child_info = "RECURSIVEMATCH" in request.selection and subscribed_only and folder.name in parents_of_meeting
-        if not meets and not child_info:
-            continue
-        attributes = ["\\HasChildren" if folder.name in with_children else "\\HasNoChildren"]
-        if show_subscribed and folder.subscribed:
+        exists = name in roles
+        attributes = ["\\HasChildren" if name in with_children else "\\HasNoChildren"]
+        if not exists:
+            attributes.append("\\NonExistent")  # RFC 5258 3, RFC 9051 7.3.1; it implies \Noselect (RFC 5258 3.4)
+        if show_subscribed and name in subscribed:
             attributes.append("\\Subscribed")
-        if folder.role in SPECIAL_USE:
-            attributes.append(SPECIAL_USE[folder.role])
-        out.append(Entry(folder.name, attributes, child_info))
+        if roles.get(name) in SPECIAL_USE:
+            attributes.append(SPECIAL_USE[roles[name]])
+        out.append(Entry(name, attributes, name in parents_of_meeting, selectable=exists))
     return out
 
 
-def lsub_entries(reference: str, pattern: str, folders: Sequence[Folder]) -> list[Entry]:
-    """LSUB (RFC 3501 6.3.9): subscribed folders matching the pattern; and a parent that is not itself
-    subscribed, when it matches but a subscribed folder below it does not (the "%" case), with \\Noselect."""
+def lsub_entries(reference: str, pattern: str, folders: Sequence[Folder], subscribed: Collection[str]) -> list[Entry]:
+    """LSUB (RFC 3501 6.3.9): subscribed names matching the pattern, folders or not; and a parent that is not
+    itself subscribed, when it matches but a subscribed name below it does not (the "%" case), with \\Noselect.
+    A subscribed name that is no folder has no \\Noselect: in LSUB that would say it is not subscribed."""
     matcher: Pattern = compile_pattern(reference, pattern)
-    subscribed = {f.name for f in folders if f.subscribed}
+    subscribed = set(subscribed)
     with_children = {parent for f in folders for parent in _parents(f.name)}
 
     def children(name: str) -> str:
         return "\\HasChildren" if name in with_children else "\\HasNoChildren"
 
     out: dict[str, Entry] = {}
-    for folder in folders:
-        if not folder.subscribed:
+    for name in sorted(subscribed):
+        if matcher.matches(name):
+            out[name] = Entry(name, [children(name)])
             continue
-        if matcher.matches(folder.name):
-            out[folder.name] = Entry(folder.name, [children(folder.name)])
-            continue
-        for parent in _parents(folder.name):
+        for parent in _parents(name):
             if parent not in subscribed and parent not in out and matcher.matches(parent):
                 out[parent] = Entry(parent, ["\\Noselect", children(parent)], selectable=False)
     return sorted(out.values(), key=lambda e: e.name)

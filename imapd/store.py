@@ -19,7 +19,7 @@ from imapd.listing import SPECIAL_USE
 from imapd.search_sql import uid_q
 from mailboxes import actions
 from mailboxes.actions.folders import claim_recent
-from mailboxes.models import Account, ExpungedMessage, Mailbox, Message, MessageBody
+from mailboxes.models import Account, ExpungedMessage, Mailbox, Message, MessageBody, Subscription
 from mailcore import downgrade
 from mailcore.mime import MimePart
 
@@ -479,16 +479,21 @@ def append(
 class Folder:
     name: str
     role: str
-    subscribed: bool
 
 
-def folders(account_id: int) -> list[Folder]:
-    return [
-        Folder(*row)
-        for row in Mailbox.objects.filter(account_id=account_id)
-        .order_by("name")
-        .values_list("name", "role", "subscribed")
-    ]
+@dataclass
+class Folders:
+    """What LIST and LSUB choose from: the account's folders and the names it subscribed to, folders or not."""
+
+    folders: list[Folder]
+    subscribed: list[str]
+
+
+def folders(account_id: int) -> Folders:
+    return Folders(
+        [Folder(*row) for row in Mailbox.objects.filter(account_id=account_id).values_list("name", "role")],
+        list(Subscription.objects.filter(account_id=account_id).values_list("name", flat=True)),
+    )
 
 
 def statuses(account_id: int, names: Sequence[str]) -> dict[str, dict[str, int]]:

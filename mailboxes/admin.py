@@ -11,12 +11,12 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm
-from django.db.models import Model, QuerySet
+from django.db.models import Exists, Model, OuterRef, QuerySet
 from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
 
 from mailboxes import actions
-from mailboxes.models import Account, Alias, Domain, Mailbox, Message, RecycledMessage
+from mailboxes.models import Account, Alias, Domain, Mailbox, Message, RecycledMessage, Subscription
 from mailcore.idn import ascii_domain, valid_domain
 from mailcore.mime import MimePart
 from webmail.addresses import valid_address
@@ -298,16 +298,57 @@ class AliasAdmin(admin.ModelAdmin):
             actions.delete_alias(alias)
 
 
+class MailboxForm(forms.ModelForm):
+    subscribed = forms.BooleanField(
+        required=False, help_text="IMAP clients that show subscribed folders only show it (SUBSCRIBE, LSUB)"
+    )
+
+    class Meta:
+        model = Mailbox
+        fields = ["name"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            mine = Subscription.objects.filter(account_id=self.instance.account_id, name=self.instance.name)
+            self.fields["subscribed"].initial = mine.exists()
+
+
+def _subscribed() -> Exists:
+    """Whether a folder's name is subscribed, in its own query's terms."""
+    return Exists(Subscription.objects.filter(account=OuterRef("account"), name=OuterRef("name")))
+
+
+class SubscribedFilter(admin.SimpleListFilter):
+    title = "subscribed"
+    parameter_name = "subscribed"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("1", "Yes"), ("0", "No")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Mailbox]) -> QuerySet[Mailbox]:
+        if self.value() == "1":
+            return queryset.filter(_subscribed())
+        if self.value() == "0":
+            return queryset.exclude(_subscribed())
+        return queryset
+
+
 @admin.register(Mailbox)
 class MailboxAdmin(admin.ModelAdmin):
+    form = MailboxForm
     list_display = ["name", "account", "role", "subscribed", "message_count", "uidvalidity", "uidnext"]
-    list_filter = ["role", "subscribed"]
+    list_filter = ["role", SubscribedFilter]
     search_fields = ["name", "account__address"]
     readonly_fields = ["account", "role", "uidvalidity", "uidnext", "highestmodseq", "created"]
     fields = ["account", "name", "role", "subscribed", "uidvalidity", "uidnext", "highestmodseq", "created"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Mailbox]:
-        return super().get_queryset(request).select_related("account")
+        return super().get_queryset(request).select_related("account").annotate(is_subscribed=_subscribed())
+
+    @admin.display(description="subscribed", boolean=True, ordering="is_subscribed")
+    def subscribed(self, mailbox: Mailbox) -> bool:
+        return mailbox.is_subscribed  # type: ignore[attr-defined]  # annotated by get_queryset
 
     @admin.display(description="messages")
     def message_count(self, mailbox: Mailbox) -> int:
@@ -319,9 +360,9 @@ class MailboxAdmin(admin.ModelAdmin):
             return
         previous = Mailbox.objects.get(pk=obj.pk)
         if previous.name != obj.name:
-            actions.rename_mailbox(obj.account, obj.pk, obj.name)
-        if previous.subscribed != obj.subscribed:
-            actions.set_subscribed(obj.account, obj.name, obj.subscribed)
+            actions.rename_mailbox(obj.account, obj.pk, obj.name)  # the subscription follows the folder
+        if "subscribed" in form.changed_data:
+            actions.set_subscribed(obj.account, obj.name, form.cleaned_data["subscribed"])
 
     def delete_model(self, request: HttpRequest, obj: Mailbox) -> None:
         _deleted(self, request, lambda: actions.delete_mailbox(obj.account, obj.pk))

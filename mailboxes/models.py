@@ -148,7 +148,6 @@ class Mailbox(models.Model):
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="mailboxes")
     name = models.CharField(max_length=512)
     role = models.CharField(max_length=16, choices=Role.choices, blank=True)
-    subscribed = models.BooleanField(default=True)
     uidvalidity = models.BigIntegerField(default=new_uidvalidity)
     uidnext = models.BigIntegerField(default=1, help_text="The UID the next message will get")
     highestmodseq = models.BigIntegerField(default=1, help_text="Raised by every change in the folder")
@@ -173,6 +172,23 @@ class Mailbox(models.Model):
                 fields=["account", "role"], condition=~models.Q(role=""), name="mailbox_unique_role"
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.account.address}: {self.name}"
+
+
+class Subscription(models.Model):
+    """A folder name the account subscribed to (IMAP SUBSCRIBE), kept apart from the folders: the name may
+    belong to no folder, and it outlives a deleted folder (RFC 9051 6.3.7: a server MUST NOT unilaterally
+    remove a name from the subscription list). Names are stored as folders' are (NFC, "INBOX")."""
+
+    # No index of its own: subscription_unique_name starts with it.
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="subscriptions", db_index=False)
+    name = models.CharField(max_length=512)
+
+    class Meta:
+        ordering = ["account", "name"]
+        constraints = [models.UniqueConstraint(fields=["account", "name"], name="subscription_unique_name")]
 
     def __str__(self) -> str:
         return f"{self.account.address}: {self.name}"

@@ -194,12 +194,12 @@ async def rename(session: Session, command: Command) -> str:
 async def _subscribe(session: Session, command: Command, subscribed: bool) -> str:
     (token,) = count(command, 1)
     assert session.account is not None
-    try:
-        await asyncdb.call(actions.set_subscribed, session.account, mailbox(token, session.utf8), subscribed)
-    except actions.NotFound:
-        # RFC 9051 6.3.8: unsubscribing a name that is not subscribed is no error (RFC 3501 6.3.7 said NO).
-        if subscribed or not session.rev2:
-            raise No("[NONEXISTENT] No such folder") from None
+    # RFC 9051 6.3.7: a name that is no folder may be subscribed (RFC 3501 6.3.6 let a server refuse it; Dovecot
+    # accepts it, and so do we).
+    changed = await asyncdb.call(actions.set_subscribed, session.account, mailbox(token, session.utf8), subscribed)
+    # RFC 9051 6.3.8: unsubscribing a name that is not subscribed is no error (RFC 3501 6.3.7 said NO).
+    if not subscribed and not changed and not session.rev2:
+        raise No("That name is not subscribed")
     return f"{command.name} completed"
 
 
@@ -211,8 +211,10 @@ async def unsubscribe(session: Session, command: Command) -> str:
     return await _subscribe(session, command, False)
 
 
-def _folders(found: list[store.Folder], utf8: bool) -> list[listing.Folder]:
-    return [listing.Folder(wire_name(f.name, utf8), f.role, f.subscribed) for f in found]
+def _folders(found: store.Folders, utf8: bool) -> tuple[list[listing.Folder], list[str]]:
+    """The folders and subscribed names as the session's wire names them."""
+    folders = [listing.Folder(wire_name(f.name, utf8), f.role) for f in found.folders]
+    return folders, [wire_name(name, utf8) for name in found.subscribed]
 
 
 def _stored_name(wire: str, utf8: bool) -> str:
@@ -229,11 +231,11 @@ async def list_(session: Session, command: Command) -> str:
         _check_status_items(session, request.status_items)
     assert session.account is not None
     found = await asyncdb.call(store.folders, session.account.pk)
-    chosen = listing.entries(request, _folders(found, session.utf8))
+    chosen = listing.entries(request, *_folders(found, session.utf8))
     statuses: dict[str, dict[str, int]] = {}
     if request.status_items and chosen:
         # RFC 5819: one STATUS response after the LIST response of each selectable folder.
-        names = [_stored_name(entry.name, session.utf8) for entry in chosen]
+        names = [_stored_name(entry.name, session.utf8) for entry in chosen if entry.selectable]
         statuses = await asyncdb.call(store.statuses, session.account.pk, names)
     for entry in chosen:
         session.send(listing.list_response(entry))
@@ -251,7 +253,7 @@ async def lsub(session: Session, command: Command) -> str:
         return "LSUB completed"
     assert session.account is not None
     found = await asyncdb.call(store.folders, session.account.pk)
-    for entry in listing.lsub_entries(ref_text, pattern_text, _folders(found, session.utf8)):
+    for entry in listing.lsub_entries(ref_text, pattern_text, *_folders(found, session.utf8)):
         session.send(listing.lsub_response(entry))
     return "LSUB completed"
 

@@ -20,6 +20,7 @@ from mailboxes.models import (
     Mailbox,
     Message,
     RecycledMessage,
+    Subscription,
     split_address,
 )
 from mailcore.idn import ascii_domain, unicode_domain, valid_domain
@@ -104,6 +105,7 @@ def _create_account(
     account.password = password_hash
     account.save()
     Mailbox.objects.bulk_create(Mailbox(account=account, name=name, role=role) for name, role in STANDARD_FOLDERS)
+    Subscription.objects.bulk_create(Subscription(account=account, name=name) for name, _ in STANDARD_FOLDERS)
     return account
 
 
@@ -181,7 +183,7 @@ def _queued_from(addresses: Sequence[str]) -> int:
 
 def _remove_accounts(accounts: Sequence[Account], *, force: bool) -> None:
     """Delete accounts with everything that is theirs: folders, messages, the bodies no other message shares,
-    and their addresses in aliases (an alias left with no destination goes too)."""
+    their subscriptions, and their addresses in aliases (an alias left with no destination goes too)."""
     addresses = [account.address for account in accounts]
     queued = _queued_from(addresses)
     if queued and not force:
@@ -198,6 +200,7 @@ def _remove_accounts(accounts: Sequence[Account], *, force: bool) -> None:
     RecycledMessage.objects.filter(account_id__in=ids).delete()
     recycling.drop_bodies(bodies)
     Mailbox.objects.filter(account_id__in=ids).delete()
+    Subscription.objects.filter(account_id__in=ids).delete()
     gone = {address.lower() for address in addresses}
     for alias in Alias.objects.filter(_mentions(addresses)):
         kept = [d for d in alias.destination_list if d.lower() not in gone]

@@ -1,4 +1,10 @@
-"""Folders: create (with parents), delete, rename (with subfolders) and subscribe."""
+"""Folders: create (with parents), delete, rename (with subfolders), and the account's subscriptions.
+
+Subscriptions are names (`Subscription`), not folders: a folder made here is subscribed; deleting it keeps the
+subscription (RFC 9051 6.3.7: a server MUST NOT unilaterally remove a name from the subscription list); renaming
+it takes the subscriptions of the folder and of the names below it along, as Dovecot does. Subscriptions of an
+account change under its account row lock, which the actions here take after any folder lock (the global order).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from mailboxes.actions import counters
 from mailboxes.actions.errors import AlreadyExists, HasChildren, InvalidName, NotFound
 from mailboxes.actions.locks import action, lock
 from mailboxes.actions.messages import move, remove
-from mailboxes.models import Account, Mailbox, Message, Role
+from mailboxes.models import Account, Mailbox, Message, Role, Subscription
 
 MAX_FOLDER_DEPTH = 20
 
@@ -46,10 +52,14 @@ def create_mailbox(account: Account, name: str, *, role: str = "") -> Mailbox:
         raise AlreadyExists("a folder of that name exists already")
     parts = name.split("/")
     created = None
+    new = []
     for depth in range(1, len(parts) + 1):
         path = "/".join(parts[:depth])
-        created, _ = Mailbox.objects.get_or_create(account=account, name=path)
+        created, made = Mailbox.objects.get_or_create(account=account, name=path)
+        if made:
+            new.append(path)
     assert created is not None
+    _subscribe(account.pk, new)
     if role:
         created.role = role
         created.save(update_fields=["role"])
@@ -71,6 +81,14 @@ def claim_recent(mailbox_id: int, up_to: int | None) -> int:
     return first
 
 
+def _subscribe(account_id: int, names: list[str]) -> None:
+    """Subscribe to new folders' names (a name subscribed already stays so). No lock: inserting a row another
+    transaction inserts too is settled by the unique constraint."""
+    Subscription.objects.bulk_create(
+        [Subscription(account_id=account_id, name=name) for name in names], ignore_conflicts=True
+    )
+
+
 def _own(account: Account, mailbox_id: int) -> Mailbox:
     mailbox = Mailbox.objects.filter(account=account, pk=mailbox_id).first()
     if mailbox is None:
@@ -80,7 +98,8 @@ def _own(account: Account, mailbox_id: int) -> Mailbox:
 
 @action
 def delete_mailbox(account: Account, mailbox_id: int) -> None:
-    """Delete a folder and its messages; the Inbox and folders with subfolders cannot be deleted."""
+    """Delete a folder and its messages; the Inbox and folders with subfolders cannot be deleted. Its
+    subscription stays (RFC 9051 6.3.5, 6.3.7)."""
     mailbox = _own(account, mailbox_id)
     lock(folders=[mailbox.pk], accounts=[account.pk])
     if mailbox.role == Role.INBOX:
@@ -107,26 +126,50 @@ def rename_mailbox(account: Account, mailbox_id: int, new_name: str) -> Mailbox:
     new_name = normalise_folder_name(new_name)
     if new_name == "INBOX" or Mailbox.objects.filter(account=account, name=new_name).exists():
         raise AlreadyExists("a folder of that name exists already")
+    new = []
     parent = new_name.rpartition("/")[0]
     if parent:
         for depth in range(1, parent.count("/") + 2):
-            Mailbox.objects.get_or_create(account=account, name="/".join(parent.split("/")[:depth]))
+            path = "/".join(parent.split("/")[:depth])
+            if Mailbox.objects.get_or_create(account=account, name=path)[1]:
+                new.append(path)
     if mailbox.role == Role.INBOX:
+        # The Inbox stays, with its subscription; the folder that takes its messages is a new one.
         target = Mailbox.objects.create(account=account, name=new_name)
+        _subscribe(account.pk, [*new, new_name])
         uids = list(Message.objects.filter(mailbox=mailbox).values_list("uid", flat=True))
         move(account, mailbox.pk, uids, target.pk)
         return target
+    lock(accounts=[account.pk])
     for child in children:
         child.name = new_name + "/" + child.name.removeprefix(old_prefix)
         child.save(update_fields=["name"])
-    mailbox.name = new_name
+    old_name, mailbox.name = mailbox.name, new_name
     mailbox.save(update_fields=["name"])
+    _move_subscriptions(account.pk, old_name, new_name)
+    _subscribe(account.pk, new)
     changes.notify(account.pk, mailbox.pk)
     return mailbox
 
 
+def _move_subscriptions(account_id: int, old: str, new: str) -> None:
+    """RENAME takes along the subscriptions of the folder and of every name below it, folders or not, as Dovecot
+    does. A name subscribed already under the new name stays one subscription."""
+    below = Q(name=old) | Q(name__startswith=old + "/")
+    moved = list(Subscription.objects.filter(below, account_id=account_id).values_list("name", flat=True))
+    if not moved:
+        return
+    Subscription.objects.filter(below, account_id=account_id).delete()
+    _subscribe(account_id, [new + name.removeprefix(old) for name in moved])
+
+
 @action
-def set_subscribed(account: Account, name: str, subscribed: bool) -> None:
-    updated = Mailbox.objects.filter(account=account, name=normalise_folder_name(name)).update(subscribed=subscribed)
-    if not updated:
-        raise NotFound("no such folder")
+def set_subscribed(account: Account, name: str, subscribed: bool) -> bool:
+    """Subscribe to a folder name, or drop the subscription; True when that changed the subscriptions. The name
+    need not be a folder's (RFC 9051 6.3.7 lets a server accept it; Dovecot does) but must be a valid one."""
+    name = normalise_folder_name(name)
+    lock(accounts=[account.pk])
+    if subscribed:
+        return Subscription.objects.get_or_create(account=account, name=name)[1]
+    deleted, _ = Subscription.objects.filter(account=account, name=name).delete()
+    return bool(deleted)

@@ -1,6 +1,6 @@
 """Folder commands over a real imapd: names with "[", LSUB's "%" rule (RFC 3501 6.3.9), a hostile LIST
-pattern, LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819), SPECIAL-USE (RFC 6154), STATUS=SIZE (RFC 8438),
-and new keywords announced by FLAGS before FETCH shows them."""
+pattern, LIST-EXTENDED (RFC 5258), subscriptions of names with no folder, LIST-STATUS (RFC 5819), SPECIAL-USE
+(RFC 6154), STATUS=SIZE (RFC 8438), and new keywords announced by FLAGS before FETCH shows them."""
 
 from __future__ import annotations
 
@@ -83,6 +83,72 @@ def test_list_extended(server: Server) -> None:
     assert all(re.search(rb"\\(Sent|Drafts|Trash|Junk|Archive)\)", line) for line in lines)
     assert client.command('LIST (RECURSIVEMATCH) "" "*"').split(b" ")[1] == b"BAD"
     assert client.command('LIST (FANCY) "" "*"').split(b" ")[1] == b"BAD"
+
+
+def test_subscriptions_of_names_that_are_no_folder(server: Server) -> None:
+    """Subscriptions are names (RFC 5258 3.1, RFC 9051 6.3.7): a name with no folder is subscribed, a deleted folder
+    stays subscribed, and LIST (SUBSCRIBED) says \\NonExistent for both, while another session, in IMAP4rev2,
+    sees the same subscriptions."""
+    client = RawClient(server)
+    other = RawClient(server)
+    assert b"* ENABLED IMAP4rev2\r\n" in other.ok("ENABLE IMAP4rev2")
+    client.ok("CREATE Fruit/Banana")
+    client.ok("CREATE Fruit/Peach")
+    client.ok("UNSUBSCRIBE Fruit")
+    assert client.ok("SUBSCRIBE Lists/Python").endswith(b" OK SUBSCRIBE completed\r\n")  # Dovecot accepts it too
+    client.ok("DELETE Fruit/Peach")
+    assert untagged(client.ok('LIST "" "Fruit*"'), b"LIST") == [
+        b'* LIST (\\HasChildren) "/" "Fruit"',
+        b'* LIST (\\HasNoChildren) "/" "Fruit/Banana"',
+    ]
+    assert b"Lists" not in client.ok('LIST "" "*"')
+    wanted = [
+        b'* LIST (\\HasNoChildren \\Subscribed) "/" "Fruit/Banana"',
+        b'* LIST (\\HasNoChildren \\NonExistent \\Subscribed) "/" "Fruit/Peach"',
+        b'* LIST (\\HasNoChildren \\NonExistent \\Subscribed) "/" "Lists/Python"',
+    ]
+    assert untagged(client.ok('LIST (SUBSCRIBED) "" "*/*"'), b"LIST") == wanted
+    # IMAP4rev2 (RFC 9051 6.3.9): the same with RETURN (SUBSCRIBED); without the selection, folders only.
+    assert untagged(other.ok('LIST (SUBSCRIBED) "" "*/*" RETURN (SUBSCRIBED)'), b"LIST") == wanted
+    assert untagged(other.ok('LIST "" "*/*" RETURN (SUBSCRIBED)'), b"LIST") == wanted[:1]
+    # RFC 9051 6.3.9's table: a name that is neither a folder nor subscribed, with a subscribed child.
+    assert untagged(other.ok('LIST (SUBSCRIBED RECURSIVEMATCH) "" "L%"'), b"LIST") == [
+        b'* LIST (\\HasNoChildren \\NonExistent) "/" "Lists" ("CHILDINFO" ("SUBSCRIBED"))'
+    ]
+    # LIST-STATUS answers for folders only (RFC 5819: selectable ones).
+    data = other.ok('LIST (SUBSCRIBED) "" "Fruit/*" RETURN (STATUS (MESSAGES))')
+    assert untagged(data, b"STATUS") == [b'* STATUS "Fruit/Banana" (MESSAGES 0)']
+    # LSUB (RFC 3501 6.3.9) lists the names; \Noselect only for the unsubscribed parents of the "%" rule.
+    assert untagged(client.ok('LSUB "" "*/*"'), b"LSUB") == [
+        b'* LSUB (\\HasNoChildren) "/" "Fruit/Banana"',
+        b'* LSUB (\\HasNoChildren) "/" "Fruit/Peach"',
+        b'* LSUB (\\HasNoChildren) "/" "Lists/Python"',
+    ]
+    assert untagged(client.ok('LSUB "" "L%"'), b"LSUB") == [b'* LSUB (\\Noselect \\HasNoChildren) "/" "Lists"']
+    # The folder made again finds its subscription; UNSUBSCRIBE drops a name with no folder.
+    client.ok("CREATE Fruit/Peach")
+    assert b'* LIST (\\HasNoChildren \\Subscribed) "/" "Fruit/Peach"' in client.ok('LIST (SUBSCRIBED) "" Fruit/Peach')
+    client.ok("UNSUBSCRIBE Lists/Python")
+    assert untagged(client.ok('LSUB "" "L*"'), b"LSUB") == []
+    # A name no folder could have is refused all the same.
+    assert client.command('SUBSCRIBE "a*"').endswith(b" NO 'a*' is not a valid folder name\r\n")
+
+
+def test_rename_moves_the_subscriptions_below_the_folder(server: Server) -> None:
+    """As Dovecot does, RENAME takes along the subscriptions of the folder and of the names below it."""
+    client = RawClient(server)
+    client.ok("CREATE Work/Reports")
+    client.ok("SUBSCRIBE Work/Old")  # no folder
+    client.ok("UNSUBSCRIBE Work/Reports")
+    client.ok("RENAME Work Job")
+    assert untagged(client.ok('LIST (SUBSCRIBED) "" "*o*"'), b"LIST") == [
+        b'* LIST (\\HasChildren \\Subscribed) "/" "Job"',
+        b'* LIST (\\HasNoChildren \\NonExistent \\Subscribed) "/" "Job/Old"',
+    ]
+    assert untagged(client.ok('LIST "" "*o*" RETURN (SUBSCRIBED)'), b"LIST") == [
+        b'* LIST (\\HasChildren \\Subscribed) "/" "Job"',
+        b'* LIST (\\HasNoChildren) "/" "Job/Reports"',
+    ]
 
 
 def test_list_status_and_status_size(server: Server) -> None:

@@ -164,9 +164,14 @@ def test_folder_commands_per_rfc_9051(server: Server) -> None:
     assert re.search(rb" NO \[HASCHILDREN\] ", other.command('DELETE "Caf&AOk-"'))
     client.ok('DELETE "Café/Menu"'.encode())
     client.ok(f'DELETE "{nfd}"'.encode())
-    # RFC 9051 6.3.8: unsubscribing a name that is not subscribed (here: no longer a folder) is OK; in rev1, NO.
+    # The deleted folder stays subscribed (RFC 9051 6.3.7), under either form of its name.
+    assert b'* LIST (\\HasNoChildren \\NonExistent \\Subscribed) "/" "Caf&AOk-"\r\n' in other.ok(
+        'LIST (SUBSCRIBED) "" "Caf*"'
+    )
     client.ok(f'UNSUBSCRIBE "{nfd}"'.encode())
-    assert b" NO [NONEXISTENT] " in other.command('UNSUBSCRIBE "Caf&AOk-"')
+    # RFC 9051 6.3.8: unsubscribing a name that is not subscribed is OK; in rev1 (RFC 3501 6.3.7), NO.
+    client.ok(f'UNSUBSCRIBE "{nfd}"'.encode())
+    assert other.command('UNSUBSCRIBE "Caf&AOk-"').endswith(b" NO That name is not subscribed\r\n")
 
 
 def test_8bit_headers_downgraded_for_clients_without_utf8(server: Server) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
 from mailboxes import actions
-from mailboxes.models import Account, Alias, Domain, Mailbox, Message
+from mailboxes.models import Account, Alias, Domain, Mailbox, Message, Subscription
 from tests.conftest import PASSWORD
 
 RAW = b"From: Someone <someone@remote.test>\r\nTo: alice@example.com\r\nSubject: Quarterly report\r\n\r\nBody\r\n"
@@ -195,3 +197,32 @@ def test_reading_others_mail_needs_the_explicit_permission_and_is_logged(client,
         "helpdesk@example.com listed messages (search 'Quarterly')",
         f"helpdesk@example.com viewed message {message.pk} of alice@example.com",
     ]
+
+
+def checkbox(page: str) -> str:
+    found = re.search(r'<input[^>]*name="subscribed"[^>]*>', page)
+    assert found is not None
+    return found[0]
+
+
+def test_folder_pages_show_and_toggle_the_subscription(admin_client) -> None:
+    alice = Account.objects.get(address="alice@example.com")
+    work = actions.create_mailbox(alice, "Work")
+    actions.set_subscribed(alice, "Work", False)
+    url = reverse("admin:mailboxes_mailbox_changelist")
+    unsubscribed = admin_client.get(url, {"subscribed": "0", "q": "alice@"}).content.decode()
+    assert ">Work<" in unsubscribed
+    assert ">INBOX<" not in unsubscribed
+    change = reverse("admin:mailboxes_mailbox_change", args=[work.pk])
+    assert "checked" not in checkbox(admin_client.get(change).content.decode())
+    # Renamed and subscribed in one save: the subscription is the new name's.
+    assert admin_client.post(change, {"name": "Job", "subscribed": "on"}).status_code == 302
+    assert set(Subscription.objects.filter(account=alice, name__in=["Work", "Job"]).values_list("name", flat=True)) == {
+        "Job"
+    }
+    assert "checked" in checkbox(admin_client.get(change).content.decode())
+    subscribed = admin_client.get(url, {"subscribed": "1", "q": "alice@"}).content.decode()
+    assert ">Job<" in subscribed
+    assert ">INBOX<" in subscribed
+    assert admin_client.post(change, {"name": "Job"}).status_code == 302
+    assert not Subscription.objects.filter(account=alice, name="Job").exists()
