@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from mailcore.headers import parse_date
@@ -141,8 +141,10 @@ class _Run:
         self.spend(1 + len(expanded) // _STEP_CHARS)
         return expanded
 
-    def strings(self, argument: Argument | None) -> list[str]:
+    def strings(self, argument: Argument | None) -> Sequence[str]:
         assert isinstance(argument, Strings)
+        if not self.expand_variables:
+            return argument.values  # the script's own strings: read, never changed
         return [self.expand(value) for value in argument.values]
 
     def string(self, argument: Argument | None) -> str:
@@ -292,6 +294,13 @@ class _Run:
         self.spend()
         name = test.name
         match name:
+            # The usual tests of a rules editor's scripts first: a match statement tries its cases in order.
+            case "header":
+                values = [v for h in self.strings(test.positional[0]) for v in self.message.header(h)]
+                return self.compare(test, values, test.positional[1])
+            case "address":
+                found = [a for h in self.strings(test.positional[0]) for a in self.message.addresses(h)]
+                return self.compare_addresses(test, found)
             case "true":
                 return True
             case "false":
@@ -310,21 +319,15 @@ class _Run:
                 if "over" in test.tagged:
                     return self.message.size > limit.value
                 return self.message.size < limit.value
-            case "header":
-                values = [v for h in self.strings(test.positional[0]) for v in self.message.header(h)]
-                return self.compare(test, values, test.positional[1])
-            case "address":
-                found = [a for h in self.strings(test.positional[0]) for a in self.message.addresses(h)]
-                return self.compare_addresses(test, found)
             case "envelope":
                 return self.compare_addresses(test, self.envelope_addresses(self.strings(test.positional[0])))
             case "body":
                 return self.compare(test, self.body_texts(test), test.positional[0])
             case "string":
-                values = self.strings(test.positional[0])
+                given = self.strings(test.positional[0])
                 if test.tagged.get("count") is not None:
-                    values = [v for v in values if v]  # RFC 5229 5: empty strings are not counted
-                return self.compare(test, values, test.positional[1])
+                    given = [v for v in given if v]  # RFC 5229 5: empty strings are not counted
+                return self.compare(test, given, test.positional[1])
             case "hasflag":
                 if len(test.positional) == 2:
                     names = self.strings(test.positional[0])
@@ -340,28 +343,23 @@ class _Run:
                 return self.compare(test, [self.spamtest("percent" in test.tagged)], test.positional[0])
         raise SieveRuntimeError(f"test {name} is not implemented")
 
-    def compare(self, test: Test, values: list[str], keys: Argument) -> bool:
-        tagged = test.tagged
-        comparator = "i;ascii-casemap"
-        if isinstance(tagged.get("comparator"), Strings):
-            comparator = tagged["comparator"].values[0].lower()  # type: ignore[union-attr]
-        match_type = "is"
-        relation = None
-        for candidate in ("contains", "matches", "value", "count"):
-            if candidate in tagged:
-                match_type = candidate
-                if candidate in ("value", "count"):
-                    relation = self.string(tagged[candidate]).lower()
+    def compare(self, test: Test, values: Sequence[str], keys: Argument) -> bool:
+        how = test.comparison
+        relation = self.string(how.relation).lower() if how.relation is not None else None
         key_list = self.strings(keys)
-        self.spend(sum(1 + len(v) // _STEP_CHARS for v in values) * max(1, len(key_list)))
-        result, variables = matches(match_type, comparator, values, key_list, relation)
+        # Each value costs one step, and one more for every _STEP_CHARS characters (none when all are short).
+        units = len(values)
+        if sum(map(len, values)) >= _STEP_CHARS:
+            units += sum(len(v) // _STEP_CHARS for v in values)
+        self.spend(units * max(1, len(key_list)))
+        result, variables = matches(how.match_type, how.comparator, values, key_list, relation)
         if variables is not None and self.expand_variables:
             # RFC 5229 3.2: a successful :matches replaces the match variables.
             self.match_variables = [v[:MAX_VARIABLE_CHARS] for v in variables]
         return result
 
     def compare_addresses(self, test: Test, found: list[tuple[str, str | None]]) -> bool:
-        part = next((p for p in ("localpart", "domain", "user", "detail") if p in test.tagged), "all")
+        part = test.comparison.address_part
         values: list[str] = []
         for local, domain in found:
             value = self.address_part(part, local, domain)
@@ -383,7 +381,7 @@ class _Run:
             return user
         return detail if separator else None
 
-    def envelope_addresses(self, parts: list[str]) -> list[tuple[str, str | None]]:
+    def envelope_addresses(self, parts: Sequence[str]) -> list[tuple[str, str | None]]:
         found: list[tuple[str, str | None]] = []
         for part in parts:
             part = part.lower()

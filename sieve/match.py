@@ -23,7 +23,10 @@ _LEADING_DIGITS = re.compile(r"[0-9]+")
 
 
 def fold(comparator: str, text: str) -> str:
-    return text.translate(_ASCII_LOWER) if comparator == "i;ascii-casemap" else text
+    if comparator != "i;ascii-casemap":
+        return text
+    # On ASCII text str.lower() changes A-Z alone; elsewhere it would fold non-ASCII letters too (RFC 4790 9.2).
+    return text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
 
 
 def numeric(text: str) -> float:
@@ -151,13 +154,18 @@ def matches(
                 if variables is not None:
                     return True, variables
         return False, None
+    if match_type == "contains" or (match_type == "is" and comparator != "i;ascii-numeric"):
+        # Each key and each value folded once, not once for each pair.
+        folded_keys = [fold(comparator, key) for key in keys]
+        for value in values:
+            folded = fold(comparator, value)
+            if folded in folded_keys if match_type == "is" else any(key in folded for key in folded_keys):
+                return True, None
+        return False, None
     for value in values:
         for key in keys:
             if match_type == "is":
                 if _compare(comparator, value, key) == 0:
-                    return True, None
-            elif match_type == "contains":
-                if fold(comparator, key) in fold(comparator, value):
                     return True, None
             elif match_type == "value":
                 assert relation is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Sequence
 from functools import cached_property
 
 from mailcore.headers import decode_words, header_str, parse_address_list
@@ -95,7 +96,7 @@ class MessageView:
         start = self.parsed.root.body_start
         return header_str(self.raw[start : start + MAX_BODY_BYTES])
 
-    def body_parts(self, types: list[str] | None) -> list[str]:
+    def body_parts(self, types: Sequence[str] | None) -> list[str]:
         """Decoded text of the leaf parts whose type matches (RFC 5173 5.2); None means :text."""
         texts: list[str] = []
         for part in self.parsed.root.walk():

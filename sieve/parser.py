@@ -73,6 +73,16 @@ class Tag:
 Argument = Strings | Number | Tag
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """How a test compares its values with its keys (RFC 5228 2.7), read from its tags once."""
+
+    comparator: str = "i;ascii-casemap"  # lower case (RFC 5228 2.7.3: the default)
+    match_type: str = "is"  # is, contains, matches (RFC 5228 2.7.1), value, count (RFC 5231)
+    relation: Strings | None = None  # the relation of :value or :count, which may hold variables
+    address_part: str = "all"  # all, localpart, domain (RFC 5228 2.7.4), user, detail (RFC 5233)
+
+
 @dataclass
 class Test:
     name: str  # lower case
@@ -80,9 +90,11 @@ class Test:
     tests: list[Test]
     line: int
     column: int
-    # Filled in by the validator: tagged arguments by name (None for a tag without a value), positional ones.
+    # Filled in by the validator: tagged arguments by name (None for a tag without a value), positional ones, and
+    # the comparison its tags ask for.
     tagged: dict[str, Argument | None] = field(default_factory=dict)
     positional: list[Argument] = field(default_factory=list)
+    comparison: Comparison = Comparison()
 
 
 @dataclass

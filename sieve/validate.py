@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from sieve.errors import SieveError
-from sieve.parser import Argument, Command, Number, Strings, Tag, Test, parse
+from sieve.parser import Argument, Command, Comparison, Number, Strings, Tag, Test, parse
 
 # The capabilities we implement (RFC 5804 1.7 SIEVE capability string, in this order).
 CAPABILITIES = (
@@ -316,8 +316,22 @@ class _Validator:
         else:
             self.need(spec.extension, test, test.name)
         self.arguments(test, spec, "test")
+        test.comparison = _comparison(test.tagged)
         for child in test.tests:
             self.test(child)
+
+
+def _comparison(tagged: dict[str, Argument | None]) -> Comparison:
+    """The comparator, match type and address part of a test's tags (at most one of each, as validated)."""
+    comparator = tagged.get("comparator")
+    match_type = next((name for name in ("contains", "matches", "value", "count") if name in tagged), "is")
+    relation = tagged.get(match_type)
+    return Comparison(
+        comparator=comparator.values[0].lower() if isinstance(comparator, Strings) else "i;ascii-casemap",
+        match_type=match_type,
+        relation=relation if isinstance(relation, Strings) else None,
+        address_part=next((part for part in ("localpart", "domain", "user", "detail") if part in tagged), "all"),
+    )
 
 
 def compile_script(source: str | bytes) -> Script:

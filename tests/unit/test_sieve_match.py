@@ -40,6 +40,17 @@ def test_matches_is_case_sensitive_with_octet():
 def test_casemap_folds_ascii_only():
     assert matches("is", "i;ascii-casemap", ["ÄBC"], ["Äbc"])[0]
     assert not matches("is", "i;ascii-casemap", ["ÄBC"], ["äbc"])[0]
+    assert matches("contains", "i;ascii-casemap", ["Re: ÄBC REPORT"], ["nothing", "Äbc report"])[0]
+    assert not matches("contains", "i;ascii-casemap", ["Re: ÄBC REPORT"], ["äbc"])[0]
+    assert matches("is", "i;ascii-casemap", ["x", "Kelvin K"], ["KELVIN k"])[0]
+    assert not matches("is", "i;ascii-casemap", ["\u212a"], ["k"])[0]  # KELVIN SIGN is not ASCII: not folded
+
+
+def test_octet_is_and_contains_keep_case():
+    assert matches("is", "i;octet", ["Bench"], ["bench", "Bench"])[0]
+    assert not matches("is", "i;octet", ["Bench"], ["bench"])[0]
+    assert matches("contains", "i;octet", ["a Bench run"], ["Bench"])[0]
+    assert not matches("contains", "i;octet", ["a Bench run"], ["bench"])[0]
 
 
 @pytest.mark.parametrize(
