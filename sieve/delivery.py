@@ -115,6 +115,13 @@ def _compiled(content: str) -> Script:
     return compile_script(content)
 
 
+# A script files into the same few folders message after message: each name is checked and normalised once (a name
+# that is refused raises each time; exceptions are not kept).
+@functools.lru_cache(maxsize=1024)
+def _folder_name(name: str) -> str:
+    return actions.normalise_folder_name(name)
+
+
 class _Owner:
     """A recipient account with scripts to run: its address and domain, its compiled scripts in order, and its
     folders (name -> id), read with the group's other owners in one statement (`_owners`)."""
@@ -128,10 +135,19 @@ class _Owner:
         self.programs = programs
         self.folders = folders
         self.created: set[int] = set()  # folders made for :create in this transaction (no one else sees them)
+        self.needs_folders = any("mailbox" in script.required for _, script in programs)
+        self._names: frozenset[str] | None = None
+
+    @property
+    def mailboxes(self) -> frozenset[str]:
+        """The folder names mailboxexists sees (RFC 5490 3.1): none unless a script requires "mailbox"."""
+        if self._names is None:
+            self._names = frozenset(self.folders) if self.needs_folders else frozenset()
+        return self._names
 
     def folder_id(self, name: str, create: bool) -> int | None:
         """The folder a fileinto names (created with its parents for :create); None for the Inbox."""
-        name = actions.normalise_folder_name(name)
+        name = _folder_name(name)
         if name == "INBOX":
             return None
         if name not in self.folders and create:
@@ -139,6 +155,7 @@ class _Owner:
             actions.create_mailbox(Account.objects.get(pk=self.account_id), name)
             self.folders = dict(Mailbox.objects.filter(account_id=self.account_id).values_list("name", "pk"))
             self.created |= set(self.folders.values()) - known
+            self._names = None
         if name not in self.folders:
             raise ServiceError(f"there is no folder {name!r} (fileinto without :create)")
         return self.folders[name]
@@ -294,15 +311,15 @@ def decide(
     owner = _owners([account_id]).get(account_id)
     if owner is None:
         return Decision()
-    decision = _decide(owner, raw, parsed, envelope_from, envelope_to, spam_percent=spam_percent, now=now)
+    view = MessageView(raw, parsed)
+    decision = _decide(owner, view, envelope_from, envelope_to, spam_percent=spam_percent, now=now)
     decision.settle()
     return decision
 
 
 def _decide(
     owner: _Owner,
-    raw: bytes,
-    parsed: ParsedMessage,
+    view: MessageView,
     envelope_from: str,
     envelope_to: str,
     *,
@@ -310,17 +327,14 @@ def _decide(
     now: datetime.datetime | None = None,
 ) -> Decision:
     now = now or timezone.now()
-    view = MessageView(raw, parsed)
-    needs_folders = any("mailbox" in script.required for _, script in owner.programs)
-    folders = frozenset(owner.folders) if needs_folders else frozenset()
     if spam_percent is None:
         spam_percent = verdict_percent(view)
-    env = Environment(envelope_from, envelope_to or owner.address, folders, spam_percent, now)
+    env = Environment(envelope_from, envelope_to or owner.address, owner.mailboxes, spam_percent, now)
     result = _run_all(owner.programs, view, env, owner.address)
     try:
         # Its only write, creating a folder, is an action with its own savepoint: whatever fails here (a folder
         # name, a reply that cannot be built) leaves the delivery's transaction usable, and the message is kept.
-        return _carry_out(result, owner, raw, view, env)
+        return _carry_out(result, owner, view.raw, view, env)
     except (ServiceError, SieveError) as exc:
         log.warning("sieve: actions for %s failed, message kept in the Inbox: %s", owner.address, exc)
     except Exception:
@@ -459,11 +473,13 @@ class Filing(Generic[Item]):
         for item in items:
             if item.parsed is None:
                 continue
+            view: MessageView | None = None  # one for all its recipients' scripts: fields decoded once
             for resolution in item.resolutions:
                 for account_id in resolution.account_ids:
                     if account_id not in owners or (id(item), account_id) in self.decisions:
                         continue
-                    decision = _decide(owners[account_id], item.stored, item.parsed, item.sender, resolution.address)
+                    view = view or MessageView(item.stored, item.parsed)
+                    decision = _decide(owners[account_id], view, item.sender, resolution.address)
                     self.decisions[id(item), account_id] = decision
                     if decision.plain:
                         continue

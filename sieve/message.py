@@ -32,8 +32,8 @@ def _bounded(part: MimePart) -> MimePart:
 
 
 class MessageView:
-    """One message for one script run. A script tests the same fields again and again (twenty rules on Subject
-    and From are usual): each field's values are decoded, and its addresses parsed, once."""
+    """One message for the script runs of its recipients. A script tests the same fields again and again (twenty
+    rules on Subject and From are usual): each field's values are decoded, and its addresses parsed, once."""
 
     def __init__(self, raw: bytes, parsed: ParsedMessage) -> None:
         self.raw = raw
