@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Iterable, Sequence
 
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
 from mailauth import training
-from mailboxes import bulk, changes
+from mailboxes import changes
 from mailboxes.actions import counters, recycling, storing
 from mailboxes.actions.errors import OverQuota
 from mailboxes.actions.flags import split_flags
@@ -57,29 +59,68 @@ def append(
 def copy(account: Account, mailbox_id: int, uids: Sequence[int], target_id: int) -> list[tuple[int, int]]:
     """Copy messages (sharing their bodies) into another folder; returns (source uid, new uid) pairs.
 
-    INTERNALDATE and flags are kept (RFC 3501 6.4.7). Counts against the quota.
+    INTERNALDATE and flags are kept (RFC 3501 6.4.7). Counts against the quota. The rows are copied by the
+    database in one INSERT ... SELECT, whatever their number: nothing of them travels through Python.
     """
     folders = [counters.own_folder(account, pk) for pk in {mailbox_id, target_id}]
     lock(folders=folders, accounts=[account.pk])
     for pk in sorted(folders):
         counters.bump_modseq(pk)
-    messages = list(Message.objects.filter(mailbox_id=mailbox_id, uid__in=uids).order_by("uid"))
-    if not messages:
+    chosen, params = _chosen(sorted(set(uids)))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT m.id, m.uid, m.size FROM {Message._meta.db_table} m{chosen} WHERE m.mailbox_id = %s "
+            "ORDER BY m.uid",
+            [*params, mailbox_id],
+        )
+        found = cursor.fetchall()
+    if not found:
         return []
-    total = sum(m.size for m in messages)
-    if not counters.charge_quota(account.pk, total, len(messages)):
+    if not counters.charge_quota(account.pk, sum(size for _, _, size in found), len(found)):
         raise OverQuota("the mailbox is full")
-    source_uids = [m.uid for m in messages]
-    training.on_transfer(mailbox_id, target_id, [m.pk for m in messages])  # into or out of Junk: junk training
-    first_uid, modseq = counters.allocate_uids(target_id, len(messages))
-    for offset, message in enumerate(messages):
-        message.pk = None
-        message.mailbox_id = target_id
-        message.uid = first_uid + offset
-        message.modseq = modseq
-    bulk.insert(messages)
+    training.on_transfer(mailbox_id, target_id, [pk for pk, _, _ in found])  # into or out of Junk: junk training
+    first_uid, modseq = counters.allocate_uids(target_id, len(found))
+    source_uids = [uid for _, uid, _ in found]
+    copied = _copy_rows(mailbox_id, source_uids, target_id, first_uid, modseq)
+    assert copied == len(found), "the source folder is locked: its messages cannot change meanwhile"
     changes.notify(account.pk, target_id)
-    return list(zip(source_uids, [m.uid for m in messages], strict=True))
+    return list(zip(source_uids, range(first_uid, first_uid + len(found)), strict=True))
+
+
+def _chosen(uids: list[int]) -> tuple[str, list]:
+    """A join keeping the messages with these UIDs (ascending), each numbered by its place among them (n, from 1).
+
+    On PostgreSQL the UIDs are one array joined as a set: `uid = ANY(array)` would compare each row with every
+    element (10,000 messages: 10^8 comparisons, a third of a second)."""
+    if connection.vendor == "postgresql":
+        return " JOIN unnest(%s::bigint[]) WITH ORDINALITY AS chosen (uid, n) ON chosen.uid = m.uid", [uids]
+    return " JOIN (SELECT value AS uid, key + 1 AS n FROM json_each(%s)) AS chosen ON chosen.uid = m.uid", [
+        json.dumps(uids)
+    ]
+
+
+def _copy_rows(mailbox_id: int, uids: list[int], target_id: int, first_uid: int, modseq: int) -> int:
+    """Insert copies of these messages (ascending UIDs, all present) into the target folder, numbered from
+    `first_uid` in the same order, in one statement; returns how many rows it inserted."""
+    table = Message._meta.db_table
+    quote = connection.ops.quote_name
+    changed = {"mailbox_id": ("%s", [target_id]), "uid": ("%s + chosen.n - 1", [first_uid]), "modseq": ("%s", [modseq])}
+    columns, values, params = [], [], []
+    for field in Message._meta.concrete_fields:
+        if field.primary_key or field.generated:
+            continue
+        value, value_params = changed.get(field.column, (f"m.{quote(field.column)}", []))
+        columns.append(quote(field.column))
+        values.append(value)
+        params.extend(value_params)
+    chosen, chosen_params = _chosen(uids)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {table} m{chosen} "
+            "WHERE m.mailbox_id = %s",
+            [*params, *chosen_params, mailbox_id],
+        )
+        return cursor.rowcount
 
 
 @action
