@@ -7,8 +7,8 @@ nothing is re-serialised. ENVELOPE, BODYSTRUCTURE and BODY are copied from their
 from __future__ import annotations
 
 import binascii
-import datetime
 import re
+import time
 from dataclasses import dataclass, field
 
 from imapd.protocol import Atom, ParseError, Token
@@ -226,16 +226,16 @@ def mod_sequence(token: Token) -> int:
 _MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")
 
 
-def internal_date(value: datetime.datetime) -> bytes:
-    if value.utcoffset():
-        value = value.astimezone(datetime.UTC)
+def internal_date(seconds: int) -> bytes:
+    """INTERNALDATE's date-time (RFC 3501 9) of a moment in whole seconds since the epoch, told in UTC."""
+    value = time.gmtime(seconds)
     return b'"%02d-%s-%04d %02d:%02d:%02d +0000"' % (
-        value.day,
-        _MONTHS[value.month - 1],
-        value.year,
-        value.hour,
-        value.minute,
-        value.second,
+        value.tm_mday,
+        _MONTHS[value.tm_mon - 1],
+        value.tm_year,
+        value.tm_hour,
+        value.tm_min,
+        value.tm_sec,
     )
 
 
@@ -285,7 +285,7 @@ class MessageData:
 
     uid: int
     flags: list[str]
-    internal_date: datetime.datetime
+    internal_date: int  # seconds since the epoch
     size: int
     envelope: bytes | None = None  # wire form
     bodystructure: bytes | None = None  # wire form

@@ -4,6 +4,7 @@ thread through `asyncdb.call`). Steps that also change mail state do so through 
 from __future__ import annotations
 
 import datetime
+import itertools
 import sys
 from array import array
 from collections.abc import Sequence
@@ -27,9 +28,16 @@ _FLAG_COLUMNS = ("seen", "answered", "flagged", "deleted", "draft")
 _FLAG_NAMES = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
 
 
+# The system flags of every combination of the five columns, so a message's are one lookup (FETCH of 10,000).
+_SYSTEM_FLAGS = {
+    on: [name for name, set_ in zip(_FLAG_NAMES, on, strict=True) if set_]
+    for on in itertools.product((False, True), repeat=len(_FLAG_NAMES))
+}
+
+
 def flags_of(seen: bool, answered: bool, flagged: bool, deleted: bool, draft: bool, keywords: str) -> list[str]:
-    names = [name for name, on in zip(_FLAG_NAMES, (seen, answered, flagged, deleted, draft), strict=True) if on]
-    return names + keywords.split()
+    names = _SYSTEM_FLAGS[seen, answered, flagged, deleted, draft]
+    return names + keywords.split() if keywords else names.copy()
 
 
 @dataclass
@@ -261,7 +269,8 @@ def fetch(
         if unseen:
             changed = actions.set_flags(account, mailbox_id, unseen, ["\\Seen"], actions.FlagMode.ADD)
             seen_set = {m.uid for m in changed}
-    columns = ["uid", *_FLAG_COLUMNS, "keywords", "internal_date", "size", "modseq"]
+    messages = messages.annotate(internal_seconds=RawSQL(_SECONDS[connection.vendor == "postgresql"], []))
+    columns = ["uid", *_FLAG_COLUMNS, "keywords", "internal_seconds", "size", "modseq"]
     optional = [
         (name, column)
         for name, column, wanted in (
@@ -298,6 +307,13 @@ def fetch(
     return Fetched(out, seen_set)
 
 
+# The internal date in whole seconds since the epoch: loaded as a datetime, by Django's timestamptz loader (pure
+# Python), it took most of the time of an ENVELOPE fetch.
+_SECONDS = {
+    True: f"floor(extract(epoch from {Message._meta.db_table}.internal_date))::bigint",
+    # SQLite's %s rounds fractions of a second: the stored text is cut to whole seconds first (%% for RawSQL).
+    False: f"CAST(strftime('%%s', substr({Message._meta.db_table}.internal_date, 1, 19)) AS INTEGER)",
+}
 # The stored bytes of a message's header block only (up to the body of its root part), for BODY[HEADER...].
 _HEADER_BYTES = {
     True: f"SELECT substring(b.raw from 1 for ({Message._meta.db_table}.structure->'o'->>2)::int) "
