@@ -44,6 +44,10 @@ _MESSAGES = Message._meta.db_table
 _BODIES = MessageBody._meta.db_table
 # The header block of a message's stored bytes: up to the body of the root part (mailcore.mime.MimePart).
 _PG_HEADER = "substring(b.raw from 1 for (m.structure->'o'->>2)::int)"
+# The same, read for one message at a time where only some messages need it.
+_PG_HEADER_ALONE = (
+    f"substring((SELECT b.raw FROM {_BODIES} b WHERE b.id = m.body_id) from 1 for (m.structure->'o'->>2)::int)"
+)
 # RFC 5322 3.3: the zone ends the date (a comment may follow); RFC 5322 4.3 obsolete zone names.
 _PG_ZONE = r"substring(m.envelope->>'d' from '([+-][0-9]{4})\s*(?:\([^()]*\)\s*)?$')"
 _OBSOLETE_ZONES = {"EDT": -240, "EST": -300, "CDT": -300, "CST": -360, "MDT": -360, "MST": -420, "PDT": -420}
@@ -126,30 +130,42 @@ def _raw_header_contains(mailbox_id: int, text: str) -> Q:
     return _matching(mailbox_id, f"instr(lower(CAST({header} AS TEXT)), lower(%s)) > 0", [text])
 
 
-def _narrowed(mailbox_id: int, text: str, columns: Sequence[str], *, header: bool) -> Q | None:
+def _narrowed(context: Context, text: str, columns: Sequence[str], *, header: bool) -> Q | None:
     """The messages whose columns (or header bytes) contain `text`, read only where the trigram index
     (mailboxes.text_index) leaves candidates; None where it cannot narrow. The comparisons are the scan's:
-    Django's icontains on PostgreSQL (UPPER, LIKE) and _raw_header_contains's ILIKE, on the same pattern."""
-    found = text_index.candidates(mailbox_id, text)
+    Django's icontains on PostgreSQL (UPPER, LIKE) and _raw_header_contains's ILIKE, on the same pattern. For
+    TEXT (`header`) with an `exact` string, the index's rows are the answer for the messages it holds."""
+    answers = header and text_index.exact(text)
+    found = text_index.candidates(context.mailbox_id, text, folder_size=len(context.uids), answers=answers)
     if found is None:
         return None
     tests = [f'UPPER(m."{column}"::text) LIKE UPPER(%s)' for column in columns]
     if header:
         tests.append(f"encode({_PG_HEADER}, 'escape') ILIKE %s")
+    patterns = [f"%{_like_escape(text)}%"] * len(tests)
+    if found.ids is None:
+        # The messages the index finds (in any of the account's folders: the caller keeps this folder's), and
+        # those above the mark read as the scan reads them; the folder's other messages are not read at all.
+        indexed, indexed_params = text_index.matches(found.account_id, text)
+        tests[-1] = f"encode({_PG_HEADER_ALONE}, 'escape') ILIKE %s"
+        sql = (
+            f"{indexed} UNION ALL SELECT m.id FROM {_MESSAGES} m WHERE m.mailbox_id = %s AND m.uid > %s "
+            f"AND ({' OR '.join(tests)})"
+        )
+        return Q(pk__in=RawSQL(sql, [*indexed_params, context.mailbox_id, found.mark, *patterns]))
     condition = f"(m.id = ANY(%s) OR m.uid > %s) AND ({' OR '.join(tests)})"
-    params = [found.ids, found.mark, *[f"%{_like_escape(text)}%"] * len(tests)]
-    return _matching(mailbox_id, condition, params, body=header)
+    return _matching(context.mailbox_id, condition, [found.ids, found.mark, *patterns], body=header)
 
 
-def _text(mailbox_id: int, text: str) -> Q:
-    narrowed = _narrowed(mailbox_id, text, _TEXT_COLUMNS, header=True)
+def _text(context: Context, text: str) -> Q:
+    narrowed = _narrowed(context, text, _TEXT_COLUMNS, header=True)
     if narrowed is not None:
         return narrowed
-    return _contains(_TEXT_COLUMNS, text) | _raw_header_contains(mailbox_id, text)
+    return _contains(_TEXT_COLUMNS, text) | _raw_header_contains(context.mailbox_id, text)
 
 
-def _body(mailbox_id: int, text: str) -> Q:
-    narrowed = _narrowed(mailbox_id, text, ("search_text",), header=False)
+def _body(context: Context, text: str) -> Q:
+    narrowed = _narrowed(context, text, ("search_text",), header=False)
     return Q(search_text__icontains=text) if narrowed is None else narrowed
 
 
@@ -216,9 +232,9 @@ def to_q(key: k.Key, context: Context) -> Q:
     if isinstance(key, k.Header):
         return _header(context, key)
     if isinstance(key, k.Body):
-        return _body(context.mailbox_id, key.value)
+        return _body(context, key.value)
     if isinstance(key, k.Text):
-        return _text(context.mailbox_id, key.value)
+        return _text(context, key.value)
     if isinstance(key, k.Size):
         return Q(size__gt=key.octets) if key.larger else Q(size__lt=key.octets)
     if isinstance(key, k.Date):
