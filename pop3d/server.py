@@ -2,7 +2,8 @@
 
 POP3 with STLS on MAILSITE_POP3_PORT and implicit TLS on MAILSITE_POP3S_PORT. The shell reads bytes, feeds
 the protocol core and carries out its events with one database call each: `actions.authenticate` and the
-maildrop listing at login, a batch of bodies for RETR/TOP, `actions.delete_messages` at QUIT.
+maildrop listing at login, batches of bodies for RETR and TOP read ahead of the client (`pop3d.readahead`),
+`actions.delete_messages` at QUIT.
 """
 
 from __future__ import annotations
@@ -35,15 +36,11 @@ from pop3d.protocol import (
     StartTLS,
     Update,
 )
+from pop3d.readahead import Bodies
 
 log = logging.getLogger(__name__)
 
 _count_command = metrics.command_counter("pop3")
-
-# RETR reads the following messages' bodies in the same query (clients download in order): up to this many
-# bytes or messages at a time, so a full download costs a few dozen queries, not one per message.
-READAHEAD_BYTES = 2 * 1024 * 1024
-READAHEAD_MESSAGES = 100
 
 
 class Session(Shell[Pop3Connection]):
@@ -74,7 +71,7 @@ class Session(Shell[Pop3Connection]):
         self.account: Account | None = None
         self.inbox_id = 0
         self.maildrop = Maildrop(0, ())
-        self.bodies: dict[int, bytes] = {}
+        self.bodies = Bodies(0, ())
         self._exit = contextlib.AsyncExitStack()
 
     async def run(self) -> None:
@@ -154,6 +151,8 @@ class Session(Shell[Pop3Connection]):
             self.conn.temporary_failure()
             return
         self.account = account
+        self.bodies = Bodies(self.inbox_id, self.maildrop.entries)
+        self._exit.callback(self.bodies.close)
         self.conn.login_succeeded(self.maildrop)
         # Revoking the app password ends the session: like a dropped connection, nothing is deleted (RFC 1939 6).
         await self._exit.enter_async_context(ends_session(account.pk, result.app_password_id, self._revoked))
@@ -167,24 +166,11 @@ class Session(Shell[Pop3Connection]):
         if event.lines == 0:
             raw = await asyncdb.call(maildrop.read_head, self.inbox_id, entry.uid)
         else:
-            raw = self.bodies.pop(entry.body_id, None)
-            if raw is None:
-                self.bodies = await asyncdb.call(maildrop.read_bodies, self.inbox_id, self._readahead(event.number))
-                raw = self.bodies.pop(entry.body_id, None)
+            raw = await self.bodies.body(event.number)
         if raw is None:
             self.conn.message_unavailable(event.number)
         else:
             self.conn.send_message(raw, event.lines)
-
-    def _readahead(self, number: int) -> list[int]:
-        body_ids: list[int] = []
-        total = 0
-        for entry in self.maildrop.entries[number - 1 : number - 1 + READAHEAD_MESSAGES]:
-            if body_ids and total + entry.size > READAHEAD_BYTES:
-                break
-            body_ids.append(entry.body_id)
-            total += entry.size
-        return body_ids
 
     async def _update(self, event: Update) -> None:
         assert self.account is not None
