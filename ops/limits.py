@@ -164,14 +164,27 @@ class LeasedConnectionCounter:
                     w.answer.set_result(bool(result))
 
     def _round_trip(self, work: list[_Admission | _Removal], held: list[tuple[str, str]]) -> list[object]:
+        try:
+            return self._pipelined(work, held)
+        except redis.exceptions.NoScriptError:
+            # Redis lost its scripts (restarted, SCRIPT FLUSH): load them and send again. Only the scripts failed
+            # (the same two in every call), and ZREM of a member already gone is harmless.
+            for script in (self._acquire, self._renew):
+                self._redis.script_load(script.script)
+            return self._pipelined(work, held)
+
+    def _pipelined(self, work: list[_Admission | _Removal], held: list[tuple[str, str]]) -> list[object]:
+        # EVALSHA by hand: a Script object called on a pipeline asks Redis for SCRIPT EXISTS before every
+        # pipeline, one more round trip ahead of each greeting.
         with self._redis.pipeline(transaction=False) as pipe:
             for w in work:
                 if isinstance(w, _Admission):
-                    self._acquire(keys=[w.key], args=[self.limit, w.member, self.lease], client=pipe)
+                    pipe.evalsha(self._acquire.sha, 1, w.key, self.limit, w.member, self.lease)
                 else:
                     pipe.zrem(w.key, w.member)
             if held:
-                self._renew(keys=[name for name, _ in held], args=[self.lease, *(m for _, m in held)], client=pipe)
+                keys, members = [name for name, _ in held], [member for _, member in held]
+                pipe.evalsha(self._renew.sha, len(keys), *keys, self.lease, *members)
             return pipe.execute()[: len(work)]
 
 

@@ -7,6 +7,8 @@ import asyncio
 import time
 
 import pytest
+import redis
+from django.conf import settings
 from django.test import override_settings
 
 from ops import limits
@@ -80,7 +82,20 @@ def test_redis_unreachable_admits(caplog) -> None:
 
 
 class CountedRoundTrips(limits.LeasedConnectionCounter):
+    """The counter with its round trips counted, and the requests its Redis connections send."""
+
     round_trips = 0
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        sent = self.sent = []
+
+        class Counted(redis.Connection):
+            def send_packed_command(self, command, check_health=True) -> None:
+                sent.append(command)
+                super().send_packed_command(command, check_health)
+
+        self._redis = redis.Redis.from_url(settings.MAILSITE_BROKER_URL, connection_class=Counted)
 
     def _round_trip(self, work, held):
         self.round_trips += 1
@@ -99,3 +114,18 @@ def test_the_thread_goes_to_redis_only_with_work_or_leases_to_renew(hosts) -> No
     assert asyncio.run(counter.admit(CLIENT))
     time.sleep(0.5)
     assert counter.round_trips - quiet in range(3, 8), "an open session's lease is renewed every third of it"
+
+
+def test_one_request_per_round_trip_and_scripts_lost_by_redis_are_loaded_again(hosts) -> None:
+    counter = CountedRoundTrips(2)
+    assert asyncio.run(counter.admit(CLIENT))
+    counter.release(CLIENT)
+    eventually(lambda: members() == [])
+    counter.sent.clear()  # the connection is open: what follows is the round trips' own requests
+    assert asyncio.run(counter.admit(CLIENT))
+    assert len(counter.sent) == 1, "the admission went as one pipeline, nothing before it"
+    counter.release(CLIENT)
+    eventually(lambda: members() == [])
+    limits.client().script_flush()  # as after a restart of Redis
+    assert [asyncio.run(counter.admit(CLIENT)) for _ in range(3)] == [True, True, False]
+    assert len(members()) == 2
