@@ -342,8 +342,9 @@ class ExpungedMessage(models.Model):
 
 
 class MessageText(models.Model):
-    """What IMAP SEARCH TEXT and BODY read of a message, for their trigram index (mailboxes.text_index), written
-    after delivery in batches. On PostgreSQL the row goes with its message (ON DELETE CASCADE, migration 0015)."""
+    """What IMAP SEARCH TEXT and BODY read of a message, upper-cased, for their trigram index
+    (mailboxes.text_index), written after delivery in batches. On PostgreSQL the row goes with its message (ON
+    DELETE CASCADE, migration 0015)."""
 
     message = models.OneToOneField(
         Message, on_delete=models.DO_NOTHING, db_constraint=False, primary_key=True, related_name="+"

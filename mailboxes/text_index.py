@@ -1,10 +1,10 @@
 """The trigram index of IMAP SEARCH TEXT and BODY (PostgreSQL only; migration 0015).
 
-Each message gets one `MessageText` row after delivery, in batches (`mailboxes.actions.
-text_index`): the text its TEXT search reads, joined by newlines. A pg_trgm GIN index on its upper-cased form
-finds, for a string with three letters or digits in a row, the messages whose row contains it the way Django's
-`icontains` compares on PostgreSQL (`UPPER(column) LIKE UPPER(pattern)`), so the messages of any column that
-contains it are among them. That is a superset, which the caller narrows with its exact conditions; for a
+Each message gets one `MessageText` row after delivery, in batches (`mailboxes.actions.text_index`): the text
+its TEXT search reads, joined by newlines and upper-cased (`STORED`; migration 0020). A pg_trgm GIN index on it
+finds, for a string with three letters or digits in a row, the messages whose row contains it the way
+Django's `icontains` compares on PostgreSQL (`UPPER(column) LIKE UPPER(pattern)`), so the messages of any column
+that contains it are among them. That is a superset, which the caller narrows with its exact conditions; for a
 string `exact` accepts it is TEXT's answer itself.
 
 Per folder, `MessageTextMark` holds the UID up to which every message has its row. UIDs ascend in
@@ -43,6 +43,8 @@ COLUMNS = (
 # The header block of the stored bytes as IMAP search reads it (imapd.search_sql): escape-encoded, so ASCII.
 HEADER = "encode(substring(b.raw from 1 for (m.structure->'o'->>2)::int), 'escape')"
 TEXT = "concat_ws(E'\\n', " + ", ".join(f'm."{column}"' for column in COLUMNS) + f", {HEADER})"
+# What a row holds: upper-cased once here, so a search compares it with LIKE and calls upper() on no row it reads.
+STORED = f"upper({TEXT})"
 _MESSAGES = Message._meta.db_table
 _BODIES = MessageBody._meta.db_table
 LIMIT = 2000
@@ -73,7 +75,7 @@ def exact(text: str) -> bool:
 
 def matches(account_id: int, text: str) -> tuple[str, list[int | str]]:
     """SQL (and its parameters) for the ids of the account's indexed messages whose text contains `text`."""
-    sql = f"SELECT t.message_id FROM {TEXTS} t WHERE t.account_id = %s AND upper(t.text) LIKE upper(%s)"
+    sql = f"SELECT t.message_id FROM {TEXTS} t WHERE t.account_id = %s AND t.text LIKE upper(%s)"
     return sql, [account_id, f"%{like_escape(text)}%"]
 
 

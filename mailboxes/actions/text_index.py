@@ -14,7 +14,7 @@ from django.db import IntegrityError, connection, transaction
 
 from mailboxes.actions.locks import action
 from mailboxes.models import Mailbox, Message, MessageBody
-from mailboxes.text_index import MARKS, TEXT, TEXTS
+from mailboxes.text_index import MARKS, STORED, TEXTS
 
 BATCH = 1000
 _PENDING = f"""
@@ -27,7 +27,7 @@ _INDEX = f"""
         ORDER BY uid LIMIT %s
     ), added AS (
         INSERT INTO {TEXTS} (message_id, account_id, text)
-        SELECT m.id, m.account_id, {TEXT} FROM picked p JOIN {Message._meta.db_table} m ON m.id = p.id
+        SELECT m.id, m.account_id, {STORED} FROM picked p JOIN {Message._meta.db_table} m ON m.id = p.id
         JOIN {MessageBody._meta.db_table} b ON b.id = m.body_id
         ON CONFLICT (message_id) DO NOTHING
     )

@@ -258,6 +258,12 @@ def test_a_string_in_many_messages_is_answered_by_the_index_alone(make_account, 
     actions.append(account, folder.pk, message("Plum", "plum\r\n"), flags=[])
     actions.append(account, other.pk, message("Cherry elsewhere", "cherry\r\n"), flags=[])
     assert tasks.index_text() == 6
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT text FROM {TEXTS} WHERE account_id = %s", [account.pk])
+        stored = [text for (text,) in cursor.fetchall()]
+    assert len(stored) == 6
+    assert all("CHERRY" in text or "PLUM" in text for text in stored)
+    assert all(text == text.upper() for text in stored), "stored upper-cased: a search calls upper() on no row"
     actions.append(account, folder.pk, message("Late", "a cherry\r\n"), flags=[])  # above the mark
     actions.move(account, other.pk, [1], folder.pk)  # indexed in the other folder, now UID 7 here
     monkeypatch.setattr(text_index, "LIMIT", 2)
