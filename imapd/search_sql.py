@@ -96,7 +96,7 @@ class Context:
 def uid_q(ranges: list[tuple[int, int]]) -> Q:
     """A filter for messages with UIDs in these ranges (single UIDs folded into one IN list)."""
     singles = [low for low, high in ranges if low == high]
-    q = Q(uid__in=singles) if singles else _NOTHING
+    q = Q(uid__among=singles) if singles else _NOTHING
     for low, high in ranges:
         if low != high:
             q |= Q(uid__gte=low, uid__lte=high)
@@ -228,7 +228,7 @@ def to_q(key: k.Key, context: Context) -> Q:
         column = _SYSTEM_KEYWORDS.get(key.flag.lower())
         return Q(**{column: True}) if column else Q(keywords__contains=f" {key.flag} ")
     if isinstance(key, k.Recent):
-        return Q(uid__in=sorted(context.recent))
+        return Q(uid__among=sorted(context.recent))
     if isinstance(key, k.Header):
         return _header(context, key)
     if isinstance(key, k.Body):
@@ -243,7 +243,7 @@ def to_q(key: k.Key, context: Context) -> Q:
         return uid_q(sequence.uid_ranges(list(key.ranges), context.uids, by_uid=key.by_uid))
     if isinstance(key, k.Saved):
         # RFC 5182 2.1: "$" with nothing saved is an empty set.
-        return Q(uid__in=list(context.saved)) if context.saved else _NOTHING
+        return Q(uid__among=list(context.saved)) if context.saved else _NOTHING
     if isinstance(key, k.ModSeq):
         return Q(modseq__gte=key.modseq)
     raise TypeError(f"unknown search key {key!r}")

@@ -1,4 +1,5 @@
-"""Multi-row INSERTs for the store's hot path: the bodies and messages of a delivery group.
+"""Multi-row INSERTs for the store's hot path (the bodies and messages of a delivery group), and UPDATEs of many
+rows (flags of a STORE, folders and UIDs of a MOVE).
 
 Django's `bulk_create` compiles its SQL anew on every call, and for a model with a BinaryField (both of these)
 it writes a VALUES row of placeholders per object: each group size is a different statement, long enough that
@@ -58,3 +59,31 @@ def insert(objs: Sequence[Model]) -> None:
         obj.pk = key
         obj._state.adding = False
         obj._state.db = wrapper.alias
+
+
+def update(objs: Sequence[Model], names: Sequence[str]) -> None:
+    """Write these fields of `objs` (all of one model, already saved), in one statement on PostgreSQL: each column
+    travels as an array joined to the rows by primary key. Django's `bulk_update` writes a CASE with parameters per
+    row, which grows quadratically and exceeds PostgreSQL's 65,535 parameters a statement for a STORE of a whole
+    big folder; on SQLite it is `bulk_update`, in batches within SQLite's own limit."""
+    if not objs:
+        return
+    model = type(objs[0])
+    fields = [field for field in model._meta.concrete_fields if field.name in names]
+    if connection.vendor != "postgresql":
+        model._default_manager.bulk_update(objs, names, batch_size=500)
+        return
+    wrapper = connections[connection.alias]
+    quote = connection.ops.quote_name
+    pk = model._meta.pk
+    assert pk is not None
+    columns = [pk, *fields]
+    arrays = ", ".join(f"%b::{str(field.db_type(connection)).split('(')[0]}[]" for field in columns)
+    names_sql = ", ".join(quote(field.column) for field in columns)
+    sets = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in fields)
+    table = quote(model._meta.db_table)
+    key = quote(pk.column)
+    sql = f"UPDATE {table} SET {sets} FROM UNNEST({arrays}) AS v ({names_sql}) WHERE {table}.{key} = v.{key}"
+    values = [[field.get_db_prep_save(getattr(obj, field.attname), wrapper) for obj in objs] for field in columns]
+    with wrapper.cursor() as cursor:
+        cursor.execute(sql, values)

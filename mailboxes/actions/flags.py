@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 
-from mailboxes import changes
+from mailboxes import bulk, changes
 from mailboxes.actions import counters
 from mailboxes.actions.locks import action, lock
 from mailboxes.models import Account, Message
@@ -62,7 +62,7 @@ def set_flags(
     lock(folders=[counters.own_folder(account, mailbox_id)])
     modseq = counters.bump_modseq(mailbox_id)
     system, keywords = split_flags(flags)
-    chosen = Message.objects.filter(mailbox_id=mailbox_id, uid__in=uids)
+    chosen = Message.objects.filter(mailbox_id=mailbox_id, uid__among=uids)
     if unchanged_since is not None:
         chosen = chosen.filter(modseq__lte=unchanged_since)
     messages = list(chosen.only("id", "uid", "modseq", "keywords", *SYSTEM_FLAGS.values()).order_by("uid"))
@@ -85,7 +85,7 @@ def set_flags(
         if (tuple(getattr(message, c) for c in SYSTEM_FLAGS.values()), message.keywords) != before:
             message.modseq = modseq
             changed.append(message)
-    Message.objects.bulk_update(changed, ["modseq", "keywords", *SYSTEM_FLAGS.values()])
+    bulk.update(changed, ["modseq", "keywords", *SYSTEM_FLAGS.values()])
     if changed:
         changes.notify(account.pk, mailbox_id)
     return changed

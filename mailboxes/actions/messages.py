@@ -11,13 +11,17 @@ from django.db.models import Q
 from django.utils import timezone
 
 from mailauth import training
-from mailboxes import changes
+from mailboxes import bulk, changes
 from mailboxes.actions import counters, recycling, storing
 from mailboxes.actions.errors import OverQuota
 from mailboxes.actions.flags import split_flags
 from mailboxes.actions.locks import action, lock
 from mailboxes.models import Account, ExpungedMessage, Mailbox, Message, MessageBody
 from mailcore.mime import parse_message
+
+# Messages deleted per statement: Django deletes what refers to them (scheduled sends, import records) by id lists
+# of a parameter each, and PostgreSQL takes at most 65,535 parameters a statement.
+DELETE_BATCH = 10_000
 
 
 @action
@@ -132,7 +136,7 @@ def move(account: Account, mailbox_id: int, uids: Sequence[int], target_id: int)
     # RFC 6851 allows a folder as its own target: the messages get new UIDs there (clients use it to renumber).
     lock(folders=[counters.own_folder(account, pk) for pk in {mailbox_id, target_id}])
     modseqs = {pk: counters.bump_modseq(pk) for pk in sorted({mailbox_id, target_id})}
-    messages = list(Message.objects.filter(mailbox_id=mailbox_id, uid__in=uids).only("id", "uid").order_by("uid"))
+    messages = list(Message.objects.filter(mailbox_id=mailbox_id, uid__among=uids).only("id", "uid").order_by("uid"))
     if not messages:
         return []
     first_uid, modseq = counters.allocate_uids(target_id, len(messages))
@@ -142,7 +146,7 @@ def move(account: Account, mailbox_id: int, uids: Sequence[int], target_id: int)
         message.mailbox_id = target_id
         message.uid = first_uid + offset
         message.modseq = max(modseq, modseqs[target_id])
-    Message.objects.bulk_update(messages, ["mailbox", "uid", "modseq"])
+    bulk.update(messages, ["mailbox", "uid", "modseq"])
     training.on_transfer(mailbox_id, target_id, [m.pk for m in messages])  # into or out of Junk: junk training
     log_expunged([(mailbox_id, uid) for uid, _ in mapping])
     changes.notify_many([(account.pk, mailbox_id), (account.pk, target_id)])
@@ -160,7 +164,9 @@ def remove(account_id: int, messages: Q) -> list[int]:
     counters.release_quota(account_id, sum(row.size for row in rows), len(rows))
     log_expunged([(row.mailbox_id, row.uid) for row in rows])
     recycling.keep(rows)
-    Message.objects.filter(pk__in=[row.pk for row in rows]).delete()
+    ids = [row.pk for row in rows]
+    for start in range(0, len(ids), DELETE_BATCH):
+        Message.objects.filter(pk__among=ids[start : start + DELETE_BATCH]).delete()
     recycling.drop_bodies(row.body_id for row in rows)
     return sorted(row.uid for row in rows)
 
@@ -185,7 +191,7 @@ def expunge(account: Account, mailbox_id: int, uids: Sequence[int] | None = None
     counters.bump_modseq(mailbox_id)
     condition = Q(mailbox_id=mailbox_id, deleted=True)
     if uids is not None:
-        condition &= Q(uid__in=uids)
+        condition &= Q(uid__among=uids)
     removed = remove(account.pk, condition)
     if removed:
         changes.notify(account.pk, mailbox_id)
@@ -197,7 +203,7 @@ def delete_messages(account: Account, mailbox_id: int, uids: Sequence[int]) -> l
     """Remove these messages whatever their flags (POP3 DELE at QUIT, webmail "delete forever")."""
     lock(folders=[counters.own_folder(account, mailbox_id)], accounts=[account.pk])
     counters.bump_modseq(mailbox_id)
-    removed = remove(account.pk, Q(mailbox_id=mailbox_id, uid__in=uids))
+    removed = remove(account.pk, Q(mailbox_id=mailbox_id, uid__among=uids))
     if removed:
         changes.notify(account.pk, mailbox_id)
     return removed
