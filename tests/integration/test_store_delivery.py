@@ -360,3 +360,17 @@ def test_notify_decides_the_notice_of_a_delivery_from_the_mx(people, make_accoun
     assert b"Original-Recipient: rfc822;Bob@example.com\r\nFinal-Recipient: rfc822; bob@example.com\r\n" in text
     assert b"Action: failed" in text
     assert f"Final-Recipient: rfc822; {alice.address}\r\nAction: delivered\r\nStatus: 2.0.0".encode() in text
+
+
+def test_a_large_body_is_stored_compressed_with_lz4(people) -> None:
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("compression of stored values is PostgreSQL's")
+    big = RAW + b"A line of a long message, much like the line before it.\r\n" * 2000
+    actions.deliver(big, "s@remote.test", ["alice@example.com"])
+    [message] = inbox_messages(people[0])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_column_compression(raw) FROM mailboxes_messagebody WHERE id = %s", [message.body_id])
+        assert cursor.fetchone() == ("lz4",)
+    assert bytes(message.body.raw).endswith(big)
