@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import binascii
 import re
-import time
 from dataclasses import dataclass, field
 
 from imapd.protocol import Atom, ParseError, Token
@@ -223,20 +222,10 @@ def mod_sequence(token: Token) -> int:
 
 # --- rendering -----------------------------------------------------------------------------------------------
 
-_MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")
 
-
-def internal_date(seconds: int) -> bytes:
-    """INTERNALDATE's date-time (RFC 3501 9) of a moment in whole seconds since the epoch, told in UTC."""
-    value = time.gmtime(seconds)
-    return b'"%02d-%s-%04d %02d:%02d:%02d +0000"' % (
-        value.tm_mday,
-        _MONTHS[value.tm_mon - 1],
-        value.tm_year,
-        value.tm_hour,
-        value.tm_min,
-        value.tm_sec,
-    )
+def internal_date(moment: str) -> bytes:
+    """INTERNALDATE's date-time (RFC 3501 9) of a moment written "DD-Mon-YYYY HH:MM:SS" in UTC."""
+    return b'"%s +0000"' % moment.encode("ascii")
 
 
 def _header_lines(block: bytes) -> list[tuple[bytes, bytes]]:
@@ -285,7 +274,7 @@ class MessageData:
 
     uid: int
     flags: list[str]
-    internal_date: int  # seconds since the epoch
+    internal_date: str  # "DD-Mon-YYYY HH:MM:SS", UTC
     size: int
     envelope: bytes | None = None  # wire form
     bodystructure: bytes | None = None  # wire form

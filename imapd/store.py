@@ -269,8 +269,8 @@ def fetch(
         if unseen:
             changed = actions.set_flags(account, mailbox_id, unseen, ["\\Seen"], actions.FlagMode.ADD)
             seen_set = {m.uid for m in changed}
-    messages = messages.annotate(internal_seconds=RawSQL(_SECONDS[connection.vendor == "postgresql"], []))
-    columns = ["uid", *_FLAG_COLUMNS, "keywords", "internal_seconds", "size", "modseq"]
+    messages = messages.annotate(internal_text=RawSQL(_INTERNAL_DATE[connection.vendor == "postgresql"], []))
+    columns = ["uid", *_FLAG_COLUMNS, "keywords", "internal_text", "size", "modseq"]
     optional = [
         (name, column)
         for name, column, wanted in (
@@ -307,12 +307,14 @@ def fetch(
     return Fetched(out, seen_set)
 
 
-# The internal date in whole seconds since the epoch: loaded as a datetime, by Django's timestamptz loader (pure
-# Python), it took most of the time of an ENVELOPE fetch.
-_SECONDS = {
-    True: f"floor(extract(epoch from {Message._meta.db_table}.internal_date))::bigint",
-    # SQLite's %s rounds fractions of a second: the stored text is cut to whole seconds first (%% for RawSQL).
-    False: f"CAST(strftime('%%s', substr({Message._meta.db_table}.internal_date, 1, 19)) AS INTEGER)",
+# The internal date as INTERNALDATE writes it, in UTC: loaded as a datetime, by Django's timestamptz loader (pure
+# Python), and formatted in Python, it took most of the time of an ENVELOPE fetch. "Mon" is English whatever
+# lc_time says (only "TMMon" follows it); fractions of a second are cut, not rounded.
+_DAY = f"substr({Message._meta.db_table}.internal_date, 1, 19)"
+_INTERNAL_DATE = {
+    True: f"to_char({Message._meta.db_table}.internal_date AT TIME ZONE 'UTC', 'DD-Mon-YYYY HH24:MI:SS')",
+    False: f"strftime('%%d-', {_DAY}) || substr('JanFebMarAprMayJunJulAugSepOctNovDec', "
+    f"strftime('%%m', {_DAY}) * 3 - 2, 3) || strftime('-%%Y %%H:%%M:%%S', {_DAY})",
 }
 # The stored bytes of a message's header block only (up to the body of its root part), for BODY[HEADER...].
 _HEADER_BYTES = {
