@@ -1,10 +1,16 @@
-"""The text of a message's full-text search document (PostgreSQL's stored `search_document` column).
+"""The text of a message's full-text search document (PostgreSQL's `search_document` column).
 
-PostgreSQL builds the document from the message's columns with `SQL`, an expression that must stay identical
-to the generated column's (mailboxes/migrations/0012). That reads ASCII text as the index should. A message with
+PostgreSQL builds the document from the message's columns with `SQL`. That reads ASCII text as the index
+should. A message with
 any other letter stores `words(...)`, the same text folded in Python (`mailcore.search_words`: accents removed,
 CJK split into bigrams), in `Message.search_words`, and the column indexes that instead. Plain ASCII mail, most
 mail, costs a delivery nothing more.
+
+The column is written after delivery (migration 0022): the writers leave it NULL, and `mailboxes.index_text`
+fills it in batches (`actions.text_index.index_search_documents`), within seconds of delivery. `matches` is
+the condition a search uses: the stored document through its GIN index, or, for a message not indexed yet, the
+document computed on the fly (those few are found through the partial index `message_unindexed`), so a search
+finds a message as soon as it is stored, with the same words either way.
 """
 
 from __future__ import annotations
@@ -20,6 +26,15 @@ SQL = (
     "to_addresses || ' ' || translate(to_addresses, '@.<>', '    ') || ' ' || cc_addresses || ' ' || "
     "translate(cc_addresses, '@.<>', '    ') || ' ' || search_text END)"
 )
+
+
+def matches(table: str, tsquery: str) -> str:
+    """SQL true for the messages (`table`) whose document matches `tsquery`, a tsquery expression with one
+    parameter, which the condition takes twice. `SQL` names the message's columns unqualified: the queries it
+    goes in read no other table with such columns."""
+    return f"({table}.search_document @@ {tsquery} OR ({table}.search_document IS NULL AND {SQL} @@ {tsquery}))"
+
+
 # The index message_attachments carries the names, and an index entry must fit in a third of a page (2,704 bytes):
 # 500 characters take at most 2,000 bytes in UTF-8.
 ATTACHMENT_NAMES_CHARS = 500

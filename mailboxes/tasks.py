@@ -31,8 +31,10 @@ def prune_expunge_log() -> int:
 
 @app.task(name="mailboxes.index_text", ignore_result=True)
 def index_text() -> int:
-    """Give the messages delivered since the last run their IMAP TEXT/BODY index rows, a batch per action, until
-    none is left; returns how many."""
+    """Give the messages stored since the last run their webmail search document and their IMAP TEXT/BODY index
+    rows, a batch per action, until none is left; returns how many messages got index rows."""
+    while text_index.index_search_documents():
+        pass
     total = 0
     while indexed := text_index.index_text():
         total += indexed

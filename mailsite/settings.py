@@ -471,10 +471,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 3600.0,
         "options": {"queue": MAILSITE_RELAY_QUEUE},
     },
-    # IMAP SEARCH TEXT/BODY's trigram index (PostgreSQL): newer mail is scanned until this indexes it.
+    # The webmail's search documents and IMAP SEARCH TEXT/BODY's trigram index (PostgreSQL): newer mail is read
+    # without them until this indexes it.
     "text-index": {
         "task": "mailboxes.index_text",
-        "schedule": 60.0,
+        "schedule": 10.0,
         "options": {"queue": MAILSITE_RELAY_QUEUE},
     },
 }

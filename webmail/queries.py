@@ -19,6 +19,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from mailboxes import search_document
 from mailboxes.models import Account, Mailbox, Message, Role
 from mailcore.search_words import fold_query
 from webmail.addresses import split_addresses
@@ -45,10 +46,10 @@ LIST_COLUMNS = (
     "has_attachments",
     "thread_id",
 )
-# The stored tsvector column with the GIN index (PostgreSQL only, mailboxes/migrations/0006); the model does not
-# declare it, so only this raw SQL names it.
-SEARCH_MATCH = f"{Message._meta.db_table}.search_document @@ websearch_to_tsquery('simple'::regconfig, %s)"
-PREFIX_MATCH = f"{Message._meta.db_table}.search_document @@ to_tsquery('simple'::regconfig, %s)"
+# The tsvector column with the GIN index (PostgreSQL only, mailboxes.search_document); the model does not
+# declare it, so only this raw SQL names it. Each condition takes its query twice.
+SEARCH_MATCH = search_document.matches(Message._meta.db_table, "websearch_to_tsquery('simple'::regconfig, %s)")
+PREFIX_MATCH = search_document.matches(Message._meta.db_table, "to_tsquery('simple'::regconfig, %s)")
 _WORD = re.compile(r"[^\W_]+")  # what the 'simple' parser makes words of: letters and digits
 COUNT_CAP = 1000
 # Folders in the order mail clients show them; other folders follow alphabetically.
@@ -199,7 +200,7 @@ def _words_begin(messages: QuerySet[Message], value: str) -> QuerySet[Message]:
     if connection.vendor != "postgresql" or not words:
         return messages
     query = " & ".join(f"'{word}':*" for word in words)
-    return messages.filter(RawSQL(PREFIX_MATCH, [query], output_field=BooleanField()))
+    return messages.filter(RawSQL(PREFIX_MATCH, [query, query], output_field=BooleanField()))
 
 
 def _contains(column: str, value: str) -> Q:
@@ -273,7 +274,7 @@ def search(account: Account, text: str, mailbox: Mailbox | None, number: int, si
     messages = _filtered(messages, terms)
     text = terms.text.strip()
     if text and connection.vendor == "postgresql":
-        messages = messages.filter(RawSQL(SEARCH_MATCH, [fold_query(text)], output_field=BooleanField()))
+        messages = messages.filter(RawSQL(SEARCH_MATCH, [fold_query(text)] * 2, output_field=BooleanField()))
     elif text:
         for word in text.split():
             messages = messages.filter(

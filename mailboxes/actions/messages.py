@@ -117,6 +117,9 @@ def _copy_rows(mailbox_id: int, uids: list[int], target_id: int, first_uid: int,
         columns.append(quote(field.column))
         values.append(value)
         params.extend(value_params)
+    if connection.vendor == "postgresql":  # the search document, not a model field (mailboxes.search_document)
+        columns.append("search_document")
+        values.append("m.search_document")
     chosen, chosen_params = _chosen(uids)
     with connection.cursor() as cursor:
         cursor.execute(

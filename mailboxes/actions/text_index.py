@@ -1,4 +1,5 @@
-"""Filling the trigram index of IMAP SEARCH TEXT and BODY (`mailboxes.text_index`), a batch per action.
+"""Filling the trigram index of IMAP SEARCH TEXT and BODY (`mailboxes.text_index`) and the webmail's search
+documents (`mailboxes.search_document`), a batch per action.
 
 Run by Celery beat after delivery (`mailboxes.index_text`) and by `manage.py indextext`, never inside a
 delivery: a delivered message costs nothing here until a batch takes it. Folders are visited in id order and
@@ -14,6 +15,7 @@ from django.db import IntegrityError, connection, transaction
 
 from mailboxes.actions.locks import action
 from mailboxes.models import Mailbox, Message, MessageBody
+from mailboxes.search_document import SQL
 from mailboxes.text_index import MARKS, STORED, TEXTS
 
 BATCH = 1000
@@ -61,3 +63,27 @@ def index_text(*, batch: int = BATCH) -> int:
                 continue
             done += count
     return done
+
+
+DOCUMENT_BATCH = 100
+# SKIP LOCKED: a message whose row another transaction holds (a flag change) is left for the next batch, so this
+# never waits for a row lock and can never be one end of a deadlock; the row locks it takes itself, outside
+# `locks.lock`, last one batch of at most DOCUMENT_BATCH documents.
+_DOCUMENTS = f"""
+    WITH picked AS (
+        SELECT id FROM {Message._meta.db_table} WHERE search_document IS NULL LIMIT %s FOR UPDATE SKIP LOCKED
+    )
+    UPDATE {Message._meta.db_table} SET search_document = {SQL} FROM picked
+    WHERE {Message._meta.db_table}.id = picked.id
+"""
+
+
+@action
+def index_search_documents(*, batch: int = DOCUMENT_BATCH) -> int:
+    """Write the search document of up to `batch` messages stored without one; returns how many (0 on SQLite,
+    which has no search document)."""
+    if connection.vendor != "postgresql":
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(_DOCUMENTS, [batch])
+        return cursor.rowcount

@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
+from mailboxes.actions import text_index
 from mailboxes.models import Message, Role
 from tests.conftest import PASSWORD
 from tests.webmail_support import deliver, folder
@@ -79,6 +80,7 @@ def test_the_python_document_reads_as_postgresql_reads_ascii(alice) -> None:
     )
     message = deliver(alice, raw)
     assert message.search_words == ""
+    assert text_index.index_search_documents() == 1
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT search_document::text, to_tsvector('simple', %s)::text FROM mailboxes_message WHERE id = %s",
@@ -128,3 +130,34 @@ def test_filename_finds_names_and_types_and_long_lists_still_deliver(alice, foun
     # Cut to what the message_attachments index can hold; the message itself is stored whole.
     assert len(many.attachment_names) == 500
     assert many.has_attachments
+
+
+def document(message: Message) -> str | None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT search_document::text FROM mailboxes_message WHERE id = %s", [message.pk])
+        return cursor.fetchone()[0]
+
+
+def test_a_message_is_found_before_and_after_its_document_is_written(alice, found) -> None:
+    """Delivery leaves the document to the indexing task; until it runs, a search computes it, with the same
+    words, and a COPY takes the document along (or its absence) instead of computing it again."""
+    from mailboxes import actions
+
+    first = deliver(alice, subject="Budget", text="The quarterly numbers for the harbour project.")
+    assert document(first) is None
+    assert found("harbour") == ["Budget"]
+    assert found("harbour -quarterly") == []
+    copied_unindexed = actions.copy(alice, first.mailbox_id, [first.uid], folder(alice, Role.ARCHIVE).pk)
+
+    assert text_index.index_search_documents() == 2
+    assert text_index.index_search_documents() == 0
+    assert document(first) is not None
+    assert "'harbour'" in document(first)
+    assert found("harbour") == ["Budget", "Budget"]
+
+    [(_, archived_uid)] = actions.copy(alice, first.mailbox_id, [first.uid], folder(alice, Role.ARCHIVE).pk)
+    archived = Message.objects.get(mailbox=folder(alice, Role.ARCHIVE), uid=archived_uid)
+    assert document(archived) == document(first)
+    assert copied_unindexed
+    assert found("harbour") == ["Budget", "Budget", "Budget"]
+    assert text_index.index_search_documents() == 0

@@ -272,10 +272,11 @@ def test_search_uses_the_full_text_index(alice) -> None:
         pytest.skip("the GIN index exists on PostgreSQL only; SQLite uses substring matching")
     with connection.cursor() as cursor:
         cursor.execute("SET enable_seqscan = off")
-        cursor.execute(f"EXPLAIN SELECT id FROM mailboxes_message WHERE {queries.SEARCH_MATCH}", ["x"])
+        cursor.execute(f"EXPLAIN SELECT id FROM mailboxes_message WHERE {queries.SEARCH_MATCH}", ["x", "x"])
         plan = " ".join(row[0] for row in cursor.fetchall())
         cursor.execute("RESET enable_seqscan")
     assert "message_search" in plan
+    assert "message_unindexed" in plan, "the messages not indexed yet are found through their partial index"
 
 
 def test_search_finds_mail_stored_by_every_writer(signed_in, alice) -> None:
