@@ -224,6 +224,16 @@ text_keys = st.one_of(
 mixed_keys = st.one_of(text_keys, keys, st.builds(k.Not, text_keys), st.builds(k.Or, text_keys, keys))
 
 
+def assert_searches_match(folder_id: int, mailbox: list, queries: list) -> None:
+    """Each search of the folder (holding `mailbox`, UIDs from 1) finds what the Python evaluation finds."""
+    uids = list(range(1, len(mailbox) + 1))
+    context = search_sql.Context(folder_id, uids, set())
+    for key in queries:
+        got, _ = store.search(context, key, uids[-1])
+        expected = [uid for uid, sample in zip(uids, mailbox, strict=True) if matches(key, sample, uid, uids[-1])]
+        assert got == expected, key
+
+
 @settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     mailbox=st.lists(samples, min_size=1, max_size=8),
@@ -240,12 +250,7 @@ def test_search_indexed_part_way_equals_the_python_evaluation(
         if number == split:
             indexing.index_text(batch=batch)  # one bounded batch: the folder may be indexed only part way
         append(account, folder.pk, sample)
-    uids = list(range(1, len(mailbox) + 1))
-    context = search_sql.Context(folder.pk, uids, set())
-    for key in queries:
-        got, _ = store.search(context, key, uids[-1])
-        expected = [uid for uid, sample in zip(uids, mailbox, strict=True) if matches(key, sample, uid, uids[-1])]
-        assert got == expected, key
+    assert_searches_match(folder.pk, mailbox, queries)
 
 
 def test_a_string_in_many_messages_is_answered_by_the_index_alone(make_account, monkeypatch) -> None:
@@ -300,9 +305,4 @@ def test_search_answered_by_the_index_equals_the_python_evaluation(
         if number == split:
             tasks.index_text()  # the messages appended from here on are above the folder's mark
         append(account, folder.pk, sample)
-    uids = list(range(1, len(mailbox) + 1))
-    context = search_sql.Context(folder.pk, uids, set())
-    for key in queries:
-        got, _ = store.search(context, key, uids[-1])
-        expected = [uid for uid, sample in zip(uids, mailbox, strict=True) if matches(key, sample, uid, uids[-1])]
-        assert got == expected, key
+    assert_searches_match(folder.pk, mailbox, queries)
