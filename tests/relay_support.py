@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult
 from django.conf import settings
@@ -415,6 +416,15 @@ class CeleryWorker:
         self.concurrency = concurrency
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "worker.log"
+
+    def revive(self) -> None:
+        """Forget the failures this worker counted against destinations (relay.dead), so that a test starts with
+        every destination alive, whatever the tests before it left unreachable less than a dead time ago."""
+        prefix = self.env["MAILSITE_LIMITS_PREFIX"]
+        client = redis.Redis.from_url(self.env["MAILSITE_BROKER_URL"])
+        for key in client.scan_iter(match=f"{prefix}relay-*"):
+            client.delete(key)
+        client.close()
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)

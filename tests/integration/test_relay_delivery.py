@@ -44,6 +44,7 @@ def worker(django_db_setup, django_db_blocker, dns_server, sinks, tmp_path_facto
 def relay(transactional_db, settings, worker, dns_server, sinks, make_account, relay_state) -> Iterator[Sinks]:
     """A clean DNS zone and sinks for each test; alice@example.com is the local sender."""
     settings.MAILSITE_RELAY_QUEUE = RELAY_QUEUE
+    worker.revive()  # no destination left dead by the test before
     settings.MAILSITE_DNS_NAMESERVERS = [(dns_server.host, dns_server.port)]
     settings.MAILSITE_DNS_TIMEOUT = 1.0
     settings.MAILSITE_RELAY_PORT = sinks.port

@@ -64,6 +64,7 @@ def worker(
 @pytest.fixture
 def relay(transactional_db, settings, worker, dns_server, sinks, policy_server, make_account) -> Iterator[Sinks]:
     settings.MAILSITE_RELAY_QUEUE = RELAY_QUEUE
+    worker.revive()  # a test that deferred a domain (a bad certificate) may have left it dead for a second
     dns_server.clear()
     dns_server.add("example.net", "MX", "10 mx.example.net.")
     dns_server.add("mx.example.net", "A", MX)

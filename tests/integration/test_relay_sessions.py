@@ -75,6 +75,7 @@ def worker(django_db_setup, django_db_blocker, dns_server, sinks, tmp_path_facto
 @pytest.fixture
 def relay(transactional_db, settings, worker, dns_server, sinks, make_account) -> Iterator[Sinks]:
     settings.MAILSITE_RELAY_QUEUE = RELAY_QUEUE
+    worker.revive()  # no destination left dead by the test before
     dns_server.clear()
     dns_server.add("example.net", "MX", "10 mx.example.net.")
     dns_server.add("mx.example.net", "A", MX_NET)
