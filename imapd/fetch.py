@@ -7,6 +7,7 @@ nothing is re-serialised. ENVELOPE, BODYSTRUCTURE and BODY are copied from their
 from __future__ import annotations
 
 import binascii
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -72,8 +73,9 @@ class Request:
 
     @property
     def needs_structure(self) -> bool:
-        """The MIME tree, whose offsets locate BODY[section]."""
-        return any(i.section is not None for i in self.items)
+        """The MIME tree, whose offsets locate BODY[section]: not for the message's own header, whose bytes are
+        read alone (`header_only`)."""
+        return self.needs_raw and not self.header_only
 
     @property
     def needs_bodystructure(self) -> bool:
@@ -259,10 +261,20 @@ def section_bytes(raw: bytes, root: MimePart, section: Section) -> bytes | None:
         return raw[node.header_start : node.body_end]
     if section.text == "TEXT":
         return raw[node.body_start : node.body_end]
-    header = raw[node.header_start : node.body_start]
+    return header_section(raw[node.header_start : node.body_start], section)
+
+
+@functools.lru_cache(maxsize=256)  # bounded: the lists come from clients
+def _field_names(fields: tuple[str, ...]) -> frozenset[bytes]:
+    """A section's field names as `_header_lines` gives them: worked out once, not for every message fetched."""
+    return frozenset(f.lower().encode("ascii") for f in fields)
+
+
+def header_section(header: bytes, section: Section) -> bytes:
+    """HEADER, HEADER.FIELDS or HEADER.FIELDS.NOT of a header block (with its blank line)."""
     if section.text == "HEADER":
         return header
-    wanted = {f.lower().encode("ascii") for f in section.fields}
+    wanted = _field_names(section.fields)
     keep = section.text == "HEADER.FIELDS"
     picked = [text for name, text in _header_lines(header) if (name in wanted) == keep]
     return b"".join(line if line.endswith(b"\n") else line + b"\r\n" for line in picked) + b"\r\n"

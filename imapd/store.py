@@ -15,7 +15,7 @@ from django.db.models import Count, Q, Sum, Value
 from django.db.models.expressions import RawSQL
 
 from imapd import ordering, search_keys, search_sql, sequence, views
-from imapd.fetch import MessageData, Request, decoded_content, section_bytes
+from imapd.fetch import MessageData, Request, decoded_content, header_section, section_bytes
 from imapd.listing import SPECIAL_USE
 from imapd.search_sql import uid_q
 from mailboxes import actions
@@ -345,17 +345,22 @@ def _cut_sections(data: MessageData, request: Request) -> None:
     """The bytes each section item names, cut (and for BINARY decoded) here in the database thread rather
     than on the event loop; the whole message is then dropped, so only what is sent stays in memory."""
     assert data.raw is not None
-    assert data.structure is not None
-    root = MimePart.from_json(data.structure)
+    # Without the tree (`Request.needs_structure`), every section is the message's own header and `raw` holds
+    # just that header block.
+    root = None if data.structure is None else MimePart.from_json(data.structure)
     data.decoded, data.sections = {}, {}
     for item in request.items:
         if item.section is None:
             continue
         if item.name in ("BINARY", "BINARY.SIZE"):
             if item.section.part not in data.decoded:
+                assert root is not None  # BINARY reads the whole message with its tree
                 data.decoded[item.section.part] = decoded_content(data.raw, root, item.section.part)
         elif item.section not in data.sections:
-            section = section_bytes(data.raw, root, item.section)
+            if root is None:
+                section: bytes | None = header_section(data.raw, item.section)
+            else:
+                section = section_bytes(data.raw, root, item.section)
             if section is not None and request.downgrade and item.section.text.startswith("HEADER"):
                 section = downgrade.header(section)
             data.sections[item.section] = section
