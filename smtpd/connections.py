@@ -83,6 +83,9 @@ class SharedConnectionCounter:
         finally:
             fcntl.lockf(self._fd, fcntl.LOCK_UN, _COUNT.size, self._offset(0, bucket))
 
+    async def admit(self, ip: str) -> bool:
+        return self.acquire(ip)
+
     def release(self, ip: str) -> None:
         # Only this process writes its row; an acquire elsewhere reading it meanwhile sees one count too many
         # at worst, and refuses a connection the limit would just have allowed.

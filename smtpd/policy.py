@@ -371,6 +371,10 @@ class ConnectionCounter:
         self._open[ip] = count + 1
         return True
 
+    async def admit(self, ip: str) -> bool:
+        """`acquire` as the listener awaits it, as it awaits the count kept in Redis (`limits`)."""
+        return self.acquire(ip)
+
     def release(self, ip: str) -> None:
         count = self._open.get(ip, 0) - 1
         if count > 0:

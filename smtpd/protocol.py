@@ -28,7 +28,7 @@ from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, TLSSetupException
 
-from ops import limits, metrics, proxy
+from ops import metrics, proxy
 from smtpd import etrn, parameters, policy
 from smtpd.connections import ConnectionCounter
 
@@ -189,12 +189,7 @@ class MailsiteSMTP(SMTP):
     async def _admit(self) -> bool:
         """Count the session against its client's address, before the greeting; False at the client's limit.
         Over Redis (every host's count) the session waits for the answer; the event loop does not."""
-        counter = self.connections
-        if isinstance(counter, limits.LeasedConnectionCounter):
-            admitted = await counter.admit(self.client_ip)
-        else:
-            admitted = counter.acquire(self.client_ip)
-        if not admitted:
+        if not await self.connections.admit(self.client_ip):
             log.warning(
                 "smtp refused listener=%s client=%s reason=too-many-connections", self.role.name, self.client_ip
             )
