@@ -263,12 +263,7 @@ try:
         ]
     except ValueError as exc:
         raise SettingError(f"MAILSITE_TRUSTED_NETWORKS: {exc}") from None
-    try:
-        MAILSITE_ETRN_NETWORKS = [
-            ipaddress.ip_network(item, strict=False) for item in env.list("MAILSITE_ETRN_NETWORKS", [])
-        ]
-    except ValueError as exc:
-        raise SettingError(f"MAILSITE_ETRN_NETWORKS: {exc}") from None
+    MAILSITE_ETRN_NETWORKS = hardening.parse_networks("MAILSITE_ETRN_NETWORKS", env.list("MAILSITE_ETRN_NETWORKS", []))
     MAILSITE_AUTH_TIMEOUT = env.float("MAILSITE_AUTH_TIMEOUT", 20.0, minimum=0.1)
     MAILSITE_AUTH_THREADS = env.int("MAILSITE_AUTH_THREADS", 8, minimum=1, maximum=256)
     MAILSITE_DKIM_MAX_SIGNATURES = env.int("MAILSITE_DKIM_MAX_SIGNATURES", 10, minimum=1, maximum=100)

@@ -1,15 +1,14 @@
 """ETRN (RFC 1985): a client on an authorised network (MAILSITE_ETRN_NETWORKS; none by default) asks the MX to
 send now the mail queued for a domain, usually the domain's primary host back on line after an outage.
 
-The decisions are pure and here: who may ask, the argument's syntax, and the reply. The handler makes the queued
-mail due at once and wakes the relay (`mailboxes.actions.outbound.flush_domain`).
+The decisions are pure and here: the argument's syntax and the reply. The handler checks the client against the
+networks (`mailsite.hardening.is_trusted`), makes the queued mail due at once and wakes the relay
+(`mailboxes.actions.outbound.flush_domain`).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 # RFC 1985 5: "ETRN" SP [ "@" ] domain, or "#" queue-name; a domain as in RFC 5321 4.1.2 (ASCII labels).
@@ -39,14 +38,6 @@ def parse(arg: str) -> Request | str:
     if not _DOMAIN.fullmatch(domain) or len(domain) > 255:
         return SYNTAX
     return Request(domain.lower().rstrip("."), subdomains)
-
-
-def allowed(client_ip: str, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
-    try:
-        address = ipaddress.ip_address(client_ip)
-    except ValueError:
-        return False
-    return any(address in network for network in networks)
 
 
 def refused(node: str) -> str:

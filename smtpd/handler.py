@@ -28,6 +28,7 @@ from mailcore.authors import AmbiguousAuthor, author_domain
 from mailcore.authors import authors as read_authors
 from mailcore.dsn import Requests
 from mailcore.mime import HeaderTooLarge, MimeTooDeep
+from mailsite import hardening
 from ops import limits, metrics
 from relay import dead
 from smtpd import etrn, lookups, message, policy
@@ -146,7 +147,7 @@ class Handler:
         if isinstance(request, str):
             return request
         node = ("@" if request.subdomains else "") + request.domain
-        if not etrn.allowed(server.client_ip, settings.MAILSITE_ETRN_NETWORKS):
+        if not hardening.is_trusted(server.client_ip, settings.MAILSITE_ETRN_NETWORKS):
             log.info("smtp etrn refused client=%s node=%s", server.client_ip, node)
             return etrn.refused(node)
         try:
