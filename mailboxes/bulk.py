@@ -19,6 +19,12 @@ from django.db import connection, connections
 from django.db.models import Field, Model
 
 
+def array_type(field: Field) -> str:
+    """The PostgreSQL array type of a column, without modifiers, as Django's own UNNEST inserts write it
+    (varchar[], not varchar(300)[])."""
+    return str(field.db_type(connection)).split("(")[0] + "[]"
+
+
 @functools.cache
 def _statement(model: type[Model], single: bool) -> tuple[str, list[Field]]:
     """The INSERT of one row (plain values: psycopg dumps them for less than arrays) or of any number (arrays)."""
@@ -28,13 +34,8 @@ def _statement(model: type[Model], single: bool) -> tuple[str, list[Field]]:
     if single:
         values = "VALUES (" + ", ".join(["%s"] * len(fields)) + ")"
     else:
-        # Array types without modifiers, as Django's own UNNEST inserts write them (varchar[], not
-        # varchar(300)[]). %b: arrays are sent in binary format, which psycopg dumps without quoting every element.
-        values = (
-            "SELECT * FROM UNNEST("
-            + ", ".join(f"%b::{str(field.db_type(connection)).split('(')[0]}[]" for field in fields)
-            + ")"
-        )
+        # %b: arrays are sent in binary format, which psycopg dumps without quoting every element.
+        values = "SELECT * FROM UNNEST(" + ", ".join(f"%b::{array_type(field)}" for field in fields) + ")"
     sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) {values} RETURNING {quote(model._meta.pk.column)}"
     return sql, fields
 
@@ -78,7 +79,7 @@ def update(objs: Sequence[Model], names: Sequence[str]) -> None:
     pk = model._meta.pk
     assert pk is not None
     columns = [pk, *fields]
-    arrays = ", ".join(f"%b::{str(field.db_type(connection)).split('(')[0]}[]" for field in columns)
+    arrays = ", ".join(f"%b::{array_type(field)}" for field in columns)
     names_sql = ", ".join(quote(field.column) for field in columns)
     sets = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in fields)
     table = quote(model._meta.db_table)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from django.core.exceptions import EmptyResultSet
 from django.db.models.lookups import In
 
+from mailboxes import bulk
+
 
 class Among(In):
     lookup_name = "among"
@@ -24,5 +26,4 @@ class Among(In):
         lhs, lhs_params = self.process_lhs(compiler, connection)
         field = self.lhs.output_field
         prepared = [field.get_db_prep_value(value, connection, prepared=True) for value in values]
-        array = str(field.db_type(connection)).split("(")[0]  # integer[], not integer(...)[]
-        return f"{lhs} = ANY(%s::{array}[])", [*lhs_params, prepared]
+        return f"{lhs} = ANY(%s::{bulk.array_type(field)})", [*lhs_params, prepared]
