@@ -1,10 +1,13 @@
-"""Memory of the mail listeners with no clients, started as the compose file starts them (one process each).
+"""Memory of the mail listeners with no clients: one process for all of them, as the compose file runs them,
+or one process each.
 
     DATABASE_URL=postgres://... MAILSITE_SECRET_KEY=... .venv/bin/python bench/listener_memory.py [--settle 10]
+        [--separate] [--processes 1]
 
-Starts `manage.py smtpd`, `pop3d`, `imapd` and `managesieve` on free ports (smtpd with one process), waits
-until each answers on its first port and then --settle seconds more, and prints each process's resident memory
-(RSS) and proportional share (PSS, from /proc/PID/smaps_rollup) and the totals; then stops them. The issue's
+Starts `manage.py listen` (every listener in one process; with --processes N, N such processes under a parent),
+or with --separate `manage.py smtpd`, `pop3d`, `imapd` and `managesieve` (smtpd with one process), on free
+ports; waits until each answers on its ports and then --settle seconds more, and prints each process's resident
+memory (RSS) and proportional share (PSS, from /proc/PID/smaps_rollup) and the totals; then stops them. The
 target is 150 MB of RSS together.
 """
 
@@ -43,6 +46,12 @@ def _memory_kib(pid: int) -> tuple[int, int]:
     return values["Rss"], values["Pss"]
 
 
+def _tree(pid: int) -> list[int]:
+    """The process and its children (a multi-process listener's), parent first."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *(int(child) for child in children)]
+
+
 def _wait_for(port: int, process: subprocess.Popen, name: str) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -59,23 +68,31 @@ def _wait_for(port: int, process: subprocess.Popen, name: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--settle", type=float, default=10.0, help="seconds to wait once every listener answers")
+    parser.add_argument("--separate", action="store_true", help="one process per protocol instead of `listen`")
+    parser.add_argument("--processes", type=int, default=1, help="listener processes `listen` runs")
     args = parser.parse_args()
+    commands = {name: (settings,) for name, settings in PORTS.items()}
+    if not args.separate:
+        commands = {"listen": tuple(PORTS.values())}
     processes: dict[str, subprocess.Popen] = {}
     try:
-        for name, settings in PORTS.items():
-            ports = {setting: _free_port() for setting in settings}
+        for name, groups in commands.items():
+            ports = {setting: _free_port() for settings in groups for setting in settings}
             env = {**os.environ, **{setting: str(port) for setting, port in ports.items()}}
-            env["MAILSITE_SMTP_PROCESSES"] = "1"
+            env["MAILSITE_SMTP_PROCESSES"] = "1" if args.separate else str(args.processes)
             processes[name] = subprocess.Popen(
                 [sys.executable, str(ROOT / "manage.py"), name], env=env, stderr=subprocess.DEVNULL
             )
-            _wait_for(ports[settings[0]], processes[name], name)
+            for settings in groups:
+                _wait_for(ports[settings[0]], processes[name], name)
         time.sleep(args.settle)
         total_rss = total_pss = 0
         for name, process in processes.items():
-            rss, pss = _memory_kib(process.pid)
-            total_rss, total_pss = total_rss + rss, total_pss + pss
-            print(f"{name:12} rss={rss / 1024:6.1f} MiB  pss={pss / 1024:6.1f} MiB")
+            for pid in _tree(process.pid):
+                rss, pss = _memory_kib(pid)
+                total_rss, total_pss = total_rss + rss, total_pss + pss
+                label = name if pid == process.pid else f"  child {pid}"
+                print(f"{label:12} rss={rss / 1024:6.1f} MiB  pss={pss / 1024:6.1f} MiB")
         print(f"{'together':12} rss={total_rss / 1024:6.1f} MiB  pss={total_pss / 1024:6.1f} MiB")
     finally:
         for process in processes.values():

@@ -101,7 +101,7 @@ SMTP listeners (smtpd/):
 
 | Variable                             | Default | Meaning                                                   |
 |--------------------------------------|---------|-----------------------------------------------------------|
-| MAILSITE_SMTP_PROCESSES              | 1       | listener processes `manage.py smtpd` runs (SO_REUSEPORT)  |
+| MAILSITE_SMTP_PROCESSES              | 1       | processes `manage.py smtpd` or `listen` run (SO_REUSEPORT) |
 | MAILSITE_SMTP_COMMAND_TIMEOUT        | 300     | seconds to wait for the next command (RFC 5321 4.5.3.2.7) |
 | MAILSITE_SMTP_LINE_DEADLINE          | 60      | seconds a started command line has to arrive completely   |
 | MAILSITE_SMTP_DATA_BLOCK_TIMEOUT     | 180     | seconds of silence allowed inside DATA (4.5.3.2.5)        |

@@ -35,7 +35,7 @@ def test_top_level_structure() -> None:
 
 def test_every_process_of_the_system_has_a_service() -> None:
     commands = {" ".join(spec.get("command", [])) for spec in OURS.values()}
-    for needed in ["manage.py smtpd", "manage.py pop3d", "manage.py imapd", "worker", "beat", "manage.py web"]:
+    for needed in ["manage.py listen", "worker", "beat", "manage.py web"]:
         assert any(needed in command for command in commands), needed
     assert (ROOT / "Dockerfile").is_file()
 

@@ -3,4 +3,4 @@ from mailsite.commands import ListenerCommand
 
 class Command(ListenerCommand):
     help = "Run the pop3d listeners in the foreground (one process; start several to use more cores)."
-    protocol = "pop3d"
+    protocols = ("pop3d",)
