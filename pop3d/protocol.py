@@ -15,6 +15,7 @@ import enum
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from pop3d import messages
 
@@ -95,6 +96,7 @@ class Close:
 
 
 Event = Authenticate | Retrieve | StartTLS | Update | Close
+E = TypeVar("E", Authenticate, Retrieve, StartTLS, Update)
 
 
 class Pop3Connection:
@@ -119,7 +121,7 @@ class Pop3Connection:
         self._discarding = False  # inside an over-long line, dropping bytes up to its end
         self._sasl_pending = False  # "+ " sent for AUTH PLAIN, the next line is the response
         self._user: str | None = None
-        self._awaiting: type | None = None
+        self._awaiting: Event | None = None  # the event whose outcome the shell has yet to report
         self._maildrop = Maildrop(0, ())
         self._deleted: set[int] = set()  # message numbers marked by DELE
         self._ok(f"{hostname} POP3 server ready")
@@ -136,14 +138,14 @@ class Pop3Connection:
 
     def next_event(self) -> Event | _NeedData:
         if self._awaiting is not None:
-            raise RuntimeError(f"the outcome of {self._awaiting.__name__} has not been reported yet")
+            raise RuntimeError(f"the outcome of {type(self._awaiting).__name__} has not been reported yet")
         while self.state is not State.CLOSED:
             line = self._next_line()
             if line is None:
                 return NEED_DATA
             event = self._handle_line(line)
             if event is not None:
-                self._awaiting = None if isinstance(event, Close) else type(event)
+                self._awaiting = None if isinstance(event, Close) else event
                 return event
         return Close()
 
@@ -168,10 +170,12 @@ class Pop3Connection:
 
     # --- Outcomes reported by the shell -----------------------------------------------------------------------
 
-    def _complete(self, kind: type) -> None:
-        if self._awaiting is not kind:
+    def _complete(self, kind: type[E]) -> E:
+        event = self._awaiting
+        if not isinstance(event, kind):
             raise RuntimeError(f"no {kind.__name__} is outstanding")
         self._awaiting = None
+        return event
 
     def login_succeeded(self, maildrop: Maildrop) -> None:
         self._complete(Authenticate)
@@ -194,8 +198,10 @@ class Pop3Connection:
         self._err("Temporary failure, try again later", "SYS/TEMP")
 
     def send_message(self, raw: bytes, lines: int | None) -> None:
-        self._complete(Retrieve)
-        data = messages.to_crlf(raw)
+        retrieve = self._complete(Retrieve)
+        # The scan size is the length with every line ending in CRLF (Message.crlf_size, counted when the message
+        # was stored): a message as long as that has no bare LF and goes out as stored, without a scan of its bytes.
+        data = raw if len(raw) == retrieve.entry.size else messages.to_crlf(raw)
         if lines is None:
             self._outbuf.append(f"+OK {len(data)} octets\r\n".encode())
         else:

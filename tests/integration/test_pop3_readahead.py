@@ -79,3 +79,17 @@ def test_a_session_ending_with_a_batch_on_its_way(bodies) -> None:
         await asyncio.sleep(0.2)  # the database thread finishes its query; its answer goes nowhere
 
     asyncio.run(start_and_stop())
+
+
+def test_a_batch_brings_every_byte_value_back(db, make_account) -> None:
+    """Bodies are read in PostgreSQL's binary format (no hexadecimal text): each comes back as stored, whatever
+    its bytes, and only while the Inbox holds it."""
+    make_account(ADDRESS)
+    deliver(text_mail("every byte", bytes(range(256)) * 3 + b"\r\n"), text_mail("plain"), text_mail("gone"))
+    inbox_id, listing = maildrop.open_maildrop(Account.objects.get(address=ADDRESS).pk)
+    expected = {entry.body_id: raw for entry, (_, raw) in zip(listing.entries, stored(), strict=True)}
+    gone = listing.entries[2]
+    actions.delete_messages(Account.objects.get(address=ADDRESS), inbox_id, [gone.uid])
+    got = maildrop.read_bodies(inbox_id, [entry.body_id for entry in listing.entries])
+    assert got == {body_id: raw for body_id, raw in expected.items() if body_id != gone.body_id}
+    assert bytes(range(256)) * 3 in got[listing.entries[0].body_id]

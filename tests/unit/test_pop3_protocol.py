@@ -379,3 +379,21 @@ def test_each_known_command_is_told_to_the_shell() -> None:
     conn.receive_data(b"capa\r\nSTAT\r\nXYZZY\r\nNOOP\r\n")
     assert conn.next_event() is NEED_DATA
     assert told == ["CAPA", "STAT", "NOOP"], "known commands, even where the state refuses them; XYZZY is not"
+
+
+def test_a_message_as_long_as_its_scan_size_goes_as_stored() -> None:
+    """The scan size is the length once every line ends in CRLF (counted when the message was stored); a message
+    that long has no bare LF, so RETR sends its bytes without a scan for one. Here the listing claims a message
+    with a bare LF is CRLF already (the store never does): its bytes go unchanged, as many as LIST said."""
+    raw = b"Subject: trusted\r\n\r\nbare\nLF\r\n"
+    conn = Pop3Connection(tls=False, stls_available=True, plaintext_allowed=True)
+    conn.receive_data(LOGIN + b"RETR 1\r\nTOP 1 1\r\n")
+    assert isinstance(conn.next_event(), Authenticate)
+    conn.login_succeeded(Maildrop(1, (ScanEntry(10, len(raw), 1000),)))
+    assert isinstance(conn.next_event(), Retrieve)
+    conn.send_message(raw, None)
+    assert isinstance(conn.next_event(), Retrieve)
+    conn.send_message(raw[:-4], 1)  # TOP sends the head it is given, converted as before
+    assert conn.data_to_send().endswith(
+        f"+OK {len(raw)} octets\r\n".encode() + raw + b".\r\n" + b"+OK\r\nSubject: trusted\r\n\r\nbare\r\n.\r\n"
+    )
