@@ -226,8 +226,9 @@ class MailsiteSMTP(SMTP):
             log.info("smtp session end listener=%s client=%s duration=%.3f", self.role.name, self.client_ip, duration)
 
     async def smtp_QUIT(self, arg: str) -> None:
-        self._release()
-        await super().smtp_QUIT(arg)
+        await super().smtp_QUIT(arg)  # the 221 goes out first: the client need not wait for our bookkeeping
+        if self.transport is None or self.transport.is_closing():  # not after a 501 for "QUIT x": that session goes on
+            self._release()
 
     # --- end ops ----------------------------------------------------------------------------------------------
 

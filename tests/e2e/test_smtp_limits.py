@@ -71,6 +71,21 @@ def test_per_ip_connection_limit(start, raw_smtp):
     assert raw_smtp(port).greeting.startswith("220 ")
 
 
+def test_a_quit_with_an_argument_keeps_the_session_counted(start, raw_smtp):
+    """A "QUIT x" gets 501 and the session goes on (RFC 5321 4.1.1.10: QUIT takes no argument), so it still counts
+    against its client's limit; the QUIT that ends it frees its place."""
+    port = start(MAILSITE_SMTP_MAX_CONNECTIONS_PER_IP=1)
+    first = raw_smtp(port)
+    assert first.command("QUIT now").startswith("501 ")
+    time.sleep(0.1)
+    assert raw_smtp(port).greeting.startswith("421 4.7.0 ")
+    assert first.command("NOOP").startswith("250 ")
+    assert first.command("QUIT").startswith("221 ")
+    assert first.closed()
+    time.sleep(0.1)
+    assert raw_smtp(port).greeting.startswith("220 ")
+
+
 def test_error_limit(start, raw_smtp):
     session = raw_smtp(start(MAILSITE_SMTP_MAX_ERRORS=3))
     session.command("EHLO client.test")
