@@ -125,34 +125,35 @@ def _store(items: Sequence[_Incoming]) -> None:
     accounts = {copy.account_id for copy in copies} | filing.accounts
     inbox_of = sorted({copy.account_id for copy in copies if copy.folder_id is None})
     folders = {copy.folder_id for copy in copies if copy.folder_id is not None}
-    # One folder of one account (the MX's common case): the two UPDATEs below lock them in the store's order, the
-    # folder and then the account, so only the lock helper's record is needed, not two statements more. (An
-    # action that locked up front holds them already: `lock()` then costs nothing.)
-    single = not holding() and len(accounts) == 1 and len(inbox_of) + len(folders) == 1 and not filing.reached
-    inboxes: dict[int, int] = {}
-    if single and inbox_of:
-        [account_id] = inbox_of
-        inbox_id, first_uid, modseq = counters.allocate_inbox_uids(account_id, len(copies))
-        inboxes, uids = {account_id: inbox_id}, {inbox_id: (first_uid, modseq)}
-    else:
-        if not single:
-            locked = lock(
-                folders=(folders | filing.reached_folders) - filing.created,
-                inboxes_of=[*inbox_of, *filing.reached],
-                accounts=accounts,
-            )
-            inboxes = locked.inboxes
-            if any(account_id not in inboxes for account_id in inbox_of):
-                raise NotFound("an account has no Inbox")
-        counts = Counter(copy.folder_id or inboxes[copy.account_id] for copy in copies)
-        uids = counters.allocate_delivery_uids(counts) if counts else {}
     sizes: dict[int, list[int]] = {}
     for copy in copies:
         sizes.setdefault(copy.account_id, []).append(len(copy.item.stored))
-    fits = {account_id: iter(each) for account_id, each in counters.charge_quota_many(sizes).items()} if sizes else {}
+    # One folder of one account (the MX's common case): one statement reserves the UIDs and charges the quota,
+    # locking the folder and then the account (the store's order), so only the lock helper's record is needed,
+    # not two statements more. (An action that locked up front holds them already: `lock()` then costs nothing.)
+    single = not holding() and len(accounts) == 1 and len(inbox_of) + len(folders) == 1 and not filing.reached
+    inboxes: dict[int, int] = {}
     if single:
-        [(folder_id, _)] = uids.items()
-        taken(folder=folder_id, account=copies[0].account_id)
+        [(account_id, each)] = sizes.items()
+        [named] = folders or [None]
+        folder_id, first_uid, modseq, fitted = counters.reserve(account_id, each, named)
+        if inbox_of:
+            inboxes = {account_id: folder_id}
+        uids, fits = {folder_id: (first_uid, modseq)}, {account_id: iter(fitted)}
+        taken(folder=folder_id, account=account_id)
+    else:
+        locked = lock(
+            folders=(folders | filing.reached_folders) - filing.created,
+            inboxes_of=[*inbox_of, *filing.reached],
+            accounts=accounts,
+        )
+        inboxes = locked.inboxes
+        if any(account_id not in inboxes for account_id in inbox_of):
+            raise NotFound("an account has no Inbox")
+        counts = Counter(copy.folder_id or inboxes[copy.account_id] for copy in copies)
+        uids = counters.allocate_delivery_uids(counts) if counts else {}
+        charged = counters.charge_quota_many(sizes) if sizes else {}
+        fits = {account_id: iter(each) for account_id, each in charged.items()}
     rows: list[tuple[_Incoming, Message]] = []
     next_uid = {folder_id: first_uid for folder_id, (first_uid, _) in uids.items()}
     for copy in copies:

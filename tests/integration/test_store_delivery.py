@@ -122,6 +122,28 @@ def test_quota_refuses_when_full_and_keeps_other_recipients(make_account) -> Non
     assert small.used_bytes <= small.quota_bytes
 
 
+def test_a_group_that_does_not_fit_together_stores_those_that_fit_in_order(make_account) -> None:
+    """The MX's group for one Inbox is reserved and charged in one statement; when the group does not fit as a
+    whole, each message is charged in turn: the first two fit, the third does not, nor does a fourth message of
+    the group once the third has failed (the space is gone), and no body is left behind for either."""
+    sizes = [len(RAW.replace(b"<m1@", f"<m{n}@".encode())) + len(b"Return-Path: <s@remote.test>\r\n") for n in range(4)]
+    small = make_account("small@example.com", quota_bytes=sizes[0] + sizes[1] + 10)
+    group = [(RAW.replace(b"<m1@", f"<m{n}@".encode()), "s@remote.test", [small.address]) for n in range(4)]
+    reports = actions.deliver_many(group, {small.address: actions.resolve_recipient(small.address)})
+    assert [r.results[small.address] for r in reports] == [
+        RecipientStatus.LOCAL,
+        RecipientStatus.LOCAL,
+        RecipientStatus.OVER_QUOTA,
+        RecipientStatus.OVER_QUOTA,
+    ]
+    stored = inbox_messages(small)
+    assert [m.message_id for m in stored] == ["<m0@remote.test>", "<m1@remote.test>"]
+    assert stored[0].uid < stored[1].uid
+    small.refresh_from_db()
+    assert (small.used_bytes, small.used_messages) == (sum(m.size for m in stored), 2)
+    assert MessageBody.objects.count() == 2
+
+
 def test_expunge_and_delete_release_quota_and_orphaned_bodies(people) -> None:
     alice, bob, _ = people
     actions.deliver(RAW, "s@remote.test", ["alice@example.com", "bob@example.com"])
