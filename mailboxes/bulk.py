@@ -62,6 +62,74 @@ def insert(objs: Sequence[Model]) -> None:
         obj._state.db = wrapper.alias
 
 
+@functools.cache
+def _linked_statement(parent: type[Model], child: type[Model], link: str, single: bool) -> tuple[str, list[Field]]:
+    """The INSERT of parents and of children whose `link` points at one of them, as one statement: the children
+    name their parent by its number in the parents' arrays (1-based), turned into its key by a join on the
+    parents' RETURNING, numbered in insertion order (as `insert` relies on)."""
+    parent_sql, _ = _statement(parent, single)
+    link_field = child._meta.get_field(link)
+    assert isinstance(link_field, Field)
+    fields = [field for field in _statement(child, single)[1] if field is not link_field]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in [*fields, link_field])
+    parent_key = quote(parent._meta.pk.column)
+    names = ", ".join(f"c{n}" for n in range(len(fields)))
+    if single:
+        parents = f"WITH parent AS ({parent_sql})"
+        rows = "SELECT " + ", ".join(["%s"] * len(fields)) + f", parent.{parent_key} FROM parent"
+    else:
+        parents = (
+            f"WITH parent AS ({parent_sql}), "
+            f"numbered AS (SELECT {parent_key}, row_number() OVER () AS number FROM parent)"
+        )
+        arrays = ", ".join(f"%b::{array_type(field)}" for field in fields)
+        rows = (
+            f"SELECT {names}, numbered.{parent_key} FROM UNNEST({arrays}, %b::int8[]) WITH ORDINALITY "
+            f"AS v ({names}, parent_number, ordinal) JOIN numbered ON numbered.number = v.parent_number "
+            "ORDER BY v.ordinal"
+        )
+    sql = (
+        f"{parents} INSERT INTO {quote(child._meta.db_table)} ({columns}) {rows} "
+        f"RETURNING {quote(child._meta.pk.column)}, {quote(link_field.column)}"
+    )
+    return sql, fields
+
+
+def insert_linked(parents: Sequence[Model], children: Sequence[Model], link: str) -> None:
+    """Insert new `parents` (of one model) and `children` (of another), each child's foreign key `link` set to
+    one of the parents, and set every primary key: on PostgreSQL in one statement (the bodies and the copies of
+    a delivery, one round trip instead of two); elsewhere `insert` twice. Every parent must have a child."""
+    if connection.vendor != "postgresql":
+        insert(parents)
+        for child in children:
+            setattr(child, link, getattr(child, link))  # its key column from the parent's new key
+        insert(children)
+        return
+    number = {id(parent): n for n, parent in enumerate(parents, start=1)}
+    single = len(parents) == len(children) == 1
+    sql, fields = _linked_statement(type(parents[0]), type(children[0]), link, single)
+    wrapper = connections[connection.alias]
+    parent_fields = _statement(type(parents[0]), single)[1]
+    parent_columns = [[f.get_db_prep_save(f.pre_save(obj, True), wrapper) for obj in parents] for f in parent_fields]
+    columns = [[f.get_db_prep_save(f.pre_save(obj, True), wrapper) for obj in children] for f in fields]
+    if single:
+        params = [values[0] for values in parent_columns] + [values[0] for values in columns]
+    else:
+        params = [*parent_columns, *columns, [number[id(getattr(child, link))] for child in children]]
+    with wrapper.cursor() as cursor:
+        cursor.execute(sql, params)
+        keys = cursor.fetchall()
+    for child, (key, parent_key) in zip(children, keys, strict=True):
+        parent = getattr(child, link)
+        for obj, pk in ((parent, parent_key), (child, key)):
+            obj.pk = pk
+            obj._state.adding = False
+            obj._state.db = wrapper.alias
+        setattr(child, link, parent)  # its key column too
+    assert all(parent.pk is not None for parent in parents), "a parent without a child was not inserted"
+
+
 def update(objs: Sequence[Model], names: Sequence[str]) -> None:
     """Write these fields of `objs` (all of one model, already saved), in one statement on PostgreSQL: each column
     travels as an array joined to the rows by primary key. Django's `bulk_update` writes a CASE with parameters per

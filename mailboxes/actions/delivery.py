@@ -92,17 +92,16 @@ class _Copy:
 def _store(items: Sequence[_Incoming]) -> None:
     """Store each message once and a copy for each of its accounts, charging quota; fills in the reports.
 
-    Bodies and threads are written and looked up first, and Sieve decides (sieve/delivery.py `Filing`), holding
-    no lock another delivery waits for. Each copy then has its folder: the Inbox, the account's Junk folder for
-    the junk verdict, or those the scripts filed it into. Then, in the store's lock order, the folders and the
-    accounts (one statement each, or none for one folder of one account: see below), the UIDs of every folder
-    reserved in one statement and the accounts charged in another, and one INSERT of every copy. A copy whose
-    account has no room left is not stored (its UID stays unused: UIDs must ascend, they need not be dense).
+    Threads are looked up first, and Sieve decides (sieve/delivery.py `Filing`), holding no lock another delivery
+    waits for. Each copy then has its folder: the Inbox, the account's Junk folder for the junk verdict, or those
+    the scripts filed it into. Then, in the store's lock order, the folders and the accounts (one statement each,
+    or none for one folder of one account: see below), the UIDs of every folder reserved in one statement and the
+    accounts charged in another, and one statement for the bodies and every copy (`bulk.insert_linked`). A copy
+    whose account has no room left is not stored (its UID stays unused: UIDs must ascend, they need not be
+    dense), nor is a body no copy needs.
     """
-    bodies = [MessageBody(raw=item.stored, size=len(item.stored)) for item in items]
-    for item, body in zip(items, bodies, strict=True):
-        item.body = body
-    bulk.insert(bodies)
+    for item in items:  # written with its copies, at the end: a body no copy needs is never stored
+        item.body = MessageBody(raw=item.stored, size=len(item.stored))
     by_account: dict[int, list[_Incoming]] = {}
     for item in items:
         for account_id in item.account_ids:
@@ -179,15 +178,13 @@ def _store(items: Sequence[_Incoming]) -> None:
         if copy.flags:
             set_row_flags(row, copy.flags)
         rows.append((copy.item, row))
-    bulk.insert([message for _, message in rows])
+    if rows:
+        bodies = list({id(message.body): message.body for _, message in rows}.values())
+        bulk.insert_linked(bodies, [message for _, message in rows], "body")
     for item, message in rows:
         item.report.message_ids.append(message.pk)
     changes.notify_many({(copy.account_id, copy.folder_id or inboxes[copy.account_id]) for copy in copies})
     filing.send()
-    used = {message.body_id for _, message in rows}
-    unused = [item.body.pk for item in items if item.body is not None and item.body.pk not in used]
-    if unused:
-        MessageBody.objects.filter(pk__in=unused).delete()
     for item in items:
         _report_full(item)
 

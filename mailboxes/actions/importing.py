@@ -94,7 +94,6 @@ def _store(
     first_uid, modseq = counters.allocate_uids(mailbox_id, len(stored))
     threads = storing.threads({account.pk: [parsed[index] for index in stored]})[account.pk]
     bodies = [MessageBody(raw=incoming[index].raw, size=len(incoming[index].raw)) for index in stored]
-    bulk.insert(bodies)
     messages = []
     for offset, (index, body, thread) in enumerate(zip(stored, bodies, threads, strict=True)):
         message = storing.message_row(
@@ -112,7 +111,7 @@ def _store(
         message.keywords = f" {' '.join(keywords)} " if keywords else ""
         message.internal_date = incoming[index].internal_date or timezone.now()
         messages.append(message)
-    bulk.insert(messages)
+    bulk.insert_linked(bodies, messages, "body")
     _record(account, [(incoming[index], message) for index, message in zip(stored, messages, strict=True)])
     changes.notify(account.pk, mailbox_id)
 

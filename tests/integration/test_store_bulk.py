@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mailboxes import actions
-from mailboxes.models import Message, Role
+from mailboxes.models import Message, MessageBody, Role
 
 MESSAGES = [
     b"From: Zo\xc3\xab <zoe@remote.test>\r\nTo: a@example.com, b@example.com\r\nCc: c@example.com\r\n"
@@ -42,3 +42,18 @@ def test_delivered_rows_equal_appended_rows(make_account, together):
                 assert getattr(message, field.attname) == getattr(appended, field.attname), field.name
     # Each message points at its own body: the keys came back in the order the rows went in.
     assert [bytes(m.body.raw).endswith(raw) for m, raw in zip(delivered, MESSAGES, strict=True)] == [True] * 3
+
+
+@pytest.mark.parametrize("recipients", [1, 2])
+def test_each_copy_points_at_its_message_s_body(make_account, recipients):
+    """A group's bodies and copies go in one statement, each copy naming its body by its place in the group:
+    every copy of a message has that message's body, and a body is stored once however many copies share it."""
+    accounts = [make_account(f"user{n}@example.com") for n in range(recipients)]
+    actions.deliver_many([(raw, "s@remote.test", [a.address for a in accounts]) for raw in MESSAGES])
+    copies = list(Message.objects.select_related("body").order_by("account_id", "uid"))
+    assert len(copies) == len(MESSAGES) * recipients
+    for account_copies in (copies[n : n + len(MESSAGES)] for n in range(0, len(copies), len(MESSAGES))):
+        assert [bytes(m.body.raw) for m in account_copies] == [
+            b"Return-Path: <s@remote.test>\r\n" + r for r in MESSAGES
+        ]
+    assert len({m.body_id for m in copies}) == MessageBody.objects.count() == len(MESSAGES)
