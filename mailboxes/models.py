@@ -161,6 +161,14 @@ class Mailbox(models.Model):
         help_text="The expunge log forgot this folder's expunges up to this mod-sequence: a client resynchronising "
         "from before it is told every UID that is gone (RFC 7162 3.2.6)",
     )
+    # Counts over the folder's messages, kept by the same UPDATE of this row that every action changing them
+    # makes anyway (UIDs, mod-sequence: mailboxes.actions.counters), so IMAP STATUS and SELECT and the webmail's
+    # unread counts read them instead of counting messages.
+    message_count = models.BigIntegerField(default=0, editable=False)
+    unseen_count = models.BigIntegerField(default=0, editable=False)
+    deleted_count = models.BigIntegerField(default=0, editable=False, help_text="Messages flagged \\Deleted")
+    total_size = models.BigIntegerField(default=0, editable=False, help_text="Octets of all messages")
+    deleted_size = models.BigIntegerField(default=0, editable=False, help_text="Octets of the \\Deleted messages")
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -4,11 +4,13 @@ Called by actions after `locks.lock()` has locked the rows they change. Reservin
 `UPDATE ... SET uidnext = uidnext + n ... RETURNING` makes UIDs ascend in commit order under any number of
 concurrent deliveries (RFC 3501 2.3.1.1); quota is charged with a conditional UPDATE, so two deliveries can
 never overfill an account. The same statements keep the account's message count beside its bytes (its MESSAGE
-limit, RFC 9208 5.2), so counting adds no statement to any action."""
+limit, RFC 9208 5.2), and the folder's counts (`Tally`: what IMAP STATUS and SELECT report) beside its UIDs and
+mod-sequence, so counting adds no statement to any action."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import astuple, dataclass
 
 from django.db import connection
 
@@ -23,14 +25,68 @@ def own_folder(account: Account, mailbox_id: int) -> int:
     return mailbox_id
 
 
-def allocate_uids(mailbox_id: int, count: int) -> tuple[int, int]:
-    """Lock the folder row and reserve `count` UIDs. Returns (first uid, new modseq)."""
+@dataclass(frozen=True)
+class Tally:
+    """What some messages add to their folder's counts (negated: what they take away), in the order of
+    `_COUNT_COLUMNS`."""
+
+    messages: int = 0
+    unseen: int = 0
+    deleted: int = 0
+    size: int = 0
+    deleted_size: int = 0
+
+    @classmethod
+    def of(cls, size: int, seen: bool, deleted: bool) -> Tally:
+        """One message's share."""
+        return cls(1, 0 if seen else 1, 1 if deleted else 0, size, size if deleted else 0)
+
+    def __add__(self, other: Tally) -> Tally:
+        return Tally(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+    def __sub__(self, other: Tally) -> Tally:
+        return Tally(*(a - b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+
+NONE = Tally()
+
+
+def tally(messages: Iterable[tuple[int, bool, bool]]) -> Tally:
+    """The share of these messages, each as (size, seen, deleted)."""
+    return sum((Tally.of(*message) for message in messages), NONE)
+
+
+def flagged(size: int, flags: Iterable[str]) -> Tally:
+    """The share of a message about to be stored with these IMAP flags (any case, RFC 3501 2.3.2)."""
+    lowered = {flag.lower() for flag in flags}
+    return Tally.of(size, "\\seen" in lowered, "\\deleted" in lowered)
+
+
+def flagged_all(messages: Iterable[tuple[int, Iterable[str]]]) -> Tally:
+    """The share of messages about to be stored, each as (size, IMAP flags)."""
+    return sum((flagged(size, flags) for size, flags in messages), NONE)
+
+
+def tallies(copies: Iterable[tuple[int, int, Iterable[str]]]) -> dict[int, Tally]:
+    """The shares of messages about to be stored, each as (folder id, size, IMAP flags), by folder."""
+    found: dict[int, Tally] = {}
+    for folder_id, size, flags in copies:
+        found[folder_id] = found.get(folder_id, NONE) + flagged(size, flags)
+    return found
+
+
+_COUNT_COLUMNS = ("message_count", "unseen_count", "deleted_count", "total_size", "deleted_size")
+_COUNTS = ", ".join(f"{column} = {column} + %s" for column in _COUNT_COLUMNS)
+
+
+def allocate_uids(mailbox_id: int, count: int, added: Tally = NONE) -> tuple[int, int]:
+    """Lock the folder row, reserve `count` UIDs and add `added` to its counts. Returns (first uid, new modseq)."""
     table = Mailbox._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET uidnext = uidnext + %s, highestmodseq = highestmodseq + 1 "
+            f"UPDATE {table} SET uidnext = uidnext + %s, highestmodseq = highestmodseq + 1, {_COUNTS} "
             "WHERE id = %s RETURNING uidnext, highestmodseq",
-            [count, mailbox_id],
+            [count, *astuple(added), mailbox_id],
         )
         row = cursor.fetchone()
     if row is None:
@@ -40,7 +96,7 @@ def allocate_uids(mailbox_id: int, count: int) -> tuple[int, int]:
 
 # Only while the account and its domain take mail: a recipient looked up at RCPT may have been disabled since.
 _ALLOCATE_INBOX_SQL = f"""
-    UPDATE {Mailbox._meta.db_table} SET uidnext = uidnext + %s, highestmodseq = highestmodseq + 1
+    UPDATE {Mailbox._meta.db_table} SET uidnext = uidnext + %s, highestmodseq = highestmodseq + 1, {_COUNTS}
     WHERE account_id = %s AND role = %s AND EXISTS (
         SELECT 1 FROM {Account._meta.db_table} a JOIN {Domain._meta.db_table} d ON d.id = a.domain_id
         WHERE a.id = %s AND a.is_active AND d.active
@@ -49,18 +105,32 @@ _ALLOCATE_INBOX_SQL = f"""
 """
 
 
-def allocate_inbox_uids(account_id: int, count: int) -> tuple[int, int, int]:
-    """Lock an account's Inbox and reserve `count` UIDs. Returns (inbox id, first uid, new modseq)."""
+def allocate_inbox_uids(account_id: int, added: Tally) -> tuple[int, int, int]:
+    """Lock an account's Inbox, reserve UIDs for the messages of `added` and count them. Returns (inbox id,
+    first uid, new modseq)."""
+    count = added.messages
     with connection.cursor() as cursor:
-        cursor.execute(_ALLOCATE_INBOX_SQL, [count, account_id, Role.INBOX.value, account_id])
+        cursor.execute(_ALLOCATE_INBOX_SQL, [count, *astuple(added), account_id, Role.INBOX.value, account_id])
         row = cursor.fetchone()
     if row is None:
         raise NotFound("the account has no Inbox, or takes no mail")
     return row[0], row[1] - count, row[2]
 
 
-def bump_modseq(mailbox_id: int) -> int:
-    return allocate_uids(mailbox_id, 0)[1]
+def bump_modseq(mailbox_id: int, change: Tally = NONE) -> int:
+    """Raise the folder's mod-sequence (and change its counts by `change`); returns the new one."""
+    return allocate_uids(mailbox_id, 0, change)[1]
+
+
+def uncount(removed: Mapping[int, Tally]) -> None:
+    """Take back what a delivery counted for copies it did not store after all (no room left in the account):
+    rare, so paid for with a statement of its own rather than a quota check before the UIDs."""
+    with connection.cursor() as cursor:
+        for folder_id, share in sorted(removed.items()):
+            cursor.execute(
+                f"UPDATE {Mailbox._meta.db_table} SET {_COUNTS} WHERE id = %s",
+                [*(-value for value in astuple(share)), folder_id],
+            )
 
 
 def charge_quota(account_id: int, size: int, count: int = 1) -> bool:
@@ -102,31 +172,34 @@ _TAKES_MAIL = f"""EXISTS (
     WHERE a.id = {{table}}.account_id AND a.is_active AND d.active
 )"""
 _ALLOCATE_FOLDER_SQL = f"""
-    UPDATE {Mailbox._meta.db_table} SET uidnext = uidnext + %s, highestmodseq = highestmodseq + 1
+    UPDATE {Mailbox._meta.db_table} SET uidnext = uidnext + %s, highestmodseq = highestmodseq + 1, {_COUNTS}
     WHERE id = %s AND {_TAKES_MAIL.format(table=Mailbox._meta.db_table)}
     RETURNING id, uidnext - %s, highestmodseq
 """
+_ADD_EACH = ", ".join(f"{column} = m.{column} + v.{column}" for column in _COUNT_COLUMNS)
 _ALLOCATE_FOLDERS_SQL = f"""
-    UPDATE {Mailbox._meta.db_table} AS m SET uidnext = m.uidnext + v.n, highestmodseq = m.highestmodseq + 1
-    FROM unnest(%s::int[], %s::int[]) AS v(id, n)
+    UPDATE {Mailbox._meta.db_table} AS m SET uidnext = m.uidnext + v.message_count,
+        highestmodseq = m.highestmodseq + 1, {_ADD_EACH}
+    FROM unnest(%s::int[], {", ".join(["%s::bigint[]"] * len(_COUNT_COLUMNS))}) AS v(id, {", ".join(_COUNT_COLUMNS)})
     WHERE m.id = v.id AND {_TAKES_MAIL.format(table="m")}
-    RETURNING m.id, m.uidnext - v.n, m.highestmodseq
+    RETURNING m.id, m.uidnext - v.message_count, m.highestmodseq
 """
 
 
-def allocate_delivery_uids(counts: Mapping[int, int]) -> dict[int, tuple[int, int]]:
-    """Reserve UIDs in these folders (folder id -> how many) for a delivery, in one statement on PostgreSQL:
-    folder id -> (first uid, new modseq). NotFound if a folder is gone, or its account takes no mail. Lock the
-    folders first when there are several (`locks.lock()`)."""
+def allocate_delivery_uids(counts: Mapping[int, Tally]) -> dict[int, tuple[int, int]]:
+    """Reserve UIDs in these folders for a delivery and count the messages it stores there (folder id -> their
+    share), in one statement on PostgreSQL: folder id -> (first uid, new modseq). NotFound if a folder is gone,
+    or its account takes no mail. Lock the folders first when there are several (`locks.lock()`)."""
     rows = []
     with connection.cursor() as cursor:
         if connection.vendor != "postgresql" or len(counts) == 1:
-            for folder_id, n in sorted(counts.items()):
-                cursor.execute(_ALLOCATE_FOLDER_SQL, [n, folder_id, n])
+            for folder_id, added in sorted(counts.items()):
+                cursor.execute(_ALLOCATE_FOLDER_SQL, [added.messages, *astuple(added), folder_id, added.messages])
                 rows.extend(cursor.fetchall())
         else:
             folders = sorted(counts)
-            cursor.execute(_ALLOCATE_FOLDERS_SQL, [folders, [counts[pk] for pk in folders]])
+            shares = [astuple(counts[pk]) for pk in folders]
+            cursor.execute(_ALLOCATE_FOLDERS_SQL, [folders, *(list(column) for column in zip(*shares, strict=True))])
             rows = cursor.fetchall()
     if len(rows) != len(counts):
         raise NotFound("a folder no longer exists, or its account takes no mail")
@@ -138,7 +211,8 @@ def allocate_delivery_uids(counts: Mapping[int, int]) -> dict[int, tuple[int, in
 # folder's result), so the rows are locked in the store's order, the folder and then the account.
 _RESERVE_SQL = f"""
     WITH folder AS (
-        UPDATE {Mailbox._meta.db_table} SET uidnext = uidnext + %(count)s, highestmodseq = highestmodseq + 1
+        UPDATE {Mailbox._meta.db_table} SET uidnext = uidnext + %(count)s, highestmodseq = highestmodseq + 1,
+            {", ".join(f"{column} = {column} + %({column})s" for column in _COUNT_COLUMNS)}
         WHERE account_id = %(account)s AND {{folder}} AND EXISTS (
             SELECT 1 FROM {Account._meta.db_table} a JOIN {Domain._meta.db_table} d ON d.id = a.domain_id
             WHERE a.id = %(account)s AND a.is_active AND d.active
@@ -158,18 +232,26 @@ _RESERVE_INBOX_SQL = _RESERVE_SQL.format(folder="role = %(role)s")
 _RESERVE_FOLDER_SQL = _RESERVE_SQL.format(folder="id = %(folder)s")
 
 
-def reserve(account_id: int, sizes: Sequence[int], folder_id: int | None = None) -> tuple[int, int, int, list[bool]]:
+def reserve(
+    account_id: int, sizes: Sequence[int], folder_id: int | None, added: Tally
+) -> tuple[int, int, int, list[bool]]:
     """For messages of these sizes into one folder of one account (its Inbox when `folder_id` is None): reserve
-    their UIDs and charge the account as `charge_quota_each` does. Returns (folder id, first uid, new modseq,
-    whether each fits). NotFound if the folder is gone or the account takes no mail; nothing is locked before.
-    On PostgreSQL one statement when they fit together, which they nearly always do."""
+    their UIDs, add their share `added` to the folder's counts, and charge the account as `charge_quota_each`
+    does. Returns (folder id, first uid, new modseq, whether each fits). NotFound if the folder is gone or the
+    account takes no mail; nothing is locked before. On PostgreSQL one statement when they fit together, which
+    they nearly always do (those that do not are taken off the counts again: `uncount`)."""
     if connection.vendor != "postgresql":
         if folder_id is None:
-            reserved_in, first_uid, modseq = allocate_inbox_uids(account_id, len(sizes))
+            reserved_in, first_uid, modseq = allocate_inbox_uids(account_id, added)
         else:
-            reserved_in, [(first_uid, modseq)] = folder_id, allocate_delivery_uids({folder_id: len(sizes)}).values()
+            reserved_in, [(first_uid, modseq)] = folder_id, allocate_delivery_uids({folder_id: added}).values()
         return reserved_in, first_uid, modseq, charge_quota_each(account_id, sizes)
-    params = {"count": len(sizes), "size": sum(sizes), "account": account_id}
+    params = {
+        "count": len(sizes),
+        "size": sum(sizes),
+        "account": account_id,
+        **dict(zip(_COUNT_COLUMNS, astuple(added), strict=True)),
+    }
     with connection.cursor() as cursor:
         if folder_id is None:
             cursor.execute(_RESERVE_INBOX_SQL, {**params, "role": Role.INBOX.value})

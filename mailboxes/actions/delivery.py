@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -135,7 +134,8 @@ def _store(items: Sequence[_Incoming]) -> None:
     if single:
         [(account_id, each)] = sizes.items()
         [named] = folders or [None]
-        folder_id, first_uid, modseq, fitted = counters.reserve(account_id, each, named)
+        added = counters.flagged_all((len(copy.item.stored), copy.flags) for copy in copies)
+        folder_id, first_uid, modseq, fitted = counters.reserve(account_id, each, named, added)
         if inbox_of:
             inboxes = {account_id: folder_id}
         uids, fits = {folder_id: (first_uid, modseq)}, {account_id: iter(fitted)}
@@ -149,11 +149,14 @@ def _store(items: Sequence[_Incoming]) -> None:
         inboxes = locked.inboxes
         if any(account_id not in inboxes for account_id in inbox_of):
             raise NotFound("an account has no Inbox")
-        counts = Counter(copy.folder_id or inboxes[copy.account_id] for copy in copies)
+        counts = counters.tallies(
+            (copy.folder_id or inboxes[copy.account_id], len(copy.item.stored), copy.flags) for copy in copies
+        )
         uids = counters.allocate_delivery_uids(counts) if counts else {}
         charged = counters.charge_quota_many(sizes) if sizes else {}
         fits = {account_id: iter(each) for account_id, each in charged.items()}
     rows: list[tuple[_Incoming, Message]] = []
+    unstored: list[tuple[int, int, tuple[str, ...]]] = []  # counted in their folders by the UPDATE above
     next_uid = {folder_id: first_uid for folder_id, (first_uid, _) in uids.items()}
     for copy in copies:
         folder_id = copy.folder_id or inboxes[copy.account_id]
@@ -161,6 +164,7 @@ def _store(items: Sequence[_Incoming]) -> None:
         if not next(fits[copy.account_id]):
             if copy.account_id in copy.item.charged:  # delivered as far as the sender is told: say it here
                 log.warning("sieve: no room for a copy in folder %s of account %s", folder_id, copy.account_id)
+            unstored.append((folder_id, len(copy.item.stored), copy.flags))
             continue
         if copy.account_id not in copy.item.charged:
             copy.item.charged.append(copy.account_id)
@@ -178,6 +182,8 @@ def _store(items: Sequence[_Incoming]) -> None:
         if copy.flags:
             set_row_flags(row, copy.flags)
         rows.append((copy.item, row))
+    if unstored:
+        counters.uncount(counters.tallies(unstored))
     if rows:
         bodies = list({id(message.body): message.body for _, message in rows}.values())
         bulk.insert_linked(bodies, [message for _, message in rows], "body")

@@ -60,15 +60,16 @@ def set_flags(
     With `unchanged_since`, messages whose mod-sequence is above it are left alone (IMAP's conditional
     STORE, RFC 7162 3.1.3), decided under the folder's lock."""
     lock(folders=[counters.own_folder(account, mailbox_id)])
-    modseq = counters.bump_modseq(mailbox_id)
     system, keywords = split_flags(flags)
     chosen = Message.objects.filter(mailbox_id=mailbox_id, uid__among=uids)
     if unchanged_since is not None:
         chosen = chosen.filter(modseq__lte=unchanged_since)
-    messages = list(chosen.only("id", "uid", "modseq", "keywords", *SYSTEM_FLAGS.values()).order_by("uid"))
+    messages = list(chosen.only("id", "uid", "modseq", "size", "keywords", *SYSTEM_FLAGS.values()).order_by("uid"))
     changed = []
+    counted = counters.NONE  # what the changes do to the folder's counts
     for message in messages:
         before = (tuple(getattr(message, c) for c in SYSTEM_FLAGS.values()), message.keywords)
+        share = counters.Tally.of(message.size, message.seen, message.deleted)
         current = message.keyword_list
         if mode is FlagMode.REPLACE:
             for column in SYSTEM_FLAGS.values():
@@ -83,9 +84,14 @@ def set_flags(
                 current = [k for k in current if k not in keywords]
         message.keywords = f" {' '.join(current)} " if current else ""
         if (tuple(getattr(message, c) for c in SYSTEM_FLAGS.values()), message.keywords) != before:
-            message.modseq = modseq
+            counted += counters.Tally.of(message.size, message.seen, message.deleted) - share
             changed.append(message)
+    if not changed:
+        return []
+    # Raised only by a change (RFC 7162 3.1: a mod-sequence names a change), with the counts in the same UPDATE.
+    modseq = counters.bump_modseq(mailbox_id, counted)
+    for message in changed:
+        message.modseq = modseq
     bulk.update(changed, ["modseq", "keywords", *SYSTEM_FLAGS.values()])
-    if changed:
-        changes.notify(account.pk, mailbox_id)
+    changes.notify(account.pk, mailbox_id)
     return changed

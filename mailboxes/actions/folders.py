@@ -106,7 +106,7 @@ def delete_mailbox(account: Account, mailbox_id: int) -> None:
         raise InvalidName("the Inbox cannot be deleted")
     if Mailbox.objects.filter(account=account, name__startswith=mailbox.name + "/").exists():
         raise HasChildren("the folder has subfolders; delete them first")
-    remove(account.pk, Q(mailbox_id=mailbox.pk))
+    remove(account.pk, mailbox.pk, Q())
     mailbox.delete()
     changes.notify(account.pk, mailbox_id)
 

@@ -91,7 +91,8 @@ def _store(
     stored = [index for index, fits in zip(fitting, charged, strict=True) if fits]
     if not stored:
         return
-    first_uid, modseq = counters.allocate_uids(mailbox_id, len(stored))
+    added = counters.flagged_all((len(incoming[index].raw), incoming[index].flags) for index in stored)
+    first_uid, modseq = counters.allocate_uids(mailbox_id, len(stored), added)
     threads = storing.threads({account.pk: [parsed[index] for index in stored]})[account.pk]
     bodies = [MessageBody(raw=incoming[index].raw, size=len(incoming[index].raw)) for index in stored]
     messages = []

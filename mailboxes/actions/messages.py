@@ -16,7 +16,7 @@ from mailboxes.actions import counters, recycling, storing
 from mailboxes.actions.errors import OverQuota
 from mailboxes.actions.flags import split_flags
 from mailboxes.actions.locks import action, lock
-from mailboxes.models import Account, ExpungedMessage, Mailbox, Message, MessageBody
+from mailboxes.models import Account, ExpungedMessage, Message, MessageBody
 from mailcore.mime import parse_message
 
 # Messages deleted per statement: Django deletes what refers to them (scheduled sends, import records) by id lists
@@ -36,7 +36,9 @@ def append(
     """Store a message the user supplies (IMAP APPEND, webmail Sent copy and drafts)."""
     lock(folders=[counters.own_folder(account, mailbox_id)], accounts=[account.pk])
     parsed = parse_message(raw)
-    uid, modseq = counters.allocate_uids(mailbox_id, 1)
+    system, keywords = split_flags(flags)
+    added = counters.Tally.of(len(raw), system.get("seen", False), system.get("deleted", False))
+    uid, modseq = counters.allocate_uids(mailbox_id, 1, added)
     if not counters.charge_quota(account.pk, len(raw)):
         raise OverQuota("the mailbox is full")
     body = MessageBody.objects.create(raw=raw, size=len(raw))
@@ -49,7 +51,6 @@ def append(
         body=body,
         thread_id=storing.threads({account.pk: [parsed]})[account.pk][0],
     )
-    system, keywords = split_flags(flags)
     for column, value in system.items():
         setattr(message, column, value)
     message.keywords = f" {' '.join(keywords)} " if keywords else ""
@@ -73,18 +74,20 @@ def copy(account: Account, mailbox_id: int, uids: Sequence[int], target_id: int)
     chosen, params = _chosen(sorted(set(uids)))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT m.id, m.uid, m.size FROM {Message._meta.db_table} m{chosen} WHERE m.mailbox_id = %s "
+            f"SELECT m.id, m.uid, m.size, m.seen, m.deleted FROM {Message._meta.db_table} m{chosen} "
+            "WHERE m.mailbox_id = %s "
             "ORDER BY m.uid",
             [*params, mailbox_id],
         )
         found = cursor.fetchall()
     if not found:
         return []
-    if not counters.charge_quota(account.pk, sum(size for _, _, size in found), len(found)):
+    if not counters.charge_quota(account.pk, sum(size for _, _, size, _, _ in found), len(found)):
         raise OverQuota("the mailbox is full")
-    training.on_transfer(mailbox_id, target_id, [pk for pk, _, _ in found])  # into or out of Junk: junk training
-    first_uid, modseq = counters.allocate_uids(target_id, len(found))
-    source_uids = [uid for _, uid, _ in found]
+    training.on_transfer(mailbox_id, target_id, [row[0] for row in found])  # into or out of Junk: junk training
+    added = counters.tally(row[2:] for row in found)
+    first_uid, modseq = counters.allocate_uids(target_id, len(found), added)
+    source_uids = [row[1] for row in found]
     copied = _copy_rows(mailbox_id, source_uids, target_id, first_uid, modseq)
     assert copied == len(found), "the source folder is locked: its messages cannot change meanwhile"
     changes.notify(account.pk, target_id)
@@ -138,34 +141,40 @@ def move(account: Account, mailbox_id: int, uids: Sequence[int], target_id: int)
     """
     # RFC 6851 allows a folder as its own target: the messages get new UIDs there (clients use it to renumber).
     lock(folders=[counters.own_folder(account, pk) for pk in {mailbox_id, target_id}])
-    modseqs = {pk: counters.bump_modseq(pk) for pk in sorted({mailbox_id, target_id})}
-    messages = list(Message.objects.filter(mailbox_id=mailbox_id, uid__among=uids).only("id", "uid").order_by("uid"))
+    chosen = Message.objects.filter(mailbox_id=mailbox_id, uid__among=uids)
+    messages = list(chosen.only("id", "uid", "size", "seen", "deleted").order_by("uid"))
     if not messages:
         return []
-    first_uid, modseq = counters.allocate_uids(target_id, len(messages))
+    # Into the same folder the counts stay as they are; the source's mod-sequence rises with the target's.
+    moved = counters.tally((m.size, m.seen, m.deleted) for m in messages) if target_id != mailbox_id else counters.NONE
+    source_modseq = counters.bump_modseq(mailbox_id, counters.NONE - moved) if target_id != mailbox_id else None
+    first_uid, modseq = counters.allocate_uids(target_id, len(messages), moved)
     mapping = []
     for offset, message in enumerate(messages):
         mapping.append((message.uid, first_uid + offset))
         message.mailbox_id = target_id
         message.uid = first_uid + offset
-        message.modseq = max(modseq, modseqs[target_id])
+        message.modseq = modseq
     bulk.update(messages, ["mailbox", "uid", "modseq"])
     training.on_transfer(mailbox_id, target_id, [m.pk for m in messages])  # into or out of Junk: junk training
-    log_expunged([(mailbox_id, uid) for uid, _ in mapping])
+    log_expunged(mailbox_id, [uid for uid, _ in mapping], modseq if source_modseq is None else source_modseq)
     changes.notify_many([(account.pk, mailbox_id), (account.pk, target_id)])
     return mapping
 
 
-def remove(account_id: int, messages: Q) -> list[int]:
-    """Delete message rows into the recycle bin, release their quota and drop bodies nothing refers to any more.
+def remove(account_id: int, mailbox_id: int, messages: Q) -> list[int]:
+    """Delete these messages of one folder into the recycle bin, take them off the folder's counts (raising its
+    mod-sequence) and off the account's quota, and drop bodies nothing refers to any more; returns their UIDs.
 
-    For actions that hold the locks of the messages' folders and of the account.
+    For actions that hold the locks of the folder and of the account.
     """
-    rows = list(Message.objects.filter(messages).select_related("mailbox").only(*recycling.REMOVED_COLUMNS))
+    chosen = Message.objects.filter(messages, mailbox_id=mailbox_id)
+    rows = list(chosen.select_related("mailbox").only(*recycling.REMOVED_COLUMNS))
     if not rows:
         return []
+    modseq = counters.bump_modseq(mailbox_id, counters.NONE - counters.tally((r.size, r.seen, r.deleted) for r in rows))
     counters.release_quota(account_id, sum(row.size for row in rows), len(rows))
-    log_expunged([(row.mailbox_id, row.uid) for row in rows])
+    log_expunged(mailbox_id, [row.uid for row in rows], modseq)
     recycling.keep(rows)
     ids = [row.pk for row in rows]
     for start in range(0, len(ids), DELETE_BATCH):
@@ -174,13 +183,11 @@ def remove(account_id: int, messages: Q) -> list[int]:
     return sorted(row.uid for row in rows)
 
 
-def log_expunged(removed: list[tuple[int, int]]) -> None:
-    """Record (folder, UID) pairs leaving their folders at each folder's current mod-sequence, which the
-    caller raised under the folder's lock, so IMAP sessions learn of them as changes since a mod-sequence
-    (QRESYNC's VANISHED, RFC 7162 3.2.10)."""
-    modseqs = dict(Mailbox.objects.filter(pk__in={folder for folder, _ in removed}).values_list("id", "highestmodseq"))
+def log_expunged(mailbox_id: int, uids: list[int], modseq: int) -> None:
+    """Record UIDs leaving their folder at the folder's mod-sequence, which the caller raised under the folder's
+    lock, so IMAP sessions learn of them as changes since a mod-sequence (QRESYNC's VANISHED, RFC 7162 3.2.10)."""
     ExpungedMessage.objects.bulk_create(
-        [ExpungedMessage(mailbox_id=folder, uid=uid, modseq=modseqs[folder]) for folder, uid in removed]
+        [ExpungedMessage(mailbox_id=mailbox_id, uid=uid, modseq=modseq) for uid in uids]
     )
 
 
@@ -191,11 +198,10 @@ def expunge(account: Account, mailbox_id: int, uids: Sequence[int] | None = None
     Returns the removed UIDs in ascending order.
     """
     lock(folders=[counters.own_folder(account, mailbox_id)], accounts=[account.pk])
-    counters.bump_modseq(mailbox_id)
-    condition = Q(mailbox_id=mailbox_id, deleted=True)
+    condition = Q(deleted=True)
     if uids is not None:
         condition &= Q(uid__among=uids)
-    removed = remove(account.pk, condition)
+    removed = remove(account.pk, mailbox_id, condition)
     if removed:
         changes.notify(account.pk, mailbox_id)
     return removed
@@ -205,8 +211,7 @@ def expunge(account: Account, mailbox_id: int, uids: Sequence[int] | None = None
 def delete_messages(account: Account, mailbox_id: int, uids: Sequence[int]) -> list[int]:
     """Remove these messages whatever their flags (POP3 DELE at QUIT, webmail "delete forever")."""
     lock(folders=[counters.own_folder(account, mailbox_id)], accounts=[account.pk])
-    counters.bump_modseq(mailbox_id)
-    removed = remove(account.pk, Q(mailbox_id=mailbox_id, uid__among=uids))
+    removed = remove(account.pk, mailbox_id, Q(uid__among=uids))
     if removed:
         changes.notify(account.pk, mailbox_id)
     return removed

@@ -77,7 +77,8 @@ def restore(account: Account, recycled_ids: Sequence[int]) -> list[Message]:
     restored = []
     for folder in sorted(set(targets.values())):
         group = [item for item in items if targets[item.pk] == folder]
-        first_uid, modseq = counters.allocate_uids(folder, len(group))
+        added = counters.flagged_all((item.size, item.flags.split()) for item in group)
+        first_uid, modseq = counters.allocate_uids(folder, len(group), added)
         parsed = [parse_message(bytes(item.body.raw)) for item in group]
         threads = storing.threads({account.pk: parsed})[account.pk]
         for offset, (item, message, thread) in enumerate(zip(group, parsed, threads, strict=True)):
