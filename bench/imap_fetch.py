@@ -11,13 +11,13 @@ indextext` does it at once): before, it scans. Each timing is the wall time from
 its tagged reply, whole reply consumed; the warm figure is the median of five runs after one warm-up. The
 resync figure: another session changes the flags of 100 messages of "bench-big", then SELECT bench-big (QRESYNC
 (uidvalidity modseq)) is timed (five rounds, median).
-"connect + LOGIN" is the median of 20 sign-ins one after another (socket opened to LOGIN's OK); "SELECT" the
-warm median of SELECT bench. --idle sessions then log in, select the folder and enter IDLE, 50 connections at a
-time, each batch signing in one session after another; the bench prints the time that took, then appends one
-message from another session and prints when each IDLE session saw its EXISTS (p50 and p99 after the APPEND was
-sent), and expunges it again. With --pid, the peak resident memory of that imapd process during the
-HEADER.FIELDS fetch is read from /proc (the peak is reset first through clear_refs, which needs the same user
-or root), and the resident memory before and after the IDLE sessions.
+"connect + LOGIN" is the median of 20 sign-ins one after another (socket opened to LOGIN's OK); "SELECT" the warm
+median of SELECT bench, "STATUS" that of STATUS bench (MESSAGES UNSEEN) with the folder selected. --idle sessions
+then log in, select the folder and enter IDLE, 50 connections at a time, each batch signing in one session after
+another; the bench prints the time that took, then appends one message from another session and prints when each
+IDLE session saw its EXISTS (p50 and p99 after the APPEND was sent), and expunges it again. With --pid, the peak
+resident memory of that imapd process during the HEADER.FIELDS fetch is read from /proc (the peak is reset first
+through clear_refs, which needs the same user or root), and the resident memory before and after the IDLE sessions.
 
 To compare with Dovecot, run one as a user-level instance on unprivileged ports (its own base_dir, state_dir
 and log_path under a scratch directory, `ssl = no`, `disable_plaintext_auth = no`, a passwd-file passdb with
@@ -302,6 +302,8 @@ async def main(args: argparse.Namespace) -> None:
     await sign_ins(args)
     cold, warm, _ = await timed(client, b"SELECT bench")
     print(f"SELECT bench: first {cold * 1000:.1f} ms, warm median {warm * 1000:.1f} ms")
+    cold, warm, _ = await timed(client, b"STATUS bench (MESSAGES UNSEEN)")
+    print(f"STATUS bench (MESSAGES UNSEEN): first {cold * 1000:.1f} ms, warm median {warm * 1000:.1f} ms")
     for label, command in (
         (
             "UID FETCH 1:* (FLAGS INTERNALDATE RFC822.SIZE ENVELOPE)",

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, connection
-from django.db.models import Count, Q, Sum, Value
+from django.db.models import Count, OuterRef, Q, Subquery, Value
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Coalesce
 
 from imapd import ordering, search_keys, search_sql, sequence, views
 from imapd.fetch import MessageData, Request, decoded_content, header_section, section_bytes
@@ -25,6 +26,8 @@ from mailcore import downgrade
 from mailcore.mime import MimePart
 
 _FLAG_COLUMNS = ("seen", "answered", "flagged", "deleted", "draft")
+# A folder's counts as its row keeps them: MESSAGES, UNSEEN, DELETED, SIZE (RFC 8438) and the octets of DELETED.
+_COUNTS = ("message_count", "unseen_count", "deleted_count", "total_size", "deleted_size")
 _FLAG_NAMES = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
 
 
@@ -122,7 +125,10 @@ def _scan(mailbox: Mailbox) -> views.View:
     # From the partial index message_keywords; order_by() drops the model's ordering, which DISTINCT would add.
     keyword_values = messages.exclude(keywords="").order_by().values_list("keywords", flat=True).distinct()
     keywords = tuple(sorted({k for value in keyword_values for k in value.split()}))
-    first_unseen = messages.filter(seen=False).order_by("uid").values_list("uid", flat=True).first()
+    # The folder's row counts its unseen messages: with none, there is no first one to look for.
+    first_unseen = None
+    if mailbox.unseen_count:
+        first_unseen = messages.filter(seen=False).order_by("uid").values_list("uid", flat=True).first()
     view = views.View(modseq, uids, keywords, first_unseen)
     views.keep(folder, view)
     return view
@@ -520,44 +526,41 @@ def folders(account_id: int) -> Folders:
 
 
 def statuses(account_id: int, names: Sequence[str]) -> dict[str, dict[str, int]]:
-    """STATUS items of the named folders (those that exist), in two queries whatever their number; RECENT
-    counts the messages no session has selected the folder since (RFC 3501 2.3.2)."""
-    found = list(
-        Mailbox.objects.filter(account_id=account_id, name__in=names).values_list(
-            "id", "name", "uidnext", "uidvalidity", "highestmodseq", "first_recent_uid"
-        )
-    )
-    if not found:
-        return {}
-    recent = Q(pk__in=[])
-    for pk, *_, first_recent in found:
-        recent |= Q(mailbox_id=pk, uid__gte=first_recent)
-    counts = {
-        row["mailbox_id"]: row
-        for row in Message.objects.filter(mailbox_id__in=[row[0] for row in found])
+    """STATUS items of the named folders (those that exist), in one query whatever their number: the counts are
+    kept in the folders' rows (mailboxes.actions.counters); RECENT counts the messages no session has selected
+    the folder since (RFC 3501 2.3.2), from the (mailbox, uid) index, nothing to read when there are none."""
+    recent = (
+        Message.objects.filter(mailbox_id=OuterRef("pk"), uid__gte=OuterRef("first_recent_uid"))
+        .order_by()
         .values("mailbox_id")
-        .annotate(
-            n_messages=Count("id"),
-            n_unseen=Count("id", filter=Q(seen=False)),
-            n_deleted=Count("id", filter=Q(deleted=True)),
-            n_deleted_size=Sum("size", filter=Q(deleted=True)),
-            n_recent=Count("id", filter=recent),
-            n_size=Sum("size"),
-        )
-    }
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    found = Mailbox.objects.filter(account_id=account_id, name__in=names).annotate(recent=Coalesce(Subquery(recent), 0))
+    columns = ("name", "uidnext", "uidvalidity", "highestmodseq", "recent", *_COUNTS)
     out = {}
-    for pk, name, uidnext, uidvalidity, highestmodseq, _ in found:
-        row = counts.get(pk, {})
+    for (
+        name,
+        uidnext,
+        uidvalidity,
+        highestmodseq,
+        n_recent,
+        n,
+        unseen,
+        deleted,
+        size,
+        deleted_size,
+    ) in found.values_list(*columns):
         out[name] = {
-            "MESSAGES": row.get("n_messages", 0),
-            "RECENT": row.get("n_recent", 0),
+            "MESSAGES": n,
+            "RECENT": n_recent,
             "UIDNEXT": uidnext,
             "UIDVALIDITY": uidvalidity,
-            "UNSEEN": row.get("n_unseen", 0),
-            "DELETED": row.get("n_deleted", 0),
-            "SIZE": row.get("n_size") or 0,
+            "UNSEEN": unseen,
+            "DELETED": deleted,
+            "SIZE": size,
             # RFC 9208 4.2.2: what EXPUNGE would free, in units of 1024 octets.
-            "DELETED-STORAGE": -(-(row.get("n_deleted_size") or 0) // 1024),
+            "DELETED-STORAGE": -(-deleted_size // 1024),
             "HIGHESTMODSEQ": highestmodseq,
         }
     return out

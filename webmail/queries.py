@@ -14,9 +14,8 @@ import uuid
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import BooleanField, Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import BooleanField, Count, Exists, F, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from mailboxes import search_document
@@ -89,22 +88,10 @@ class Page:
         return (self.number - 1) * self.size + len(self.items)
 
 
-def folders(account: Account, *, totals: bool = False) -> list[Mailbox]:
-    """Every folder with its `unread` count (and `total` when asked), special folders first (one query).
-
-    Unread counts are correlated subqueries on the (mailbox, seen) index, so a folder with 100,000 read
-    messages costs nothing; totals scan every message and are only shown on the folder management page.
-    """
-    unread = (
-        Message.objects.filter(mailbox=OuterRef("pk"), seen=False)
-        .order_by()
-        .values("mailbox")
-        .annotate(n=Count("*"))
-        .values("n")
-    )
-    rows = Mailbox.objects.filter(account=account).annotate(unread=Coalesce(Subquery(unread), 0))
-    if totals:
-        rows = rows.annotate(total=Count("messages"))
+def folders(account: Account) -> list[Mailbox]:
+    """Every folder with its `unread` and `total` counts, special folders first (one query): the folders' rows
+    keep the counts (mailboxes.actions.counters), so no message is read."""
+    rows = Mailbox.objects.filter(account=account).annotate(unread=F("unseen_count"), total=F("message_count"))
     rank = {str(role): index for index, role in enumerate(ROLE_ORDER)}
     return sorted(rows, key=lambda m: (rank.get(m.role, len(rank)), m.name.casefold()))
 

@@ -20,7 +20,7 @@ def _name_errors(form: forms.Form) -> str:
 
 @account_required
 def manage(request: HttpRequest) -> HttpResponse:
-    folders = queries.folders(account(request), totals=True)
+    folders = queries.folders(account(request))
     return render(request, "webmail/folders.html", {"folders": folders, "form": FolderForm()})
 
 
