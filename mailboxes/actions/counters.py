@@ -79,14 +79,18 @@ _COUNT_COLUMNS = ("message_count", "unseen_count", "deleted_count", "total_size"
 _COUNTS = ", ".join(f"{column} = {column} + %s" for column in _COUNT_COLUMNS)
 
 
-def allocate_uids(mailbox_id: int, count: int, added: Tally = NONE) -> tuple[int, int]:
-    """Lock the folder row, reserve `count` UIDs and add `added` to its counts. Returns (first uid, new modseq)."""
+def allocate_uids(
+    mailbox_id: int, count: int, added: Tally = NONE, *, account_id: int | None = None
+) -> tuple[int, int]:
+    """Lock the folder row, reserve `count` UIDs and add `added` to its counts. Returns (first uid, new modseq).
+    With `account_id`, NotFound unless the folder is that account's (no statement of its own to check it)."""
     table = Mailbox._meta.db_table
+    owned = "" if account_id is None else " AND account_id = %s"
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET uidnext = uidnext + %s, highestmodseq = highestmodseq + 1, {_COUNTS} "
-            "WHERE id = %s RETURNING uidnext, highestmodseq",
-            [count, *astuple(added), mailbox_id],
+            f"WHERE id = %s{owned} RETURNING uidnext, highestmodseq",
+            [count, *astuple(added), mailbox_id, *([] if account_id is None else [account_id])],
         )
         row = cursor.fetchone()
     if row is None:

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 
 from django.db import connection
 from django.db.models import Q
+from django.db.models.deletion import Collector
 from django.utils import timezone
 
 from mailauth import training
@@ -15,7 +16,7 @@ from mailboxes import bulk, changes
 from mailboxes.actions import counters, recycling, storing
 from mailboxes.actions.errors import OverQuota
 from mailboxes.actions.flags import split_flags
-from mailboxes.actions.locks import action, lock
+from mailboxes.actions.locks import action, lock, taken
 from mailboxes.models import Account, ExpungedMessage, Message, MessageBody
 from mailcore.mime import parse_message
 
@@ -33,21 +34,19 @@ def append(
     flags: Iterable[str] = (),
     internal_date: datetime.datetime | None = None,
 ) -> Message:
-    """Store a message the user supplies (IMAP APPEND, webmail Sent copy and drafts)."""
-    lock(folders=[counters.own_folder(account, mailbox_id)], accounts=[account.pk])
+    """Store a message the user supplies (IMAP APPEND, webmail Sent copy and drafts).
+
+    The parse, the conversation and the row's columns are worked out before any lock: concurrent APPENDs, STOREs
+    and EXPUNGEs of the folder wait only for the writes (UIDs and counts, quota, one INSERT of body and row)."""
     parsed = parse_message(raw)
     system, keywords = split_flags(flags)
-    added = counters.Tally.of(len(raw), system.get("seen", False), system.get("deleted", False))
-    uid, modseq = counters.allocate_uids(mailbox_id, 1, added)
-    if not counters.charge_quota(account.pk, len(raw)):
-        raise OverQuota("the mailbox is full")
-    body = MessageBody.objects.create(raw=raw, size=len(raw))
+    body = MessageBody(raw=raw, size=len(raw))
     message = storing.message_row(
         parsed,
         account_id=account.pk,
         mailbox_id=mailbox_id,
-        uid=uid,
-        modseq=modseq,
+        uid=0,  # both set once reserved below
+        modseq=0,
         body=body,
         thread_id=storing.threads({account.pk: [parsed]})[account.pk][0],
     )
@@ -55,7 +54,14 @@ def append(
         setattr(message, column, value)
     message.keywords = f" {' '.join(keywords)} " if keywords else ""
     message.internal_date = internal_date or timezone.now()
-    message.save(force_insert=True)
+    # The two UPDATEs lock the folder (if it is the account's) and then the account, the store's order: recorded
+    # first, so an enclosing action holding a lock that sorts after the folder is refused before either is taken.
+    taken(folder=mailbox_id, account=account.pk)
+    added = counters.Tally.of(len(raw), message.seen, message.deleted)
+    message.uid, message.modseq = counters.allocate_uids(mailbox_id, 1, added, account_id=account.pk)
+    if not counters.charge_quota(account.pk, len(raw)):
+        raise OverQuota("the mailbox is full")
+    bulk.insert_linked([body], [message], "body")
     changes.notify(account.pk, mailbox_id)
     return message
 
@@ -168,7 +174,7 @@ def remove(account_id: int, mailbox_id: int, messages: Q) -> list[int]:
 
     For actions that hold the locks of the folder and of the account.
     """
-    chosen = Message.objects.filter(messages, mailbox_id=mailbox_id)
+    chosen = Message.objects.filter(messages, mailbox_id=mailbox_id).order_by()  # no join for the model's order
     rows = list(chosen.select_related("mailbox").only(*recycling.REMOVED_COLUMNS))
     if not rows:
         return []
@@ -176,9 +182,12 @@ def remove(account_id: int, mailbox_id: int, messages: Q) -> list[int]:
     counters.release_quota(account_id, sum(row.size for row in rows), len(rows))
     log_expunged(mailbox_id, [row.uid for row in rows], modseq)
     recycling.keep(rows)
-    ids = [row.pk for row in rows]
-    for start in range(0, len(ids), DELETE_BATCH):
-        Message.objects.filter(pk__among=ids[start : start + DELETE_BATCH]).delete()
+    for start in range(0, len(rows), DELETE_BATCH):
+        # Deleted as the rows read above: a queryset's delete() would read every column of them again first (what
+        # refers to them is found by their ids all the same).
+        collector = Collector(using=connection.alias)
+        collector.collect(rows[start : start + DELETE_BATCH])
+        collector.delete()
     recycling.drop_bodies(row.body_id for row in rows)
     return sorted(row.uid for row in rows)
 

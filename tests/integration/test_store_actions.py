@@ -208,6 +208,36 @@ def test_delivery_query_count(db, make_account, recipients, most):
     assert len(queries) <= most, "\n".join(q["sql"][:150] for q in queries)
 
 
+def test_append_locks_the_folder_only_for_its_writes(db, make_account):
+    alice = make_account("alice@example.com")
+    inbox = Mailbox.objects.get(account=alice, role=Role.INBOX).pk
+    actions.append(alice, inbox, raw("first"))
+    with CaptureQueriesContext(connection) as queries:
+        appended = actions.append(alice, inbox, raw("Re: first"), flags=["\\Seen"])
+    # The test's transaction makes the action's a savepoint: not a statement of the action's own.
+    statements = [q["sql"].lstrip() for q in queries if "SAVEPOINT" not in q["sql"]]
+    locking = next(n for n, sql in enumerate(statements) if sql.startswith("UPDATE") or "FOR NO KEY UPDATE" in sql)
+    held = statements[locking:]
+    # The folder's UPDATE (UIDs, counts), the account's (quota), one INSERT of body and row, the notification.
+    assert len(held) <= 4, "\n".join(sql[:150] for sql in held)
+    assert not any(sql.startswith("SELECT") and "mailboxes_message" in sql for sql in held), "no message read"
+    assert appended.uid == 2
+    assert Message.objects.get(pk=appended.pk).body_id == appended.body_id
+
+
+def test_expunge_reads_the_messages_it_removes_once(db, make_account):
+    alice = make_account("alice@example.com")
+    inbox = Mailbox.objects.get(account=alice, role=Role.INBOX).pk
+    for number in range(3):
+        actions.append(alice, inbox, raw(f"note {number}"), flags=["\\Deleted"] if number else [])
+    with CaptureQueriesContext(connection) as queries:
+        assert actions.expunge(alice, inbox) == [2, 3]
+    reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and 'FROM "mailboxes_message"' in q["sql"]]
+    assert len(reads) == 1, "\n".join(sql[:150] for sql in reads)  # the delete reads none of them again
+    assert not any('"raw"' in q["sql"] for q in queries), "no body's bytes are read"
+    assert list(Message.objects.filter(mailbox_id=inbox).values_list("uid", flat=True)) == [1]
+
+
 def test_webmail_refuses_a_display_name_that_looks_like_an_address(client, make_account):
     make_account("alice@a.example", display_name="ceo@b.example")
     make_account("ceo@b.example")
