@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import unicodedata
 
+from django.db import connection
 from django.db.models import Q
 
 from mailboxes import changes
 from mailboxes.actions import counters
 from mailboxes.actions.errors import AlreadyExists, HasChildren, InvalidName, NotFound
-from mailboxes.actions.locks import action, lock
+from mailboxes.actions.locks import action, lock, taken
 from mailboxes.actions.messages import move, remove
 from mailboxes.models import Account, Mailbox, Message, Role, Subscription
 
@@ -66,10 +67,31 @@ def create_mailbox(account: Account, name: str, *, role: str = "") -> Mailbox:
     return created
 
 
+# The mark moved and its old place returned in one statement: the subquery locks the folder's row and reads its
+# latest version (after waiting for a writer that held it), which the UPDATE then changes.
+_CLAIM_SQL = f"""
+    UPDATE {Mailbox._meta.db_table} AS m
+    SET first_recent_uid = GREATEST(old.first_recent_uid, LEAST(COALESCE(%s, old.uidnext), old.uidnext))
+    FROM (SELECT id, first_recent_uid, uidnext FROM {Mailbox._meta.db_table} WHERE id = %s FOR NO KEY UPDATE) AS old
+    WHERE m.id = old.id
+    RETURNING old.first_recent_uid
+"""
+
+
 @action
 def claim_recent(mailbox_id: int, up_to: int | None) -> int:
     """\\Recent (RFC 3501 2.3.2) shared by every IMAP process: the caller takes the folder's messages from
-    the returned UID on (below `up_to`, or all when None), and no later caller gets them again."""
+    the returned UID on (below `up_to`, or all when None), and no later caller gets them again.
+
+    A SELECT waits here for the folder's writers, so on PostgreSQL it is one statement under the lock."""
+    if connection.vendor == "postgresql":
+        taken(folder=mailbox_id)
+        with connection.cursor() as cursor:
+            cursor.execute(_CLAIM_SQL, [up_to, mailbox_id])
+            claimed = cursor.fetchone()
+        if claimed is None:
+            raise NotFound("the folder no longer exists")
+        return claimed[0]
     lock(folders=[mailbox_id])
     row = Mailbox.objects.filter(pk=mailbox_id).values_list("first_recent_uid", "uidnext").first()
     if row is None:

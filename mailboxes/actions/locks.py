@@ -151,12 +151,13 @@ def holding() -> bool:
     return held is not None and bool(held.keys)
 
 
-def taken(*, folder: int, account: int) -> None:
-    """Record the locks an action's own UPDATEs just took, one folder and then one account: with a single row of
-    each kind, taking them in that order needs no statement of its own. Refused like `lock()` when they sort
-    before a lock already held."""
+def taken(*, folder: int, account: int | None = None) -> None:
+    """Record the locks an action's own UPDATEs just took, one folder and then one account (or the folder alone):
+    with a single row of each kind, taking them in that order needs no statement of its own. Refused like
+    `lock()` when they sort before a lock already held."""
     _remember(FOLDER, _check(FOLDER, [folder]))
-    _remember(ACCOUNT, _check(ACCOUNT, [account]))
+    if account is not None:
+        _remember(ACCOUNT, _check(ACCOUNT, [account]))
 
 
 def lock_outbound(rows: QuerySet[M], *, skip_locked: bool = False) -> list[M]:

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from mailboxes import actions
 from mailboxes.actions import locks, outbound, queueing
+from mailboxes.actions.folders import claim_recent
 from mailboxes.models import Account, Alias, Domain, Mailbox, Message, MessageBody, Role, Subscription
 from relay.models import Attempt, OutboundMessage, OutboundRecipient, State
 from tests.conftest import PASSWORD
@@ -236,6 +237,23 @@ def test_expunge_reads_the_messages_it_removes_once(db, make_account):
     assert len(reads) == 1, "\n".join(sql[:150] for sql in reads)  # the delete reads none of them again
     assert not any('"raw"' in q["sql"] for q in queries), "no body's bytes are read"
     assert list(Message.objects.filter(mailbox_id=inbox).values_list("uid", flat=True)) == [1]
+
+
+def test_a_select_takes_the_recent_messages_in_one_statement(db, make_account):
+    alice = make_account("alice@example.com")
+    inbox = Mailbox.objects.get(account=alice, role=Role.INBOX).pk
+    for number in range(2):
+        actions.deliver(raw(f"note {number}", alice.address), "carol@remote.test", [alice.address])
+    with CaptureQueriesContext(connection) as queries:
+        assert claim_recent(inbox, None) == 1, "the messages from UID 1 on are this caller's"
+    assert len([q for q in queries if "SAVEPOINT" not in q["sql"]]) == 1
+    assert Mailbox.objects.get(pk=inbox).first_recent_uid == 3
+    assert claim_recent(inbox, None) == 3, "and no later caller's"
+    actions.deliver(raw("later", alice.address), "carol@remote.test", [alice.address])
+    assert claim_recent(inbox, 3) == 3, "a session knowing UIDs below 3 takes none of the later one"
+    assert Mailbox.objects.get(pk=inbox).first_recent_uid == 3
+    assert claim_recent(inbox, 4) == 3
+    assert Mailbox.objects.get(pk=inbox).first_recent_uid == 4
 
 
 def test_webmail_refuses_a_display_name_that_looks_like_an_address(client, make_account):
