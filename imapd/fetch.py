@@ -49,6 +49,13 @@ class Item:
     partial: tuple[int, int] | None = None
     peek: bool = True  # False when fetching it sets \Seen
 
+    @functools.cached_property
+    def label(self) -> bytes:
+        """How a section item names itself in the response, before a partial's origin: worked out once per
+        request, not for every message."""
+        assert self.section is not None
+        return self.name.encode() if self.name.startswith("RFC822") else b"BODY[%s]" % self.section.label().encode()
+
 
 @dataclass
 class Request:
@@ -56,6 +63,10 @@ class Request:
     # 8-bit header data in 7-bit form (ENVELOPE, HEADER sections): the client did not enable UTF8=ACCEPT or
     # IMAP4rev2 (RFC 6855 3, 5; mailcore.downgrade).
     downgrade: bool = False
+
+    @functools.cached_property
+    def names(self) -> frozenset[str]:
+        return frozenset(item.name for item in self.items)
 
     @property
     def needs_raw(self) -> bool:
@@ -270,12 +281,46 @@ def _field_names(fields: tuple[str, ...]) -> frozenset[bytes]:
     return frozenset(f.lower().encode("ascii") for f in fields)
 
 
+# A header block as nearly all mail has it: every line ends in CRLF or LF (no lone CR), each field starts with a
+# visible character, and the only empty line is the last. There a field is its first line and the lines after it
+# that start with a space or tab, as `_header_lines` takes it.
+_REGULAR_BLOCK = re.compile(rb"(?:[^ \t\r\n\x0b\x0c][^\r\n]*\r?\n(?:[ \t][^\r\n]*\r?\n)*)*\r?\n")
+
+
+def _regular_fields(block: bytes) -> bytes | None:
+    """The fields of a regular header block, without its last line (the empty one); None for another block."""
+    if not _REGULAR_BLOCK.fullmatch(block):
+        return None
+    return block[: len(block) - (2 if block.endswith(b"\r\n") else 1)]
+
+
+@functools.lru_cache(maxsize=256)  # bounded: the lists come from clients
+def _fields_pattern(fields: tuple[str, ...]) -> re.Pattern[bytes]:
+    """The fields of a regular block with one of these names, searched in the block after a LF: the LF that ends
+    the line before (a literal start, which the search skips to at C speed), then the name (any case, as
+    bytes.lower folds ASCII only), maybe white space, a colon or the end of the line (a line without a colon is
+    named by all of it, `_header_lines`), and its continuation lines, up to but without the field's last LF."""
+    names = b"|".join(re.escape(name.encode("ascii")) for name in fields)
+    return re.compile(
+        rb"\n((?:" + names + rb")[ \t\x0b\x0c]*(?::[^\r\n]*)?\r?(?:\n[ \t][^\r\n]*\r?)*)(?=\n)", re.IGNORECASE
+    )
+
+
 def header_section(header: bytes, section: Section) -> bytes:
     """HEADER, HEADER.FIELDS or HEADER.FIELDS.NOT of a header block (with its blank line)."""
     if section.text == "HEADER":
         return header
-    wanted = _field_names(section.fields)
     keep = section.text == "HEADER.FIELDS"
+    fields = _regular_fields(header)
+    if fields is not None:
+        # One regular expression finds the fields named, at C speed instead of a Python step per line.
+        pattern = _fields_pattern(section.fields)
+        if keep:
+            found = pattern.findall(b"\n" + fields)
+            return b"\n".join(found) + b"\n\r\n" if found else b"\r\n"
+        # Each field taken out goes with the LF before it and leaves its own: the line before keeps its ending.
+        return pattern.sub(b"", b"\n" + fields)[1:] + b"\r\n"
+    wanted = _field_names(section.fields)
     picked = [text for name, text in _header_lines(header) if (name in wanted) == keep]
     return b"".join(line if line.endswith(b"\n") else line + b"\r\n" for line in picked) + b"\r\n"
 
@@ -310,7 +355,7 @@ def render(
     """One "* n FETCH (...)" response, CRLF-terminated. With CONDSTORE on, MODSEQ goes with FLAGS (RFC 7162
     3.1.4.1)."""
     parts: list[bytes] = []
-    names = {item.name for item in request.items}
+    names = request.names
     if include_uid and "UID" not in names:
         parts.append(b"UID %d" % message.uid)
     for item in request.items:
@@ -355,9 +400,7 @@ def render(
             assert item.section is not None
             assert message.sections is not None
             data = message.sections[item.section]
-            label = (
-                item.name.encode() if item.name.startswith("RFC822") else b"BODY[%s]" % item.section.label().encode()
-            )
+            label = item.label
             if item.partial is not None and data is not None:
                 start, count = item.partial
                 data = data[start : start + count]

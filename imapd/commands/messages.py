@@ -3,6 +3,8 @@ FETCH, STORE, COPY, MOVE (RFC 6851) and their UID forms, UID EXPUNGE (RFC 4315).
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import cast
 
 from imapd import fetch, sequence, store
@@ -97,14 +99,14 @@ async def fetch_(session: Session, command: Command) -> str:
             session.send(b"* VANISHED (EARLIER) %s\r\n" % sequence.text(gone).encode())
     # The replies are read and written in batches, so a session's memory stays bounded whatever the range.
     uids = sequence.uids_in(ranges, selected.uids)
-    needs_flags = request.needs_flags
     # RFC 7162 3.2.4: under QRESYNC every FETCH response carries the UID.
     include_uid = by_uid or session.qresync or modifiers.changed_since is not None
     size = FETCH_BATCH_BODIES if request.needs_raw and not request.header_only else FETCH_BATCH
-    for start in range(0, len(uids), size):
-        batch = uids[start : start + size]
-        try:
-            result = await asyncdb.call(
+    batches = [uids[start : start + size] for start in range(0, len(uids), size)]
+
+    def read(batch: Sequence[int]) -> asyncio.Future[store.Fetched]:
+        return asyncio.ensure_future(
+            asyncdb.call(
                 store.fetch,
                 _account(session),
                 selected.mailbox_id,
@@ -114,34 +116,61 @@ async def fetch_(session: Session, command: Command) -> str:
                 mark_seen,
                 modifiers.changed_since,
             )
-        except fetch.UnknownTransferEncoding as exc:
-            raise No(f"[UNKNOWN-CTE] Cannot decode the transfer encoding {exc}") from None
-        for message in result.messages:
-            uid = message.uid
-            seq = selected.seq_of(uid)
-            if seq is None:
-                continue
-            flags = message.flags
-            seen_now = uid in result.seen_set
-            # Keywords come last in the list: announce them only for messages that have any.
-            if (needs_flags or seen_now) and flags and not flags[-1].startswith("\\"):
-                session.announce_keywords(flags)
-            if seen_now:
-                # Told here, so the session's next check does not announce this \\Seen again.
-                selected.told[uid] = list(flags)
-                selected.told_modseq[uid] = message.modseq
-            if uid in selected.recent:
-                flags.append("\\Recent")
-            response = fetch.render(
-                seq,
-                message,
-                request,
-                include_uid=include_uid,
-                include_flags=seen_now,
-                include_modseq=session.condstore and (needs_flags or seen_now),
-            )
-            await session.write(response)
+        )
+
+    # Without \\Seen to set, the next batch is read while this one is made and written: the database works while
+    # the listener does instead of in turn.
+    ahead: asyncio.Future[store.Fetched] | None = None
+    try:
+        for index, batch in enumerate(batches):
+            result = await _fetched(ahead if ahead is not None else read(batch))
+            ahead = None
+            if not mark_seen and index + 1 < len(batches):
+                ahead = read(batches[index + 1])
+                await asyncio.sleep(0)  # the read starts now (it reaches its thread), not at the next write's pause
+            await _send_fetched(session, selected, request, result, include_uid)
+    finally:
+        if ahead is not None:
+            ahead.cancel()  # the command failed or the session ended: nobody needs that batch
     return f"{command.name} completed"
+
+
+async def _fetched(reading: asyncio.Future[store.Fetched]) -> store.Fetched:
+    try:
+        return await reading
+    except fetch.UnknownTransferEncoding as exc:
+        raise No(f"[UNKNOWN-CTE] Cannot decode the transfer encoding {exc}") from None
+
+
+async def _send_fetched(
+    session: Session, selected: Selected, request: fetch.Request, result: store.Fetched, include_uid: bool
+) -> None:
+    needs_flags = request.needs_flags
+    for message in result.messages:
+        uid = message.uid
+        seq = selected.seq_of(uid)
+        if seq is None:
+            continue
+        flags = message.flags
+        seen_now = uid in result.seen_set
+        # Keywords come last in the list: announce them only for messages that have any.
+        if (needs_flags or seen_now) and flags and not flags[-1].startswith("\\"):
+            session.announce_keywords(flags)
+        if seen_now:
+            # Told here, so the session's next check does not announce this \\Seen again.
+            selected.told[uid] = list(flags)
+            selected.told_modseq[uid] = message.modseq
+        if uid in selected.recent:
+            flags.append("\\Recent")
+        response = fetch.render(
+            seq,
+            message,
+            request,
+            include_uid=include_uid,
+            include_flags=seen_now,
+            include_modseq=session.condstore and (needs_flags or seen_now),
+        )
+        await session.write(response)
 
 
 _STORE_MODES = {"FLAGS": "replace", "+FLAGS": "add", "-FLAGS": "remove"}

@@ -5,12 +5,15 @@ from __future__ import annotations
 import datetime
 import imaplib
 import re
+import threading
 from collections.abc import Iterator
 
 import imapclient
 import pytest
 from django.db import connection
 
+from imapd import fetch, store
+from imapd.commands import messages
 from mailboxes.models import Message
 from tests.conftest import PASSWORD
 from tests.imap_support import ADDRESS, RawClient, Server, deliver, message, start
@@ -371,3 +374,41 @@ def test_imapclient_walkthrough(seeded: Server) -> None:
     client.move([3], "Archive")
     assert client.folder_status("Archive", ["MESSAGES"])[b"MESSAGES"] == 1
     client.logout()
+
+
+def test_fetch_reads_the_next_batch_while_it_writes_one(seeded: Server, monkeypatch) -> None:
+    """Batches of two: without \\Seen to set, the second batch is being read before the first message of the first
+    is made; with \\Seen to set, each batch is read (and marked) in turn. The bytes are those of one batch."""
+    client = RawClient(seeded)
+    client.ok("SELECT INBOX")
+    items = "(UID FLAGS ENVELOPE BODY.PEEK[HEADER.FIELDS (Subject)])"
+    whole = client.ok(f"FETCH 1:* {items}").splitlines(keepends=True)[:-1]
+    monkeypatch.setattr(messages, "FETCH_BATCH", 2)
+    monkeypatch.setattr(messages, "FETCH_BATCH_BODIES", 2)
+    reads: list[int] = []  # the first UID of each batch read
+    second_read = threading.Event()
+    waited: list[bool] = []
+    patience = [5.0]
+    read, render = store.fetch, fetch.render
+
+    def counted_read(account, mailbox_id, ranges, *args):
+        reads.append(ranges[0][0])
+        if len(reads) == 2:
+            second_read.set()
+        return read(account, mailbox_id, ranges, *args)
+
+    def render_first_after_second_read(seq, *args, **kwargs):
+        if seq == 1:
+            waited.append(second_read.wait(patience[0]))
+        return render(seq, *args, **kwargs)
+
+    monkeypatch.setattr(store, "fetch", counted_read)
+    monkeypatch.setattr(fetch, "render", render_first_after_second_read)
+    assert client.ok(f"FETCH 1:* {items}").splitlines(keepends=True)[:-1] == whole
+    assert (reads, waited) == ([1, 3], [True])
+    reads.clear()
+    waited.clear()
+    second_read.clear()
+    patience[0] = 0.5
+    client.ok("FETCH 1:* (UID BODY[HEADER.FIELDS (Subject)])")
+    assert (reads, waited) == ([1, 3], [False]), "the second batch is read once the first is written"

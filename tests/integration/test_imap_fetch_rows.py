@@ -9,7 +9,7 @@ import pytest
 from imapd import fetch, store
 from imapd.protocol import Atom
 from mailboxes import actions
-from mailboxes.models import Role
+from mailboxes.models import Message, Role
 
 RAW = b"From: carol@remote.test\r\nTo: alice@example.com\r\nSubject: dated\r\n\r\nbody\r\n"
 
@@ -34,3 +34,30 @@ def test_internaldate_is_the_stored_moment_in_utc_to_the_second_below(db, make_a
     assert rendered == b"* 1 FETCH (FLAGS (\\Seen \\Draft $Mine) INTERNALDATE %s)\r\n" % fetch.internal_date(
         message.internal_date
     )
+
+
+def test_rows_come_as_django_reads_them(db, make_account) -> None:
+    """On PostgreSQL the rows are read in binary format, past Django: each value is what Django's own reading
+    gives (the MIME tree as the same dict, wire forms as the same bytes), and an empty UID set reads nothing."""
+    alice = make_account("alice@example.com")
+    inbox = alice.mailboxes.get(role=Role.INBOX).pk
+    raw = (
+        b"From: J\xc3\xbcrgen <j@remote.test>\r\nSubject: \xff\x00\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+    )
+    raw += b"--b\r\n\r\none\r\n--b\r\nContent-Type: text/plain; charset=latin1\r\n\r\n\xe9\r\n--b--\r\n"
+    actions.append(alice, inbox, raw, flags=["\\Flagged", "$Label"], internal_date=None)
+    items = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE", "BODY", "BODY.PEEK[2]"]
+    request = fetch.parse([[Atom(item) for item in items]])
+    (message,) = store.fetch(alice, inbox, [(1, 1)], 1, request, False).messages
+    stored = Message.objects.get(mailbox_id=inbox, uid=1)
+    assert (message.uid, message.flags, message.size) == (1, ["\\Flagged", "$Label"], len(raw))
+    assert (message.envelope, message.bodystructure, message.body) == (
+        bytes(stored.imap_envelope),
+        bytes(stored.imap_bodystructure),
+        bytes(stored.imap_body),
+    )
+    assert message.sections == {fetch.parse_section("2"): b"\xe9"}
+    request = fetch.parse([[Atom("BODY.PEEK[HEADER.FIELDS (Subject)]")]])
+    (message,) = store.fetch(alice, inbox, [(1, 1)], 1, request, False).messages
+    assert message.sections == {fetch.parse_section("HEADER.FIELDS (Subject)"): b"Subject: \xff\x00\r\n\r\n"}
+    assert store.fetch(alice, inbox, [], 1, request, False).messages == []
