@@ -330,8 +330,8 @@ class MessageData:
     """What the store returns for one message; fields not requested stay None."""
 
     uid: int
-    flags: list[str]
-    internal_date: str  # "DD-Mon-YYYY HH:MM:SS", UTC
+    flags: list[str]  # [] unless FLAGS was asked for or \\Seen set
+    internal_date: str  # "DD-Mon-YYYY HH:MM:SS", UTC; "" unless INTERNALDATE was asked for
     size: int
     envelope: bytes | None = None  # wire form
     bodystructure: bytes | None = None  # wire form

@@ -188,7 +188,9 @@ class Session:
             self.conn.receive_data(inflate.decompress(inflate.unconsumed_tail, READ_SIZE))
             return
         try:
-            data = await asyncio.wait_for(self.reader.read(READ_SIZE), settings.MAILSITE_IMAP_IDLE_TIMEOUT)
+            # A timeout scope rather than wait_for, which wraps every read of every command in a task of its own.
+            async with asyncio.timeout(settings.MAILSITE_IMAP_IDLE_TIMEOUT):
+                data = await self.reader.read(READ_SIZE)
         except TimeoutError:
             self.send(b"* BYE Autologout; idle for too long\r\n")
             raise Closed from None

@@ -277,8 +277,14 @@ def fetch(
         if unseen:
             changed = actions.set_flags(account, mailbox_id, unseen, ["\\Seen"], actions.FlagMode.ADD)
             seen_set = {m.uid for m in changed}
-    messages = messages.annotate(internal_text=RawSQL(_INTERNAL_DATE[connection.vendor == "postgresql"], []))
-    columns = ["uid", *_FLAG_COLUMNS, "keywords", "internal_text", "size", "modseq"]
+    # Flags only when FLAGS is asked for or \\Seen set, the date only for INTERNALDATE: a BODY.PEEK[HEADER.FIELDS]
+    # of a whole folder has seven columns fewer to read per message.
+    flag_columns = [*_FLAG_COLUMNS, "keywords"] if request.needs_flags or mark_seen else []
+    dated = "INTERNALDATE" in request.names
+    if dated:
+        messages = messages.annotate(internal_text=RawSQL(_INTERNAL_DATE[connection.vendor == "postgresql"], []))
+    columns = ["uid", "size", "modseq", *(["internal_text"] if dated else []), *flag_columns]
+    first_optional = len(columns) - 3
     optional = [
         (name, column)
         for name, column, wanted in (
@@ -296,12 +302,12 @@ def fetch(
     columns += [column for _, column in optional]
     names = [name for name, _ in optional]
     out = []
-    for uid, seen, answered, flagged, deleted, draft, keywords, date, size, modseq, *rest in _rows(
-        messages.order_by("uid").values_list(*columns)
-    ):
-        data = MessageData(uid, flags_of(seen, answered, flagged, deleted, draft, keywords), date, size)
+    for uid, size, modseq, *rest in _rows(messages.order_by("uid").values_list(*columns)):
+        date = rest[0] if dated else ""
+        flags = flags_of(*rest[dated : dated + 6]) if flag_columns else []
+        data = MessageData(uid, flags, date, size)
         data.modseq = modseq
-        for name, value in zip(names, rest, strict=True):
+        for name, value in zip(names, rest[first_optional:], strict=True):
             setattr(data, name, value if name == "structure" else bytes(value))
         if request.downgrade:
             if data.envelope is not None:

@@ -43,7 +43,9 @@ class Shell(Generic[C]):
         self._send()
         await self.writer.drain()
         try:
-            return await asyncio.wait_for(self.reader.read(READ_SIZE), idle_timeout)
+            # A timeout scope rather than wait_for, which wraps every read of every command in a task of its own.
+            async with asyncio.timeout(idle_timeout):
+                return await self.reader.read(READ_SIZE)
         except TimeoutError:
             self.conn.timed_out()
             self._send()

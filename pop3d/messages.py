@@ -8,9 +8,13 @@ was stored.
 
 from __future__ import annotations
 
+import re
+
 from mailcore.crlf import to_crlf
 
 __all__ = ["multiline", "to_crlf", "top"]
+
+_DOT_AFTER_LF = re.compile(rb"\n\.")  # every CRLF. is one; a bare LF. finds nothing for replace to change
 
 
 def multiline(data: bytes) -> bytes:
@@ -18,7 +22,9 @@ def multiline(data: bytes) -> bytes:
 
     A message whose last line lacks CRLF gets one before the terminator: the terminator must start a line.
     """
-    stuffed = data.replace(b"\r\n.", b"\r\n..")
+    # Most messages have no line starting with a dot: a regular expression search says so in less time than
+    # replace takes to find nothing (a fifth to four fifths of it on 20 KB of text, HTML, base64 or headers).
+    stuffed = data.replace(b"\r\n.", b"\r\n..") if _DOT_AFTER_LF.search(data) else data
     if stuffed.startswith(b"."):
         stuffed = b"." + stuffed
     if stuffed and not stuffed.endswith(b"\r\n"):

@@ -60,4 +60,5 @@ def test_rows_come_as_django_reads_them(db, make_account) -> None:
     request = fetch.parse([[Atom("BODY.PEEK[HEADER.FIELDS (Subject)]")]])
     (message,) = store.fetch(alice, inbox, [(1, 1)], 1, request, False).messages
     assert message.sections == {fetch.parse_section("HEADER.FIELDS (Subject)"): b"Subject: \xff\x00\r\n\r\n"}
+    assert (message.flags, message.internal_date) == ([], ""), "neither FLAGS nor INTERNALDATE was asked for"
     assert store.fetch(alice, inbox, [], 1, request, False).messages == []

@@ -39,6 +39,8 @@ def test_already_crlf_is_not_copied() -> None:
         (b"no final line end", b"no final line end\r\n.\r\n"),
         (b"", b".\r\n"),
         (b"a.\r\n", b"a.\r\n.\r\n"),
+        (b"a\n.b\r\n", b"a\n.b\r\n.\r\n"),  # a bare LF is no line end to stuff after (data is CRLF first)
+        (b"a\r\n.b\n.c\r\n", b"a\r\n..b\n.c\r\n.\r\n"),
     ],
 )
 def test_multiline(data: bytes, wire: bytes) -> None:
