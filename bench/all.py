@@ -20,49 +20,22 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+import listener_memory  # bench/, beside this script
+from listener_memory import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 USER, PASSWORD = "bench@bench.test", "bench password"
-PORTS = [
-    "MAILSITE_SMTP_PORT",
-    "MAILSITE_SUBMISSION_PORT",
-    "MAILSITE_SMTPS_PORT",
-    "MAILSITE_POP3_PORT",
-    "MAILSITE_POP3S_PORT",
-    "MAILSITE_IMAP_PORT",
-    "MAILSITE_IMAPS_PORT",
-    "MAILSITE_MANAGESIEVE_PORT",
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+PORTS = [setting for settings in listener_memory.PORTS.values() for setting in settings]
 
 
 def _run(title: str, script: str, *args: str, env: dict[str, str]) -> None:
     print(f"\n== {title}", flush=True)
     subprocess.run([sys.executable, str(BENCH / script), *args], cwd=ROOT, env=env, check=True)
-
-
-def _wait_for(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"manage.py listen exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("manage.py listen did not listen within 60 seconds")
 
 
 def main() -> None:
@@ -82,7 +55,7 @@ def main() -> None:
         "MAILSITE_AUTH_VERIFY": "false",
         # Every session comes from 127.0.0.1: the per-address limits would refuse the load, not measure it.
         "MAILSITE_SMTP_MAX_CONNECTIONS_PER_IP": "1000",
-        **{name: str(_free_port()) for name in PORTS},
+        **{name: str(free_port()) for name in PORTS},
     }
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     seeded = 200 if args.quick else 2000
@@ -91,7 +64,7 @@ def main() -> None:
     listen = subprocess.Popen([sys.executable, "manage.py", "listen"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
     try:
         for name in ("MAILSITE_SMTP_PORT", "MAILSITE_POP3_PORT", "MAILSITE_IMAP_PORT"):
-            _wait_for(int(env[name]), listen)
+            wait_for(int(env[name]), listen, "manage.py listen")
         _bench(args, env)
     finally:
         listen.terminate()

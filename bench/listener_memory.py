@@ -30,7 +30,7 @@ PORTS = {
 }
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -52,7 +52,7 @@ def _tree(pid: int) -> list[int]:
     return [pid, *(int(child) for child in children)]
 
 
-def _wait_for(port: int, process: subprocess.Popen, name: str) -> None:
+def wait_for(port: int, process: subprocess.Popen, name: str) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -77,14 +77,14 @@ def main() -> None:
     processes: dict[str, subprocess.Popen] = {}
     try:
         for name, groups in commands.items():
-            ports = {setting: _free_port() for settings in groups for setting in settings}
+            ports = {setting: free_port() for settings in groups for setting in settings}
             env = {**os.environ, **{setting: str(port) for setting, port in ports.items()}}
             env["MAILSITE_SMTP_PROCESSES"] = "1" if args.separate else str(args.processes)
             processes[name] = subprocess.Popen(
                 [sys.executable, str(ROOT / "manage.py"), name], env=env, stderr=subprocess.DEVNULL
             )
             for settings in groups:
-                _wait_for(ports[settings[0]], processes[name], name)
+                wait_for(ports[settings[0]], processes[name], name)
         time.sleep(args.settle)
         total_rss = total_pss = 0
         for name, process in processes.items():
