@@ -284,6 +284,9 @@ class Message(models.Model):
             models.Index(fields=["mailbox", "modseq"], name="message_changes"),
             # The keywords a folder uses (IMAP FLAGS): only messages that have keywords are in it.
             models.Index(fields=["mailbox", "keywords"], condition=~models.Q(keywords=""), name="message_keywords"),
+            # What EXPUNGE removes, found without reading the folder (which it holds locked meanwhile); only messages
+            # flagged \Deleted are in it (migration 0024).
+            models.Index(fields=["mailbox", "uid"], condition=models.Q(deleted=True), name="message_deleted"),
             models.Index(Lower("from_address"), "account", name="message_from"),
             # has:attachment and filename: read only this (an index-only scan), kept for attachment mail only.
             models.Index(

@@ -239,6 +239,23 @@ def test_expunge_reads_the_messages_it_removes_once(db, make_account):
     assert list(Message.objects.filter(mailbox_id=inbox).values_list("uid", flat=True)) == [1]
 
 
+def test_expunge_finds_the_deleted_messages_without_reading_the_folder(db, make_account):
+    """EXPUNGE holds the folder's lock while it looks for what to remove: the partial index of \\Deleted messages
+    (migration 0024) finds them, where the folder's other indexes would read every message of it."""
+    alice = make_account("alice@example.com")
+    inbox = Mailbox.objects.get(account=alice, role=Role.INBOX).pk
+    actions.deliver_many([(raw(f"note {n}", alice.address), "carol@remote.test", [alice.address]) for n in range(500)])
+    actions.set_flags(alice, inbox, [7], ["\\Deleted"], actions.FlagMode.ADD)
+    chosen = Message.objects.filter(deleted=True, mailbox_id=inbox).order_by()  # what expunge() removes
+    sql, params = chosen.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE mailboxes_message")
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = " ".join(row[0] for row in cursor.fetchall())
+    assert "message_deleted" in plan, plan
+    assert actions.expunge(alice, inbox) == [7]
+
+
 def test_a_select_takes_the_recent_messages_in_one_statement(db, make_account):
     alice = make_account("alice@example.com")
     inbox = Mailbox.objects.get(account=alice, role=Role.INBOX).pk
