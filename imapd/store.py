@@ -7,29 +7,26 @@ import datetime
 import itertools
 import sys
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, connection
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, OuterRef, Q, Subquery, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
-from psycopg import pq
 
 from imapd import ordering, search_keys, search_sql, sequence, views
 from imapd.fetch import MessageData, Request, decoded_content, header_section, section_bytes
 from imapd.listing import SPECIAL_USE
 from imapd.search_sql import uid_q
-from mailboxes import actions
+from mailboxes import actions, binary_rows
+from mailboxes.actions import counters
 from mailboxes.actions.folders import claim_recent
 from mailboxes.models import Account, ExpungedMessage, Mailbox, Message, MessageBody, Subscription
 from mailcore import downgrade
 from mailcore.mime import MimePart
 
 _FLAG_COLUMNS = ("seen", "answered", "flagged", "deleted", "draft")
-# A folder's counts as its row keeps them: MESSAGES, UNSEEN, DELETED, SIZE (RFC 8438) and the octets of DELETED.
-_COUNTS = ("message_count", "unseen_count", "deleted_count", "total_size", "deleted_size")
 _FLAG_NAMES = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
 
 
@@ -302,7 +299,9 @@ def fetch(
     columns += [column for _, column in optional]
     names = [name for name, _ in optional]
     out = []
-    for uid, size, modseq, *rest in _rows(messages.order_by("uid").values_list(*columns)):
+    # In binary format; the one column Django would convert, the MIME tree (jsonb), psycopg's binary loader reads
+    # into the same dict.
+    for uid, size, modseq, *rest in binary_rows.read(messages.order_by("uid").values_list(*columns)):
         date = rest[0] if dated else ""
         flags = flags_of(*rest[dated : dated + 6]) if flag_columns else []
         data = MessageData(uid, flags, date, size)
@@ -320,23 +319,6 @@ def fetch(
             _cut_sections(data, request)
         out.append(data)
     return Fetched(out, seen_set)
-
-
-def _rows(rows: QuerySet) -> Iterable[Sequence]:
-    """The rows of a values_list, on PostgreSQL in binary format: numbers, booleans and bytes as they are stored,
-    no hexadecimal text of the wire forms for PostgreSQL to write and psycopg to decode, nor Django's pass over
-    each row. The only column Django would convert, the MIME tree (jsonb), psycopg's binary loader reads into the
-    same dict."""
-    if connection.vendor != "postgresql":
-        return rows
-    try:
-        sql, params = rows.query.sql_with_params()
-    except EmptyResultSet:
-        return []
-    with connection.cursor() as cursor:
-        cursor.cursor.format = pq.Format.BINARY
-        cursor.execute(sql, params)
-        return cursor.fetchall()
 
 
 # The internal date as INTERNALDATE writes it, in UTC: loaded as a datetime, by Django's timestamptz loader (pure
@@ -563,7 +545,8 @@ def statuses(account_id: int, names: Sequence[str]) -> dict[str, dict[str, int]]
         .values("n")
     )
     found = Mailbox.objects.filter(account_id=account_id, name__in=names).annotate(recent=Coalesce(Subquery(recent), 0))
-    columns = ("name", "uidnext", "uidvalidity", "highestmodseq", "recent", *_COUNTS)
+    # The folder's counts as its row keeps them: MESSAGES, UNSEEN, DELETED, SIZE (RFC 8438), octets of DELETED.
+    columns = ("name", "uidnext", "uidvalidity", "highestmodseq", "recent", *counters.COUNT_COLUMNS)
     out = {}
     for (
         name,

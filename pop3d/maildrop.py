@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from django.db import connection
 from django.db.models import Exists, OuterRef
-from psycopg import pq
 
+from mailboxes import binary_rows
 from mailboxes.models import Mailbox, Message, MessageBody, Role
 from pop3d.protocol import Maildrop, ScanEntry
 
@@ -31,15 +31,8 @@ def read_bodies(inbox_id: int, body_ids: Sequence[int]) -> dict[int, bytes]:
     (its body may live on in the recycle bin or in another folder) is missing from the result."""
     present = Exists(Message.objects.filter(mailbox_id=inbox_id, body_id=OuterRef("pk")))
     rows = MessageBody.objects.filter(present, pk__among=body_ids).values_list("id", "raw")
-    if connection.vendor != "postgresql":
-        return {pk: bytes(raw) for pk, raw in rows}
-    sql, params = rows.query.sql_with_params()
-    with connection.cursor() as cursor:
-        # Rows in binary format: bytea as text is hexadecimal, twice the bytes for PostgreSQL to write and send
-        # and for psycopg to decode; binary takes a third of the time for a batch of 20 KB bodies.
-        cursor.cursor.format = pq.Format.BINARY
-        cursor.execute(sql, params)
-        return dict(cursor.fetchall())
+    # In binary format: a third of the time for a batch of 20 KB bodies. bytes() of bytes is the same object.
+    return {pk: bytes(raw) for pk, raw in binary_rows.read(rows)}
 
 
 def read_head(inbox_id: int, uid: int) -> bytes | None:

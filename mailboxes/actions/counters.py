@@ -28,7 +28,7 @@ def own_folder(account: Account, mailbox_id: int) -> int:
 @dataclass(frozen=True)
 class Tally:
     """What some messages add to their folder's counts (negated: what they take away), in the order of
-    `_COUNT_COLUMNS`."""
+    `COUNT_COLUMNS`."""
 
     messages: int = 0
     unseen: int = 0
@@ -75,8 +75,8 @@ def tallies(copies: Iterable[tuple[int, int, Iterable[str]]]) -> dict[int, Tally
     return found
 
 
-_COUNT_COLUMNS = ("message_count", "unseen_count", "deleted_count", "total_size", "deleted_size")
-_COUNTS = ", ".join(f"{column} = {column} + %s" for column in _COUNT_COLUMNS)
+COUNT_COLUMNS = ("message_count", "unseen_count", "deleted_count", "total_size", "deleted_size")
+_COUNTS = ", ".join(f"{column} = {column} + %s" for column in COUNT_COLUMNS)
 
 
 def allocate_uids(
@@ -180,11 +180,11 @@ _ALLOCATE_FOLDER_SQL = f"""
     WHERE id = %s AND {_TAKES_MAIL.format(table=Mailbox._meta.db_table)}
     RETURNING id, uidnext - %s, highestmodseq
 """
-_ADD_EACH = ", ".join(f"{column} = m.{column} + v.{column}" for column in _COUNT_COLUMNS)
+_ADD_EACH = ", ".join(f"{column} = m.{column} + v.{column}" for column in COUNT_COLUMNS)
 _ALLOCATE_FOLDERS_SQL = f"""
     UPDATE {Mailbox._meta.db_table} AS m SET uidnext = m.uidnext + v.message_count,
         highestmodseq = m.highestmodseq + 1, {_ADD_EACH}
-    FROM unnest(%s::int[], {", ".join(["%s::bigint[]"] * len(_COUNT_COLUMNS))}) AS v(id, {", ".join(_COUNT_COLUMNS)})
+    FROM unnest(%s::int[], {", ".join(["%s::bigint[]"] * len(COUNT_COLUMNS))}) AS v(id, {", ".join(COUNT_COLUMNS)})
     WHERE m.id = v.id AND {_TAKES_MAIL.format(table="m")}
     RETURNING m.id, m.uidnext - v.message_count, m.highestmodseq
 """
@@ -216,7 +216,7 @@ def allocate_delivery_uids(counts: Mapping[int, Tally]) -> dict[int, tuple[int, 
 _RESERVE_SQL = f"""
     WITH folder AS (
         UPDATE {Mailbox._meta.db_table} SET uidnext = uidnext + %(count)s, highestmodseq = highestmodseq + 1,
-            {", ".join(f"{column} = {column} + %({column})s" for column in _COUNT_COLUMNS)}
+            {", ".join(f"{column} = {column} + %({column})s" for column in COUNT_COLUMNS)}
         WHERE account_id = %(account)s AND {{folder}} AND EXISTS (
             SELECT 1 FROM {Account._meta.db_table} a JOIN {Domain._meta.db_table} d ON d.id = a.domain_id
             WHERE a.id = %(account)s AND a.is_active AND d.active
@@ -254,7 +254,7 @@ def reserve(
         "count": len(sizes),
         "size": sum(sizes),
         "account": account_id,
-        **dict(zip(_COUNT_COLUMNS, astuple(added), strict=True)),
+        **dict(zip(COUNT_COLUMNS, astuple(added), strict=True)),
     }
     with connection.cursor() as cursor:
         if folder_id is None:
