@@ -1,9 +1,12 @@
 """Change notifications between processes: who changed which folder.
 
-Writers (`mailboxes.actions`) call `notify()` inside their transaction. On PostgreSQL this is a NOTIFY, which
-the server delivers to listeners exactly when the transaction commits (and never if it rolls back). Readers in
-an event loop (IMAP IDLE, webmail live updates) `subscribe()` to an account on the loop's `ChangeHub`: one
-LISTEN connection per process and loop on PostgreSQL; on SQLite the hub polls folders' `highestmodseq`.
+Every change to a folder's messages raises the folder's `highestmodseq`, and on PostgreSQL a trigger on that
+column sends the NOTIFY (migration 0025), so the writers spend no statement of their own on it. Writers call
+`notify()` inside their transaction only for what raises no mod-sequence (a folder deleted, a sent message's
+delivery state, an account's sessions to end). NOTIFY is delivered to listeners exactly when the transaction
+commits (and never if it rolls back). Readers in an event loop (IMAP IDLE, webmail live updates) `subscribe()`
+to an account on the loop's `ChangeHub`: one LISTEN connection per process and loop on PostgreSQL; on SQLite
+the hub polls folders' `highestmodseq`.
 
 A subscriber receives folder ids. The id 0 means "something may have changed anywhere" (sent after the hub
 reconnects), so the subscriber re-reads what it shows.

@@ -189,7 +189,6 @@ def _store(items: Sequence[_Incoming]) -> None:
         bulk.insert_linked(bodies, [message for _, message in rows], "body")
     for item, message in rows:
         item.report.message_ids.append(message.pk)
-    changes.notify_many({(copy.account_id, copy.folder_id or inboxes[copy.account_id]) for copy in copies})
     filing.send()
     for item in items:
         _report_full(item)

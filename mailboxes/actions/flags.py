@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 
-from mailboxes import bulk, changes
 from mailboxes.actions import counters
 from mailboxes.actions.locks import action, lock
 from mailboxes.models import Account, Message
@@ -59,7 +58,7 @@ def set_flags(
 
     With `unchanged_since`, messages whose mod-sequence is above it are left alone (IMAP's conditional
     STORE, RFC 7162 3.1.3), decided under the folder's lock."""
-    lock(folders=[counters.own_folder(account, mailbox_id)])
+    lock(folders=[mailbox_id], owner=account.pk)
     system, keywords = split_flags(flags)
     chosen = Message.objects.filter(mailbox_id=mailbox_id, uid__among=uids)
     if unchanged_since is not None:
@@ -89,9 +88,5 @@ def set_flags(
     if not changed:
         return []
     # Raised only by a change (RFC 7162 3.1: a mod-sequence names a change), with the counts in the same UPDATE.
-    modseq = counters.bump_modseq(mailbox_id, counted)
-    for message in changed:
-        message.modseq = modseq
-    bulk.update(changed, ["modseq", "keywords", *SYSTEM_FLAGS.values()])
-    changes.notify(account.pk, mailbox_id)
+    counters.bump_and_update(mailbox_id, counted, changed, ["keywords", *SYSTEM_FLAGS.values()])
     return changed

@@ -170,7 +170,6 @@ def rename_mailbox(account: Account, mailbox_id: int, new_name: str) -> Mailbox:
     mailbox.save(update_fields=["name"])
     _move_subscriptions(account.pk, old_name, new_name)
     _subscribe(account.pk, new)
-    changes.notify(account.pk, mailbox.pk)
     return mailbox
 
 

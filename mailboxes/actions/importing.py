@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
-from mailboxes import bulk, changes
+from mailboxes import bulk
 from mailboxes.actions import counters, storing
 from mailboxes.actions.flags import split_flags
 from mailboxes.actions.locks import action, lock
@@ -44,7 +44,7 @@ def import_messages(account: Account, mailbox_id: int, incoming: Sequence[Incomi
 
     The batch is written set-wise, as deliveries are: one UID reservation, one INSERT for the bodies and one
     for the messages, one for the records of where they came from."""
-    lock(folders=[counters.own_folder(account, mailbox_id)], accounts=[account.pk])
+    lock(folders=[mailbox_id], accounts=[account.pk], owner=account.pk)
     results: list[str | None] = [None] * len(incoming)
     todo: list[int] = []
     done = _imported_before(account, [item.remote for item in incoming if item.remote])
@@ -114,7 +114,6 @@ def _store(
         messages.append(message)
     bulk.insert_linked(bodies, messages, "body")
     _record(account, [(incoming[index], message) for index, message in zip(stored, messages, strict=True)])
-    changes.notify(account.pk, mailbox_id)
 
 
 def _record(account: Account, stored: list[tuple[Incoming, Message]]) -> None:

@@ -23,6 +23,7 @@ from typing import ParamSpec, TypeVar
 from django.db import connection, transaction
 from django.db.models import Model, QuerySet
 
+from mailboxes.actions.errors import NotFound
 from mailboxes.models import Account, Mailbox, Role
 
 P = ParamSpec("P")
@@ -103,8 +104,15 @@ class Locked:
     inboxes: dict[int, int]  # account id -> Inbox id, for the accounts whose Inbox was asked for
 
 
-def lock(*, folders: Iterable[int] = (), inboxes_of: Iterable[int] = (), accounts: Iterable[int] = ()) -> Locked:
-    """Lock these folders, the Inboxes of these accounts, then these accounts, in the global order.
+def lock(
+    *,
+    folders: Iterable[int] = (),
+    inboxes_of: Iterable[int] = (),
+    accounts: Iterable[int] = (),
+    owner: int | None = None,
+) -> Locked:
+    """Lock these folders, the Inboxes of these accounts, then these accounts, in the global order. With `owner`,
+    `folders` must all be that account's, else NotFound (checked by the statement that locks them).
 
     At most two statements: one for all folders (Inboxes included), one for all accounts.
     """
@@ -120,17 +128,24 @@ def lock(*, folders: Iterable[int] = (), inboxes_of: Iterable[int] = (), account
         inboxes, inbox_accounts = {pk: held.inboxes[pk] for pk in inbox_accounts}, []
     if folder_ids or inbox_accounts:
         wanted = _check(FOLDER, folder_ids)
+        if owner is not None and len(wanted) < len(folder_ids):  # some held already: not checked below
+            held_ids = folder_ids.difference(wanted)
+            if Mailbox.objects.filter(account_id=owner, pk__in=held_ids).count() != len(held_ids):
+                raise NotFound("no such folder")
         if wanted or inbox_accounts:
             by_id, id_params = _in("id", wanted)
+            owned, owner_params = ("", []) if owner is None else (" AND account_id = %s", [owner])
             by_account, account_params = _in("account_id", inbox_accounts)
             with connection.cursor() as cursor:
                 cursor.execute(
                     f"SELECT id, account_id, role FROM {Mailbox._meta.db_table} "
-                    f"WHERE {by_id} OR ({by_account} AND role = %s){_lock_clause()}",
-                    [*id_params, *account_params, Role.INBOX.value],
+                    f"WHERE ({by_id}{owned}) OR ({by_account} AND role = %s){_lock_clause()}",
+                    [*id_params, *owner_params, *account_params, Role.INBOX.value],
                 )
                 rows = cursor.fetchall()
             got = [pk for pk, _, _ in rows]
+            if owner is not None and not set(wanted).issubset(got):
+                raise NotFound("no such folder")
             _check(FOLDER, got)
             _remember(FOLDER, got)
             inboxes.update({account_id: pk for pk, account_id, role in rows if role == Role.INBOX.value})

@@ -12,7 +12,7 @@ from django.db.models.deletion import Collector
 from django.utils import timezone
 
 from mailauth import training
-from mailboxes import bulk, changes
+from mailboxes import bulk
 from mailboxes.actions import counters, recycling, storing
 from mailboxes.actions.errors import OverQuota
 from mailboxes.actions.flags import split_flags
@@ -62,7 +62,6 @@ def append(
     if not counters.charge_quota(account.pk, len(raw)):
         raise OverQuota("the mailbox is full")
     bulk.insert_linked([body], [message], "body")
-    changes.notify(account.pk, mailbox_id)
     return message
 
 
@@ -73,8 +72,8 @@ def copy(account: Account, mailbox_id: int, uids: Sequence[int], target_id: int)
     INTERNALDATE and flags are kept (RFC 3501 6.4.7). Counts against the quota. The rows are copied by the
     database in one INSERT ... SELECT, whatever their number: nothing of them travels through Python.
     """
-    folders = [counters.own_folder(account, pk) for pk in {mailbox_id, target_id}]
-    lock(folders=folders, accounts=[account.pk])
+    folders = {mailbox_id, target_id}
+    lock(folders=folders, accounts=[account.pk], owner=account.pk)
     for pk in sorted(folders):
         counters.bump_modseq(pk)
     chosen, params = _chosen(sorted(set(uids)))
@@ -96,7 +95,6 @@ def copy(account: Account, mailbox_id: int, uids: Sequence[int], target_id: int)
     source_uids = [row[1] for row in found]
     copied = _copy_rows(mailbox_id, source_uids, target_id, first_uid, modseq)
     assert copied == len(found), "the source folder is locked: its messages cannot change meanwhile"
-    changes.notify(account.pk, target_id)
     return list(zip(source_uids, range(first_uid, first_uid + len(found)), strict=True))
 
 
@@ -146,7 +144,7 @@ def move(account: Account, mailbox_id: int, uids: Sequence[int], target_id: int)
     The rows keep their identity, flags and INTERNALDATE and get new UIDs in the target folder.
     """
     # RFC 6851 allows a folder as its own target: the messages get new UIDs there (clients use it to renumber).
-    lock(folders=[counters.own_folder(account, pk) for pk in {mailbox_id, target_id}])
+    lock(folders={mailbox_id, target_id}, owner=account.pk)
     chosen = Message.objects.filter(mailbox_id=mailbox_id, uid__among=uids)
     messages = list(chosen.only("id", "uid", "size", "seen", "deleted").order_by("uid"))
     if not messages:
@@ -164,7 +162,6 @@ def move(account: Account, mailbox_id: int, uids: Sequence[int], target_id: int)
     bulk.update(messages, ["mailbox", "uid", "modseq"])
     training.on_transfer(mailbox_id, target_id, [m.pk for m in messages])  # into or out of Junk: junk training
     log_expunged(mailbox_id, [uid for uid, _ in mapping], modseq if source_modseq is None else source_modseq)
-    changes.notify_many([(account.pk, mailbox_id), (account.pk, target_id)])
     return mapping
 
 
@@ -206,21 +203,15 @@ def expunge(account: Account, mailbox_id: int, uids: Sequence[int] | None = None
 
     Returns the removed UIDs in ascending order.
     """
-    lock(folders=[counters.own_folder(account, mailbox_id)], accounts=[account.pk])
+    lock(folders=[mailbox_id], accounts=[account.pk], owner=account.pk)
     condition = Q(deleted=True)
     if uids is not None:
         condition &= Q(uid__among=uids)
-    removed = remove(account.pk, mailbox_id, condition)
-    if removed:
-        changes.notify(account.pk, mailbox_id)
-    return removed
+    return remove(account.pk, mailbox_id, condition)
 
 
 @action
 def delete_messages(account: Account, mailbox_id: int, uids: Sequence[int]) -> list[int]:
     """Remove these messages whatever their flags (POP3 DELE at QUIT, webmail "delete forever")."""
-    lock(folders=[counters.own_folder(account, mailbox_id)], accounts=[account.pk])
-    removed = remove(account.pk, mailbox_id, Q(uid__among=uids))
-    if removed:
-        changes.notify(account.pk, mailbox_id)
-    return removed
+    lock(folders=[mailbox_id], accounts=[account.pk], owner=account.pk)
+    return remove(account.pk, mailbox_id, Q(uid__among=uids))

@@ -15,7 +15,6 @@ from collections.abc import Iterable, Sequence
 from django.conf import settings
 from django.utils import timezone
 
-from mailboxes import changes
 from mailboxes.actions import counters, storing
 from mailboxes.actions.errors import NotFound, OverQuota
 from mailboxes.actions.flags import SYSTEM_FLAGS, flag_names, split_flags
@@ -100,7 +99,6 @@ def restore(account: Account, recycled_ids: Sequence[int]) -> list[Message]:
             row.internal_date = item.internal_date
             row.save(force_insert=True)
             restored.append(row)
-        changes.notify(account.pk, folder)
     RecycledMessage.objects.filter(pk__in=[item.pk for item in items]).delete()
     return restored
 
