@@ -206,30 +206,49 @@ def _expunges(mailbox_id: int, logged: Q) -> tuple[list[tuple[int, int]], int]:
     return [row for row in found if row[0]], max((mod for uid, mod in found if not uid), default=0)
 
 
+# The folder's row, then its messages changed and its logged expunges (of UIDs up to the view's last) after the
+# session's mod-sequence: one statement, so all three come from one snapshot and cost one round trip.
+_FOLDER, _CHANGED, _EXPUNGED = 0, 1, 2
+_CHANGES_SQL = f"""
+    WITH folder AS (
+        SELECT highestmodseq, first_recent_uid, expunge_horizon FROM {Mailbox._meta.db_table} WHERE id = %(folder)s
+    )
+    SELECT {_FOLDER}, highestmodseq, first_recent_uid, expunge_horizon, NULL, NULL, NULL, NULL, NULL, NULL
+    FROM folder
+    UNION ALL
+    SELECT {_CHANGED}, m.uid, m.modseq, NULL, {", ".join(f"m.{column}" for column in _FLAG_COLUMNS)}, m.keywords
+    FROM {Message._meta.db_table} m JOIN folder ON m.modseq <= folder.highestmodseq
+    WHERE m.mailbox_id = %(folder)s AND m.modseq > %(modseq)s
+    UNION ALL
+    SELECT {_EXPUNGED}, e.uid, e.modseq, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    FROM {ExpungedMessage._meta.db_table} e JOIN folder ON e.modseq <= folder.highestmodseq
+    WHERE e.mailbox_id = %(folder)s AND e.modseq > %(modseq)s AND e.uid <= %(max_uid)s
+    ORDER BY 1, 2
+"""
+
+
 def changes_since(mailbox_id: int, modseq: int, uids: Sequence[int], take_recent: bool) -> Changes:
     """Every change after `modseq` up to the folder's current mod-sequence H, and nothing after H, for a
     session whose view holds `uids` (ascending): a change is committed with the folder row's lock held, so
-    all changes up to H are visible once H is."""
+    all changes up to H are visible once H is (and the statement reads them all in one snapshot)."""
     max_uid = uids[-1] if uids else 0
-    row = Mailbox.objects.filter(pk=mailbox_id).values_list("highestmodseq", "first_recent_uid").first()
-    if row is None:
+    with connection.cursor() as cursor:
+        cursor.execute(_CHANGES_SQL, {"folder": mailbox_id, "modseq": modseq, "max_uid": max_uid})
+        rows = cursor.fetchall()
+    if not rows or rows[0][0] != _FOLDER:
         return Changes(modseq, folder_gone=True)
-    current, first_recent = row
-    if current == modseq:
-        return Changes(current)
-    window = {"modseq__gt": modseq, "modseq__lte": current}
-    rows = (
-        Message.objects.filter(mailbox_id=mailbox_id, **window)
-        .order_by("uid")
-        .values_list("uid", "modseq", *_FLAG_COLUMNS, "keywords")
-    )
+    _, current, first_recent, horizon, *_ = rows[0]
     found = Changes(current)
-    for uid, mod, *rest in rows:
-        if uid > max_uid:
+    if current == modseq:
+        return found
+    expunged = []
+    for kind, uid, mod, _, *rest in rows[1:]:
+        if kind == _EXPUNGED:
+            expunged.append((uid, mod))
+        elif uid > max_uid:
             found.new.append(uid)
         else:
             found.flags.append((uid, mod, flags_of(*rest)))
-    expunged, horizon = _expunges(mailbox_id, Q(uid__lte=max_uid, **window))
     if modseq < horizon:
         # The log no longer reaches back to the session's mod-sequence: what of its view is not in the folder.
         present = set(_uids(mailbox_id))
