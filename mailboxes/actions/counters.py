@@ -19,9 +19,9 @@ from mailboxes.actions.errors import NotFound
 from mailboxes.models import Account, Domain, Mailbox, Message, Role
 
 
-def own_folder(account: Account, mailbox_id: int) -> int:
+def own_folder(account_id: int, mailbox_id: int) -> int:
     """`mailbox_id` if it is one of the account's folders, else NotFound."""
-    if not Mailbox.objects.filter(account=account, pk=mailbox_id).exists():
+    if not Mailbox.objects.filter(account_id=account_id, pk=mailbox_id).exists():
         raise NotFound("no such folder")
     return mailbox_id
 
@@ -264,13 +264,14 @@ def reserve(
 ) -> tuple[int, int, int, list[bool]]:
     """For messages of these sizes into one folder of one account (its Inbox when `folder_id` is None): reserve
     their UIDs, add their share `added` to the folder's counts, and charge the account as `charge_quota_each`
-    does. Returns (folder id, first uid, new modseq, whether each fits). NotFound if the folder is gone or the
-    account takes no mail; nothing is locked before. On PostgreSQL one statement when they fit together, which
-    they nearly always do (those that do not are taken off the counts again: `uncount`)."""
+    does. Returns (folder id, first uid, new modseq, whether each fits). NotFound if the folder is gone or not
+    the account's, or the account takes no mail; nothing is locked before. On PostgreSQL one statement when they
+    fit together, which they nearly always do (those that do not are taken off the counts again: `uncount`)."""
     if connection.vendor != "postgresql":
         if folder_id is None:
             reserved_in, first_uid, modseq = allocate_inbox_uids(account_id, added)
         else:
+            own_folder(account_id, folder_id)  # as the statement below checks
             reserved_in, [(first_uid, modseq)] = folder_id, allocate_delivery_uids({folder_id: added}).values()
         return reserved_in, first_uid, modseq, charge_quota_each(account_id, sizes)
     params = {

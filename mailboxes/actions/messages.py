@@ -37,7 +37,8 @@ def append(
     """Store a message the user supplies (IMAP APPEND, webmail Sent copy and drafts).
 
     The parse, the conversation and the row's columns are worked out before any lock: concurrent APPENDs, STOREs
-    and EXPUNGEs of the folder wait only for the writes (UIDs and counts, quota, one INSERT of body and row)."""
+    and EXPUNGEs of the folder wait only for the writes (UIDs, counts and quota in one statement, then one INSERT
+    of body and row)."""
     parsed = parse_message(raw)
     system, keywords = split_flags(flags)
     body = MessageBody(raw=raw, size=len(raw))
@@ -54,12 +55,12 @@ def append(
         setattr(message, column, value)
     message.keywords = f" {' '.join(keywords)} " if keywords else ""
     message.internal_date = internal_date or timezone.now()
-    # The two UPDATEs lock the folder (if it is the account's) and then the account, the store's order: recorded
+    # The reservation locks the folder (if it is the account's) and then the account, the store's order: recorded
     # first, so an enclosing action holding a lock that sorts after the folder is refused before either is taken.
     taken(folder=mailbox_id, account=account.pk)
     added = counters.Tally.of(len(raw), message.seen, message.deleted)
-    message.uid, message.modseq = counters.allocate_uids(mailbox_id, 1, added, account_id=account.pk)
-    if not counters.charge_quota(account.pk, len(raw)):
+    _, message.uid, message.modseq, [fits] = counters.reserve(account.pk, [len(raw)], mailbox_id, added)
+    if not fits:
         raise OverQuota("the mailbox is full")
     bulk.insert_linked([body], [message], "body")
     return message

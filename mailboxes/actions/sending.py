@@ -51,7 +51,9 @@ def send(
     the recipients' and the sender's accounts), so two users sending to each other at the same moment wait
     for each other instead of deadlocking.
     """
-    folders = [counters.own_folder(account, pk) for pk in {sent_folder, *(ref[0] for ref in (answered, draft) if ref)}]
+    folders = [
+        counters.own_folder(account.pk, pk) for pk in {sent_folder, *(ref[0] for ref in (answered, draft) if ref)}
+    ]
     expansions: Expansions = {}
     lock_up_front(
         [(transmitted, account.address, recipients)], expansions, folders=folders, accounts=[account.pk], senders=False
@@ -72,8 +74,7 @@ def send(
 @action
 def save_draft(account: Account, raw: bytes, *, drafts_folder: int, previous: MessageRef | None) -> Message:
     """Store the message in Drafts, replacing the previous version of the same draft."""
-    folders = [counters.own_folder(account, pk) for pk in {drafts_folder, *([previous[0]] if previous else [])}]
-    lock(folders=folders, accounts=[account.pk])
+    lock(folders={drafts_folder, *([previous[0]] if previous else [])}, accounts=[account.pk], owner=account.pk)
     stored = append(account, drafts_folder, raw, flags=["\\Draft", "\\Seen"])
     if previous is not None:
         delete_messages(account, previous[0], [previous[1]])

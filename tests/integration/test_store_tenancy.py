@@ -35,8 +35,9 @@ def _state() -> list[tuple]:
         lambda alice, theirs, mine: actions.move(alice, mine, [1], theirs),
         lambda alice, theirs, mine: actions.copy(alice, theirs, [1], mine),
         lambda alice, theirs, mine: actions.copy(alice, mine, [1], theirs),
+        lambda alice, theirs, mine: actions.append(alice, theirs, make_raw(to="bob@example.org")),
     ],
-    ids=["store", "expunge", "delete", "move-from", "move-into", "copy-from", "copy-into"],
+    ids=["store", "expunge", "delete", "move-from", "move-into", "copy-from", "copy-into", "append"],
 )
 def test_another_accounts_folder_is_not_found(two_tenants, attempt) -> None:
     alice, bob = two_tenants
