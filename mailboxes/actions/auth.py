@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from credentials import verify as credential_checks
@@ -57,6 +58,7 @@ class Candidate:
     throttled: bool
     # The app passwords allowed for the protocol, and whether the main password is (credentials/verify.py).
     options: credential_checks.SignInOptions = credential_checks.MAIN_PASSWORD_ONLY
+    failures: int = 0  # the address's recent failures: a success clears them, when there are some
 
 
 @dataclass(frozen=True)
@@ -81,9 +83,13 @@ def candidate(address: str, *, remote_ip: str | None, protocol: str = "web") -> 
     one IP) within MAILSITE_AUTH_WINDOW seconds, further attempts are throttled without checking the secret."""
     address = address.strip().lower()
     since = timezone.now() - datetime.timedelta(seconds=settings.MAILSITE_AUTH_WINDOW)
-    recent = AuthFailure.objects.filter(created__gte=since)
-    throttled = recent.filter(address=address).count() >= settings.MAILSITE_AUTH_MAX_FAILURES or bool(
-        remote_ip and recent.filter(remote_ip=remote_ip).count() >= settings.MAILSITE_AUTH_MAX_IP_FAILURES
+    by_ip = Q(remote_ip=remote_ip) if remote_ip else Q(pk__in=[])
+    counted = AuthFailure.objects.filter(Q(address=address) | by_ip, created__gte=since).aggregate(
+        address=Count("pk", filter=Q(address=address)), ip=Count("pk", filter=by_ip)
+    )  # both counts in one query
+    failures = counted["address"]
+    throttled = (
+        failures >= settings.MAILSITE_AUTH_MAX_FAILURES or counted["ip"] >= settings.MAILSITE_AUTH_MAX_IP_FAILURES
     )
     account = (
         Account.objects.select_related("domain").filter(address=address, is_active=True, domain__active=True).first()
@@ -93,7 +99,7 @@ def candidate(address: str, *, remote_ip: str | None, protocol: str = "web") -> 
     options = credential_checks.for_sign_in(account.pk, protocol)
     # A main password the account refuses here (app passwords required) costs the same work as a wrong one.
     password_hash = account.password if options.main_password_allowed else _dummy_hash()
-    return Candidate(address, account, password_hash, False, options)
+    return Candidate(address, account, password_hash, False, options, failures)
 
 
 def verify(found: Candidate, password: str) -> Verified:
@@ -149,7 +155,8 @@ def record(found: Candidate, ok: Verified | bool, *, remote_ip: str | None, prot
         _signed_in(found, protocol, remote_ip, "throttled")
         return AuthResult(None, throttled=True)
     if ok and found.account is not None:
-        AuthFailure.objects.filter(address=found.address).delete()
+        if found.failures:
+            AuthFailure.objects.filter(address=found.address).delete()
         app_password_id = ok.app_password_id if isinstance(ok, Verified) else None
         credential_checks.record(found.account.pk, app_password_id, protocol=protocol, remote_ip=remote_ip)
         _signed_in(found, protocol, remote_ip, "success")
