@@ -176,8 +176,7 @@ def remove(account_id: int, mailbox_id: int, messages: Q) -> list[int]:
     rows = list(chosen.select_related("mailbox").only(*recycling.REMOVED_COLUMNS))
     if not rows:
         return []
-    modseq = counters.bump_modseq(mailbox_id, counters.NONE - counters.tally((r.size, r.seen, r.deleted) for r in rows))
-    counters.release_quota(account_id, sum(row.size for row in rows), len(rows))
+    modseq = counters.release(mailbox_id, counters.tally((r.size, r.seen, r.deleted) for r in rows), account_id)
     log_expunged(mailbox_id, [row.uid for row in rows], modseq)
     recycling.keep(rows)
     for start in range(0, len(rows), DELETE_BATCH):

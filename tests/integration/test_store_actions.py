@@ -244,6 +244,23 @@ def test_expunge_reads_the_messages_it_removes_once(db, make_account):
     assert list(Message.objects.filter(mailbox_id=inbox).values_list("uid", flat=True)) == [1]
 
 
+def test_expunge_releases_the_folder_and_the_quota_in_one_statement(db, make_account):
+    alice = make_account("alice@example.com")
+    inbox = Mailbox.objects.get(account=alice, role=Role.INBOX).pk
+    for number in range(3):
+        actions.append(alice, inbox, raw(f"note {number}"), flags=["\\Deleted"] if number else [])
+    with CaptureQueriesContext(connection) as queries:
+        assert actions.expunge(alice, inbox) == [2, 3]
+    updates = [q["sql"].lstrip() for q in queries if "UPDATE mailboxes_" in q["sql"]]  # counters' own statements
+    assert len(updates) == 1, "\n".join(sql[:150] for sql in updates)
+    assert "mailboxes_account" in updates[0]
+    alice.refresh_from_db()
+    kept = Message.objects.get(mailbox_id=inbox)
+    assert (alice.used_bytes, alice.used_messages) == (kept.size, 1)
+    folder = Mailbox.objects.get(pk=inbox)
+    assert (folder.message_count, folder.total_size, folder.deleted_count) == (1, kept.size, 0)
+
+
 def test_expunge_finds_the_deleted_messages_without_reading_the_folder(db, make_account):
     """EXPUNGE holds the folder's lock while it looks for what to remove: the partial index of \\Deleted messages
     (migration 0024) finds them, where the folder's other indexes would read every message of it."""
