@@ -5,25 +5,13 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
-from mailboxes import actions, changes
+from mailboxes import actions
 from mailboxes.actions import folders
 from mailboxes.actions.flags import FlagMode
 from mailboxes.models import Role
 from tests.webmail_support import folder, make_raw
-
-
-@pytest.fixture
-def listening(transactional_db):
-    if connection.vendor != "postgresql":
-        pytest.fail("this test needs PostgreSQL (NOTIFY): set DATABASE_URL or run PostgreSQL on 127.0.0.1:5432")
-    params = connection.get_connection_params()
-    params.pop("cursor_factory", None)
-    params.pop("context", None)
-    with psycopg.connect(**params, autocommit=True) as conn:
-        conn.execute(f"LISTEN {changes.CHANNEL}")
-        yield conn
 
 
 def _heard(conn: psycopg.Connection) -> list[str]:

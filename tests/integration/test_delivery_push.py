@@ -3,26 +3,11 @@
 from __future__ import annotations
 
 import psycopg
-import pytest
-from django.db import connection
 
-from mailboxes import changes
 from mailboxes.actions import outbound, queueing
 from mailboxes.models import Role
 from relay.deliver import Reply
 from tests.webmail_support import folder, make_raw
-
-
-@pytest.fixture
-def listening(transactional_db):
-    if connection.vendor != "postgresql":
-        pytest.fail("this test needs PostgreSQL (NOTIFY): set DATABASE_URL or run PostgreSQL on 127.0.0.1:5432")
-    params = connection.get_connection_params()
-    params.pop("cursor_factory", None)
-    params.pop("context", None)
-    with psycopg.connect(**params, autocommit=True) as conn:
-        conn.execute(f"LISTEN {changes.CHANNEL}")
-        yield conn
 
 
 def _heard(conn: psycopg.Connection) -> set[str]:
