@@ -17,9 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import weakref
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 
 from asgiref.sync import sync_to_async
 from django.db import connection, connections
@@ -35,36 +34,9 @@ def notify(account_id: int, mailbox_id: int) -> None:
     notify_many([(account_id, mailbox_id)])
 
 
-_batch = threading.local()  # folders changed within `batched()` on this thread
-
-
-@contextlib.contextmanager
-def batched() -> Iterator[None]:
-    """Collect the notifications of the block and send them as one statement when it ends without error.
-
-    For writers that run many services in one transaction (group commit). A savepoint rolled back inside the
-    block may leave a folder in the batch: a reader told of a folder that did not change just finds nothing
-    new.
-    """
-    if getattr(_batch, "pairs", None) is not None:
-        yield  # an enclosing batch sends them
-        return
-    pairs: set[tuple[int, int]] = set()
-    _batch.pairs = pairs
-    try:
-        yield
-    finally:
-        _batch.pairs = None
-    notify_many(pairs)
-
-
 def notify_many(pairs: Iterable[tuple[int, int]]) -> None:
     if connection.vendor != "postgresql":
         return  # SQLite readers poll highestmodseq, which every change raises
-    pending = getattr(_batch, "pairs", None)
-    if pending is not None:
-        pending.update(pairs)
-        return
     payloads = sorted({f"{account_id}:{mailbox_id}" for account_id, mailbox_id in pairs})
     if payloads:
         with connection.cursor() as cursor:

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from mailboxes import bulk, changes
+from mailboxes import bulk
 from mailboxes.actions import counters, queueing, storing
 from mailboxes.actions.errors import NotFound
 from mailboxes.actions.locks import action, holding, lock, taken
@@ -382,12 +382,11 @@ def deliver_many(
 def _deliver_together(
     deliveries: Sequence[Delivery], expansions: Expansions, junk: Sequence[JunkFor], requests: Sequence[Requests]
 ) -> list[DeliveryReport | Exception]:
-    with changes.batched():
-        results = _deliver_group(deliveries, expansions, junk, refusable=True)
-        for delivery, result, asked in zip(deliveries, results, requests, strict=True):
-            if isinstance(result, DeliveryReport):
-                _pass_on(delivery, result, asked)
-        return results
+    results = _deliver_group(deliveries, expansions, junk, refusable=True)
+    for delivery, result, asked in zip(deliveries, results, requests, strict=True):
+        if isinstance(result, DeliveryReport):
+            _pass_on(delivery, result, asked)
+    return results
 
 
 @action
@@ -401,16 +400,15 @@ def _deliver_each(
     results: list[DeliveryReport | Exception] = []
     expansions: Expansions = {}
     lock_up_front(deliveries, expansions)
-    with changes.batched():
-        for index, delivery in enumerate(deliveries):
-            try:
-                with transaction.atomic():  # this delivery's savepoint
-                    [result] = _deliver_group([delivery], expansions, junk[index : index + 1], refusable=True)
-                    if isinstance(result, DeliveryReport):
-                        _pass_on(delivery, result, requests[index])
-            except Exception as exc:  # rolled back to the savepoint; the rest go on
-                result = exc
-            results.append(result)
+    for index, delivery in enumerate(deliveries):
+        try:
+            with transaction.atomic():  # this delivery's savepoint
+                [result] = _deliver_group([delivery], expansions, junk[index : index + 1], refusable=True)
+                if isinstance(result, DeliveryReport):
+                    _pass_on(delivery, result, requests[index])
+        except Exception as exc:  # rolled back to the savepoint; the rest go on
+            result = exc
+        results.append(result)
     return results
 
 
