@@ -474,28 +474,31 @@ def store(
 ) -> Stored:
     """STORE: change flags (with UNCHANGEDSINCE, only of messages not modified since), then read back every
     message in the set for the FETCH replies."""
-    messages = Message.objects.filter(uid_q(ranges), mailbox_id=mailbox_id, uid__lte=max_uid)
+    if not ranges:
+        return Stored([], set(), [])
+    selection = uid_q(ranges) & Q(uid__lte=max_uid)
+    if unchanged_since is None:
+        # One transaction reads, changes and answers (actions.store_flags).
+        every, changed_messages = actions.store_flags(account, mailbox_id, selection, flags, actions.FlagMode(mode))
+        rows = [
+            (m.uid, m.modseq, flags_of(m.seen, m.answered, m.flagged, m.deleted, m.draft, m.keywords)) for m in every
+        ]
+        return Stored(rows, {m.uid for m in changed_messages}, [])
+    messages = Message.objects.filter(selection, mailbox_id=mailbox_id)
     uids = list(messages.values_list("uid", flat=True))
     changed: set[int] = set()
     if uids:
         changed = {
             m.uid
             for m in actions.set_flags(
-                account,
-                mailbox_id,
-                uids,
-                flags,
-                actions.FlagMode(mode),
-                **({} if unchanged_since is None else {"unchanged_since": unchanged_since}),
+                account, mailbox_id, uids, flags, actions.FlagMode(mode), unchanged_since=unchanged_since
             )
         }
     rows = [
         (uid, modseq, flags_of(*rest))
         for uid, modseq, *rest in messages.order_by("uid").values_list("uid", "modseq", *_FLAG_COLUMNS, "keywords")
     ]
-    modified = []
-    if unchanged_since is not None:
-        modified = [uid for uid, modseq, _ in rows if modseq > unchanged_since and uid not in changed]
+    modified = [uid for uid, modseq, _ in rows if modseq > unchanged_since and uid not in changed]
     return Stored(rows, changed, modified)
 
 

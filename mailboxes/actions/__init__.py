@@ -34,7 +34,7 @@ from mailboxes.actions.errors import (
     ServiceError,
     UnknownDomain,
 )
-from mailboxes.actions.flags import SYSTEM_FLAGS, FlagMode, flag_names, set_flags
+from mailboxes.actions.flags import SYSTEM_FLAGS, FlagMode, flag_names, set_flags, store_flags
 from mailboxes.actions.folders import (
     create_mailbox,
     delete_mailbox,
@@ -95,6 +95,7 @@ __all__ = [
     "set_flags",
     "set_password",
     "set_subscribed",
+    "store_flags",
     "submit",
     "submit_from_smtp",
     "update_account",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 
+from django.db.models import Q, QuerySet
+
 from mailboxes.actions import counters
 from mailboxes.actions.locks import action, lock
 from mailboxes.models import Account, Message
@@ -59,11 +61,31 @@ def set_flags(
     With `unchanged_since`, messages whose mod-sequence is above it are left alone (IMAP's conditional
     STORE, RFC 7162 3.1.3), decided under the folder's lock."""
     lock(folders=[mailbox_id], owner=account.pk)
-    system, keywords = split_flags(flags)
     chosen = Message.objects.filter(mailbox_id=mailbox_id, uid__among=uids)
     if unchanged_since is not None:
         chosen = chosen.filter(modseq__lte=unchanged_since)
-    messages = list(chosen.only("id", "uid", "modseq", "size", "keywords", *SYSTEM_FLAGS.values()).order_by("uid"))
+    return _change(mailbox_id, _read(chosen), flags, mode)
+
+
+@action
+def store_flags(
+    account: Account, mailbox_id: int, selection: Q, flags: Iterable[str], mode: FlagMode
+) -> tuple[list[Message], list[Message]]:
+    """`set_flags` for the folder's messages that match `selection` (IMAP's STORE of a UID set): every one of
+    them with its flags and mod-sequence after the change, by UID, read under the folder's lock as they are
+    changed (so a STORE needs no read before it or after it); and those changed."""
+    lock(folders=[mailbox_id], owner=account.pk)
+    messages = _read(Message.objects.filter(selection, mailbox_id=mailbox_id))
+    return messages, _change(mailbox_id, messages, flags, mode)
+
+
+def _read(chosen: QuerySet[Message]) -> list[Message]:
+    return list(chosen.only("id", "uid", "modseq", "size", "keywords", *SYSTEM_FLAGS.values()).order_by("uid"))
+
+
+def _change(mailbox_id: int, messages: list[Message], flags: Iterable[str], mode: FlagMode) -> list[Message]:
+    """Set the flags of these messages of the locked folder; returns those changed."""
+    system, keywords = split_flags(flags)
     changed = []
     counted = counters.NONE  # what the changes do to the folder's counts
     for message in messages:
@@ -85,8 +107,7 @@ def set_flags(
         if (tuple(getattr(message, c) for c in SYSTEM_FLAGS.values()), message.keywords) != before:
             counted += counters.Tally.of(message.size, message.seen, message.deleted) - share
             changed.append(message)
-    if not changed:
-        return []
-    # Raised only by a change (RFC 7162 3.1: a mod-sequence names a change), with the counts in the same UPDATE.
-    counters.bump_and_update(mailbox_id, counted, changed, ["keywords", *SYSTEM_FLAGS.values()])
+    if changed:
+        # Raised only by a change (RFC 7162 3.1: a mod-sequence names a change), with the counts in the same UPDATE.
+        counters.bump_and_update(mailbox_id, counted, changed, ["keywords", *SYSTEM_FLAGS.values()])
     return changed

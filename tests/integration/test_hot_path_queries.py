@@ -41,6 +41,20 @@ def test_imap_select(db, make_account, messages):
 
 
 @pytest.mark.parametrize("messages", [1, 40])
+def test_imap_store(db, make_account, messages):
+    alice = make_account("alice@example.com")
+    _fill(alice.address, messages)
+    inbox = Mailbox.objects.get(account=alice, role=Role.INBOX)
+    with CaptureQueriesContext(connection) as queries:
+        stored = store.store(alice, inbox.pk, [(1, messages)], messages, ["\\Seen"], "add")
+    # The folder's lock, the read of the set under it and one write: the FETCH replies need no read of their own.
+    assert len([q for q in queries if "SAVEPOINT" not in q["sql"]]) == STORE
+    assert [(uid, flags) for uid, _, flags in stored.messages] == [(n, ["\\Seen"]) for n in range(1, messages + 1)]
+    assert stored.changed == set(range(1, messages + 1))
+    assert {modseq for _, modseq, _ in stored.messages} == {Mailbox.objects.get(pk=inbox.pk).highestmodseq}
+
+
+@pytest.mark.parametrize("messages", [1, 40])
 def test_webmail_list_and_message_pages(client, make_account, messages):
     alice = make_account("alice@example.com")
     _fill(alice.address, messages)
@@ -60,5 +74,6 @@ def test_webmail_list_and_message_pages(client, make_account, messages):
 
 
 SELECT = 9  # the snapshot, shared \Recent, HIGHESTMODSEQ and the first unseen
+STORE = 3
 LIST_PAGE = 7
 MESSAGE_PAGE = 16

@@ -5,6 +5,7 @@ account acting."""
 from __future__ import annotations
 
 import pytest
+from django.db.models import Q
 
 from mailboxes import actions
 from mailboxes.actions.errors import NotFound
@@ -29,6 +30,7 @@ def _state() -> list[tuple]:
     "attempt",
     [
         lambda alice, theirs, mine: actions.set_flags(alice, theirs, [1], ["\\Seen"], actions.FlagMode.ADD),
+        lambda alice, theirs, mine: actions.store_flags(alice, theirs, Q(uid=1), ["\\Seen"], actions.FlagMode.ADD),
         lambda alice, theirs, mine: actions.expunge(alice, theirs),
         lambda alice, theirs, mine: actions.delete_messages(alice, theirs, [1]),
         lambda alice, theirs, mine: actions.move(alice, theirs, [1], mine),
@@ -37,7 +39,7 @@ def _state() -> list[tuple]:
         lambda alice, theirs, mine: actions.copy(alice, mine, [1], theirs),
         lambda alice, theirs, mine: actions.append(alice, theirs, make_raw(to="bob@example.org")),
     ],
-    ids=["store", "expunge", "delete", "move-from", "move-into", "copy-from", "copy-into", "append"],
+    ids=["store", "store-selection", "expunge", "delete", "move-from", "move-into", "copy-from", "copy-into", "append"],
 )
 def test_another_accounts_folder_is_not_found(two_tenants, attempt) -> None:
     alice, bob = two_tenants
