@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
+from django.db import connection
 from django.utils import timezone
 
 from credentials import actions, tokens
@@ -31,10 +32,23 @@ def for_sign_in(account_id: int, protocol: str) -> SignInOptions:
     passwords limited to them, and the main password unless the account requires app passwords."""
     if protocol not in MAIL_PROTOCOLS:
         return MAIN_PASSWORD_ONLY
-    required = SecurityOptions.objects.filter(account_id=account_id, require_app_passwords=True).exists()
-    rows = AppPassword.objects.filter(account_id=account_id).values_list("digest", "id", "protocols")
-    allowed = tuple((digest, pk) for digest, pk, protocols in rows if protocol in protocols.split(","))
+    with connection.cursor() as cursor:
+        cursor.execute(_OPTIONS_SQL, [account_id, True, account_id])
+        rows = cursor.fetchall()
+    required = bool(rows[0][0])
+    allowed = tuple(
+        (digest, pk) for _, digest, pk, protocols in rows if pk is not None and protocol in protocols.split(",")
+    )
     return SignInOptions(main_password_allowed=not required, app_passwords=allowed)
+
+
+# Both in one fixed statement, run at every mail sign-in: whether the account requires app passwords (on each
+# row), and its app passwords (none: one row of NULLs).
+_OPTIONS_SQL = (
+    f"SELECT EXISTS (SELECT 1 FROM {SecurityOptions._meta.db_table} WHERE account_id = %s "
+    "AND require_app_passwords = %s), app.digest, app.id, app.protocols "
+    f"FROM (SELECT 1) AS one LEFT JOIN {AppPassword._meta.db_table} AS app ON app.account_id = %s"
+)
 
 
 def match_app_password(options: SignInOptions, secret: str) -> int | None:
