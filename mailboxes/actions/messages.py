@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 from collections.abc import Iterable, Sequence
+from typing import cast
 
-from django.db import connection
+from django.db import connection, models
 from django.db.models import Q
-from django.db.models.deletion import Collector
+from django.db.models.deletion import Collector, get_candidate_relations_to_delete
+from django.db.models.fields.reverse_related import ForeignObjectRel
 from django.utils import timezone
 
 from mailauth import training
@@ -178,15 +181,52 @@ def remove(account_id: int, mailbox_id: int, messages: Q) -> list[int]:
         return []
     modseq = counters.release(mailbox_id, counters.tally((r.size, r.seen, r.deleted) for r in rows), account_id)
     log_expunged(mailbox_id, [row.uid for row in rows], modseq)
-    recycling.keep(rows)
+    kept = recycling.keep(rows)
     for start in range(0, len(rows), DELETE_BATCH):
+        _delete(rows[start : start + DELETE_BATCH])
+    if not kept:  # kept, each body has a recycled message now
+        recycling.drop_bodies(row.body_id for row in rows)
+    return sorted(row.uid for row in rows)
+
+
+def _delete(rows: list[Message]) -> None:
+    """Delete these messages and do what their relations ask (on_delete) to what refers to them."""
+    statement = _deletion_statement()
+    if statement is None:
         # Deleted as the rows read above: a queryset's delete() would read every column of them again first (what
         # refers to them is found by their ids all the same).
         collector = Collector(using=connection.alias)
-        collector.collect(rows[start : start + DELETE_BATCH])
+        collector.collect(rows)
         collector.delete()
-    recycling.drop_bodies(row.body_id for row in rows)
-    return sorted(row.uid for row in rows)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(statement, {"ids": [row.pk for row in rows]})
+
+
+@functools.cache
+def _deletion_statement() -> str | None:
+    """On PostgreSQL, Django's Collector as one statement: the messages' DELETE, with each relation's
+    CASCADE (to a model nothing else refers to) or SET_NULL in the same WITH. Under EXPUNGE's lock that is one
+    round trip instead of one per relation and the Collector's Python. The foreign keys Django creates there are
+    deferred to COMMIT, so the order within the statement does not matter. None (the Collector decides) on
+    other databases or for any other kind of relation."""
+    if connection.vendor != "postgresql":
+        return None
+    steps = []
+    for candidate in get_candidate_relations_to_delete(Message._meta):  # what the Collector looks at
+        relation = cast(ForeignObjectRel, candidate)
+        related = cast(type[models.Model], relation.related_model)._meta
+        table, column = related.db_table, relation.field.column
+        if relation.on_delete is models.DO_NOTHING:
+            continue
+        if relation.on_delete is models.CASCADE and not any(get_candidate_relations_to_delete(related)):
+            steps.append(f"DELETE FROM {table} WHERE {column} = ANY(%(ids)s)")
+        elif relation.on_delete is models.SET_NULL:
+            steps.append(f"UPDATE {table} SET {column} = NULL WHERE {column} = ANY(%(ids)s)")
+        else:
+            return None
+    withs = "".join(f"step{number} AS ({step}), " for number, step in enumerate(steps))
+    return f"WITH {withs}gone AS (DELETE FROM {Message._meta.db_table} WHERE id = ANY(%(ids)s)) SELECT 1"
 
 
 def log_expunged(mailbox_id: int, uids: list[int], modseq: int) -> None:

@@ -29,12 +29,12 @@ REMOVED_COLUMNS = (
 )  # fmt: skip
 
 
-def keep(rows: Sequence[Message]) -> None:
+def keep(rows: Sequence[Message]) -> bool:
     """Copy these messages (read with REMOVED_COLUMNS and their folder) into the recycle bin, for an action about
     to delete their rows (it holds their folders' and account's locks). Nothing is kept when
-    MAILSITE_RETENTION_DAYS is 0."""
+    MAILSITE_RETENTION_DAYS is 0. Whether they were kept: if so, the bin refers to every one of their bodies."""
     if settings.MAILSITE_RETENTION_DAYS <= 0:
-        return
+        return False
     now = timezone.now()
     RecycledMessage.objects.bulk_create(
         RecycledMessage(
@@ -51,6 +51,7 @@ def keep(rows: Sequence[Message]) -> None:
         )
         for row in rows
     )
+    return True
 
 
 def drop_bodies(body_ids: Iterable[int]) -> None:

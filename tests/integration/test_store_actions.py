@@ -253,6 +253,22 @@ def test_expunge_reads_the_messages_it_removes_once_and_releases_them_in_one_sta
     assert (folder.message_count, folder.total_size, folder.deleted_count) == (1, kept.size, 0)
 
 
+def test_expunge_deletes_its_messages_and_what_refers_to_them_in_one_statement(db, make_account):
+    alice = make_account("alice@example.com")
+    inbox = Mailbox.objects.get(account=alice, role=Role.INBOX).pk
+    for number in range(3):
+        actions.append(alice, inbox, raw(f"note {number}"), flags=["\\Deleted"])
+    with CaptureQueriesContext(connection) as queries:
+        assert actions.expunge(alice, inbox) == [1, 2, 3]
+    statements = [q["sql"] for q in queries if "SAVEPOINT" not in q["sql"]]
+    # The folder's and the account's locks, the read, the counters, the expunge log, the recycle bin, and one DELETE
+    # with its relations' steps; no look for bodies to drop (the bin refers to every one). There were ten.
+    assert len(statements) == 7, "\n".join(sql[:150] for sql in statements)
+    [delete] = [sql for sql in statements if "DELETE FROM" in sql]
+    assert "DELETE FROM mailboxes_message" in delete
+    assert not Message.objects.filter(mailbox_id=inbox).exists()
+
+
 def test_expunge_finds_the_deleted_messages_without_reading_the_folder(db, make_account):
     """EXPUNGE holds the folder's lock while it looks for what to remove: the partial index of \\Deleted messages
     (migration 0024) finds them, where the folder's other indexes would read every message of it."""
