@@ -12,7 +12,7 @@ import datetime
 from collections.abc import Iterable
 
 from django.contrib.sessions.models import Session
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from credentials import tokens, totp
@@ -85,8 +85,18 @@ def set_require_app_passwords(account: Account, required: bool) -> None:
 def record_sign_in(account_id: int, protocol: str, remote_ip: str | None, method: str) -> None:
     """Called inside the authentication transaction; old records of the account go at the same time."""
     now = timezone.now()
-    SignIn.objects.filter(account_id=account_id, created__lt=now - datetime.timedelta(days=SIGN_IN_DAYS)).delete()
-    SignIn.objects.create(account_id=account_id, protocol=protocol, remote_ip=remote_ip, method=method[:120])
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(_EXPIRE_SQL, [account_id, adapt(now - datetime.timedelta(days=SIGN_IN_DAYS))])
+        cursor.execute(_RECORD_SQL, [account_id, adapt(now), protocol, remote_ip or None, method[:120]])
+
+
+# Fixed statements: a mail client's every sign-in runs them (querysets would be compiled each time).
+_EXPIRE_SQL = f"DELETE FROM {SignIn._meta.db_table} WHERE account_id = %s AND created < %s"
+_RECORD_SQL = (
+    f"INSERT INTO {SignIn._meta.db_table} (account_id, created, protocol, remote_ip, method) "
+    "VALUES (%s, %s, %s, %s, %s)"
+)
 
 
 @transaction.atomic

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from credentials import actions, tokens, totp
-from credentials.models import AppPassword, RecoveryCode, TotpDevice
+from credentials.models import AppPassword, RecoveryCode, SignIn, TotpDevice
 from mailboxes.actions import authenticate
 from mailboxes.models import Account
 from tests.conftest import PASSWORD
@@ -174,3 +174,22 @@ def test_managesieve_takes_app_passwords_and_honours_their_requirement(alice) ->
     assert authenticate(alice.address, PASSWORD, remote_ip=None, protocol="sieve").ok
     actions.set_require_app_passwords(alice, True)
     assert not authenticate(alice.address, PASSWORD, remote_ip=None, protocol="sieve").ok
+
+
+def test_a_mail_sign_in_is_listed_and_sign_ins_older_than_the_listing_go(alice) -> None:
+    old = SignIn.objects.create(account=alice, protocol="imap", method="password")
+    recent = SignIn.objects.create(account=alice, protocol="pop3", method="password")
+    days = datetime.timedelta(days=actions.SIGN_IN_DAYS)
+    SignIn.objects.filter(pk=old.pk).update(created=timezone.now() - days - datetime.timedelta(days=1))
+    SignIn.objects.filter(pk=recent.pk).update(created=timezone.now() - days + datetime.timedelta(days=1))
+    _, secret = actions.create_app_password(alice, "phone", ["imap"])
+    before = timezone.now()
+    assert authenticate(alice.address, PASSWORD, remote_ip="192.0.2.7", protocol="imap").ok
+    assert authenticate(alice.address, secret, remote_ip=None, protocol="imap").ok
+    rows = list(SignIn.objects.filter(account=alice).order_by("created", "pk"))
+    assert [(r.protocol, r.remote_ip, r.method) for r in rows] == [
+        ("pop3", None, "password"),
+        ("imap", "192.0.2.7", "password"),
+        ("imap", None, "app password phone"),
+    ]
+    assert all(row.created >= before for row in rows[1:])
