@@ -5,7 +5,8 @@ commands, timed apart: "store-deleted" (UID STORE +FLAGS.SILENT (\\Deleted)) and
     .venv/bin/python bench/imap_mix.py --host 127.0.0.1 --port 1143 --user bench@example.test --password secret \\
         [--clients 10] [--seconds 30] [--messages 10000] [--compare 127.0.0.1:10143] [--rounds 3]
 
-The folder "bench" is filled to --messages first (as bench/imap_fetch.py does). With --compare HOST:PORT the
+The folder "bench" is filled to --messages first (as bench/imap_fetch.py does) and stays near that size: each
+client expunges only what it appended, in the same session or a later one. With --compare HOST:PORT the
 same workload runs against that server too (same user and password; for example a local Dovecot), the two
 alternating for --rounds rounds, and the medians are printed side by side with their ratio. Every command that
 does not end in OK counts as an error; "connect" is the time from opening the socket to LOGIN's OK.
@@ -59,7 +60,9 @@ class Tally:
 _APPENDUID = re.compile(rb"\[APPENDUID \d+ (\d+)\]")
 
 
-async def _session(host: str, port: int, user: str, password: str, tally: Tally, rng: random.Random) -> None:
+async def _session(
+    host: str, port: int, user: str, password: str, tally: Tally, rng: random.Random, appended: list[int]
+) -> None:
     started = time.perf_counter()
     try:
         client = await Client.connect(host, port)
@@ -68,7 +71,6 @@ async def _session(host: str, port: int, user: str, password: str, tally: Tally,
         tally.failed("connect+login", exc)
         return
     tally.latencies["connect+login"].append(time.perf_counter() - started)
-    appended: list[int] = []
     try:
         if not await tally.timed("select", client.command(b"SELECT bench")):
             return
@@ -86,7 +88,8 @@ async def _session(host: str, port: int, user: str, password: str, tally: Tally,
                 raw = sample(rng.randint(0, 10**6))
                 await tally.timed("append", _append(client, raw, appended))
             else:
-                # Only what this load appended is expunged, so the folder keeps its size (UIDPLUS, RFC 4315).
+                # Only what this client appended is expunged (UIDPLUS, RFC 4315), in this session or a later one, so
+                # the folder stays near its size.
                 # Two commands, each timed on its own: the p99 target is per command.
                 uid = appended.pop()
                 if await tally.timed("store-deleted", client.command(b"UID STORE %d +FLAGS.SILENT (\\Deleted)" % uid)):
@@ -105,8 +108,9 @@ async def _append(client: Client, raw: bytes, appended: list[int]) -> None:
 
 async def _client_loop(host: str, port: int, user: str, password: str, until: float, tally: Tally, seed: int) -> None:
     rng = random.Random(seed)
+    appended: list[int] = []  # UIDs this client appended and has not expunged yet
     while time.perf_counter() < until:
-        await _session(host, port, user, password, tally, rng)
+        await _session(host, port, user, password, tally, rng, appended)
 
 
 async def run(host: str, port: int, user: str, password: str, clients: int, seconds: float) -> tuple[Tally, float]:
