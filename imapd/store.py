@@ -545,9 +545,10 @@ def folder_id(account_id: int, name: str) -> int | None:
 def copy(account: Account, mailbox_id: int, ranges: list[tuple[int, int]], max_uid: int, target: str, move: bool):
     """COPY/MOVE to the folder named `target`: (uidvalidity of the target, [(source uid, new uid)]); None when
     the target does not exist."""
-    target_id = folder_id(account.pk, target)
-    if target_id is None:
+    found = _folder(account.pk, target)
+    if found is None:
         return None
+    target_id = found.pk
     uids = list(
         Message.objects.filter(uid_q(ranges), mailbox_id=mailbox_id, uid__lte=max_uid).values_list("uid", flat=True)
     )
@@ -555,8 +556,7 @@ def copy(account: Account, mailbox_id: int, ranges: list[tuple[int, int]], max_u
         pairs = actions.move(account, mailbox_id, uids, target_id) if uids else []
     else:
         pairs = actions.copy(account, mailbox_id, uids, target_id) if uids else []
-    uidvalidity = Mailbox.objects.filter(pk=target_id).values_list("uidvalidity", flat=True).get()
-    return uidvalidity, pairs
+    return found.uidvalidity, pairs
 
 
 def append(
