@@ -26,10 +26,15 @@ def array_type(field: Field) -> str:
     return str(field.db_type(connection)).split("(")[0] + "[]"
 
 
+def inserted_fields(model: type[Model]) -> list[Field]:
+    """The columns an INSERT of `model` writes: every concrete one but the key and generated columns."""
+    return [field for field in model._meta.concrete_fields if not field.primary_key and not field.generated]
+
+
 @functools.cache
 def _statement(model: type[Model], single: bool) -> tuple[str, list[Field]]:
     """The INSERT of one row (plain values: psycopg dumps them for less than arrays) or of any number (arrays)."""
-    fields = [field for field in model._meta.concrete_fields if not field.primary_key and not field.generated]
+    fields = inserted_fields(model)
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in fields)
     if single:

@@ -253,8 +253,9 @@ def allocate_delivery_uids(counts: Mapping[int, Tally]) -> dict[int, tuple[int, 
 
 # One folder of one account (the MX's common case) in one statement: the folder's UIDs reserved, then the account
 # charged for the messages if they fit. The account's UPDATE waits for the folder's (its condition reads the
-# folder's result), so the rows are locked in the store's order, the folder and then the account.
-_RESERVE_SQL = f"""
+# folder's result), so the rows are locked in the store's order, the folder and then the account. `direct` goes
+# on from these two to store the message in the same statement.
+RESERVE_CTES = f"""
     WITH folder AS (
         UPDATE {Mailbox._meta.db_table} SET uidnext = uidnext + %(count)s, highestmodseq = highestmodseq + 1,
             {", ".join(f"{column} = {column} + %({column})s" for column in COUNT_COLUMNS)}
@@ -270,11 +271,20 @@ _RESERVE_SQL = f"""
             AND (quota_bytes = 0 OR used_bytes + %(size)s <= quota_bytes)
             AND (quota_messages = 0 OR used_messages + %(count)s <= quota_messages)
         RETURNING id
-    )
-    SELECT id, first_uid, highestmodseq, EXISTS (SELECT 1 FROM charged) FROM folder
-"""
+    )"""
+_RESERVE_SQL = RESERVE_CTES + "\n    SELECT id, first_uid, highestmodseq, EXISTS (SELECT 1 FROM charged) FROM folder"
 _RESERVE_INBOX_SQL = _RESERVE_SQL.format(folder="role = %(role)s")
 _RESERVE_FOLDER_SQL = _RESERVE_SQL.format(folder="id = %(folder)s")
+
+
+def reserve_parameters(account_id: int, sizes: Sequence[int], added: Tally) -> dict[str, int]:
+    """The parameters of `RESERVE_CTES` for messages of these sizes, adding `added` to the folder's counts."""
+    return {
+        "count": len(sizes),
+        "size": sum(sizes),
+        "account": account_id,
+        **dict(zip(COUNT_COLUMNS, astuple(added), strict=True)),
+    }
 
 
 def reserve(
@@ -292,12 +302,7 @@ def reserve(
             own_folder(account_id, folder_id)  # as the statement below checks
             reserved_in, [(first_uid, modseq)] = folder_id, allocate_delivery_uids({folder_id: added}).values()
         return reserved_in, first_uid, modseq, charge_quota_each(account_id, sizes)
-    params = {
-        "count": len(sizes),
-        "size": sum(sizes),
-        "account": account_id,
-        **dict(zip(COUNT_COLUMNS, astuple(added), strict=True)),
-    }
+    params = reserve_parameters(account_id, sizes, added)
     with connection.cursor() as cursor:
         if folder_id is None:
             cursor.execute(_RESERVE_INBOX_SQL, {**params, "role": Role.INBOX.value})

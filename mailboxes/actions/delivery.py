@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from mailboxes import bulk
-from mailboxes.actions import counters, queueing, storing
+from mailboxes.actions import counters, direct, queueing, storing
 from mailboxes.actions.errors import NotFound
 from mailboxes.actions.locks import action, holding, lock, taken
 from mailboxes.models import Mailbox, Message, MessageBody, Role
@@ -372,10 +372,34 @@ def deliver_many(
     report's `refused` holds the reason for the MX's DATA reply (sieve/delivery.py `Filing`).
     """
     asked = [*requests, *[UNASKED] * (len(deliveries) - len(requests))]
+    if len(deliveries) == 1 and direct.usable():
+        alone = _direct_resolution(deliveries[0], resolved or {}, junk[0] if junk else False, asked[0])
+        stored = None if alone is None else direct.deliver(deliveries[0][0], deliveries[0][1], alone)
+        if stored is not None:
+            return [stored]
     try:
         return _deliver_together(deliveries, _known(resolved), junk, asked)
     except Exception:
         return _deliver_each(deliveries, junk, asked)
+
+
+def _direct_resolution(
+    delivery: Delivery, resolved: Mapping[str, Resolution], junk: JunkFor, requests: Requests
+) -> Resolution | None:
+    """The RCPT answer of a delivery that `direct.deliver` may store: one recipient reaching one account, which
+    runs no Sieve script and has room, with no alias forward, no junk verdict and no notice of success asked."""
+    _, _, recipients = delivery
+    if len(recipients) != 1 or junk:
+        return None
+    [rcpt] = recipients
+    resolution = resolved.get(rcpt)
+    if resolution is None or resolution.expansion is None or resolution.status is not RecipientStatus.LOCAL:
+        return None
+    if len(resolution.account_ids) != 1 or len(resolution.expansion.accounts) != 1 or resolution.external:
+        return None
+    if resolution.expansion.filtered or requests.notifies(rcpt, "SUCCESS"):
+        return None
+    return resolution
 
 
 @action

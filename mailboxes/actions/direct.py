@@ -1,0 +1,154 @@
+"""One message into one folder in one statement, on PostgreSQL: the MX's common delivery and IMAP APPEND.
+
+The statement is its own transaction (autocommit): it reserves the folder's UID and adds to its counts (the
+folder's row lock), charges the account (its row lock, after the folder's: the store's lock order, as
+`counters.reserve`), inserts the body and the copy, and puts the copy in the conversation of the first of its
+references the account already has (`storing.threads`). The locks are held only while PostgreSQL runs it, never
+across a round trip to the listener, and the message costs one round trip instead of five (BEGIN, the
+conversation, the reservation, the insert, COMMIT).
+
+What the statement cannot decide alone goes the usual way (the action's transaction), which it leaves untouched:
+a reply subject (it may join a conversation by its subject), an account over its quota, or disabled, or a
+folder gone (nothing is charged: the statement then fails, which undoes it). The MX uses it only for a message
+whose one recipient reaches one account with no Sieve script, no junk verdict and no notice to send
+(`delivery.deliver_many`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import uuid
+from collections.abc import Iterable
+
+from django.db import DataError, connection, connections
+from django.db.models import Field
+from django.utils import timezone
+from psycopg import errors
+
+from mailboxes import bulk
+from mailboxes.actions import counters, storing
+from mailboxes.actions.flags import split_flags
+from mailboxes.models import Message, MessageBody, Role
+from mailboxes.recipients import DeliveryReport, RecipientStatus, Resolution
+from mailcore.mime import ParsedMessage, parse_message
+from mailcore.subject import base_subject
+
+# The columns of the copy that the statement fills in itself, from its other parts.
+_COMPUTED = ("mailbox_id", "uid", "modseq", "thread_id", "body_id")
+_INBOX = "role = %(role)s"
+_FOLDER = "id = %(folder)s"
+
+
+@functools.cache
+def _statement(folder: str) -> tuple[str, list[Field]]:
+    """The statement for the folder chosen by `folder` (`_INBOX` or `_FOLDER`), and the copy's fields whose values
+    travel as parameters (in its order)."""
+    quote = connection.ops.quote_name
+    inserted = bulk.inserted_fields(Message)
+    fields = [field for field in inserted if field.attname not in _COMPUTED]
+    columns = ", ".join(quote(field.column) for field in fields)
+    values = ", ".join(f"%(c{n})s" for n in range(len(fields)))
+    by_name = {field.attname: field.column for field in inserted}
+    computed = ", ".join(quote(by_name[name]) for name in _COMPUTED)
+    messages = quote(Message._meta.db_table)
+    sql = f"""
+        {counters.RESERVE_CTES.format(folder=folder)},
+        parent AS (
+            -- Nothing charged (the account is full or disabled, or the folder is gone): 1/0 fails the statement,
+            -- which undoes any reservation, and the message goes the usual way, which says why.
+            INSERT INTO {quote(MessageBody._meta.db_table)} (raw, size)
+            SELECT %(raw)s, %(size)s FROM folder WHERE 1 / (SELECT count(*) FROM charged) = 1
+            RETURNING id
+        ),
+        copy AS (
+            INSERT INTO {messages} ({columns}, {computed})
+            SELECT {values}, folder.id, folder.first_uid, folder.highestmodseq,
+                COALESCE((
+                    SELECT known.thread_id FROM unnest(%(references)s::text[]) WITH ORDINALITY AS ref (id, position)
+                    JOIN {messages} known ON known.account_id = %(account)s AND known.message_id = ref.id
+                    ORDER BY ref.position LIMIT 1
+                ), %(thread)s),
+                parent.id
+            FROM folder, parent
+            RETURNING id, uid
+        )
+        SELECT id, uid FROM copy
+    """
+    return sql, fields
+
+
+def usable() -> bool:
+    """Whether a message may be stored by its own statement here: on PostgreSQL, outside any transaction (within
+    one, the statement's failure would end the enclosing transaction too)."""
+    return connection.vendor == "postgresql" and connection.get_autocommit()
+
+
+def _store(
+    account_id: int,
+    raw: bytes,
+    parsed: ParsedMessage,
+    folder: dict[str, object],
+    *,
+    flags: Iterable[str] = (),
+    internal_date: datetime.datetime | None = None,
+) -> tuple[int, int] | None:
+    """(id, UID) of the copy stored in the folder that `folder` names (role or id); None when nothing was
+    stored and it must go the usual way."""
+    subject = base_subject(parsed.subject)
+    if subject and subject != parsed.subject.strip().casefold():
+        return None  # a reply subject may join a conversation by its subject: `storing.threads` decides
+    body = MessageBody(raw=raw, size=len(raw))
+    row = storing.message_row(
+        parsed, account_id=account_id, mailbox_id=0, uid=0, modseq=0, body=body, thread_id=uuid.uuid4()
+    )
+    system, keywords = split_flags(flags)
+    for column, value in system.items():
+        setattr(row, column, value)
+    row.keywords = f" {' '.join(keywords)} " if keywords else ""
+    row.internal_date = internal_date or timezone.now()
+    sql, fields = _statement(_INBOX if "role" in folder else _FOLDER)
+    wrapper = connections[connection.alias]
+    params = {f"c{n}": field.get_db_prep_save(field.pre_save(row, True), wrapper) for n, field in enumerate(fields)}
+    params.update(
+        counters.reserve_parameters(account_id, [body.size], counters.Tally.of(body.size, row.seen, row.deleted)),
+        **folder,
+        raw=raw,
+        references=storing.thread_references(parsed),
+        thread=row.thread_id,
+    )
+    try:
+        with wrapper.cursor() as cursor:
+            cursor.execute(sql, params)
+            [(message_id, uid)] = cursor.fetchall()
+    except DataError as exc:
+        if isinstance(exc.__cause__, errors.DivisionByZero):
+            return None  # nothing charged, nothing stored
+        raise
+    return message_id, uid
+
+
+def deliver(raw: bytes, envelope_sender: str, resolution: Resolution) -> DeliveryReport | Exception | None:
+    """Store a received message in the Inbox of the one account `resolution` reaches; the report, or the
+    parser's exception (nothing stored), or None when it must go the usual way (nothing stored either)."""
+    [account_id] = resolution.account_ids
+    stored = storing.with_return_path(raw, envelope_sender)
+    try:
+        parsed = parse_message(stored)
+    except Exception as exc:
+        return exc
+    copy = _store(account_id, stored, parsed, {"role": Role.INBOX.value})
+    if copy is None:
+        return None
+    report = DeliveryReport(message_ids=[copy[0]])
+    report.results[resolution.address] = RecipientStatus.LOCAL
+    return report
+
+
+def append(
+    account_id: int, mailbox_id: int, raw: bytes, flags: Iterable[str], internal_date: datetime.datetime | None
+) -> int | None:
+    """IMAP APPEND of a message into one of the account's folders: its UID, or None when it must go the usual way
+    (`actions.append`; nothing was stored). The parser's errors are raised, as `actions.append` raises them."""
+    copy = _store(account_id, raw, parse_message(raw), {"folder": mailbox_id}, flags=flags, internal_date=internal_date)
+    return None if copy is None else copy[1]
