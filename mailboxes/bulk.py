@@ -46,6 +46,16 @@ def _statement(model: type[Model], single: bool) -> tuple[str, list[Field]]:
     return sql, fields
 
 
+def insert_statement(objs: Sequence[Model]) -> tuple[str, list[Any]]:
+    """On PostgreSQL, the INSERT of `objs` (all of one model, at least one) and its parameters, for `insert` or for
+    a step of a larger statement; it returns their new keys in order."""
+    single = len(objs) == 1
+    sql, fields = _statement(type(objs[0]), single)
+    wrapper = connections[connection.alias]  # not the proxy, which would be looked up again for every value
+    columns = [[field.get_db_prep_save(field.pre_save(obj, True), wrapper) for obj in objs] for field in fields]
+    return sql, [values[0] for values in columns] if single else columns
+
+
 def insert(objs: Sequence[Model]) -> None:
     """Insert `objs`, all of one model, in one statement, and set their primary keys (like `bulk_create`)."""
     if not objs:
@@ -54,12 +64,10 @@ def insert(objs: Sequence[Model]) -> None:
     if connection.vendor != "postgresql":
         model._default_manager.bulk_create(objs)
         return
-    single = len(objs) == 1
-    sql, fields = _statement(model, single)
-    wrapper = connections[connection.alias]  # not the proxy, which would be looked up again for every value
-    columns = [[field.get_db_prep_save(field.pre_save(obj, True), wrapper) for obj in objs] for field in fields]
+    sql, params = insert_statement(objs)
+    wrapper = connections[connection.alias]
     with wrapper.cursor() as cursor:
-        cursor.execute(sql, [values[0] for values in columns] if single else columns)
+        cursor.execute(sql, params)
         keys = cursor.fetchall()
     # UNNEST yields the rows in array order and RETURNING follows the insertion order, as bulk_create relies on.
     for obj, (key,) in zip(objs, keys, strict=True):

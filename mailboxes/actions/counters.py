@@ -193,7 +193,15 @@ def release_quota(account_id: int, size: int, count: int) -> None:
         cursor.execute(_RELEASE_QUOTA_SQL, [size, size, count, count, account_id])
 
 
-_RELEASE_SQL = f"WITH folder AS ({_BUMP_SQL}), account AS ({_RELEASE_QUOTA_SQL}) SELECT value FROM folder"
+# The folder's new mod-sequence is `folder`'s value.
+RELEASE_CTES = f"folder AS ({_BUMP_SQL}), account AS ({_RELEASE_QUOTA_SQL})"
+_RELEASE_SQL = f"WITH {RELEASE_CTES} SELECT value FROM folder"
+
+
+def release_parameters(mailbox_id: int, removed: Tally, account_id: int) -> list[int]:
+    """The parameters of `RELEASE_CTES` (positional) for messages leaving the folder and the account."""
+    quota = [removed.size, removed.size, removed.messages, removed.messages, account_id]
+    return [*(-value for value in astuple(removed)), mailbox_id, *quota]
 
 
 def release(mailbox_id: int, removed: Tally, account_id: int) -> int:
@@ -204,9 +212,8 @@ def release(mailbox_id: int, removed: Tally, account_id: int) -> int:
         modseq = bump_modseq(mailbox_id, NONE - removed)
         release_quota(account_id, removed.size, removed.messages)
         return modseq
-    quota = [removed.size, removed.size, removed.messages, removed.messages, account_id]
     with connection.cursor() as cursor:
-        cursor.execute(_RELEASE_SQL, [*(-value for value in astuple(removed)), mailbox_id, *quota])
+        cursor.execute(_RELEASE_SQL, release_parameters(mailbox_id, removed, account_id))
         return int(cursor.fetchone()[0])
 
 

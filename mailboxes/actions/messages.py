@@ -6,7 +6,7 @@ import datetime
 import functools
 import json
 from collections.abc import Iterable, Sequence
-from typing import cast
+from typing import Any, cast
 
 from django.db import connection, models
 from django.db.models import Q
@@ -20,11 +20,12 @@ from mailboxes.actions import counters, recycling, storing
 from mailboxes.actions.errors import OverQuota
 from mailboxes.actions.flags import split_flags
 from mailboxes.actions.locks import action, lock, taken
-from mailboxes.models import Account, ExpungedMessage, Message, MessageBody
+from mailboxes.models import Account, ExpungedMessage, Mailbox, Message, MessageBody
 from mailcore.mime import parse_message
 
-# Messages deleted per statement: Django deletes what refers to them (scheduled sends, import records) by id lists
-# of a parameter each, and PostgreSQL takes at most 65,535 parameters a statement.
+# Messages deleted per statement where Django's Collector deletes them (see `_deletion_steps`): it deletes what
+# refers to them (scheduled sends, import records) by id lists of a parameter each, and a statement takes at most
+# 65,535 parameters on PostgreSQL.
 DELETE_BATCH = 10_000
 
 
@@ -179,7 +180,12 @@ def remove(account_id: int, mailbox_id: int, messages: Q) -> list[int]:
     rows = list(chosen.select_related("mailbox").only(*recycling.REMOVED_COLUMNS))
     if not rows:
         return []
-    modseq = counters.release(mailbox_id, counters.tally((r.size, r.seen, r.deleted) for r in rows), account_id)
+    removed = counters.tally((r.size, r.seen, r.deleted) for r in rows)
+    steps = _deletion_steps()
+    if steps is not None:
+        _remove_at_once(account_id, mailbox_id, rows, removed, steps)
+        return sorted(row.uid for row in rows)
+    modseq = counters.release(mailbox_id, removed, account_id)
     log_expunged(mailbox_id, [row.uid for row in rows], modseq)
     kept = recycling.keep(rows)
     for start in range(0, len(rows), DELETE_BATCH):
@@ -190,26 +196,50 @@ def remove(account_id: int, mailbox_id: int, messages: Q) -> list[int]:
 
 
 def _delete(rows: list[Message]) -> None:
-    """Delete these messages and do what their relations ask (on_delete) to what refers to them."""
-    statement = _deletion_statement()
-    if statement is None:
-        # Deleted as the rows read above: a queryset's delete() would read every column of them again first (what
-        # refers to them is found by their ids all the same).
-        collector = Collector(using=connection.alias)
-        collector.collect(rows)
-        collector.delete()
-        return
+    """Delete these messages and do what their relations ask (on_delete) to what refers to them, as Django's
+    Collector does, but for the rows read above: a queryset's delete() would read every column of them again
+    first (what refers to them is found by their ids all the same)."""
+    collector = Collector(using=connection.alias)
+    collector.collect(rows)
+    collector.delete()
+
+
+def _remove_at_once(
+    account_id: int, mailbox_id: int, rows: list[Message], removed: counters.Tally, steps: list[str]
+) -> None:
+    """`remove`'s writes in one statement on PostgreSQL: the folder's counts and mod-sequence and the account's
+    usage (`counters.release`), the expunge log at the new mod-sequence, the recycle bin's rows, and the
+    deletion with its relations' steps. Under EXPUNGE's locks that is one round trip instead of four. With
+    nothing kept in the bin, bodies no longer used are dropped after it, as `remove` does."""
+    uids = [row.uid for row in rows]
+    parts = [counters.RELEASE_CTES]
+    params: list[Any] = counters.release_parameters(mailbox_id, removed, account_id)
+    log = ExpungedMessage._meta
+    parts.append(
+        f"logged AS (INSERT INTO {log.db_table} (mailbox_id, uid, modseq, expunged) "
+        "SELECT %s, uid, folder.value, %s FROM unnest(%s::bigint[]) AS uid, folder)"
+    )
+    params += [mailbox_id, timezone.now(), uids]
+    kept = recycling.bin_rows(rows)
+    if kept:
+        sql, values = bulk.insert_statement(kept)
+        parts.append(f"kept AS ({sql})")
+        params += values
+    parts += steps
+    params += [[row.pk for row in rows]] * len(steps)
     with connection.cursor() as cursor:
-        cursor.execute(statement, {"ids": [row.pk for row in rows]})
+        cursor.execute(f"WITH {', '.join(parts)} SELECT value FROM folder", params)
+    if not kept:
+        recycling.drop_bodies(row.body_id for row in rows)
 
 
 @functools.cache
-def _deletion_statement() -> str | None:
-    """On PostgreSQL, Django's Collector as one statement: the messages' DELETE, with each relation's
-    CASCADE (to a model nothing else refers to) or SET_NULL in the same WITH. Under EXPUNGE's lock that is one
-    round trip instead of one per relation and the Collector's Python. The foreign keys Django creates there are
-    deferred to COMMIT, so the order within the statement does not matter. None (the Collector decides) on
-    other databases or for any other kind of relation."""
+def _deletion_steps() -> list[str] | None:
+    """On PostgreSQL, Django's Collector as the steps of one statement, each with one parameter (the messages'
+    ids): the messages' DELETE, with each relation's CASCADE (to a model nothing else refers to) or SET_NULL.
+    Under EXPUNGE's lock that is one round trip instead of one per relation and the Collector's Python. The
+    foreign keys Django creates there are deferred to COMMIT, so the order within the statement does not
+    matter. None (the Collector decides) on other databases or for any other kind of relation."""
     if connection.vendor != "postgresql":
         return None
     steps = []
@@ -220,13 +250,13 @@ def _deletion_statement() -> str | None:
         if relation.on_delete is models.DO_NOTHING:
             continue
         if relation.on_delete is models.CASCADE and not any(get_candidate_relations_to_delete(related)):
-            steps.append(f"DELETE FROM {table} WHERE {column} = ANY(%(ids)s)")
+            steps.append(f"DELETE FROM {table} WHERE {column} = ANY(%s)")
         elif relation.on_delete is models.SET_NULL:
-            steps.append(f"UPDATE {table} SET {column} = NULL WHERE {column} = ANY(%(ids)s)")
+            steps.append(f"UPDATE {table} SET {column} = NULL WHERE {column} = ANY(%s)")
         else:
             return None
-    withs = "".join(f"step{number} AS ({step}), " for number, step in enumerate(steps))
-    return f"WITH {withs}gone AS (DELETE FROM {Message._meta.db_table} WHERE id = ANY(%(ids)s)) SELECT 1"
+    named = [f"step{number} AS ({step})" for number, step in enumerate(steps)]
+    return [*named, f"gone AS (DELETE FROM {Message._meta.db_table} WHERE id = ANY(%s))"]
 
 
 def log_expunged(mailbox_id: int, uids: list[int], modseq: int) -> None:
@@ -237,12 +267,42 @@ def log_expunged(mailbox_id: int, uids: list[int], modseq: int) -> None:
     )
 
 
-@action
+# Whether the folder (if it is the account's: else no row) has a message flagged \\Deleted, from the partial index
+# message_deleted; the second among some UIDs, joined as a set (see `_chosen`).
+_ANY_DELETED_SQL = (
+    f"SELECT EXISTS (SELECT 1 FROM {Message._meta.db_table} m{{uids}} WHERE m.mailbox_id = f.id AND m.deleted) "
+    f"FROM {Mailbox._meta.db_table} f WHERE f.id = %(folder)s AND f.account_id = %(account)s"
+)
+_ANY_DELETED_IN_FOLDER_SQL = _ANY_DELETED_SQL.format(uids="")
+_ANY_DELETED_AMONG_SQL = {
+    "postgresql": _ANY_DELETED_SQL.format(
+        uids=" JOIN unnest(%(uids)s::bigint[]) AS chosen (uid) ON chosen.uid = m.uid"
+    ),
+    "sqlite": _ANY_DELETED_SQL.format(uids=" JOIN json_each(%(uids)s) AS chosen ON chosen.value = m.uid"),
+}
+
+
 def expunge(account: Account, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
     """Remove messages flagged \\Deleted (only those among `uids` when given, for UID EXPUNGE).
 
-    Returns the removed UIDs in ascending order.
-    """
+    Returns the removed UIDs in ascending order. With none to remove (a client's routine EXPUNGE, or another
+    session's EXPUNGE was first) nothing is locked: the answer is as of that look, as if this EXPUNGE came
+    before any \\Deleted flag set since."""
+    with connection.cursor() as cursor:
+        if uids is None:
+            cursor.execute(_ANY_DELETED_IN_FOLDER_SQL, {"folder": mailbox_id, "account": account.pk})
+        else:
+            among = list(uids) if connection.vendor == "postgresql" else json.dumps(list(uids))
+            sql = _ANY_DELETED_AMONG_SQL[connection.vendor]
+            cursor.execute(sql, {"folder": mailbox_id, "account": account.pk, "uids": among})
+        found = cursor.fetchone()
+    if found is not None and not found[0]:
+        return []
+    return _expunge(account, mailbox_id, uids)
+
+
+@action
+def _expunge(account: Account, mailbox_id: int, uids: Sequence[int] | None) -> list[int]:
     lock(folders=[mailbox_id], accounts=[account.pk], owner=account.pk)
     condition = Q(deleted=True)
     if uids is not None:

@@ -33,10 +33,18 @@ def keep(rows: Sequence[Message]) -> bool:
     """Copy these messages (read with REMOVED_COLUMNS and their folder) into the recycle bin, for an action about
     to delete their rows (it holds their folders' and account's locks). Nothing is kept when
     MAILSITE_RETENTION_DAYS is 0. Whether they were kept: if so, the bin refers to every one of their bodies."""
+    kept = bin_rows(rows)
+    RecycledMessage.objects.bulk_create(kept)
+    return bool(kept)
+
+
+def bin_rows(rows: Sequence[Message]) -> list[RecycledMessage]:
+    """The recycle bin's rows for these messages (read with REMOVED_COLUMNS and their folder), not saved; none when
+    MAILSITE_RETENTION_DAYS is 0."""
     if settings.MAILSITE_RETENTION_DAYS <= 0:
-        return False
+        return []
     now = timezone.now()
-    RecycledMessage.objects.bulk_create(
+    return [
         RecycledMessage(
             account_id=row.account_id,
             folder_name=row.mailbox.name,
@@ -50,8 +58,7 @@ def keep(rows: Sequence[Message]) -> bool:
             removed=now,
         )
         for row in rows
-    )
-    return True
+    ]
 
 
 def drop_bodies(body_ids: Iterable[int]) -> None:

@@ -16,7 +16,18 @@ from django.utils import timezone
 from mailboxes import actions
 from mailboxes.actions import locks, outbound, queueing
 from mailboxes.actions.folders import claim_recent
-from mailboxes.models import Account, Alias, Domain, Mailbox, Message, MessageBody, Role, Subscription
+from mailboxes.models import (
+    Account,
+    Alias,
+    Domain,
+    ExpungedMessage,
+    Mailbox,
+    Message,
+    MessageBody,
+    RecycledMessage,
+    Role,
+    Subscription,
+)
 from relay.models import Attempt, OutboundMessage, OutboundRecipient, State
 from tests.conftest import PASSWORD
 
@@ -261,12 +272,44 @@ def test_expunge_deletes_its_messages_and_what_refers_to_them_in_one_statement(d
     with CaptureQueriesContext(connection) as queries:
         assert actions.expunge(alice, inbox) == [1, 2, 3]
     statements = [q["sql"] for q in queries if "SAVEPOINT" not in q["sql"]]
-    # The folder's and the account's locks, the read, the counters, the expunge log, the recycle bin, and one DELETE
-    # with its relations' steps; no look for bodies to drop (the bin refers to every one). There were ten.
-    assert len(statements) == 7, "\n".join(sql[:150] for sql in statements)
+    # A look for \Deleted messages, the folder's and the account's locks, the read, and one statement for the
+    # counters, the expunge log, the recycle bin and the DELETE with its relations' steps; no look for bodies to
+    # drop (the bin refers to every one). There were ten, then seven.
+    assert len(statements) == 5, "\n".join(sql[:150] for sql in statements)
     [delete] = [sql for sql in statements if "DELETE FROM" in sql]
     assert "DELETE FROM mailboxes_message" in delete
     assert not Message.objects.filter(mailbox_id=inbox).exists()
+    assert list(ExpungedMessage.objects.filter(mailbox_id=inbox).values_list("uid", flat=True).order_by("uid")) == [
+        1,
+        2,
+        3,
+    ]
+    assert {m.modseq for m in ExpungedMessage.objects.filter(mailbox_id=inbox)} == {
+        Mailbox.objects.get(pk=inbox).highestmodseq
+    }
+    assert RecycledMessage.objects.filter(account=alice).count() == 3
+    folder = Mailbox.objects.get(pk=inbox)
+    alice.refresh_from_db()
+    assert (folder.message_count, folder.deleted_count, folder.total_size, alice.used_messages) == (0, 0, 0, 0)
+
+
+def test_an_expunge_with_nothing_to_remove_takes_no_lock(db, make_account):
+    alice = make_account("alice@example.com")
+    bob = make_account("bob@example.com")
+    inbox = Mailbox.objects.get(account=alice, role=Role.INBOX).pk
+    actions.append(alice, inbox, raw("kept"))
+    actions.append(alice, inbox, raw("flagged"), flags=["\\Deleted"])
+    for uids in ([1], [1, 7]):  # UID EXPUNGE of messages none of which is \Deleted
+        with CaptureQueriesContext(connection) as queries:
+            assert actions.expunge(alice, inbox, uids) == []
+        assert len(queries) == 1, "one look: no transaction, no lock"
+    # Another account's folder is no folder: refused as before, not answered "nothing to remove".
+    with pytest.raises(actions.NotFound):
+        actions.expunge(bob, inbox, [2])
+    assert actions.expunge(alice, inbox) == [2]
+    with CaptureQueriesContext(connection) as queries:
+        assert actions.expunge(alice, inbox) == []
+    assert len(queries) == 1
 
 
 def test_expunge_finds_the_deleted_messages_without_reading_the_folder(db, make_account):
