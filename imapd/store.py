@@ -511,15 +511,15 @@ def store(
     message in the set for the FETCH replies."""
     if not ranges:
         return Stored([], set(), [])
-    selection = uid_q(ranges) & Q(uid__lte=max_uid)
     if unchanged_since is None:
         # One transaction reads, changes and answers (actions.store_flags).
-        every, changed_messages = actions.store_flags(account, mailbox_id, selection, flags, actions.FlagMode(mode))
+        flag_mode = actions.FlagMode(mode)
+        every, changed_messages = actions.store_flags(account, mailbox_id, ranges, max_uid, flags, flag_mode)
         rows = [
             (m.uid, m.modseq, flags_of(m.seen, m.answered, m.flagged, m.deleted, m.draft, m.keywords)) for m in every
         ]
         return Stored(rows, {m.uid for m in changed_messages}, [])
-    messages = Message.objects.filter(selection, mailbox_id=mailbox_id)
+    messages = Message.objects.filter(uid_q(ranges) & Q(uid__lte=max_uid), mailbox_id=mailbox_id)
     uids = list(messages.values_list("uid", flat=True))
     changed: set[int] = set()
     if uids:

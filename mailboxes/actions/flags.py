@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db import connection
+from django.db.models import QuerySet
 
 from mailboxes.actions import counters
 from mailboxes.actions.locks import action, lock
@@ -69,18 +72,55 @@ def set_flags(
 
 @action
 def store_flags(
-    account: Account, mailbox_id: int, selection: Q, flags: Iterable[str], mode: FlagMode
+    account: Account,
+    mailbox_id: int,
+    ranges: Sequence[tuple[int, int]],
+    max_uid: int,
+    flags: Iterable[str],
+    mode: FlagMode,
 ) -> tuple[list[Message], list[Message]]:
-    """`set_flags` for the folder's messages that match `selection` (IMAP's STORE of a UID set): every one of
-    them with its flags and mod-sequence after the change, by UID, read under the folder's lock as they are
-    changed (so a STORE needs no read before it or after it); and those changed."""
+    """`set_flags` for the folder's messages with UIDs in these ranges, up to `max_uid` (IMAP's STORE of a UID
+    set): every one of them with its flags and mod-sequence after the change, by UID, read under the folder's
+    lock as they are changed (so a STORE needs no read before it or after it); and those changed."""
     lock(folders=[mailbox_id], owner=account.pk)
-    messages = _read(Message.objects.filter(selection, mailbox_id=mailbox_id))
+    messages = _read_ranges(mailbox_id, ranges, max_uid)
     return messages, _change(mailbox_id, messages, flags, mode)
 
 
+_READ_FIELDS = ("id", "uid", "modseq", "size", "keywords", *SYSTEM_FLAGS.values())
+# The same columns as a fixed statement, in the model's order (as `Model.from_db` takes them): a STORE reads its
+# set under the folder's lock, and compiling a queryset there cost more than the read.
+_READ_COLUMNS = [field.attname for field in Message._meta.concrete_fields if field.attname in _READ_FIELDS]
+_READ_RANGES_SQL = (
+    f"SELECT {', '.join(f'm.{column}' for column in _READ_COLUMNS)} FROM {Message._meta.db_table} m {{ranges}} "
+    "WHERE m.mailbox_id = %s AND m.uid <= %s ORDER BY m.uid"
+)
+_RANGES = {
+    "postgresql": "JOIN unnest(%s::bigint[], %s::bigint[]) AS r (low, high) ON m.uid BETWEEN r.low AND r.high",
+    "sqlite": "JOIN json_each(%s) AS r "
+    "ON m.uid BETWEEN json_extract(r.value, '$[0]') AND json_extract(r.value, '$[1]')",
+}
+
+
 def _read(chosen: QuerySet[Message]) -> list[Message]:
-    return list(chosen.only("id", "uid", "modseq", "size", "keywords", *SYSTEM_FLAGS.values()).order_by("uid"))
+    return list(chosen.only(*_READ_FIELDS).order_by("uid"))
+
+
+def _read_ranges(mailbox_id: int, ranges: Sequence[tuple[int, int]], max_uid: int) -> list[Message]:
+    """`_read` of the folder's messages in these UID ranges (they may overlap), up to `max_uid`."""
+    merged: list[list[int]] = []
+    for low, high in sorted(ranges):
+        if merged and low <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], high)
+        else:
+            merged.append([low, high])
+    if connection.vendor == "postgresql":
+        params: list[Any] = [[low for low, _ in merged], [high for _, high in merged]]
+    else:
+        params = [json.dumps(merged)]
+    with connection.cursor() as cursor:
+        cursor.execute(_READ_RANGES_SQL.format(ranges=_RANGES[connection.vendor]), [*params, mailbox_id, max_uid])
+        return [Message.from_db(connection.alias, _READ_COLUMNS, row) for row in cursor.fetchall()]
 
 
 def _change(mailbox_id: int, messages: list[Message], flags: Iterable[str], mode: FlagMode) -> list[Message]:

@@ -77,3 +77,17 @@ SELECT = 9  # the snapshot, shared \Recent, HIGHESTMODSEQ and the first unseen
 STORE = 3
 LIST_PAGE = 7
 MESSAGE_PAGE = 16
+
+
+def test_imap_store_of_overlapping_ranges_changes_each_message_once(db, make_account):
+    alice = make_account("alice@example.com")
+    _fill(alice.address, 8)
+    inbox = Mailbox.objects.get(account=alice, role=Role.INBOX)
+    # A set such as 3:1,2:5,8 (RFC 3501 9: ranges in any order, overlapping), of a session that knows UIDs up to 6.
+    stored = store.store(alice, inbox.pk, [(1, 3), (2, 5), (8, 8), (5, 5)], 6, ["\\Flagged", "$Work"], "add")
+    assert [uid for uid, _, _ in stored.messages] == [1, 2, 3, 4, 5]
+    assert stored.changed == {1, 2, 3, 4, 5}
+    assert {uid: flags for uid, _, flags in stored.messages}[4] == ["\\Flagged", "$Work"]
+    flagged = Message.objects.filter(mailbox=inbox, flagged=True).values_list("uid", flat=True)
+    assert sorted(flagged) == [1, 2, 3, 4, 5]
+    assert Mailbox.objects.get(pk=inbox.pk).highestmodseq == max(modseq for _, modseq, _ in stored.messages)

@@ -5,7 +5,6 @@ account acting."""
 from __future__ import annotations
 
 import pytest
-from django.db.models import Q
 
 from mailboxes import actions
 from mailboxes.actions.errors import NotFound
@@ -30,7 +29,7 @@ def _state() -> list[tuple]:
     "attempt",
     [
         lambda alice, theirs, mine: actions.set_flags(alice, theirs, [1], ["\\Seen"], actions.FlagMode.ADD),
-        lambda alice, theirs, mine: actions.store_flags(alice, theirs, Q(uid=1), ["\\Seen"], actions.FlagMode.ADD),
+        lambda alice, theirs, mine: actions.store_flags(alice, theirs, [(1, 1)], 1, ["\\Seen"], actions.FlagMode.ADD),
         lambda alice, theirs, mine: actions.expunge(alice, theirs),
         lambda alice, theirs, mine: actions.delete_messages(alice, theirs, [1]),
         lambda alice, theirs, mine: actions.move(alice, theirs, [1], mine),
