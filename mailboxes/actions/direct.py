@@ -1,24 +1,26 @@
 """One message into one folder in one statement, on PostgreSQL: the MX's common delivery and IMAP APPEND.
 
-The statement is its own transaction (autocommit): it reserves the folder's UID and adds to its counts (the
-folder's row lock), charges the account (its row lock, after the folder's: the store's lock order, as
-`counters.reserve`), inserts the body and the copy, and puts the copy in the conversation of the first of its
-references the account already has (`storing.threads`). The locks are held only while PostgreSQL runs it, never
-across a round trip to the listener, and the message costs one round trip instead of five (BEGIN, the
-conversation, the reservation, the insert, COMMIT).
+The copy's conversation is looked up first (`storing.threads`, which takes no lock). Then one statement, its
+own transaction (autocommit), reserves the folder's UID and adds to its counts (the folder's row lock), charges
+the account (its row lock, after the folder's: the store's lock order, as `counters.reserve`) and inserts the
+body and the copy. The locks are held only while PostgreSQL runs it, never across a round trip to the
+listener, and the message costs two round trips instead of five (BEGIN, the conversation, the reservation, the
+insert, COMMIT).
+
+The conversation stays a statement of its own: inside the larger one, a plan PostgreSQL made while the table
+was nearly empty (a listener started on a new database keeps it) read every message of the account to find a
+reference, 10 ms a delivery at 5,000 messages.
 
 What the statement cannot decide alone goes the usual way (the action's transaction), which it leaves untouched:
-a reply subject (it may join a conversation by its subject), an account over its quota, or disabled, or a
-folder gone (nothing is charged: the statement then fails, which undoes it). The MX uses it only for a message
-whose one recipient reaches one account with no Sieve script, no junk verdict and no notice to send
-(`delivery.deliver_many`).
+an account over its quota, or disabled, or a folder gone (nothing is charged: the statement then fails, which
+undoes it). The MX uses it only for a message whose one recipient reaches one account with no Sieve script, no
+junk verdict and no notice to send (`delivery.deliver_many`).
 """
 
 from __future__ import annotations
 
 import datetime
 import functools
-import uuid
 from collections.abc import Iterable
 
 from django.db import DataError, connection, connections
@@ -32,7 +34,6 @@ from mailboxes.actions.flags import split_flags
 from mailboxes.models import Message, MessageBody, Role
 from mailboxes.recipients import DeliveryReport, RecipientStatus, Resolution
 from mailcore.mime import ParsedMessage, parse_message
-from mailcore.subject import base_subject
 
 # The columns of the copy that the statement fills in itself, from its other parts.
 _COMPUTED = ("mailbox_id", "uid", "modseq", "thread_id", "body_id")
@@ -63,13 +64,7 @@ def _statement(folder: str) -> tuple[str, list[Field]]:
         ),
         copy AS (
             INSERT INTO {messages} ({columns}, {computed})
-            SELECT {values}, folder.id, folder.first_uid, folder.highestmodseq,
-                COALESCE((
-                    SELECT known.thread_id FROM unnest(%(references)s::text[]) WITH ORDINALITY AS ref (id, position)
-                    JOIN {messages} known ON known.account_id = %(account)s AND known.message_id = ref.id
-                    ORDER BY ref.position LIMIT 1
-                ), %(thread)s),
-                parent.id
+            SELECT {values}, folder.id, folder.first_uid, folder.highestmodseq, %(thread)s, parent.id
             FROM folder, parent
             RETURNING id, uid
         )
@@ -95,13 +90,9 @@ def _store(
 ) -> tuple[int, int] | None:
     """(id, UID) of the copy stored in the folder that `folder` names (role or id); None when nothing was
     stored and it must go the usual way."""
-    subject = base_subject(parsed.subject)
-    if subject and subject != parsed.subject.strip().casefold():
-        return None  # a reply subject may join a conversation by its subject: `storing.threads` decides
+    [thread] = storing.threads({account_id: [parsed]})[account_id]
     body = MessageBody(raw=raw, size=len(raw))
-    row = storing.message_row(
-        parsed, account_id=account_id, mailbox_id=0, uid=0, modseq=0, body=body, thread_id=uuid.uuid4()
-    )
+    row = storing.message_row(parsed, account_id=account_id, mailbox_id=0, uid=0, modseq=0, body=body, thread_id=thread)
     system, keywords = split_flags(flags)
     for column, value in system.items():
         setattr(row, column, value)
@@ -114,8 +105,7 @@ def _store(
         counters.reserve_parameters(account_id, [body.size], counters.Tally.of(body.size, row.seen, row.deleted)),
         **folder,
         raw=raw,
-        references=storing.thread_references(parsed),
-        thread=row.thread_id,
+        thread=thread,
     )
     try:
         with wrapper.cursor() as cursor:

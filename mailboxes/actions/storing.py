@@ -20,7 +20,7 @@ from mailcore.subject import base_subject
 _THREADING_REFERENCES = 50
 
 
-def thread_references(parsed: ParsedMessage) -> list[str]:
+def _references(parsed: ParsedMessage) -> list[str]:
     # Its own Message-ID counts too: the copy a sender keeps in Sent joins the thread of the delivered copy.
     refs = [*parsed.references[-_THREADING_REFERENCES:], parsed.in_reply_to, parsed.message_id]
     return [ref for ref in refs if ref]
@@ -70,16 +70,14 @@ def threads(messages: Mapping[int, Sequence[ParsedMessage]]) -> dict[int, list[u
             (account_id, ref)
             for account_id, parsed in messages.items()
             for message in parsed
-            for ref in thread_references(message)
+            for ref in _references(message)
         }
     )
     threads: dict[int, list[uuid.UUID]] = {}
     for account_id, parsed in messages.items():
         threads[account_id] = []
         for message in parsed:
-            found = next(
-                (known[account_id, ref] for ref in thread_references(message) if (account_id, ref) in known), None
-            )
+            found = next((known[account_id, ref] for ref in _references(message) if (account_id, ref) in known), None)
             thread = found or _thread_by_subject(account_id, message) or uuid.uuid4()
             if message.message_id:
                 known.setdefault((account_id, message.message_id), thread)
