@@ -17,16 +17,7 @@ from mailboxes import actions
 from mailboxes.actions import OverQuota, RecipientStatus, direct
 from mailboxes.models import Account, Mailbox, Message, MessageBody, Role
 from mailcore.dsn import Requests
-
-RAW = (
-    b"From: Sender <sender@remote.test>\r\n"
-    b"To: alice@example.com\r\n"
-    b"Subject: Hello there\r\n"
-    b"Message-ID: <m1@remote.test>\r\n"
-    b"Date: Sun, 22 Nov 2026 10:00:00 +0000\r\n"
-    b"\r\n"
-    b"Hi Alice,\r\nthis is the body.\r\n"
-)
+from tests.integration.test_store_delivery import RAW
 
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="one statement on PostgreSQL only")
 
