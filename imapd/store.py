@@ -21,7 +21,7 @@ from imapd.fetch import MessageData, Request, decoded_content, header_section, s
 from imapd.listing import SPECIAL_USE
 from imapd.search_sql import uid_q
 from mailboxes import actions, binary_rows
-from mailboxes.actions import counters, direct
+from mailboxes.actions import counters
 from mailboxes.actions.folders import claim_recent
 from mailboxes.models import Account, ExpungedMessage, Mailbox, Message, MessageBody, Subscription
 from mailcore import downgrade
@@ -566,10 +566,8 @@ def append(
     mailbox = _folder(account.pk, name)
     if mailbox is None:
         return None
-    uid = direct.append(account.pk, mailbox.pk, raw, flags, date) if direct.usable() else None
-    if uid is None:
-        uid = actions.append(account, mailbox.pk, raw, flags=flags, internal_date=date).uid
-    return mailbox.uidvalidity, uid
+    message = actions.append(account, mailbox.pk, raw, flags=flags, internal_date=date)
+    return mailbox.uidvalidity, message.uid
 
 
 @dataclass

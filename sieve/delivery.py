@@ -19,7 +19,7 @@ import datetime
 import functools
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
@@ -30,9 +30,8 @@ from django.utils import timezone
 from mailboxes import actions
 from mailboxes.actions import queueing
 from mailboxes.actions.errors import ServiceError
-from mailboxes.actions.flags import split_flags
 from mailboxes.actions.locks import holding
-from mailboxes.models import Account, Domain, Mailbox, Message, MessageBody
+from mailboxes.models import Account, Domain, Mailbox, MessageBody
 from mailboxes.recipients import DeliveryReport, RecipientStatus, Resolution, expansion
 from mailcore.dsn import RecipientReport, build_dsn
 from mailcore.mime import ParsedMessage
@@ -567,10 +566,3 @@ class Filing(Generic[Item]):
                 relayed += [rcpt for rcpt in report.forward if rcpt not in relayed]
         if relayed:
             queueing.enqueue(outgoing.raw, outgoing.sender, relayed, author_domain=outgoing.author_domain)
-
-
-def set_row_flags(row: Message, flags: Iterable[str]) -> None:
-    system, keywords = split_flags(flags)
-    for column, value in system.items():
-        setattr(row, column, value)
-    row.keywords = f" {' '.join(keywords)} " if keywords else ""

@@ -14,12 +14,13 @@ from django.utils import timezone
 from mailboxes import bulk
 from mailboxes.actions import counters, direct, queueing, storing
 from mailboxes.actions.errors import NotFound
+from mailboxes.actions.flags import set_row_flags
 from mailboxes.actions.locks import action, holding, lock, taken
 from mailboxes.models import Mailbox, Message, MessageBody, Role
 from mailboxes.recipients import DeliveryReport, Expansion, RecipientStatus, Resolution, expansion, resolution_of
 from mailcore.dsn import UNASKED, RecipientReport, Requests, build_dsn
 from mailcore.mime import ParsedMessage, parse_message
-from sieve.delivery import Filing, folders_to_lock, set_row_flags
+from sieve.delivery import Filing, folders_to_lock
 
 log = logging.getLogger("mail.sieve")
 

@@ -1,11 +1,11 @@
 """One message into one folder in one statement, on PostgreSQL: the MX's common delivery and IMAP APPEND.
 
-The copy's conversation is looked up first (`storing.threads`, which takes no lock). Then one statement, its
-own transaction (autocommit), reserves the folder's UID and adds to its counts (the folder's row lock), charges
-the account (its row lock, after the folder's: the store's lock order, as `counters.reserve`) and inserts the
-body and the copy. The locks are held only while PostgreSQL runs it, never across a round trip to the
-listener, and the message costs two round trips instead of five (BEGIN, the conversation, the reservation, the
-insert, COMMIT).
+The copy's row is built first, its conversation looked up (`storing.new_row`, which takes no lock). Then one
+statement, its own transaction (autocommit), reserves the folder's UID and adds to its counts (the folder's row
+lock), charges the account (its row lock, after the folder's: the store's lock order, as `counters.reserve`) and
+inserts the body and the copy. The locks are held only while PostgreSQL runs it, never across a round trip to
+the listener, and the message costs two round trips instead of five (BEGIN, the conversation, the reservation,
+the insert, COMMIT).
 
 The conversation stays a statement of its own: inside the larger one, a plan PostgreSQL made while the table
 was nearly empty (a listener started on a new database keeps it) read every message of the account to find a
@@ -14,26 +14,22 @@ reference, 10 ms a delivery at 5,000 messages.
 What the statement cannot decide alone goes the usual way (the action's transaction), which it leaves untouched:
 an account over its quota, or disabled, or a folder gone (nothing is charged: the statement then fails, which
 undoes it). The MX uses it only for a message whose one recipient reaches one account with no Sieve script, no
-junk verdict and no notice to send (`delivery.deliver_many`).
+junk verdict and no notice to send (`delivery.deliver_many`); `messages.append` whenever it is usable.
 """
 
 from __future__ import annotations
 
-import datetime
 import functools
-from collections.abc import Iterable
 
 from django.db import DataError, connection, connections
 from django.db.models import Field
-from django.utils import timezone
 from psycopg import errors
 
 from mailboxes import bulk
 from mailboxes.actions import counters, storing
-from mailboxes.actions.flags import split_flags
 from mailboxes.models import Message, MessageBody, Role
 from mailboxes.recipients import DeliveryReport, RecipientStatus, Resolution
-from mailcore.mime import ParsedMessage, parse_message
+from mailcore.mime import parse_message
 
 # The columns of the copy that the statement fills in itself, from its other parts.
 _COMPUTED = ("mailbox_id", "uid", "modseq", "thread_id", "body_id")
@@ -52,7 +48,6 @@ def _statement(folder: str) -> tuple[str, list[Field]]:
     values = ", ".join(f"%(c{n})s" for n in range(len(fields)))
     by_name = {field.attname: field.column for field in inserted}
     computed = ", ".join(quote(by_name[name]) for name in _COMPUTED)
-    messages = quote(Message._meta.db_table)
     sql = f"""
         {counters.RESERVE_CTES.format(folder=folder)},
         parent AS (
@@ -63,12 +58,12 @@ def _statement(folder: str) -> tuple[str, list[Field]]:
             RETURNING id
         ),
         copy AS (
-            INSERT INTO {messages} ({columns}, {computed})
+            INSERT INTO {quote(Message._meta.db_table)} ({columns}, {computed})
             SELECT {values}, folder.id, folder.first_uid, folder.highestmodseq, %(thread)s, parent.id
             FROM folder, parent
-            RETURNING id, uid
+            RETURNING id, mailbox_id, uid, modseq, body_id
         )
-        SELECT id, uid FROM copy
+        SELECT id, mailbox_id, uid, modseq, body_id FROM copy
     """
     return sql, fields
 
@@ -79,43 +74,34 @@ def usable() -> bool:
     return connection.vendor == "postgresql" and connection.get_autocommit()
 
 
-def _store(
-    account_id: int,
-    raw: bytes,
-    parsed: ParsedMessage,
-    folder: dict[str, object],
-    *,
-    flags: Iterable[str] = (),
-    internal_date: datetime.datetime | None = None,
-) -> tuple[int, int] | None:
-    """(id, UID) of the copy stored in the folder that `folder` names (role or id); None when nothing was
-    stored and it must go the usual way."""
-    [thread] = storing.threads({account_id: [parsed]})[account_id]
-    body = MessageBody(raw=raw, size=len(raw))
-    row = storing.message_row(parsed, account_id=account_id, mailbox_id=0, uid=0, modseq=0, body=body, thread_id=thread)
-    system, keywords = split_flags(flags)
-    for column, value in system.items():
-        setattr(row, column, value)
-    row.keywords = f" {' '.join(keywords)} " if keywords else ""
-    row.internal_date = internal_date or timezone.now()
+def store(row: Message, **folder: object) -> bool:
+    """Store `row` (from `storing.new_row`) in the folder that `folder` names (`role=` or `folder=` its id): True
+    with the row's and its body's ids, folder, UID and mod-sequence set; False when nothing was stored and it
+    must go the usual way."""
+    body = row.body
+    assert body is not None
     sql, fields = _statement(_INBOX if "role" in folder else _FOLDER)
     wrapper = connections[connection.alias]
     params = {f"c{n}": field.get_db_prep_save(field.pre_save(row, True), wrapper) for n, field in enumerate(fields)}
     params.update(
-        counters.reserve_parameters(account_id, [body.size], counters.Tally.of(body.size, row.seen, row.deleted)),
+        counters.reserve_parameters(row.account_id, [body.size], counters.Tally.of(body.size, row.seen, row.deleted)),
         **folder,
-        raw=raw,
-        thread=thread,
+        raw=body.raw,
+        thread=row.thread_id,
     )
     try:
         with wrapper.cursor() as cursor:
             cursor.execute(sql, params)
-            [(message_id, uid)] = cursor.fetchall()
+            [(row.pk, row.mailbox_id, row.uid, row.modseq, body.pk)] = cursor.fetchall()
     except DataError as exc:
         if isinstance(exc.__cause__, errors.DivisionByZero):
-            return None  # nothing charged, nothing stored
+            return False  # nothing charged, nothing stored
         raise
-    return message_id, uid
+    for stored in (row, body):
+        stored._state.adding = False
+        stored._state.db = wrapper.alias
+    row.body = body  # its key column too, as `bulk.insert_linked` sets it
+    return True
 
 
 def deliver(raw: bytes, envelope_sender: str, resolution: Resolution) -> DeliveryReport | Exception | None:
@@ -127,18 +113,10 @@ def deliver(raw: bytes, envelope_sender: str, resolution: Resolution) -> Deliver
         parsed = parse_message(stored)
     except Exception as exc:
         return exc
-    copy = _store(account_id, stored, parsed, {"role": Role.INBOX.value})
-    if copy is None:
+    # The statement finds the Inbox: the row's folder is set once stored.
+    row = storing.new_row(parsed, stored, account_id=account_id, mailbox_id=0)
+    if not store(row, role=Role.INBOX.value):
         return None
-    report = DeliveryReport(message_ids=[copy[0]])
+    report = DeliveryReport(message_ids=[row.pk])
     report.results[resolution.address] = RecipientStatus.LOCAL
     return report
-
-
-def append(
-    account_id: int, mailbox_id: int, raw: bytes, flags: Iterable[str], internal_date: datetime.datetime | None
-) -> int | None:
-    """IMAP APPEND of a message into one of the account's folders: its UID, or None when it must go the usual way
-    (`actions.append`; nothing was stored). The parser's errors are raised, as `actions.append` raises them."""
-    copy = _store(account_id, raw, parse_message(raw), {"folder": mailbox_id}, flags=flags, internal_date=internal_date)
-    return None if copy is None else copy[1]

@@ -43,6 +43,14 @@ def split_flags(flags: Iterable[str]) -> tuple[dict[str, bool], list[str]]:
     return system, keywords
 
 
+def set_row_flags(row: Message, flags: Iterable[str]) -> None:
+    """Give a message row not yet stored these IMAP flags (system flags and keywords)."""
+    system, keywords = split_flags(flags)
+    for column, value in system.items():
+        setattr(row, column, value)
+    row.keywords = f" {' '.join(keywords)} " if keywords else ""
+
+
 class FlagMode(enum.StrEnum):
     REPLACE = "replace"  # STORE FLAGS
     ADD = "add"  # STORE +FLAGS

@@ -16,11 +16,10 @@ from django.utils import timezone
 
 from mailauth import training
 from mailboxes import bulk
-from mailboxes.actions import counters, recycling, storing
+from mailboxes.actions import counters, direct, recycling, storing
 from mailboxes.actions.errors import OverQuota
-from mailboxes.actions.flags import split_flags
 from mailboxes.actions.locks import action, lock, taken
-from mailboxes.models import Account, ExpungedMessage, Mailbox, Message, MessageBody
+from mailboxes.models import Account, ExpungedMessage, Mailbox, Message
 from mailcore.mime import parse_message
 
 # Messages deleted per statement where Django's Collector deletes them (see `_deletion_steps`): it deletes what
@@ -29,7 +28,6 @@ from mailcore.mime import parse_message
 DELETE_BATCH = 10_000
 
 
-@action
 def append(
     account: Account,
     mailbox_id: int,
@@ -41,32 +39,30 @@ def append(
     """Store a message the user supplies (IMAP APPEND, webmail Sent copy and drafts).
 
     The parse, the conversation and the row's columns are worked out before any lock: concurrent APPENDs, STOREs
-    and EXPUNGEs of the folder wait only for the writes (UIDs, counts and quota in one statement, then one INSERT
-    of body and row)."""
-    parsed = parse_message(raw)
-    system, keywords = split_flags(flags)
-    body = MessageBody(raw=raw, size=len(raw))
-    message = storing.message_row(
-        parsed,
-        account_id=account.pk,
-        mailbox_id=mailbox_id,
-        uid=0,  # both set once reserved below
-        modseq=0,
-        body=body,
-        thread_id=storing.threads({account.pk: [parsed]})[account.pk][0],
+    and EXPUNGEs of the folder wait only for the writes. Outside a transaction on PostgreSQL those are one
+    statement (`direct.store`); otherwise, or when that statement cannot decide (a full mailbox, a folder that
+    is not the account's), this action's transaction: UIDs, counts and quota in one statement, then one INSERT of
+    body and row."""
+    message = storing.new_row(
+        parse_message(raw), raw, account_id=account.pk, mailbox_id=mailbox_id, flags=flags, internal_date=internal_date
     )
-    for column, value in system.items():
-        setattr(message, column, value)
-    message.keywords = f" {' '.join(keywords)} " if keywords else ""
-    message.internal_date = internal_date or timezone.now()
+    if direct.usable() and direct.store(message, folder=mailbox_id):
+        return message
+    return _append(account, message)
+
+
+@action
+def _append(account: Account, message: Message) -> Message:
     # The reservation locks the folder (if it is the account's) and then the account, the store's order: recorded
     # first, so an enclosing action holding a lock that sorts after the folder is refused before either is taken.
-    taken(folder=mailbox_id, account=account.pk)
-    added = counters.Tally.of(len(raw), message.seen, message.deleted)
-    _, message.uid, message.modseq, [fits] = counters.reserve(account.pk, [len(raw)], mailbox_id, added)
+    taken(folder=message.mailbox_id, account=account.pk)
+    size = message.size
+    added = counters.Tally.of(size, message.seen, message.deleted)
+    _, message.uid, message.modseq, [fits] = counters.reserve(account.pk, [size], message.mailbox_id, added)
     if not fits:
         raise OverQuota("the mailbox is full")
-    bulk.insert_linked([body], [message], "body")
+    assert message.body is not None
+    bulk.insert_linked([message.body], [message], "body")
     return message
 
 

@@ -10,6 +10,7 @@ from django.db import connection
 from django.utils import timezone
 
 from mailboxes import search_document
+from mailboxes.actions.flags import set_row_flags
 from mailboxes.models import Message, MessageBody
 from mailcore.crlf import crlf_size
 from mailcore.imap_wire import message_wire
@@ -136,6 +137,28 @@ def message_row(
         imap_bodystructure=imap_bodystructure,
         imap_body=imap_body,
     )
+
+
+def new_row(
+    parsed: ParsedMessage,
+    raw: bytes,
+    *,
+    account_id: int,
+    mailbox_id: int,
+    flags: Iterable[str] = (),
+    internal_date: datetime.datetime | None = None,
+) -> Message:
+    """The row of one message for one folder, with its body, not yet stored: in its conversation (`threads`, one
+    look, no lock), with these IMAP flags and INTERNALDATE (now when not given); its UID and mod-sequence are
+    set once reserved."""
+    body = MessageBody(raw=raw, size=len(raw))
+    [thread] = threads({account_id: [parsed]})[account_id]
+    row = message_row(
+        parsed, account_id=account_id, mailbox_id=mailbox_id, uid=0, modseq=0, body=body, thread_id=thread
+    )
+    set_row_flags(row, flags)
+    row.internal_date = internal_date or timezone.now()
+    return row
 
 
 def with_return_path(raw: bytes, envelope_sender: str) -> bytes:

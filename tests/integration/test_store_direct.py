@@ -14,9 +14,10 @@ from django.test.utils import CaptureQueriesContext
 
 from imapd import store
 from mailboxes import actions
-from mailboxes.actions import OverQuota, RecipientStatus, direct
+from mailboxes.actions import OverQuota, RecipientStatus, direct, storing
 from mailboxes.models import Account, Mailbox, Message, MessageBody, Role
 from mailcore.dsn import Requests
+from mailcore.mime import parse_message
 from tests.integration.test_store_delivery import RAW
 
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="one statement on PostgreSQL only")
@@ -188,7 +189,8 @@ def test_imap_append_over_quota_is_refused_by_the_usual_way(make_account, transa
 def test_a_folder_of_another_account_takes_nothing(alice, make_account) -> None:
     bob = make_account("bob@example.com")
     bobs = Mailbox.objects.get(account=bob, role=Role.INBOX)
-    assert direct.append(alice.pk, bobs.pk, RAW, [], None) is None
+    row = storing.new_row(parse_message(RAW), RAW, account_id=alice.pk, mailbox_id=bobs.pk)
+    assert direct.store(row, folder=bobs.pk) is False
     assert Message.objects.count() == MessageBody.objects.count() == 0
     bobs.refresh_from_db()
     alice.refresh_from_db()
