@@ -263,19 +263,12 @@ def log_expunged(mailbox_id: int, uids: list[int], modseq: int) -> None:
     )
 
 
-# Whether the folder (if it is the account's: else no row) has a message flagged \\Deleted, from the partial index
-# message_deleted; the second among some UIDs, joined as a set (see `_chosen`).
+# Whether the folder (if it is the account's: else no row) has a message flagged \\Deleted (among some UIDs:
+# `_chosen`), from the partial index message_deleted.
 _ANY_DELETED_SQL = (
-    f"SELECT EXISTS (SELECT 1 FROM {Message._meta.db_table} m{{uids}} WHERE m.mailbox_id = f.id AND m.deleted) "
-    f"FROM {Mailbox._meta.db_table} f WHERE f.id = %(folder)s AND f.account_id = %(account)s"
+    f"SELECT EXISTS (SELECT 1 FROM {Message._meta.db_table} m{{chosen}} WHERE m.mailbox_id = f.id AND m.deleted) "
+    f"FROM {Mailbox._meta.db_table} f WHERE f.id = %s AND f.account_id = %s"
 )
-_ANY_DELETED_IN_FOLDER_SQL = _ANY_DELETED_SQL.format(uids="")
-_ANY_DELETED_AMONG_SQL = {
-    "postgresql": _ANY_DELETED_SQL.format(
-        uids=" JOIN unnest(%(uids)s::bigint[]) AS chosen (uid) ON chosen.uid = m.uid"
-    ),
-    "sqlite": _ANY_DELETED_SQL.format(uids=" JOIN json_each(%(uids)s) AS chosen ON chosen.value = m.uid"),
-}
 
 
 def expunge(account: Account, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
@@ -284,13 +277,9 @@ def expunge(account: Account, mailbox_id: int, uids: Sequence[int] | None = None
     Returns the removed UIDs in ascending order. With none to remove (a client's routine EXPUNGE, or another
     session's EXPUNGE was first) nothing is locked: the answer is as of that look, as if this EXPUNGE came
     before any \\Deleted flag set since."""
+    chosen, params = ("", []) if uids is None else _chosen(sorted(set(uids)))
     with connection.cursor() as cursor:
-        if uids is None:
-            cursor.execute(_ANY_DELETED_IN_FOLDER_SQL, {"folder": mailbox_id, "account": account.pk})
-        else:
-            among = list(uids) if connection.vendor == "postgresql" else json.dumps(list(uids))
-            sql = _ANY_DELETED_AMONG_SQL[connection.vendor]
-            cursor.execute(sql, {"folder": mailbox_id, "account": account.pk, "uids": among})
+        cursor.execute(_ANY_DELETED_SQL.format(chosen=chosen), [*params, mailbox_id, account.pk])
         found = cursor.fetchone()
     if found is not None and not found[0]:
         return []
