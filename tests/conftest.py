@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import ssl
 import threading
 from collections.abc import Callable, Iterator
@@ -83,8 +84,11 @@ def end_stray_connections(django_db_setup, django_db_blocker) -> Iterator[None]:
 def listeners(transactional_db, settings, end_stray_connections) -> Iterator[Callable[..., dict[str, Listener]]]:
     """Start protocol packages' real listeners on ephemeral ports: listeners("smtpd") -> {"smtp": ...}.
 
-    Every port setting is 0 so the OS picks free ports; each Listener reports the port it got.
+    Every port setting is 0 so the OS picks free ports; each Listener reports the port it got. The shared limits
+    (connections per client IP, rates) get a Redis prefix of this test's own: a session an earlier test left open
+    keeps renewing its lease under the earlier prefix, and must not take a place from this test's clients.
     """
+    settings.MAILSITE_LIMITS_PREFIX = f"{settings.MAILSITE_LIMITS_PREFIX}{secrets.token_hex(4)}:"
     # dir() of pytest-django's settings wrapper lists none of the settings; list them on Django's object.
     for name in dir(django_settings):
         if name.startswith("MAILSITE_") and name.endswith("_PORT"):
