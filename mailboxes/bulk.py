@@ -163,13 +163,18 @@ def update_stamped(objs: Sequence[Model], names: Sequence[str], stamped: str, st
     """PostgreSQL only: `update`, with the column `stamped` of every row set to the one value that the statement
     `stamp` (SQL and parameters, RETURNING it as `value`) returns, such as the folder's new mod-sequence, in the
     same statement: one round trip instead of two. Returns that value; `objs` must not be empty."""
+    with connections[connection.alias].cursor() as cursor:
+        cursor.execute(*stamped_statement(objs, names, stamped, stamp))
+        return cursor.fetchone()[0]
+
+
+def stamped_statement(
+    objs: Sequence[Model], names: Sequence[str], stamped: str, stamp: tuple[str, list]
+) -> tuple[str, list]:
+    """The statement of `update_stamped` and its parameters; its one row holds the value."""
     sql, params = _update_statement(objs, names, stamped)
     stamp_sql, stamp_params = stamp
-    with connections[connection.alias].cursor() as cursor:
-        cursor.execute(
-            f"WITH stamp AS ({stamp_sql}), updated AS ({sql}) SELECT value FROM stamp", [*stamp_params, *params]
-        )
-        return cursor.fetchone()[0]
+    return f"WITH stamp AS ({stamp_sql}), updated AS ({sql}) SELECT value FROM stamp", [*stamp_params, *params]
 
 
 def _update_statement(objs: Sequence[Model], names: Sequence[str], stamped: str = "") -> tuple[str, list]:

@@ -142,11 +142,22 @@ def bump_and_update(mailbox_id: int, change: Tally, messages: Sequence[Message],
             message.modseq = modseq
         bulk.update(messages, ["modseq", *names])
         return modseq
-    stamp = (_BUMP_SQL, [*astuple(change), mailbox_id])
-    modseq = int(bulk.update_stamped(messages, names, "modseq", stamp))
+    modseq = int(bulk.update_stamped(messages, names, "modseq", _stamp(mailbox_id, change)))
     for message in messages:
         message.modseq = modseq
     return modseq
+
+
+def bump_and_update_statement(
+    mailbox_id: int, change: Tally, messages: Sequence[Message], names: Sequence[str]
+) -> tuple[str, list]:
+    """PostgreSQL: the statement of `bump_and_update`, for a caller that sends it itself (`flights`); its one row
+    holds the new mod-sequence, which the caller gives the messages."""
+    return bulk.stamped_statement(messages, names, "modseq", _stamp(mailbox_id, change))
+
+
+def _stamp(mailbox_id: int, change: Tally) -> tuple[str, list]:
+    return _BUMP_SQL, [*astuple(change), mailbox_id]
 
 
 def uncount(removed: Mapping[int, Tally]) -> None:

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from mailboxes import bulk
-from mailboxes.actions import counters, direct, queueing, storing
+from mailboxes.actions import counters, direct, flights, queueing, storing
 from mailboxes.actions.errors import NotFound
 from mailboxes.actions.flags import set_row_flags
 from mailboxes.actions.locks import action, holding, lock, taken
@@ -373,7 +373,7 @@ def deliver_many(
     report's `refused` holds the reason for the MX's DATA reply (sieve/delivery.py `Filing`).
     """
     asked = [*requests, *[UNASKED] * (len(deliveries) - len(requests))]
-    if len(deliveries) == 1 and direct.usable():
+    if len(deliveries) == 1 and flights.usable():
         alone = _direct_resolution(deliveries[0], resolved or {}, junk[0] if junk else False, asked[0])
         stored = None if alone is None else direct.deliver(deliveries[0][0], deliveries[0][1], alone)
         if stored is not None:

@@ -14,7 +14,7 @@ reference, 10 ms a delivery at 5,000 messages.
 What the statement cannot decide alone goes the usual way (the action's transaction), which it leaves untouched:
 an account over its quota, or disabled, or a folder gone (nothing is charged: the statement then fails, which
 undoes it). The MX uses it only for a message whose one recipient reaches one account with no Sieve script, no
-junk verdict and no notice to send (`delivery.deliver_many`); `messages.append` whenever it is usable.
+junk verdict and no notice to send (`delivery.deliver_many`); `messages.append` whenever `flights.usable()`.
 """
 
 from __future__ import annotations
@@ -66,12 +66,6 @@ def _statement(folder: str) -> tuple[str, list[Field]]:
         SELECT id, mailbox_id, uid, modseq, body_id FROM copy
     """
     return sql, fields
-
-
-def usable() -> bool:
-    """Whether a message may be stored by its own statement here: on PostgreSQL, outside any transaction (within
-    one, the statement's failure would end the enclosing transaction too)."""
-    return connection.vendor == "postgresql" and connection.get_autocommit()
 
 
 def store(row: Message, **folder: object) -> bool:

@@ -10,7 +10,8 @@ from typing import Any
 from django.db import connection
 from django.db.models import QuerySet
 
-from mailboxes.actions import counters
+from mailboxes.actions import counters, flights, locks
+from mailboxes.actions.errors import NotFound
 from mailboxes.actions.locks import action, lock
 from mailboxes.models import Account, Message
 
@@ -78,7 +79,6 @@ def set_flags(
     return _change(mailbox_id, _read(chosen), flags, mode)
 
 
-@action
 def store_flags(
     account: Account,
     mailbox_id: int,
@@ -89,9 +89,42 @@ def store_flags(
 ) -> tuple[list[Message], list[Message]]:
     """`set_flags` for the folder's messages with UIDs in these ranges, up to `max_uid` (IMAP's STORE of a UID
     set): every one of them with its flags and mod-sequence after the change, by UID, read under the folder's
-    lock as they are changed (so a STORE needs no read before it or after it); and those changed."""
+    lock as they are changed (so a STORE needs no read before it or after it); and those changed.
+
+    On PostgreSQL outside a transaction, one transaction in two flights (`flights`): the folder's lock is held
+    across one trip to the listener instead of three."""
+    if not flights.usable():
+        return _store_flags(account, mailbox_id, ranges, max_uid, flags, mode)
+    with flights.transaction() as flight:
+        [locked] = [flight.send(*statement) for statement in locks.owned_folder_locks(mailbox_id, account.pk)]
+        read = flight.send(*_read_ranges_statement(account.pk, mailbox_id, ranges, max_uid))
+        if not locked.fetchall():
+            raise NotFound("no such folder")
+        messages = _rows(read.fetchall())
+        changed, counted = _changes(messages, flags, mode)
+        written = None
+        if changed:
+            names = ["keywords", *SYSTEM_FLAGS.values()]
+            written = flight.send(*counters.bump_and_update_statement(mailbox_id, counted, changed, names))
+        flight.commit()
+    if written is not None:
+        [(modseq,)] = written.fetchall()
+        for message in changed:
+            message.modseq = modseq
+    return messages, changed
+
+
+@action
+def _store_flags(
+    account: Account,
+    mailbox_id: int,
+    ranges: Sequence[tuple[int, int]],
+    max_uid: int,
+    flags: Iterable[str],
+    mode: FlagMode,
+) -> tuple[list[Message], list[Message]]:
     lock(folders=[mailbox_id], owner=account.pk)
-    messages = _read_ranges(mailbox_id, ranges, max_uid)
+    messages = _read_ranges(account.pk, mailbox_id, ranges, max_uid)
     return messages, _change(mailbox_id, messages, flags, mode)
 
 
@@ -101,7 +134,7 @@ _READ_FIELDS = ("id", "uid", "modseq", "size", "keywords", *SYSTEM_FLAGS.values(
 _READ_COLUMNS = [field.attname for field in Message._meta.concrete_fields if field.attname in _READ_FIELDS]
 _READ_RANGES_SQL = (
     f"SELECT {', '.join(f'm.{column}' for column in _READ_COLUMNS)} FROM {Message._meta.db_table} m {{ranges}} "
-    "WHERE m.mailbox_id = %s AND m.uid <= %s ORDER BY m.uid"
+    "WHERE m.mailbox_id = %s AND m.account_id = %s AND m.uid <= %s ORDER BY m.uid"
 )
 _RANGES = {
     "postgresql": "JOIN unnest(%s::bigint[], %s::bigint[]) AS r (low, high) ON m.uid BETWEEN r.low AND r.high",
@@ -114,8 +147,16 @@ def _read(chosen: QuerySet[Message]) -> list[Message]:
     return list(chosen.only(*_READ_FIELDS).order_by("uid"))
 
 
-def _read_ranges(mailbox_id: int, ranges: Sequence[tuple[int, int]], max_uid: int) -> list[Message]:
-    """`_read` of the folder's messages in these UID ranges (they may overlap), up to `max_uid`."""
+def _read_ranges(account_id: int, mailbox_id: int, ranges: Sequence[tuple[int, int]], max_uid: int) -> list[Message]:
+    """`_read` of the account's folder's messages in these UID ranges (they may overlap), up to `max_uid`."""
+    with connection.cursor() as cursor:
+        cursor.execute(*_read_ranges_statement(account_id, mailbox_id, ranges, max_uid))
+        return _rows(cursor.fetchall())
+
+
+def _read_ranges_statement(
+    account_id: int, mailbox_id: int, ranges: Sequence[tuple[int, int]], max_uid: int
+) -> tuple[str, list]:
     merged: list[list[int]] = []
     for low, high in sorted(ranges):
         if merged and low <= merged[-1][1] + 1:
@@ -126,13 +167,24 @@ def _read_ranges(mailbox_id: int, ranges: Sequence[tuple[int, int]], max_uid: in
         params: list[Any] = [[low for low, _ in merged], [high for _, high in merged]]
     else:
         params = [json.dumps(merged)]
-    with connection.cursor() as cursor:
-        cursor.execute(_READ_RANGES_SQL.format(ranges=_RANGES[connection.vendor]), [*params, mailbox_id, max_uid])
-        return [Message.from_db(connection.alias, _READ_COLUMNS, row) for row in cursor.fetchall()]
+    return _READ_RANGES_SQL.format(ranges=_RANGES[connection.vendor]), [*params, mailbox_id, account_id, max_uid]
+
+
+def _rows(rows: Iterable[tuple]) -> list[Message]:
+    return [Message.from_db(connection.alias, _READ_COLUMNS, row) for row in rows]
 
 
 def _change(mailbox_id: int, messages: list[Message], flags: Iterable[str], mode: FlagMode) -> list[Message]:
     """Set the flags of these messages of the locked folder; returns those changed."""
+    changed, counted = _changes(messages, flags, mode)
+    if changed:
+        # Raised only by a change (RFC 7162 3.1: a mod-sequence names a change), with the counts in the same UPDATE.
+        counters.bump_and_update(mailbox_id, counted, changed, ["keywords", *SYSTEM_FLAGS.values()])
+    return changed
+
+
+def _changes(messages: list[Message], flags: Iterable[str], mode: FlagMode) -> tuple[list[Message], counters.Tally]:
+    """Give these messages their new flags; returns those changed and what that does to the folder's counts."""
     system, keywords = split_flags(flags)
     changed = []
     counted = counters.NONE  # what the changes do to the folder's counts
@@ -155,7 +207,4 @@ def _change(mailbox_id: int, messages: list[Message], flags: Iterable[str], mode
         if (tuple(getattr(message, c) for c in SYSTEM_FLAGS.values()), message.keywords) != before:
             counted += counters.Tally.of(message.size, message.seen, message.deleted) - share
             changed.append(message)
-    if changed:
-        # Raised only by a change (RFC 7162 3.1: a mod-sequence names a change), with the counts in the same UPDATE.
-        counters.bump_and_update(mailbox_id, counted, changed, ["keywords", *SYSTEM_FLAGS.values()])
-    return changed
+    return changed, counted

@@ -14,7 +14,7 @@ from django.db import connection
 from django.db.models import Q
 
 from mailboxes import changes
-from mailboxes.actions import counters
+from mailboxes.actions import counters, flights
 from mailboxes.actions.errors import AlreadyExists, HasChildren, InvalidName, NotFound
 from mailboxes.actions.locks import action, lock, taken
 from mailboxes.actions.messages import move, remove
@@ -78,20 +78,32 @@ _CLAIM_SQL = f"""
 """
 
 
-@action
 def claim_recent(mailbox_id: int, up_to: int | None) -> int:
     """\\Recent (RFC 3501 2.3.2) shared by every IMAP process: the caller takes the folder's messages from
     the returned UID on (below `up_to`, or all when None), and no later caller gets them again.
 
-    A SELECT waits here for the folder's writers, so on PostgreSQL it is one statement under the lock."""
+    A SELECT waits here for the folder's writers, so on PostgreSQL it is one statement under the lock: outside a
+    transaction (IMAP's sessions) its own, which holds the lock only while PostgreSQL runs it, not across a
+    round trip to the listener for the COMMIT."""
+    if flights.usable():
+        return _claim(mailbox_id, up_to)
+    return _claim_recent(mailbox_id, up_to)
+
+
+def _claim(mailbox_id: int, up_to: int | None) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, [up_to, mailbox_id])
+        claimed = cursor.fetchone()
+    if claimed is None:
+        raise NotFound("the folder no longer exists")
+    return claimed[0]
+
+
+@action
+def _claim_recent(mailbox_id: int, up_to: int | None) -> int:
     if connection.vendor == "postgresql":
         taken(folder=mailbox_id)
-        with connection.cursor() as cursor:
-            cursor.execute(_CLAIM_SQL, [up_to, mailbox_id])
-            claimed = cursor.fetchone()
-        if claimed is None:
-            raise NotFound("the folder no longer exists")
-        return claimed[0]
+        return _claim(mailbox_id, up_to)
     lock(folders=[mailbox_id])
     row = Mailbox.objects.filter(pk=mailbox_id).values_list("first_recent_uid", "uidnext").first()
     if row is None:

@@ -160,6 +160,18 @@ def lock(
     return Locked(inboxes)
 
 
+def owned_folder_locks(folder: int, owner: int, *, account: bool = False) -> list[tuple[str, list]]:
+    """The statements that lock one folder of `owner`'s and, with `account`, then that account (the global
+    order), for a transaction that sends them along with others and takes no lock through `lock()` (`flights`).
+    The first returns the folder's row, none if it is not theirs: NotFound is then the caller's to raise."""
+    statements = [
+        (f"SELECT id FROM {Mailbox._meta.db_table} WHERE id = %s AND account_id = %s{_lock_clause()}", [folder, owner])
+    ]
+    if account:
+        statements.append((f"SELECT id FROM {Account._meta.db_table} WHERE id = %s{_lock_clause()}", [owner]))
+    return statements
+
+
 def holding() -> bool:
     """Whether this action holds row locks already (so any more must sort after them)."""
     held = _held.get()

@@ -38,10 +38,15 @@ def keep(rows: Sequence[Message]) -> bool:
     return bool(kept)
 
 
+def keeping() -> bool:
+    """Whether removed messages go to the bin (MAILSITE_RETENTION_DAYS is not 0)."""
+    return settings.MAILSITE_RETENTION_DAYS > 0
+
+
 def bin_rows(rows: Sequence[Message]) -> list[RecycledMessage]:
     """The recycle bin's rows for these messages (read with REMOVED_COLUMNS and their folder), not saved; none when
     MAILSITE_RETENTION_DAYS is 0."""
-    if settings.MAILSITE_RETENTION_DAYS <= 0:
+    if not keeping():
         return []
     now = timezone.now()
     return [

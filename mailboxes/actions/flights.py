@@ -1,0 +1,63 @@
+"""A transaction sent to PostgreSQL in two flights (psycopg's pipeline mode): for a writer that must read under a
+folder's lock before it knows what to write, such as IMAP's STORE.
+
+As statements one by one, BEGIN, the lock, the read, the write and COMMIT are five round trips, and the folder's
+lock is held across three of them; under load each also waits for the listener's GIL, and every other writer of
+the folder waits meanwhile. In flights, BEGIN, the lock and the read go together; the listener decides what to
+write; the write and COMMIT go together: the lock is held across one trip to the listener. Each statement still
+takes its own snapshot (READ COMMITTED), so the read sees everything committed before the lock was granted.
+
+`usable()` says where a writer may run statements of its own as their own transaction, as these and `direct` do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from django.db import connection
+from django.db.backends.utils import CursorWrapper
+from psycopg.pq import TransactionStatus
+
+
+def usable() -> bool:
+    """Whether a writer may run its own transaction or statement here: on PostgreSQL, outside any transaction
+    (within one, a failing statement would end the enclosing transaction too)."""
+    return connection.vendor == "postgresql" and connection.get_autocommit()
+
+
+class Flights:
+    """The open transaction: `send` queues a statement and gives the cursor to read its rows from (reading sends
+    what is queued and waits for all of it); `commit` queues COMMIT, sent when the transaction's block ends."""
+
+    def __init__(self) -> None:
+        self.committing = False
+
+    def send(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> CursorWrapper:
+        cursor = connection.cursor()
+        cursor.execute(sql, params)
+        return cursor
+
+    def commit(self) -> None:
+        self.send("COMMIT", [])
+        self.committing = True
+
+
+@contextlib.contextmanager
+def transaction() -> Iterator[Flights]:
+    """One transaction in flights. Its block ends with `commit()` or an exception (which rolls it back); the rows
+    of statements sent with the COMMIT are read after the block."""
+    flights = Flights()
+    connection.ensure_connection()
+    pg = connection.connection
+    try:
+        with pg.pipeline():
+            flights.send("BEGIN", [])
+            yield flights
+            if not flights.committing:
+                raise RuntimeError("a transaction in flights ended without commit()")
+    finally:
+        if pg.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+            with connection.cursor() as cursor:
+                cursor.execute("ROLLBACK")
