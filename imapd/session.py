@@ -8,7 +8,7 @@ asked of the store as "since mod-sequence N" (new UIDs, flags changed, UIDs in t
 re-reading the folder's UIDs.
 
 \\Recent (RFC 3501 2.3.2) is shared through the store: a read-write SELECT, and a session that sees new
-messages arrive, claims the folder's messages from its `first_recent_uid` on and moves that mark past them,
+messages arrive, claims the folder's messages from its mark (`RecentMark`) on and moves that mark past them,
 so each message is recent to exactly one session of any process.
 """
 

@@ -23,7 +23,7 @@ from imapd.search_sql import uid_q
 from mailboxes import actions, binary_rows
 from mailboxes.actions import counters
 from mailboxes.actions.folders import claim_recent
-from mailboxes.models import Account, ExpungedMessage, Mailbox, Message, MessageBody, Subscription
+from mailboxes.models import Account, ExpungedMessage, Mailbox, Message, MessageBody, RecentMark, Subscription
 from mailcore import downgrade
 from mailcore.mime import MimePart
 
@@ -128,9 +128,12 @@ class _Folder(NamedTuple):
 
 # Fixed statements rather than querysets built and compiled per SELECT and APPEND: building and compiling the
 # folder's read alone took two thirds as much Python time as the APPEND action itself (py-spy, the IMAP mix).
+# \\Recent's mark is a row of its own (RecentMark; none: 1).
+_RECENT_MARK = f"COALESCE((SELECT first_uid FROM {RecentMark._meta.db_table} WHERE mailbox_id = f.id), 1)"
+_FOLDER_COLUMNS = {"pk": "f.id", "first_recent_uid": _RECENT_MARK}
 _FOLDER_SQL = (
-    f"SELECT {', '.join('id' if f == 'pk' else f for f in _Folder._fields)} FROM {Mailbox._meta.db_table} "
-    "WHERE account_id = %s AND name = %s"
+    f"SELECT {', '.join(_FOLDER_COLUMNS.get(name, f'f.{name}') for name in _Folder._fields)} "
+    f"FROM {Mailbox._meta.db_table} f WHERE f.account_id = %s AND f.name = %s"
 )
 
 
@@ -246,7 +249,8 @@ def _expunges(mailbox_id: int, logged: Q) -> tuple[list[tuple[int, int]], int]:
 _FOLDER, _CHANGED, _EXPUNGED = 0, 1, 2
 _CHANGES_SQL = f"""
     WITH folder AS (
-        SELECT highestmodseq, first_recent_uid, expunge_horizon FROM {Mailbox._meta.db_table} WHERE id = %(folder)s
+        SELECT highestmodseq, {_RECENT_MARK} AS first_recent_uid, expunge_horizon
+        FROM {Mailbox._meta.db_table} f WHERE id = %(folder)s
     )
     SELECT {_FOLDER}, highestmodseq, first_recent_uid, expunge_horizon, NULL, NULL, NULL, NULL, NULL, NULL
     FROM folder
@@ -596,13 +600,17 @@ def statuses(account_id: int, names: Sequence[str]) -> dict[str, dict[str, int]]
     kept in the folders' rows (mailboxes.actions.counters); RECENT counts the messages no session has selected
     the folder since (RFC 3501 2.3.2), from the (mailbox, uid) index, nothing to read when there are none."""
     recent = (
-        Message.objects.filter(mailbox_id=OuterRef("pk"), uid__gte=OuterRef("first_recent_uid"))
+        Message.objects.filter(mailbox_id=OuterRef("pk"), uid__gte=OuterRef("first_recent"))
         .order_by()
         .values("mailbox_id")
         .annotate(n=Count("*"))
         .values("n")
     )
-    found = Mailbox.objects.filter(account_id=account_id, name__in=names).annotate(recent=Coalesce(Subquery(recent), 0))
+    found = (
+        Mailbox.objects.filter(account_id=account_id, name__in=names)
+        .annotate(first_recent=Coalesce("recent_mark__first_uid", 1))
+        .annotate(recent=Coalesce(Subquery(recent), 0))
+    )
     # The folder's counts as its row keeps them: MESSAGES, UNSEEN, DELETED, SIZE (RFC 8438), octets of DELETED.
     columns = ("name", "uidnext", "uidvalidity", "highestmodseq", "recent", *counters.COUNT_COLUMNS)
     out = {}

@@ -151,11 +151,6 @@ class Mailbox(models.Model):
     uidvalidity = models.BigIntegerField(default=new_uidvalidity)
     uidnext = models.BigIntegerField(default=1, help_text="The UID the next message will get")
     highestmodseq = models.BigIntegerField(default=1, help_text="Raised by every change in the folder")
-    first_recent_uid = models.BigIntegerField(
-        default=1,
-        help_text="Messages from this UID on are \\Recent: no session has selected the folder since they came "
-        "(RFC 3501 2.3.2; shared by every IMAP process)",
-    )
     expunge_horizon = models.BigIntegerField(
         default=0,
         help_text="The expunge log forgot this folder's expunges up to this mod-sequence: a client resynchronising "
@@ -183,6 +178,20 @@ class Mailbox(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account.address}: {self.name}"
+
+
+class RecentMark(models.Model):
+    """Where a folder's \\Recent messages start (RFC 3501 2.3.2; shared by every IMAP process): no session has
+    taken the messages from `first_uid` on. A row of its own rather than a column of the folder's, so that a
+    session taking them (`actions.claim_recent`) never waits for the folder's writers, whose lock is on the
+    folder's row. A folder without one has every message recent (`first_uid` 1)."""
+
+    mailbox = models.OneToOneField(Mailbox, on_delete=models.CASCADE, primary_key=True, related_name="recent_mark")
+    first_uid = models.BigIntegerField(default=1)
+    taken_from = models.BigIntegerField(default=1, help_text="first_uid before the last claim moved it")
+
+    def __str__(self) -> str:
+        return f"{self.mailbox_id}: recent from UID {self.first_uid}"
 
 
 class Subscription(models.Model):

@@ -14,11 +14,11 @@ from django.db import connection
 from django.db.models import Q
 
 from mailboxes import changes
-from mailboxes.actions import counters, flights
+from mailboxes.actions import counters
 from mailboxes.actions.errors import AlreadyExists, HasChildren, InvalidName, NotFound
-from mailboxes.actions.locks import action, lock, taken
+from mailboxes.actions.locks import action, lock
 from mailboxes.actions.messages import move, remove
-from mailboxes.models import Account, Mailbox, Message, Role, Subscription
+from mailboxes.models import Account, Mailbox, Message, RecentMark, Role, Subscription
 
 MAX_FOLDER_DEPTH = 20
 
@@ -67,52 +67,36 @@ def create_mailbox(account: Account, name: str, *, role: str = "") -> Mailbox:
     return created
 
 
-# The mark moved and its old place returned in one statement: the subquery locks the folder's row and reads its
-# latest version (after waiting for a writer that held it), which the UPDATE then changes.
-_CLAIM_SQL = f"""
-    UPDATE {Mailbox._meta.db_table} AS m
-    SET first_recent_uid = GREATEST(old.first_recent_uid, LEAST(COALESCE(%s, old.uidnext), old.uidnext))
-    FROM (SELECT id, first_recent_uid, uidnext FROM {Mailbox._meta.db_table} WHERE id = %s FOR NO KEY UPDATE) AS old
-    WHERE m.id = old.id
-    RETURNING old.first_recent_uid
+# The mark moved and its old place returned in one statement (an upsert: a folder no session took messages from
+# has no mark yet). The folder's row is read as committed (no lock): a message committed after that is left to
+# the next claim. Only the mark's row is locked, and the update reads its latest version, after waiting for
+# another claim that held it.
+_CLAIM_SQL = """
+    INSERT INTO {mark} AS r (mailbox_id, first_uid, taken_from)
+    SELECT f.id, {least}(COALESCE(%s, f.uidnext), f.uidnext), 1 FROM {folder} f WHERE f.id = %s
+    ON CONFLICT (mailbox_id)
+    DO UPDATE SET taken_from = r.first_uid, first_uid = {greatest}(r.first_uid, excluded.first_uid)
+    RETURNING taken_from
 """
+_SCALAR = {"postgresql": ("LEAST", "GREATEST"), "sqlite": ("MIN", "MAX")}
 
 
 def claim_recent(mailbox_id: int, up_to: int | None) -> int:
     """\\Recent (RFC 3501 2.3.2) shared by every IMAP process: the caller takes the folder's messages from
     the returned UID on (below `up_to`, or all when None), and no later caller gets them again.
 
-    A SELECT waits here for the folder's writers, so on PostgreSQL it is one statement under the lock: outside a
-    transaction (IMAP's sessions) its own, which holds the lock only while PostgreSQL runs it, not across a
-    round trip to the listener for the COMMIT."""
-    if flights.usable():
-        return _claim(mailbox_id, up_to)
-    return _claim_recent(mailbox_id, up_to)
-
-
-def _claim(mailbox_id: int, up_to: int | None) -> int:
+    One statement, which waits only for another session's claim, never for the folder's writers: it takes none of
+    the store's locks (the mark's row is locked by this statement alone)."""
+    least, greatest = _SCALAR[connection.vendor]
+    sql = _CLAIM_SQL.format(
+        mark=RecentMark._meta.db_table, folder=Mailbox._meta.db_table, least=least, greatest=greatest
+    )
     with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, [up_to, mailbox_id])
+        cursor.execute(sql, [up_to, mailbox_id])
         claimed = cursor.fetchone()
     if claimed is None:
         raise NotFound("the folder no longer exists")
     return claimed[0]
-
-
-@action
-def _claim_recent(mailbox_id: int, up_to: int | None) -> int:
-    if connection.vendor == "postgresql":
-        taken(folder=mailbox_id)
-        return _claim(mailbox_id, up_to)
-    lock(folders=[mailbox_id])
-    row = Mailbox.objects.filter(pk=mailbox_id).values_list("first_recent_uid", "uidnext").first()
-    if row is None:
-        raise NotFound("the folder no longer exists")
-    first, uidnext = row
-    mark = max(first, uidnext if up_to is None else min(up_to, uidnext))
-    if mark != first:
-        Mailbox.objects.filter(pk=mailbox_id).update(first_recent_uid=mark)
-    return first
 
 
 def _subscribe(account_id: int, names: list[str]) -> None:

@@ -24,6 +24,7 @@ from mailboxes.models import (
     Mailbox,
     Message,
     MessageBody,
+    RecentMark,
     RecycledMessage,
     Role,
     Subscription,
@@ -337,13 +338,13 @@ def test_a_select_takes_the_recent_messages_in_one_statement(db, make_account):
     with CaptureQueriesContext(connection) as queries:
         assert claim_recent(inbox, None) == 1, "the messages from UID 1 on are this caller's"
     assert len([q for q in queries if "SAVEPOINT" not in q["sql"]]) == 1
-    assert Mailbox.objects.get(pk=inbox).first_recent_uid == 3
+    assert RecentMark.objects.get(mailbox_id=inbox).first_uid == 3
     assert claim_recent(inbox, None) == 3, "and no later caller's"
     actions.deliver(raw("later", alice.address), "carol@remote.test", [alice.address])
     assert claim_recent(inbox, 3) == 3, "a session knowing UIDs below 3 takes none of the later one"
-    assert Mailbox.objects.get(pk=inbox).first_recent_uid == 3
+    assert RecentMark.objects.get(mailbox_id=inbox).first_uid == 3
     assert claim_recent(inbox, 4) == 3
-    assert Mailbox.objects.get(pk=inbox).first_recent_uid == 4
+    assert RecentMark.objects.get(mailbox_id=inbox).first_uid == 4
 
 
 def test_webmail_refuses_a_display_name_that_looks_like_an_address(client, make_account):

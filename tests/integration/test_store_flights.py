@@ -1,6 +1,6 @@
 """Writers that run their own transactions outside one (transactional_db), as IMAP's sessions do: STORE and
 EXPUNGE as one transaction in two flights (mailboxes/actions/flights.py), against what the usual transaction
-does; the \\Recent claim as one statement of its own."""
+does; the \\Recent claim, which waits for none of the folder's writers."""
 
 from __future__ import annotations
 
@@ -10,13 +10,12 @@ from typing import Any
 
 import pytest
 from django.db import DataError, connection, transaction
-from django.test.utils import CaptureQueriesContext
 from psycopg import pq
 
 from mailboxes import actions
 from mailboxes.actions import FlagMode, NotFound, flights
 from mailboxes.actions.folders import claim_recent
-from mailboxes.models import Account, Mailbox, Message, MessageBody, RecycledMessage, Role
+from mailboxes.models import Account, Mailbox, Message, MessageBody, RecentMark, RecycledMessage, Role
 from tests.integration.test_store_delivery import RAW
 
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="flights on PostgreSQL only")
@@ -234,13 +233,35 @@ def test_without_a_bin_an_expunge_takes_the_usual_transaction(alice, settings, s
     assert not RecycledMessage.objects.exists()
 
 
-def test_a_recent_claim_outside_a_transaction_is_one_statement(alice) -> None:
-    folder = fill(alice, 3)
-    with CaptureQueriesContext(connection) as queries:
-        assert claim_recent(folder.pk, 3) == 1, "UIDs 1 and 2 are this caller's"
-    assert len(queries) == 1
-    assert claim_recent(folder.pk, None) == 3, "then UID 3, and no later caller's"
-    assert claim_recent(folder.pk, None) == 4
+def test_a_recent_claim_does_not_wait_for_the_folders_writers(alice) -> None:
+    """The mark is a row of its own: a SELECT takes the recent messages while a writer holds the folder's lock
+    (with a lock timeout here, a wait would fail the claim)."""
+    folder = fill(alice, 2)
+    held, done = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        try:
+            with transaction.atomic():
+                actions.store_flags(alice, folder.pk, [(1, 1)], 2, ["\\Seen"], FlagMode.ADD)  # holds the lock
+                held.set()
+                done.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert held.wait(10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '1s'")
+        assert claim_recent(folder.pk, None) == 1
+        assert claim_recent(folder.pk, None) == 3
+    finally:
+        done.set()
+        thread.join()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
     Mailbox.objects.filter(pk=folder.pk).delete()
+    assert not RecentMark.objects.exists()
     with pytest.raises(NotFound):
         claim_recent(folder.pk, None)
