@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from mailboxes.actions import counters, flights, locks
 from mailboxes.actions.errors import NotFound
 from mailboxes.actions.locks import action, lock
-from mailboxes.models import Account, Message
+from mailboxes.models import Account, Mailbox, Message
 
 SYSTEM_FLAGS = {
     "\\seen": "seen",
@@ -91,10 +91,14 @@ def store_flags(
     set): every one of them with its flags and mod-sequence after the change, by UID, read under the folder's
     lock as they are changed (so a STORE needs no read before it or after it); and those changed.
 
-    On PostgreSQL outside a transaction, one transaction in two flights (`flights`): the folder's lock is held
-    across one trip to the listener instead of three."""
+    On PostgreSQL outside a transaction, one transaction in flights (`flights`): for system flags alone, one
+    flight whose statement changes the flags and the folder's counts itself, so the folder's lock is held only
+    while PostgreSQL runs it; with keywords, two flights, the lock held across one trip to the listener."""
     if not flights.usable():
         return _store_flags(account, mailbox_id, ranges, max_uid, flags, mode)
+    system, keywords = split_flags(flags)
+    if not keywords:
+        return _store_system_flags(account.pk, mailbox_id, ranges, max_uid, system, mode)
     with flights.transaction() as flight:
         [locked] = [flight.send(*statement) for statement in locks.owned_folder_locks(mailbox_id, account.pk)]
         read = flight.send(*_read_ranges_statement(account.pk, mailbox_id, ranges, max_uid))
@@ -143,6 +147,88 @@ _RANGES = {
 }
 
 
+_COLUMNS = list(SYSTEM_FLAGS.values())
+# STORE of system flags as one statement, after the folder's lock in the same transaction (so its snapshot has
+# every change committed before that lock): each flag is set to a parameter or kept (a CASE with two parameters),
+# and the keywords cleared or kept (STORE FLAGS without keywords clears them). Only the messages it changes get
+# the folder's next mod-sequence, with the counts' change (unseen, deleted and their size) in the same UPDATE of
+# the folder's row, made only if some message changed (RFC 7162 3.1: a mod-sequence names a change). It returns
+# every message of the set with its flags after the change, and whether it changed, by UID.
+_STORE_SYSTEM_SQL = f"""
+    WITH step AS (
+        SELECT m.id, m.uid, m.modseq, m.size, m.keywords AS was_keywords,
+            {", ".join(f"m.{column} AS was_{column}" for column in _COLUMNS)},
+            {", ".join(f"CASE WHEN %s THEN %s ELSE m.{column} END AS {column}" for column in _COLUMNS)},
+            CASE WHEN %s THEN '' ELSE m.keywords END AS keywords
+        FROM {Message._meta.db_table} m {_RANGES["postgresql"]}
+        WHERE m.mailbox_id = %s AND m.account_id = %s AND m.uid <= %s
+    ),
+    changed AS (
+        SELECT * FROM step
+        WHERE ({", ".join(_COLUMNS)}, keywords)
+            IS DISTINCT FROM ({", ".join(f"was_{c}" for c in _COLUMNS)}, was_keywords)
+    ),
+    folder AS (
+        UPDATE {Mailbox._meta.db_table} SET highestmodseq = highestmodseq + 1,
+            unseen_count = unseen_count + d.unseen_change, deleted_count = deleted_count + d.deleted_change,
+            deleted_size = deleted_size + d.deleted_size_change
+        FROM (
+            SELECT sum((NOT seen)::int - (NOT was_seen)::int) AS unseen_change,
+                sum(deleted::int - was_deleted::int) AS deleted_change,
+                sum((deleted::int - was_deleted::int) * size) AS deleted_size_change
+            FROM changed HAVING count(*) > 0
+        ) AS d
+        WHERE id = %s
+        RETURNING highestmodseq
+    ),
+    written AS (
+        UPDATE {Message._meta.db_table} m
+        SET {", ".join(f"{column} = c.{column}" for column in _COLUMNS)}, keywords = c.keywords,
+            modseq = folder.highestmodseq
+        -- By the primary key: as a join, the set's estimated size (the ranges are parameters) made the planner
+        -- read the whole table.
+        FROM changed c, folder WHERE m.id = ANY(ARRAY(SELECT id FROM changed)) AND m.id = c.id
+    )
+    SELECT {", ".join("COALESCE(f.highestmodseq, s.modseq)" if c == "modseq" else f"s.{c}" for c in _READ_COLUMNS)},
+        c.id IS NOT NULL
+    FROM step s LEFT JOIN changed c ON c.id = s.id LEFT JOIN folder f ON c.id IS NOT NULL
+    ORDER BY s.uid
+"""
+
+
+def _store_system_flags(
+    account_id: int,
+    mailbox_id: int,
+    ranges: Sequence[tuple[int, int]],
+    max_uid: int,
+    system: dict[str, bool],
+    mode: FlagMode,
+) -> tuple[list[Message], list[Message]]:
+    """`store_flags` of system flags alone in one flight: BEGIN, the folder's lock, `_STORE_SYSTEM_SQL` and
+    COMMIT, sent together."""
+    if mode is FlagMode.REPLACE:
+        cases = [(True, column in system) for column in _COLUMNS]
+    else:
+        cases = [(column in system, mode is FlagMode.ADD) for column in _COLUMNS]
+    merged = _merged(ranges)
+    params: list[Any] = [value for case in cases for value in case]
+    params += [mode is FlagMode.REPLACE, [low for low, _ in merged], [high for _, high in merged]]
+    params += [mailbox_id, account_id, max_uid, mailbox_id]
+    with flights.transaction() as flight:
+        [locked] = [flight.send(*statement) for statement in locks.owned_folder_locks(mailbox_id, account_id)]
+        stored = flight.send(_STORE_SYSTEM_SQL, params)
+        flight.commit()
+    if not locked.fetchall():
+        raise NotFound("no such folder")
+    messages, changed = [], []
+    for *values, was_changed in stored.fetchall():
+        message = Message.from_db(connection.alias, _READ_COLUMNS, values)
+        messages.append(message)
+        if was_changed:
+            changed.append(message)
+    return messages, changed
+
+
 def _read(chosen: QuerySet[Message]) -> list[Message]:
     return list(chosen.only(*_READ_FIELDS).order_by("uid"))
 
@@ -157,17 +243,23 @@ def _read_ranges(account_id: int, mailbox_id: int, ranges: Sequence[tuple[int, i
 def _read_ranges_statement(
     account_id: int, mailbox_id: int, ranges: Sequence[tuple[int, int]], max_uid: int
 ) -> tuple[str, list]:
+    merged = _merged(ranges)
+    if connection.vendor == "postgresql":
+        params: list[Any] = [[low for low, _ in merged], [high for _, high in merged]]
+    else:
+        params = [json.dumps(merged)]
+    return _READ_RANGES_SQL.format(ranges=_RANGES[connection.vendor]), [*params, mailbox_id, account_id, max_uid]
+
+
+def _merged(ranges: Sequence[tuple[int, int]]) -> list[list[int]]:
+    """UID ranges (which may overlap) merged, ascending."""
     merged: list[list[int]] = []
     for low, high in sorted(ranges):
         if merged and low <= merged[-1][1] + 1:
             merged[-1][1] = max(merged[-1][1], high)
         else:
             merged.append([low, high])
-    if connection.vendor == "postgresql":
-        params: list[Any] = [[low for low, _ in merged], [high for _, high in merged]]
-    else:
-        params = [json.dumps(merged)]
-    return _READ_RANGES_SQL.format(ranges=_RANGES[connection.vendor]), [*params, mailbox_id, account_id, max_uid]
+    return merged
 
 
 def _rows(rows: Iterable[tuple]) -> list[Message]:

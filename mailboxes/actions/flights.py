@@ -52,7 +52,8 @@ def transaction() -> Iterator[Flights]:
     connection.ensure_connection()
     pg = connection.connection
     try:
-        with pg.pipeline():
+        # Errors raised as the pipeline ends (a statement sent with the COMMIT) as Django's, like the others.
+        with connection.wrap_database_errors, pg.pipeline():
             flights.send("BEGIN", [])
             yield flights
             if not flights.committing:

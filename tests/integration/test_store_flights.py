@@ -83,6 +83,27 @@ def test_a_store_is_one_transaction_in_flights(alice, sent) -> None:
     assert folder.unseen_count == 1
 
 
+def test_a_store_of_system_flags_is_one_flight(alice, sent) -> None:
+    """Without keywords the statement changes the flags and counts itself: everything is sent at once."""
+    folder = fill(alice, 3)
+    sent.statements.clear()
+    every, changed = actions.store_flags(alice, folder.pk, [(2, 3)], 3, ["\\Deleted"], FlagMode.ADD)
+    assert sent.statements == [("BEGIN", True), ("SELECT", True), ("WITH", True), ("COMMIT", True)]
+    assert [m.uid for m in every] == [2, 3]
+    assert changed == every
+    folder.refresh_from_db()
+    assert [m.modseq for m in changed] == [folder.highestmodseq] * 2
+    assert (folder.deleted_count, folder.deleted_size) == (2, 2 * every[0].size)
+    # Nothing to change: no new mod-sequence, and every message still answered with its flags.
+    every, changed = actions.store_flags(alice, folder.pk, [(1, 3)], 3, ["\\Deleted"], FlagMode.REMOVE)
+    assert [(m.uid, m.deleted) for m in every] == [(1, False), (2, False), (3, False)]
+    assert [m.uid for m in changed] == [2, 3]
+    again, changed = actions.store_flags(alice, folder.pk, [(1, 3)], 3, ["\\Deleted"], FlagMode.REMOVE)
+    assert changed == []
+    assert [m.modseq for m in again] == [m.modseq for m in every]
+    assert Mailbox.objects.get(pk=folder.pk).highestmodseq == folder.highestmodseq + 1
+
+
 def test_flights_store_what_the_transaction_stores(alice, make_account) -> None:
     """The same STOREs on two accounts, one in flights and one in the usual transaction (inside an atomic block,
     where flights are not used): the same flags, counts and mod-sequences."""
@@ -94,6 +115,9 @@ def test_flights_store_what_the_transaction_stores(alice, make_account) -> None:
         ([(3, 3), (1, 1)], ["\\Deleted", "$Later", "$Work"], FlagMode.REPLACE),
         ([(1, 4)], ["$Later"], FlagMode.REMOVE),
         ([(4, 4)], ["\\Flagged"], FlagMode.ADD),  # no change: no new mod-sequence
+        ([(2, 4)], ["\\Deleted", "\\Seen"], FlagMode.ADD),
+        ([(3, 4)], ["\\Answered"], FlagMode.REPLACE),  # clears the keywords
+        ([(1, 2), (9, 12)], ["\\Deleted", "\\Seen", "\\Draft"], FlagMode.REMOVE),
     ]
     answers: list[list[Any]] = [[], []]
     for ranges, flags, mode in steps:
@@ -110,7 +134,7 @@ def test_flights_store_what_the_transaction_stores(alice, make_account) -> None:
         list(Message.objects.filter(mailbox=f).order_by("uid").values_list(*columns)) for f in folders
     )
     assert alice_rows == bob_rows
-    counts = ("highestmodseq", "message_count", "unseen_count", "deleted_count")
+    counts = ("highestmodseq", "message_count", "unseen_count", "deleted_count", "total_size", "deleted_size")
     alice_counts, bob_counts = (Mailbox.objects.filter(pk=f.pk).values_list(*counts).get() for f in folders)
     assert alice_counts == bob_counts
 
