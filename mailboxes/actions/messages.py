@@ -18,8 +18,9 @@ from mailauth import training
 from mailboxes import bulk
 from mailboxes.actions import counters, direct, flights, locks, recycling, storing
 from mailboxes.actions.errors import NotFound, OverQuota
+from mailboxes.actions.flags import SYSTEM_FLAGS
 from mailboxes.actions.locks import action, lock, taken
-from mailboxes.models import Account, ExpungedMessage, Mailbox, Message
+from mailboxes.models import Account, ExpungedMessage, Mailbox, Message, RecycledMessage
 from mailcore.mime import parse_message
 
 # Messages deleted per statement where Django's Collector deletes them (see `_deletion_steps`): it deletes what
@@ -207,17 +208,6 @@ def _remove_at_once(
     usage (`counters.release`), the expunge log at the new mod-sequence, the recycle bin's rows, and the
     deletion with its relations' steps. Under EXPUNGE's locks that is one round trip instead of four. With
     nothing kept in the bin, bodies no longer used are dropped after it, as `remove` does."""
-    sql, params, kept = _removal(account_id, mailbox_id, rows, removed, steps)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-    if not kept:
-        recycling.drop_bodies(row.body_id for row in rows)
-
-
-def _removal(
-    account_id: int, mailbox_id: int, rows: list[Message], removed: counters.Tally, steps: list[str]
-) -> tuple[str, list[Any], bool]:
-    """The statement of `_remove_at_once` and its parameters, and whether it keeps the messages in the bin."""
     uids = [row.uid for row in rows]
     parts = [counters.RELEASE_CTES]
     params: list[Any] = counters.release_parameters(mailbox_id, removed, account_id)
@@ -234,16 +224,20 @@ def _removal(
         params += values
     parts += steps
     params += [[row.pk for row in rows]] * len(steps)
-    return f"WITH {', '.join(parts)} SELECT value FROM folder", params, bool(kept)
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {', '.join(parts)} SELECT value FROM folder", params)
+    if not kept:
+        recycling.drop_bodies(row.body_id for row in rows)
 
 
 @functools.cache
-def _deletion_steps() -> list[str] | None:
+def _deletion_steps(ids: str = "%s") -> list[str] | None:
     """On PostgreSQL, Django's Collector as the steps of one statement, each with one parameter (the messages'
-    ids): the messages' DELETE, with each relation's CASCADE (to a model nothing else refers to) or SET_NULL.
-    Under EXPUNGE's lock that is one round trip instead of one per relation and the Collector's Python. The
-    foreign keys Django creates there are deferred to COMMIT, so the order within the statement does not
-    matter. None (the Collector decides) on other databases or for any other kind of relation."""
+    ids; or the array expression `ids`): the messages' DELETE, with each relation's CASCADE (to a model nothing
+    else refers to) or SET_NULL. Under EXPUNGE's lock that is one round trip instead of one per relation and the
+    Collector's Python. The foreign keys Django creates there are deferred to COMMIT, so the order within the
+    statement does not matter. None (the Collector decides) on other databases or for any other kind of
+    relation."""
     if connection.vendor != "postgresql":
         return None
     steps = []
@@ -254,13 +248,13 @@ def _deletion_steps() -> list[str] | None:
         if relation.on_delete is models.DO_NOTHING:
             continue
         if relation.on_delete is models.CASCADE and not any(get_candidate_relations_to_delete(related)):
-            steps.append(f"DELETE FROM {table} WHERE {column} = ANY(%s)")
+            steps.append(f"DELETE FROM {table} WHERE {column} = ANY({ids})")
         elif relation.on_delete is models.SET_NULL:
-            steps.append(f"UPDATE {table} SET {column} = NULL WHERE {column} = ANY(%s)")
+            steps.append(f"UPDATE {table} SET {column} = NULL WHERE {column} = ANY({ids})")
         else:
             return None
     named = [f"step{number} AS ({step})" for number, step in enumerate(steps)]
-    return [*named, f"gone AS (DELETE FROM {Message._meta.db_table} WHERE id = ANY(%s))"]
+    return [*named, f"gone AS (DELETE FROM {Message._meta.db_table} WHERE id = ANY({ids}))"]
 
 
 def log_expunged(mailbox_id: int, uids: list[int], modseq: int) -> None:
@@ -291,47 +285,85 @@ def expunge(account: Account, mailbox_id: int, uids: Sequence[int] | None = None
         found = cursor.fetchone()
     if found is not None and not found[0]:
         return []
-    steps = _deletion_steps()
-    if flights.usable() and recycling.keeping() and steps is not None:
-        return _expunge_in_flights(account, mailbox_id, uids, steps)
+    if flights.usable() and recycling.keeping() and _deletion_steps() is not None:
+        return _expunge_in_one_flight(account, mailbox_id, uids)
     return _expunge(account, mailbox_id, uids)
 
 
-# The messages an EXPUNGE removes, with REMOVED_COLUMNS (and the folder's name last), if the folder is the account's.
-_REMOVED_FIELDS = [name for name in recycling.REMOVED_COLUMNS if "__" not in name]
-_REMOVED_ATTNAMES = [
-    field.attname for field in Message._meta.concrete_fields if field.attname in {"id", *_REMOVED_FIELDS}
-]
-_REMOVED_SQL = (
-    f"SELECT {', '.join(f'm.{column}' for column in _REMOVED_ATTNAMES)}, f.name "
-    f"FROM {Message._meta.db_table} m JOIN {Mailbox._meta.db_table} f ON f.id = m.mailbox_id{{chosen}} "
-    "WHERE m.mailbox_id = %s AND f.account_id = %s AND m.deleted"
-)
+_DOOMED_IDS = "ARRAY(SELECT id FROM doomed)"  # by the primary key (as a join, the planner may read the table)
+_BIN_FLAGS = ", ".join(f"CASE WHEN d.{name} THEN '\\{name.capitalize()}' END" for name in SYSTEM_FLAGS.values())
 
 
-def _expunge_in_flights(account: Account, mailbox_id: int, uids: Sequence[int] | None, steps: list[str]) -> list[int]:
-    """`_expunge` as one transaction in two flights (`flights`): the locks of the folder and the account and the
-    read of what to remove, then the removal (`_removal`) and COMMIT. Its locks are held across one trip to the
-    listener instead of five. Only with the bin kept (no bodies to drop after the removal)."""
-    chosen, params = ("", []) if uids is None else _chosen(sorted(set(uids)))
+@functools.cache
+def _expunge_statement(chosen: str) -> str:
+    """EXPUNGE's removal as one statement, after the folder's and the account's locks in the same transaction (so
+    its snapshot has every change committed before them): the folder's \\Deleted messages (among the UIDs of
+    `chosen`, a join of `_chosen`), if the folder is the account's; their share off the folder's counts with its
+    next mod-sequence and off the account's usage (`counters.release`, made only if some message goes), the
+    expunge log, the recycle bin's rows (`recycling.bin_rows`, flags as `flag_names` spells them), the deletion
+    and its relations' steps. It returns the UIDs removed."""
+    mailbox, message, account = Mailbox._meta.db_table, Message._meta.db_table, Account._meta.db_table
+    flags = ", ".join(f"m.{column}" for column in SYSTEM_FLAGS.values())
+    doomed = (
+        "m.id, m.uid, m.size, m.body_id, m.account_id, m.subject, m.from_name, m.from_address, m.internal_date, "
+        f"m.keywords, {flags}, f.name AS folder_name"
+    )
+    return f"""
+        WITH doomed AS (
+            SELECT {doomed} FROM {message} m JOIN {mailbox} f ON f.id = m.mailbox_id{chosen}
+            WHERE m.mailbox_id = %(folder)s AND f.account_id = %(account)s AND m.deleted
+        ),
+        share AS (
+            SELECT count(*) AS gone_messages, count(*) FILTER (WHERE NOT seen) AS gone_unseen,
+                count(*) FILTER (WHERE deleted) AS gone_deleted, sum(size) AS gone_size,
+                coalesce(sum(size) FILTER (WHERE deleted), 0) AS gone_deleted_size
+            FROM doomed HAVING count(*) > 0
+        ),
+        folder AS (
+            UPDATE {mailbox} SET highestmodseq = highestmodseq + 1, message_count = message_count - gone_messages,
+                unseen_count = unseen_count - gone_unseen, deleted_count = deleted_count - gone_deleted,
+                total_size = total_size - gone_size, deleted_size = deleted_size - gone_deleted_size
+            FROM share WHERE id = %(folder)s
+            RETURNING highestmodseq AS value
+        ),
+        account AS (
+            UPDATE {account} SET used_bytes = GREATEST(used_bytes - gone_size, 0),
+                used_messages = GREATEST(used_messages - gone_messages, 0)
+            FROM share WHERE id = %(account)s
+        ),
+        logged AS (
+            INSERT INTO {ExpungedMessage._meta.db_table} (mailbox_id, uid, modseq, expunged)
+            SELECT %(folder)s, d.uid, folder.value, %(now)s FROM doomed d, folder
+        ),
+        kept AS (
+            INSERT INTO {RecycledMessage._meta.db_table} (account_id, folder_name, body_id, size, subject, from_name,
+                from_address, internal_date, flags, removed)
+            SELECT d.account_id, d.folder_name, d.body_id, d.size, d.subject, d.from_name, d.from_address,
+                d.internal_date, concat_ws(' ', {_BIN_FLAGS}, NULLIF(btrim(d.keywords), '')), %(now)s
+            FROM doomed d
+        ),
+        {", ".join(_deletion_steps(_DOOMED_IDS) or [])}
+        SELECT uid FROM doomed ORDER BY uid
+    """
+
+
+def _expunge_in_one_flight(account: Account, mailbox_id: int, uids: Sequence[int] | None) -> list[int]:
+    """`_expunge` in one flight (`flights`): BEGIN, the folder's and the account's locks, `_expunge_statement`
+    and COMMIT, sent together; the locks are held only while PostgreSQL runs them. Only with the bin kept (no
+    bodies to drop after the removal)."""
+    chosen, chosen_params = ("", []) if uids is None else _chosen(sorted(set(uids)))
+    params = {"folder": mailbox_id, "account": account.pk, "now": timezone.now()}
+    if chosen_params:
+        chosen, params["uids"] = chosen.replace("%s", "%(uids)s"), chosen_params[0]
     with flights.transaction() as flight:
         folder, _ = [
             flight.send(*statement) for statement in locks.owned_folder_locks(mailbox_id, account.pk, account=True)
         ]
-        read = flight.send(_REMOVED_SQL.format(chosen=chosen), [*params, mailbox_id, account.pk])
-        if not folder.fetchall():
-            raise NotFound("no such folder")
-        rows = []
-        for *values, name in read.fetchall():
-            row = Message.from_db(connection.alias, _REMOVED_ATTNAMES, values)
-            row.mailbox = Mailbox(pk=mailbox_id, account_id=account.pk, name=name)
-            rows.append(row)
-        if rows:
-            removed = counters.tally((r.size, r.seen, r.deleted) for r in rows)
-            sql, values, _ = _removal(account.pk, mailbox_id, rows, removed, steps)
-            flight.send(sql, values)
+        removed = flight.send(_expunge_statement(chosen), params)
         flight.commit()
-    return sorted(row.uid for row in rows)
+    if not folder.fetchall():
+        raise NotFound("no such folder")
+    return [uid for (uid,) in removed.fetchall()]
 
 
 @action

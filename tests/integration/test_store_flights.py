@@ -195,8 +195,8 @@ def test_concurrent_stores_of_one_message_lose_no_keyword(alice) -> None:
 
 
 def test_an_expunge_is_one_transaction_in_flights(alice, make_account, sent) -> None:
-    """The look for \\Deleted messages first (no lock), then the locks and the read, then the removal and COMMIT;
-    what it leaves is what the usual transaction leaves (bob's, inside an atomic block)."""
+    """The look for \\Deleted messages first (no lock), then one flight: the locks, the removal and COMMIT; what it
+    leaves is what the usual transaction leaves (bob's, inside an atomic block)."""
     bob = make_account("bob@example.com")
     folders = [fill(alice, 5), fill(bob, 5)]
     for account, folder in zip((alice, bob), folders, strict=True):
@@ -208,8 +208,7 @@ def test_an_expunge_is_one_transaction_in_flights(alice, make_account, sent) -> 
         ("BEGIN", True),
         ("SELECT", True),  # the folder's lock
         ("SELECT", True),  # the account's
-        ("SELECT", True),  # what to remove
-        ("WITH", True),  # counts, quota, expunge log, bin, deletion
+        ("WITH", True),  # what to remove, counts, quota, expunge log, bin, deletion
         ("COMMIT", True),
     ]
     assert connection.connection.info.transaction_status == pq.TransactionStatus.IDLE
