@@ -83,12 +83,18 @@ def set_require_app_passwords(account: Account, required: bool) -> None:
 
 
 def record_sign_in(account_id: int, protocol: str, remote_ip: str | None, method: str) -> None:
-    """Called inside the authentication transaction; old records of the account go at the same time."""
+    """Called by the authentication's write step; old records of the account go at the same time (on PostgreSQL in
+    the same statement, which a listener runs as its own transaction)."""
     now = timezone.now()
     adapt = connection.ops.adapt_datetimefield_value
+    expire = [account_id, adapt(now - datetime.timedelta(days=SIGN_IN_DAYS))]
+    listed = [account_id, adapt(now), protocol, remote_ip or None, method[:120]]
     with connection.cursor() as cursor:
-        cursor.execute(_EXPIRE_SQL, [account_id, adapt(now - datetime.timedelta(days=SIGN_IN_DAYS))])
-        cursor.execute(_RECORD_SQL, [account_id, adapt(now), protocol, remote_ip or None, method[:120]])
+        if connection.vendor == "postgresql":  # one statement, so that a listener may run it as its own transaction
+            cursor.execute(f"WITH expired AS ({_EXPIRE_SQL}) {_RECORD_SQL}", [*expire, *listed])
+        else:
+            cursor.execute(_EXPIRE_SQL, expire)
+            cursor.execute(_RECORD_SQL, listed)
 
 
 # Fixed statements: a mail client's every sign-in runs them (querysets would be compiled each time).

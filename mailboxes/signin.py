@@ -34,5 +34,7 @@ def _pool() -> ThreadPoolExecutor:
 async def authenticate(address: str, password: str, *, remote_ip: str | None, protocol: str) -> auth.AuthResult:
     """`actions.authenticate` for listeners: read, check the secret off the database threads, record."""
     found = await asyncdb.call(auth.candidate, address, remote_ip=remote_ip, protocol=protocol)
-    ok = await asyncio.get_running_loop().run_in_executor(_pool(), auth.verify, found, password)
+    ok = auth.verify_at_once(found, password)
+    if ok is None:
+        ok = await asyncio.get_running_loop().run_in_executor(_pool(), auth.verify, found, password)
     return await asyncdb.call(auth.record, found, ok, remote_ip=remote_ip, protocol=protocol)

@@ -30,6 +30,7 @@ from django.db import connection
 from django.utils import timezone
 
 from credentials import verify as credential_checks
+from mailboxes.actions import flights
 from mailboxes.actions.locks import action
 from mailboxes.models import Account, AuthFailure, Domain
 from ops import metrics
@@ -114,21 +115,31 @@ def candidate(address: str, *, remote_ip: str | None, protocol: str = "web") -> 
 def verify(found: Candidate, password: str) -> Verified:
     """The CPU step: no database. False for unknown accounts, after the same work as for a wrong password.
     An app password allowed for the protocol is a digest comparison; every failure pays for Argon2."""
+    known = verify_at_once(found, password)
+    if known is not None:
+        return known
+    if found.account is None or not found.options.main_password_allowed:
+        check_password(password, found.password_hash)  # the same work as a wrong password
+        return Verified(False)
+    matches = check_password(password, found.password_hash)
+    if matches:
+        _remember(_cache_key(found, password))
+    return Verified(matches)
+
+
+def verify_at_once(found: Candidate, password: str) -> Verified | None:
+    """`verify`'s answer when it takes no Argon2 (microseconds: a listener gives it no thread of its own): a
+    throttled try, an app password (a digest), a main password the cache knows; else None."""
     if found.throttled:
         return Verified(False)
     app_password_id = credential_checks.match_app_password(found.options, password)
     if app_password_id is not None and found.account is not None:
         return Verified(True, app_password_id)
     if found.account is None or not found.options.main_password_allowed:
-        check_password(password, found.password_hash)  # the same work as a wrong password
-        return Verified(False)
-    key = _cache_key(found, password)
-    if _cache.get(key, 0.0) > time.monotonic():
+        return None
+    if _cache.get(_cache_key(found, password), 0.0) > time.monotonic():
         return Verified(True)
-    matches = check_password(password, found.password_hash)
-    if matches:
-        _remember(key)
-    return Verified(matches)
+    return None
 
 
 _cache: dict[bytes, float] = {}  # keyed hash -> monotonic expiry
@@ -157,9 +168,21 @@ def _remember(key: bytes) -> None:
     _cache[key] = now + lifetime
 
 
-@action
 def record(found: Candidate, ok: Verified | bool, *, remote_ip: str | None, protocol: str) -> AuthResult:
-    """Write step: a success clears the address's failures, a failure is counted (throttled tries are not)."""
+    """Write step: a success clears the address's failures, a failure is counted (throttled tries are not).
+
+    A listener's common success (no failures to clear, no app password to stamp) is the sign-in's one listing
+    statement, its own transaction, where `flights.usable()`."""
+    app_password_id = ok.app_password_id if isinstance(ok, Verified) else None
+    if ok and found.account is not None and not found.failures and app_password_id is None and flights.usable():
+        credential_checks.record(found.account.pk, None, protocol=protocol, remote_ip=remote_ip)
+        _signed_in(found, protocol, remote_ip, "success")
+        return AuthResult(found.account)
+    return _record(found, ok, remote_ip=remote_ip, protocol=protocol)
+
+
+@action
+def _record(found: Candidate, ok: Verified | bool, *, remote_ip: str | None, protocol: str) -> AuthResult:
     if found.throttled:
         _signed_in(found, protocol, remote_ip, "throttled")
         return AuthResult(None, throttled=True)

@@ -4,8 +4,11 @@ change or the account requiring app passwords."""
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from credentials import actions as credentials
+from credentials.models import SignIn
 from mailboxes import actions
 from mailboxes.actions import auth
 from tests.conftest import PASSWORD
@@ -54,3 +57,24 @@ def test_no_cache_when_turned_off(db, make_account, settings):
     make_account("alice@example.com")
     assert _sign_in()
     assert not auth._cache
+
+
+def test_a_listeners_repeated_sign_in_takes_no_argon2_thread_and_one_write(transactional_db, make_account):
+    """What a listener does (mailboxes/signin.py): a secret the cache knows is answered at once, without the
+    Argon2 pool; the success's record is then one statement, outside any transaction."""
+    alice = make_account("alice@example.com")
+    found = auth.candidate("alice@example.com", remote_ip="192.0.2.1", protocol="imap")
+    assert auth.verify_at_once(found, PASSWORD) is None, "the first check needs Argon2"
+    assert auth.verify_at_once(found, "wrong password") is None
+    assert _sign_in()
+    ok = auth.verify_at_once(found, PASSWORD)
+    assert ok is not None
+    assert ok.ok
+    assert auth.verify_at_once(found, "wrong password") is None, "a wrong one still pays for Argon2"
+    with CaptureQueriesContext(connection) as queries:
+        assert auth.record(found, ok, remote_ip="192.0.2.1", protocol="imap").account == alice
+    if connection.vendor == "postgresql":
+        assert len(queries) == 1
+    assert (
+        list(SignIn.objects.filter(account=alice).values_list("protocol", "remote_ip")) == [("imap", "192.0.2.1")] * 2
+    )
