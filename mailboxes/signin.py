@@ -4,6 +4,7 @@ Argon2 takes a fixed while of CPU by design (about 150 ms at production cost). R
 threads, a burst of logins would hold every thread, and every delivery and FETCH of the process would queue
 behind it. Here the hash is checked in a separate small pool (argon2-cffi releases the GIL while it works), so
 database steps keep their threads; `MAILSITE_PASSWORD_THREADS` bounds how many checks run at once per process.
+What needs no Argon2 (a secret the cache knows, an app password's digest) is answered in the event loop.
 """
 
 from __future__ import annotations
