@@ -1,11 +1,13 @@
-"""A transaction sent to PostgreSQL in two flights (psycopg's pipeline mode): for a writer that must read under a
-folder's lock before it knows what to write, such as IMAP's STORE.
+"""A transaction sent to PostgreSQL in flights (psycopg's pipeline mode): for a writer that takes a folder's lock,
+such as IMAP's STORE and EXPUNGE.
 
 As statements one by one, BEGIN, the lock, the read, the write and COMMIT are five round trips, and the folder's
 lock is held across three of them; under load each also waits for the listener's GIL, and every other writer of
-the folder waits meanwhile. In flights, BEGIN, the lock and the read go together; the listener decides what to
-write; the write and COMMIT go together: the lock is held across one trip to the listener. Each statement still
-takes its own snapshot (READ COMMITTED), so the read sees everything committed before the lock was granted.
+the folder waits meanwhile. When one statement can decide the writes itself (it runs after the lock, in the
+same transaction), BEGIN, the lock, that statement and COMMIT are one flight, and the lock is held only while
+PostgreSQL runs them. When the listener must decide, BEGIN, the lock and the read go together, then the write and
+COMMIT: the lock is held across one trip to the listener. Each statement still takes its own snapshot (READ
+COMMITTED), so what runs after the lock sees everything committed before it was granted.
 
 `usable()` says where a writer may run statements of its own as their own transaction, as these and `direct` do.
 """

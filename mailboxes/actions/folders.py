@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.db.models import Q
 
 from mailboxes import changes
@@ -91,9 +91,12 @@ def claim_recent(mailbox_id: int, up_to: int | None) -> int:
     sql = _CLAIM_SQL.format(
         mark=RecentMark._meta.db_table, folder=Mailbox._meta.db_table, least=least, greatest=greatest
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [up_to, mailbox_id])
-        claimed = cursor.fetchone()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [up_to, mailbox_id])
+            claimed = cursor.fetchone()
+    except IntegrityError as exc:  # outside a transaction: the folder went while the mark was written
+        raise NotFound("the folder no longer exists") from exc
     if claimed is None:
         raise NotFound("the folder no longer exists")
     return claimed[0]

@@ -5,6 +5,7 @@ does; the \\Recent claim, which waits for none of the folder's writers."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -288,3 +289,31 @@ def test_a_recent_claim_does_not_wait_for_the_folders_writers(alice) -> None:
     assert not RecentMark.objects.exists()
     with pytest.raises(NotFound):
         claim_recent(folder.pk, None)
+
+
+def test_a_recent_claim_as_its_folder_is_deleted_finds_no_folder(alice) -> None:
+    """The claim reads the folder as committed and writes the mark; the folder's deletion commits meanwhile: its
+    mark's reference fails, and the session is told the folder is gone."""
+    folder = actions.create_mailbox(alice, "Old")
+    actions.append(alice, folder.pk, RAW)
+    claim_recent(folder.pk, None)  # the folder has a mark
+    deleted = threading.Event()
+
+    def delete() -> None:
+        try:
+            with transaction.atomic():
+                actions.delete_mailbox(alice, folder.pk)
+                deleted.set()
+                time.sleep(0.5)  # the claim waits meanwhile for the mark's row
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=delete)
+    thread.start()
+    try:
+        assert deleted.wait(10)
+        with pytest.raises(NotFound):
+            claim_recent(folder.pk, None)
+    finally:
+        thread.join()
+    assert connection.connection.info.transaction_status == pq.TransactionStatus.IDLE
