@@ -81,8 +81,10 @@ def _dummy_hash() -> str:
 
 # The account that may sign in with this address (its domain active too): a fixed statement, as for the failures
 # below; compiling the queryset cost more than running it.
+_ACCOUNT_FIELDS = [field.attname for field in Account._meta.concrete_fields]
 _ACCOUNT_SQL = (
-    f"SELECT a.* FROM {Account._meta.db_table} a JOIN {Domain._meta.db_table} d ON d.id = a.domain_id "
+    f"SELECT {', '.join(f'a.{field.column}' for field in Account._meta.concrete_fields)} "
+    f"FROM {Account._meta.db_table} a JOIN {Domain._meta.db_table} d ON d.id = a.domain_id "
     "WHERE a.address = %s AND a.is_active AND d.active"
 )
 # The address's and the client's recent failures, both in one fixed statement (no IP: none counted for it, as
@@ -99,17 +101,37 @@ def candidate(address: str, *, remote_ip: str | None, protocol: str = "web") -> 
     address = address.strip().lower()
     since = timezone.now() - datetime.timedelta(seconds=settings.MAILSITE_AUTH_WINDOW)
     ip = remote_ip or None
-    with connection.cursor() as cursor:
-        cursor.execute(_FAILURES_SQL, [address, ip, address, ip, connection.ops.adapt_datetimefield_value(since)])
-        failures, by_ip = (count or 0 for count in cursor.fetchone())
+    statements: list[tuple[str, list]] = [
+        (_FAILURES_SQL, [address, ip, address, ip, connection.ops.adapt_datetimefield_value(since)]),
+        (_ACCOUNT_SQL, [address]),
+    ]
+    allowed = credential_checks.for_sign_in(address, protocol)
+    [counts, accounts, *allowed_rows] = _read(statements if allowed is None else [*statements, allowed])
+    failures, by_ip = (count or 0 for count in counts[0])
     throttled = failures >= settings.MAILSITE_AUTH_MAX_FAILURES or by_ip >= settings.MAILSITE_AUTH_MAX_IP_FAILURES
-    account = next(iter(Account.objects.raw(_ACCOUNT_SQL, [address])), None)
+    account = Account.from_db(connection.alias, _ACCOUNT_FIELDS, accounts[0]) if accounts else None
     if throttled or account is None:
         return Candidate(address, None, _dummy_hash(), throttled)
-    options = credential_checks.for_sign_in(account.pk, protocol)
+    options = credential_checks.options(allowed_rows[0] if allowed_rows else None, protocol)
     # A main password the account refuses here (app passwords required) costs the same work as a wrong one.
     password_hash = account.password if options.main_password_allowed else _dummy_hash()
     return Candidate(address, account, password_hash, False, options, failures)
+
+
+def _read(statements: list[tuple[str, list]]) -> list[list[tuple]]:
+    """The rows of these reads: where `flights.usable()`, sent together in one flight (one round trip, one
+    snapshot), else one by one."""
+    if not flights.usable():
+        found = []
+        with connection.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(*statement)
+                found.append(cursor.fetchall())
+        return found
+    with flights.transaction() as flight:
+        cursors = [flight.send(*statement) for statement in statements]
+        flight.commit()
+    return [cursor.fetchall() for cursor in cursors]
 
 
 def verify(found: Candidate, password: str) -> Verified:

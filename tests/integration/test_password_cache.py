@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from psycopg import pq
 
 from credentials import actions as credentials
 from credentials.models import SignIn
@@ -60,10 +61,22 @@ def test_no_cache_when_turned_off(db, make_account, settings):
 
 
 def test_a_listeners_repeated_sign_in_takes_no_argon2_thread_and_one_write(transactional_db, make_account):
-    """What a listener does (mailboxes/signin.py): a secret the cache knows is answered at once, without the
-    Argon2 pool; the success's record is then one statement, outside any transaction."""
+    """What a listener does (mailboxes/signin.py): its reads go in one flight, a secret the cache knows is answered
+    at once, without the Argon2 pool, and the success's record is one statement, outside any transaction."""
     alice = make_account("alice@example.com")
-    found = auth.candidate("alice@example.com", remote_ip="192.0.2.1", protocol="imap")
+    flying: list[bool] = []
+
+    def in_flight(execute, sql, params, many, context):
+        if connection.vendor == "postgresql":
+            flying.append(connection.connection.pgconn.pipeline_status != pq.PipelineStatus.OFF)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(in_flight):
+        found = auth.candidate("alice@example.com", remote_ip="192.0.2.1", protocol="imap")
+    if connection.vendor == "postgresql":
+        assert flying == [True] * 5, "BEGIN, the failures, the account, its sign-in options, COMMIT: one flight"
+    assert found.account == alice
+    assert found.options.main_password_allowed
     assert auth.verify_at_once(found, PASSWORD) is None, "the first check needs Argon2"
     assert auth.verify_at_once(found, "wrong password") is None
     assert _sign_in()
