@@ -4,8 +4,9 @@ does; the \\Recent claim, which waits for none of the folder's writers."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -257,32 +258,43 @@ def test_without_a_bin_an_expunge_takes_the_usual_transaction(alice, settings, s
     assert not RecycledMessage.objects.exists()
 
 
+@contextlib.contextmanager
+def another_transaction(work: Callable[[], object], *, hold: float = 10.0) -> Iterator[None]:
+    """Run `work` in a transaction of another connection (a thread), kept open while the block runs, or for `hold`
+    seconds when the block waits for it."""
+    started, done = threading.Event(), threading.Event()
+
+    def run() -> None:
+        try:
+            with transaction.atomic():
+                work()
+                started.set()
+                done.wait(hold)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        assert started.wait(10)
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
 def test_a_recent_claim_does_not_wait_for_the_folders_writers(alice) -> None:
     """The mark is a row of its own: a SELECT takes the recent messages while a writer holds the folder's lock
     (with a lock timeout here, a wait would fail the claim)."""
     folder = fill(alice, 2)
-    held, done = threading.Event(), threading.Event()
-
-    def writer() -> None:
-        try:
-            with transaction.atomic():
-                actions.store_flags(alice, folder.pk, [(1, 1)], 2, ["\\Seen"], FlagMode.ADD)  # holds the lock
-                held.set()
-                done.wait(10)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=writer)
-    thread.start()
+    holding = functools.partial(actions.store_flags, alice, folder.pk, [(1, 1)], 2, ["\\Seen"], FlagMode.ADD)
     try:
-        assert held.wait(10)
-        with connection.cursor() as cursor:
-            cursor.execute("SET lock_timeout = '1s'")
-        assert claim_recent(folder.pk, None) == 1
-        assert claim_recent(folder.pk, None) == 3
+        with another_transaction(holding):
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = '1s'")
+            assert claim_recent(folder.pk, None) == 1
+            assert claim_recent(folder.pk, None) == 3
     finally:
-        done.set()
-        thread.join()
         with connection.cursor() as cursor:
             cursor.execute("RESET lock_timeout")
     Mailbox.objects.filter(pk=folder.pk).delete()
@@ -297,23 +309,8 @@ def test_a_recent_claim_as_its_folder_is_deleted_finds_no_folder(alice) -> None:
     folder = actions.create_mailbox(alice, "Old")
     actions.append(alice, folder.pk, RAW)
     claim_recent(folder.pk, None)  # the folder has a mark
-    deleted = threading.Event()
-
-    def delete() -> None:
-        try:
-            with transaction.atomic():
-                actions.delete_mailbox(alice, folder.pk)
-                deleted.set()
-                time.sleep(0.5)  # the claim waits meanwhile for the mark's row
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=delete)
-    thread.start()
-    try:
-        assert deleted.wait(10)
-        with pytest.raises(NotFound):
-            claim_recent(folder.pk, None)
-    finally:
-        thread.join()
+    # The deletion commits half a second on, while the claim waits for the mark's row.
+    deleting = functools.partial(actions.delete_mailbox, alice, folder.pk)
+    with another_transaction(deleting, hold=0.5), pytest.raises(NotFound):
+        claim_recent(folder.pk, None)
     assert connection.connection.info.transaction_status == pq.TransactionStatus.IDLE
