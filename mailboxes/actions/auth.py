@@ -106,7 +106,7 @@ def candidate(address: str, *, remote_ip: str | None, protocol: str = "web") -> 
         (_ACCOUNT_SQL, [address]),
     ]
     allowed = credential_checks.for_sign_in(address, protocol)
-    [counts, accounts, *allowed_rows] = _read(statements if allowed is None else [*statements, allowed])
+    [counts, accounts, *allowed_rows] = flights.read(statements if allowed is None else [*statements, allowed])
     failures, by_ip = (count or 0 for count in counts[0])
     throttled = failures >= settings.MAILSITE_AUTH_MAX_FAILURES or by_ip >= settings.MAILSITE_AUTH_MAX_IP_FAILURES
     account = Account.from_db(connection.alias, _ACCOUNT_FIELDS, accounts[0]) if accounts else None
@@ -116,22 +116,6 @@ def candidate(address: str, *, remote_ip: str | None, protocol: str = "web") -> 
     # A main password the account refuses here (app passwords required) costs the same work as a wrong one.
     password_hash = account.password if options.main_password_allowed else _dummy_hash()
     return Candidate(address, account, password_hash, False, options, failures)
-
-
-def _read(statements: list[tuple[str, list]]) -> list[list[tuple]]:
-    """The rows of these reads: where `flights.usable()`, sent together in one flight (one round trip, one
-    snapshot), else one by one."""
-    if not flights.usable():
-        found = []
-        with connection.cursor() as cursor:
-            for statement in statements:
-                cursor.execute(*statement)
-                found.append(cursor.fetchall())
-        return found
-    with flights.transaction() as flight:
-        cursors = [flight.send(*statement) for statement in statements]
-        flight.commit()
-    return [cursor.fetchall() for cursor in cursors]
 
 
 def verify(found: Candidate, password: str) -> Verified:
@@ -197,9 +181,7 @@ def record(found: Candidate, ok: Verified | bool, *, remote_ip: str | None, prot
     statement, its own transaction, where `flights.usable()`."""
     app_password_id = ok.app_password_id if isinstance(ok, Verified) else None
     if ok and found.account is not None and not found.failures and app_password_id is None and flights.usable():
-        credential_checks.record(found.account.pk, None, protocol=protocol, remote_ip=remote_ip)
-        _signed_in(found, protocol, remote_ip, "success")
-        return AuthResult(found.account)
+        return _succeeded(found.account, found, None, remote_ip=remote_ip, protocol=protocol)
     return _record(found, ok, remote_ip=remote_ip, protocol=protocol)
 
 
@@ -212,14 +194,20 @@ def _record(found: Candidate, ok: Verified | bool, *, remote_ip: str | None, pro
         if found.failures:
             AuthFailure.objects.filter(address=found.address).delete()
         app_password_id = ok.app_password_id if isinstance(ok, Verified) else None
-        credential_checks.record(found.account.pk, app_password_id, protocol=protocol, remote_ip=remote_ip)
-        _signed_in(found, protocol, remote_ip, "success")
-        return AuthResult(found.account, app_password_id=app_password_id)
+        return _succeeded(found.account, found, app_password_id, remote_ip=remote_ip, protocol=protocol)
     since = timezone.now() - datetime.timedelta(seconds=settings.MAILSITE_AUTH_WINDOW)
     AuthFailure.objects.filter(created__lt=since).delete()
     AuthFailure.objects.create(address=found.address[:320], remote_ip=remote_ip or None, protocol=protocol)
     _signed_in(found, protocol, remote_ip, "failure")
     return AuthResult(None)
+
+
+def _succeeded(
+    account: Account, found: Candidate, app_password_id: int | None, *, remote_ip: str | None, protocol: str
+) -> AuthResult:
+    credential_checks.record(account.pk, app_password_id, protocol=protocol, remote_ip=remote_ip)
+    _signed_in(found, protocol, remote_ip, "success")
+    return AuthResult(account, app_password_id=app_password_id)
 
 
 def _signed_in(found: Candidate, protocol: str, remote_ip: str | None, result: str) -> None:

@@ -209,6 +209,38 @@ RELEASE_CTES = f"folder AS ({_BUMP_SQL}), account AS ({_RELEASE_QUOTA_SQL})"
 _RELEASE_SQL = f"WITH {RELEASE_CTES} SELECT value FROM folder"
 
 
+# A statement's own share of messages it finds (a CTE `share` of one row, none when it finds none), as `Tally.of`
+# counts each: column gone_<field> for each of Tally's fields.
+_SHARE_COLUMNS = {
+    "messages": "count(*)",
+    "unseen": "count(*) FILTER (WHERE NOT seen)",
+    "deleted": "count(*) FILTER (WHERE deleted)",
+    "size": "coalesce(sum(size), 0)",
+    "deleted_size": "coalesce(sum(size) FILTER (WHERE deleted), 0)",
+}
+_FOLDER_RELEASE = ", ".join(
+    f"{column} = {column} - gone_{name}" for column, name in zip(COUNT_COLUMNS, _SHARE_COLUMNS, strict=True)
+)
+
+
+def release_found_ctes(rows: str) -> str:
+    """`RELEASE_CTES` for the messages of the CTE `rows` (with size, seen and deleted) that the statement found
+    itself: their share off the folder %(folder)s with its next mod-sequence (`folder`'s value) and off the account
+    %(account)s, made only when there is one."""
+    share = ", ".join(f"{sql} AS gone_{name}" for name, sql in _SHARE_COLUMNS.items())
+    return f"""share AS (SELECT {share} FROM {rows} HAVING count(*) > 0),
+        folder AS (
+            UPDATE {Mailbox._meta.db_table} SET highestmodseq = highestmodseq + 1, {_FOLDER_RELEASE}
+            FROM share WHERE id = %(folder)s
+            RETURNING highestmodseq AS value
+        ),
+        account AS (
+            UPDATE {Account._meta.db_table} SET used_bytes = GREATEST(used_bytes - gone_size, 0),
+                used_messages = GREATEST(used_messages - gone_messages, 0)
+            FROM share WHERE id = %(account)s
+        )"""
+
+
 def release_parameters(mailbox_id: int, removed: Tally, account_id: int) -> list[int]:
     """The parameters of `RELEASE_CTES` (positional) for messages leaving the folder and the account."""
     quota = [removed.size, removed.size, removed.messages, removed.messages, account_id]

@@ -108,8 +108,7 @@ def store_flags(
         changed, counted = _changes(messages, flags, mode)
         written = None
         if changed:
-            names = ["keywords", *SYSTEM_FLAGS.values()]
-            written = flight.send(*counters.bump_and_update_statement(mailbox_id, counted, changed, names))
+            written = flight.send(*counters.bump_and_update_statement(mailbox_id, counted, changed, _WRITTEN))
         flight.commit()
     if written is not None:
         [(modseq,)] = written.fetchall()
@@ -148,6 +147,7 @@ _RANGES = {
 
 
 _COLUMNS = list(SYSTEM_FLAGS.values())
+_WRITTEN = ["keywords", *_COLUMNS]  # what a change of flags writes
 # STORE of system flags as one statement, after the folder's lock in the same transaction (so its snapshot has
 # every change committed before that lock): each flag is set to a parameter or kept (a CASE with two parameters),
 # and the keywords cleared or kept (STORE FLAGS without keywords clears them). Only the messages it changes get
@@ -271,7 +271,7 @@ def _change(mailbox_id: int, messages: list[Message], flags: Iterable[str], mode
     changed, counted = _changes(messages, flags, mode)
     if changed:
         # Raised only by a change (RFC 7162 3.1: a mod-sequence names a change), with the counts in the same UPDATE.
-        counters.bump_and_update(mailbox_id, counted, changed, ["keywords", *SYSTEM_FLAGS.values()])
+        counters.bump_and_update(mailbox_id, counted, changed, _WRITTEN)
     return changed
 
 

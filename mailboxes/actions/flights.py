@@ -64,3 +64,19 @@ def transaction() -> Iterator[Flights]:
         if pg.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
             with connection.cursor() as cursor:
                 cursor.execute("ROLLBACK")
+
+
+def read(statements: list[tuple[str, list]]) -> list[list[tuple]]:
+    """The rows of these reads: where `usable()`, sent together in one flight (one round trip, one snapshot), else
+    one by one."""
+    if not usable():
+        found = []
+        with connection.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(*statement)
+                found.append(cursor.fetchall())
+        return found
+    with transaction() as flight:
+        cursors = [flight.send(*statement) for statement in statements]
+        flight.commit()
+    return [cursor.fetchall() for cursor in cursors]

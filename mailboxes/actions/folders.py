@@ -8,6 +8,7 @@ account change under its account row lock, which the actions here take after any
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 
 from django.db import IntegrityError, connection
@@ -81,19 +82,23 @@ _CLAIM_SQL = """
 _SCALAR = {"postgresql": ("LEAST", "GREATEST"), "sqlite": ("MIN", "MAX")}
 
 
+@functools.cache
+def _claim_sql(vendor: str) -> str:
+    least, greatest = _SCALAR[vendor]
+    return _CLAIM_SQL.format(
+        mark=RecentMark._meta.db_table, folder=Mailbox._meta.db_table, least=least, greatest=greatest
+    )
+
+
 def claim_recent(mailbox_id: int, up_to: int | None) -> int:
     """\\Recent (RFC 3501 2.3.2) shared by every IMAP process: the caller takes the folder's messages from
     the returned UID on (below `up_to`, or all when None), and no later caller gets them again.
 
     One statement, which waits only for another session's claim, never for the folder's writers: it takes none of
     the store's locks (the mark's row is locked by this statement alone)."""
-    least, greatest = _SCALAR[connection.vendor]
-    sql = _CLAIM_SQL.format(
-        mark=RecentMark._meta.db_table, folder=Mailbox._meta.db_table, least=least, greatest=greatest
-    )
     try:
         with connection.cursor() as cursor:
-            cursor.execute(sql, [up_to, mailbox_id])
+            cursor.execute(_claim_sql(connection.vendor), [up_to, mailbox_id])
             claimed = cursor.fetchone()
     except IntegrityError as exc:  # outside a transaction: the folder went while the mark was written
         raise NotFound("the folder no longer exists") from exc

@@ -299,10 +299,10 @@ def _expunge_statement(chosen: str) -> str:
     """EXPUNGE's removal as one statement, after the folder's and the account's locks in the same transaction (so
     its snapshot has every change committed before them): the folder's \\Deleted messages (among the UIDs of
     `chosen`, a join of `_chosen`), if the folder is the account's; their share off the folder's counts with its
-    next mod-sequence and off the account's usage (`counters.release`, made only if some message goes), the
-    expunge log, the recycle bin's rows (`recycling.bin_rows`, flags as `flag_names` spells them), the deletion
-    and its relations' steps. It returns the UIDs removed."""
-    mailbox, message, account = Mailbox._meta.db_table, Message._meta.db_table, Account._meta.db_table
+    next mod-sequence and off the account's usage (`counters.release_found_ctes`), the expunge log, the recycle
+    bin's rows (`recycling.bin_rows`, flags as `flag_names` spells them), the deletion and its relations' steps.
+    It returns the UIDs removed."""
+    mailbox, message = Mailbox._meta.db_table, Message._meta.db_table
     flags = ", ".join(f"m.{column}" for column in SYSTEM_FLAGS.values())
     doomed = (
         "m.id, m.uid, m.size, m.body_id, m.account_id, m.subject, m.from_name, m.from_address, m.internal_date, "
@@ -313,24 +313,7 @@ def _expunge_statement(chosen: str) -> str:
             SELECT {doomed} FROM {message} m JOIN {mailbox} f ON f.id = m.mailbox_id{chosen}
             WHERE m.mailbox_id = %(folder)s AND f.account_id = %(account)s AND m.deleted
         ),
-        share AS (
-            SELECT count(*) AS gone_messages, count(*) FILTER (WHERE NOT seen) AS gone_unseen,
-                count(*) FILTER (WHERE deleted) AS gone_deleted, sum(size) AS gone_size,
-                coalesce(sum(size) FILTER (WHERE deleted), 0) AS gone_deleted_size
-            FROM doomed HAVING count(*) > 0
-        ),
-        folder AS (
-            UPDATE {mailbox} SET highestmodseq = highestmodseq + 1, message_count = message_count - gone_messages,
-                unseen_count = unseen_count - gone_unseen, deleted_count = deleted_count - gone_deleted,
-                total_size = total_size - gone_size, deleted_size = deleted_size - gone_deleted_size
-            FROM share WHERE id = %(folder)s
-            RETURNING highestmodseq AS value
-        ),
-        account AS (
-            UPDATE {account} SET used_bytes = GREATEST(used_bytes - gone_size, 0),
-                used_messages = GREATEST(used_messages - gone_messages, 0)
-            FROM share WHERE id = %(account)s
-        ),
+        {counters.release_found_ctes("doomed")},
         logged AS (
             INSERT INTO {ExpungedMessage._meta.db_table} (mailbox_id, uid, modseq, expunged)
             SELECT %(folder)s, d.uid, folder.value, %(now)s FROM doomed d, folder
