@@ -100,11 +100,14 @@ class LeasedConnectionCounter:
         self._pending: list[_Admission | _Removal] = []  # for the thread's next round trip, in order
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._closing = False
 
     async def admit(self, ip: str) -> bool:
         """Whether the client may have one more session; counts it if so. A session that goes away while this
         waits (the client hung up, the listener stops) is taken out again: its member is removed whether or not
         Redis had added it yet."""
+        if self._closing:  # a session the listener accepted as it stopped: counted nowhere, like Redis down
+            return True
         member = f"{self._owner}:{next(self._numbers)}"
         admission = _Admission(key("connections", ip), member, concurrent.futures.Future())
         self._send(admission)
@@ -128,6 +131,17 @@ class LeasedConnectionCounter:
                 del self._held[ip]
         self._send(_Removal(key("connections", ip), member))
 
+    def close(self) -> None:
+        """The listeners have stopped: the sessions still open stop counting (their members are removed), and
+        the thread ends after that round trip; nothing is renewed any more."""
+        with self._wake:
+            self._closing = True
+            self._pending.extend(
+                _Removal(key("connections", ip), member) for ip, members in self._held.items() for member in members
+            )
+            self._held.clear()
+            self._wake.notify()
+
     def _send(self, work: _Admission | _Removal) -> None:
         with self._wake:
             self._pending.append(work)
@@ -142,15 +156,20 @@ class LeasedConnectionCounter:
         renew_at = time.monotonic() + self.lease / 3
         while True:
             with self._wake:
-                self._wake.wait_for(lambda: bool(self._pending), timeout=max(0.0, renew_at - time.monotonic()))
+                self._wake.wait_for(
+                    lambda: bool(self._pending) or self._closing, timeout=max(0.0, renew_at - time.monotonic())
+                )
                 pending, self._pending = self._pending, []
                 held = [(key("connections", ip), member) for ip, members in self._held.items() for member in members]
+                closing = self._closing
             # An admission whose session has gone already is not made (its removal follows in `pending`).
             work = [w for w in pending if isinstance(w, _Removal) or w.answer.set_running_or_notify_cancel()]
             renewing = time.monotonic() >= renew_at
             if renewing:
                 renew_at = time.monotonic() + self.lease / 3
             if not work and not (renewing and held):
+                if closing:
+                    return
                 continue
             try:
                 results = self._round_trip(work, held if renewing else [])

@@ -11,6 +11,7 @@ from django.conf import settings
 from mailsite import tls
 from mailsite.runtime import Listener
 from ops import proxied
+from ops.limits import LeasedConnectionCounter
 from smtpd import connections as connection_counts
 from smtpd import policy
 from smtpd.batching import DeliveryGroups
@@ -58,6 +59,7 @@ async def start_listeners() -> list[Listener]:
     groups = DeliveryGroups(max_in_flight=1)
     host = settings.MAILSITE_BIND
     listeners = []
+    still_open: set[str] = set()
     for role, port, implicit_tls in (
         (policy.MX, settings.MAILSITE_SMTP_PORT, False),
         (policy.SUBMISSION, settings.MAILSITE_SUBMISSION_PORT, False),
@@ -106,9 +108,14 @@ async def start_listeners() -> list[Listener]:
         else:
             server = await loop.create_server(factory, sock=sock, ssl=context if implicit_tls else None)
 
-        async def close(server: asyncio.Server | proxied.BalancedServer = server) -> None:
+        async def close(server: asyncio.Server | proxied.BalancedServer = server, name: str = role.name) -> None:
             server.close()
             await server.wait_closed()
+            still_open.discard(name)
+            if not still_open and isinstance(connections, LeasedConnectionCounter):
+                connections.close()  # its thread stops renewing the leases of the sessions it counted
+
+        still_open.add(role.name)
 
         listeners.append(Listener(role.name, host, sock.getsockname()[1], close))
     return listeners

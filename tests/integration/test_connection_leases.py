@@ -79,6 +79,7 @@ def test_redis_unreachable_admits(caplog) -> None:
         counter = limits.LeasedConnectionCounter(1)
     assert [asyncio.run(counter.admit(CLIENT)) for _ in range(2)] == [True, True]
     assert "connection limits unchecked" in caplog.text
+    counter.close()  # no renewal left running against the Redis that is down
 
 
 class CountedRoundTrips(limits.LeasedConnectionCounter):
@@ -129,3 +130,20 @@ def test_one_request_per_round_trip_and_scripts_lost_by_redis_are_loaded_again(h
     limits.client().script_flush()  # as after a restart of Redis
     assert [asyncio.run(counter.admit(CLIENT)) for _ in range(3)] == [True, True, False]
     assert len(members()) == 2
+
+
+def test_closed_listeners_stop_counting_their_sessions_and_renew_nothing(hosts) -> None:
+    with override_settings(MAILSITE_CONNECTION_LEASE=0.3):  # renewed every 0.1 s
+        counter = CountedRoundTrips(2)
+    assert [asyncio.run(counter.admit(CLIENT)) for _ in range(2)] == [True, True]
+    assert len(members()) == 2
+    counter.close()
+    eventually(lambda: members() == [])
+    closed = counter.round_trips
+    time.sleep(0.5)
+    assert counter.round_trips == closed, "no lease renewed after the close"
+    counter.release(CLIENT)  # a session that ends afterwards changes nothing
+    assert asyncio.run(counter.admit(CLIENT)), "a session accepted as the listener stops is let in"
+    time.sleep(0.2)
+    assert counter.round_trips == closed
+    assert members() == []
