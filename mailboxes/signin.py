@@ -4,7 +4,8 @@ Argon2 takes a fixed while of CPU by design (about 150 ms at production cost). R
 threads, a burst of logins would hold every thread, and every delivery and FETCH of the process would queue
 behind it. Here the hash is checked in a separate small pool (argon2-cffi releases the GIL while it works), so
 database steps keep their threads; `MAILSITE_PASSWORD_THREADS` bounds how many checks run at once per process.
-What needs no Argon2 (a secret the cache knows, an app password's digest) is answered in the event loop.
+What needs no Argon2 (a secret the cache knows, an app password's digest) is answered on the database thread
+that read the account, which records the sign-in in the same trip.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ def _pool() -> ThreadPoolExecutor:
 
 
 async def authenticate(address: str, password: str, *, remote_ip: str | None, protocol: str) -> auth.AuthResult:
-    """`actions.authenticate` for listeners: read, check the secret off the database threads, record."""
-    found = await asyncdb.call(auth.candidate, address, remote_ip=remote_ip, protocol=protocol)
-    ok = auth.verify_at_once(found, password)
-    if ok is None:
-        ok = await asyncio.get_running_loop().run_in_executor(_pool(), auth.verify, found, password)
-    return await asyncdb.call(auth.record, found, ok, remote_ip=remote_ip, protocol=protocol)
+    """`actions.authenticate` for listeners: read, check the secret off the database threads, record. A secret
+    that needs no Argon2 (a repeated sign-in) is settled in one trip to a database thread."""
+    settled = await asyncdb.call(auth.settle_at_once, address, password, remote_ip=remote_ip, protocol=protocol)
+    if isinstance(settled, auth.AuthResult):
+        return settled
+    ok = await asyncio.get_running_loop().run_in_executor(_pool(), auth.verify, settled, password)
+    return await asyncdb.call(auth.record, settled, ok, remote_ip=remote_ip, protocol=protocol)

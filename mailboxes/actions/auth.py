@@ -216,6 +216,17 @@ def _signed_in(found: Candidate, protocol: str, remote_ip: str | None, result: s
     log.info("login protocol=%s user=%r client=%s result=%s", protocol, found.address, remote_ip or "-", result)
 
 
+def settle_at_once(address: str, password: str, *, remote_ip: str | None, protocol: str) -> AuthResult | Candidate:
+    """A listener's sign-in in one call from its event loop when the secret needs no Argon2 (`verify_at_once`):
+    read, check, record, and the result; else the candidate, for `verify` off the database threads and
+    `record`."""
+    found = candidate(address, remote_ip=remote_ip, protocol=protocol)
+    ok = verify_at_once(found, password)
+    if ok is None:
+        return found
+    return record(found, ok, remote_ip=remote_ip, protocol=protocol)
+
+
 def authenticate(address: str, password: str, *, remote_ip: str | None, protocol: str) -> AuthResult:
     """Check a login for any protocol. Unknown addresses, wrong passwords and disabled accounts all fail the
     same way and take the same time."""

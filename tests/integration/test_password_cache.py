@@ -3,6 +3,8 @@ change or the account requiring app passwords."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -10,7 +12,7 @@ from psycopg import pq
 
 from credentials import actions as credentials
 from credentials.models import SignIn
-from mailboxes import actions
+from mailboxes import actions, asyncdb, signin
 from mailboxes.actions import auth
 from tests.conftest import PASSWORD
 
@@ -91,3 +93,36 @@ def test_a_listeners_repeated_sign_in_takes_no_argon2_thread_and_one_write(trans
     assert (
         list(SignIn.objects.filter(account=alice).values_list("protocol", "remote_ip")) == [("imap", "192.0.2.1")] * 2
     )
+
+
+def test_a_listeners_repeated_sign_in_is_one_trip_to_a_database_thread(transactional_db, make_account, monkeypatch):
+    """mailboxes/signin.py: a secret the cache knows is read, checked and recorded in one `asyncdb.call`; the first
+    sign-in and a wrong password take the candidate back for Argon2, with nothing recorded before it."""
+    alice = make_account("alice@example.com")
+    trips: list[str] = []
+    real_call = asyncdb.call
+
+    async def counted(func, *args, **kwargs):
+        trips.append(func.__name__)
+        return await real_call(func, *args, **kwargs)
+
+    monkeypatch.setattr(asyncdb, "call", counted)
+
+    async def sign_in(password: str) -> auth.AuthResult:
+        try:
+            return await signin.authenticate("alice@example.com", password, remote_ip="192.0.2.1", protocol="imap")
+        finally:
+            await asyncio.to_thread(asyncdb.shutdown)
+
+    assert asyncio.run(sign_in(PASSWORD)).account == alice
+    assert trips == ["settle_at_once", "record"], "the first check goes to Argon2 between two trips"
+    trips.clear()
+    assert asyncio.run(sign_in(PASSWORD)).account == alice
+    assert trips == ["settle_at_once"]
+    trips.clear()
+    assert not asyncio.run(sign_in("wrong password")).ok
+    assert trips == ["settle_at_once", "record"]
+    assert list(SignIn.objects.filter(account=alice).values_list("method", flat=True)) == ["password"] * 2
+    settled = auth.settle_at_once("alice@example.com", "wrong password", remote_ip="192.0.2.1", protocol="imap")
+    assert isinstance(settled, auth.Candidate)
+    assert SignIn.objects.filter(account=alice).count() == 2, "nothing is recorded before the secret is checked"
