@@ -424,8 +424,7 @@ class Session:
         if not gone:
             return
         if self.qresync:
-            dropped = set(gone)
-            selected.uids = array("I", (uid for uid in selected.uids if uid not in dropped))
+            selected.uids = views.without(selected.uids, set(gone))
             self.send(b"* VANISHED %s\r\n" % sequence.compress(gone).encode())
         else:
             for uid in reversed(gone):

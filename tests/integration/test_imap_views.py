@@ -3,6 +3,7 @@ with are those a full read of the store gives, and an unchanged folder costs no 
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -102,3 +103,11 @@ def test_select_after_the_expunge_log_was_pruned_past_the_view(alice):
     ExpungedMessage.objects.filter(mailbox=inbox).delete()
     assert _selected(alice, "INBOX") == _stored(inbox)
     assert _stored(inbox)[0] == [1, 4]
+
+
+@pytest.mark.parametrize("count", [0, 1, 3, 64, 65, 400])
+def test_uids_less_the_gone_ones_whether_few_or_many(count):
+    uids = array("I", range(1, 2001, 2))  # odd UIDs, ascending
+    gone = set(range(1, 4 * count + 1, 4)) | {2, 4000}  # some of them, and two that were never there
+    expected = [uid for uid in uids if uid not in gone]
+    assert list(views.without(uids, gone)) == expected
