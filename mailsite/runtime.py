@@ -10,6 +10,7 @@ per-protocol commands (`smtpd`, `pop3d`, `imapd`) start one package each.
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import logging
 import signal
@@ -88,6 +89,15 @@ async def _until_signalled() -> None:
     await stop.wait()
 
 
+def settle_collector() -> None:
+    """Leave what the started process holds for good (its modules, classes, settings, Django's registry: some
+    100,000 objects) out of the garbage collector's full passes. Each such pass walked all of them while every
+    session of the process waited: 60 ms every few seconds under the 10-client IMAP mix, the p99 of every
+    command. What is garbage already goes first; what sessions create afterwards is collected as before."""
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(names: Sequence[str], *, web: bool = False) -> None:
     """Run listeners (and optionally the web server) until SIGINT or SIGTERM."""
     listeners = await start_protocols(names)
@@ -97,6 +107,7 @@ async def serve(names: Sequence[str], *, web: bool = False) -> None:
         for listener in await web_listeners.start_listeners():
             log.info("%s", listener)
             listeners.append(readiness_checked(listener))
+    settle_collector()
     try:
         await _until_signalled()
     finally:
