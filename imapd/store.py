@@ -4,7 +4,9 @@ thread through `asyncdb.call`). Steps that also change mail state do so through 
 from __future__ import annotations
 
 import datetime
+import functools
 import itertools
+import json
 import sys
 from array import array
 from collections.abc import Sequence
@@ -13,14 +15,13 @@ from typing import NamedTuple
 
 from django.db import IntegrityError, connection
 from django.db.models import Count, OuterRef, Q, Subquery, Value
-from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 
 from imapd import ordering, search_keys, search_sql, sequence, views
 from imapd.fetch import MessageData, Request, decoded_content, header_section, section_bytes
 from imapd.listing import SPECIAL_USE
 from imapd.search_sql import uid_q
-from mailboxes import actions, binary_rows
+from mailboxes import actions, binary_rows, uid_ranges
 from mailboxes.actions import counters
 from mailboxes.actions.folders import claim_recent
 from mailboxes.models import Account, ExpungedMessage, Mailbox, Message, MessageBody, RecentMark, Subscription
@@ -320,11 +321,11 @@ def fetch(
     """The messages in `ranges` (up to the session's highest known UID; with CHANGEDSINCE only those changed
     since that mod-sequence), marking them \\Seen first when a non-PEEK body item asks for it (RFC 3501
     6.4.5)."""
-    messages = Message.objects.filter(uid_q(ranges), mailbox_id=mailbox_id, uid__lte=max_uid)
-    if changed_since is not None:
-        messages = messages.filter(modseq__gt=changed_since)
     seen_set: set[int] = set()
     if mark_seen:
+        messages = Message.objects.filter(uid_q(ranges), mailbox_id=mailbox_id, uid__lte=max_uid)
+        if changed_since is not None:
+            messages = messages.filter(modseq__gt=changed_since)
         unseen = list(messages.filter(seen=False).values_list("uid", flat=True))
         if unseen:
             changed = actions.set_flags(account, mailbox_id, unseen, ["\\Seen"], actions.FlagMode.ADD)
@@ -333,8 +334,6 @@ def fetch(
     # of a whole folder has seven columns fewer to read per message.
     flag_columns = [*_FLAG_COLUMNS, "keywords"] if request.needs_flags or mark_seen else []
     dated = "INTERNALDATE" in request.names
-    if dated:
-        messages = messages.annotate(internal_text=RawSQL(_INTERNAL_DATE[connection.vendor == "postgresql"], []))
     columns = ["uid", "size", "modseq", *(["internal_text"] if dated else []), *flag_columns]
     first_optional = len(columns) - 3
     optional = [
@@ -344,25 +343,28 @@ def fetch(
             ("bodystructure", "imap_bodystructure", request.needs_bodystructure),
             ("body", "imap_body", request.needs_body),
             ("structure", "structure", request.needs_structure),
-            ("raw", "body__raw", request.needs_raw and not request.header_only),
+            ("raw", "raw", request.needs_raw and not request.header_only),
             ("raw", "raw_header", request.needs_raw and request.header_only),
         )
         if wanted
     ]
-    if request.needs_raw and request.header_only:
-        messages = messages.annotate(raw_header=RawSQL(_HEADER_BYTES[connection.vendor == "postgresql"], []))
     columns += [column for _, column in optional]
     names = [name for name, _ in optional]
     out = []
-    # In binary format; the one column Django would convert, the MIME tree (jsonb), psycopg's binary loader reads
-    # into the same dict.
-    for uid, size, modseq, *rest in binary_rows.read(messages.order_by("uid").values_list(*columns)):
+    statement = _fetch_sql(tuple(columns), changed_since is not None, connection.vendor)
+    params = [*uid_ranges.parameters(ranges), mailbox_id, max_uid, *([] if changed_since is None else [changed_since])]
+    # In binary format on PostgreSQL, where psycopg reads the MIME tree (jsonb) into a dict; SQLite gives its text.
+    for uid, size, modseq, *rest in binary_rows.read_statement(statement, params):
         date = rest[0] if dated else ""
         flags = flags_of(*rest[dated : dated + 6]) if flag_columns else []
         data = MessageData(uid, flags, date, size)
         data.modseq = modseq
         for name, value in zip(names, rest[first_optional:], strict=True):
-            setattr(data, name, value if name == "structure" else bytes(value))
+            if name != "structure":
+                value = bytes(value)
+            elif isinstance(value, str):
+                value = json.loads(value)
+            setattr(data, name, value)
         if request.downgrade:
             if data.envelope is not None:
                 data.envelope = downgrade.envelope(data.envelope)
@@ -392,6 +394,29 @@ _HEADER_BYTES = {
     False: f"SELECT substr(b.raw, 1, json_extract({Message._meta.db_table}.structure, '$.o[2]')) "
     f"FROM {MessageBody._meta.db_table} b WHERE b.id = {Message._meta.db_table}.body_id",
 }
+
+
+_MESSAGES = Message._meta.db_table
+
+
+@functools.cache
+def _fetch_sql(columns: tuple[str, ...], changed_since: bool, vendor: str) -> str:
+    """FETCH's read of `columns` (the message's own, or the date, body or header computed as named here) of the
+    folder's messages in a set of UID ranges (`uid_ranges.parameters`), then the folder, the session's highest
+    UID and, if `changed_since`, the CHANGEDSINCE mod-sequence. A fixed statement per kind of request: building
+    and compiling the queryset took half the Python time of a FETCH of 50 envelopes (py-spy, the IMAP mix)."""
+    pg = vendor == "postgresql"
+    computed = {
+        "internal_text": _INTERNAL_DATE[pg],
+        "raw": f"(SELECT b.raw FROM {MessageBody._meta.db_table} b WHERE b.id = {_MESSAGES}.body_id)",
+        "raw_header": f"({_HEADER_BYTES[pg]})",
+    }
+    chosen = ", ".join(computed.get(column, f"{_MESSAGES}.{column}") for column in columns)
+    changed = f" AND {_MESSAGES}.modseq > %s" if changed_since else ""
+    return (
+        f"SELECT {chosen} FROM {_MESSAGES} {uid_ranges.join(f'{_MESSAGES}.uid', vendor)} "
+        f"WHERE {_MESSAGES}.mailbox_id = %s AND {_MESSAGES}.uid <= %s{changed} ORDER BY {_MESSAGES}.uid"
+    )
 
 
 def vanished(

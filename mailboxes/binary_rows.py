@@ -8,6 +8,7 @@ skipped too (its converters are not needed for these columns). Elsewhere the que
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
@@ -23,7 +24,13 @@ def read(rows: QuerySet) -> Iterable[Sequence]:
         sql, params = rows.query.sql_with_params()
     except EmptyResultSet:  # a lookup Django knows matches nothing (an empty list of ids)
         return []
+    return read_statement(sql, params)
+
+
+def read_statement(sql: str, params: Sequence[Any]) -> list[Sequence]:
+    """The rows of a statement written by hand: in binary on PostgreSQL (elsewhere as they come)."""
     with connection.cursor() as cursor:
-        cursor.cursor.format = pq.Format.BINARY
+        if connection.vendor == "postgresql":
+            cursor.cursor.format = pq.Format.BINARY
         cursor.execute(sql, params)
         return cursor.fetchall()

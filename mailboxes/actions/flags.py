@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db import connection
 from django.db.models import QuerySet
 
+from mailboxes import uid_ranges
 from mailboxes.actions import counters, flights, locks
 from mailboxes.actions.errors import NotFound
 from mailboxes.actions.locks import action, lock
@@ -139,11 +139,6 @@ _READ_RANGES_SQL = (
     f"SELECT {', '.join(f'm.{column}' for column in _READ_COLUMNS)} FROM {Message._meta.db_table} m {{ranges}} "
     "WHERE m.mailbox_id = %s AND m.account_id = %s AND m.uid <= %s ORDER BY m.uid"
 )
-_RANGES = {
-    "postgresql": "JOIN unnest(%s::bigint[], %s::bigint[]) AS r (low, high) ON m.uid BETWEEN r.low AND r.high",
-    "sqlite": "JOIN json_each(%s) AS r "
-    "ON m.uid BETWEEN json_extract(r.value, '$[0]') AND json_extract(r.value, '$[1]')",
-}
 
 
 _COLUMNS = list(SYSTEM_FLAGS.values())
@@ -160,7 +155,7 @@ _STORE_SYSTEM_SQL = f"""
             {", ".join(f"m.{column} AS was_{column}" for column in _COLUMNS)},
             {", ".join(f"CASE WHEN %s THEN %s ELSE m.{column} END AS {column}" for column in _COLUMNS)},
             CASE WHEN %s THEN '' ELSE m.keywords END AS keywords
-        FROM {Message._meta.db_table} m {_RANGES["postgresql"]}
+        FROM {Message._meta.db_table} m {uid_ranges.join("m.uid", "postgresql")}
         WHERE m.mailbox_id = %s AND m.account_id = %s AND m.uid <= %s
     ),
     changed AS (
@@ -210,9 +205,8 @@ def _store_system_flags(
         cases = [(True, column in system) for column in _COLUMNS]
     else:
         cases = [(column in system, mode is FlagMode.ADD) for column in _COLUMNS]
-    merged = _merged(ranges)
     params: list[Any] = [value for case in cases for value in case]
-    params += [mode is FlagMode.REPLACE, [low for low, _ in merged], [high for _, high in merged]]
+    params += [mode is FlagMode.REPLACE, *uid_ranges.parameters(ranges)]
     params += [mailbox_id, account_id, max_uid, mailbox_id]
     with flights.transaction() as flight:
         [locked] = [flight.send(*statement) for statement in locks.owned_folder_locks(mailbox_id, account_id)]
@@ -243,23 +237,8 @@ def _read_ranges(account_id: int, mailbox_id: int, ranges: Sequence[tuple[int, i
 def _read_ranges_statement(
     account_id: int, mailbox_id: int, ranges: Sequence[tuple[int, int]], max_uid: int
 ) -> tuple[str, list]:
-    merged = _merged(ranges)
-    if connection.vendor == "postgresql":
-        params: list[Any] = [[low for low, _ in merged], [high for _, high in merged]]
-    else:
-        params = [json.dumps(merged)]
-    return _READ_RANGES_SQL.format(ranges=_RANGES[connection.vendor]), [*params, mailbox_id, account_id, max_uid]
-
-
-def _merged(ranges: Sequence[tuple[int, int]]) -> list[list[int]]:
-    """UID ranges (which may overlap) merged, ascending."""
-    merged: list[list[int]] = []
-    for low, high in sorted(ranges):
-        if merged and low <= merged[-1][1] + 1:
-            merged[-1][1] = max(merged[-1][1], high)
-        else:
-            merged.append([low, high])
-    return merged
+    sql = _READ_RANGES_SQL.format(ranges=uid_ranges.join("m.uid"))
+    return sql, [*uid_ranges.parameters(ranges), mailbox_id, account_id, max_uid]
 
 
 def _rows(rows: Iterable[tuple]) -> list[Message]:

@@ -62,3 +62,27 @@ def test_rows_come_as_django_reads_them(db, make_account) -> None:
     assert message.sections == {fetch.parse_section("HEADER.FIELDS (Subject)"): b"Subject: \xff\x00\r\n\r\n"}
     assert (message.flags, message.internal_date) == ([], ""), "neither FLAGS nor INTERNALDATE was asked for"
     assert store.fetch(alice, inbox, [], 1, request, False).messages == []
+
+
+def test_each_message_of_the_set_once_in_uid_order_within_the_folder(db, make_account) -> None:
+    """Overlapping and unordered ranges, the session's highest UID, CHANGEDSINCE; another folder's messages with
+    the same UIDs stay out."""
+    alice = make_account("alice@example.com")
+    inbox = alice.mailboxes.get(role=Role.INBOX).pk
+    actions.create_mailbox(alice, "Other")
+    other = alice.mailboxes.get(name="Other").pk
+    for folder in (inbox, other):
+        for _ in range(6):
+            actions.append(alice, folder, RAW)
+    actions.set_flags(alice, inbox, [2, 5], ["\\Flagged"], actions.FlagMode.ADD)
+    flagged_at = Message.objects.get(mailbox_id=inbox, uid=2).modseq
+    request = fetch.parse([[Atom("FLAGS")]])
+
+    def uids(ranges, max_uid=6, changed_since=None) -> list[int]:
+        found = store.fetch(alice, inbox, ranges, max_uid, request, False, changed_since).messages
+        return [message.uid for message in found]
+
+    assert uids([(4, 6), (1, 2), (2, 4), (5, 5)]) == [1, 2, 3, 4, 5, 6]
+    assert uids([(3, 9), (1, 1)], max_uid=4) == [1, 3, 4]
+    assert uids([(1, 6)], changed_since=flagged_at - 1) == [2, 5]
+    assert uids([(1, 6)], changed_since=flagged_at) == []
