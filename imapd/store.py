@@ -351,8 +351,7 @@ def fetch(
     columns += [column for _, column in optional]
     names = [name for name, _ in optional]
     out = []
-    statement = _fetch_sql(tuple(columns), changed_since is not None, connection.vendor)
-    params = [*uid_ranges.parameters(ranges), mailbox_id, max_uid, *([] if changed_since is None else [changed_since])]
+    statement, params = _fetch_statement(tuple(columns), mailbox_id, ranges, max_uid, changed_since)
     # In binary format on PostgreSQL, where psycopg reads the MIME tree (jsonb) into a dict; SQLite gives its text.
     for uid, size, modseq, *rest in binary_rows.read_statement(statement, params):
         date = rest[0] if dated else ""
@@ -399,12 +398,24 @@ _HEADER_BYTES = {
 _MESSAGES = Message._meta.db_table
 
 
+def _fetch_statement(
+    columns: tuple[str, ...], mailbox_id: int, ranges: list[tuple[int, int]], max_uid: int, changed_since: int | None
+) -> tuple[str, list]:
+    """FETCH's read of `columns` of the folder's messages in `ranges`, up to the session's highest UID (and changed
+    since a mod-sequence). One range (1:*, a page of the folder) is read from the index in UID order; several
+    are joined with the folder's messages (`uid_ranges`), whose rows PostgreSQL then sorts."""
+    merged = uid_ranges.merged(ranges)
+    single = len(merged) == 1
+    params = [mailbox_id, *merged[0]] if single else [*uid_ranges.parameters(ranges), mailbox_id]
+    params += [max_uid] if changed_since is None else [max_uid, changed_since]
+    return _fetch_sql(columns, single, changed_since is not None, connection.vendor), params
+
+
 @functools.cache
-def _fetch_sql(columns: tuple[str, ...], changed_since: bool, vendor: str) -> str:
-    """FETCH's read of `columns` (the message's own, or the date, body or header computed as named here) of the
-    folder's messages in a set of UID ranges (`uid_ranges.parameters`), then the folder, the session's highest
-    UID and, if `changed_since`, the CHANGEDSINCE mod-sequence. A fixed statement per kind of request: building
-    and compiling the queryset took half the Python time of a FETCH of 50 envelopes (py-spy, the IMAP mix)."""
+def _fetch_sql(columns: tuple[str, ...], single: bool, changed_since: bool, vendor: str) -> str:
+    """The statement of `_fetch_statement` for each kind of request (`columns` are the message's own, or the date,
+    body or header computed as named here): building and compiling a queryset per FETCH took half the Python time
+    of a FETCH of 50 envelopes (py-spy, the IMAP mix)."""
     pg = vendor == "postgresql"
     computed = {
         "internal_text": _INTERNAL_DATE[pg],
@@ -412,10 +423,12 @@ def _fetch_sql(columns: tuple[str, ...], changed_since: bool, vendor: str) -> st
         "raw_header": f"({_HEADER_BYTES[pg]})",
     }
     chosen = ", ".join(computed.get(column, f"{_MESSAGES}.{column}") for column in columns)
+    joined = "" if single else uid_ranges.join(f"{_MESSAGES}.uid", vendor)
+    within = f" AND {_MESSAGES}.uid BETWEEN %s AND %s" if single else ""
     changed = f" AND {_MESSAGES}.modseq > %s" if changed_since else ""
     return (
-        f"SELECT {chosen} FROM {_MESSAGES} {uid_ranges.join(f'{_MESSAGES}.uid', vendor)} "
-        f"WHERE {_MESSAGES}.mailbox_id = %s AND {_MESSAGES}.uid <= %s{changed} ORDER BY {_MESSAGES}.uid"
+        f"SELECT {chosen} FROM {_MESSAGES} {joined} WHERE {_MESSAGES}.mailbox_id = %s{within} "
+        f"AND {_MESSAGES}.uid <= %s{changed} ORDER BY {_MESSAGES}.uid"
     )
 
 
