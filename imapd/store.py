@@ -403,10 +403,10 @@ def _fetch_statement(
 ) -> tuple[str, list]:
     """FETCH's read of `columns` of the folder's messages in `ranges`, up to the session's highest UID (and changed
     since a mod-sequence). One range (1:*, a page of the folder) is read from the index in UID order; several
-    are joined with the folder's messages (`uid_ranges`), whose rows PostgreSQL then sorts."""
+    range by range (`uid_ranges`), and PostgreSQL sorts the rows."""
     merged = uid_ranges.merged(ranges)
     single = len(merged) == 1
-    params = [mailbox_id, *merged[0]] if single else [*uid_ranges.parameters(ranges), mailbox_id]
+    params = [mailbox_id, *merged[0]] if single else uid_ranges.parameters(ranges, mailbox_id)
     params += [max_uid] if changed_since is None else [max_uid, changed_since]
     return _fetch_sql(columns, single, changed_since is not None, connection.vendor), params
 
@@ -423,13 +423,12 @@ def _fetch_sql(columns: tuple[str, ...], single: bool, changed_since: bool, vend
         "raw_header": f"({_HEADER_BYTES[pg]})",
     }
     chosen = ", ".join(computed.get(column, f"{_MESSAGES}.{column}") for column in columns)
-    joined = "" if single else uid_ranges.join(f"{_MESSAGES}.uid", vendor)
-    within = f" AND {_MESSAGES}.uid BETWEEN %s AND %s" if single else ""
+    if single:
+        messages = f"{_MESSAGES} WHERE {_MESSAGES}.mailbox_id = %s AND {_MESSAGES}.uid BETWEEN %s AND %s AND"
+    else:
+        messages = f"{uid_ranges.source(_MESSAGES, vendor)} WHERE"
     changed = f" AND {_MESSAGES}.modseq > %s" if changed_since else ""
-    return (
-        f"SELECT {chosen} FROM {_MESSAGES} {joined} WHERE {_MESSAGES}.mailbox_id = %s{within} "
-        f"AND {_MESSAGES}.uid <= %s{changed} ORDER BY {_MESSAGES}.uid"
-    )
+    return f"SELECT {chosen} FROM {messages} {_MESSAGES}.uid <= %s{changed} ORDER BY {_MESSAGES}.uid"
 
 
 def vanished(

@@ -136,8 +136,8 @@ _READ_FIELDS = ("id", "uid", "modseq", "size", "keywords", *SYSTEM_FLAGS.values(
 # set under the folder's lock, and compiling a queryset there cost more than the read.
 _READ_COLUMNS = [field.attname for field in Message._meta.concrete_fields if field.attname in _READ_FIELDS]
 _READ_RANGES_SQL = (
-    f"SELECT {', '.join(f'm.{column}' for column in _READ_COLUMNS)} FROM {Message._meta.db_table} m {{ranges}} "
-    "WHERE m.mailbox_id = %s AND m.account_id = %s AND m.uid <= %s ORDER BY m.uid"
+    f"SELECT {', '.join(f'm.{column}' for column in _READ_COLUMNS)} FROM {{messages}} "
+    "WHERE m.account_id = %s AND m.uid <= %s ORDER BY m.uid"
 )
 
 
@@ -155,8 +155,8 @@ _STORE_SYSTEM_SQL = f"""
             {", ".join(f"m.{column} AS was_{column}" for column in _COLUMNS)},
             {", ".join(f"CASE WHEN %s THEN %s ELSE m.{column} END AS {column}" for column in _COLUMNS)},
             CASE WHEN %s THEN '' ELSE m.keywords END AS keywords
-        FROM {Message._meta.db_table} m {uid_ranges.join("m.uid", "postgresql")}
-        WHERE m.mailbox_id = %s AND m.account_id = %s AND m.uid <= %s
+        FROM {uid_ranges.source("m", "postgresql")}
+        WHERE m.account_id = %s AND m.uid <= %s
     ),
     changed AS (
         SELECT * FROM step
@@ -206,8 +206,8 @@ def _store_system_flags(
     else:
         cases = [(column in system, mode is FlagMode.ADD) for column in _COLUMNS]
     params: list[Any] = [value for case in cases for value in case]
-    params += [mode is FlagMode.REPLACE, *uid_ranges.parameters(ranges)]
-    params += [mailbox_id, account_id, max_uid, mailbox_id]
+    params += [mode is FlagMode.REPLACE, *uid_ranges.parameters(ranges, mailbox_id)]
+    params += [account_id, max_uid, mailbox_id]
     with flights.transaction() as flight:
         [locked] = [flight.send(*statement) for statement in locks.owned_folder_locks(mailbox_id, account_id)]
         stored = flight.send(_STORE_SYSTEM_SQL, params)
@@ -237,8 +237,8 @@ def _read_ranges(account_id: int, mailbox_id: int, ranges: Sequence[tuple[int, i
 def _read_ranges_statement(
     account_id: int, mailbox_id: int, ranges: Sequence[tuple[int, int]], max_uid: int
 ) -> tuple[str, list]:
-    sql = _READ_RANGES_SQL.format(ranges=uid_ranges.join("m.uid"))
-    return sql, [*uid_ranges.parameters(ranges), mailbox_id, account_id, max_uid]
+    sql = _READ_RANGES_SQL.format(messages=uid_ranges.source("m"))
+    return sql, [*uid_ranges.parameters(ranges, mailbox_id), account_id, max_uid]
 
 
 def _rows(rows: Iterable[tuple]) -> list[Message]:
