@@ -67,6 +67,16 @@ class Selected:
     told_modseq: dict[int, int] = field(default_factory=dict)
     saved: list[int] | None = None  # UIDs of the result saved by SEARCH RETURN (SAVE) (RFC 5182)
     keywords: list[str] = field(default_factory=list)  # keywords announced in FLAGS so far
+    # `uids` are the process's view of the folder (imapd.views), shared with the other sessions on it, until this
+    # session first changes them (`own_uids`).
+    uids_shared: bool = True
+
+    def own_uids(self) -> array[int]:
+        """The session's UIDs to change: copied from the shared view the first time."""
+        if self.uids_shared:
+            self.uids = array("I", self.uids)
+            self.uids_shared = False
+        return self.uids
 
     def seq_of(self, uid: int) -> int | None:
         index = bisect.bisect_left(self.uids, uid)
@@ -373,7 +383,7 @@ class Session:
             if selected.seq_of(uid) is not None:
                 selected.pending_gone.setdefault(uid, modseq)
         if found.new:
-            selected.uids.extend(found.new)
+            selected.own_uids().extend(found.new)
             self.send(b"* %d EXISTS\r\n" % len(selected.uids))
             if not self.rev2:  # IMAP4rev2 has no RECENT response (RFC 9051 Appendix E)
                 selected.recent.update(recent)
@@ -424,13 +434,13 @@ class Session:
         if not gone:
             return
         if self.qresync:
-            selected.uids = views.without(selected.uids, set(gone))
+            selected.uids = views.without(selected.own_uids(), set(gone))
             self.send(b"* VANISHED %s\r\n" % sequence.compress(gone).encode())
         else:
             for uid in reversed(gone):
                 seq = selected.seq_of(uid)
                 assert seq is not None
-                del selected.uids[seq - 1]
+                del selected.own_uids()[seq - 1]
                 self.send(b"* %d EXPUNGE\r\n" % seq)
         for uid in gone:
             selected.recent.discard(uid)

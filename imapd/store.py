@@ -105,7 +105,7 @@ def _current_uids(mailbox_id: int, kept: views.View | None, modseq: int) -> tupl
     if kept is not None and kept.modseq <= modseq:
         found = changes_since(mailbox_id, kept.modseq, kept.uids, take_recent=False)
         if not found.folder_gone:
-            uids = views.without(kept.uids, {uid for uid, _ in found.gone})  # the view's copy: ours to change
+            uids = views.without(array("I", kept.uids), {uid for uid, _ in found.gone})  # shared: changed as a copy
             uids.extend(found.new)
             return uids, found.highestmodseq
     return _uids(mailbox_id), modseq

@@ -22,7 +22,7 @@ import threading
 from array import array
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -49,17 +49,19 @@ _held = 0  # UIDs in _views
 
 
 def known(folder: tuple[int, int]) -> View | None:
-    """The folder's view as last kept (its UIDs a copy the caller may change), or None."""
+    """The folder's view as last kept, or None. Its UIDs are shared (with the sessions that selected it): never
+    changed, only copied."""
     with _lock:
         found = _views.get(folder)
-        if found is None:
-            return None
-        _views.move_to_end(folder)
-        return replace(found, uids=array("I", found.uids))
+        if found is not None:
+            _views.move_to_end(folder)
+        return found
 
 
 def keep(folder: tuple[int, int], view: View) -> None:
-    """Remember the folder's view (a copy of its UIDs), unless a newer one is kept already."""
+    """Remember the folder's view, unless a newer one is kept already. Its UIDs are shared from then on: whoever
+    holds them copies them before a change (a session does at its first EXISTS or EXPUNGE), so a thousand
+    sessions on one folder hold one array of its UIDs, not a thousand."""
     global _held
     if len(view.uids) > MAX_UIDS:
         return
@@ -69,7 +71,7 @@ def keep(folder: tuple[int, int], view: View) -> None:
             if old.modseq > view.modseq:
                 return
             _held -= len(old.uids)
-        _views[folder] = replace(view, uids=array("I", view.uids))
+        _views[folder] = view
         _views.move_to_end(folder)
         _held += len(view.uids)
         while _held > MAX_UIDS:

@@ -11,6 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from imapd import store, views
+from imapd.session import Selected
 from mailboxes import actions
 from mailboxes.models import Account, ExpungedMessage, Mailbox, Message, RecycledMessage, Role
 
@@ -111,3 +112,22 @@ def test_uids_less_the_gone_ones_whether_few_or_many(count):
     gone = set(range(1, 4 * count + 1, 4)) | {2, 4000}  # some of them, and two that were never there
     expected = [uid for uid in uids if uid not in gone]
     assert list(views.without(uids, gone)) == expected
+
+
+def test_sessions_on_one_folder_share_its_uids_until_one_changes_them(alice):
+    """A thousand IDLE sessions on one folder hold one array of its UIDs; a session's own change (EXISTS,
+    EXPUNGE) works on a copy, which neither the other sessions nor the next SELECT see."""
+    for number in range(3):
+        actions.deliver(_raw(f"note {number}"), "carol@remote.test", [alice.address])
+    first = store.open_mailbox(alice.pk, "INBOX", readonly=True)
+    second = store.open_mailbox(alice.pk, "INBOX", readonly=True)
+    assert first is not None
+    assert second is not None
+    assert first.uids is second.uids
+    sessions = [Selected(first.mailbox_id, "INBOX", True, 1, 1, snapshot.uids) for snapshot in (first, second)]
+    sessions[0].own_uids().extend([4])
+    del sessions[1].own_uids()[0]
+    assert (list(sessions[0].uids), list(sessions[1].uids), list(first.uids)) == ([1, 2, 3, 4], [2, 3], [1, 2, 3])
+    again = store.open_mailbox(alice.pk, "INBOX", readonly=True)
+    assert again is not None
+    assert list(again.uids) == [1, 2, 3]
