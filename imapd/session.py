@@ -67,8 +67,8 @@ class Selected:
     told_modseq: dict[int, int] = field(default_factory=dict)
     saved: list[int] | None = None  # UIDs of the result saved by SEARCH RETURN (SAVE) (RFC 5182)
     keywords: list[str] = field(default_factory=list)  # keywords announced in FLAGS so far
-    # `uids` are the process's view of the folder (imapd.views), shared with the other sessions on it, until this
-    # session first changes them (`own_uids`).
+    # `uids` are shared with the other sessions on the folder (the process's view of it, imapd.views, or the
+    # same view grown by the same new messages, `store.Changes.grown`) until this session first removes some.
     uids_shared: bool = True
 
     def own_uids(self) -> array[int]:
@@ -383,7 +383,10 @@ class Session:
             if selected.seq_of(uid) is not None:
                 selected.pending_gone.setdefault(uid, modseq)
         if found.new:
-            selected.own_uids().extend(found.new)
+            if selected.uids_shared:
+                selected.uids = found.grown(selected.uids)
+            else:
+                selected.uids.extend(found.new)
             self.send(b"* %d EXISTS\r\n" % len(selected.uids))
             if not self.rev2:  # IMAP4rev2 has no RECENT response (RFC 9051 Appendix E)
                 selected.recent.update(recent)

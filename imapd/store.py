@@ -230,6 +230,18 @@ class Changes:
     # `gone` was found by comparing the view with the folder (the expunge log no longer reaches back), so it
     # holds for that view only (imapd.views shares the other answers between sessions).
     from_view: bool = False
+    # The last `grown` answer: the UIDs it grew and the array it gave.
+    _grown: tuple[array[int], array[int]] | None = field(default=None, repr=False, compare=False)
+
+    def grown(self, uids: array[int]) -> array[int]:
+        """`uids`, which the caller shares (imapd.views), followed by the new messages: one new array for all the
+        sessions that share these changes and held the same `uids` (a delivery seen by a thousand IDLE sessions
+        on one folder), which they share in turn and never change."""
+        if self._grown is None or self._grown[0] is not uids:
+            extended = array("I", uids)
+            extended.extend(self.new)
+            self._grown = (uids, extended)
+        return self._grown[1]
 
 
 def _expunges(mailbox_id: int, logged: Q) -> tuple[list[tuple[int, int]], int]:

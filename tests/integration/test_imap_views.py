@@ -115,8 +115,8 @@ def test_uids_less_the_gone_ones_whether_few_or_many(count):
 
 
 def test_sessions_on_one_folder_share_its_uids_until_one_changes_them(alice):
-    """A thousand IDLE sessions on one folder hold one array of its UIDs; a session's own change (EXISTS,
-    EXPUNGE) works on a copy, which neither the other sessions nor the next SELECT see."""
+    """A thousand IDLE sessions on one folder hold one array of its UIDs, and one more once they see the same new
+    messages; a session's own change works on a copy, which neither the other sessions nor the next SELECT see."""
     for number in range(3):
         actions.deliver(_raw(f"note {number}"), "carol@remote.test", [alice.address])
     first = store.open_mailbox(alice.pk, "INBOX", readonly=True)
@@ -131,3 +131,8 @@ def test_sessions_on_one_folder_share_its_uids_until_one_changes_them(alice):
     again = store.open_mailbox(alice.pk, "INBOX", readonly=True)
     assert again is not None
     assert list(again.uids) == [1, 2, 3]
+    # New messages seen by the sessions that share the view: one grown array for all of them.
+    changes = store.Changes(highestmodseq=9, new=[4, 5])
+    grown = [changes.grown(snapshot.uids) for snapshot in (first, second, again)]
+    assert grown[0] is grown[1] is grown[2]
+    assert (list(grown[0]), list(first.uids)) == ([1, 2, 3, 4, 5], [1, 2, 3])
