@@ -17,7 +17,8 @@ then log in, select the folder and enter IDLE, 50 connections at a time, each ba
 another; the bench prints the time that took, then appends one message from another session and prints when each
 IDLE session saw its EXISTS (p50 and p99 after the APPEND was sent), and expunges it again. With --pid, the peak
 resident memory of that imapd process during the HEADER.FIELDS fetch is read from /proc (the peak is reset first
-through clear_refs, which needs the same user or root), and the resident memory before and after the IDLE sessions.
+through clear_refs, which needs the same user or root), and the resident memory before and after the IDLE
+sessions log in, and once they all saw the new message.
 
 To compare with Dovecot, run one as a user-level instance on unprivileged ports (its own base_dir, state_dir
 and log_path under a scratch directory, `ssl = no`, `disable_plaintext_auth = no`, a passwd-file passdb with
@@ -188,9 +189,10 @@ async def idle_sessions(args: argparse.Namespace) -> None:
     line, _ = await writer.command(b"APPEND bench {%d+}\r\n" % len(raw) + raw)
     seen = await asyncio.wait_for(asyncio.gather(*waits), 60)
     delays = [when - sent for when in seen]
+    memory = f"; imapd RSS then {rss_mb(args.pid):.1f} MB" if args.pid else ""
     print(
         f"IDLE: a new message seen by all {len(clients)} sessions, p50 {_percentile(delays, 0.5) * 1000:.0f} ms, "
-        f"p99 {_percentile(delays, 0.99) * 1000:.0f} ms, last {max(delays) * 1000:.0f} ms"
+        f"p99 {_percentile(delays, 0.99) * 1000:.0f} ms, last {max(delays) * 1000:.0f} ms{memory}"
     )
     uid = re.search(rb"\[APPENDUID \d+ (\d+)\]", line)
     if uid:
