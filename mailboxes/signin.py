@@ -5,7 +5,9 @@ threads, a burst of logins would hold every thread, and every delivery and FETCH
 behind it. Here the hash is checked in a separate small pool (argon2-cffi releases the GIL while it works), so
 database steps keep their threads; `MAILSITE_PASSWORD_THREADS` bounds how many checks run at once per process.
 What needs no Argon2 (a secret the cache knows, an app password's digest) is answered on the database thread
-that read the account, which records the sign-in in the same trip.
+that read the account, which records the sign-in in the same trip. A secret the cache knows is checked again
+in this pool once, after its answer, in the last quarter of the entry's lifetime, so that an account in steady
+use never finds its entry run out.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from mailboxes.actions import auth
 
 _lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
+_renewals: set[asyncio.Future[auth.Verified]] = set()  # checks renewing the cache, held until they are done
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -37,7 +40,12 @@ async def authenticate(address: str, password: str, *, remote_ip: str | None, pr
     """`actions.authenticate` for listeners: read, check the secret off the database threads, record. A secret
     that needs no Argon2 (a repeated sign-in) is settled in one trip to a database thread."""
     settled = await asyncdb.call(auth.settle_at_once, address, password, remote_ip=remote_ip, protocol=protocol)
-    if isinstance(settled, auth.AuthResult):
-        return settled
-    ok = await asyncio.get_running_loop().run_in_executor(_pool(), auth.verify, settled, password)
-    return await asyncdb.call(auth.record, settled, ok, remote_ip=remote_ip, protocol=protocol)
+    loop = asyncio.get_running_loop()
+    if settled.result is not None:
+        if settled.renew:  # the cache's entry is checked again after this answer, and renewed if it still holds
+            renewal = loop.run_in_executor(_pool(), auth.check_again, settled.found, password)
+            _renewals.add(renewal)
+            renewal.add_done_callback(_renewals.discard)
+        return settled.result
+    ok = await loop.run_in_executor(_pool(), auth.verify, settled.found, password)
+    return await asyncdb.call(auth.record, settled.found, ok, remote_ip=remote_ip, protocol=protocol)
