@@ -10,8 +10,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from mailboxes import uid_ranges
-from mailboxes.actions import counters, flights, locks
-from mailboxes.actions.errors import NotFound
+from mailboxes.actions import counters, flights
 from mailboxes.actions.locks import action, lock
 from mailboxes.models import Account, Mailbox, Message
 
@@ -100,10 +99,9 @@ def store_flags(
     if not keywords:
         return _store_system_flags(account.pk, mailbox_id, ranges, max_uid, system, mode)
     with flights.transaction() as flight:
-        [locked] = [flight.send(*statement) for statement in locks.owned_folder_locks(mailbox_id, account.pk)]
+        flight.lock_folder(mailbox_id, account.pk)
         read = flight.send(*_read_ranges_statement(account.pk, mailbox_id, ranges, max_uid))
-        if not locked.fetchall():
-            raise NotFound("no such folder")
+        flight.require_folder()
         messages = _rows(read.fetchall())
         changed, counted = _changes(messages, flags, mode)
         written = None
@@ -209,11 +207,10 @@ def _store_system_flags(
     params += [mode is FlagMode.REPLACE, *uid_ranges.parameters(ranges, mailbox_id)]
     params += [account_id, max_uid, mailbox_id]
     with flights.transaction() as flight:
-        [locked] = [flight.send(*statement) for statement in locks.owned_folder_locks(mailbox_id, account_id)]
+        flight.lock_folder(mailbox_id, account_id)
         stored = flight.send(_STORE_SYSTEM_SQL, params)
         flight.commit()
-    if not locked.fetchall():
-        raise NotFound("no such folder")
+    flight.require_folder()
     messages, changed = [], []
     for *values, was_changed in stored.fetchall():
         message = Message.from_db(connection.alias, _READ_COLUMNS, values)

@@ -22,6 +22,9 @@ from django.db import connection
 from django.db.backends.utils import CursorWrapper
 from psycopg.pq import TransactionStatus
 
+from mailboxes.actions import locks
+from mailboxes.actions.errors import NotFound
+
 
 def usable() -> bool:
     """Whether a writer may run its own transaction or statement here: on PostgreSQL, outside any transaction
@@ -35,11 +38,26 @@ class Flights:
 
     def __init__(self) -> None:
         self.committing = False
+        self._folder: CursorWrapper | None = None
 
     def send(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> CursorWrapper:
         cursor = connection.cursor()
         cursor.execute(sql, params)
         return cursor
+
+    def lock_folder(self, folder: int, owner: int, *, account: bool = False) -> None:
+        """Queue the locks of `owner`'s folder and, with `account`, of that account (`locks.owned_folder_locks`):
+        the statements sent after them run under the locks. `require_folder` then says whether it was theirs."""
+        self._folder, *_ = [
+            self.send(*statement) for statement in locks.owned_folder_locks(folder, owner, account=account)
+        ]
+
+    def require_folder(self) -> None:
+        """NotFound unless the folder of `lock_folder` is the owner's (in the block, this sends what is queued; the
+        statements sent with the lock found nothing of another account's either)."""
+        assert self._folder is not None, "require_folder() without lock_folder()"
+        if not self._folder.fetchall():
+            raise NotFound("no such folder")
 
     def commit(self) -> None:
         self.send("COMMIT", [])

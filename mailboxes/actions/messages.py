@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from mailauth import training
 from mailboxes import bulk
-from mailboxes.actions import counters, direct, flights, locks, recycling, storing
-from mailboxes.actions.errors import NotFound, OverQuota
+from mailboxes.actions import counters, direct, flights, recycling, storing
+from mailboxes.actions.errors import OverQuota
 from mailboxes.actions.flags import SYSTEM_FLAGS
 from mailboxes.actions.locks import action, lock, taken
 from mailboxes.models import Account, ExpungedMessage, Mailbox, Message, RecycledMessage
@@ -339,13 +339,10 @@ def _expunge_in_one_flight(account: Account, mailbox_id: int, uids: Sequence[int
     if chosen_params:
         chosen, params["uids"] = chosen.replace("%s", "%(uids)s"), chosen_params[0]
     with flights.transaction() as flight:
-        folder, _ = [
-            flight.send(*statement) for statement in locks.owned_folder_locks(mailbox_id, account.pk, account=True)
-        ]
+        flight.lock_folder(mailbox_id, account.pk, account=True)
         removed = flight.send(_expunge_statement(chosen), params)
         flight.commit()
-    if not folder.fetchall():
-        raise NotFound("no such folder")
+    flight.require_folder()
     return [uid for (uid,) in removed.fetchall()]
 
 
