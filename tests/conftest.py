@@ -85,8 +85,9 @@ def listeners(transactional_db, settings, end_stray_connections) -> Iterator[Cal
     """Start protocol packages' real listeners on ephemeral ports: listeners("smtpd") -> {"smtp": ...}.
 
     Every port setting is 0 so the OS picks free ports; each Listener reports the port it got. The shared limits
-    (connections per client IP, rates) get a Redis prefix of this test's own: a session an earlier test left open
-    keeps renewing its lease under the earlier prefix, and must not take a place from this test's clients.
+    (connections per client IP, rates) get a Redis prefix of this test's own: the leases of sessions an earlier
+    test left open are removed by another thread as its listeners close, and must not take a place from this
+    test's clients meanwhile.
     """
     settings.MAILSITE_LIMITS_PREFIX = f"{settings.MAILSITE_LIMITS_PREFIX}{secrets.token_hex(4)}:"
     # dir() of pytest-django's settings wrapper lists none of the settings; list them on Django's object.
