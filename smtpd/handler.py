@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import ipaddress
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import cast
 
 from aiosmtpd.smtp import AuthResult, Envelope, Session
 from django.conf import settings
@@ -33,7 +31,7 @@ from ops import limits, metrics
 from relay import dead
 from smtpd import etrn, lookups, message, policy
 from smtpd.batching import DeliveryGroups
-from smtpd.protocol import MailsiteEnvelope, MailsiteSMTP, introspected
+from smtpd.protocol import MailsiteEnvelope, MailsiteSMTP
 
 log = logging.getLogger("smtpd")
 
@@ -86,16 +84,6 @@ async def _end_when_revoked(server: MailsiteSMTP, account_id: int, app_password_
         await asyncio.Event().wait()
 
 
-Hook = TypeVar("Hook", bound=Callable[..., Any])
-
-
-def _signature_kept(hook: Hook) -> Hook:
-    """aiosmtpd reads handle_EHLO's signature at every connection; `inspect.signature` answers a stored one at
-    once."""
-    hook.__signature__ = inspect.signature(hook)  # type: ignore[attr-defined]
-    return hook
-
-
 def _flush(request: etrn.Request) -> int:
     """ETRN's work: the domain's queued mail due now, and the domain no longer dead (its host is back)."""
     count = outbound.flush_domain(request.domain, subdomains=request.subdomains)
@@ -111,9 +99,6 @@ def _verdict(spam: junk.JunkResult | None, account_ids: list[int], message_is_ju
 
 
 class Handler:
-    def __dir__(self) -> list[str]:
-        return introspected(type(self), ("handle_", "auth_"))
-
     def __init__(self, role: policy.ListenerRole, groups: DeliveryGroups) -> None:
         self.role = role
         self.groups = groups
@@ -125,7 +110,6 @@ class Handler:
         if not role.submission and settings.MAILSITE_AUTH_VERIFY:
             verify.prepare()
 
-    @_signature_kept
     async def handle_EHLO(
         self, server: MailsiteSMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
     ) -> list[str]:
