@@ -18,7 +18,7 @@ in the log (the listener's own timeouts and error limits still apply).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import itertools
 import logging
 import os
@@ -109,10 +109,11 @@ class LeasedConnectionCounter:
         if self._closing:  # a session the listener accepted as it stopped: counted nowhere, like Redis down
             return True
         member = f"{self._owner}:{next(self._numbers)}"
-        admission = _Admission(key("connections", ip), member, concurrent.futures.Future())
+        loop = asyncio.get_running_loop()
+        admission = _Admission(key("connections", ip), member, loop, loop.create_future())
         self._send(admission)
         try:
-            admitted = await asyncio.wrap_future(admission.answer)
+            admitted = await admission.answer
         except BaseException:
             self._send(_Removal(admission.key, member))
             raise
@@ -163,7 +164,7 @@ class LeasedConnectionCounter:
                 held = [(key("connections", ip), member) for ip, members in self._held.items() for member in members]
                 closing = self._closing
             # An admission whose session has gone already is not made (its removal follows in `pending`).
-            work = [w for w in pending if isinstance(w, _Removal) or w.answer.set_running_or_notify_cancel()]
+            work = [w for w in pending if isinstance(w, _Removal) or not w.answer.cancelled()]
             renewing = time.monotonic() >= renew_at
             if renewing:
                 renew_at = time.monotonic() + self.lease / 3
@@ -180,7 +181,7 @@ class LeasedConnectionCounter:
                 results = [True] * len(work)
             for w, result in zip(work, results, strict=True):
                 if isinstance(w, _Admission):
-                    w.answer.set_result(bool(result))
+                    w.answered(bool(result))
 
     def _round_trip(self, work: list[_Admission | _Removal], held: list[tuple[str, str]]) -> list[object]:
         try:
@@ -211,7 +212,19 @@ class LeasedConnectionCounter:
 class _Admission:
     key: str
     member: str
-    answer: concurrent.futures.Future[bool]
+    loop: asyncio.AbstractEventLoop
+    answer: asyncio.Future[bool]  # the session's, in its event loop
+
+    def answered(self, admitted: bool) -> None:
+        """From the thread: the answer goes to the session in its event loop's next step (a session that went
+        away meanwhile has its removal queued already)."""
+        with contextlib.suppress(RuntimeError):  # that event loop is closed: nobody waits any more
+            self.loop.call_soon_threadsafe(_answer, self.answer, admitted)
+
+
+def _answer(future: asyncio.Future[bool], admitted: bool) -> None:
+    if not future.cancelled():
+        future.set_result(admitted)
 
 
 @dataclass
