@@ -28,7 +28,7 @@ from django.db import DatabaseError, connections
 P = ParamSpec("P")
 T = TypeVar("T")
 
-_Step = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any]]
+_Step = tuple["asyncio.Future[Any]", Callable[[], Any]]
 
 
 class _Threads:
@@ -62,7 +62,7 @@ class _Threads:
             if item is None:  # `stop`: this thread's connections end with it
                 connections.close_all()
                 return
-            loop, future, step = item
+            future, step = item
             outcome: tuple[Any, BaseException | None] | None = None
             if not future.cancelled():  # else the session went away before its step started
                 try:
@@ -73,8 +73,7 @@ class _Threads:
                 # Idle before the answer: the session's next step may follow at once, and finds this thread.
                 self._idle += 1
             if outcome is not None:
-                with contextlib.suppress(RuntimeError):  # that event loop is closed: nobody waits any more
-                    loop.call_soon_threadsafe(_settle, future, *outcome)
+                settle_from_thread(future, *outcome)
 
     def stop(self) -> None:
         """Each thread closes the connections it opened, and ends; the steps queued before run first."""
@@ -84,6 +83,13 @@ class _Threads:
             self._steps.put(None)
         for thread in threads:
             thread.join()
+
+
+def settle_from_thread(future: asyncio.Future[Any], result: Any = None, error: BaseException | None = None) -> None:
+    """From another thread: `future`'s result, or `error`, set in its event loop's next step unless the future was
+    cancelled meanwhile; nothing when that loop is closed (nobody waits any more)."""
+    with contextlib.suppress(RuntimeError):
+        future.get_loop().call_soon_threadsafe(_settle, future, result, error)
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -129,7 +135,7 @@ async def call(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     context = contextvars.copy_context()
     step: Callable[[], T] = functools.partial(_run, func, *args, **kwargs)
     future: asyncio.Future[T] = loop.create_future()
-    _pool().submit((loop, future, functools.partial(context.run, step)))
+    _pool().submit((future, functools.partial(context.run, step)))
     return await future
 
 

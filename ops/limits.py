@@ -18,7 +18,6 @@ in the log (the listener's own timeouts and error limits still apply).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import os
@@ -31,6 +30,8 @@ from functools import cache
 
 import redis
 from django.conf import settings
+
+from mailboxes import asyncdb
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +110,7 @@ class LeasedConnectionCounter:
         if self._closing:  # a session the listener accepted as it stopped: counted nowhere, like Redis down
             return True
         member = f"{self._owner}:{next(self._numbers)}"
-        loop = asyncio.get_running_loop()
-        admission = _Admission(key("connections", ip), member, loop, loop.create_future())
+        admission = _Admission(key("connections", ip), member, asyncio.get_running_loop().create_future())
         self._send(admission)
         try:
             admitted = await admission.answer
@@ -181,7 +181,7 @@ class LeasedConnectionCounter:
                 results = [True] * len(work)
             for w, result in zip(work, results, strict=True):
                 if isinstance(w, _Admission):
-                    w.answered(bool(result))
+                    asyncdb.settle_from_thread(w.answer, bool(result))
 
     def _round_trip(self, work: list[_Admission | _Removal], held: list[tuple[str, str]]) -> list[object]:
         try:
@@ -212,19 +212,7 @@ class LeasedConnectionCounter:
 class _Admission:
     key: str
     member: str
-    loop: asyncio.AbstractEventLoop
     answer: asyncio.Future[bool]  # the session's, in its event loop
-
-    def answered(self, admitted: bool) -> None:
-        """From the thread: the answer goes to the session in its event loop's next step (a session that went
-        away meanwhile has its removal queued already)."""
-        with contextlib.suppress(RuntimeError):  # that event loop is closed: nobody waits any more
-            self.loop.call_soon_threadsafe(_answer, self.answer, admitted)
-
-
-def _answer(future: asyncio.Future[bool], admitted: bool) -> None:
-    if not future.cancelled():
-        future.set_result(admitted)
 
 
 @dataclass
