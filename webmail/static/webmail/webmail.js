@@ -137,9 +137,21 @@
     document.title = unread ? `(${unread}) ${title}` : title;
   }
 
+  // A change that comes while a refresh is under way gets one more refresh after it: the one under way may have
+  // read the page before that change was committed (a star clicked off while the refresh of its click on ran).
+  let again = false;
   function refreshAll() {
-    if (refreshing) return;
-    refreshing = Promise.allSettled([refreshList(), refreshFolders()]).finally(() => (refreshing = null));
+    if (refreshing) {
+      again = true;
+      return;
+    }
+    refreshing = Promise.allSettled([refreshList(), refreshFolders()]).finally(() => {
+      refreshing = null;
+      if (again) {
+        again = false;
+        refreshAll();
+      }
+    });
   }
 
   function liveUpdates() {
