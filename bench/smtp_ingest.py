@@ -17,6 +17,12 @@ set `inet_interfaces = loopback-only`, `smtpd_recipient_restrictions = permit`, 
 `local_recipient_maps =` and `home_mailbox = Maildir/`, create the local user bench, then run with
 `--compare 127.0.0.1:25` (check the Maildir's file count to see every accepted message was stored).
 
+On Linux each run against --port or --compare also prints the server's CPU time per accepted message
+(server-cpu): the time the whole machine was busy from the start of the run until a second after its end (so
+work a server leaves for after its reply, such as Postfix's delivery to the Maildir, counts), less this bench's
+own CPU time. It counts everything a server runs (Mailsite's listener and PostgreSQL, Postfix's processes) and
+whatever else the machine did meanwhile: run it on a quiet machine.
+
 With --compare-verification the bench starts the MX itself (`manage.py smtpd` on free ports) twice, with
 sender verification off and on, and prints both rates. For the run with verification, a loopback DNS server
 publishes sender.test's SPF record, DKIM key and DMARC policy (p=reject), and the listener's resolver caches
@@ -159,6 +165,30 @@ def _ensure_recipient(rcpt: str) -> None:
         actions.create_domain(domain)
     if not Account.objects.filter(address=rcpt).exists():
         actions.create_account(rcpt, None)
+
+
+SETTLE = 1.0  # seconds after a run whose busy time still counts as the server's (Linux only)
+
+
+def _busy_seconds() -> float | None:
+    """CPU time the whole machine has been busy since it started (Linux's /proc/stat), or None elsewhere."""
+    try:
+        user, nice, system, _idle, _iowait, irq, softirq = Path("/proc/stat").read_text().split()[1:8]
+    except OSError:
+        return None
+    return sum(int(ticks) for ticks in (user, nice, system, irq, softirq)) / os.sysconf("SC_CLK_TCK")
+
+
+def _run_with_cpu(args: argparse.Namespace) -> tuple[int, float, str]:
+    """`_run`, and the server's CPU time per accepted message as text (empty where it cannot be read)."""
+    busy, own = _busy_seconds(), time.process_time()
+    accepted, elapsed = asyncio.run(_run(args))
+    time.sleep(SETTLE)
+    busy_after, own_after = _busy_seconds(), time.process_time()
+    if busy is None or busy_after is None or not accepted:
+        return accepted, elapsed, ""
+    server = (busy_after - busy) - (own_after - own)
+    return accepted, elapsed, f" server-cpu={server / accepted * 1000:.2f} ms/msg"
 
 
 async def _run(args: argparse.Namespace, prepared: dict[int, bytes] | None = None) -> tuple[int, float]:
@@ -361,13 +391,13 @@ def _measure(args: argparse.Namespace, rcpts: list[str]) -> tuple[float, str]:
     """One run against --host/--port: the rate of messages both answered 250 and found stored."""
     _analyze()
     before = _stored(rcpts)
-    accepted, elapsed = asyncio.run(_run(args))
+    accepted, elapsed, cpu = _run_with_cpu(args)
     stored = _stored(rcpts) - before
     rate = min(accepted, stored) / elapsed
     return rate, (
         f"sessions={args.sessions} recipients={args.recipients} messages={args.messages} size={args.size} "
         f"per-message-connections={args.connection_per_message} "
-        f"accepted={accepted} stored={stored} seconds={elapsed:.2f} rate={rate:.0f} msg/s"
+        f"accepted={accepted} stored={stored} seconds={elapsed:.2f} rate={rate:.0f} msg/s{cpu}"
     )
 
 
@@ -382,9 +412,11 @@ def _compare_with(args: argparse.Namespace, rcpts: list[str]) -> None:
         rate, line = _measure(args, rcpts)
         ours.append(rate)
         print(f"round {number} mailsite: {line}")
-        accepted, elapsed = asyncio.run(_run(other))
+        accepted, elapsed, cpu = _run_with_cpu(other)
         theirs.append(accepted / elapsed)
-        print(f"round {number} {args.compare}: accepted={accepted} seconds={elapsed:.2f} rate={theirs[-1]:.0f} msg/s")
+        print(
+            f"round {number} {args.compare}: accepted={accepted} seconds={elapsed:.2f} rate={theirs[-1]:.0f} msg/s{cpu}"
+        )
     median_ours, median_theirs = statistics.median(ours), statistics.median(theirs)
     print(
         f"median: mailsite {median_ours:.0f} msg/s, {args.compare} {median_theirs:.0f} msg/s, "
