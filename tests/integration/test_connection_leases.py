@@ -103,6 +103,36 @@ class CountedRoundTrips(limits.LeasedConnectionCounter):
         return super()._round_trip(work, held)
 
 
+def test_an_ended_sessions_place_goes_to_the_clients_next_session_without_a_round_trip(hosts) -> None:
+    counter = CountedRoundTrips(1)
+    counter.keep = 30.0  # longer than the test
+
+    async def reconnect() -> bool:
+        assert await counter.admit(CLIENT)
+        counter.release(CLIENT)
+        return await counter.admit(CLIENT)
+
+    assert asyncio.run(reconnect()), "at a limit of one, the ended session's place is the next one's"
+    assert counter.round_trips == 1, "only the first session went to Redis"
+    assert len(members()) == 1
+
+
+def test_a_kept_place_counts_on_other_hosts_is_renewed_and_goes_when_nobody_takes_it(hosts) -> None:
+    with override_settings(MAILSITE_CONNECTION_LEASE=0.3):  # renewed every 0.1 s
+        first = CountedRoundTrips(1)
+    first.keep = 2.0
+    second = limits.LeasedConnectionCounter(1)
+    assert asyncio.run(first.admit(CLIENT))
+    first.release(CLIENT)
+    assert not asyncio.run(second.admit(CLIENT)), "the place is kept for the client's next session on its host"
+    time.sleep(0.6)
+    assert len(members()) == 1, "the kept place's lease is renewed (it is 0.3 s)"
+    eventually(lambda: members() == [])
+    assert asyncio.run(second.admit(CLIENT)), "gone after its time, the place is free on every host"
+    first.close()
+    second.close()
+
+
 def test_the_thread_goes_to_redis_only_with_work_or_leases_to_renew(hosts) -> None:
     with override_settings(MAILSITE_CONNECTION_LEASE=0.3):  # renewed every 0.1 s
         counter = CountedRoundTrips(2)
@@ -135,7 +165,9 @@ def test_one_request_per_round_trip_and_scripts_lost_by_redis_are_loaded_again(h
 def test_closed_listeners_stop_counting_their_sessions_and_renew_nothing(hosts) -> None:
     with override_settings(MAILSITE_CONNECTION_LEASE=0.3):  # renewed every 0.1 s
         counter = CountedRoundTrips(2)
+    counter.keep = 30.0  # longer than the test
     assert [asyncio.run(counter.admit(CLIENT)) for _ in range(2)] == [True, True]
+    counter.release(CLIENT)  # its place is kept: it goes too
     assert len(members()) == 2
     counter.close()
     eventually(lambda: members() == [])
