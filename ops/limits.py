@@ -167,12 +167,7 @@ class LeasedConnectionCounter:
         are removed), and the thread ends after that round trip; nothing is renewed any more."""
         with self._wake:
             self._closing = True
-            self._pending.extend(
-                _Removal(key("connections", ip), member) for ip, members in self._held.items() for member in members
-            )
-            self._pending.extend(
-                _Removal(key("connections", ip), member) for ip, kept in self._kept.items() for member, _ in kept
-            )
+            self._pending.extend(_Removal(name, member) for name, member in self._counted())
             self._held.clear()
             self._kept.clear()
             self._expiry.clear()
@@ -198,21 +193,21 @@ class LeasedConnectionCounter:
                     if wait <= 0:
                         break
                     self._wake.wait(timeout=wait)
-                pending, self._pending = self._pending + self._kept_past(time.monotonic()), []
-                held = [(key("connections", ip), member) for ip, members in self._held.items() for member in members]
-                held += [(key("connections", ip), member) for ip, kept in self._kept.items() for member, _ in kept]
+                now = time.monotonic()
+                pending, self._pending = self._pending + self._kept_past(now), []
+                renewing = now >= renew_at
+                held = self._counted() if renewing else []
                 closing = self._closing
             # An admission whose session has gone already is not made (its removal follows in `pending`).
             work = [w for w in pending if isinstance(w, _Removal) or not w.answer.cancelled()]
-            renewing = time.monotonic() >= renew_at
             if renewing:
                 renew_at = time.monotonic() + self.lease / 3
-            if not work and not (renewing and held):
+            if not work and not held:
                 if closing:
                     return
                 continue
             try:
-                results = self._round_trip(work, held if renewing else [])
+                results = self._round_trip(work, held)
             except redis.RedisError as exc:
                 # Not counted: admitted all the same, so that Redis being down stops no mail. Leases not renewed
                 # run out; removals not made are harmless (the members time out).
@@ -221,6 +216,13 @@ class LeasedConnectionCounter:
             for w, result in zip(work, results, strict=True):
                 if isinstance(w, _Admission):
                     asyncdb.settle_from_thread(w.answer, bool(result))
+
+    def _counted(self) -> list[tuple[str, str]]:
+        """(key, member) of every place this process counts in Redis: open sessions' and kept ones; called holding
+        `_wake`."""
+        members = [(ip, member) for ip, held in self._held.items() for member in held]
+        members += [(ip, member) for ip, kept in self._kept.items() for member, _ in kept]
+        return [(key("connections", ip), member) for ip, member in members]
 
     def _kept_until(self) -> float:
         """When the oldest kept place goes (infinity with none); called holding `_wake`."""
