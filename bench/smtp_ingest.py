@@ -21,7 +21,10 @@ On Linux each run against --port or --compare also prints the server's CPU time 
 (server-cpu): the time the whole machine was busy from the start of the run until a second after its end (so
 work a server leaves for after its reply, such as Postfix's delivery to the Maildir, counts), less this bench's
 own CPU time. It counts everything a server runs (Mailsite's listener and PostgreSQL, Postfix's processes) and
-whatever else the machine did meanwhile: run it on a quiet machine.
+whatever else the machine did meanwhile: run it on a quiet machine. Beside it, the programs that took most of
+that time, per message (by process name: `python` is Mailsite's listener, `postgres` its database; Postfix's
+`smtpd`, `cleanup`, `local`, ...), so a change shows where it moved the time. A process that started and ended
+within the run is not seen there (Postfix's short-lived ones), only in the machine's total.
 
 With --compare-verification the bench starts the MX itself (`manage.py smtpd` on free ports) twice, with
 sender verification off and on, and prints both rates. For the run with verification, a loopback DNS server
@@ -179,16 +182,45 @@ def _busy_seconds() -> float | None:
     return sum(int(ticks) for ticks in (user, nice, system, irq, softirq)) / os.sysconf("SC_CLK_TCK")
 
 
+def _process_ticks() -> dict[int, tuple[str, int]]:
+    """Every other process's name and CPU time so far (user and system, in clock ticks), from /proc."""
+    ticks: dict[int, tuple[str, int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # it ended meanwhile
+            continue
+        name, fields = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+        ticks[int(stat.parent.name)] = (name, int(fields[11]) + int(fields[12]))  # utime, stime (proc(5))
+    ticks.pop(os.getpid(), None)
+    return ticks
+
+
+def _programs(before: dict[int, tuple[str, int]], after: dict[int, tuple[str, int]], accepted: int) -> str:
+    """The three programs that took most CPU time between the two readings, in ms per accepted message. Kernel
+    threads count under their kind ("kworker/u8:4-events" is a kworker: its name changes with its work)."""
+    spent: dict[str, int] = {}
+    for pid, (name, ticks) in after.items():
+        earlier = before.get(pid, (name, 0))[1]
+        name = name.split("/")[0]
+        spent[name] = spent.get(name, 0) + ticks - (earlier if earlier <= ticks else 0)  # else a new process
+    top = sorted(spent.items(), key=lambda item: -item[1])[:3]
+    per_message = 1000 / os.sysconf("SC_CLK_TCK") / accepted
+    return ", ".join(f"{name} {ticks * per_message:.2f}" for name, ticks in top if ticks > 0)
+
+
 def _run_with_cpu(args: argparse.Namespace) -> tuple[int, float, str]:
     """`_run`, and the server's CPU time per accepted message as text (empty where it cannot be read)."""
     busy, own = _busy_seconds(), time.process_time()
+    processes = _process_ticks() if busy is not None else {}
     accepted, elapsed = asyncio.run(_run(args))
     time.sleep(SETTLE)
     busy_after, own_after = _busy_seconds(), time.process_time()
     if busy is None or busy_after is None or not accepted:
         return accepted, elapsed, ""
     server = (busy_after - busy) - (own_after - own)
-    return accepted, elapsed, f" server-cpu={server / accepted * 1000:.2f} ms/msg"
+    programs = _programs(processes, _process_ticks(), accepted)
+    return accepted, elapsed, f" server-cpu={server / accepted * 1000:.2f} ms/msg ({programs})"
 
 
 async def _run(args: argparse.Namespace, prepared: dict[int, bytes] | None = None) -> tuple[int, float]:
