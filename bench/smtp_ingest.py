@@ -219,8 +219,9 @@ def _run_with_cpu(args: argparse.Namespace) -> tuple[int, float, str]:
     if busy is None or busy_after is None or not accepted:
         return accepted, elapsed, ""
     server = (busy_after - busy) - (own_after - own)
+    cpu = f" server-cpu={server / accepted * 1000:.2f} ms/msg"
     programs = _programs(processes, _process_ticks(), accepted)
-    return accepted, elapsed, f" server-cpu={server / accepted * 1000:.2f} ms/msg ({programs})"
+    return accepted, elapsed, f"{cpu} ({programs})" if programs else cpu
 
 
 async def _run(args: argparse.Namespace, prepared: dict[int, bytes] | None = None) -> tuple[int, float]:
