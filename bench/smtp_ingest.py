@@ -182,37 +182,34 @@ def _busy_seconds() -> float | None:
     return sum(int(ticks) for ticks in (user, nice, system, irq, softirq)) / os.sysconf("SC_CLK_TCK")
 
 
-def _process_ticks() -> dict[int, tuple[str, int]]:
-    """Every other process's name and CPU time so far (user and system, in clock ticks), from /proc."""
-    ticks: dict[int, tuple[str, int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+def _process_times() -> dict[int, tuple[str, float]]:
+    """Every other process's name and CPU time so far (`_name_and_cpu`)."""
+    times: dict[int, tuple[str, float]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
         try:
-            text = stat.read_text()
+            times[int(entry.name)] = _name_and_cpu(int(entry.name))
         except OSError:  # it ended meanwhile
             continue
-        name, fields = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
-        ticks[int(stat.parent.name)] = (name, int(fields[11]) + int(fields[12]))  # utime, stime (proc(5))
-    ticks.pop(os.getpid(), None)
-    return ticks
+    times.pop(os.getpid(), None)
+    return times
 
 
-def _programs(before: dict[int, tuple[str, int]], after: dict[int, tuple[str, int]], accepted: int) -> str:
+def _programs(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], accepted: int) -> str:
     """The three programs that took most CPU time between the two readings, in ms per accepted message. Kernel
     threads count under their kind ("kworker/u8:4-events" is a kworker: its name changes with its work)."""
-    spent: dict[str, int] = {}
-    for pid, (name, ticks) in after.items():
-        earlier = before.get(pid, (name, 0))[1]
+    spent: dict[str, float] = {}
+    for pid, (name, seconds) in after.items():
+        earlier = before.get(pid, (name, 0.0))[1]
         name = name.split("/")[0]
-        spent[name] = spent.get(name, 0) + ticks - (earlier if earlier <= ticks else 0)  # else a new process
+        spent[name] = spent.get(name, 0.0) + seconds - (earlier if earlier <= seconds else 0.0)  # else a new process
     top = sorted(spent.items(), key=lambda item: -item[1])[:3]
-    per_message = 1000 / os.sysconf("SC_CLK_TCK") / accepted
-    return ", ".join(f"{name} {ticks * per_message:.2f}" for name, ticks in top if ticks > 0)
+    return ", ".join(f"{name} {seconds * 1000 / accepted:.2f}" for name, seconds in top if seconds > 0)
 
 
 def _run_with_cpu(args: argparse.Namespace) -> tuple[int, float, str]:
     """`_run`, and the server's CPU time per accepted message as text (empty where it cannot be read)."""
     busy, own = _busy_seconds(), time.process_time()
-    processes = _process_ticks() if busy is not None else {}
+    processes = _process_times() if busy is not None else {}
     accepted, elapsed = asyncio.run(_run(args))
     time.sleep(SETTLE)
     busy_after, own_after = _busy_seconds(), time.process_time()
@@ -220,7 +217,7 @@ def _run_with_cpu(args: argparse.Namespace) -> tuple[int, float, str]:
         return accepted, elapsed, ""
     server = (busy_after - busy) - (own_after - own)
     cpu = f" server-cpu={server / accepted * 1000:.2f} ms/msg"
-    programs = _programs(processes, _process_ticks(), accepted)
+    programs = _programs(processes, _process_times(), accepted)
     return accepted, elapsed, f"{cpu} ({programs})" if programs else cpu
 
 
@@ -321,8 +318,15 @@ def start_mx(environment: dict[str, str]):
 
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process (Linux /proc): a figure other load on the machine barely moves."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return _name_and_cpu(pid)[1]
+
+
+def _name_and_cpu(pid: int) -> tuple[str, float]:
+    """A process's name and its user plus system CPU time in seconds, from /proc/PID/stat (proc(5))."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    name, rest = text.split(" (", 1)[1].rsplit(")", 1)
+    fields = rest.split()
+    return name, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _compare(args: argparse.Namespace) -> None:
