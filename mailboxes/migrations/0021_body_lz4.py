@@ -7,22 +7,17 @@ built without lz4 keeps pglz; SQLite does not compress.
 
 from django.db import migrations
 
+from mailboxes import toast
 
-def _lz4_available(schema_editor) -> bool:
-    with schema_editor.connection.cursor() as cursor:
-        cursor.execute("SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")
-        row = cursor.fetchone()
-    return bool(row and row[0])
+COLUMNS = [("mailboxes_messagebody", "raw")]
 
 
 def forward(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql" and _lz4_available(schema_editor):
-        schema_editor.execute("ALTER TABLE mailboxes_messagebody ALTER COLUMN raw SET COMPRESSION lz4")
+    toast.compress_with_lz4(schema_editor, COLUMNS)
 
 
 def backward(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute("ALTER TABLE mailboxes_messagebody ALTER COLUMN raw SET COMPRESSION DEFAULT")
+    toast.compress_by_default(schema_editor, COLUMNS)
 
 
 class Migration(migrations.Migration):

@@ -384,15 +384,33 @@ def test_notify_decides_the_notice_of_a_delivery_from_the_mx(people, make_accoun
     assert f"Final-Recipient: rfc822; {alice.address}\r\nAction: delivered\r\nStatus: 2.0.0".encode() in text
 
 
-def test_a_large_body_is_stored_compressed_with_lz4(people) -> None:
+def test_a_large_message_is_stored_compressed_with_lz4(people) -> None:
+    """The body, its readable text and folded words (migrations 0021, 0027), and the text index's copy."""
     from django.db import connection
+
+    from mailboxes.actions import text_index
 
     if connection.vendor != "postgresql":
         pytest.fail("this test needs PostgreSQL: set DATABASE_URL or run PostgreSQL on 127.0.0.1:5432")
-    big = RAW + b"A line of a long message, much like the line before it.\r\n" * 2000
+    head, _, _ = RAW.partition(b"\r\n\r\n")
+    line = "Grüße aus Köln: a line of a long message, much like the line before it.\r\n".encode()
+    big = head + b"\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + line * 2000
     actions.deliver(big, "s@remote.test", ["alice@example.com"])
     [message] = inbox_messages(people[0])
+    assert len(message.search_text) > 60_000
+    assert message.search_words  # letters beyond ASCII: the folded document is kept
+    assert text_index.index_text() == 1
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_column_compression(raw) FROM mailboxes_messagebody WHERE id = %s", [message.body_id])
+        assert cursor.fetchone() == ("lz4",)
+        cursor.execute(
+            "SELECT pg_column_compression(search_text), pg_column_compression(search_words) FROM mailboxes_message"
+            " WHERE id = %s",
+            [message.pk],
+        )
+        assert cursor.fetchone() == ("lz4", "lz4")
+        cursor.execute(
+            "SELECT pg_column_compression(text) FROM mailboxes_messagetext WHERE message_id = %s", [message.pk]
+        )
         assert cursor.fetchone() == ("lz4",)
     assert bytes(message.body.raw).endswith(big)
