@@ -402,6 +402,12 @@ def test_snippet_when_the_text_starts_with_much_whitespace() -> None:
         ("<head><meta charset=utf-8>no closing head <br> body", "no closing head\nbody"),
         ("a <!-- comment --> b", "a b"),
         ("1 < 2 and 3 > 2", "1 < 2 and 3 > 2"),
+        # Horizontal whitespace runs become one space; a single space stays; other spaces are kept.
+        ("a \t b\tc&nbsp; d\xa0e  f", "a b c d e f"),
+        ("x\u2003\u2003y", "x\u2003\u2003y"),
+        # Whitespace around line breaks, and blank lines, go (CR and other spaces too).
+        ("\n <div>\r\n one \r\n</div>\n\n \u2003\n two\u2003\n ", "one\ntwo"),
+        ("<p> </p><p>\t</p>a", "a"),
     ],
 )
 def test_html_to_text(markup: str, text: str) -> None:
