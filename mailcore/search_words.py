@@ -18,21 +18,22 @@ over every body (each of which would cost every delivery):
 
 from __future__ import annotations
 
+import operator
 import re
 import unicodedata
 
 # Combining Diacritical Marks and their supplements and extensions: the accents of Latin, Greek and Cyrillic.
 _ACCENTS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
 # Letters that are not a base letter plus a mark (so NFKD leaves them), written as unaccent writes them.
-_LETTERS = str.maketrans(
-    {"ø": "o", "đ": "d", "ð": "d", "ł": "l", "ħ": "h", "ŧ": "t", "ı": "i", "æ": "ae", "œ": "oe", "þ": "th"}  # noqa: RUF001
-)
+_LETTERS = {"ø": "o", "đ": "d", "ð": "d", "ł": "l", "ħ": "h", "ŧ": "t", "ı": "i", "æ": "ae", "œ": "oe", "þ": "th"}  # noqa: RUF001
+_LETTER = re.compile(f"[{''.join(_LETTERS)}]")
 # Han (with extensions and compatibility ideographs), the iteration mark, hiragana, katakana and Hangul syllables.
 _CJK = (
     "\u3005\u3007\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
     "\U00020000-\U0002ebef\U00030000-\U0003134f"
 )
 _CJK_RUN = re.compile(f"[{_CJK}]+")
+_CJK_SPLIT = re.compile(f"([{_CJK}]+)")  # text and runs alternately, the runs at odd places
 _QUERY_CJK_RUN = re.compile(f"(-?)([{_CJK}]+)")  # with the minus of an exclusion
 # Any letter or digit outside ASCII: text without one is indexed as PostgreSQL reads it, and nothing needs folding.
 _NON_ASCII_LETTER = re.compile(r"[^\W_\x00-\x7f]")
@@ -41,11 +42,15 @@ _NON_ASCII_LETTER = re.compile(r"[^\W_\x00-\x7f]")
 def _folded(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     # NFC recomposes what must stay whole: Hangul syllables, and kana with their voicing marks.
-    return unicodedata.normalize("NFC", _ACCENTS.sub("", decomposed)).translate(_LETTERS)
+    composed = unicodedata.normalize("NFC", _ACCENTS.sub("", decomposed))
+    if composed.isascii():  # known without a look at the characters: no letter to map
+        return composed
+    # Replaced where they are: str.translate would look up every character (3 ms for 48,000 of CJK text).
+    return _LETTER.sub(lambda match: _LETTERS[match[0]], composed)
 
 
 def _bigrams(run: str) -> str:
-    return " ".join(run[i : i + 2] for i in range(len(run) - 1)) if len(run) > 1 else run
+    return " ".join(map(operator.add, run, run[1:])) if len(run) > 1 else run
 
 
 def needs_folding(text: str) -> bool:
@@ -55,16 +60,14 @@ def needs_folding(text: str) -> bool:
 
 def fold(text: str) -> str:
     """The document text the index is built from (see the module docstring)."""
-    text = _folded(text)
+    pieces = _CJK_SPLIT.split(_folded(text))
     singles: dict[str, None] = {}
-
-    def split(match: re.Match[str]) -> str:
-        run = match[0]
+    for index in range(1, len(pieces), 2):
+        run = pieces[index]
         if len(run) > 1:
             singles.update(dict.fromkeys(run))
-        return f" {_bigrams(run)} "
-
-    text = _CJK_RUN.sub(split, text)
+        pieces[index] = f" {_bigrams(run)} "
+    text = "".join(pieces)
     return f"{text} {' '.join(singles)}" if singles else text
 
 
