@@ -6,6 +6,7 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -39,6 +40,7 @@ class _Incoming:
     resolutions: list[Resolution]
     parsed: ParsedMessage | None = None
     body: MessageBody | None = None
+    columns: dict[str, Any] = field(default_factory=dict)  # of its row, for every copy (`storing.message_columns`)
     charged: list[int] = field(default_factory=list)  # accounts that got a copy
     sender: str = ""  # the envelope sender, for Sieve (sieve/delivery.py)
     junk: JunkFor = False
@@ -101,7 +103,9 @@ def _store(items: Sequence[_Incoming]) -> None:
     dense), nor is a body no copy needs.
     """
     for item in items:  # written with its copies, at the end: a body no copy needs is never stored
+        assert item.parsed is not None
         item.body = MessageBody(raw=item.stored, size=len(item.stored))
+        item.columns = storing.message_columns(item.parsed, item.body)
     by_account: dict[int, list[_Incoming]] = {}
     for item in items:
         for account_id in item.account_ids:
@@ -169,10 +173,9 @@ def _store(items: Sequence[_Incoming]) -> None:
             continue
         if copy.account_id not in copy.item.charged:
             copy.item.charged.append(copy.account_id)
-        assert copy.item.parsed is not None
         assert copy.item.body is not None
         row = storing.message_row(
-            copy.item.parsed,
+            copy.item.columns,
             account_id=copy.account_id,
             mailbox_id=folder_id,
             uid=uid,

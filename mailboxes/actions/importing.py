@@ -98,7 +98,7 @@ def _store(
     messages = []
     for offset, (index, body, thread) in enumerate(zip(stored, bodies, threads, strict=True)):
         message = storing.message_row(
-            parsed[index],
+            storing.message_columns(parsed[index], body),
             account_id=account.pk,
             mailbox_id=mailbox_id,
             uid=first_uid + offset,

@@ -97,7 +97,7 @@ def restore(account: Account, recycled_ids: Sequence[int]) -> list[Message]:
         threads = storing.threads({account.pk: parsed})[account.pk]
         for offset, (item, message, thread) in enumerate(zip(group, parsed, threads, strict=True)):
             row = storing.message_row(
-                message,
+                storing.message_columns(message, item.body),
                 account_id=account.pk,
                 mailbox_id=folder,
                 uid=first_uid + offset,

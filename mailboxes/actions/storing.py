@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from django.db import connection
 from django.utils import timezone
@@ -90,8 +91,44 @@ def _join(addresses: Iterable) -> str:
     return ", ".join(f"{a.name} <{a.address}>" if a.name else a.address for a in addresses)
 
 
+def message_columns(parsed: ParsedMessage, body: MessageBody) -> dict[str, Any]:
+    """The columns of a message's row that follow from the message alone, whichever account and folder a copy of it
+    is for: worked out once per message (a delivery to several accounts shares them), before any lock is taken."""
+    sender = parsed.from_[0] if parsed.from_ else None
+    imap_envelope, imap_bodystructure, imap_body = message_wire(parsed)
+    from_name = (sender.name if sender else "")[:300]
+    from_address = (sender.address if sender else "")[:320]
+    to_addresses, cc_addresses = _join(parsed.to), _join(parsed.cc)
+    return {
+        "size": body.size,
+        "crlf_size": crlf_size(body.raw),
+        "subject": parsed.subject,
+        "from_name": from_name,
+        "from_address": from_address,
+        "to_addresses": to_addresses,
+        "cc_addresses": cc_addresses,
+        "bcc_addresses": _join(parsed.bcc),
+        "sent_date": parsed.date,
+        "message_id": parsed.message_id[:998],
+        "in_reply_to": parsed.in_reply_to[:998],
+        "references": " ".join(parsed.references),
+        "has_attachments": parsed.has_attachments,
+        "attachment_names": search_document.attachments(parsed.root) if parsed.has_attachments else "",
+        "snippet": parsed.snippet[:200],
+        "search_text": parsed.text,
+        "search_words": search_document.words(
+            parsed.subject, from_name, from_address, to_addresses, cc_addresses, parsed.text
+        ),
+        "envelope": parsed.envelope_json(),
+        "structure": parsed.structure_json(),
+        "imap_envelope": imap_envelope,
+        "imap_bodystructure": imap_bodystructure,
+        "imap_body": imap_body,
+    }
+
+
 def message_row(
-    parsed: ParsedMessage,
+    columns: Mapping[str, Any],
     *,
     account_id: int,
     mailbox_id: int,
@@ -100,42 +137,15 @@ def message_row(
     body: MessageBody,
     thread_id: uuid.UUID,
 ) -> Message:
-    sender = parsed.from_[0] if parsed.from_ else None
-    imap_envelope, imap_bodystructure, imap_body = message_wire(parsed)
-    from_name = (sender.name if sender else "")[:300]
-    from_address = (sender.address if sender else "")[:320]
-    to_addresses, cc_addresses = _join(parsed.to), _join(parsed.cc)
+    """The row of one copy: the message's `columns` (`message_columns`) in this account's folder."""
     return Message(
         account_id=account_id,
         mailbox_id=mailbox_id,
         uid=uid,
         modseq=modseq,
         body=body,
-        size=body.size,
-        crlf_size=crlf_size(body.raw),
-        subject=parsed.subject,
-        from_name=from_name,
-        from_address=from_address,
-        to_addresses=to_addresses,
-        cc_addresses=cc_addresses,
-        bcc_addresses=_join(parsed.bcc),
-        sent_date=parsed.date,
-        message_id=parsed.message_id[:998],
-        in_reply_to=parsed.in_reply_to[:998],
-        references=" ".join(parsed.references),
         thread_id=thread_id,
-        has_attachments=parsed.has_attachments,
-        attachment_names=search_document.attachments(parsed.root) if parsed.has_attachments else "",
-        snippet=parsed.snippet[:200],
-        search_text=parsed.text,
-        search_words=search_document.words(
-            parsed.subject, from_name, from_address, to_addresses, cc_addresses, parsed.text
-        ),
-        envelope=parsed.envelope_json(),
-        structure=parsed.structure_json(),
-        imap_envelope=imap_envelope,
-        imap_bodystructure=imap_bodystructure,
-        imap_body=imap_body,
+        **columns,
     )
 
 
@@ -154,7 +164,13 @@ def new_row(
     body = MessageBody(raw=raw, size=len(raw))
     [thread] = threads({account_id: [parsed]})[account_id]
     row = message_row(
-        parsed, account_id=account_id, mailbox_id=mailbox_id, uid=0, modseq=0, body=body, thread_id=thread
+        message_columns(parsed, body),
+        account_id=account_id,
+        mailbox_id=mailbox_id,
+        uid=0,
+        modseq=0,
+        body=body,
+        thread_id=thread,
     )
     set_row_flags(row, flags)
     row.internal_date = internal_date or timezone.now()
