@@ -7,25 +7,46 @@ PostgreSQL reads both. A server built without lz4 keeps pglz; SQLite does not co
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.operations.base import Operation
+from django.db.migrations.state import ProjectState
 
 
-def lz4_available(schema_editor: Any) -> bool:
+def _lz4_available(schema_editor: BaseDatabaseSchemaEditor) -> bool:
     with schema_editor.connection.cursor() as cursor:
         cursor.execute("SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")
         row = cursor.fetchone()
     return bool(row and row[0])
 
 
-def compress_with_lz4(schema_editor: Any, columns: Sequence[tuple[str, str]]) -> None:
-    """`columns` ((table, column) pairs) compressed with lz4 from now on, on a PostgreSQL that has it."""
-    if schema_editor.connection.vendor == "postgresql" and lz4_available(schema_editor):
-        for table, column in columns:
-            schema_editor.execute(f'ALTER TABLE {table} ALTER COLUMN "{column}" SET COMPRESSION lz4')
+class CompressWithLz4(Operation):
+    """A migration's step: `columns` ((table, column) pairs) compressed with lz4 from now on, on a PostgreSQL that
+    has it; reversed, with the server's default method again. The models do not change."""
 
+    reduces_to_sql = False  # whether lz4 is there is asked of the server as the migration runs
 
-def compress_by_default(schema_editor: Any, columns: Sequence[tuple[str, str]]) -> None:
-    """Undoes `compress_with_lz4`: the server's default method again (pglz unless configured otherwise)."""
-    if schema_editor.connection.vendor == "postgresql":
-        for table, column in columns:
-            schema_editor.execute(f'ALTER TABLE {table} ALTER COLUMN "{column}" SET COMPRESSION DEFAULT')
+    def __init__(self, columns: Sequence[tuple[str, str]]) -> None:
+        self.columns = [tuple(column) for column in columns]
+
+    def state_forwards(self, app_label: str, state: ProjectState) -> None:
+        pass
+
+    def database_forwards(
+        self, app_label: str, schema_editor: BaseDatabaseSchemaEditor, from_state: ProjectState, to_state: ProjectState
+    ) -> None:
+        if schema_editor.connection.vendor == "postgresql" and _lz4_available(schema_editor):
+            self._set(schema_editor, "lz4")
+
+    def database_backwards(
+        self, app_label: str, schema_editor: BaseDatabaseSchemaEditor, from_state: ProjectState, to_state: ProjectState
+    ) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            self._set(schema_editor, "DEFAULT")
+
+    def _set(self, schema_editor: BaseDatabaseSchemaEditor, method: str) -> None:
+        for table, column in self.columns:
+            schema_editor.execute(f'ALTER TABLE {table} ALTER COLUMN "{column}" SET COMPRESSION {method}')
+
+    def describe(self) -> str:
+        return "Compress " + ", ".join(f"{table}.{column}" for table, column in self.columns) + " with lz4"

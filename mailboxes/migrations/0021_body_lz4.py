@@ -12,15 +12,7 @@ from mailboxes import toast
 COLUMNS = [("mailboxes_messagebody", "raw")]
 
 
-def forward(apps, schema_editor):
-    toast.compress_with_lz4(schema_editor, COLUMNS)
-
-
-def backward(apps, schema_editor):
-    toast.compress_by_default(schema_editor, COLUMNS)
-
-
 class Migration(migrations.Migration):
     dependencies = [("mailboxes", "0020_message_text_upper")]
 
-    operations = [migrations.RunPython(forward, backward)]
+    operations = [toast.CompressWithLz4(COLUMNS)]

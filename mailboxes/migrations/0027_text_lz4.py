@@ -17,15 +17,7 @@ COLUMNS = [
 ]
 
 
-def forward(apps, schema_editor):
-    toast.compress_with_lz4(schema_editor, COLUMNS)
-
-
-def backward(apps, schema_editor):
-    toast.compress_by_default(schema_editor, COLUMNS)
-
-
 class Migration(migrations.Migration):
     dependencies = [("mailboxes", "0026_recent_mark")]
 
-    operations = [migrations.RunPython(forward, backward)]
+    operations = [toast.CompressWithLz4(COLUMNS)]
