@@ -93,7 +93,8 @@ def _join(addresses: Iterable) -> str:
 
 def message_columns(parsed: ParsedMessage, body: MessageBody) -> dict[str, Any]:
     """The columns of a message's row that follow from the message alone, whichever account and folder a copy of it
-    is for: worked out once per message (a delivery to several accounts shares them), before any lock is taken."""
+    is for: worked out once per message (a delivery works them out before it takes its locks, and its copies for
+    several accounts share them)."""
     sender = parsed.from_[0] if parsed.from_ else None
     imap_envelope, imap_bodystructure, imap_body = message_wire(parsed)
     from_name = (sender.name if sender else "")[:300]
