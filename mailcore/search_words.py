@@ -60,7 +60,10 @@ def needs_folding(text: str) -> bool:
 
 def fold(text: str) -> str:
     """The document text the index is built from (see the module docstring)."""
-    pieces = _CJK_SPLIT.split(_folded(text))
+    folded = _folded(text)
+    if folded.isascii():  # no CJK run to split: known without reading the characters
+        return folded
+    pieces = _CJK_SPLIT.split(folded)
     singles: dict[str, None] = {}
     for index in range(1, len(pieces), 2):
         run = pieces[index]
