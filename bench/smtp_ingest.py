@@ -9,6 +9,10 @@ spreads the deliveries over K Inboxes instead of contending for one folder's row
 when missing (through the same DATABASE_URL the listener uses), and the figure counts only messages both
 answered 250 and found stored afterwards, so a server that answers 250 without storing scores nothing.
 
+The messages are lines of "x" by default, which a store indexes at the least cost; --content text sends plain
+text of words (some with accents, quoted-printable) and --content html an HTML-only newsletter of them, so that
+the work that depends on what a message says (its readable text, search words, compression) is measured too.
+
 With --connection-per-message each message has a connection of its own, every command waits for its reply
 and the session ends with QUIT, as most senders on the internet do; that measures the cost of a connection.
 With --compare HOST:PORT the same load also runs against another server, alternating for --rounds rounds, and
@@ -37,24 +41,86 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
+import quopri
+import random
 import statistics
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailsite.settings")
 
 
-def _message(size: int, number: int) -> bytes:
+CONTENTS = ("lines", "text", "html")
+_HEAD = 120  # about the bytes of `_message`'s own header fields
+# Words of the text and HTML contents: English, with some of the accents and letters of other languages in Europe.
+_WORDS = (
+    "the message was stored once and a copy filed for every account it was sent to while the server answered "
+    "other senders meanwhile please find the report attached and let me know what you think about it before "
+    "Thursday Grüße aus Köln déjà vu naïve café Søren Łódź Ærøskøbing smörgåsbord señor façade"
+)
+
+
+def _stuffed(body: bytes) -> bytes:
+    """`body` as DATA carries it: a line that starts with a dot gets another (RFC 5321 4.5.2)."""
+    return (b"." if body.startswith(b".") else b"") + body.replace(b"\r\n.", b"\r\n..")
+
+
+def _lines(per_line: int) -> Iterator[str]:
+    """Lines of words picked at random, the same for every run."""
+    pick, words = random.Random(per_line).choice, _WORDS.split()
+    while True:
+        yield " ".join(pick(words) for _ in range(per_line))
+
+
+def _quoted_printable(lines: Iterable[str], room: int) -> bytes:
+    """`lines` quoted-printable (UTF-8, CRLF line ends), as many as fit in `room` bytes (one at least)."""
+    encoded, total = [], 0
+    for line in lines:
+        piece = quopri.encodestring(f"{line}\n".encode()).replace(b"\n", b"\r\n")
+        if encoded and total + len(piece) > room:
+            break
+        encoded.append(piece)
+        total += len(piece)
+    return b"".join(encoded)
+
+
+def _content(kind: str, size: int) -> bytes:
+    """What follows the header fields of `_message` in every message of a run, about `size` bytes in all: the
+    content's own fields, the blank line and its body. `lines`: lines of "x" (the bench's first content, which
+    costs a server the least to index); `text`: plain text of words, quoted-printable UTF-8; `html`: the same
+    words in an HTML-only newsletter (tables, styles, links), quoted-printable, as much bulk mail comes."""
+    room = max(78, size - _HEAD)
+    if kind == "lines":
+        return b"\r\n" + (b"x" * 76 + b"\r\n") * (room // 78)
+    subtype = "plain" if kind == "text" else "html"
+    head = (
+        f"MIME-Version: 1.0\r\nContent-Type: text/{subtype}; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    ).encode()
+    room -= len(head)
+    if kind == "text":
+        return head + _stuffed(_quoted_printable(_lines(11), room))
+    top = "<html><head><style>p { color: #333; }</style></head><body><table>"
+    rows = (
+        f'<tr><td style="padding:8px;font-family:Arial"><p>{line}</p>'
+        f'<a href="https://sender.test/story/{number}">Read more</a></td></tr>'
+        for number, line in enumerate(_lines(12))
+    )
+    end = _quoted_printable(["</table></body></html>"], room)
+    return head + _stuffed(_quoted_printable(itertools.chain([top], rows), room - len(end)) + end)
+
+
+def _message(content: bytes, number: int) -> bytes:
     head = (
         f"From: bench@sender.test\r\nTo: {{rcpt}}\r\nSubject: bench {number}\r\n"
-        f"Message-ID: <bench.{number}.{time.time_ns()}@sender.test>\r\n\r\n"
+        f"Message-ID: <bench.{number}.{time.time_ns()}@sender.test>\r\n"
     ).encode()
-    line = b"x" * 76 + b"\r\n"
-    body = line * max(1, (size - len(head)) // len(line))
-    return head + body
+    return head + content
 
 
 async def _reply(reader: asyncio.StreamReader) -> bytes:
@@ -70,7 +136,7 @@ async def _session(
     host: str,
     port: int,
     count: int,
-    size: int,
+    content: bytes,
     rcpt: str,
     first: int,
     prepared: dict[int, bytes] | None = None,
@@ -82,20 +148,26 @@ async def _session(
     try:
         if per_message:
             for number in range(first, first + count):
-                await _one_connection(host, port, size, rcpt, number, accepted, prepared)
+                await _one_connection(host, port, content, rcpt, number, accepted, prepared)
         else:
-            await _transactions(host, port, count, size, rcpt, first, accepted, prepared)
+            await _transactions(host, port, count, content, rcpt, first, accepted, prepared)
     except ConnectionError as exc:
         print(f"a session ended early: {exc}", file=sys.stderr)
     return accepted[0]
 
 
 async def _one_connection(
-    host: str, port: int, size: int, rcpt: str, number: int, accepted: list[int], prepared: dict[int, bytes] | None
+    host: str,
+    port: int,
+    content: bytes,
+    rcpt: str,
+    number: int,
+    accepted: list[int],
+    prepared: dict[int, bytes] | None,
 ) -> None:
     """One message the way most senders on the internet send it: its own connection, each command waiting for
     its reply (no PIPELINING), QUIT at the end."""
-    body = (prepared[number] if prepared else _message(size, number)).replace(b"{rcpt}", rcpt.encode())
+    body = (prepared[number] if prepared else _message(content, number)).replace(b"{rcpt}", rcpt.encode())
     reader, writer = await asyncio.open_connection(host, port)
     try:
         await _reply(reader)
@@ -119,7 +191,7 @@ async def _transactions(
     host: str,
     port: int,
     count: int,
-    size: int,
+    content: bytes,
     rcpt: str,
     first: int,
     accepted: list[int],
@@ -130,7 +202,7 @@ async def _transactions(
     writer.write(b"EHLO bench.sender.test\r\n")
     await _reply(reader)
     for number in range(first, first + count):
-        body = (prepared[number] if prepared else _message(size, number)).replace(b"{rcpt}", rcpt.encode())
+        body = (prepared[number] if prepared else _message(content, number)).replace(b"{rcpt}", rcpt.encode())
         writer.write(f"MAIL FROM:<bench@sender.test> SIZE={len(body)}\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n".encode())
         replies = [await _reply(reader) for _ in range(3)]
         if not replies[2].startswith(b"354"):
@@ -225,6 +297,7 @@ async def _run(args: argparse.Namespace, prepared: dict[int, bytes] | None = Non
     share, extra = divmod(args.messages, args.sessions)
     counts = [share + (1 if i < extra else 0) for i in range(args.sessions)]
     starts = [sum(counts[:i]) for i in range(args.sessions)]
+    content = _content(args.content, args.size)
     began = time.perf_counter()
     recipients = _recipients(args)
     accepted = await asyncio.gather(
@@ -233,7 +306,7 @@ async def _run(args: argparse.Namespace, prepared: dict[int, bytes] | None = Non
                 args.host,
                 args.port,
                 count,
-                args.size,
+                content,
                 recipients[i % len(recipients)],
                 start,
                 prepared,
@@ -343,7 +416,8 @@ def _compare(args: argparse.Namespace) -> None:
         for name, environment in runs * args.rounds:
             process, args.port = start_mx(environment)
             try:
-                messages = {n: _message(args.size, n) for n in range(args.messages)}
+                content = _content(args.content, args.size)
+                messages = {n: _message(content, n) for n in range(args.messages)}
                 prepared = _signed(messages, pem)
                 before, cpu_before = _stored(rcpts), cpu_seconds(process.pid)
                 accepted, elapsed = asyncio.run(_run(args, prepared))
@@ -376,6 +450,9 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--messages", type=int, default=2000, help="total messages over all sessions")
     parser.add_argument("--size", type=int, default=1024, help="message size in bytes")
+    parser.add_argument(
+        "--content", choices=CONTENTS, default="lines", help="what the messages hold (see _content); lines by default"
+    )
     parser.add_argument("--recipient", default="bench@bench.test")
     parser.add_argument(
         "--recipients", type=int, default=1, help="spread sessions over this many accounts (one Inbox lock each)"
@@ -433,7 +510,7 @@ def _measure(args: argparse.Namespace, rcpts: list[str]) -> tuple[float, str]:
     rate = min(accepted, stored) / elapsed
     return rate, (
         f"sessions={args.sessions} recipients={args.recipients} messages={args.messages} size={args.size} "
-        f"per-message-connections={args.connection_per_message} "
+        f"content={args.content} per-message-connections={args.connection_per_message} "
         f"accepted={accepted} stored={stored} seconds={elapsed:.2f} rate={rate:.0f} msg/s{cpu}"
     )
 
