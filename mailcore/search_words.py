@@ -31,8 +31,7 @@ _CJK = (
     "\u3005\u3007\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
     "\U00020000-\U0002ebef\U00030000-\U0003134f"
 )
-_CJK_RUN = re.compile(f"[{_CJK}]+")
-_CJK_SPLIT = re.compile(f"([{_CJK}]+)")  # text and runs alternately, the runs at odd places
+_CJK_RUN = re.compile(f"([{_CJK}]+)")  # captured, so that a split gives text and runs alternately
 _QUERY_CJK_RUN = re.compile(f"(-?)([{_CJK}]+)")  # with the minus of an exclusion
 # Any letter or digit outside ASCII: text without one is indexed as PostgreSQL reads it, and nothing needs folding.
 _NON_ASCII_LETTER = re.compile(r"[^\W_\x00-\x7f]")
@@ -66,7 +65,7 @@ def fold(text: str) -> str:
     folded = _folded(text)
     if folded.isascii():  # no CJK run to split: known without reading the characters
         return folded
-    pieces = _CJK_SPLIT.split(folded)
+    pieces = _CJK_RUN.split(folded)
     singles: dict[str, None] = {}
     for index in range(1, len(pieces), 2):
         run = pieces[index]
