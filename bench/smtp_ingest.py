@@ -411,12 +411,12 @@ def _compare(args: argparse.Namespace) -> None:
     rates: dict[str, float] = {}
     cpu_per_message: dict[str, float] = {}
     rcpts = _recipients(args)
+    content = _content(args.content, args.size)
     try:
         # Alternating rounds, best of each: other load on the machine then hurts both figures alike.
         for name, environment in runs * args.rounds:
             process, args.port = start_mx(environment)
             try:
-                content = _content(args.content, args.size)
                 messages = {n: _message(content, n) for n in range(args.messages)}
                 prepared = _signed(messages, pem)
                 before, cpu_before = _stored(rcpts), cpu_seconds(process.pid)
